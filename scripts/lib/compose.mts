@@ -1,0 +1,118 @@
+// `docker compose` commands as data (Kamal style): pure functions return argument arrays, so tests
+// compare arrays and zx quotes each element when running them:
+//   await $`docker ${composeArgs(ctx, 'ps', '--format', 'json')}`
+import { $ } from 'zx';
+
+export interface ComposeContext {
+  projectDir: string;
+  envFile: string;
+  project: string;
+  /** -f files; empty = compose's default (docker-compose.yml in projectDir) */
+  composeFiles?: string[];
+}
+
+export const APP_SERVICE = 'app';
+
+export function composeArgs(ctx: ComposeContext, ...sub: (string | number)[]): string[] {
+  const files = (ctx.composeFiles ?? []).flatMap((f) => ['-f', f]);
+  return [
+    'compose',
+    '--project-directory',
+    ctx.projectDir,
+    '--env-file',
+    ctx.envFile,
+    '-p',
+    ctx.project,
+    ...files,
+    ...sub.map(String),
+  ];
+}
+
+export function psArgs(ctx: ComposeContext, opts: { all?: boolean; service?: string } = {}): string[] {
+  return composeArgs(ctx, 'ps', ...(opts.all ? ['--all'] : []), '--format', 'json', ...(opts.service ? [opts.service] : []));
+}
+
+/** start (or recreate) one service and wait until it is healthy (or running, without a healthcheck) */
+export function upArgs(
+  ctx: ComposeContext,
+  opts: { service?: string; wait?: boolean; waitTimeoutS?: number; noDeps?: boolean; noBuild?: boolean; forceRecreate?: boolean } = {},
+): string[] {
+  const wait = opts.wait ?? true;
+  return composeArgs(
+    ctx,
+    'up',
+    '-d',
+    ...(opts.noDeps ? ['--no-deps'] : []),
+    ...(opts.noBuild ? ['--no-build'] : []),
+    ...(opts.forceRecreate ? ['--force-recreate'] : []),
+    ...(wait ? ['--wait'] : []),
+    ...(wait && opts.waitTimeoutS !== undefined ? ['--wait-timeout', String(opts.waitTimeoutS)] : []),
+    opts.service ?? APP_SERVICE,
+  );
+}
+
+export function stopArgs(ctx: ComposeContext, opts: { service?: string; timeoutS?: number } = {}): string[] {
+  return composeArgs(ctx, 'stop', ...(opts.timeoutS !== undefined ? ['-t', String(opts.timeoutS)] : []), opts.service ?? APP_SERVICE);
+}
+
+export function startArgs(ctx: ComposeContext, opts: { service?: string } = {}): string[] {
+  return composeArgs(ctx, 'start', opts.service ?? APP_SERVICE);
+}
+
+export function logsArgs(ctx: ComposeContext, opts: { service?: string; tail?: number; since?: string; timestamps?: boolean } = {}): string[] {
+  return composeArgs(
+    ctx,
+    'logs',
+    '--no-color',
+    ...(opts.timestamps ? ['--timestamps'] : []),
+    ...(opts.tail !== undefined ? ['--tail', String(opts.tail)] : []),
+    ...(opts.since ? ['--since', opts.since] : []),
+    ...(opts.service ? [opts.service] : []),
+  );
+}
+
+export function imagesArgs(ctx: ComposeContext, opts: { service?: string } = {}): string[] {
+  return composeArgs(ctx, 'images', '--format', 'json', ...(opts.service ? [opts.service] : []));
+}
+
+/** container ids of a service (`ps -q`); with all, also stopped ones */
+export function psQuietArgs(ctx: ComposeContext, opts: { service?: string; all?: boolean } = {}): string[] {
+  return composeArgs(ctx, 'ps', ...(opts.all ? ['--all'] : []), '-q', opts.service ?? APP_SERVICE);
+}
+
+export interface ComposePsEntry {
+  ID: string;
+  Name: string;
+  Service: string;
+  State: string;
+  Health: string;
+  Image: string;
+  [k: string]: unknown;
+}
+
+/** `compose ps --format json` prints one object per line (v2.21+) or one array (older v2) */
+export function parseComposePs(text: string): ComposePsEntry[] {
+  const t = text.trim();
+  if (!t) return [];
+  if (t.startsWith('[')) return JSON.parse(t) as ComposePsEntry[];
+  return t
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as ComposePsEntry);
+}
+
+/**
+ * Environment for running compose: the shell environment minus the keys the env file defines, so the
+ * env file wins over a stray exported variable (compose itself lets the shell win for interpolation).
+ */
+export function composeEnv(values: Record<string, string>, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  for (const k of Object.keys(values)) delete env[k];
+  return env;
+}
+
+/** run `docker <args>` quietly; throws zx's ProcessOutput on a non-zero exit unless nothrow */
+export async function docker(args: string[], opts: { nothrow?: boolean; env?: NodeJS.ProcessEnv; input?: string } = {}) {
+  const p = $({ quiet: true, nothrow: opts.nothrow ?? false, env: opts.env ?? process.env, input: opts.input })`docker ${args}`;
+  return p;
+}

@@ -1,0 +1,249 @@
+// The one operation lock (STATE_DIR/ops.lock) shared by backup, restore, rollout and rollback.
+// Created atomically: the JSON is written to a temporary file and hard-linked to the lock name,
+// which fails if the lock exists, so a reader never sees a half-written lock. A lock whose pid is
+// dead on this host is stale and taken over with a warning; a live one is reported by operation,
+// pid, host, operator and age.
+import { hostname, userInfo } from 'node:os';
+import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { StepError } from './errors.mts';
+import { formatDuration } from './log.mts';
+import type { StateLayout } from './state.mts';
+
+export interface LockInfo {
+  pid: number;
+  host: string;
+  operation: string;
+  operator: string;
+  startedAt: string;
+  /** process start time from /proc, to tell a reused pid from the holder */
+  pidStart?: string;
+  token?: string;
+}
+
+export interface LockHandle {
+  info: LockInfo;
+  path: string;
+  release(): void;
+}
+
+export interface AcquireOptions {
+  operation: string;
+  operator?: string;
+  /** keep retrying this long while another live operation holds the lock (default 0: refuse at once) */
+  waitMs?: number;
+  pollMs?: number;
+  log?: { warn(m: string): void; info(m: string): void };
+  /** for tests */
+  now?: () => Date;
+}
+
+export class LockBusyError extends StepError {
+  holder: LockInfo;
+  constructor(lockFile: string, holder: LockInfo, now: Date, waitedMs: number) {
+    super(describeHolder(holder, now) + `; lock file ${lockFile}` + (waitedMs > 0 ? ` (waited ${formatDuration(waitedMs)})` : ''), {
+      step: 'lock',
+      hint:
+        `wait for the ${holder.operation} to finish and retry, or pass --wait-lock <seconds>. ` +
+        `Only if pid ${holder.pid} is not running on ${holder.host}: rm ${lockFile}`,
+    });
+    this.holder = holder;
+  }
+}
+
+export function describeHolder(h: LockInfo, now: Date = new Date()): string {
+  const started = new Date(h.startedAt);
+  const age = Number.isNaN(started.getTime()) ? 'unknown age' : `${formatDuration(Math.max(0, now.getTime() - started.getTime()))} ago`;
+  return `another operation holds the lock: ${h.operation} (pid ${h.pid} on ${h.host}, operator ${h.operator}) since ${h.startedAt} (${age})`;
+}
+
+export function currentOperator(): string {
+  const env = process.env;
+  if (env.LAZYFLOW_OPERATOR) return env.LAZYFLOW_OPERATOR;
+  if (env.SUDO_USER) return env.SUDO_USER;
+  try {
+    return userInfo().username;
+  } catch {
+    return env.USER ?? 'unknown';
+  }
+}
+
+/** start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or undefined */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function isProcessAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** true when the lock's holder certainly no longer runs (same host, pid dead or reused) */
+export function isStale(info: LockInfo, host: string = hostname()): boolean {
+  if (info.host !== host) return false;
+  if (!isProcessAlive(info.pid)) return true;
+  if (info.pidStart) {
+    const now = processStartTime(info.pid);
+    if (now !== undefined && now !== info.pidStart) return true;
+  }
+  return false;
+}
+
+export function readLock(path: string): LockInfo | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const v = JSON.parse(text) as LockInfo;
+    if (typeof v.pid === 'number' && typeof v.host === 'string') return v;
+  } catch {
+    /* fall through */
+  }
+  // unparsable: treat as held by an unknown process; the file's mtime tells since when
+  let since = new Date(0).toISOString();
+  try {
+    since = statSync(path).mtime.toISOString();
+  } catch {
+    /* ignore */
+  }
+  return { pid: -1, host: 'unknown', operation: 'unknown (unreadable lock file)', operator: 'unknown', startedAt: since };
+}
+
+function tryCreate(path: string, info: LockInfo): boolean {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, JSON.stringify(info) + '\n', { mode: 0o644 });
+  try {
+    linkSync(tmp, path);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* ignore */
+    }
+  }
+}
+
+/** remove a stale lock, serialised by a short-lived takeover mutex so two takers cannot both win */
+function removeStale(path: string, stale: LockInfo): boolean {
+  const mutex = `${path}.takeover`;
+  try {
+    writeFileSync(mutex, String(process.pid), { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // a taker died inside the (tiny) critical section: clear its mutex after a while
+    try {
+      if (Date.now() - statSync(mutex).mtimeMs > 10_000) unlinkSync(mutex);
+    } catch {
+      /* ignore */
+    }
+    return false;
+  }
+  try {
+    const again = readLock(path);
+    if (!again) return true;
+    if (again.pid !== stale.pid || again.startedAt !== stale.startedAt || again.token !== stale.token) return false;
+    const aside = `${path}.stale-${process.pid}`;
+    renameSync(path, aside);
+    unlinkSync(aside);
+    return true;
+  } finally {
+    try {
+      unlinkSync(mutex);
+    } catch {
+      /* ignore */
+    }
+  }
+}
+
+const held = new Set<string>();
+let exitHookInstalled = false;
+
+function installExitHook() {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const entry of held) {
+      const [path, token] = entry.split('\0');
+      try {
+        if (readLock(path)?.token === token) unlinkSync(path);
+      } catch {
+        /* ignore */
+      }
+    }
+  });
+}
+
+export async function acquireLock(layout: Pick<StateLayout, 'lockFile'>, opts: AcquireOptions): Promise<LockHandle> {
+  const path = layout.lockFile;
+  const now = opts.now ?? (() => new Date());
+  mkdirSync(dirname(path), { recursive: true });
+  const info: LockInfo = {
+    pid: process.pid,
+    host: hostname(),
+    operation: opts.operation,
+    operator: opts.operator ?? currentOperator(),
+    startedAt: now().toISOString(),
+    pidStart: processStartTime(process.pid),
+    token: randomBytes(8).toString('hex'),
+  };
+  const waitMs = opts.waitMs ?? 0;
+  const pollMs = opts.pollMs ?? 500;
+  const t0 = Date.now();
+  let announced = false;
+  for (;;) {
+    if (tryCreate(path, info)) break;
+    const holder = readLock(path);
+    if (!holder) continue; // released between our attempt and the read
+    if (isStale(holder)) {
+      if (removeStale(path, holder)) {
+        opts.log?.warn(`took over a stale lock: ${holder.operation} (pid ${holder.pid} on ${holder.host}, operator ${holder.operator}, since ${holder.startedAt}) is no longer running`);
+      }
+      continue;
+    }
+    const waited = Date.now() - t0;
+    if (waited >= waitMs) throw new LockBusyError(path, holder, now(), waited);
+    if (!announced) {
+      announced = true;
+      opts.log?.info(`${describeHolder(holder, now())}; waiting up to ${formatDuration(waitMs)}`);
+    }
+    await new Promise((r) => setTimeout(r, Math.min(pollMs * (0.5 + Math.random()), Math.max(1, waitMs - waited))));
+  }
+  const entry = `${path}\0${info.token}`;
+  held.add(entry);
+  installExitHook();
+  let released = false;
+  return {
+    info,
+    path,
+    release() {
+      if (released) return;
+      released = true;
+      held.delete(entry);
+      try {
+        if (readLock(path)?.token === info.token) unlinkSync(path);
+      } catch {
+        /* ignore */
+      }
+    },
+  };
+}

@@ -1,0 +1,226 @@
+// Operator-facing logger: human lines on the terminal (colour only on a TTY without NO_COLOR),
+// and every line appended to STATE_DIR/logs/ops.log with timestamp, level and operation.
+// --quiet prints errors only (cron mails nothing when all is well); --json keeps stdout for data,
+// so human lines go to stderr then.
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Chalk, type ChalkInstance } from 'chalk';
+import { errorMessage, isToolkitError } from './errors.mts';
+
+export type Level = 'debug' | 'info' | 'ok' | 'warn' | 'error';
+
+export interface LoggerOptions {
+  /** append every line here (STATE_DIR/logs/ops.log); can be set later with setOpsLog() */
+  opsLogPath?: string;
+  /** errors only on the terminal (the ops log still gets everything) */
+  quiet?: boolean;
+  /** stdout is reserved for JSON data: human lines go to stderr */
+  json?: boolean;
+  /** operation name written in the ops log (backup, restore, rollout, ...) */
+  op?: string;
+  /** print debug lines (also LOG_LEVEL=debug) */
+  verbose?: boolean;
+  /** for tests: where terminal output goes */
+  stdout?: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+export interface StepHandle {
+  done(detail?: string): number;
+  fail(err?: unknown): number;
+}
+
+export interface TableColumn {
+  key: string;
+  label?: string;
+  align?: 'left' | 'right';
+}
+
+export interface Logger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  ok(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+  step(name: string): StepHandle;
+  table(rows: Record<string, unknown>[], columns: (string | TableColumn)[]): void;
+  /** data output to stdout, never suppressed by --quiet (e.g. --json, --list) */
+  out(text: string): void;
+  setOpsLog(path: string | undefined): void;
+  readonly quiet: boolean;
+  readonly json: boolean;
+  readonly op: string;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  const m = Math.floor(ms / 60_000);
+  const s = Math.round((ms % 60_000) / 1000);
+  return `${m} min ${s} s`;
+}
+
+export function formatBytes(n: number): string {
+  if (!Number.isFinite(n)) return String(n);
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
+}
+
+export function renderTable(rows: Record<string, unknown>[], columns: (string | TableColumn)[]): string {
+  const cols: TableColumn[] = columns.map((c) => (typeof c === 'string' ? { key: c } : c));
+  const cell = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+  const header = cols.map((c) => c.label ?? c.key);
+  const body = rows.map((r) => cols.map((c) => cell(r[c.key])));
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((v, i) => (cols[i].align === 'right' ? v.padStart(widths[i]) : v.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n') + '\n';
+}
+
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const stdout = opts.stdout ?? process.stdout;
+  const stderr = opts.stderr ?? process.stderr;
+  const quiet = Boolean(opts.quiet);
+  const json = Boolean(opts.json);
+  const op = opts.op ?? 'ops';
+  const verbose = Boolean(opts.verbose) || process.env.LOG_LEVEL === 'debug';
+  const tty = Boolean((stdout as { isTTY?: boolean }).isTTY) && !process.env.NO_COLOR;
+  const c: ChalkInstance = new Chalk({ level: tty ? 1 : 0 });
+  // human, non-error lines: stdout normally, stderr when stdout carries JSON
+  const humanStream = json ? stderr : stdout;
+  const humanTty = json ? Boolean((stderr as { isTTY?: boolean }).isTTY) : tty;
+  let opsLogPath = opts.opsLogPath;
+  let opsLogBroken = false;
+  let spinnerTimer: NodeJS.Timeout | undefined;
+  let spinnerText = '';
+
+  function appendOps(level: Level, msg: string) {
+    if (!opsLogPath || opsLogBroken) return;
+    try {
+      mkdirSync(dirname(opsLogPath), { recursive: true });
+      const ts = new Date().toISOString();
+      const lines = msg.split('\n').map((l) => `${ts} ${level.toUpperCase().padEnd(5)} [${op} ${process.pid}] ${l}\n`);
+      appendFileSync(opsLogPath, lines.join(''));
+    } catch (err) {
+      opsLogBroken = true;
+      stderr.write(`warning: cannot append to ops log ${opsLogPath}: ${errorMessage(err)}\n`);
+    }
+  }
+
+  function clearSpinner() {
+    if (spinnerTimer) humanStream.write('\r\x1b[K');
+  }
+  function redrawSpinner() {
+    if (spinnerTimer) humanStream.write(`\r\x1b[K${spinnerText}`);
+  }
+
+  const ts = () => c.dim(new Date().toISOString().slice(11, 19));
+  function emit(level: Level, msg: string) {
+    appendOps(level, msg);
+    if (level === 'debug' && !verbose) return;
+    if (quiet && level !== 'error') return;
+    const tag = {
+      debug: c.gray('debug'),
+      info: c.blue('info '),
+      ok: c.green('ok   '),
+      warn: c.yellow('warn '),
+      error: c.red('error'),
+    }[level];
+    const stream = level === 'error' || level === 'warn' ? stderr : humanStream;
+    clearSpinner();
+    stream.write(`${ts()} ${tag} ${msg}\n`);
+    redrawSpinner();
+  }
+
+  const logger: Logger = {
+    debug: (m) => emit('debug', m),
+    info: (m) => emit('info', m),
+    ok: (m) => emit('ok', m),
+    warn: (m) => emit('warn', m),
+    error: (m) => emit('error', m),
+    step(name: string): StepHandle {
+      const started = performance.now();
+      appendOps('info', `${name} ...`);
+      let frame = 0;
+      const showSpinner = humanTty && !quiet && !spinnerTimer;
+      if (showSpinner) {
+        spinnerText = `${SPINNER[0]} ${name}`;
+        spinnerTimer = setInterval(() => {
+          frame = (frame + 1) % SPINNER.length;
+          const secs = ((performance.now() - started) / 1000).toFixed(0);
+          spinnerText = `${c.cyan(SPINNER[frame])} ${name} ${c.dim(`${secs}s`)}`;
+          redrawSpinner();
+        }, 100);
+        spinnerTimer.unref();
+        redrawSpinner();
+      } else if (!quiet && !humanTty) {
+        // no spinner: say that a long step started, so a log reader sees where it hung
+        humanStream.write(`${ts()} ${c.blue('info ')} ${name} ...\n`);
+      }
+      let finished = false;
+      const stop = () => {
+        const ms = performance.now() - started;
+        if (showSpinner && spinnerTimer) {
+          clearInterval(spinnerTimer);
+          clearSpinner();
+          spinnerTimer = undefined;
+        }
+        finished = true;
+        return ms;
+      };
+      return {
+        done(detail?: string) {
+          if (finished) return 0;
+          const ms = stop();
+          emit('ok', `${name} (${formatDuration(ms)})${detail ? `: ${detail}` : ''}`);
+          return ms;
+        },
+        fail(err?: unknown) {
+          if (finished) return 0;
+          const ms = stop();
+          const why = err === undefined ? '' : `: ${errorMessage(err)}`;
+          emit('error', `${name} failed after ${formatDuration(ms)}${why}`);
+          if (err !== undefined && !isToolkitError(err) && err instanceof Error && err.stack) appendOps('debug', err.stack);
+          return ms;
+        },
+      };
+    },
+    table(rows, columns) {
+      const text = renderTable(rows, columns);
+      appendOps('info', text.trimEnd());
+      clearSpinner();
+      stdout.write(text);
+      redrawSpinner();
+    },
+    out(text: string) {
+      clearSpinner();
+      stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+      redrawSpinner();
+    },
+    setOpsLog(path) {
+      opsLogPath = path;
+      opsLogBroken = false;
+    },
+    get quiet() {
+      return quiet;
+    },
+    get json() {
+      return json;
+    },
+    get op() {
+      return op;
+    },
+  };
+  return logger;
+}

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import {
+  composeArgs,
+  composeEnv,
+  imagesArgs,
+  logsArgs,
+  parseComposePs,
+  psArgs,
+  psQuietArgs,
+  startArgs,
+  stopArgs,
+  upArgs,
+} from '../../scripts/lib/compose.mts';
+
+const ctx = { projectDir: '/srv/lazyflow', envFile: '/srv/lazyflow/.env.prod', project: 'lazyflow' };
+const base = ['compose', '--project-directory', '/srv/lazyflow', '--env-file', '/srv/lazyflow/.env.prod', '-p', 'lazyflow'];
+
+describe('compose commands are data', () => {
+  it('composeArgs puts the global flags first, then the subcommand', () => {
+    expect(composeArgs(ctx, 'ps', '--format', 'json')).toEqual([...base, 'ps', '--format', 'json']);
+  });
+
+  it('adds -f for every compose file, in order', () => {
+    expect(composeArgs({ ...ctx, composeFiles: ['/a/docker-compose.yml', '/a/override.yml'] }, 'config')).toEqual([
+      ...base,
+      '-f',
+      '/a/docker-compose.yml',
+      '-f',
+      '/a/override.yml',
+      'config',
+    ]);
+  });
+
+  it('keeps arguments with spaces and shell characters as single elements', () => {
+    const args = composeArgs({ ...ctx, projectDir: '/srv/my app; rm -rf /' }, 'logs');
+    expect(args[2]).toBe('/srv/my app; rm -rf /');
+    expect(args).toHaveLength(base.length + 1);
+  });
+
+  it('converts numbers to strings', () => {
+    expect(composeArgs(ctx, 'stop', '-t', 30, 'app')).toEqual([...base, 'stop', '-t', '30', 'app']);
+  });
+
+  it('builds the common commands', () => {
+    expect(psArgs(ctx)).toEqual([...base, 'ps', '--format', 'json']);
+    expect(psArgs(ctx, { all: true, service: 'app' })).toEqual([...base, 'ps', '--all', '--format', 'json', 'app']);
+    expect(psQuietArgs(ctx)).toEqual([...base, 'ps', '-q', 'app']);
+    expect(upArgs(ctx)).toEqual([...base, 'up', '-d', '--wait', 'app']);
+    expect(upArgs(ctx, { waitTimeoutS: 120, noDeps: true })).toEqual([...base, 'up', '-d', '--no-deps', '--wait', '--wait-timeout', '120', 'app']);
+    expect(upArgs(ctx, { wait: false, service: 'caddy' })).toEqual([...base, 'up', '-d', 'caddy']);
+    expect(stopArgs(ctx)).toEqual([...base, 'stop', 'app']);
+    expect(stopArgs(ctx, { timeoutS: 20 })).toEqual([...base, 'stop', '-t', '20', 'app']);
+    expect(startArgs(ctx)).toEqual([...base, 'start', 'app']);
+    expect(logsArgs(ctx, { service: 'app', tail: 100, since: '10m' })).toEqual([...base, 'logs', '--no-color', '--tail', '100', '--since', '10m', 'app']);
+    expect(imagesArgs(ctx, { service: 'app' })).toEqual([...base, 'images', '--format', 'json', 'app']);
+  });
+});
+
+describe('parseComposePs', () => {
+  it('reads JSON lines (compose >= 2.21)', () => {
+    const text = '{"ID":"a","Service":"app","State":"running","Health":"healthy"}\n{"ID":"b","Service":"caddy","State":"running","Health":""}\n';
+    expect(parseComposePs(text).map((e) => e.Service)).toEqual(['app', 'caddy']);
+  });
+  it('reads a JSON array (older v2)', () => {
+    expect(parseComposePs('[{"ID":"a","Service":"app"}]')[0].ID).toBe('a');
+  });
+  it('reads empty output as no containers', () => {
+    expect(parseComposePs('\n')).toEqual([]);
+  });
+});
+
+describe('composeEnv', () => {
+  it('drops shell variables that the env file defines, so the file wins', () => {
+    const env = composeEnv({ STATE_DIR: '/srv/state', APP_TAG: 'v2' }, { STATE_DIR: '/tmp/oops', PATH: '/bin', HOME: '/root' });
+    expect(env).toEqual({ PATH: '/bin', HOME: '/root' });
+  });
+});

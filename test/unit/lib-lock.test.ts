@@ -1,0 +1,126 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { acquireLock, isStale, LockBusyError, readLock } from '../../scripts/lib/lock.mts';
+
+let dir: string;
+let layout: { lockFile: string };
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'lib-lock-'));
+  layout = { lockFile: join(dir, 'ops.lock') };
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** a pid that is certainly not running: a child that already exited */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((r) => child.on('exit', r));
+  return child.pid as number;
+}
+
+describe('acquireLock', () => {
+  it('writes pid, host, operation, operator and startedAt, and release removes it', async () => {
+    const lock = await acquireLock(layout, { operation: 'backup', operator: 'alice' });
+    const info = JSON.parse(readFileSync(layout.lockFile, 'utf8'));
+    expect(info).toMatchObject({ pid: process.pid, host: hostname(), operation: 'backup', operator: 'alice' });
+    expect(new Date(info.startedAt).toISOString()).toBe(info.startedAt);
+    lock.release();
+    expect(existsSync(layout.lockFile)).toBe(false);
+    lock.release(); // idempotent
+  });
+
+  it('refuses while held, naming operation, pid, host, operator and since', async () => {
+    const first = await acquireLock(layout, { operation: 'restore', operator: 'bob' });
+    const err = await acquireLock(layout, { operation: 'backup' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(LockBusyError);
+    const e = err as LockBusyError;
+    expect(e.exitCode).toBe(1);
+    expect(e.message).toContain('restore');
+    expect(e.message).toContain(`pid ${process.pid}`);
+    expect(e.message).toContain(hostname());
+    expect(e.message).toContain('operator bob');
+    expect(e.message).toContain(first.info.startedAt);
+    expect(e.message).toMatch(/ago\)/);
+    expect(e.hint).toContain('--wait-lock');
+    first.release();
+  });
+
+  it('waits for the holder when asked to', async () => {
+    const first = await acquireLock(layout, { operation: 'rollout' });
+    setTimeout(() => first.release(), 300);
+    const t0 = Date.now();
+    const second = await acquireLock(layout, { operation: 'backup', waitMs: 5000, pollMs: 50 });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(readLock(layout.lockFile)?.operation).toBe('backup');
+    second.release();
+  });
+
+  it('gives up after waitMs', async () => {
+    const first = await acquireLock(layout, { operation: 'rollout' });
+    await expect(acquireLock(layout, { operation: 'backup', waitMs: 200, pollMs: 20 })).rejects.toThrow(/waited/);
+    first.release();
+  });
+
+  it('takes over a stale lock of a dead pid on this host, with a warning', async () => {
+    const pid = await deadPid();
+    writeFileSync(layout.lockFile, JSON.stringify({ pid, host: hostname(), operation: 'restore', operator: 'carol', startedAt: '2020-01-01T00:00:00.000Z' }));
+    expect(isStale(readLock(layout.lockFile)!)).toBe(true);
+    const warnings: string[] = [];
+    const lock = await acquireLock(layout, { operation: 'backup', log: { warn: (m) => warnings.push(m), info: () => {} } });
+    expect(readLock(layout.lockFile)?.pid).toBe(process.pid);
+    expect(warnings.join('\n')).toMatch(/stale lock: restore \(pid \d+ .*carol/);
+    lock.release();
+  });
+
+  it('does not take over a lock of another host', async () => {
+    const pid = await deadPid();
+    writeFileSync(layout.lockFile, JSON.stringify({ pid, host: 'other-host', operation: 'rollout', operator: 'dan', startedAt: new Date().toISOString() }));
+    await expect(acquireLock(layout, { operation: 'backup' })).rejects.toThrow(/rollout \(pid \d+ on other-host, operator dan\)/);
+  });
+
+  it('treats a live pid whose start time differs as reused (stale)', () => {
+    expect(isStale({ pid: process.pid, host: hostname(), operation: 'x', operator: 'y', startedAt: '', pidStart: '1' })).toBe(true);
+    expect(isStale({ pid: process.pid, host: hostname(), operation: 'x', operator: 'y', startedAt: '' })).toBe(false);
+  });
+
+  it('of two processes acquiring at the same moment, exactly one wins', async () => {
+    const lockModule = resolve(__dirname, '../../scripts/lib/lock.mts');
+    const script = join(dir, 'contender.mts');
+    writeFileSync(
+      script,
+      `import { acquireLock } from ${JSON.stringify(lockModule)};
+const start = Number(process.argv[2]);
+while (Date.now() < start) {}
+try {
+  const l = await acquireLock({ lockFile: ${JSON.stringify(layout.lockFile)} }, { operation: 'op' + process.pid });
+  console.log('won');
+  await new Promise((r) => setTimeout(r, 1000));
+  l.release();
+} catch (e) {
+  console.log('lost: ' + e.message);
+}
+`,
+    );
+    for (let round = 0; round < 3; round++) {
+      const start = Date.now() + 700;
+      const run = () =>
+        new Promise<string>((res, rej) => {
+          const c = spawn(process.execPath, [script, String(start)]);
+          let out = '';
+          c.stdout.on('data', (d) => (out += d));
+          c.stderr.on('data', (d) => (out += d));
+          c.on('error', rej);
+          c.on('exit', () => res(out.trim()));
+        });
+      const results = await Promise.all([run(), run()]);
+      expect(results.filter((r) => r === 'won')).toHaveLength(1);
+      expect(results.filter((r) => r.startsWith('lost: lock: another operation holds the lock'))).toHaveLength(1);
+      expect(existsSync(layout.lockFile)).toBe(false);
+    }
+  }, 20_000);
+});
