@@ -1,0 +1,333 @@
+// Preflight: checks as data. Pure evaluators take what was observed (file mode, parsed env values,
+// command outputs) and return results; `collectPreflight` gathers the observations with zx.
+// Every failure names the key or file and the fix.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface CheckResult {
+  name: string;
+  ok: boolean;
+  /** 'warn' results are ok:true but printed; 'error' results fail preflight */
+  level: 'ok' | 'warn' | 'error';
+  message: string;
+  key?: string;
+  file?: string;
+  fix?: string;
+}
+
+/** Embedded local try-out default of the app; refused outside local mode. */
+export const LOCAL_DEFAULT_SECRET = 'local-try-out-secret-not-for-production-0000';
+export const SECRET_RE = /^[A-Za-z0-9_-]{32,}$/;
+export const BOT_TOKEN_RE = /^[0-9]{3,}:[A-Za-z0-9_-]{20,}$/;
+export const MIN_NODE = [22, 18] as const;
+
+const ok = (name: string, message: string, extra: Partial<CheckResult> = {}): CheckResult => ({ name, ok: true, level: 'ok', message, ...extra });
+const warn = (name: string, message: string, extra: Partial<CheckResult> = {}): CheckResult => ({ name, ok: true, level: 'warn', message, ...extra });
+const fail = (name: string, message: string, extra: Partial<CheckResult> = {}): CheckResult => ({ name, ok: false, level: 'error', message, ...extra });
+
+/** Values that are obviously not filled in. */
+export function placeholderReason(value: string): string | null {
+  const v = value.trim();
+  if (/change[_-]?me/i.test(v)) return 'contains CHANGE_ME';
+  if (/^<[^>]*>$/.test(v) || /<[A-Za-z _-]+>/.test(v)) return 'is a <placeholder>';
+  if (/replace[_-]?(me|this|with)/i.test(v)) return 'says "replace me"';
+  if (/^your[_-]/i.test(v) || /\byour[-_.]?(domain|token|secret|email)\b/i.test(v)) return 'is a "your-..." placeholder';
+  if (/(^|[@./])example\.(com|org|net)$/i.test(v) || /\/\/([a-z0-9-]+\.)*example\.(com|org|net)\b/i.test(v)) return 'uses an example.* domain';
+  if (/^(x{3,}|\.\.\.|todo|tbd|fixme|secret|token|password)$/i.test(v)) return 'is a placeholder word';
+  return null;
+}
+
+export function isLocalHost(host: string): boolean {
+  return host === 'localhost' || host.endsWith('.localhost') || host === '127.0.0.1' || host === '::1';
+}
+
+export function isLocalMode(values: Record<string, string | undefined>): boolean {
+  if ((values.BOT_TOKEN ?? '').trim() !== '') return false;
+  try {
+    return isLocalHost(new URL(values.APP_URL ?? '').hostname);
+  } catch {
+    return isLocalHost(values.DOMAIN ?? '');
+  }
+}
+
+export function requiredKeys(local: boolean): string[] {
+  return local
+    ? ['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS']
+    : ['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS', 'BOT_TOKEN', 'ACME_EMAIL'];
+}
+
+/** Keys whose value equal to the example file's value means "not filled in" (outside local mode). */
+const EXAMPLE_SENSITIVE = ['BOT_TOKEN', 'WEBHOOK_SECRET', 'DOMAIN', 'APP_URL', 'ACME_EMAIL', 'ALLOWED_ORIGINS', 'ADMIN_CHAT_ID'];
+
+export interface EnvObservation {
+  file: string;
+  exists: boolean;
+  mode?: number; // st.mode & 0o777
+  values: Record<string, string>;
+  /** parsed .env.prod.example, when present: its values are placeholders in production */
+  example?: Record<string, string>;
+  exampleFile?: string;
+}
+
+export function checkEnv(o: EnvObservation): CheckResult[] {
+  const r: CheckResult[] = [];
+  const file = o.file;
+  if (!o.exists) {
+    r.push(fail('env file', `env file ${file} does not exist`, { file, fix: `cp .env.prod.example ${file} && chmod 600 ${file}, then fill in every key` }));
+    return r;
+  }
+  if (o.mode !== undefined) {
+    if ((o.mode & 0o077) !== 0) {
+      r.push(fail('env file mode', `${file} has mode ${o.mode.toString(8).padStart(4, '0')}: group/others can read the secrets in it`, { file, fix: `chmod 600 ${file}` }));
+    } else {
+      r.push(ok('env file mode', `${file} mode ${o.mode.toString(8).padStart(4, '0')}`, { file }));
+    }
+  }
+  const v = o.values;
+  const local = isLocalMode(v);
+  if (local) r.push(warn('mode', 'local mode: BOT_TOKEN is empty and APP_URL is localhost (no webhook, Caddy internal CA); not a production setup', { file }));
+
+  const missing = requiredKeys(local).filter((k) => (v[k] ?? '').trim() === '');
+  for (const k of missing) {
+    r.push(fail(`key ${k}`, `${k} is missing or empty in ${file}`, { key: k, file, fix: fixFor(k, file) }));
+  }
+
+  // placeholders
+  for (const [k, val] of Object.entries(v)) {
+    if (!val) continue;
+    const why = placeholderReason(val);
+    if (why) {
+      r.push(fail(`key ${k}`, `${k} in ${file} ${why}: "${truncate(val)}"`, { key: k, file, fix: fixFor(k, file) }));
+      continue;
+    }
+    if (!local && o.example && EXAMPLE_SENSITIVE.includes(k) && o.example[k] && o.example[k] === val && !isLocalValue(val)) {
+      r.push(fail(`key ${k}`, `${k} in ${file} still has the example value from ${o.exampleFile ?? '.env.prod.example'}`, { key: k, file, fix: fixFor(k, file) }));
+    }
+  }
+  const flagged = new Set(r.filter((x) => !x.ok && x.key).map((x) => x.key));
+
+  // WEBHOOK_SECRET strength
+  const secret = v.WEBHOOK_SECRET ?? '';
+  if (secret && !flagged.has('WEBHOOK_SECRET')) {
+    if (!SECRET_RE.test(secret)) {
+      r.push(fail('key WEBHOOK_SECRET', `WEBHOOK_SECRET in ${file} is weak: it needs at least 32 characters of A-Z a-z 0-9 _ - (has ${secret.length}${/[^A-Za-z0-9_-]/.test(secret) ? ', with other characters' : ''})`, { key: 'WEBHOOK_SECRET', file, fix: fixFor('WEBHOOK_SECRET', file) }));
+    } else if (secret === LOCAL_DEFAULT_SECRET) {
+      if (local) r.push(warn('key WEBHOOK_SECRET', `WEBHOOK_SECRET is the embedded local default (accepted in local mode only)`, { key: 'WEBHOOK_SECRET', file, fix: fixFor('WEBHOOK_SECRET', file) }));
+      else r.push(fail('key WEBHOOK_SECRET', `WEBHOOK_SECRET in ${file} is the embedded local try-out default, which production refuses`, { key: 'WEBHOOK_SECRET', file, fix: fixFor('WEBHOOK_SECRET', file) }));
+    } else if (new Set(secret).size < 8) {
+      r.push(fail('key WEBHOOK_SECRET', `WEBHOOK_SECRET in ${file} is weak: only ${new Set(secret).size} distinct characters`, { key: 'WEBHOOK_SECRET', file, fix: fixFor('WEBHOOK_SECRET', file) }));
+    } else {
+      r.push(ok('key WEBHOOK_SECRET', `strong (${secret.length} chars)`, { key: 'WEBHOOK_SECRET', file }));
+    }
+  }
+
+  // BOT_TOKEN format
+  const token = v.BOT_TOKEN ?? '';
+  if (token && !flagged.has('BOT_TOKEN')) {
+    if (!BOT_TOKEN_RE.test(token)) {
+      r.push(fail('key BOT_TOKEN', `BOT_TOKEN in ${file} does not look like a bot token (<digits>:<35 chars of A-Z a-z 0-9 _ ->)`, { key: 'BOT_TOKEN', file, fix: fixFor('BOT_TOKEN', file) }));
+    } else {
+      r.push(ok('key BOT_TOKEN', `format ok (bot id ${token.split(':')[0]})`, { key: 'BOT_TOKEN', file }));
+    }
+  }
+
+  // APP_URL https, host == DOMAIN
+  const appUrl = v.APP_URL ?? '';
+  const domain = (v.DOMAIN ?? '').trim();
+  if (appUrl && !flagged.has('APP_URL')) {
+    let u: URL | null = null;
+    try {
+      u = new URL(appUrl);
+    } catch {
+      r.push(fail('key APP_URL', `APP_URL in ${file} is not a URL: "${truncate(appUrl)}"`, { key: 'APP_URL', file, fix: `set APP_URL=https://${domain || '<your domain>'} in ${file}` }));
+    }
+    if (u) {
+      if (u.protocol !== 'https:') {
+        r.push(fail('key APP_URL', `APP_URL in ${file} must be https, got ${u.protocol}//: Telegram only delivers webhooks over HTTPS and the Mini App needs it`, { key: 'APP_URL', file, fix: `set APP_URL=https://${u.host} in ${file}` }));
+      } else if (domain && u.hostname !== domain.toLowerCase()) {
+        r.push(fail('key APP_URL', `APP_URL host "${u.hostname}" is not DOMAIN "${domain}" in ${file}: Caddy gets a certificate for DOMAIN only`, { key: 'APP_URL', file, fix: `set APP_URL=https://${domain} (or DOMAIN=${u.hostname}) in ${file}` }));
+      } else if (u.pathname !== '/' && u.pathname !== '') {
+        r.push(fail('key APP_URL', `APP_URL in ${file} has a path (${u.pathname}); the webhook URL is APP_URL/webhook/<secret>`, { key: 'APP_URL', file, fix: `set APP_URL=https://${u.host} in ${file}` }));
+      } else {
+        r.push(ok('key APP_URL', `${appUrl} matches DOMAIN`, { key: 'APP_URL', file }));
+      }
+    }
+  }
+
+  // ALLOWED_ORIGINS
+  const origins = v.ALLOWED_ORIGINS ?? '';
+  if (origins && !flagged.has('ALLOWED_ORIGINS')) {
+    const list = origins.split(',').map((s) => s.trim()).filter(Boolean);
+    const bad = list.filter((o2) => o2 === '*' || o2.includes('*'));
+    if (bad.length) {
+      r.push(fail('key ALLOWED_ORIGINS', `ALLOWED_ORIGINS in ${file} contains a wildcard (${bad.join(', ')}): any site could call the API with a user's initData`, { key: 'ALLOWED_ORIGINS', file, fix: `list exact origins, e.g. ALLOWED_ORIGINS=${appUrl ? safeOrigin(appUrl) : 'https://<your domain>'}` }));
+    } else {
+      const invalid = list.filter((o2) => {
+        try {
+          const u = new URL(o2);
+          return u.origin !== o2.replace(/\/$/, '') || (!local && u.protocol !== 'https:');
+        } catch {
+          return true;
+        }
+      });
+      if (invalid.length) {
+        r.push(fail('key ALLOWED_ORIGINS', `ALLOWED_ORIGINS in ${file} has entries that are not https origins: ${invalid.join(', ')}`, { key: 'ALLOWED_ORIGINS', file, fix: 'use scheme://host[:port] entries, comma separated, https in production' }));
+      } else {
+        r.push(ok('key ALLOWED_ORIGINS', `${list.length} origin(s)`, { key: 'ALLOWED_ORIGINS', file }));
+      }
+    }
+  }
+
+  // ACME_EMAIL shape (production)
+  const email = v.ACME_EMAIL ?? '';
+  if (email && !flagged.has('ACME_EMAIL') && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
+    r.push(fail('key ACME_EMAIL', `ACME_EMAIL in ${file} is not an email address`, { key: 'ACME_EMAIL', file, fix: `set ACME_EMAIL=<you>@<your domain> in ${file} (Let's Encrypt expiry notices)` }));
+  }
+
+  if (!r.some((x) => !x.ok)) r.push(ok('env file', `${file}: every required key present`, { file }));
+  return r;
+}
+
+function isLocalValue(v: string): boolean {
+  return /localhost|127\.0\.0\.1/.test(v) || v === LOCAL_DEFAULT_SECRET;
+}
+
+function safeOrigin(u: string): string {
+  try {
+    return new URL(u).origin;
+  } catch {
+    return 'https://<your domain>';
+  }
+}
+
+function truncate(s: string, n = 40): string {
+  return s.length > n ? `${s.slice(0, n)}...` : s;
+}
+
+export function fixFor(key: string, file: string): string {
+  switch (key) {
+    case 'WEBHOOK_SECRET':
+      return `generate one: sed -i "s/^WEBHOOK_SECRET=.*/WEBHOOK_SECRET=$(openssl rand -hex 32)/" ${file}`;
+    case 'BOT_TOKEN':
+      return `set BOT_TOKEN to the token @BotFather gave you (123456789:AA...) in ${file}`;
+    case 'DOMAIN':
+      return `set DOMAIN to the DNS name pointing at this server in ${file}`;
+    case 'APP_URL':
+      return `set APP_URL=https://<DOMAIN> in ${file}`;
+    case 'ALLOWED_ORIGINS':
+      return `set ALLOWED_ORIGINS=https://<DOMAIN> (comma list of exact origins) in ${file}`;
+    case 'ACME_EMAIL':
+      return `set ACME_EMAIL to a mailbox you read in ${file}`;
+    default:
+      return `set ${key} in ${file} (see .env.prod.example)`;
+  }
+}
+
+// ---- system ---------------------------------------------------------------------------------
+
+export function parseVersion(s: string): number[] | null {
+  const m = /(\d+)\.(\d+)(?:\.(\d+))?/.exec(s);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)] : null;
+}
+
+export function versionAtLeast(v: number[], min: readonly number[]): boolean {
+  for (let i = 0; i < min.length; i++) {
+    if ((v[i] ?? 0) > min[i]) return true;
+    if ((v[i] ?? 0) < min[i]) return false;
+  }
+  return true;
+}
+
+export interface SystemObservation {
+  docker: { ok: boolean; serverVersion?: string; error?: string };
+  compose: { ok: boolean; version?: string; error?: string };
+  nodeVersion: string;
+  disk: { path: string; freeBytes: number; minFreeBytes: number } | null;
+  composeConfig?: { ok: boolean; output?: string };
+  caddyfile?: { ok: boolean; output?: string; file?: string; skipped?: string };
+}
+
+export function checkSystem(o: SystemObservation): CheckResult[] {
+  const r: CheckResult[] = [];
+  r.push(o.docker.ok
+    ? ok('docker engine', `engine ${o.docker.serverVersion}`)
+    : fail('docker engine', `no Docker engine answers: ${firstLine(o.docker.error)}`, { fix: 'install Docker (RUNBOOK: VPS preparation) and start it: systemctl enable --now docker' }));
+  const cv = parseVersion(o.compose.version ?? '');
+  if (!o.compose.ok || !cv) {
+    r.push(fail('compose v2', `"docker compose" (v2 plugin) not found: ${firstLine(o.compose.error)}`, { fix: 'install the Compose v2 plugin (docker-compose-plugin); Compose v1 "docker-compose" is not supported' }));
+  } else if (cv[0] < 2) {
+    r.push(fail('compose v2', `docker compose ${o.compose.version} is v1`, { fix: 'install the Compose v2 plugin' }));
+  } else {
+    r.push(ok('compose v2', `docker compose ${o.compose.version}`));
+  }
+  const nv = parseVersion(o.nodeVersion);
+  r.push(nv && versionAtLeast(nv, MIN_NODE)
+    ? ok('node', `node ${o.nodeVersion}`)
+    : fail('node', `node ${o.nodeVersion} is older than ${MIN_NODE.join('.')} (no native TypeScript)`, { fix: 'install Node >= 22.18 (RUNBOOK: VPS preparation)' }));
+  if (o.disk) {
+    const { freeBytes, minFreeBytes, path: p } = o.disk;
+    r.push(freeBytes >= minFreeBytes
+      ? ok('disk', `${fmtBytes(freeBytes)} free at ${p}`)
+      : fail('disk', `only ${fmtBytes(freeBytes)} free at ${p}, need ${fmtBytes(minFreeBytes)} (image build + pre-deploy backup)`, { file: p, fix: 'free space: docker image prune; node scripts/backup.mts --keep-daily 7 ...; or pass --min-free-mb' }));
+  }
+  if (o.composeConfig) {
+    r.push(o.composeConfig.ok
+      ? ok('compose config', 'docker compose config is valid')
+      : fail('compose config', `docker compose config is invalid: ${firstLine(o.composeConfig.output)}`, { file: 'docker-compose.yml', fix: 'run: docker compose --env-file <env file> config   and fix the reported line' }));
+  }
+  if (o.caddyfile) {
+    const f = o.caddyfile.file ?? 'docker/caddy/Caddyfile';
+    if (o.caddyfile.skipped) r.push(warn('caddyfile', `not validated: ${o.caddyfile.skipped}`, { file: f }));
+    else r.push(o.caddyfile.ok
+      ? ok('caddyfile', 'caddy validate: valid', { file: f })
+      : fail('caddyfile', `caddy validate failed: ${lastLines(o.caddyfile.output)}`, { file: f, fix: `fix ${f} (or the env values it reads) and re-run preflight` }));
+  }
+  return r;
+}
+
+export function preflightPassed(results: CheckResult[]): boolean {
+  return results.every((r) => r.ok);
+}
+
+function firstLine(s?: string): string {
+  return (s ?? '').trim().split('\n')[0]?.slice(0, 300) ?? '';
+}
+
+function lastLines(s?: string, n = 3): string {
+  return (s ?? '').trim().split('\n').filter(Boolean).slice(-n).join(' | ').slice(0, 500);
+}
+
+export function fmtBytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let x = n;
+  while (x >= 1024 && i < u.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return `${x.toFixed(i ? 1 : 0)} ${u[i]}`;
+}
+
+/** Free bytes on the filesystem holding `p` (or its nearest existing parent). */
+export function freeBytesAt(p: string): { path: string; freeBytes: number } {
+  let cur = path.resolve(p);
+  while (!fs.existsSync(cur) && path.dirname(cur) !== cur) cur = path.dirname(cur);
+  const st = fs.statfsSync(cur);
+  return { path: cur, freeBytes: Number(st.bavail) * Number(st.bsize) };
+}
+
+export function observeEnvFile(file: string, parse: (text: string) => Record<string, string>, exampleFile?: string): EnvObservation {
+  let exists = true;
+  let mode: number | undefined;
+  let values: Record<string, string> = {};
+  try {
+    mode = fs.statSync(file).mode & 0o777;
+    values = parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') exists = false;
+    else throw e;
+  }
+  let example: Record<string, string> | undefined;
+  if (exampleFile && fs.existsSync(exampleFile)) example = parse(fs.readFileSync(exampleFile, 'utf8'));
+  return { file, exists, mode, values, example, exampleFile };
+}

@@ -1,0 +1,170 @@
+// Release planning, pure: phases of a rollout, the app tag of a build, the auto-rollback decision and
+// which release images to prune. Commands are data (argument arrays); scripts run them with zx.
+import type { Release } from './journal.mts';
+
+export const ROLLOUT_PHASES = [
+  'preflight', 'lock', 'build', 'backup', 'swap', 'health', 'telegram', 'smoke', 'record', 'notify',
+] as const;
+export type RolloutPhase = (typeof ROLLOUT_PHASES)[number];
+
+export const ROLLBACK_PHASES = [
+  'preflight', 'lock', 'backup', 'restore', 'swap', 'health', 'telegram', 'smoke', 'record', 'notify',
+] as const;
+
+/** Phases whose failure triggers the automatic rollback (the live app was already touched). */
+export const GATED_PHASES: ReadonlySet<string> = new Set(['swap', 'health', 'telegram', 'smoke']);
+
+export interface GitState {
+  sha: string; // full sha of HEAD
+  dirty: boolean; // uncommitted changes in tracked files (or untracked files that are not ignored)
+}
+
+/** `git status --porcelain` output -> dirty? (ignored files never appear in porcelain output) */
+export function isDirtyPorcelain(porcelain: string): boolean {
+  return porcelain.split('\n').some((l) => l.trim().length > 0);
+}
+
+/**
+ * The image tag of a build: the first 12 chars of the git sha; a dirty tree (only with --allow-dirty)
+ * gets a visible marker and a timestamp, so two dirty builds never share a tag.
+ */
+export function appTagFor(git: GitState, now: Date): string {
+  const short = git.sha.slice(0, 12);
+  if (!git.dirty) return short;
+  const ts = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, '').replace('T', '');
+  return `${short}-dirty-${ts}`;
+}
+
+export interface BuildPlan {
+  image: string;
+  appTag: string;
+  ref: string;
+  argv: string[]; // docker ...
+}
+
+/** `docker build` for the app image, tagged with the release tag; APP_VERSION = tag so /health reports it. */
+export function buildArgs(o: {
+  contextDir: string;
+  dockerfile?: string;
+  image: string;
+  appTag: string;
+  buildArgs?: Record<string, string | undefined>;
+  labels?: Record<string, string>;
+}): BuildPlan {
+  const ref = `${o.image}:${o.appTag}`;
+  const argv = ['build', '--tag', ref, '--file', o.dockerfile ?? `${o.contextDir.replace(/\/$/, '')}/Dockerfile`];
+  const args: Record<string, string | undefined> = { APP_VERSION: o.appTag, ...(o.buildArgs ?? {}) };
+  for (const [k, v] of Object.entries(args)) if (v !== undefined && v !== '') argv.push('--build-arg', `${k}=${v}`);
+  for (const [k, v] of Object.entries(o.labels ?? {})) argv.push('--label', `${k}=${v}`);
+  argv.push(o.contextDir);
+  return { image: o.image, appTag: o.appTag, ref, argv };
+}
+
+export interface RollbackDecision {
+  /** app tag to go back to, or null when there is no earlier release (first deploy) */
+  toAppTag: string | null;
+  toRelease: string | null;
+  /** restore the pre-deploy backup? only when the failed release moved the schema */
+  restoreDb: boolean;
+  backupId: string | null;
+  why: string[];
+}
+
+/**
+ * What to do after a failed gate. Old code cannot run on a newer schema, so when PRAGMA user_version
+ * moved (the new release migrated the database), the pre-deploy backup is restored; otherwise the data
+ * is kept (rows written during the attempt survive).
+ */
+export function decideRollback(o: {
+  previous: Pick<Release, 'id' | 'appTag'> | undefined | null;
+  userVersionBefore: number | null | undefined;
+  userVersionAfter: number | null | undefined;
+  backupId: string | null | undefined;
+}): RollbackDecision {
+  const why: string[] = [];
+  const before = o.userVersionBefore ?? null;
+  const after = o.userVersionAfter ?? null;
+  let restoreDb = false;
+  if (before === null) {
+    why.push('no database before this release: nothing to restore, data kept');
+  } else if (after === null) {
+    why.push(`could not read user_version after the attempt (before: ${before}); restoring the pre-deploy backup to be safe`);
+    restoreDb = true;
+  } else if (after !== before) {
+    why.push(`schema moved: user_version ${before} -> ${after}; old code cannot run on the new schema, so the pre-deploy backup is restored`);
+    restoreDb = true;
+  } else {
+    why.push(`schema unchanged (user_version ${before}): data kept, no restore`);
+  }
+  if (restoreDb && !o.backupId) {
+    why.push('no pre-deploy backup id recorded: CANNOT restore; the database stays as the failed release left it');
+    restoreDb = false;
+  }
+  const toAppTag = o.previous?.appTag ?? null;
+  if (!toAppTag) why.push('no earlier successful release: the failed app container is stopped, nothing to go back to');
+  else why.push(`going back to release ${o.previous!.id} (image tag ${toAppTag})`);
+  return { toAppTag, toRelease: o.previous?.id ?? null, restoreDb, backupId: o.backupId ?? null, why };
+}
+
+/**
+ * Image tags to delete: only tags this toolkit created (named in the journal); keep the `keep` newest
+ * distinct tags of successful releases plus anything in `protect` (live tag, the one just built,
+ * rollback targets). Tags not in the journal (e.g. `local`, hand-built) are never touched.
+ */
+export function imagesToPrune(o: { localTags: string[]; releases: Release[]; keep: number; protect?: string[] }): string[] {
+  const journalTags = new Set(o.releases.map((r) => r.appTag).filter(Boolean) as string[]);
+  const kept = new Set(o.protect ?? []);
+  const newest: string[] = [];
+  for (const r of [...o.releases].reverse()) {
+    if (newest.length >= Math.max(1, o.keep)) break;
+    if (r.result === 'ok' && r.appTag && !newest.includes(r.appTag)) newest.push(r.appTag);
+  }
+  for (const t of newest) kept.add(t);
+  return o.localTags.filter((t) => journalTags.has(t) && !kept.has(t));
+}
+
+export interface PlanStep {
+  phase: string;
+  what: string;
+  argv?: string[]; // a command, when the step is one
+}
+
+/** Human-readable plan for --dry-run. */
+export function rolloutPlan(o: {
+  appTag: string;
+  image: string;
+  dirty: boolean;
+  previous: Pick<Release, 'id' | 'appTag'> | undefined;
+  build: BuildPlan;
+  composeStop: string[];
+  composeUp: string[];
+  keepImages: number;
+  telegram: boolean;
+  notify: boolean;
+  skipBackup?: boolean;
+  skipSmoke?: boolean;
+}): PlanStep[] {
+  const steps: PlanStep[] = [
+    { phase: 'preflight', what: 'check engine, Compose v2, Node, disk, env file (mode, keys, secrets), compose config, Caddyfile' },
+    { phase: 'lock', what: 'take STATE_DIR/ops.lock (a stale lock of a dead process is taken over)' },
+    { phase: 'build', what: `build ${o.build.ref}${o.dirty ? ' (DIRTY working tree, --allow-dirty)' : ''}`, argv: ['docker', ...o.build.argv] },
+    {
+      phase: 'backup',
+      what: o.skipBackup ? 'SKIPPED (--skip-backup): no pre-deploy backup, a schema-changing failure could not be undone' : 'pre-deploy backup of the database and uploads (reason pre-deploy)',
+    },
+    { phase: 'swap', what: 'stop the app gracefully (Caddy holds requests), then start the new image; never two app containers', argv: ['docker', ...o.composeStop] },
+    { phase: 'swap', what: `start ${o.image}:${o.appTag} and wait for its healthcheck`, argv: ['docker', ...o.composeUp] },
+    { phase: 'health', what: `/health through Caddy reports version ${o.appTag}` },
+    { phase: 'telegram', what: o.telegram ? 'getWebhookInfo: url, no new error, pending_update_count drains' : 'skipped: local mode (no BOT_TOKEN)' },
+    { phase: 'smoke', what: o.skipSmoke ? 'SKIPPED (--skip-smoke)' : 'run every smoke check; any fail -> automatic rollback' },
+    { phase: 'record', what: `append the release to STATE_DIR/releases.jsonl; prune release images beyond the newest ${o.keepImages}` },
+    { phase: 'notify', what: o.notify ? 'send a message to ADMIN_CHAT_ID' : 'skipped: no ADMIN_CHAT_ID or no BOT_TOKEN' },
+  ];
+  steps.push({
+    phase: 'on failure',
+    what: o.previous
+      ? `roll back to ${o.previous.id} (${o.image}:${o.previous.appTag}); restore the pre-deploy backup only if user_version moved`
+      : 'no earlier release: stop the failed app and report',
+  });
+  return steps;
+}

@@ -1,0 +1,155 @@
+import { describe, it, expect } from 'vitest';
+import {
+  certCovers, evalBackupAge, evalContainers, evalCors, evalDb, evalDisk, evalHealth, evalJobs, evalLogRotation,
+  evalMiniApp, evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo,
+  expectedWebhookUrl, parseComposePs, smokeExitCode, worst, DAY_MS, HOUR_MS, type HttpObs,
+} from '../../scripts/lib/checks/evaluate.mts';
+
+const now = new Date('2025-06-01T12:00:00Z');
+const res = (status: number, headers: Record<string, string> = {}, body = ''): HttpObs => ({ status, headers, body });
+const goodHeaders = {
+  'strict-transport-security': 'max-age=31536000; includeSubDomains',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'strict-origin-when-cross-origin',
+  'content-security-policy': "default-src 'self'; script-src 'self' https://telegram.org; frame-ancestors https://web.telegram.org",
+};
+
+describe('smoke evaluators', () => {
+  it('worst status wins and exit code', () => {
+    expect(worst([{ status: 'pass', detail: 'a' }, { status: 'warn', detail: 'b' }]).status).toBe('warn');
+    expect(smokeExitCode([{ name: 'x', status: 'warn', detail: '' }, { name: 'y', status: 'skip', detail: '' }])).toBe(0);
+    expect(smokeExitCode([{ name: 'x', status: 'fail', detail: '' }])).toBe(1);
+  });
+
+  it('containers: running healthy, unhealthy, missing, two app containers', () => {
+    const ps = parseComposePs('{"Service":"app","State":"running","Health":"healthy"}\n{"Service":"caddy","State":"running","Health":"healthy"}\n');
+    expect(evalContainers(ps).status).toBe('pass');
+    expect(parseComposePs('[{"Service":"app","State":"running"}]')).toHaveLength(1);
+    expect(evalContainers([{ Service: 'app', State: 'running', Health: 'unhealthy' }, { Service: 'caddy', State: 'running', Health: 'healthy' }]).detail).toMatch(/app running but unhealthy/);
+    expect(evalContainers([{ Service: 'caddy', State: 'running', Health: 'healthy' }]).detail).toMatch(/app: not running/);
+    expect(evalContainers([
+      { Service: 'app', State: 'running', Health: 'healthy' }, { Service: 'app', State: 'running', Health: 'healthy' },
+      { Service: 'caddy', State: 'running', Health: 'healthy' }]).detail).toMatch(/2 containers/);
+  });
+
+  it('health: version match', () => {
+    const body = JSON.stringify({ status: 'ok', version: 'v2', db: 'ok' });
+    expect(evalHealth(res(200, {}, body), 'v2').status).toBe('pass');
+    expect(evalHealth(res(200, {}, body), 'v3').detail).toMatch(/expected "v3"/);
+    expect(evalHealth(res(503, {}, JSON.stringify({ status: 'error', db: 'error' }))).status).toBe('fail');
+    expect(evalHealth({ ...res(0), error: 'ECONNREFUSED' }).status).toBe('fail');
+  });
+
+  it('TLS: < 14 d warn, < 3 d fail, not covering or unverified fails', () => {
+    const base = { authorized: true, subjectAltNames: 'DNS:bot.acme.dev', issuer: 'R3' };
+    const exp = (days: number) => new Date(now.getTime() + days * DAY_MS).toUTCString();
+    expect(evalTls({ ...base, validTo: exp(60) }, 'bot.acme.dev', now).status).toBe('pass');
+    expect(evalTls({ ...base, validTo: exp(13.9) }, 'bot.acme.dev', now).status).toBe('warn');
+    expect(evalTls({ ...base, validTo: exp(14.1) }, 'bot.acme.dev', now).status).toBe('pass');
+    expect(evalTls({ ...base, validTo: exp(2.9) }, 'bot.acme.dev', now).status).toBe('fail');
+    expect(evalTls({ ...base, validTo: exp(-1) }, 'bot.acme.dev', now).status).toBe('fail');
+    expect(evalTls({ ...base, validTo: exp(60) }, 'other.acme.dev', now).detail).toMatch(/does not cover/);
+    expect(evalTls({ ...base, authorized: false, authorizationError: 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' }, 'bot.acme.dev', now).detail).toMatch(/--ca/);
+    expect(certCovers('DNS:*.acme.dev', 'bot.acme.dev')).toBe(true);
+    expect(certCovers('DNS:*.acme.dev', 'a.bot.acme.dev')).toBe(false);
+  });
+
+  it('redirect', () => {
+    expect(evalRedirect(res(308, { location: 'https://bot.acme.dev/' }), 'bot.acme.dev').status).toBe('pass');
+    expect(evalRedirect(res(200), 'bot.acme.dev').status).toBe('fail');
+    expect(evalRedirect(res(301, { location: 'http://bot.acme.dev/' }), 'bot.acme.dev').status).toBe('fail');
+  });
+
+  it('security headers: present, and a Server header fails', () => {
+    expect(evalSecurityHeaders([{ path: '/', r: res(200, goodHeaders) }]).status).toBe('pass');
+    const { 'x-content-type-options': _x, ...missing } = goodHeaders;
+    expect(evalSecurityHeaders([{ path: '/health', r: res(200, missing) }]).detail).toMatch(/missing x-content-type-options/);
+    expect(evalSecurityHeaders([{ path: '/', r: res(200, { ...goodHeaders, server: 'Caddy' }) }]).detail).toMatch(/Server: Caddy/);
+    expect(evalSecurityHeaders([{ path: '/', r: res(200, { ...goodHeaders, 'strict-transport-security': 'max-age=60' }) }]).detail).toMatch(/weak strict-transport-security/);
+  });
+
+  it('CORS', () => {
+    const o = 'https://bot.acme.dev';
+    const evil = 'https://evil.invalid';
+    expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204, { 'access-control-allow-origin': o }), other: res(204) }).status).toBe('pass');
+    expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204, { 'access-control-allow-origin': '*' }), other: res(204, { 'access-control-allow-origin': '*' }) }).detail).toMatch(/wildcard/);
+    expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204), other: res(204) }).detail).toMatch(/not answered/);
+    expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204, { 'access-control-allow-origin': o }), other: res(204, { 'access-control-allow-origin': evil }) }).detail).toMatch(/foreign origin/);
+  });
+
+  it('webhook', () => {
+    expect(evalWebhook({ get: res(404), postNoHeader: res(401) }).status).toBe('pass');
+    expect(evalWebhook({ get: res(200), postNoHeader: res(401) }).status).toBe('fail');
+    expect(evalWebhook({ get: res(405), postNoHeader: res(200) }).detail).toMatch(/expected 401/);
+  });
+
+  it('upload privacy: a URL serving the canary fails, SPA fallback does not', () => {
+    const canary = 'canary-123';
+    const probes = [{ url: '/uploads/x', r: res(404) }, { url: '/x', r: res(200, {}, '<html>spa</html>') }];
+    expect(evalUploads({ unauth: res(401), probes, canary }).status).toBe('pass');
+    expect(evalUploads({ unauth: res(200), probes, canary }).status).toBe('fail');
+    expect(evalUploads({ unauth: res(404), probes: [...probes, { url: '/u/x', r: res(200, {}, 'canary-123') }], canary }).detail).toMatch(/\/u\/x/);
+  });
+
+  it('telegram webhook info: url, error after start, pending threshold', () => {
+    const url = expectedWebhookUrl('https://bot.acme.dev/', 's3cret');
+    expect(url).toBe('https://bot.acme.dev/webhook/s3cret');
+    const startedAt = new Date(now.getTime() - 60_000);
+    const o = { expectedUrl: url, secret: 's3cret', startedAt, pendingMax: 50 };
+    expect(evalWebhookInfo({ url, pending_update_count: 0 }, o).status).toBe('pass');
+    const wrong = evalWebhookInfo({ url: 'https://x/webhook/s3cret', pending_update_count: 0 }, o);
+    expect(wrong.status).toBe('fail');
+    expect(wrong.detail).not.toContain('s3cret');
+    const oldErr = Math.floor((startedAt.getTime() - 3600_000) / 1000);
+    expect(evalWebhookInfo({ url, pending_update_count: 0, last_error_date: oldErr, last_error_message: 'x' }, o).status).toBe('pass');
+    const newErr = Math.floor(now.getTime() / 1000);
+    expect(evalWebhookInfo({ url, pending_update_count: 0, last_error_date: newErr, last_error_message: 'Wrong response from the webhook: 502' }, o).detail).toMatch(/502/);
+    expect(evalWebhookInfo({ url, pending_update_count: 50 }, o).detail).toMatch(/pending_update_count 50/);
+  });
+
+  it('database', () => {
+    const good = { quickCheck: 'ok', journalMode: 'wal', userVersion: 3, uid: 1000, mode: 0o644, dirMode: 0o750 };
+    expect(evalDb(good).status).toBe('pass');
+    expect(evalDb({ ...good, dirMode: 0o755 }).status).toBe('warn');
+    expect(evalDb({ ...good, journalMode: 'delete' }).status).toBe('fail');
+    expect(evalDb({ ...good, quickCheck: 'row 3 missing from index' }).status).toBe('fail');
+    expect(evalDb({ ...good, uid: 0 }).detail).toMatch(/chown 1000/);
+    expect(evalDb({ ...good, mode: 0o666 }).detail).toMatch(/world-writable/);
+  });
+
+  it('jobs recency', () => {
+    const at = (s: number) => new Date(now.getTime() - s * 1000).toISOString();
+    expect(evalJobs({ lastTickAt: at(3), now, maxAgeMs: 30_000 }).status).toBe('pass');
+    expect(evalJobs({ lastTickAt: at(31), now, maxAgeMs: 30_000 }).detail).toMatch(/stalled/);
+    expect(evalJobs({ lastTickAt: null, now, maxAgeMs: 30_000, startedAt: new Date(now.getTime() - 5000) }).status).toBe('warn');
+    expect(evalJobs({ lastTickAt: null, now, maxAgeMs: 30_000, startedAt: new Date(now.getTime() - 60_000) }).status).toBe('fail');
+  });
+
+  it('disk thresholds', () => {
+    const G = 2 ** 30;
+    expect(evalDisk({ path: '/s', freeBytes: 50 * G, totalBytes: 100 * G, minFreeBytes: G }).status).toBe('pass');
+    expect(evalDisk({ path: '/s', freeBytes: 1.5 * G, totalBytes: 10 * G, minFreeBytes: G }).status).toBe('warn');
+    expect(evalDisk({ path: '/s', freeBytes: 0.5 * G, totalBytes: 100 * G, minFreeBytes: G }).status).toBe('fail');
+    expect(evalDisk({ path: '/s', freeBytes: 4 * G, totalBytes: 100 * G, minFreeBytes: G }).status).toBe('fail');
+  });
+
+  it('backup age: > 26 h warns, none warns', () => {
+    const at = (h: number) => new Date(now.getTime() - h * HOUR_MS).toISOString();
+    expect(evalBackupAge({ newest: { id: 'b', createdAt: at(25.9) }, now }).status).toBe('pass');
+    expect(evalBackupAge({ newest: { id: 'b', createdAt: at(26.1) }, now }).status).toBe('warn');
+    expect(evalBackupAge({ newest: null, now }).status).toBe('warn');
+  });
+
+  it('log rotation', () => {
+    expect(evalLogRotation([{ service: 'app', type: 'json-file', config: { 'max-size': '10m', 'max-file': '5' } }, { service: 'caddy', type: 'local' }]).status).toBe('pass');
+    expect(evalLogRotation([{ service: 'app', type: 'json-file', config: {} }]).detail).toMatch(/without max-size/);
+  });
+
+  it('mini app', () => {
+    const index = res(200, goodHeaders, '<!doctype html><html></html>');
+    const config = res(200, {}, 'window.LAZYFLOW_CONFIG = {"apiBase": "https://bot.acme.dev"};');
+    expect(evalMiniApp({ index, config, apiBase: 'https://bot.acme.dev' }).status).toBe('pass');
+    expect(evalMiniApp({ index: res(200, {}, '<html>'), config, apiBase: 'https://bot.acme.dev' }).detail).toMatch(/without Content-Security-Policy/);
+    expect(evalMiniApp({ index, config: res(200, {}, 'x'), apiBase: 'https://bot.acme.dev' }).detail).toMatch(/API base/);
+  });
+});
