@@ -1,0 +1,266 @@
+// SQLite (bun:sqlite) in WAL mode, schema versioned by PRAGMA user_version.
+// All SQL of the app lives here so the HTTP and bot layers stay thin.
+
+import { Database } from "bun:sqlite";
+
+/**
+ * Append-only list of migrations: index i brings user_version i -> i+1.
+ * Never edit a released entry; add a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // v1: the tables of the runtime contract.
+  `
+  CREATE TABLE users (
+    id            INTEGER PRIMARY KEY,          -- Telegram user id
+    first_name    TEXT NOT NULL DEFAULT '',
+    last_name     TEXT,
+    username      TEXT,
+    language_code TEXT,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+  );
+  CREATE TABLE tasks (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    title      TEXT NOT NULL,
+    done       INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1)),
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE INDEX tasks_user_id ON tasks(user_id, id);
+  CREATE TABLE media (
+    id            TEXT PRIMARY KEY,             -- random, URL-safe
+    user_id       INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    file_name     TEXT NOT NULL UNIQUE,         -- random stored name under UPLOADS_DIR
+    original_name TEXT NOT NULL,
+    mime          TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    created_at    TEXT NOT NULL
+  );
+  CREATE INDEX media_user_id ON media(user_id);
+  CREATE TABLE processed_updates (
+    update_id    INTEGER PRIMARY KEY,
+    processed_at TEXT NOT NULL
+  );
+  CREATE TABLE job_heartbeats (
+    job          TEXT PRIMARY KEY,
+    last_tick_at TEXT NOT NULL,
+    ticks        INTEGER NOT NULL DEFAULT 0
+  );
+  `,
+  // v2: observable bot traffic (one row per processed message update) and a small key/value table
+  // used by the /health write probe.
+  `
+  CREATE TABLE bot_messages (
+    update_id  INTEGER PRIMARY KEY,
+    chat_id    INTEGER,
+    from_id    INTEGER,
+    text       TEXT,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE app_meta (
+    key        TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class SchemaTooNewError extends Error {
+  constructor(public readonly found: number, public readonly supported: number) {
+    super(
+      `database schema version ${found} is newer than this app supports (${supported}); ` +
+        `refusing to start (restore the matching backup or deploy a newer image)`,
+    );
+    this.name = "SchemaTooNewError";
+  }
+}
+
+export function openDatabase(path: string): Database {
+  const db = new Database(path, { create: true, strict: true });
+  // busy_timeout first: the other PRAGMAs may need a lock while another container holds it.
+  db.exec("PRAGMA busy_timeout = 5000");
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = NORMAL");
+  db.exec("PRAGMA foreign_keys = ON");
+  return db;
+}
+
+export function userVersion(db: Database): number {
+  return (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
+}
+
+/** Applies pending migrations, each in its own IMMEDIATE transaction. Returns versions {from, to}. */
+export function migrate(db: Database, migrations: readonly string[] = MIGRATIONS): { from: number; to: number } {
+  const from = userVersion(db);
+  if (from > migrations.length) throw new SchemaTooNewError(from, migrations.length);
+  for (;;) {
+    // Re-read inside the write lock: two containers booting on the same file must not both migrate.
+    const step = db.transaction(() => {
+      const v = userVersion(db);
+      if (v > migrations.length) throw new SchemaTooNewError(v, migrations.length);
+      if (v === migrations.length) return false;
+      db.exec(migrations[v]!);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+      return true;
+    });
+    if (!step.immediate()) break;
+  }
+  return { from, to: userVersion(db) };
+}
+
+/** Clean shutdown: fold the WAL back into the main file, then close. */
+export function checkpointAndClose(db: Database): { busy: number; log: number; checkpointed: number } {
+  const r = db.query("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number; log: number; checkpointed: number };
+  db.close();
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data access
+
+export interface UserRow {
+  id: number;
+  first_name: string;
+  last_name: string | null;
+  username: string | null;
+  language_code: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TaskRow {
+  id: number;
+  user_id: number;
+  title: string;
+  done: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MediaRow {
+  id: string;
+  user_id: number;
+  file_name: string;
+  original_name: string;
+  mime: string;
+  size: number;
+  created_at: string;
+}
+
+export interface TelegramUserInput {
+  id: number;
+  first_name?: string;
+  last_name?: string;
+  username?: string;
+  language_code?: string;
+}
+
+export interface BotMessageInput {
+  chat_id: number | null;
+  from_id: number | null;
+  text: string | null;
+}
+
+const now = () => new Date().toISOString();
+
+export function createStore(db: Database) {
+  const q = {
+    upsertUser: db.query(
+      `INSERT INTO users (id, first_name, last_name, username, language_code, created_at, updated_at)
+       VALUES ($id, $first_name, $last_name, $username, $language_code, $now, $now)
+       ON CONFLICT(id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name,
+         username = excluded.username, language_code = excluded.language_code, updated_at = excluded.updated_at
+       RETURNING *`,
+    ),
+    listTasks: db.query(`SELECT * FROM tasks WHERE user_id = ? ORDER BY id`),
+    getTask: db.query(`SELECT * FROM tasks WHERE id = ? AND user_id = ?`),
+    insertTask: db.query(
+      `INSERT INTO tasks (user_id, title, done, created_at, updated_at) VALUES (?, ?, 0, ?, ?) RETURNING *`,
+    ),
+    updateTask: db.query(
+      `UPDATE tasks SET title = coalesce($title, title), done = coalesce($done, done), updated_at = $now
+       WHERE id = $id AND user_id = $user_id RETURNING *`,
+    ),
+    deleteTask: db.query(`DELETE FROM tasks WHERE id = ? AND user_id = ?`),
+    insertMedia: db.query(
+      `INSERT INTO media (id, user_id, file_name, original_name, mime, size, created_at)
+       VALUES ($id, $user_id, $file_name, $original_name, $mime, $size, $created_at)`,
+    ),
+    getMedia: db.query(`SELECT * FROM media WHERE id = ? AND user_id = ?`),
+    isProcessed: db.query(`SELECT 1 AS x FROM processed_updates WHERE update_id = ?`),
+    markProcessed: db.query(`INSERT OR IGNORE INTO processed_updates (update_id, processed_at) VALUES (?, ?)`),
+    insertBotMessage: db.query(
+      `INSERT INTO bot_messages (update_id, chat_id, from_id, text, created_at) VALUES (?, ?, ?, ?, ?)`,
+    ),
+    heartbeat: db.query(
+      `INSERT INTO job_heartbeats (job, last_tick_at, ticks) VALUES (?, ?, 1)
+       ON CONFLICT(job) DO UPDATE SET last_tick_at = excluded.last_tick_at, ticks = ticks + 1
+       RETURNING ticks`,
+    ),
+    lastTick: db.query(`SELECT last_tick_at FROM job_heartbeats WHERE job = ?`),
+    select1: db.query(`SELECT 1 AS ok`),
+    probeWrite: db.query(
+      `INSERT INTO app_meta (key, value, updated_at) VALUES ('health_probe', $v, $v)
+       ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+    ),
+  };
+
+  // Record an update as processed (plus its message) atomically; false if already recorded
+  // (e.g. by another process that handled a concurrent redelivery).
+  const recordUpdate = db.transaction((updateId: number, message: BotMessageInput | null): boolean => {
+    const ts = now();
+    const { changes } = q.markProcessed.run(updateId, ts);
+    if (changes === 0) return false;
+    if (message) q.insertBotMessage.run(updateId, message.chat_id, message.from_id, message.text, ts);
+    return true;
+  });
+
+  return {
+    db,
+    upsertUser(u: TelegramUserInput): UserRow {
+      return q.upsertUser.get({
+        id: u.id,
+        first_name: u.first_name ?? "",
+        last_name: u.last_name ?? null,
+        username: u.username ?? null,
+        language_code: u.language_code ?? null,
+        now: now(),
+      }) as UserRow;
+    },
+    listTasks: (userId: number) => q.listTasks.all(userId) as TaskRow[],
+    createTask(userId: number, title: string): TaskRow {
+      const ts = now();
+      return q.insertTask.get(userId, title, ts, ts) as TaskRow;
+    },
+    updateTask(userId: number, id: number, patch: { title?: string; done?: boolean }): TaskRow | null {
+      return (
+        (q.updateTask.get({
+          id,
+          user_id: userId,
+          title: patch.title ?? null,
+          done: patch.done === undefined ? null : patch.done ? 1 : 0,
+          now: now(),
+        }) as TaskRow | null) ?? null
+      );
+    },
+    deleteTask: (userId: number, id: number) => q.deleteTask.run(id, userId).changes > 0,
+    insertMedia: (m: MediaRow) => void q.insertMedia.run({ ...m }),
+    getMedia: (userId: number, id: string) => (q.getMedia.get(id, userId) as MediaRow | null) ?? null,
+    isProcessed: (updateId: number) => q.isProcessed.get(updateId) !== null,
+    recordUpdate: (updateId: number, message: BotMessageInput | null) => recordUpdate.immediate(updateId, message),
+    heartbeat(job: string, at: string = now()): number {
+      return (q.heartbeat.get(job, at) as { ticks: number }).ticks;
+    },
+    lastTickAt: (job: string) => (q.lastTick.get(job) as { last_tick_at: string } | null)?.last_tick_at ?? null,
+    /** SELECT 1 plus a tiny write; throws if the database is unusable. */
+    probe(): void {
+      q.select1.get();
+      q.probeWrite.run({ v: now() });
+    },
+  };
+}
+
+export type Store = ReturnType<typeof createStore>;
