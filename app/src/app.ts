@@ -1,0 +1,355 @@
+// The HTTP surface of the app as a Hono instance. Built by createApp(deps) so tests can drive it
+// in-process with app.request(...); server.ts wires env + db + bot + jobs + Bun.serve.
+
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { rename, unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { BotError, webhookCallback, type Bot } from "grammy";
+import { effectiveBotToken, type Env } from "./env.ts";
+import type { Logger } from "./log.ts";
+import type { Store, TaskRow, UserRow } from "./db.ts";
+import { validateInitData } from "./initdata.ts";
+import { BadUpdateError, UpdateInFlightError } from "./bot.ts";
+
+export interface AppDeps {
+  env: Env;
+  store: Store;
+  bot: Bot;
+  log: Logger;
+  /** Name of the job whose last tick /health reports. */
+  heartbeatJob?: string;
+  /** Development long-polling: the webhook route is then disabled (404). */
+  polling?: boolean;
+}
+
+type AppEnv = { Variables: { user: UserRow } };
+
+const TITLE_MAX = 200;
+/** Room for the multipart envelope around a file of UPLOAD_MAX_BYTES. */
+const MULTIPART_OVERHEAD = 64 * 1024;
+
+export function redactPath(path: string): string {
+  return path.replace(/^\/webhook\/[^/]*/, "/webhook/[redacted]");
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return ab.length === bb.length && timingSafeEqual(ab, bb);
+}
+
+const jsonError = (c: Context, status: 400 | 401 | 404 | 413 | 500 | 503, error: string, message?: string) =>
+  c.json(message ? { error, message } : { error }, status);
+
+const taskJson = (t: TaskRow) => ({
+  id: t.id,
+  title: t.title,
+  done: t.done === 1,
+  created_at: t.created_at,
+  updated_at: t.updated_at,
+});
+
+const userJson = (u: UserRow) => ({
+  id: u.id,
+  first_name: u.first_name,
+  last_name: u.last_name,
+  username: u.username,
+  language_code: u.language_code,
+  created_at: u.created_at,
+});
+
+function parseId(s: string): number | null {
+  if (!/^[1-9]\d{0,15}$/.test(s)) return null;
+  const n = Number(s);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+function cleanMime(type: string): string {
+  const base = type.split(";")[0]!.trim().toLowerCase();
+  return /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/.test(base)
+    ? base
+    : "application/octet-stream";
+}
+
+/**
+ * Content-Type the client declared for multipart field `field`. Needed because Bun's formData()
+ * ignores the part header and guesses the type from the file name's extension.
+ */
+export function declaredPartType(body: Uint8Array, contentType: string, field: string): string | null {
+  const b = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  const boundary = b?.[1] ?? b?.[2];
+  if (!boundary) return null;
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1");
+  for (let i = text.indexOf(`--${boundary}\r\n`); i !== -1; i = text.indexOf(`\r\n--${boundary}\r\n`, i + 1)) {
+    const start = text.indexOf("\r\n", i + 2) + 2;
+    const end = text.indexOf("\r\n\r\n", start);
+    if (start < 2 || end === -1) return null;
+    const headers = text.slice(start, end).split("\r\n");
+    const disp = headers.find((h) => /^content-disposition:/i.test(h)) ?? "";
+    if (!new RegExp(`[;\\s]name="${field}"(;|$)`).test(disp)) continue;
+    const ct = headers.find((h) => /^content-type:/i.test(h));
+    return ct ? ct.slice(ct.indexOf(":") + 1).trim() : null;
+  }
+  return null;
+}
+
+function cleanName(name: string): string {
+  // Stored only as metadata (never used in a path); strip control chars and path parts.
+  const base = name.split(/[\\/]/).pop() ?? "";
+  const cleaned = base.replace(/[\u0000-\u001f\u007f]/g, "").trim().slice(0, 255);
+  return cleaned || "file";
+}
+
+function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]/g, "_").replace(/["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
+
+export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", polling = false }: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const botToken = effectiveBotToken(env);
+
+  // --- request log (one line per request; webhook secret never logged) ---
+  app.use("*", async (c, next) => {
+    const start = performance.now();
+    await next();
+    const path = c.req.path;
+    const fields = {
+      method: c.req.method,
+      path: redactPath(path),
+      status: c.res.status,
+      ms: Math.round((performance.now() - start) * 10) / 10,
+    };
+    // Docker's healthcheck polls every 2 s: keep those at debug.
+    if (path === "/health") log.debug("request", fields);
+    else log.info("request", fields);
+  });
+  app.use("*", async (c, next) => {
+    await next();
+    c.header("X-Content-Type-Options", "nosniff");
+  });
+
+  app.onError((err, c) => {
+    const status = (err as { status?: number }).status;
+    if (status === 413) return jsonError(c, 413, "payload_too_large", `limit is ${env.UPLOAD_MAX_BYTES} bytes`);
+    log.error("request_error", { method: c.req.method, path: redactPath(c.req.path), err });
+    return jsonError(c, 500, "internal_error");
+  });
+  app.notFound((c) => jsonError(c, 404, "not_found"));
+
+  // --- health ---
+  app.get("/health", (c) => {
+    const base = { version: env.APP_VERSION, timestamp: new Date().toISOString() };
+    let lastTickAt: string | null = null;
+    try {
+      store.probe();
+      lastTickAt = store.lastTickAt(heartbeatJob);
+    } catch (err) {
+      log.error("health_db_error", { err });
+      return c.json({ status: "error", ...base, db: "error", jobs: { lastTickAt } }, 503);
+    }
+    return c.json({ status: "ok", ...base, db: "ok", jobs: { lastTickAt } });
+  });
+
+  // --- Telegram webhook ---
+  // Created on first use: webhookCallback() disables bot.start(), which development polling needs.
+  let handleUpdate: ((c: Context) => Promise<Response>) | null = null;
+  app.post(
+    "/webhook/:secret",
+    async (c, next) => {
+      // Wrong path secret: look like nothing is here (before grammY checks the header).
+      if (polling || !safeEqual(c.req.param("secret"), env.WEBHOOK_SECRET)) return jsonError(c, 404, "not_found");
+      await next();
+    },
+    bodyLimit({ maxSize: 1024 * 1024 }),
+    async (c) => {
+      try {
+        handleUpdate ??= webhookCallback(bot, "hono", {
+          secretToken: env.WEBHOOK_SECRET,
+          onTimeout: "throw",
+          timeoutMilliseconds: 10_000,
+        }) as (c: Context) => Promise<Response>;
+        return await handleUpdate(c);
+      } catch (e) {
+        const inner = e instanceof BotError ? e.error : e;
+        if (inner instanceof UpdateInFlightError) {
+          log.warn("update_in_flight", { message: inner.message });
+          return jsonError(c, 503, "in_flight");
+        }
+        if (inner instanceof BadUpdateError || inner instanceof SyntaxError) {
+          log.warn("update_rejected", { message: (inner as Error).message });
+          return jsonError(c, 400, "bad_update");
+        }
+        // Not recorded as processed: Telegram will redeliver it.
+        log.error("update_failed", { err: inner });
+        return jsonError(c, 500, "update_failed");
+      }
+    },
+  );
+
+  // --- Mini App API ---
+  const isApiPath = (p: string) =>
+    p === "/me" || p === "/tasks" || p.startsWith("/tasks/") || p === "/media" || p.startsWith("/files/");
+  const corsMw = cors({
+    origin: (origin) => {
+      if (!origin) return null;
+      if (env.ALLOWED_ORIGINS.includes(origin)) return origin;
+      if (env.ALLOWED_ORIGINS.includes("*") && env.NODE_ENV !== "production") return origin;
+      return null;
+    },
+    allowMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+    allowHeaders: ["Authorization", "Content-Type"],
+    exposeHeaders: ["Content-Disposition"],
+    maxAge: 600,
+  });
+  const auth: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const m = /^tma (.+)$/.exec(header);
+    if (!m) return jsonError(c, 401, "unauthorized", "Authorization: tma <initData> required");
+    const r = validateInitData(m[1]!, botToken, { maxAgeS: env.INITDATA_MAX_AGE_S });
+    if (!r.ok) {
+      log.info("auth_rejected", { reason: r.reason, path: c.req.path });
+      return jsonError(c, 401, "unauthorized", r.reason);
+    }
+    const u = r.data.user;
+    c.set(
+      "user",
+      store.upsertUser({
+        id: u.id,
+        first_name: typeof u.first_name === "string" ? u.first_name : "",
+        last_name: typeof u.last_name === "string" ? u.last_name : undefined,
+        username: typeof u.username === "string" ? u.username : undefined,
+        language_code: typeof u.language_code === "string" ? u.language_code : undefined,
+      }),
+    );
+    await next();
+  };
+  // Registered once on "*" and filtered by path, so no request runs them twice.
+  app.use("*", (c, next) => (isApiPath(c.req.path) ? corsMw(c, next) : next()));
+  app.use("*", (c, next) => (isApiPath(c.req.path) ? auth(c, next) : next()));
+  const jsonLimit = bodyLimit({ maxSize: 64 * 1024 });
+
+  app.get("/me", (c) => c.json(userJson(c.get("user"))));
+
+  app.get("/tasks", (c) => c.json({ tasks: store.listTasks(c.get("user").id).map(taskJson) }));
+
+  const readJson = async (c: Context): Promise<Record<string, unknown> | null> => {
+    try {
+      const body = await c.req.json();
+      return body && typeof body === "object" && !Array.isArray(body) ? body : null;
+    } catch {
+      return null;
+    }
+  };
+  const validTitle = (t: unknown): string | null => {
+    if (typeof t !== "string") return null;
+    const s = t.trim();
+    return s.length >= 1 && s.length <= TITLE_MAX ? s : null;
+  };
+
+  app.post("/tasks", jsonLimit, async (c) => {
+    const body = await readJson(c);
+    const title = validTitle(body?.title);
+    if (!title) return jsonError(c, 400, "invalid_title", `title must be 1-${TITLE_MAX} characters`);
+    return c.json(taskJson(store.createTask(c.get("user").id, title)), 201);
+  });
+
+  app.patch("/tasks/:id", jsonLimit, async (c) => {
+    const id = parseId(c.req.param("id"));
+    if (id === null) return jsonError(c, 404, "not_found");
+    const body = await readJson(c);
+    if (!body) return jsonError(c, 400, "invalid_body", "JSON object expected");
+    const patch: { title?: string; done?: boolean } = {};
+    if (body.title !== undefined) {
+      const title = validTitle(body.title);
+      if (!title) return jsonError(c, 400, "invalid_title", `title must be 1-${TITLE_MAX} characters`);
+      patch.title = title;
+    }
+    if (body.done !== undefined) {
+      if (typeof body.done !== "boolean") return jsonError(c, 400, "invalid_done", "done must be a boolean");
+      patch.done = body.done;
+    }
+    if (patch.title === undefined && patch.done === undefined)
+      return jsonError(c, 400, "invalid_body", "nothing to update (title and/or done)");
+    const t = store.updateTask(c.get("user").id, id, patch);
+    return t ? c.json(taskJson(t)) : jsonError(c, 404, "not_found");
+  });
+
+  app.delete("/tasks/:id", (c) => {
+    const id = parseId(c.req.param("id"));
+    if (id === null || !store.deleteTask(c.get("user").id, id)) return jsonError(c, 404, "not_found");
+    return c.body(null, 204);
+  });
+
+  app.post("/media", bodyLimit({ maxSize: env.UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD }), async (c) => {
+    let form: FormData;
+    let declaredType: string | null = null;
+    try {
+      const contentType = c.req.header("content-type") ?? "";
+      const raw = new Uint8Array(await c.req.arrayBuffer());
+      declaredType = declaredPartType(raw, contentType, "file");
+      form = await new Response(raw, { headers: { "Content-Type": contentType } }).formData();
+    } catch {
+      return jsonError(c, 400, "invalid_body", "multipart/form-data with a `file` field expected");
+    }
+    const file = form.get("file");
+    if (!(file instanceof File)) return jsonError(c, 400, "invalid_body", "multipart field `file` missing");
+    if (file.size > env.UPLOAD_MAX_BYTES)
+      return jsonError(c, 413, "payload_too_large", `limit is ${env.UPLOAD_MAX_BYTES} bytes`);
+
+    const user = c.get("user");
+    const id = randomBytes(16).toString("base64url");
+    const fileName = randomBytes(16).toString("hex");
+    const finalPath = join(env.UPLOADS_DIR, fileName);
+    const partPath = `${finalPath}.part`;
+    const mime = cleanMime(declaredType || file.type);
+    const name = cleanName(file.name);
+    try {
+      await Bun.write(partPath, file);
+      await rename(partPath, finalPath);
+      store.insertMedia({
+        id,
+        user_id: user.id,
+        file_name: fileName,
+        original_name: name,
+        mime,
+        size: file.size,
+        created_at: new Date().toISOString(),
+      });
+    } catch (err) {
+      await unlink(partPath).catch(() => {});
+      await unlink(finalPath).catch(() => {});
+      throw err;
+    }
+    log.info("media_stored", { id, user_id: user.id, size: file.size, mime });
+    return c.json({ id, size: file.size, mime, name }, 201);
+  });
+
+  app.get("/files/:mediaId", async (c) => {
+    const mediaId = c.req.param("mediaId");
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(mediaId)) return jsonError(c, 404, "not_found");
+    const m = store.getMedia(c.get("user").id, mediaId);
+    if (!m) return jsonError(c, 404, "not_found");
+    const f = Bun.file(join(env.UPLOADS_DIR, m.file_name));
+    if (!(await f.exists())) {
+      log.warn("media_file_missing", { id: m.id, file_name: m.file_name });
+      return jsonError(c, 404, "not_found");
+    }
+    return new Response(f.stream(), {
+      status: 200,
+      headers: {
+        "Content-Type": m.mime,
+        "Content-Length": String(f.size),
+        "Content-Disposition": contentDisposition(m.original_name),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private, no-store",
+      },
+    });
+  });
+
+  return app;
+}

@@ -1,0 +1,12 @@
+// Docker HEALTHCHECK (the image has no curl): exit 0 iff GET http://127.0.0.1:$PORT/health answers 200.
+const port = process.env.PORT || "3000";
+try {
+  const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1500) });
+  if (res.status !== 200) console.error(`health: HTTP ${res.status} ${await res.text()}`);
+  process.exit(res.status === 200 ? 0 : 1);
+} catch (err) {
+  console.error(`health: ${(err as Error).message}`);
+  process.exit(1);
+}
+
+export {};
