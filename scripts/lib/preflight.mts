@@ -294,7 +294,9 @@ function firstLine(s?: string): string {
 }
 
 function lastLines(s?: string, n = 3): string {
-  return (s ?? '').trim().split('\n').filter(Boolean).slice(-n).join(' | ').slice(0, 500);
+  const lines = (s ?? '').trim().split('\n').filter(Boolean);
+  const errors = lines.filter((l) => /^Error\b/.test(l));
+  return (errors.length ? errors : lines).slice(-n).join(' | ').slice(0, 500);
 }
 
 export function fmtBytes(n: number): string {
@@ -330,4 +332,104 @@ export function observeEnvFile(file: string, parse: (text: string) => Record<str
   let example: Record<string, string> | undefined;
   if (exampleFile && fs.existsSync(exampleFile)) example = parse(fs.readFileSync(exampleFile, 'utf8'));
   return { file, exists, mode, values, example, exampleFile };
+}
+
+// ---- collection (I/O) -------------------------------------------------------------------------
+
+export interface PreflightOptions {
+  /** minimum free disk in STATE_DIR (default 2 GiB: an image build plus a pre-deploy backup) */
+  minFreeBytes?: number;
+  /** skip the docker-based checks (engine, compose config, Caddyfile) */
+  envOnly?: boolean;
+  /** run `caddy validate` (default true) */
+  caddy?: boolean;
+  /** override the Caddyfile validated (default <projectDir>/docker/caddy/Caddyfile) */
+  caddyfile?: string;
+}
+
+export interface ComposeService {
+  image?: string;
+  environment?: Record<string, string | null>;
+  volumes?: { type: string; source?: string; target: string; read_only?: boolean }[];
+}
+
+/** Everything preflight needs, gathered; then judged by checkEnv + checkSystem. */
+export async function runPreflight(
+  env: { file: string; values: Record<string, string>; projectDir: string; envFile: string; project: string; composeFiles: string[]; stateDir: string },
+  opts: PreflightOptions = {},
+): Promise<CheckResult[]> {
+  const { parseEnvText } = await import('./env.mts');
+  const results: CheckResult[] = [];
+  const exampleFile = path.join(env.projectDir, '.env.prod.example');
+  const envObs = observeEnvFile(env.file, (t) => parseEnvText(t, env.file), exampleFile);
+  results.push(...checkEnv(envObs));
+  if (opts.envOnly) return results;
+
+  const { $ } = await import('zx');
+  const { composeArgs, composeEnv } = await import('./compose.mts');
+  const q = $({ quiet: true, nothrow: true, env: composeEnv(env.values) });
+  const dockerV = await q`docker version --format {{.Server.Version}}`;
+  const composeV = await q`docker compose version --short`;
+  const sys: SystemObservation = {
+    docker: { ok: dockerV.exitCode === 0, serverVersion: dockerV.stdout.trim(), error: dockerV.stderr.trim() },
+    compose: { ok: composeV.exitCode === 0, version: composeV.stdout.trim().replace(/^v/, ''), error: composeV.stderr.trim() },
+    nodeVersion: process.versions.node,
+    disk: null,
+  };
+  const free = freeBytesAt(env.stateDir);
+  sys.disk = { ...free, minFreeBytes: opts.minFreeBytes ?? 2 * 2 ** 30 };
+  if (sys.docker.ok && sys.compose.ok) {
+    const cfg = await q`docker ${composeArgs(env, 'config', '--format', 'json')}`;
+    sys.composeConfig = { ok: cfg.exitCode === 0, output: cfg.stderr.trim() || cfg.stdout.slice(0, 300) };
+    if (cfg.exitCode === 0 && opts.caddy !== false) {
+      sys.caddyfile = await validateCaddyfile(env, JSON.parse(cfg.stdout) as { services: Record<string, ComposeService> }, opts.caddyfile);
+    }
+  }
+  results.push(...checkSystem(sys));
+  return results;
+}
+
+/** Image refs that exist locally, in order of preference. */
+async function firstLocalImage(refs: string[]): Promise<string | undefined> {
+  const { $ } = await import('zx');
+  for (const ref of refs) {
+    if (!ref) continue;
+    const r = await $({ quiet: true, nothrow: true })`docker image inspect --format {{.Id}} ${ref}`;
+    if (r.exitCode === 0) return ref;
+  }
+  return undefined;
+}
+
+/**
+ * `caddy validate` of the Caddyfile on disk, with the caddy service's environment and bind mounts as
+ * compose resolves them (so {$DOMAIN}, ACME roots etc. are real), in a throwaway container with no
+ * network. Uses the stack's proxy image, else the Caddy base image, when present locally.
+ */
+export async function validateCaddyfile(
+  env: { projectDir: string; values: Record<string, string> },
+  config: { services: Record<string, ComposeService> },
+  caddyfileOverride?: string,
+): Promise<NonNullable<SystemObservation['caddyfile']>> {
+  const { $ } = await import('zx');
+  const file = caddyfileOverride ?? path.join(env.projectDir, 'docker', 'caddy', 'Caddyfile');
+  const svc = config.services?.caddy;
+  if (!svc) return { ok: false, file, output: 'no caddy service in the compose config' };
+  if (!fs.existsSync(file)) return { ok: false, file, output: `${file} does not exist` };
+  const image = await firstLocalImage([svc.image ?? '', env.values.CADDY_IMAGE ?? '', process.env.CADDY_IMAGE ?? '']);
+  if (!image) return { ok: true, file, skipped: `no Caddy image present locally yet (${svc.image}); it is validated when the proxy image is built` };
+  const args = ['run', '--rm', '--network', 'none', '--entrypoint', 'caddy'];
+  for (const [k, v] of Object.entries(svc.environment ?? {})) if (v !== null && v !== undefined) args.push('-e', `${k}=${v}`);
+  for (const vol of svc.volumes ?? []) {
+    if (vol.type === 'bind' && vol.source && fs.existsSync(vol.source)) args.push('-v', `${vol.source}:${vol.target}:ro`);
+  }
+  args.push('-v', `${path.resolve(file)}:/etc/caddy/Caddyfile:ro`, image, 'validate', '--config', '/etc/caddy/Caddyfile', '--adapter', 'caddyfile');
+  const r = await $({ quiet: true, nothrow: true })`docker ${args}`;
+  return { ok: r.exitCode === 0, file, output: (r.stderr + r.stdout).trim() };
+}
+
+/** Exit code for a failed preflight: 2 when the env file is wrong (config), 1 when the machine is. */
+export function preflightExitCode(results: CheckResult[]): number {
+  const failed = results.filter((r) => !r.ok);
+  if (!failed.length) return 0;
+  return failed.some((r) => r.key || r.name.startsWith('env file')) ? 2 : 1;
 }

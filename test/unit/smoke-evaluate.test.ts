@@ -54,6 +54,17 @@ describe('smoke evaluators', () => {
     expect(certCovers('DNS:*.acme.dev', 'a.bot.acme.dev')).toBe(false);
   });
 
+  it('TLS: short-lived certificates are judged against their lifetime', () => {
+    const at = (h: number) => new Date(now.getTime() + h * HOUR_MS).toUTCString();
+    const base = { authorized: true, subjectAltNames: 'DNS:localhost', issuer: 'Caddy Local Authority' };
+    // Caddy internal CA: 12 h leaf
+    expect(evalTls({ ...base, validFrom: at(-2), validTo: at(10) }, 'localhost', now).status).toBe('pass');
+    expect(evalTls({ ...base, validFrom: at(-10), validTo: at(2) }, 'localhost', now).status).toBe('warn');
+    expect(evalTls({ ...base, validFrom: at(-11.5), validTo: at(0.5) }, 'localhost', now).status).toBe('fail');
+    // a 90-day certificate still uses the 14 d / 3 d rule
+    expect(evalTls({ ...base, validFrom: at(-80 * 24), validTo: at(10 * 24) }, 'localhost', now).status).toBe('warn');
+  });
+
   it('redirect', () => {
     expect(evalRedirect(res(308, { location: 'https://bot.acme.dev/' }), 'bot.acme.dev').status).toBe('pass');
     expect(evalRedirect(res(200), 'bot.acme.dev').status).toBe('fail');

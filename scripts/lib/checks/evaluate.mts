@@ -96,6 +96,7 @@ export interface TlsObs {
   authorized: boolean;
   authorizationError?: string;
   validTo?: string; // cert.valid_to, e.g. "Mar  1 12:00:00 2026 GMT"
+  validFrom?: string;
   subjectAltNames?: string; // "DNS:a, DNS:b"
   issuer?: string;
 }
@@ -114,6 +115,17 @@ export function evalTls(o: TlsObs, domain: string, now: Date, warnDays = 14, fai
   const exp = o.validTo ? Date.parse(o.validTo) : NaN;
   if (!Number.isFinite(exp)) return fail(`certificate expiry unreadable: ${o.validTo}`);
   const days = (exp - now.getTime()) / DAY_MS;
+  // Short-lived certificates (Caddy's internal CA: 12 h; Let's Encrypt's 6-day profile) can never
+  // have 14 days left: judge them against their lifetime instead. Caddy renews at 1/3 remaining,
+  // so under 1/4 left means renewal is overdue, under 1/10 that it is failing.
+  const from = o.validFrom ? Date.parse(o.validFrom) : NaN;
+  const lifetimeDays = Number.isFinite(from) ? (exp - from) / DAY_MS : NaN;
+  if (Number.isFinite(lifetimeDays) && lifetimeDays < 2 * warnDays) {
+    const left = `${(days * 24).toFixed(1)} h of a ${(lifetimeDays * 24).toFixed(0)} h lifetime left`;
+    if (days < lifetimeDays / 10) return fail(`short-lived certificate nearly expired: ${left}; renewal is failing, see caddy logs`);
+    if (days < lifetimeDays / 4) return warn(`short-lived certificate renewal overdue: ${left}`);
+    return pass(`valid for ${domain}, chain verifies, short-lived certificate with ${left}${o.issuer ? `, issuer ${o.issuer}` : ''}`);
+  }
   const d = days.toFixed(1);
   if (days < failDays) return fail(`certificate expires in ${d} days (< ${failDays}): renewal is failing, see caddy logs`);
   if (days < warnDays) return warn(`certificate expires in ${d} days (< ${warnDays}); Caddy renews at 1/3 of lifetime, check caddy logs`);

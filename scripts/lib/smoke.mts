@@ -1,0 +1,466 @@
+// Smoke checks run after every restart (rollout, rollback, restore) and on demand. Each check is
+// named, gathers what it needs (HTTPS through Caddy, docker inspect, the database on the host) and
+// hands the facts to a pure evaluator in checks/evaluate.mts. Checks run concurrently with per-check
+// timeouts, so the whole suite takes seconds.
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { composeArgs, composeEnv, docker, type ComposeContext } from './compose.mts';
+import type { OpsEnv } from './env.mts';
+import type { Logger } from './log.mts';
+import {
+  evalBackupAge, evalContainers, evalCors, evalDb, evalDisk, evalHealth, evalJobs, evalLogRotation, evalMiniApp,
+  evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo, expectedWebhookUrl,
+  parseComposePs, type DbObs, type HttpObs, type LogConfigObs, type SmokeResult, type Verdict,
+} from './checks/evaluate.mts';
+import { httpGet, httpsGet, tlsProbe, type HttpResult, type Target } from './checks/http.mts';
+import { getWebhookInfo, hostApiRoot, redactToken } from './telegram.mts';
+import { currentRelease, readJournal } from './journal.mts';
+import { isLocalMode } from './preflight.mts';
+
+export const APP_UID = 1000;
+
+export interface SmokeOptions {
+  only?: string[];
+  skip?: string[];
+  log?: Logger;
+  /** PEM file with the root that verifies the site certificate (private CA, Pebble in tests) */
+  ca?: string;
+  /** address Caddy's published ports are dialled on (default 127.0.0.1) */
+  connect?: string;
+  /** version /health must report (default: the current release in the journal, if any) */
+  expectVersion?: string;
+  jobsMaxAgeMs?: number;
+  pendingMax?: number;
+  minFreeBytes?: number;
+  telegramApiRoot?: string;
+  timeoutMs?: number;
+  now?: () => Date;
+}
+
+export interface SmokeReport {
+  results: SmokeResult[];
+  failed: boolean;
+  ms: number;
+}
+
+export interface SmokeCtx {
+  env: OpsEnv;
+  opts: SmokeOptions;
+  target: Target;
+  now: () => Date;
+  /** memoized probes shared between checks */
+  memo<T>(key: string, f: () => Promise<T>): Promise<T>;
+}
+
+export interface SmokeCheck {
+  name: string;
+  describe: string;
+  run(c: SmokeCtx): Promise<Verdict>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// shared probes
+
+interface Inspect {
+  Id: string;
+  Config: { Image: string; Labels?: Record<string, string> };
+  State: { Status: string; StartedAt: string; Health?: { Status: string; Log?: { Output: string; ExitCode: number }[] } };
+  HostConfig: { LogConfig?: { Type?: string; Config?: Record<string, string> } };
+  Mounts?: { Source: string; Destination: string; Type: string }[];
+}
+
+function composeCtx(env: OpsEnv): ComposeContext {
+  return { projectDir: env.projectDir, envFile: env.envFile, project: env.project, composeFiles: env.composeFiles };
+}
+
+export async function composePs(env: OpsEnv) {
+  const p = await docker(composeArgs(composeCtx(env), 'ps', '--all', '--format', 'json'), { env: composeEnv(env.values) });
+  return parseComposePs(p.stdout);
+}
+
+/** docker inspect of every container of the project (running or not), by service. */
+export async function inspectProject(env: OpsEnv): Promise<Record<string, Inspect[]>> {
+  const ids = (await docker(['ps', '-aq', '--no-trunc', '--filter', `label=com.docker.compose.project=${env.project}`])).stdout.split('\n').filter(Boolean);
+  if (!ids.length) return {};
+  const all = JSON.parse((await docker(['inspect', ...ids])).stdout) as Inspect[];
+  const by: Record<string, Inspect[]> = {};
+  for (const c of all) {
+    const s = c.Config.Labels?.['com.docker.compose.service'] ?? '?';
+    (by[s] ??= []).push(c);
+  }
+  return by;
+}
+
+function running(list: Inspect[] | undefined): Inspect | undefined {
+  return (list ?? []).find((c) => c.State.Status === 'running');
+}
+
+async function caddyLocalRoot(env: OpsEnv): Promise<string | undefined> {
+  const p = await docker(composeArgs(composeCtx(env), 'exec', '-T', 'caddy', 'cat', '/data/caddy/pki/authorities/local/root.crt'), { nothrow: true, env: composeEnv(env.values) });
+  return p.exitCode === 0 && p.stdout.includes('BEGIN CERTIFICATE') ? p.stdout : undefined;
+}
+
+export async function smokeTarget(env: OpsEnv, opts: SmokeOptions): Promise<Target> {
+  const v = env.values;
+  const t: Target = {
+    domain: env.domain,
+    httpsPort: Number(v.HTTPS_PORT || 443),
+    httpPort: Number(v.HTTP_PORT || 80),
+    connect: opts.connect ?? '127.0.0.1',
+  };
+  if (opts.ca) t.ca = fs.readFileSync(opts.ca, 'utf8');
+  else if (env.domain === 'localhost' || env.domain.endsWith('.localhost')) t.ca = await caddyLocalRoot(env);
+  return t;
+}
+
+const obs = (r: HttpResult): HttpObs => r;
+
+// ---------------------------------------------------------------------------------------------
+// the checks
+
+export const CHECKS: SmokeCheck[] = [
+  {
+    name: 'containers',
+    describe: 'app and caddy are running and healthy (exactly one app container)',
+    async run(c) {
+      const rows = await composePs(c.env);
+      return evalContainers(rows);
+    },
+  },
+  {
+    name: 'health',
+    describe: '/health over HTTPS through Caddy reports the expected version',
+    async run(c) {
+      const r = await c.memo('health', () => httpsGet(c.target, '/health', { timeoutMs: c.opts.timeoutMs }));
+      let expected = c.opts.expectVersion;
+      if (!expected) expected = currentRelease(readJournal(c.env.layout.releases).releases)?.appTag;
+      return evalHealth(obs(r), expected);
+    },
+  },
+  {
+    name: 'tls',
+    describe: 'certificate valid for DOMAIN, chain verifies (system trust or --ca), expiry >= 14 d (warn) / 3 d (fail)',
+    async run(c) {
+      return evalTls(await tlsProbe(c.target, c.opts.timeoutMs), c.target.domain, c.now());
+    },
+  },
+  {
+    name: 'redirect',
+    describe: 'plain HTTP redirects to HTTPS',
+    async run(c) {
+      return evalRedirect(obs(await httpGet(c.target, '/', { timeoutMs: c.opts.timeoutMs })), c.target.domain);
+    },
+  },
+  {
+    name: 'headers',
+    describe: 'HSTS, nosniff, Referrer-Policy and CSP present; no Server header',
+    async run(c) {
+      const paths = ['/', '/health'];
+      const rs = await Promise.all(paths.map((p) => (p === '/health' ? c.memo('health', () => httpsGet(c.target, p, { timeoutMs: c.opts.timeoutMs })) : c.memo('index', () => httpsGet(c.target, p, { timeoutMs: c.opts.timeoutMs })))));
+      return evalSecurityHeaders(paths.map((p, i) => ({ path: p, r: obs(rs[i]) })));
+    },
+  },
+  {
+    name: 'cors',
+    describe: 'the allowed origin is answered, any other is not, no wildcard',
+    async run(c) {
+      const allowedOrigin = (c.env.values.ALLOWED_ORIGINS || c.env.appUrl).split(',')[0].trim();
+      const otherOrigin = 'https://smoke-foreign-origin.invalid';
+      const pre = (origin: string) => httpsGet(c.target, '/me', {
+        method: 'OPTIONS',
+        timeoutMs: c.opts.timeoutMs,
+        headers: { origin, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+      });
+      const [allowed, other] = await Promise.all([pre(allowedOrigin), pre(otherOrigin)]);
+      return evalCors({ allowedOrigin, otherOrigin, allowed, other });
+    },
+  },
+  {
+    name: 'webhook',
+    describe: 'GET /webhook/<secret> is refused; POST without the secret header gives 401',
+    async run(c) {
+      const secret = c.env.values.WEBHOOK_SECRET || 'local-try-out-secret-not-for-production-0000';
+      const p = `/webhook/${secret}`;
+      const [get, postNoHeader] = await Promise.all([
+        httpsGet(c.target, p, { timeoutMs: c.opts.timeoutMs }),
+        httpsGet(c.target, p, { method: 'POST', timeoutMs: c.opts.timeoutMs, headers: { 'content-type': 'application/json' }, body: '{"update_id":0}' }),
+      ]);
+      return evalWebhook({ get, postNoHeader });
+    },
+  },
+  {
+    name: 'uploads',
+    describe: 'unauthenticated /files/x gives 401/404; nothing under the uploads directory is reachable by any URL',
+    async run(c) {
+      const layout = c.env.layout;
+      // 1. no other container of the project has the uploads (or the whole state) directory mounted
+      const by = await c.memo('inspect', () => inspectProject(c.env));
+      const exposed: string[] = [];
+      for (const [svc, list] of Object.entries(by)) {
+        if (svc === 'app') continue;
+        for (const ct of list) for (const m of ct.Mounts ?? []) {
+          const src = path.resolve(m.Source);
+          if (src === layout.uploads || layout.uploads.startsWith(src + path.sep) || src.startsWith(layout.uploads + path.sep)) exposed.push(`${svc} mounts ${m.Source} at ${m.Destination}`);
+        }
+      }
+      // 2. a canary file in the uploads directory is served by no guessable URL
+      const name = `smoke-canary-${randomBytes(6).toString('hex')}.txt`;
+      const canary = `lazyflow smoke canary ${randomBytes(8).toString('hex')}`;
+      const file = path.join(layout.uploads, name);
+      let wrote = false;
+      try {
+        fs.writeFileSync(file, canary, { mode: 0o640, flag: 'wx' });
+        wrote = true;
+        try {
+          fs.chownSync(file, APP_UID, APP_UID);
+        } catch {
+          /* not root: fine for a read probe */
+        }
+      } catch {
+        /* uploads dir not writable from here: URL probes still run with the name */
+      }
+      try {
+        const urls = [`/uploads/${name}`, `/${name}`, `/files/${name}`, `/media/${name}`, `/app/uploads/${name}`, `/static/${name}`, `/assets/${name}`, `/data/${name}`, `/srv/${name}`, `/u/${name}`];
+        const [unauth, ...rs] = await Promise.all([
+          httpsGet(c.target, '/files/x', { timeoutMs: c.opts.timeoutMs }),
+          ...urls.map((u) => httpsGet(c.target, u, { timeoutMs: c.opts.timeoutMs })),
+        ]);
+        const v = evalUploads({ unauth, probes: urls.map((url, i) => ({ url, r: rs[i] })), canary: wrote ? canary : '\u0000never' });
+        if (exposed.length) return { status: 'fail', detail: `uploads directory exposed: ${exposed.join('; ')}${v.status === 'fail' ? `; ${v.detail}` : ''}` };
+        return v;
+      } finally {
+        if (wrote) fs.rmSync(file, { force: true });
+      }
+    },
+  },
+  {
+    name: 'telegram',
+    describe: 'getWebhookInfo: url == APP_URL/webhook/SECRET, no error since the app started, pending_update_count under a threshold',
+    async run(c) {
+      const v = c.env.values;
+      const token = v.BOT_TOKEN ?? '';
+      if (!token) return { status: 'skip', detail: isLocalMode(v) ? 'local mode (no BOT_TOKEN): Telegram is not used' : 'no BOT_TOKEN in the env file' };
+      const root = hostApiRoot(v, c.opts.telegramApiRoot);
+      const by = await c.memo('inspect', () => inspectProject(c.env));
+      const app = running(by.app);
+      const startedAt = app ? new Date(app.State.StartedAt) : undefined;
+      try {
+        const info = await getWebhookInfo(root, token);
+        return evalWebhookInfo(info, { expectedUrl: expectedWebhookUrl(c.env.appUrl, v.WEBHOOK_SECRET ?? ''), secret: v.WEBHOOK_SECRET ?? '', startedAt, pendingMax: c.opts.pendingMax ?? 100 });
+      } catch (e) {
+        return { status: 'fail', detail: redactToken((e as Error).message, token) };
+      }
+    },
+  },
+  {
+    name: 'database',
+    describe: 'quick_check ok, journal_mode WAL, file owner and mode right',
+    async run(c) {
+      return evalDb(inspectDb(c.env.layout.db), APP_UID);
+    },
+  },
+  {
+    name: 'jobs',
+    describe: "the background jobs' last tick is recent",
+    async run(c) {
+      const r = await c.memo('health', () => httpsGet(c.target, '/health', { timeoutMs: c.opts.timeoutMs }));
+      let lastTickAt: string | null | undefined;
+      try {
+        lastTickAt = (JSON.parse(r.body) as { jobs?: { lastTickAt?: string | null } }).jobs?.lastTickAt;
+      } catch {
+        lastTickAt = undefined;
+      }
+      if (lastTickAt === undefined) lastTickAt = lastTickFromDb(c.env.layout.db);
+      const by = await c.memo('inspect', () => inspectProject(c.env));
+      const app = running(by.app);
+      const hb = Number(c.env.values.JOB_HEARTBEAT_MS || 5000);
+      const maxAgeMs = c.opts.jobsMaxAgeMs ?? Math.max(30_000, 3 * hb);
+      return evalJobs({ lastTickAt, now: c.now(), maxAgeMs, startedAt: app ? new Date(app.State.StartedAt) : undefined });
+    },
+  },
+  {
+    name: 'disk',
+    describe: 'free disk in STATE_DIR above a threshold',
+    async run(c) {
+      const st = fs.statfsSync(c.env.layout.root);
+      return evalDisk({ path: c.env.layout.root, freeBytes: Number(st.bavail) * Number(st.bsize), totalBytes: Number(st.blocks) * Number(st.bsize), minFreeBytes: c.opts.minFreeBytes ?? 2 ** 30 });
+    },
+  },
+  {
+    name: 'backups',
+    describe: 'the newest backup is younger than 26 h (warning otherwise)',
+    async run(c) {
+      return evalBackupAge({ newest: newestBackup(c.env.layout.backups), now: c.now() });
+    },
+  },
+  {
+    name: 'logs',
+    describe: 'log rotation is configured on both containers',
+    async run(c) {
+      const by = await c.memo('inspect', () => inspectProject(c.env));
+      const list: LogConfigObs[] = ['app', 'caddy'].map((s) => {
+        const ct = running(by[s]) ?? by[s]?.[0];
+        if (!ct) return { service: s, error: 'no container' };
+        return { service: s, type: ct.HostConfig.LogConfig?.Type, config: ct.HostConfig.LogConfig?.Config };
+      });
+      return evalLogRotation(list);
+    },
+  },
+  {
+    name: 'miniapp',
+    describe: 'the Mini App index is served with its CSP and /config.js carries the API base',
+    async run(c) {
+      const [index, config] = await Promise.all([
+        c.memo('index', () => httpsGet(c.target, '/', { timeoutMs: c.opts.timeoutMs })),
+        httpsGet(c.target, '/config.js', { timeoutMs: c.opts.timeoutMs }),
+      ]);
+      return evalMiniApp({ index, config, apiBase: c.env.appUrl.replace(/\/+$/, '') });
+    },
+  },
+];
+
+export const CHECK_NAMES = CHECKS.map((c) => c.name);
+
+// ---------------------------------------------------------------------------------------------
+// host-side readers
+
+/** Opens the live database read-only; files SQLite creates as root are handed back to the app user. */
+export function withDbReadOnly<T>(dbFile: string, f: (db: Database.Database) => T): T {
+  const side = ['-wal', '-shm'].map((s) => dbFile + s);
+  const existed = side.map((p) => fs.existsSync(p));
+  const db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 5000 });
+  try {
+    return f(db);
+  } finally {
+    db.close();
+    side.forEach((p, i) => {
+      if (!existed[i] && fs.existsSync(p)) {
+        try {
+          const st = fs.statSync(dbFile);
+          fs.chownSync(p, st.uid, st.gid);
+        } catch {
+          /* ignore */
+        }
+      }
+    });
+  }
+}
+
+export function inspectDb(dbFile: string): DbObs {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dbFile);
+  } catch {
+    return { error: `database ${dbFile} does not exist` };
+  }
+  try {
+    return withDbReadOnly(dbFile, (db) => ({
+      quickCheck: (db.pragma('quick_check', { simple: true }) as string) ?? '?',
+      journalMode: db.pragma('journal_mode', { simple: true }) as string,
+      userVersion: db.pragma('user_version', { simple: true }) as number,
+      uid: st.uid,
+      mode: st.mode & 0o777,
+      dirMode: fs.statSync(path.dirname(dbFile)).mode & 0o777,
+    }));
+  } catch (e) {
+    return { error: `cannot read ${dbFile}: ${(e as Error).message}` };
+  }
+}
+
+/** PRAGMA user_version of the live database, or null when there is none. */
+export function readUserVersion(dbFile: string): number | null {
+  if (!fs.existsSync(dbFile)) return null;
+  try {
+    return withDbReadOnly(dbFile, (db) => db.pragma('user_version', { simple: true }) as number);
+  } catch {
+    return null;
+  }
+}
+
+function lastTickFromDb(dbFile: string): string | null {
+  try {
+    return withDbReadOnly(dbFile, (db) => {
+      const row = db.prepare('SELECT max(last_tick_at) AS t FROM job_heartbeats').get() as { t: string | null } | undefined;
+      return row?.t ?? null;
+    });
+  } catch {
+    return null;
+  }
+}
+
+export function newestBackup(dir: string): { id: string; createdAt: string } | null {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return null;
+  }
+  let best: { id: string; createdAt: string; t: number } | null = null;
+  for (const n of names) {
+    if (n.startsWith('.') || /\.(tmp|partial|incomplete)$/.test(n) || n.includes('.tmp')) continue;
+    const mf = path.join(dir, n, 'manifest.json');
+    let createdAt: string | undefined;
+    try {
+      const m = JSON.parse(fs.readFileSync(mf, 'utf8')) as { created_at?: string; createdAt?: string };
+      createdAt = m.created_at ?? m.createdAt;
+    } catch {
+      continue; // no manifest: not a published backup
+    }
+    if (!createdAt) continue;
+    const t = Date.parse(createdAt);
+    if (Number.isFinite(t) && (!best || t > best.t)) best = { id: n, createdAt, t };
+  }
+  return best ? { id: best.id, createdAt: best.createdAt } : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function selectChecks(only?: string[], skip?: string[]): SmokeCheck[] {
+  const unknown = [...(only ?? []), ...(skip ?? [])].filter((n) => !CHECK_NAMES.includes(n));
+  if (unknown.length) throw new Error(`unknown check ${unknown.join(', ')}; checks: ${CHECK_NAMES.join(', ')}`);
+  return CHECKS.filter((c) => (!only?.length || only.includes(c.name)) && !(skip ?? []).includes(c.name));
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`${what}: no result within ${ms} ms`)), ms);
+    }),
+  ]);
+}
+
+/** Contract: runSmoke(ctx, {only?, skip?, log}) -> {results, failed}. */
+export async function runSmoke(env: OpsEnv, opts: SmokeOptions = {}): Promise<SmokeReport> {
+  const t0 = performance.now();
+  const checks = selectChecks(opts.only, opts.skip);
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const memoStore = new Map<string, Promise<unknown>>();
+  const target = await smokeTarget(env, opts);
+  const c: SmokeCtx = {
+    env,
+    opts: { ...opts, timeoutMs },
+    target,
+    now: opts.now ?? (() => new Date()),
+    memo<T>(key: string, f: () => Promise<T>) {
+      if (!memoStore.has(key)) memoStore.set(key, f());
+      return memoStore.get(key) as Promise<T>;
+    },
+  };
+  const results = await Promise.all(
+    checks.map(async (ch): Promise<SmokeResult> => {
+      const s = performance.now();
+      try {
+        const v = await withTimeout(ch.run(c), timeoutMs + 5000, ch.name);
+        return { name: ch.name, ...v, ms: Math.round(performance.now() - s) };
+      } catch (e) {
+        return { name: ch.name, status: 'fail', detail: `check crashed: ${(e as Error).message}`, ms: Math.round(performance.now() - s) };
+      }
+    }),
+  );
+  for (const r of results) opts.log?.debug(`smoke ${r.name}: ${r.status} ${r.detail}`);
+  return { results, failed: results.some((r) => r.status === 'fail'), ms: Math.round(performance.now() - t0) };
+}

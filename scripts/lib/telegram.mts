@@ -1,0 +1,62 @@
+// Bot API calls made from the host (smoke's telegram check, the rollout's Telegram gate, notify).
+// The API root comes from the env file's TELEGRAM_API_ROOT; a root that names the host as seen from
+// a container (host.docker.internal) is dialled on 127.0.0.1 from here.
+import type { WebhookInfo } from './checks/evaluate.mts';
+
+export function hostApiRoot(values: Record<string, string | undefined>, override?: string): string {
+  const root = (override || process.env.OPS_TELEGRAM_API_ROOT || values.TELEGRAM_API_ROOT || 'https://api.telegram.org').replace(/\/+$/, '');
+  try {
+    const u = new URL(root);
+    if (u.hostname === 'host.docker.internal' || u.hostname === 'gateway.docker.internal') {
+      u.hostname = '127.0.0.1';
+      return u.toString().replace(/\/+$/, '');
+    }
+  } catch {
+    /* leave as is: the call reports it */
+  }
+  return root;
+}
+
+export class BotApiError extends Error {
+  constructor(method: string, detail: string) {
+    super(`Bot API ${method}: ${detail}`);
+    this.name = 'BotApiError';
+  }
+}
+
+/** Redacts the token from anything printed. */
+export function redactToken(s: string, token: string): string {
+  return token ? s.split(token).join('<BOT_TOKEN>') : s;
+}
+
+export async function callBotApi<T>(root: string, token: string, method: string, params?: Record<string, unknown>, timeoutMs = 10_000): Promise<T> {
+  const url = `${root}/bot${token}/${method}`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: params ? 'POST' : 'GET',
+      headers: params ? { 'content-type': 'application/json' } : undefined,
+      body: params ? JSON.stringify(params) : undefined,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+    throw new BotApiError(method, redactToken(`${root} unreachable: ${cause?.code ?? cause?.message ?? (e as Error).message}`, token));
+  }
+  let body: { ok?: boolean; result?: T; description?: string; error_code?: number };
+  try {
+    body = (await res.json()) as typeof body;
+  } catch {
+    throw new BotApiError(method, `HTTP ${res.status}, not JSON`);
+  }
+  if (!body.ok) throw new BotApiError(method, `${body.error_code ?? res.status} ${body.description ?? ''}`.trim());
+  return body.result as T;
+}
+
+export function getWebhookInfo(root: string, token: string): Promise<WebhookInfo> {
+  return callBotApi<WebhookInfo>(root, token, 'getWebhookInfo');
+}
+
+export function sendMessage(root: string, token: string, chatId: string, text: string): Promise<unknown> {
+  return callBotApi(root, token, 'sendMessage', { chat_id: chatId, text, disable_notification: false });
+}
