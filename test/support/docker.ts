@@ -1,25 +1,9 @@
 // Decides whether e2e suites run: they need a real Docker engine with Compose v2.
 // Without one they skip loudly; with REQUIRE_DOCKER=1 (CI) a missing engine is a failure.
-import { execFileSync } from 'node:child_process';
 import { describe, it } from 'vitest';
+import { dockerMissingReason, requireDocker } from './docker-probe.ts';
 
-function probe(): string | null {
-  try {
-    execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: 'pipe', timeout: 15_000 });
-  } catch {
-    return 'no Docker engine answers `docker info`';
-  }
-  try {
-    const v = execFileSync('docker', ['compose', 'version', '--short'], { stdio: 'pipe', timeout: 15_000 }).toString();
-    if (!/^v?2\./.test(v.trim())) return `Compose v2 is required, found ${v.trim()}`;
-  } catch {
-    return 'the Compose v2 plugin (`docker compose`) is missing';
-  }
-  return null;
-}
-
-export const dockerMissingReason = probe();
-export const requireDocker = process.env.REQUIRE_DOCKER === '1';
+export { dockerMissingReason, requireDocker };
 
 export function describeDocker(name: string, fn: () => void): void {
   if (!dockerMissingReason) {

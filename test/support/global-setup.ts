@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { TestProject } from 'vitest/node';
-import { dockerMissingReason } from './docker.ts';
+import { dockerMissingReason } from './docker-probe.ts';
 import { repoRoot } from './run.ts';
 
 const STALE_MS = 2 * 60 * 60 * 1000;

@@ -1,0 +1,273 @@
+// The production stack, end to end: our images, Caddy with a certificate from Pebble over real
+// ACME, the app writing real SQLite on the host, and the fake Bot API delivering updates.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { describeDocker } from '../support/docker.ts';
+import { startStack, waitFor, e2eImages, type Stack } from '../support/stack.ts';
+import { signInitData, makeMessageUpdate } from '../support/telegram.ts';
+import { multipartFile } from '../support/https.ts';
+import { mustRun, repoRoot } from '../support/run.ts';
+
+const alice = { id: 111001, first_name: 'Alice', username: 'alice' };
+const bob = { id: 222002, first_name: 'Bob', username: 'bob' };
+
+describeDocker('production stack (Pebble ACME, real containers)', () => {
+  let stack: Stack;
+  const auth = (user: object, authDate?: number) =>
+    `tma ${signInitData(stack.botToken, { user, ...(authDate ? { auth_date: authDate } : {}) })}`;
+  const openDb = () => new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
+
+  beforeAll(async () => {
+    stack = await startStack({ name: 'stack' });
+  });
+  afterAll(async () => {
+    await stack?.down();
+  });
+
+  it('serves /health over HTTPS with a certificate issued by Pebble for DOMAIN', async () => {
+    const r = await stack.fetch('/health');
+    expect(r.status).toBe(200);
+    const body = r.json();
+    expect(body).toMatchObject({ status: 'ok', db: 'ok', version: e2eImages().appTag });
+    expect(typeof body.timestamp).toBe('string');
+    const leaf = new X509Certificate(r.peerCertificate!.raw);
+    expect(leaf.checkHost(stack.domain)).toBe(stack.domain);
+    expect(leaf.issuer).toMatch(/Pebble/i);
+    // Verified against Pebble's issuing root, the way curl --cacert would.
+    const curl = await mustRun('curl', ['-sS', '--cacert', stack.caPem, '--resolve', `${stack.domain}:${stack.httpsPort}:127.0.0.1`,
+      `https://${stack.domain}:${stack.httpsPort}/health`]);
+    expect(JSON.parse(curl).status).toBe('ok');
+  });
+
+  it('redirects HTTP to HTTPS', async () => {
+    const r = await stack.fetchHttp('/tasks?x=1');
+    expect([301, 302, 307, 308]).toContain(r.status);
+    expect(r.headers.location).toBe(`https://${stack.domain}/tasks?x=1`);
+  });
+
+  it('sends the security headers and no Server header', async () => {
+    for (const path of ['/', '/health']) {
+      const r = await stack.fetch(path);
+      expect(r.headers['strict-transport-security']).toMatch(/max-age=\d{7,}/);
+      expect(r.headers['x-content-type-options']).toBe('nosniff');
+      expect(r.headers['referrer-policy']).toBeTruthy();
+      const csp = String(r.headers['content-security-policy']);
+      expect(csp).toContain('https://telegram.org');
+      expect(csp).toMatch(/frame-ancestors[^;]*https:\/\/web\.telegram\.org/);
+      expect(r.headers.server).toBeUndefined();
+    }
+  });
+
+  it('serves the Mini App index (SPA fallback) and /config.js from the environment', async () => {
+    const index = await stack.fetch('/');
+    expect(index.status).toBe(200);
+    expect(index.headers['content-type']).toMatch(/text\/html/);
+    expect(index.text()).toContain('telegram-web-app.js');
+    expect(index.text()).toContain('/config.js');
+    const deep = await stack.fetch('/some/client/route');
+    expect(deep.status).toBe(200);
+    expect(deep.text()).toBe(index.text());
+    const config = await stack.fetch('/config.js');
+    expect(config.status).toBe(200);
+    expect(config.headers['content-type']).toMatch(/javascript/);
+    expect(config.text()).toContain(`"apiBase": "${stack.env.APP_URL}"`);
+  });
+
+  it('accepts valid initData and rejects forged or stale initData', async () => {
+    const ok = await stack.fetch('/me', { headers: { authorization: auth(alice) } });
+    expect(ok.status).toBe(200);
+    expect(ok.json()).toMatchObject({ id: alice.id });
+
+    const forged = signInitData(stack.botToken, { user: alice }).replace(/hash=[0-9a-f]{4}/, 'hash=0000');
+    expect((await stack.fetch('/me', { headers: { authorization: `tma ${forged}` } })).status).toBe(401);
+
+    const tampered = signInitData(stack.botToken, { user: alice }).replace(encodeURIComponent('"id":111001'), encodeURIComponent('"id":222002'));
+    expect((await stack.fetch('/me', { headers: { authorization: `tma ${tampered}` } })).status).toBe(401);
+
+    const otherBot = signInitData('123456789:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', { user: alice });
+    expect((await stack.fetch('/me', { headers: { authorization: `tma ${otherBot}` } })).status).toBe(401);
+
+    const twoDaysAgo = Math.floor(Date.now() / 1000) - 2 * 86400;
+    expect((await stack.fetch('/me', { headers: { authorization: auth(alice, twoDaysAgo) } })).status).toBe(401);
+    expect((await stack.fetch('/me')).status).toBe(401);
+  });
+
+  it('serves an upload only to its owner through /files/:id and by no other path', async () => {
+    const content = randomBytes(64 * 1024);
+    const { body, contentType } = multipartFile('file', 'secret-plan.bin', content);
+    const up = await stack.fetch('/media', { method: 'POST', body, headers: { 'content-type': contentType, authorization: auth(alice) } });
+    expect(up.status).toBeLessThan(300);
+    const { id } = up.json();
+    expect(id).toBeTruthy();
+
+    const own = await stack.fetch(`/files/${id}`, { headers: { authorization: auth(alice) } });
+    expect(own.status).toBe(200);
+    expect(Buffer.compare(own.body, content)).toBe(0);
+    expect((await stack.fetch(`/files/${id}`, { headers: { authorization: auth(bob) } })).status).toBe(404);
+    expect((await stack.fetch(`/files/${id}`)).status).toBe(401);
+    expect((await stack.fetch(`/files/does-not-exist`, { headers: { authorization: auth(alice) } })).status).toBe(404);
+
+    // The stored file has a random name; no URL other than /files/:id may return its bytes.
+    const stored = readdirSync(join(stack.stateDir, 'uploads')).filter((f) => !f.startsWith('.'));
+    expect(stored.length).toBeGreaterThan(0);
+    expect(stored.some((f) => f.includes('secret-plan'))).toBe(false);
+    for (const name of stored) {
+      for (const path of [`/uploads/${name}`, `/app/uploads/${name}`, `/${name}`, `/files/${name}`, `/files/../uploads/${name}`, `/media/${name}`]) {
+        const r = await stack.fetch(path, { headers: { authorization: auth(alice) } });
+        expect(Buffer.compare(r.body, content), `${path} must not serve the upload`).not.toBe(0);
+      }
+    }
+    // Caddy's body limit applies before the app sees anything.
+    const huge = multipartFile('file', 'big.bin', Buffer.alloc(3 * 1024 * 1024));
+    const tooBig = await stack.fetch('/media', { method: 'POST', body: huge.body, headers: { 'content-type': huge.contentType, authorization: auth(alice) } });
+    expect(tooBig.status).toBe(413);
+  });
+
+  it('registered the webhook with secret_token at start-up', async () => {
+    const calls = stack.fakeBot!.calls.filter((c) => c.token === stack.botToken && c.method === 'setWebhook');
+    expect(calls.length).toBeGreaterThan(0);
+    expect(calls.at(-1)!.params).toMatchObject({
+      url: `${stack.env.APP_URL}/webhook/${stack.webhookSecret}`,
+      secret_token: stack.webhookSecret,
+    });
+    expect(stack.fakeBot!.calls.some((c) => c.method === 'getUpdates')).toBe(false);
+  });
+
+  it('guards the webhook: wrong path secret 404, missing or wrong header 401', async () => {
+    const update = JSON.stringify(makeMessageUpdate({ update_id: 900001, chat_id: alice.id, text: 'hi', from: alice }));
+    const json = { 'content-type': 'application/json' };
+    const wrongPath = await stack.fetch(`/webhook/${'x'.repeat(48)}`, { method: 'POST', body: update, headers: { ...json, 'x-telegram-bot-api-secret-token': stack.webhookSecret } });
+    expect(wrongPath.status).toBe(404);
+    const noHeader = await stack.fetch(`/webhook/${stack.webhookSecret}`, { method: 'POST', body: update, headers: json });
+    expect(noHeader.status).toBe(401);
+    const wrongHeader = await stack.fetch(`/webhook/${stack.webhookSecret}`, { method: 'POST', body: update, headers: { ...json, 'x-telegram-bot-api-secret-token': 'y'.repeat(48) } });
+    expect(wrongHeader.status).toBe(401);
+    const get = await stack.fetch(`/webhook/${stack.webhookSecret}`);
+    expect(get.status).toBeGreaterThanOrEqual(400);
+    const db = openDb();
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM processed_updates WHERE update_id = 900001').get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
+  });
+
+  it('processes an update once even when Telegram delivers it twice', async () => {
+    const fake = stack.fakeBot!;
+    const update = makeMessageUpdate({ update_id: 700001, chat_id: alice.id, text: '/start', from: alice });
+    const headers = { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': stack.webhookSecret };
+    // First through the fake Bot API's real delivery, then the same update again by hand.
+    fake.queueUpdate(stack.botToken, update);
+    await waitFor('delivery of update 700001', async () => fake.webhookInfo(stack.botToken).pending_update_count === 0
+      && fake.deliveries.some((d) => d.update_id === 700001 && d.ok), 30_000);
+    const again = await stack.fetch(`/webhook/${stack.webhookSecret}`, { method: 'POST', body: JSON.stringify(update), headers });
+    expect(again.status).toBe(200);
+    const replies = fake.sentMessages(stack.botToken).filter((m) => Number(m.chat_id) === alice.id);
+    expect(replies).toHaveLength(1);
+    const db = openDb();
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM processed_updates WHERE update_id = 700001').get()).toEqual({ n: 1 });
+    } finally {
+      db.close();
+    }
+    expect(fake.webhookInfo(stack.botToken).last_error_date).toBeUndefined();
+  });
+
+  it('answers CORS for the allowed origin and stays silent for any other', async () => {
+    const allowed = await stack.fetch('/me', { method: 'OPTIONS', headers: { origin: stack.env.APP_URL, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+    expect(allowed.headers['access-control-allow-origin']).toBe(stack.env.APP_URL);
+    const get = await stack.fetch('/me', { headers: { origin: stack.env.APP_URL, authorization: auth(alice) } });
+    expect(get.headers['access-control-allow-origin']).toBe(stack.env.APP_URL);
+    for (const origin of ['https://evil.example', 'null']) {
+      const r = await stack.fetch('/me', { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'GET' } });
+      expect(r.headers['access-control-allow-origin']).toBeUndefined();
+      const g = await stack.fetch('/me', { headers: { origin, authorization: auth(alice) } });
+      expect(g.headers['access-control-allow-origin']).toBeUndefined();
+    }
+  });
+
+  it('runs the app as non-root on a read-only root filesystem with no capabilities', async () => {
+    const [id] = await stack.containers('app');
+    const inspect = JSON.parse(await mustRun('docker', ['inspect', id]))[0];
+    expect(inspect.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(inspect.HostConfig.CapDrop).toContain('ALL');
+    expect(inspect.HostConfig.SecurityOpt.join(',')).toMatch(/no-new-privileges/);
+    expect(inspect.HostConfig.PortBindings ?? {}).toEqual({});
+    expect((await stack.mustCompose('exec', '-T', 'app', 'id', '-u')).trim()).toBe('1000');
+    const write = await stack.compose('exec', '-T', 'app', 'bun', '-e', "require('fs').writeFileSync('/app/probe','x')");
+    expect(write.code).not.toBe(0);
+    expect(write.stderr + write.stdout).toMatch(/EROFS|read-only/i);
+    const tmp = await stack.compose('exec', '-T', 'app', 'bun', '-e', "require('fs').writeFileSync('/tmp/probe','x')");
+    expect(tmp.code).toBe(0);
+  });
+
+  it('keeps data across a restart and a recreation of the app container', async () => {
+    const created = await stack.fetch('/tasks', { method: 'POST', body: JSON.stringify({ title: 'survive restarts' }), headers: { 'content-type': 'application/json', authorization: auth(alice) } });
+    expect(created.status).toBeLessThan(300);
+    const before = (await stack.containers('app'))[0];
+    await stack.mustCompose('restart', 'app');
+    await stack.mustCompose('up', '-d', '--wait', '--force-recreate', '--no-deps', '--pull', 'never', '--no-build', 'app');
+    const after = (await stack.containers('app'))[0];
+    expect(after).not.toBe(before);
+    await waitFor('app healthy again', async () => (await stack.fetch('/health')).status === 200, 60_000);
+    const tasks = await stack.fetch('/tasks', { headers: { authorization: auth(alice) } });
+    expect(tasks.status).toBe(200);
+    expect(JSON.stringify(tasks.json())).toContain('survive restarts');
+  });
+
+  it('reuses its certificate when Caddy restarts (Pebble sees no new order)', async () => {
+    const serial = async () => new X509Certificate((await stack.fetch('/health')).peerCertificate!.raw).serialNumber;
+    const before = await serial();
+    const orders = await stack.pebbleOrders();
+    expect(orders).toBeGreaterThan(0);
+    await stack.mustCompose('restart', 'caddy');
+    await stack.mustCompose('up', '-d', '--wait', '--force-recreate', '--no-deps', '--pull', 'never', '--no-build', 'caddy');
+    await waitFor('HTTPS after Caddy restart', async () => (await stack.fetch('/health', { timeoutMs: 5000 })).status === 200, 60_000);
+    expect(await serial()).toBe(before);
+    expect(await stack.pebbleOrders()).toBe(orders);
+  });
+});
+
+describeDocker('images', () => {
+  it('never put a .env file into any layer of the app or Caddy image', async () => {
+    // Build from a copy of the tree that holds decoy .env files, so the check can fail.
+    const ctx = mkdtempSync(join(tmpdir(), 'lzf-e2e-dockerignore-'));
+    const tag = `lazyflow-e2e-envcheck:${randomBytes(3).toString('hex')}`;
+    try {
+      const files = execFileSync('git', ['ls-files', '-co', '--exclude-standard'], { cwd: repoRoot }).toString().split('\n').filter(Boolean);
+      for (const f of files) {
+        mkdirSync(dirname(join(ctx, f)), { recursive: true });
+        try { cpSync(join(repoRoot, f), join(ctx, f)); } catch { /* deleted in the work tree */ }
+      }
+      for (const decoy of ['.env', '.env.prod', 'app/.env', 'app/.env.local', 'docker/caddy/.env']) {
+        writeFileSync(join(ctx, decoy), 'BOT_TOKEN=decoy-secret\n');
+      }
+      const buildArgs = (names: string[]) => names.filter((n) => process.env[n]).flatMap((n) => ['--build-arg', `${n}=${process.env[n]}`]);
+      const targets = [
+        { tag: `${tag}-app`, args: ['-f', 'Dockerfile', ...buildArgs(['BUN_IMAGE'])] },
+        { tag: `${tag}-caddy`, args: ['-f', 'docker/caddy/Dockerfile', ...buildArgs(['BUN_IMAGE', 'CADDY_IMAGE'])] },
+      ];
+      for (const t of targets) {
+        await mustRun('docker', ['build', '-q', '-t', t.tag, ...t.args, '.'], { cwd: ctx, timeoutMs: 600_000 });
+        const saveDir = join(ctx, `.save-${t.tag.replace(/[:/]/g, '_')}`);
+        mkdirSync(saveDir);
+        await mustRun('sh', ['-c', `docker save ${t.tag} | tar -x -C ${saveDir}`]);
+        const layers = (await mustRun('sh', ['-c', `cd ${saveDir} && find . -name '*.tar' -o -name 'layer.tar' | sort -u`])).split('\n').filter(Boolean);
+        expect(layers.length).toBeGreaterThan(0);
+        for (const layer of layers) {
+          const entries = (await mustRun('tar', ['-tf', join(saveDir, layer)])).split('\n');
+          const leaked = entries.filter((e) => /(^|\/)\.env(\.[^/]*)?$/.test(e) && !e.endsWith('.env.prod.example'));
+          expect(leaked, `${t.tag} layer ${layer}`).toEqual([]);
+        }
+      }
+    } finally {
+      for (const suffix of ['-app', '-caddy']) execFileSync('docker', ['image', 'rm', '-f', `${tag}${suffix}`], { stdio: 'ignore' });
+      rmSync(ctx, { recursive: true, force: true });
+    }
+  });
+});
