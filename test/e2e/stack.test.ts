@@ -271,3 +271,27 @@ describeDocker('images', () => {
     }
   });
 });
+
+describeDocker('local try-out (DOMAIN=localhost, no Telegram token)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    // Only what the demo sets: state, images and ports. Everything else is compose's embedded default.
+    stack = await startStack({ name: 'local', pebble: false });
+  });
+  afterAll(async () => {
+    await stack?.down();
+  });
+
+  it("serves https://localhost with Caddy's internal CA and runs the app in local mode", async () => {
+    const r = await stack.fetch('/health');
+    expect(r.status).toBe(200);
+    expect(new X509Certificate(r.peerCertificate!.raw).issuer).toMatch(/Caddy Local Authority/);
+    const [id] = await stack.containers('app');
+    const env: string[] = JSON.parse(await mustRun('docker', ['inspect', id]))[0].Config.Env;
+    expect(env).toContain('BOT_TOKEN=');
+    expect(env).toContain('WEBHOOK_SECRET=local-try-out-secret-not-for-production-0000');
+    const logs = await stack.mustCompose('logs', '--no-color', 'app');
+    expect(logs).toMatch(/local mode/i);
+    expect(logs).not.toMatch(/setWebhook failed/i);
+  });
+});

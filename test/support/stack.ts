@@ -136,7 +136,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const [httpPort, httpsPort, pebbleMgmtPort, fakeBotPort] = await freePorts(4);
   const domain = usePebble ? `${label}-${suffix}.lazyflow.test` : 'localhost';
   const botToken = useFakeBot ? randomBotToken() : '';
-  const webhookSecret = randomSecret(48);
+  const webhookSecret = usePebble || useFakeBot ? randomSecret(48) : 'local-try-out-secret-not-for-production-0000';
   const composeFiles = [resolve(repoRoot, 'docker-compose.yml')];
   if (usePebble) composeFiles.push(resolve(repoRoot, 'test/support/pebble.compose.yml'));
 
@@ -151,12 +151,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     PUBLISH_ADDRESS: '127.0.0.1',
     HTTP_PORT: String(httpPort),
     HTTPS_PORT: String(httpsPort),
-    DOMAIN: domain,
-    APP_URL: `https://${domain}`,
-    ALLOWED_ORIGINS: `https://${domain}`,
-    ACME_EMAIL: `ops@${usePebble ? domain : 'example.org'}`,
-    WEBHOOK_SECRET: webhookSecret,
-    BOT_TOKEN: botToken,
+    // Local try-out: compose's embedded defaults (localhost, no token, the local secret).
+    ...(usePebble || useFakeBot ? {
+      DOMAIN: domain,
+      APP_URL: `https://${domain}`,
+      ALLOWED_ORIGINS: `https://${domain}`,
+      ACME_EMAIL: `ops@${domain}`,
+      WEBHOOK_SECRET: webhookSecret,
+      BOT_TOKEN: botToken,
+    } : {}),
     LOG_LEVEL: 'info',
     JOB_HEARTBEAT_MS: '1000',
     UPLOAD_MAX_BYTES: String(2 * 1024 * 1024),
