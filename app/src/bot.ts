@@ -67,7 +67,9 @@ function messageOf(ctx: Context): BotMessageInput | null {
 export function createBot({ env, store, log, botInfo }: CreateBotOptions): Bot {
   const bot = new Bot(effectiveBotToken(env), {
     botInfo: env.LOCAL_MODE ? LOCAL_BOT_INFO : botInfo,
-    client: { apiRoot: env.TELEGRAM_API_ROOT },
+    // timeoutSeconds: grammY's default (500 s) would stall a webhook handler or the setWebhook retry
+    // loop on a hung connection; 60 s still exceeds long polling's 30 s getUpdates timeout.
+    client: { apiRoot: env.TELEGRAM_API_ROOT, timeoutSeconds: 60 },
   });
   if (env.LOCAL_MODE) bot.api.config.use(localModeTransformer(log));
 

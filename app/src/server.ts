@@ -100,7 +100,8 @@ async function registerWebhook(b: Bot, e: Env, l: Logger, signal: AbortSignal): 
   let delay = 1000;
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
-      await b.init(signal as never);
+      // Not bot.init(): it retries getMe silently with up to 20 min backoff; fail fast and log instead.
+      if (!b.isInited()) b.botInfo = await b.api.getMe(signal as never);
       await b.api.setWebhook(
         webhookUrl(e),
         { secret_token: e.WEBHOOK_SECRET, allowed_updates: [...ALLOWED_UPDATES], drop_pending_updates: false },
@@ -110,7 +111,9 @@ async function registerWebhook(b: Bot, e: Env, l: Logger, signal: AbortSignal): 
       return;
     } catch (err) {
       if (signal.aborted) return;
-      l.warn("webhook_register_failed", { attempt, retryInMs: delay, err: errorFields(err).message });
+      const cause = (err as { error?: unknown }).error; // grammY HttpError wraps the fetch error
+      const scrub = (v: unknown) => (v === undefined ? undefined : String(errorFields(v).message).split(b.token).join("[token]"));
+      l.warn("webhook_register_failed", { attempt, retryInMs: delay, err: scrub(err), cause: scrub(cause) });
       await sleep(delay, signal);
       delay = Math.min(delay * 2, 60_000);
     }
