@@ -1,0 +1,45 @@
+# lazyflow app image: Bun + Hono + grammY + bun:sqlite. Build context: the repository root.
+#   docker build --build-arg APP_VERSION=$(git rev-parse --short HEAD) -t lazyflow-app:<tag> .
+# Runs as uid 1000 (user bun) with a read-only root filesystem; only /app/data and /app/uploads
+# (bind mounts of STATE_DIR/data and STATE_DIR/uploads) and a tmpfs /tmp are writable.
+ARG BUN_IMAGE=oven/bun:1.4.5-slim
+
+# --- production dependencies, resolved strictly from app/bun.lock ---
+FROM ${BUN_IMAGE} AS deps
+WORKDIR /app
+COPY app/package.json app/bun.lock ./
+RUN bun install --frozen-lockfile --production --ignore-scripts --no-progress \
+ && rm -rf /root/.bun/install/cache /home/bun/.bun/install/cache
+
+# --- runtime ---
+FROM ${BUN_IMAGE}
+WORKDIR /app
+# Everything under /app is owned by root (COPY default) and so read-only for the app user...
+COPY --from=deps /app/node_modules ./node_modules
+COPY app/package.json app/bun.lock ./
+COPY app/src ./src
+# ...except the two state directories (replaced by bind mounts in compose).
+RUN mkdir -p /app/data /app/uploads \
+ && chown bun:bun /app/data /app/uploads \
+ && chmod 0750 /app/data /app/uploads
+
+ENV NODE_ENV=production \
+    PORT=3000 \
+    DB_PATH=/app/data/lazyflow.db \
+    UPLOADS_DIR=/app/uploads \
+    TMPDIR=/tmp \
+    BUN_RUNTIME_TRANSPILER_CACHE_PATH=0 \
+    DO_NOT_TRACK=1
+
+# Last, so a new version only changes the final layers.
+ARG APP_VERSION=dev
+ENV APP_VERSION=${APP_VERSION}
+LABEL org.opencontainers.image.title="lazyflow-app" \
+      org.opencontainers.image.version="${APP_VERSION}" \
+      org.opencontainers.image.description="LazyFlow Telegram bot + Mini App API (Bun, Hono, grammY, SQLite)"
+
+USER bun
+EXPOSE 3000
+HEALTHCHECK --interval=2s --timeout=2s --start-period=10s --retries=3 CMD ["bun", "/app/src/healthcheck.ts"]
+STOPSIGNAL SIGTERM
+CMD ["bun", "src/server.ts"]
