@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// Deploy the current git checkout: preflight, lock, build, pre-deploy backup, swap the one app
+// container while Caddy holds requests, health/Telegram/smoke gates, record, notify. Any failed gate
+// rolls back automatically (restoring the pre-deploy backup only if the schema moved).
+import { runMain } from './lib/main.mts';
+import type { CommandSpec } from './lib/args.mts';
+import { loadOpsEnv } from './lib/env.mts';
+import { runRollout } from './lib/rollout.mts';
+import { ROLLOUT_PHASES } from './lib/release-plan.mts';
+import { formatDuration } from './lib/log.mts';
+
+export const spec: CommandSpec = {
+  name: 'rollout.mts',
+  summary: 'deploy the current git commit with no dropped request or Telegram update; roll back automatically on a failed gate',
+  usage: [
+    'node scripts/rollout.mts --env-file .env.prod',
+    'node scripts/rollout.mts --env-file .env.prod --dry-run',
+    'node scripts/rollout.mts --env-file .env.prod --check      # preflight only',
+  ],
+  options: [
+    { name: 'env-file', type: 'string', default: '.env.prod', arg: '<file>', describe: 'operator env file (mode 600; also the compose --env-file)' },
+    { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'run preflight, print the plan (commands included) and change nothing' },
+    { name: 'check', type: 'boolean', describe: 'run preflight only and exit' },
+    { name: 'source', type: 'string', arg: '<dir>', describe: 'git working tree to build from (default: the repository of this toolkit)' },
+    { name: 'allow-dirty', type: 'boolean', describe: 'deploy uncommitted changes; the image tag gets a visible -dirty-<time> marker' },
+    { name: 'keep-images', type: 'number', default: 5, describe: 'keep the images of the newest N releases, prune older ones' },
+    { name: 'health-timeout', type: 'number', arg: '<s>', default: 90, describe: 'how long the new container may take to become healthy' },
+    { name: 'telegram-timeout', type: 'number', arg: '<s>', default: 60, describe: 'how long the webhook may take to register and drain' },
+    { name: 'pending-max', type: 'number', default: 10, describe: 'Telegram gate: pending_update_count must drain below this' },
+    { name: 'wait-lock', type: 'number', arg: '<s>', default: 0, describe: 'wait this long for another operation (backup, restore) to finish' },
+    { name: 'skip-backup', type: 'boolean', describe: 'no pre-deploy backup (a schema-changing failure could then not be undone)' },
+    { name: 'skip-smoke', type: 'boolean', describe: 'skip the smoke gate (health and Telegram gates still apply)' },
+    { name: 'ca', type: 'string', arg: '<pem>', describe: 'root that verifies the site certificate (private CA) for the smoke gate' },
+    { name: 'telegram-api-root', type: 'string', arg: '<url>', describe: 'Bot API root as reachable from this host (default TELEGRAM_API_ROOT)' },
+    { name: 'notify', type: 'boolean', default: true, describe: 'message ADMIN_CHAT_ID when done (--no-notify: do not)' },
+    { name: 'json', type: 'boolean', describe: 'print the result (release id, phases, swap timings) as JSON on stdout' },
+    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
+  ],
+  details: [
+    `Phases: ${ROLLOUT_PHASES.join(' -> ')} (each timed, recorded in STATE_DIR/releases.jsonl).`,
+    'Swap: `docker compose stop app` (graceful: in-flight requests finish), then `docker compose up -d',
+    '--no-deps app` with APP_TAG=<git sha>. Never two app containers; Caddy holds requests meanwhile.',
+    'On a failed gate: diagnostics of the new container are printed, the previous image is started again,',
+    'and the pre-deploy backup is restored only when PRAGMA user_version moved. A rollout killed midway is',
+    'recovered (undone) by the next rollout or rollback, after its stale lock is taken over.',
+  ].join('\n'),
+  exitCodes: [
+    'Exit status:',
+    '  0  deployed (or --dry-run / --check passed)',
+    '  1  a step or gate failed (the release was rolled back, or nothing live changed), or the lock is held',
+    '  2  usage or config error (bad flag, env file problem found by preflight, dirty tree without --allow-dirty)',
+  ].join('\n'),
+};
+
+runMain(spec, async ({ values: v }, log) => {
+  const env = loadOpsEnv(String(v['env-file']));
+  log.setOpsLog(env.layout.opsLog);
+  if (v.check) {
+    const { runPreflight, preflightExitCode } = await import('./lib/preflight.mts');
+    const results = await runPreflight(env, {});
+    if (v.json) log.out(JSON.stringify({ ok: preflightExitCode(results) === 0, results }, null, 2));
+    else log.table(results.map((r) => ({ check: r.name, status: r.ok ? (r.level === 'warn' ? 'WARN' : 'ok') : 'FAIL', message: r.message, fix: r.ok ? '' : r.fix ?? '' })), ['check', 'status', 'message', 'fix']);
+    return preflightExitCode(results);
+  }
+  const res = await runRollout({
+    env,
+    log,
+    source: v.source as string | undefined,
+    allowDirty: Boolean(v['allow-dirty']),
+    dryRun: Boolean(v['dry-run']),
+    keepImages: Number(v['keep-images']),
+    healthTimeoutS: Number(v['health-timeout']),
+    telegramTimeoutS: Number(v['telegram-timeout']),
+    pendingMax: Number(v['pending-max']),
+    lockWaitS: Number(v['wait-lock']),
+    skipBackup: Boolean(v['skip-backup']),
+    skipSmoke: Boolean(v['skip-smoke']),
+    notify: Boolean(v.notify),
+    smoke: { ca: v.ca as string | undefined, telegramApiRoot: v['telegram-api-root'] as string | undefined },
+  });
+  if (res.plan && !v.json) {
+    log.out(`Plan for ${env.appImage}:${res.appTag} (dry run: nothing changed)`);
+    res.plan.forEach((s, i) => log.out(`${String(i + 1).padStart(2)}. [${s.phase}] ${s.what}${s.argv ? `\n      $ ${s.argv.join(' ')}` : ''}`));
+  }
+  if (v.json) log.out(JSON.stringify(res, null, 2));
+  else if (res.result !== 'dry-run' && Object.keys(res.phases).length) {
+    log.table(Object.entries(res.phases).map(([phase, ms]) => ({ phase, time: formatDuration(ms) })), ['phase', { key: 'time', align: 'right' }]);
+  }
+  return res.exitCode;
+});
