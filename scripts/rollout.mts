@@ -83,7 +83,7 @@ runMain(spec, async ({ values: v }, log) => {
     res.plan.forEach((s, i) => log.out(`${String(i + 1).padStart(2)}. [${s.phase}] ${s.what}${s.argv ? `\n      $ ${s.argv.join(' ')}` : ''}`));
   }
   if (v.json) log.out(JSON.stringify(res, null, 2));
-  else if (res.result !== 'dry-run' && Object.keys(res.phases).length) {
+  else if (!log.quiet && res.result !== 'dry-run' && Object.keys(res.phases).length) {
     log.table(Object.entries(res.phases).map(([phase, ms]) => ({ phase, time: formatDuration(ms) })), ['phase', { key: 'time', align: 'right' }]);
   }
   return res.exitCode;

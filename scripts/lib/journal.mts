@@ -242,3 +242,19 @@ export function formatAge(ms: number): string {
   if (h < 48) return `${h}h`;
   return `${Math.round(h / 24)}d`;
 }
+
+/**
+ * The backup that holds the data as it was while `target` was live: the pre-deploy backup of the
+ * first release deployed over it (taken right before the target was replaced, so its schema is the
+ * target's). Null when no later release took one.
+ */
+export function backupWhileLive(releases: Release[], target: Release): { backupId: string; release: Release } | null {
+  const i = releases.indexOf(target);
+  for (let j = i + 1; j < releases.length; j++) {
+    const r = releases[j];
+    if (r.kind === 'rollout' && r.backupId && (r.previousAppTag === target.appTag || r.previousRelease === target.id)) {
+      return { backupId: r.backupId, release: r };
+    }
+  }
+  return null;
+}

@@ -210,7 +210,8 @@ export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger):
       const st = c.State;
       const h = st.Health?.Status;
       if (c.RestartCount > 0 || st.Status === 'restarting' || st.Status === 'exited' || st.Status === 'dead') {
-        throw new GateError(`the new app container ${st.Status === 'running' ? 'restarted' : st.Status} (exit code ${st.ExitCode}, ${c.RestartCount} restarts): it crashes at boot`, { step: 'swap', diagnostics: await appDiagnostics(env, c.Id) });
+        const how = c.RestartCount > 0 ? `exited and was restarted ${c.RestartCount} time(s) by the restart policy` : `${st.Status} with exit code ${st.ExitCode}`;
+        throw new GateError(`the new app container ${how}: it crashes at boot`, { step: 'swap', diagnostics: await appDiagnostics(env, c.Id) });
       }
       if (st.Running && (h === 'healthy' || (!st.Health && Date.now() - Date.parse(st.StartedAt) > 2000))) {
         return { c, startToHealthyMs: Date.now() - Date.parse(st.StartedAt) };
@@ -649,6 +650,11 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
         swap = { stopMs: 0, startMs: performance.now() - t, startToHealthyMs, totalMs: performance.now() - t, containerId: c.Id, startedAt: c.State.StartedAt };
         phases.swap = Math.round(swap.totalMs);
         s.done();
+      } else if (live.tag === appTag && live.status === 'running' && live.health === 'healthy') {
+        // same image already live (a re-run): restarting it would only cost a gap; just gate it
+        log.info(`the app already runs ${appTag} and is healthy: no swap, gates only`);
+        swap = { stopMs: 0, startMs: 0, startToHealthyMs: 0, totalMs: 0, containerId: live.id, startedAt: live.startedAt };
+        phases.swap = 0;
       } else {
         const s = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
         swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
@@ -693,7 +699,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
 
     // 9. record + prune
     const rec = performance.now();
-    appendJournal(env.layout.releases, { id, result: 'ok', endedAt: now().toISOString(), phase: 'record', phases: { ...phases }, swap: roundSwap(swap!) });
+    appendJournal(env.layout.releases, { id, result: 'ok', endedAt: now().toISOString(), phase: 'record', phases: { ...phases }, swap: roundSwap(swap!), userVersionAfter: readUserVersion(env.layout.db) });
     try {
       const pruned = await pruneImages(env, o.keepImages ?? 5, [appTag, previous?.appTag ?? '']);
       if (pruned.length) log.info(`pruned ${pruned.length} old release image(s): ${pruned.join(', ')}`);

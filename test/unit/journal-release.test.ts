@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  appendJournal, currentRelease, newReleaseId, parseJournal, previousSuccessful, readJournal,
+  backupWhileLive, appendJournal, currentRelease, newReleaseId, parseJournal, previousSuccessful, readJournal,
   referencedBackupIds, resolveTarget, unfinishedReleases, releaseRows, ResolveError,
 } from '../../scripts/lib/journal.mts';
 
@@ -129,5 +129,18 @@ describe('journal: ids and targets', () => {
     const rows = releaseRows(hist, new Date());
     expect(rows[0].id).toBe('r5');
     expect(rows.find((r) => r.current === '*')?.id).toBe('r4');
+  });
+});
+
+describe('journal: backup for rollback --with-db', () => {
+  const rs = parseJournal([
+    JSON.stringify({ id: 'r1', kind: 'rollout', appTag: 'v1', result: 'ok', backupId: 'b0', previousAppTag: null }),
+    JSON.stringify({ id: 'r2', kind: 'rollout', appTag: 'v2', result: 'ok', backupId: 'b1', previousAppTag: 'v1', previousRelease: 'r1' }),
+    JSON.stringify({ id: 'r3', kind: 'rollout', appTag: 'v3', result: 'rolled-back', backupId: 'b2', previousAppTag: 'v2', previousRelease: 'r2' }),
+  ].join('\n')).releases;
+  it('is the pre-deploy backup of the release deployed over the target', () => {
+    expect(backupWhileLive(rs, rs[0])?.backupId).toBe('b1');
+    expect(backupWhileLive(rs, rs[1])?.backupId).toBe('b2');
+    expect(backupWhileLive(rs, rs[2])).toBeNull();
   });
 });

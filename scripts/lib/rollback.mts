@@ -1,0 +1,188 @@
+// Manual rollback: back to the previous successful release (or --to one), optionally with its data
+// (--with-db). The same swap and gates as a rollout; recorded in the journal as kind "rollback".
+import { $ } from 'zx';
+import { formatDuration, type Logger } from './log.mts';
+import type { OpsEnv } from './env.mts';
+import { ConfigError, StepError, UsageError, errorMessage } from './errors.mts';
+import { acquireLock, currentOperator } from './lock.mts';
+import {
+  appendJournal, backupWhileLive, currentRelease, newReleaseId, previousSuccessful, readJournal, resolveTarget,
+  ResolveError, type Release,
+} from './journal.mts';
+import { preflightExitCode, runPreflight } from './preflight.mts';
+import { readUserVersion } from './smoke.mts';
+import {
+  GateError, composeEnvFor, healthGate, liveApp, swapCommands, notify, recoverUnfinished, restoreBackup, revert, smokeGate, swapApp, telegramGate,
+  type CommonOptions, type OpResult,
+} from './rollout.mts';
+
+export interface RollbackOptions extends CommonOptions {
+  to?: string;
+  withDb?: boolean;
+  /** confirmation for --with-db (the script asks; tests pass true) */
+  confirm?: (question: string) => Promise<boolean>;
+  dryRun?: boolean;
+  /** roll back although the database schema is newer than the target ran with */
+  force?: boolean;
+  skipPreflight?: boolean;
+}
+
+export interface RollbackPlan {
+  target: Release;
+  current: Release | undefined;
+  liveTag: string | null;
+  backupId: string | null;
+  backupFrom: string | null;
+  userVersionNow: number | null;
+  warnings: string[];
+}
+
+/** Pure-ish planning (journal + live facts in, plan out); throws UsageError/ConfigError with a hint. */
+export function planRollback(releases: Release[], o: { to?: string; withDb?: boolean; liveTag: string | null; userVersionNow: number | null; force?: boolean }): RollbackPlan {
+  let target: Release | undefined;
+  if (o.to) {
+    try {
+      target = resolveTarget(releases, o.to);
+    } catch (e) {
+      if (e instanceof ResolveError) throw new UsageError(e.message + (e.candidates.length ? `; candidates: ${e.candidates.join(', ')}` : ''), { hint: 'list releases: node scripts/rollback.mts --list' });
+      throw e;
+    }
+  } else {
+    target = previousSuccessful(releases);
+    if (!target) throw new UsageError('there is no earlier successful release to roll back to', { hint: 'node scripts/rollback.mts --list' });
+  }
+  const current = currentRelease(releases);
+  const warnings: string[] = [];
+  if (o.liveTag === target.appTag) warnings.push(`the app already runs ${target.appTag}; the rollback restarts it and re-runs the gates`);
+  let backupId: string | null = null;
+  let backupFrom: string | null = null;
+  if (o.withDb) {
+    const b = backupWhileLive(releases, target);
+    if (!b) throw new UsageError(`no pre-deploy backup holds the data of ${target.id}: no later release took one`, { hint: 'restore a backup by hand: node scripts/restore.mts --list' });
+    backupId = b.backupId;
+    backupFrom = b.release.id;
+  } else {
+    const targetSchema = typeof target.userVersionAfter === 'number' ? target.userVersionAfter : null;
+    if (targetSchema !== null && o.userVersionNow !== null && o.userVersionNow > targetSchema) {
+      const msg = `the database schema is newer (user_version ${o.userVersionNow}) than ${target.id} ran with (${targetSchema}): its code may not start on it`;
+      if (!o.force) throw new ConfigError(msg, { hint: 'add --with-db to also restore the data from before the schema change (writes since are lost), or --force to try anyway' });
+      warnings.push(`${msg} (--force)`);
+    }
+  }
+  return { target, current, liveTag: o.liveTag, backupId, backupFrom, userVersionNow: o.userVersionNow, warnings };
+}
+
+export async function runRollback(o: RollbackOptions): Promise<OpResult> {
+  const { env, log } = o;
+  const operator = o.operator ?? currentOperator();
+  const phases: Record<string, number> = {};
+  const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    try {
+      return await f();
+    } finally {
+      phases[name] = Math.round(performance.now() - t);
+    }
+  };
+
+  if (!o.skipPreflight) {
+    const results = await timed('preflight', () => runPreflight(env, {}));
+    for (const r of results.filter((x) => !x.ok)) log.error(`preflight ${r.name}: ${r.message}${r.fix ? ` (fix: ${r.fix})` : ''}`);
+    const code = preflightExitCode(results);
+    if (code) return { id: '', exitCode: code, result: 'failed', phases, preflight: results, reason: 'preflight failed' };
+  }
+
+  const plan0 = planRollback(readJournal(env.layout.releases).releases, {
+    to: o.to, withDb: o.withDb, liveTag: (await liveApp(env))?.tag ?? null, userVersionNow: readUserVersion(env.layout.db), force: o.force,
+  });
+  for (const w of plan0.warnings) log.warn(w);
+  const describe = (p: typeof plan0) =>
+    `roll back ${p.liveTag ?? '(no app)'} -> ${p.target.appTag} (release ${p.target.id}, ${p.target.startedAt ?? ''})` +
+    (p.backupId ? `, restoring backup ${p.backupId} (taken before ${p.backupFrom} replaced it)` : ', data kept');
+  if (o.dryRun) {
+    log.out(`Plan (dry run, nothing changed): ${describe(plan0)}`);
+    return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag: plan0.target.appTag, phases };
+  }
+  if (o.withDb) {
+    const q = `Restore backup ${plan0.backupId}? Every write since it was taken is lost (a pre-restore safety backup is taken first).`;
+    if (!o.confirm || !(await o.confirm(q))) throw new UsageError('--with-db not confirmed: nothing changed', { hint: 'answer yes, or pass --yes' });
+  }
+
+  const lock = await timed('lock', () => acquireLock(env.layout, { operation: 'rollback', operator, waitMs: (o.lockWaitS ?? 0) * 1000, log }));
+  try {
+    await recoverUnfinished(env, log, o, operator);
+    // re-plan under the lock: the journal may have changed while we waited or recovered
+    const journal = readJournal(env.layout.releases);
+    const live = await liveApp(env);
+    const plan = planRollback(journal.releases, { to: o.to ?? plan0.target.id, withDb: o.withDb, liveTag: live?.tag ?? null, userVersionNow: readUserVersion(env.layout.db), force: o.force });
+    const target = plan.target;
+    const appTag = target.appTag!;
+    log.info(describe(plan));
+    const id = newReleaseId(new Date(), 'rollback', journal.releases.map((r) => r.id));
+    const previous = live && live.status === 'running'
+      ? { id: plan.current && plan.current.appTag === live.tag ? plan.current.id : 'untracked', appTag: live.tag }
+      : plan.current ? { id: plan.current.id, appTag: plan.current.appTag! } : null;
+    const userVersionBefore = readUserVersion(env.layout.db);
+    appendJournal(env.layout.releases, {
+      id, kind: 'rollback', gitSha: target.gitSha, image: `${env.appImage}:${appTag}`, appTag, operator, startedAt: new Date().toISOString(),
+      result: 'in-progress', phase: 'swap', previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null,
+      backupId: plan.backupId, userVersionBefore, reason: `manual rollback to ${target.id}${o.withDb ? ' with its data' : ''}`, target: target.id,
+    });
+
+    let phase = 'swap';
+    try {
+      const img = await $({ quiet: true, nothrow: true })`docker image inspect --format {{.Id}} ${`${env.appImage}:${appTag}`}`;
+      if (img.exitCode !== 0) {
+        throw new StepError(`image ${env.appImage}:${appTag} of ${target.id} no longer exists (pruned?)`, { step: 'swap', hint: `rebuild it: git -C <repo> checkout ${target.gitSha ?? '<sha>'} && node scripts/rollout.mts --env-file ${env.file}` });
+      }
+      if (plan.backupId) {
+        phase = 'restore';
+        const s = log.step(`restore backup ${plan.backupId}`);
+        // stop first so nothing writes while the data is replaced
+        await $({ quiet: true, env: composeEnvFor(env, appTag) })`docker ${swapCommands(env).stop}`;
+        await timed('restore', () => restoreBackup(env, log, plan.backupId!, appTag));
+        s.done();
+      }
+      phase = 'swap';
+      const ss = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
+      const swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
+      ss.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
+      appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases } });
+      phase = 'health';
+      log.ok(await timed('health', () => healthGate(env, appTag, { smoke: o.smoke })));
+      phase = 'telegram';
+      log.ok(`telegram: ${await timed('telegram', () => telegramGate(env, swap.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot }))}`);
+      phase = 'smoke';
+      let smoke;
+      if (!o.skipSmoke) smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));
+      appendJournal(env.layout.releases, { id, result: 'ok', endedAt: new Date().toISOString(), phases: { ...phases }, dbRestored: Boolean(plan.backupId), userVersionAfter: readUserVersion(env.layout.db) });
+      const n = o.notify !== false ? await notify(env, `lazyflow: rolled back to ${appTag} (${target.id})${plan.backupId ? ` with backup ${plan.backupId}` : ''}`) : '';
+      if (n) log.info(`notify: ${n}`);
+      log.ok(`rollback ${id} done: ${env.appUrl} runs ${appTag}`);
+      return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
+    } catch (err) {
+      log.error(`rollback ${phase} FAILED: ${errorMessage(err)}`);
+      if (err instanceof GateError && err.diagnostics) log.error(`diagnostics:\n${err.diagnostics}`);
+      appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}` });
+      if (plan.backupId) {
+        // the data was (possibly) replaced: going back automatically could mix schemas; stop here
+        appendJournal(env.layout.releases, { id, result: 'failed', endedAt: new Date().toISOString() });
+        log.error(`the database may already be restored from ${plan.backupId}; not reverting automatically.`);
+        log.error(`next: inspect with node scripts/smoke.mts --env-file ${env.file}; restore the pre-restore safety backup with node scripts/restore.mts --list`);
+        return { id, exitCode: 1, result: 'failed', appTag, phases, reason: errorMessage(err) };
+      }
+      const rb = await revert({
+        env, log, operator, gates: o, kind: 'rollback',
+        failed: { id, appTag, backupId: null, userVersionBefore, phase },
+        previous,
+        reason: `rollback ${phase} gate failed: ${errorMessage(err).split('\n')[0]}`,
+      });
+      log.warn(`rollback to ${appTag} failed in ${phase}; ${rb.ok ? `back on ${rb.decision.toAppTag}` : `and going back FAILED: ${rb.error}`}`);
+      return { id, exitCode: 1, result: 'rolled-back', appTag, phases, rollback: { decision: rb.decision, ok: rb.ok }, reason: errorMessage(err) };
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+export type { Logger };
