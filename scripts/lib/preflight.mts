@@ -50,10 +50,18 @@ export function isLocalMode(values: Record<string, string | undefined>): boolean
   }
 }
 
+/** docker-compose.yml's embedded defaults: the local try-out needs no key at all. */
+export const COMPOSE_DEFAULTS: Record<string, string> = {
+  DOMAIN: 'localhost',
+  APP_URL: 'https://localhost',
+  ALLOWED_ORIGINS: 'https://localhost',
+  WEBHOOK_SECRET: LOCAL_DEFAULT_SECRET,
+  BOT_TOKEN: '',
+};
+
+/** Keys that must be set explicitly: none for the local try-out (compose defaults), all of these in production. */
 export function requiredKeys(local: boolean): string[] {
-  return local
-    ? ['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS']
-    : ['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS', 'BOT_TOKEN', 'ACME_EMAIL'];
+  return local ? [] : ['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS', 'BOT_TOKEN', 'ACME_EMAIL'];
 }
 
 /** Keys whose value equal to the example file's value means "not filled in" (outside local mode). */
@@ -83,8 +91,11 @@ export function checkEnv(o: EnvObservation): CheckResult[] {
       r.push(ok('env file mode', `${file} mode ${o.mode.toString(8).padStart(4, '0')}`, { file }));
     }
   }
-  const v = o.values;
-  const local = isLocalMode(v);
+  // Empty values count as unset, as compose's ${KEY:-default} does.
+  const set = Object.fromEntries(Object.entries(o.values).filter(([, x]) => x.trim() !== ''));
+  const local = isLocalMode({ ...COMPOSE_DEFAULTS, ...set });
+  // Local try-out: judge the values compose will really use; production: only what the file says.
+  const v: Record<string, string> = local ? { ...COMPOSE_DEFAULTS, ...set } : o.values;
   if (local) r.push(warn('mode', 'local mode: BOT_TOKEN is empty and APP_URL is localhost (no webhook, Caddy internal CA); not a production setup', { file }));
 
   const missing = requiredKeys(local).filter((k) => (v[k] ?? '').trim() === '');

@@ -585,7 +585,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     const previous = live && live.status === 'running'
       ? { id: cur && cur.appTag === live.tag ? cur.id : 'untracked', appTag: live.tag }
       : cur ? { id: cur.id, appTag: cur.appTag! } : null;
-    const id = newReleaseId(now(), appTag, journal.releases.map((r) => r.id));
+    const id = newReleaseId(now(), git.sha.slice(0, 12) + (git.dirty ? '-dirty' : ''), journal.releases.map((r) => r.id));
     const base: ReleaseLine = {
       id, kind: 'rollout', gitSha: git.sha, image: `${image}:${appTag}`, appTag, operator, startedAt: now().toISOString(),
       result: 'in-progress', phase: 'build', previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null,

@@ -143,3 +143,16 @@ describe('preflight: system', () => {
     expect(versionAtLeast(parseVersion('v23.0.0')!, [22, 18])).toBe(true);
   });
 });
+
+describe('preflight: local try-out with compose defaults', () => {
+  it('an env file with no app keys at all is a valid local try-out', () => {
+    const r = checkEnv({ file: '/x/.env.local', exists: true, mode: 0o600, values: { COMPOSE_PROJECT_NAME: 'lazyflow', STATE_DIR: './.state' } });
+    expect(r.filter((x) => !x.ok)).toEqual([]);
+    expect(r.some((x) => x.name === 'mode' && x.level === 'warn')).toBe(true);
+  });
+  it('a token without the other keys is production: the missing keys are named', () => {
+    const r = checkEnv({ file: '/x/.env.prod', exists: true, mode: 0o600, values: { BOT_TOKEN: '123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw' } });
+    const keys = r.filter((x) => !x.ok).map((x) => x.key);
+    expect(keys).toEqual(expect.arrayContaining(['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS', 'ACME_EMAIL']));
+  });
+});
