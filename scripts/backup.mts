@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+// Take a verified backup of STATE_DIR (database + uploads), list backups, apply retention.
+//   npx zx scripts/backup.mts --env-file .env.prod [--reason cron] [--gzip] [--keep-daily 7 ...]
+import { runMain } from './lib/main.mts';
+import { loadOpsEnv } from './lib/env.mts';
+import { UsageError } from './lib/errors.mts';
+import { acquireLock } from './lib/lock.mts';
+import { runBackup, pruneBackups, backupRows } from './lib/backup.mts';
+import { listBackups, BACKUP_REASONS, type BackupReason } from './lib/manifest.mts';
+import { SNAPSHOT_METHODS, DEFAULT_SNAPSHOT_METHOD, type SnapshotMethod } from './lib/sqlite-snapshot.mts';
+import { describePolicy, policyIsEmpty, type RetentionPolicy } from './lib/retention.mts';
+import type { CommandSpec } from './lib/args.mts';
+
+export const spec: CommandSpec = {
+  name: 'backup.mts',
+  summary: 'take a verified, consistent backup of the live database and uploads (online: the app keeps running)',
+  usage: [
+    'npx zx scripts/backup.mts --env-file .env.prod [--reason cron] [--gzip] [--keep-daily N --keep-weekly N --keep-monthly N]',
+    'npx zx scripts/backup.mts --env-file .env.prod --list [--json]',
+    'npx zx scripts/backup.mts --env-file .env.prod --forget --keep-daily N [--keep-weekly N] [--keep-monthly N] [--dry-run]',
+  ],
+  options: [
+    { name: 'env-file', type: 'string', arg: '<file>', default: '.env.prod', describe: 'operator env file (STATE_DIR, COMPOSE_PROJECT_NAME, ...)' },
+    { name: 'reason', type: 'string', arg: '<reason>', choices: [...BACKUP_REASONS], default: 'manual', describe: 'recorded in the manifest' },
+    { name: 'gzip', type: 'boolean', describe: 'store the database gzip-compressed (checksums cover the stored file)' },
+    { name: 'keep-daily', type: 'number', describe: 'retention: keep the newest backup of each of the last N days' },
+    { name: 'keep-weekly', type: 'number', describe: 'retention: keep the newest backup of each of the last N ISO weeks' },
+    { name: 'keep-monthly', type: 'number', describe: 'retention: keep the newest backup of each of the last N months' },
+    { name: 'keep-last', type: 'number', describe: 'retention: keep the N newest backups' },
+    { name: 'forget', type: 'boolean', describe: 'apply the retention policy only, take no new backup' },
+    { name: 'dry-run', type: 'boolean', describe: 'print what would be done (and deleted); change nothing' },
+    { name: 'list', type: 'boolean', describe: 'list backups: id, age, reason, size, verified' },
+    { name: 'json', type: 'boolean', describe: 'with --list (or after a backup): print JSON on stdout' },
+    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print errors only (for cron)' },
+    { name: 'wait-lock', type: 'number', arg: '<seconds>', default: 0, describe: 'wait this long for a running restore/rollout to finish instead of refusing' },
+    { name: 'method', type: 'string', arg: '<method>', choices: SNAPSHOT_METHODS, default: DEFAULT_SNAPSHOT_METHOD, describe: 'how the database snapshot is copied (see bench/backup)' },
+    { name: 'app-tag', type: 'string', arg: '<tag>', describe: 'app release recorded in the manifest (default: the running app image tag)' },
+  ],
+  details: [
+    'Backups go to STATE_DIR/backups/<id>/ (manifest.json, lazyflow.db[.gz], uploads/). Retention never deletes',
+    'the newest backup, nor one that a release in STATE_DIR/releases.jsonl names. Days/weeks/months are UTC.',
+    'Cron (daily 03:17, keeps 7 daily, 4 weekly, 6 monthly):',
+    '  17 3 * * * cd /srv/lazyflow-deploy && npx zx scripts/backup.mts --env-file .env.prod --reason cron --quiet --wait-lock 900 --keep-daily 7 --keep-weekly 4 --keep-monthly 6',
+  ].join('\n'),
+  exitCodes: [
+    'Exit status:',
+    '  0  ok (backup written and verified; retention applied)',
+    '  1  a check or step failed: the lock is held by another operation, disk full, the snapshot failed',
+    '     integrity_check, ... (no partial backup is left behind)',
+    '  2  usage or config error (bad flag, env file missing or invalid)',
+  ].join('\n'),
+};
+
+function num(v: unknown, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} expects a whole number >= 0, got ${v}`, { hint: 'see: backup.mts --help' });
+  return n;
+}
+
+await runMain(spec, async ({ values: v }, log) => {
+  // every flag is validated before anything is touched
+  const policy: RetentionPolicy = {
+    daily: num(v['keep-daily'], '--keep-daily'),
+    weekly: num(v['keep-weekly'], '--keep-weekly'),
+    monthly: num(v['keep-monthly'], '--keep-monthly'),
+    last: num(v['keep-last'], '--keep-last'),
+  };
+  const waitLockS = num(v['wait-lock'], '--wait-lock') ?? 0;
+  if (v.forget && policyIsEmpty(policy)) throw new UsageError('--forget needs a policy: --keep-daily/--keep-weekly/--keep-monthly/--keep-last', { hint: 'e.g. --forget --keep-daily 7 --keep-weekly 4 --keep-monthly 6' });
+  if (v.list && (v.forget || !policyIsEmpty(policy))) throw new UsageError('--list cannot be combined with retention flags');
+  const ctx = loadOpsEnv(String(v['env-file']));
+  const layout = ctx.layout;
+  log.setOpsLog(layout.opsLog);
+
+  if (v.list) {
+    const { backups, ignored } = listBackups(layout);
+    for (const i of ignored) log.warn(`ignoring ${layout.backups}/${i.name}: ${i.why}`);
+    if (v.json) {
+      log.out(JSON.stringify(backups.map((b) => ({ id: b.id, createdAt: b.createdAt.toISOString(), reason: b.manifest.reason, sizeBytes: b.sizeBytes, verified: b.verified, problems: b.problems, app: b.manifest.app, database: { file: b.manifest.database.file, bytes: b.manifest.database.bytes, sha256: b.manifest.database.sha256, userVersion: b.manifest.database.userVersion, rowCounts: b.manifest.database.rowCounts }, uploads: { files: b.manifest.uploads.files, bytes: b.manifest.uploads.bytes }, dir: b.dir })), null, 2));
+    } else if (backups.length === 0) {
+      log.out(`no backups in ${layout.backups}`);
+    } else {
+      log.table(backupRows(backups), ['id', { key: 'age', align: 'right' }, 'reason', { key: 'size', align: 'right' }, 'verified', 'app', { key: 'schema', align: 'right' }]);
+    }
+    return 0;
+  }
+
+  if (v['dry-run']) {
+    if (!v.forget) log.info(`would take a ${v.gzip ? 'gzip-compressed ' : ''}backup (${v.reason}) of ${layout.db} and ${layout.uploads} into ${layout.backups}`);
+    if (!policyIsEmpty(policy)) {
+      // read-only: no lock needed
+      const r = pruneBackups({ layout, policy, dryRun: true, log });
+      log.table(r.decisions.map((d) => ({ id: d.id, action: d.keep ? 'keep' : 'DELETE', why: d.reasons.join(', ') })), ['id', 'action', 'why']);
+    }
+    return 0;
+  }
+
+  const lock = await acquireLock(layout, { operation: v.forget ? 'backup --forget' : `backup (${v.reason})`, waitMs: waitLockS * 1000, log });
+  try {
+    let result;
+    if (!v.forget) {
+      result = await runBackup({
+        ctx,
+        reason: v.reason as BackupReason,
+        gzip: Boolean(v.gzip),
+        log,
+        lockHeld: true,
+        method: v.method as SnapshotMethod,
+        appTag: v['app-tag'] as string | undefined,
+      });
+    }
+    let removed: string[] = [];
+    if (!policyIsEmpty(policy)) {
+      log.debug(`retention: ${describePolicy(policy)}`);
+      removed = pruneBackups({ layout, policy, log }).removed;
+    }
+    if (v.json) log.out(JSON.stringify({ backup: result ? { id: result.id, dir: result.dir, manifest: { ...result.manifest, uploads: { ...result.manifest.uploads, entries: undefined } } } : null, removed }, null, 2));
+    return 0;
+  } finally {
+    lock.release();
+  }
+});

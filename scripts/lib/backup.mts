@@ -1,0 +1,422 @@
+// One verified backup of the live state: a consistent online snapshot of the SQLite database
+// (taken on the host while the app keeps writing), the uploads (hard-linked to the previous
+// backup when unchanged), and a manifest with checksums. Everything is written under
+// STATE_DIR/backups/.tmp-<id>, verified, fsynced and only then renamed to STATE_DIR/backups/<id>:
+// a failed, interrupted or unverified backup never shows up as a backup.
+import { createReadStream, createWriteStream, chmodSync, chownSync, copyFileSync, constants as fsc, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, relative } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { $ } from 'zx';
+import { StepError, UsageError, errorMessage } from './errors.mts';
+import { acquireLock, type LockHandle } from './lock.mts';
+import { formatBytes, formatDuration, type Logger } from './log.mts';
+import { DB_FILE_NAME, stateLayout, type StateLayout } from './state.mts';
+import { REPO_ROOT, type OpsEnv } from './env.mts';
+import { psArgs, parseComposePs } from './compose.mts';
+import { describeFs, fsInfo, fsyncDir, fsyncPath, isDiskFull, isRoot } from './fsutil.mts';
+import { snapshotDatabase, verifyDatabase, readColumn, type SnapshotMethod, DEFAULT_SNAPSHOT_METHOD } from './sqlite-snapshot.mts';
+import {
+  BACKUP_REASONS,
+  MANIFEST_FILE,
+  MANIFEST_FORMAT,
+  journalBackupIds,
+  listBackups,
+  makeBackupId,
+  sha256File,
+  type BackupEntry,
+  type BackupManifest,
+  type BackupReason,
+  type UploadEntry,
+} from './manifest.mts';
+import { applyRetention, describePolicy, policyIsEmpty, type RetentionDecision, type RetentionPolicy } from './retention.mts';
+
+export interface BackupOptions {
+  /** the operator env (gives layout, compose project for the app's image); or pass layout */
+  ctx?: OpsEnv;
+  layout?: StateLayout;
+  reason: BackupReason;
+  /** app image tag recorded in the manifest; default: the running app container's image */
+  appTag?: string;
+  gzip?: boolean;
+  log: Logger;
+  /** the caller already holds the ops lock (restore's safety backup, rollout's pre-deploy backup) */
+  lockHeld?: boolean;
+  waitLockMs?: number;
+  method?: SnapshotMethod;
+  /** for tests and the benchmark: the database to back up (default layout.db) */
+  dbPath?: string;
+  /** restore's own safety backup: a restore journal is expected to exist */
+  skipRestoreCheck?: boolean;
+  /** do not ask docker for the app image (benchmark, no stack) */
+  skipAppInfo?: boolean;
+  now?: () => Date;
+}
+
+export interface BackupResult {
+  id: string;
+  dir: string;
+  manifest: BackupManifest;
+}
+
+const TMP_PREFIX = '.tmp-';
+const DELETING_PREFIX = '.deleting-';
+
+export function toolkitVersion(): { version: string; gitSha: string | null } {
+  let version = '0.0.0';
+  try {
+    version = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    /* ignore */
+  }
+  let gitSha: string | null = null;
+  try {
+    const head = readFileSync(join(REPO_ROOT, '.git', 'HEAD'), 'utf8').trim();
+    if (head.startsWith('ref: ')) {
+      const ref = head.slice(5);
+      const refFile = join(REPO_ROOT, '.git', ref);
+      if (existsSync(refFile)) gitSha = readFileSync(refFile, 'utf8').trim().slice(0, 12);
+      else {
+        const packed = readFileSync(join(REPO_ROOT, '.git', 'packed-refs'), 'utf8');
+        const line = packed.split('\n').find((l) => l.endsWith(` ${ref}`));
+        gitSha = line ? line.slice(0, 12) : null;
+      }
+    } else gitSha = head.slice(0, 12);
+  } catch {
+    /* not a git checkout */
+  }
+  return { version, gitSha };
+}
+
+/** image of the running app container (e.g. lazyflow-app:3f2a9c1), or null */
+export async function runningAppImage(ctx: OpsEnv): Promise<string | null> {
+  try {
+    const r = await $({ quiet: true, nothrow: true, timeout: 20_000 })`docker ${psArgs(ctx, { service: 'app' })}`;
+    if (r.exitCode !== 0) return null;
+    const app = parseComposePs(r.stdout).find((e) => e.Service === 'app');
+    return app?.Image ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function resolveLayout(opts: { ctx?: OpsEnv; layout?: StateLayout }): StateLayout {
+  if (opts.layout) return opts.layout;
+  if (opts.ctx) return opts.ctx.layout ?? stateLayout(opts.ctx.stateDir);
+  throw new UsageError('runBackup needs ctx or layout');
+}
+
+/** every regular file under dir, as paths relative to it; in-progress uploads (*.part) and dotfiles are skipped */
+export function listUploadFiles(dir: string): string[] {
+  const out: string[] = [];
+  if (!existsSync(dir)) return out;
+  const walk = (d: string) => {
+    for (const ent of readdirSync(d, { withFileTypes: true })) {
+      if (ent.name.startsWith('.') || ent.name.endsWith('.part')) continue;
+      const p = join(d, ent.name);
+      if (ent.isDirectory()) walk(p);
+      else if (ent.isFile()) out.push(relative(dir, p));
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+
+function removeLeftovers(layout: StateLayout, log: Logger) {
+  if (!existsSync(layout.backups)) return;
+  for (const name of readdirSync(layout.backups)) {
+    if (name.startsWith(TMP_PREFIX) || name.startsWith(DELETING_PREFIX)) {
+      // we hold the lock: whoever wrote these is gone
+      rmSync(join(layout.backups, name), { recursive: true, force: true });
+      log.warn(`removed ${name} in ${layout.backups}: left by an interrupted backup or prune`);
+    }
+  }
+}
+
+function diskFullError(where: string, id: string, err: unknown): StepError {
+  const info = fsInfo(where);
+  return new StepError(
+    `disk full on ${describeFs(info, formatBytes)} while writing backup ${id}; the partial backup was removed, older backups are untouched (${errorMessage(err)})`,
+    {
+      step: 'backup',
+      hint: `free space on ${info.mountPoint}, e.g. drop old backups: npx zx scripts/backup.mts --env-file <file> --forget --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --dry-run`,
+      cause: err,
+    },
+  );
+}
+
+async function gzipFile(src: string, dest: string): Promise<void> {
+  await pipeline(createReadStream(src), createGzip({ level: 6 }), createWriteStream(dest, { mode: 0o400 }));
+}
+
+export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
+  const { log } = opts;
+  if (!BACKUP_REASONS.includes(opts.reason)) {
+    throw new UsageError(`unknown backup reason "${opts.reason}": one of ${BACKUP_REASONS.join(', ')}`);
+  }
+  const layout = resolveLayout(opts);
+  const dbPath = opts.dbPath ?? layout.db;
+  const now = opts.now ?? (() => new Date());
+  let lock: LockHandle | undefined;
+  if (!opts.lockHeld) {
+    lock = await acquireLock(layout, { operation: `backup (${opts.reason})`, waitMs: opts.waitLockMs ?? 0, log });
+  }
+  let tmpDir: string | undefined;
+  let id = '';
+  try {
+    if (!opts.skipRestoreCheck && existsSync(layout.restoreJournal)) {
+      throw new StepError(`an interrupted restore is pending (${layout.restoreJournal}): the live state may be half swapped`, {
+        step: 'backup',
+        hint: 'finish or roll it back first: npx zx scripts/restore.mts --env-file <file> --recover',
+      });
+    }
+    if (!existsSync(dbPath)) {
+      throw new StepError(`no database at ${dbPath}`, {
+        step: 'backup',
+        hint: 'check STATE_DIR in the env file; the app creates the database on its first start',
+      });
+    }
+    mkdirSync(layout.backups, { recursive: true, mode: 0o700 });
+    removeLeftovers(layout, log);
+    const started = performance.now();
+    const snapshotAt = now();
+    id = makeBackupId(snapshotAt, opts.reason);
+    for (let n = 2; existsSync(join(layout.backups, id)); n++) id = `${makeBackupId(snapshotAt, opts.reason)}-${n}`;
+    const { backups: previous } = listBackups(layout);
+    const prev = previous.find((b) => b.verified);
+
+    // refuse early when the database alone cannot fit: nothing is written then
+    // (the WAL file's size says little: it is reused after checkpoints; the snapshot is about the db's size)
+    const dbBytes = statSync(dbPath).size;
+    const fsBefore = fsInfo(layout.backups);
+    if (Number.isFinite(fsBefore.freeBytes) && fsBefore.freeBytes < dbBytes) {
+      throw diskFullError(layout.backups, id, new Error(`${formatBytes(dbBytes)} needed for the database, ${formatBytes(fsBefore.freeBytes)} free`));
+    }
+
+    tmpDir = join(layout.backups, `${TMP_PREFIX}${id}`);
+    mkdirSync(tmpDir, { mode: 0o700 });
+    const rawDb = join(tmpDir, DB_FILE_NAME);
+
+    // 1. the database snapshot
+    let step = log.step(`snapshot ${dbPath}`);
+    const snap = await snapshotDatabase(dbPath, rawDb, { method: opts.method ?? DEFAULT_SNAPSHOT_METHOD }).catch((err) => {
+      step.fail(err);
+      throw err;
+    });
+    step.done(`${formatBytes(snap.bytes)}, ${snap.pageCount} pages (${snap.method})`);
+
+    // 2. verified before anything else
+    step = log.step('integrity_check of the copy');
+    const verify = verifyDatabase(rawDb);
+    if (!verify.ok) {
+      step.fail(verify.messages.slice(0, 3).join('; '));
+      throw new StepError(`the snapshot of ${dbPath} failed integrity_check: ${verify.messages.slice(0, 3).join('; ')}`, {
+        step: 'backup',
+        hint: 'the live database may be damaged: run npx zx scripts/smoke.mts --only database, and restore the newest good backup if it fails',
+      });
+    }
+    step.done(Object.entries(verify.rowCounts).map(([t, n]) => `${t} ${n}`).join(', '));
+    const referenced = readColumn(rawDb, 'media', 'file_name');
+
+    // 3. uploads: unchanged files are hard links to the previous backup
+    step = log.step(`uploads from ${layout.uploads}`);
+    const upDir = join(tmpDir, 'uploads');
+    mkdirSync(upDir, { mode: 0o700 });
+    const prevEntries = new Map<string, UploadEntry>();
+    if (prev) for (const e of prev.manifest.uploads.entries) prevEntries.set(e.path, e);
+    const entries: UploadEntry[] = [];
+    let linked = 0;
+    let copied = 0;
+    let bytes = 0;
+    for (const rel of listUploadFiles(layout.uploads)) {
+      const live = join(layout.uploads, rel);
+      let st;
+      try {
+        st = statSync(live);
+      } catch {
+        continue; // deleted meanwhile
+      }
+      const target = join(upDir, rel);
+      mkdirSync(join(target, '..'), { recursive: true, mode: 0o700 });
+      const old = prevEntries.get(rel);
+      const oldPath = prev ? join(prev.dir, prev.manifest.uploads.dir, rel) : '';
+      let entry: UploadEntry | undefined;
+      if (old && old.size === st.size && old.mtimeMs === st.mtimeMs && existsSync(oldPath) && lstatSync(oldPath).size === st.size) {
+        try {
+          linkSync(oldPath, target);
+          entry = { ...old, mode: st.mode & 0o777 };
+          linked++;
+        } catch (err) {
+          if (isDiskFull(err)) throw err;
+          entry = undefined; // e.g. EMLINK: copy instead
+        }
+      }
+      if (!entry) {
+        try {
+          copyFileSync(live, target, fsc.COPYFILE_FICLONE);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          throw err;
+        }
+        utimesSync(target, st.atime, st.mtime);
+        // backups are immutable: read-only and, as root, owned by root, so the drill's app (uid 1000)
+        // can read the hard links it gets but never change them
+        if (isRoot()) chownSync(target, 0, 0);
+        chmodSync(target, 0o444);
+        fsyncPath(target);
+        entry = { path: rel, size: statSync(target).size, sha256: await sha256File(target), mtimeMs: st.mtimeMs, mode: st.mode & 0o777 };
+        copied++;
+      }
+      entries.push(entry);
+      bytes += entry.size;
+    }
+    const have = new Set(entries.map((e) => e.path));
+    const missing = referenced.filter((f) => !have.has(f));
+    step.done(`${entries.length} files, ${formatBytes(bytes)} (${linked} linked to ${prev?.id ?? '-'}, ${copied} copied)`);
+    if (missing.length) {
+      log.warn(`${missing.length} upload(s) named in the database are not in ${layout.uploads}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', ...' : ''}`);
+    }
+
+    // 4. checksums of what is stored, optional gzip
+    step = log.step(opts.gzip ? 'gzip and checksum the database copy' : 'checksum the database copy');
+    const rawSha256 = await sha256File(rawDb);
+    const rawBytes = statSync(rawDb).size;
+    let dbFile = DB_FILE_NAME;
+    if (opts.gzip) {
+      dbFile = `${DB_FILE_NAME}.gz`;
+      await gzipFile(rawDb, join(tmpDir, dbFile));
+      rmSync(rawDb);
+    } else {
+      chmodSync(rawDb, 0o400);
+    }
+    const storedPath = join(tmpDir, dbFile);
+    fsyncPath(storedPath);
+    const sha256 = opts.gzip ? await sha256File(storedPath) : rawSha256;
+    const storedBytes = statSync(storedPath).size;
+    step.done(`${dbFile} ${formatBytes(storedBytes)} sha256 ${sha256.slice(0, 12)}`);
+
+    // 5. manifest
+    let image: string | null = null;
+    if (!opts.skipAppInfo && opts.ctx) image = await runningAppImage(opts.ctx);
+    const tag = opts.appTag ?? (image && image.includes(':') ? image.slice(image.lastIndexOf(':') + 1) : opts.ctx?.appTag ?? null);
+    const manifest: BackupManifest = {
+      format: MANIFEST_FORMAT,
+      id,
+      createdAt: snapshotAt.toISOString(),
+      finishedAt: now().toISOString(),
+      durationMs: Math.round(performance.now() - started),
+      reason: opts.reason,
+      host: hostname(),
+      app: { image, tag, schemaVersion: verify.userVersion },
+      toolkit: toolkitVersion(),
+      database: {
+        file: dbFile,
+        compression: opts.gzip ? 'gzip' : 'none',
+        sha256,
+        bytes: storedBytes,
+        rawSha256,
+        rawBytes,
+        pageSize: verify.pageSize,
+        pageCount: verify.pageCount,
+        userVersion: verify.userVersion,
+        integrity: 'ok',
+        rowCounts: verify.rowCounts,
+        snapshotMethod: snap.method,
+        snapshotMs: Math.round(snap.ms),
+      },
+      uploads: { dir: 'uploads', files: entries.length, bytes, linked, copied, missing, entries },
+      verified: true,
+    };
+    const manifestPath = join(tmpDir, MANIFEST_FILE);
+    writeFileSync(manifestPath, JSON.stringify(manifest, null, 2) + '\n', { mode: 0o400 });
+    fsyncPath(manifestPath);
+    fsyncDir(upDir);
+    fsyncDir(tmpDir);
+
+    // 6. publish: one rename makes it a backup
+    const dir = join(layout.backups, id);
+    renameSync(tmpDir, dir);
+    tmpDir = undefined;
+    fsyncDir(layout.backups);
+    log.ok(`backup ${id} (${opts.reason}) in ${formatDuration(manifest.durationMs)}: ${formatBytes(storedBytes)} database, ${entries.length} uploads, verified`);
+    return { id, dir, manifest };
+  } catch (err) {
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+    if (isDiskFull(err) && !(err instanceof StepError && /disk full/.test(err.message))) throw diskFullError(layout.backups, id, err);
+    throw err;
+  } finally {
+    lock?.release();
+  }
+}
+
+export interface PruneOptions {
+  layout: StateLayout;
+  policy: RetentionPolicy;
+  dryRun?: boolean;
+  log: Logger;
+  /** extra ids that must survive (e.g. a restore in progress) */
+  protectedIds?: string[];
+}
+
+export interface PruneResult {
+  decisions: (RetentionDecision & { sizeBytes: number })[];
+  removed: string[];
+}
+
+/** apply the retention policy; the caller holds the lock */
+export function pruneBackups(opts: PruneOptions): PruneResult {
+  const { layout, policy, log } = opts;
+  const { backups } = listBackups(layout);
+  if (policyIsEmpty(policy)) {
+    log.info('no retention policy given (--keep-daily/--keep-weekly/--keep-monthly): nothing deleted');
+    return { decisions: [], removed: [] };
+  }
+  const journal = journalBackupIds(layout.releases);
+  if (journal.badLines.length) log.warn(`${layout.releases}: unreadable line(s) ${journal.badLines.join(', ')} ignored`);
+  const protectedIds = new Set([...journal.ids, ...(opts.protectedIds ?? [])]);
+  const decisions = applyRetention(
+    backups.map((b) => ({ id: b.id, createdAt: b.createdAt })),
+    policy,
+    { protectedIds },
+  ).map((d) => ({ ...d, sizeBytes: backups.find((b) => b.id === d.id)?.sizeBytes ?? 0 }));
+  const removed: string[] = [];
+  const toRemove = decisions.filter((d) => !d.keep);
+  log.info(`retention (${describePolicy(policy)}): keep ${decisions.length - toRemove.length}, delete ${toRemove.length}${opts.dryRun ? ' (dry run: nothing deleted)' : ''}`);
+  for (const d of toRemove) {
+    if (opts.dryRun) {
+      log.info(`would delete ${d.id}`);
+      continue;
+    }
+    const dir = join(layout.backups, d.id);
+    const aside = join(layout.backups, `${DELETING_PREFIX}${d.id}`);
+    // rename first: an interrupted delete never leaves a half backup that looks like a backup
+    renameSync(dir, aside);
+    rmSync(aside, { recursive: true, force: true });
+    removed.push(d.id);
+    log.info(`deleted ${d.id}`);
+  }
+  return { decisions, removed };
+}
+
+export function backupRows(backups: BackupEntry[], now: Date = new Date()) {
+  return backups.map((b) => ({
+    id: b.id,
+    age: formatAge(now.getTime() - b.createdAt.getTime()),
+    reason: b.manifest.reason,
+    size: formatBytes(b.sizeBytes),
+    verified: b.verified ? 'yes' : `NO: ${b.problems.join('; ')}`,
+    app: b.manifest.app.tag ?? '-',
+    schema: b.manifest.app.schemaVersion,
+  }));
+}
+
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `${m}m`;
+  const h = Math.round(m / 60);
+  if (h < 48) return `${h}h`;
+  return `${Math.round(h / 24)}d`;
+}

@@ -1,0 +1,212 @@
+// A consistent, online copy of a live WAL-mode SQLite database, taken on the host with
+// better-sqlite3 while the app (another process, in a container) keeps writing.
+//
+// Why not db.backup() as is: the SQLite backup API restarts from page 1 whenever another
+// connection writes between two steps, and better-sqlite3 copies 100 pages per step, so under
+// steady writes it may never finish. The three methods here each copy ONE snapshot:
+//   read-txn     hold one read transaction on the source for the whole (multi-step) backup: no
+//                other connection's commit is visible to it, so the backup never restarts, and
+//                the event loop runs between steps. (default, see bench/backup)
+//   single-step  the backup API with all pages in one sqlite3_backup_step() call.
+//   vacuum-into  VACUUM INTO: rebuilds a compact copy; CPU heavy.
+// In WAL mode a reader never blocks writers. A reader does keep the WAL from being reset while it
+// reads, so afterwards a PASSIVE checkpoint (never waits for, never blocks writers) folds it back.
+import { chownSync, existsSync, statSync } from 'node:fs';
+import Database from 'better-sqlite3';
+
+export type SnapshotMethod = 'read-txn' | 'single-step' | 'vacuum-into';
+export const SNAPSHOT_METHODS: SnapshotMethod[] = ['read-txn', 'single-step', 'vacuum-into'];
+export const DEFAULT_SNAPSHOT_METHOD: SnapshotMethod = 'read-txn';
+
+export interface SnapshotResult {
+  method: SnapshotMethod;
+  ms: number;
+  pageSize: number;
+  pageCount: number;
+  bytes: number;
+  userVersion: number;
+  /** result of the PASSIVE checkpoint after the copy: frames in the WAL and frames checkpointed */
+  checkpoint?: { busy: number; log: number; checkpointed: number };
+}
+
+export interface SnapshotOptions {
+  method?: SnapshotMethod;
+  /** pages per backup step for read-txn (default 4096 = 16 MiB at 4 KiB pages) */
+  pagesPerStep?: number;
+  /** checkpoint the source WAL afterwards (default true) */
+  checkpoint?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export class SqliteDiskFullError extends Error {
+  code = 'SQLITE_FULL';
+}
+
+/**
+ * Files SQLite creates next to the database (-wal, -shm) belong to whoever opens it first. When
+ * the toolkit runs as root and creates them, the app (uid 1000) could not open them any more:
+ * give them the database file's owner.
+ */
+export function matchSidecarOwnership(dbPath: string): void {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+  let owner: { uid: number; gid: number };
+  try {
+    const st = statSync(dbPath);
+    owner = { uid: st.uid, gid: st.gid };
+  } catch {
+    return;
+  }
+  for (const f of [`${dbPath}-wal`, `${dbPath}-shm`]) {
+    try {
+      const st = statSync(f);
+      if (st.uid !== owner.uid || st.gid !== owner.gid) chownSync(f, owner.uid, owner.gid);
+    } catch {
+      /* not there: fine */
+    }
+  }
+}
+
+function isFull(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return e?.code === 'SQLITE_FULL' || e?.code === 'ENOSPC' || /database or disk is full|ENOSPC|no space left/i.test(e?.message ?? '');
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+async function backupPages(src: Database.Database, dest: string, pagesPerStep: number, onProgress?: (d: number, t: number) => void) {
+  // better-sqlite3 calls transfer(0) first, then whatever the progress callback returns
+  await src.backup(dest, {
+    progress: ({ totalPages, remainingPages }) => {
+      onProgress?.(totalPages - remainingPages, totalPages);
+      return pagesPerStep;
+    },
+  });
+}
+
+export async function snapshotDatabase(srcPath: string, destPath: string, opts: SnapshotOptions = {}): Promise<SnapshotResult> {
+  const method = opts.method ?? DEFAULT_SNAPSHOT_METHOD;
+  if (!SNAPSHOT_METHODS.includes(method)) throw new Error(`unknown snapshot method ${method}`);
+  if (!existsSync(srcPath)) throw new Error(`no database at ${srcPath}`);
+  if (existsSync(destPath)) throw new Error(`snapshot target ${destPath} already exists`);
+  const t0 = performance.now();
+  const src = new Database(srcPath, { fileMustExist: true, timeout: 10_000 });
+  let result: SnapshotResult | undefined;
+  try {
+    // no pragma that writes: the app owns journal_mode and friends
+    const pageSize = src.pragma('page_size', { simple: true }) as number;
+    const userVersion = src.pragma('user_version', { simple: true }) as number;
+    matchSidecarOwnership(srcPath);
+    let pageCount = 0;
+    try {
+      if (method === 'read-txn') {
+        src.exec('BEGIN');
+        try {
+          // the first read starts the read transaction: from here on this connection sees one snapshot
+          pageCount = src.pragma('page_count', { simple: true }) as number;
+          matchSidecarOwnership(srcPath);
+          await backupPages(src, destPath, opts.pagesPerStep ?? 4096, opts.onProgress);
+        } finally {
+          src.exec('COMMIT');
+        }
+      } else if (method === 'single-step') {
+        await backupPages(src, destPath, 0x7fffffff, opts.onProgress);
+        matchSidecarOwnership(srcPath);
+      } else {
+        await yieldToEventLoop();
+        src.prepare('VACUUM INTO ?').run(destPath);
+        matchSidecarOwnership(srcPath);
+      }
+    } catch (err) {
+      if (isFull(err)) throw new SqliteDiskFullError(`disk full while writing ${destPath}: ${(err as Error).message}`, { cause: err });
+      throw err;
+    }
+    // the copy: rollback-journal mode, so it can be opened read-only without -wal/-shm next to it
+    const dest = new Database(destPath, { fileMustExist: true });
+    try {
+      dest.pragma('journal_mode = DELETE');
+      pageCount = dest.pragma('page_count', { simple: true }) as number;
+    } catch (err) {
+      if (isFull(err)) throw new SqliteDiskFullError(`disk full while writing ${destPath}: ${(err as Error).message}`, { cause: err });
+      throw err;
+    } finally {
+      dest.close();
+    }
+    result = {
+      method,
+      ms: performance.now() - t0,
+      pageSize,
+      pageCount,
+      bytes: statSync(destPath).size,
+      userVersion,
+    };
+    if (opts.checkpoint ?? true) {
+      const [cp] = src.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+      result.checkpoint = cp;
+    }
+  } finally {
+    src.close();
+    matchSidecarOwnership(srcPath);
+  }
+  return result;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  /** integrity_check's messages ("ok" when fine) */
+  messages: string[];
+  pageSize: number;
+  pageCount: number;
+  userVersion: number;
+  journalMode: string;
+  rowCounts: Record<string, number>;
+}
+
+/** integrity_check and facts of a database file that nothing else uses (a backup, a staged copy) */
+export function verifyDatabase(path: string, opts: { quick?: boolean; maxErrors?: number } = {}): VerifyResult {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const pragma = opts.quick ? 'quick_check' : 'integrity_check';
+    let messages: string[];
+    try {
+      const rows = db.pragma(`${pragma}(${opts.maxErrors ?? 20})`) as Record<string, string>[];
+      messages = rows.map((r) => Object.values(r)[0]);
+    } catch (err) {
+      // "file is not a database", "database disk image is malformed", ...
+      return { ok: false, messages: [(err as Error).message], pageSize: 0, pageCount: 0, userVersion: 0, journalMode: '', rowCounts: {} };
+    }
+    const ok = messages.length === 1 && messages[0] === 'ok';
+    const rowCounts: Record<string, number> = {};
+    if (ok) {
+      const tables = db
+        .prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+        .pluck()
+        .all() as string[];
+      for (const t of tables) rowCounts[t] = db.prepare(`SELECT count(*) FROM "${t.replace(/"/g, '""')}"`).pluck().get() as number;
+    }
+    return {
+      ok,
+      messages,
+      pageSize: db.pragma('page_size', { simple: true }) as number,
+      pageCount: db.pragma('page_count', { simple: true }) as number,
+      userVersion: db.pragma('user_version', { simple: true }) as number,
+      journalMode: db.pragma('journal_mode', { simple: true }) as string,
+      rowCounts,
+    };
+  } finally {
+    db.close();
+  }
+}
+
+/** values of one column of a verified database copy (e.g. media.file_name), [] if the table is absent */
+export function readColumn(path: string, table: string, column: string): string[] {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const exists = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?`).get(table);
+    if (!exists) return [];
+    return db.prepare(`SELECT "${column}" FROM "${table}"`).pluck().all() as string[];
+  } finally {
+    db.close();
+  }
+}
