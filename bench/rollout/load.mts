@@ -1,0 +1,172 @@
+// Continuous HTTPS load through Caddy, for the rollout e2e test and the rollout benchmark:
+// concurrent GETs and POSTs with bodies, each request recorded (start, latency, status), so a run can
+// be cut into windows (before / during / after a swap) and every failure is listed, not just counted.
+import https from 'node:https';
+import { randomBytes } from 'node:crypto';
+
+export interface LoadTarget {
+  domain: string;
+  httpsPort: number;
+  ca?: string | Buffer;
+  connect?: string;
+}
+
+export interface LoadOp {
+  name: string;
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+  body?: () => string;
+  ok?: (status: number) => boolean;
+}
+
+export interface Sample {
+  op: string;
+  start: number; // ms since epoch
+  ms: number;
+  status: number;
+  ok: boolean;
+  error?: string;
+}
+
+export interface LoadHandle {
+  samples: Sample[];
+  stop(): Promise<Sample[]>;
+}
+
+/** Ops for the reference app: GET /health, GET /tasks and POST /tasks with a JSON body (initData auth). */
+export function appOps(auth?: string): LoadOp[] {
+  const ops: LoadOp[] = [{ name: 'GET /health', method: 'GET', path: '/health' }];
+  if (auth) {
+    ops.push({ name: 'GET /tasks', method: 'GET', path: '/tasks', headers: { authorization: auth } });
+    ops.push({
+      name: 'POST /tasks',
+      method: 'POST',
+      path: '/tasks',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      // a body of ~1 KiB: a held POST must arrive whole
+      body: () => JSON.stringify({ title: `load ${randomBytes(4).toString('hex')} ${'x'.repeat(1000)}`.slice(0, 200), note: 'y'.repeat(800) }),
+      ok: (s) => s === 200 || s === 201,
+    });
+  }
+  return ops;
+}
+
+function request(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: number): Promise<Sample> {
+  const start = Date.now();
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const body = op.body?.();
+    const req = https.request(
+      {
+        host: t.connect ?? '127.0.0.1',
+        port: t.httpsPort,
+        servername: t.domain,
+        path: op.path,
+        method: op.method,
+        headers: { host: t.httpsPort === 443 ? t.domain : `${t.domain}:${t.httpsPort}`, ...(op.headers ?? {}), ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}) },
+        ca: t.ca,
+        rejectUnauthorized: Boolean(t.ca),
+        agent,
+        timeout: timeoutMs,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const ok = op.ok ? op.ok(status) : status >= 200 && status < 300;
+          resolve({ op: op.name, start, ms: performance.now() - t0, status, ok, ...(ok ? {} : { error: `HTTP ${status}` }) });
+        });
+        res.on('error', (e) => resolve({ op: op.name, start, ms: performance.now() - t0, status: 0, ok: false, error: e.message }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout ${timeoutMs} ms`)));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve({ op: op.name, start, ms: performance.now() - t0, status: 0, ok: false, error: e.code ?? e.message }));
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+/** Start `concurrency` loops, each issuing ops round-robin back to back (with an optional pause). */
+export function startLoad(t: LoadTarget, ops: LoadOp[], o: { concurrency?: number; pauseMs?: number; timeoutMs?: number } = {}): LoadHandle {
+  const samples: Sample[] = [];
+  const agent = new https.Agent({ keepAlive: true, maxSockets: o.concurrency ?? 6 });
+  let running = true;
+  const loops = Array.from({ length: o.concurrency ?? 6 }, async (_, w) => {
+    let i = w;
+    while (running) {
+      samples.push(await request(t, agent, ops[i++ % ops.length], o.timeoutMs ?? 60_000));
+      if (o.pauseMs) await new Promise((r) => setTimeout(r, o.pauseMs));
+    }
+  });
+  return {
+    samples,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return samples;
+    },
+  };
+}
+
+export function percentile(xs: number[], p: number): number {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+export interface LoadStats {
+  requests: number;
+  failed: number;
+  maxMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  byOp: Record<string, { requests: number; failed: number; maxMs: number }>;
+  failures: Sample[];
+}
+
+/** Stats of the samples that were in flight during [from, to] (all samples when no window). */
+export function stats(samples: Sample[], window?: { from: number; to: number }): LoadStats {
+  const xs = window ? samples.filter((s) => s.start <= window.to && s.start + s.ms >= window.from) : samples;
+  const byOp: LoadStats['byOp'] = {};
+  for (const s of xs) {
+    const b = (byOp[s.op] ??= { requests: 0, failed: 0, maxMs: 0 });
+    b.requests++;
+    if (!s.ok) b.failed++;
+    b.maxMs = Math.max(b.maxMs, s.ms);
+  }
+  const ms = xs.map((s) => s.ms);
+  return {
+    requests: xs.length,
+    failed: xs.filter((s) => !s.ok).length,
+    maxMs: Math.max(0, ...ms),
+    p50Ms: percentile(ms, 50),
+    p99Ms: percentile(ms, 99),
+    byOp,
+    failures: xs.filter((s) => !s.ok),
+  };
+}
+
+/** Sample `docker ps` for a compose service every `everyMs`; returns the counts seen. */
+export function sampleContainers(count: () => Promise<number>, everyMs = 100): { stop(): Promise<{ at: number; n: number }[]> } {
+  const seen: { at: number; n: number }[] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      try {
+        seen.push({ at: Date.now(), n: await count() });
+      } catch {
+        /* docker busy: skip this sample */
+      }
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return seen;
+    },
+  };
+}

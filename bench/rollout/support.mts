@@ -1,0 +1,91 @@
+// Release sources for the rollout e2e tests and benchmark: a throwaway git clone of this repository
+// where each "release" is a real commit (optionally patching the app), so rollout builds a real,
+// distinct image tagged with that commit's sha.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export class ReleaseSource {
+  readonly dir: string;
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Clone `repo` (its HEAD commit) into a temporary directory. */
+  static create(repo: string, label = 'src'): ReleaseSource {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `lzf-release-${label}-`));
+    execFileSync('git', ['clone', '-q', '--no-hardlinks', repo, dir], { stdio: 'pipe' });
+    const src = new ReleaseSource(dir);
+    src.git('config', 'user.email', 'release-test@lazyflow.invalid');
+    src.git('config', 'user.name', 'release test');
+    return src;
+  }
+
+  git(...args: string[]): string {
+    return execFileSync('git', ['-C', this.dir, ...args], { stdio: 'pipe' }).toString().trim();
+  }
+
+  get head(): string {
+    return this.git('rev-parse', 'HEAD');
+  }
+
+  /** A new commit (empty unless `patch` changes files); returns its full sha. */
+  commit(message: string, patch?: (dir: string) => void): string {
+    patch?.(this.dir);
+    this.git('add', '-A');
+    this.git('commit', '-q', '--allow-empty', '-m', message);
+    return this.head;
+  }
+
+  /** Go back to an earlier commit on a new branch (later commits stay reachable by sha). */
+  checkout(sha: string): void {
+    this.git('checkout', '-q', '-B', `at-${sha.slice(0, 8)}`, sha);
+  }
+
+  cleanup(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Replace one exact snippet in a file of the source; throws when it is not there (the app changed). */
+export function patchFile(dir: string, rel: string, find: string, replace: string): void {
+  const f = path.join(dir, rel);
+  const text = fs.readFileSync(f, 'utf8');
+  if (!text.includes(find)) throw new Error(`patch: ${rel} does not contain ${JSON.stringify(find)}`);
+  fs.writeFileSync(f, text.replace(find, replace));
+}
+
+/** Bad releases used by the tests: each one a realistic way for a deploy to go wrong. */
+export const BAD = {
+  /** exits at boot before listening */
+  crashAtBoot: (dir: string) => {
+    const f = path.join(dir, 'app/src/server.ts');
+    fs.writeFileSync(f, `console.error("bad release: exiting at boot"); process.exit(3);\n${fs.readFileSync(f, 'utf8')}`);
+  },
+  /** serves traffic, but its healthcheck always fails */
+  neverHealthy: (dir: string) => {
+    const f = path.join(dir, 'app/src/healthcheck.ts');
+    fs.writeFileSync(f, `console.error("bad release: health always fails"); process.exit(1);\n${fs.readFileSync(f, 'utf8')}`);
+  },
+  /** healthy, but answers CORS for any origin (a smoke check catches it) */
+  corsAnyOrigin: (dir: string) => patchFile(dir, 'app/src/app.ts', 'if (!origin) return null;', 'if (!origin) return null;\n      return origin; // bad release: reflects any origin'),
+  /** migrates the schema (user_version +1), then crashes: old code cannot run on the new schema */
+  schemaThenCrash: (dir: string) => {
+    patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
+      '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN bad_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;');
+    patchFile(dir, 'app/src/server.ts', 'const store = createStore(db);', 'const store = createStore(db);\nconsole.error("bad release: crashing after the migration"); process.exit(4);');
+  },
+};
+
+/** Remove the release images a test or benchmark built (never `keep`, e.g. the e2e run's own tag). */
+export function removeImages(image: string, tags: Iterable<string>, keep: string[] = []): void {
+  for (const t of new Set(tags)) {
+    if (!t || keep.includes(t)) continue;
+    try {
+      execFileSync('docker', ['image', 'rm', '-f', `${image}:${t}`], { stdio: 'pipe' });
+    } catch {
+      /* already gone */
+    }
+  }
+}
