@@ -1,0 +1,120 @@
+// Bad releases are rolled back automatically while the service keeps answering: one that crashes at
+// boot, one that never becomes healthy, one that fails smoke, and one that changed the schema (the
+// pre-deploy backup is restored, because old code cannot run on the new schema).
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describeDocker } from '../support/docker.ts';
+import { startStack, e2eImages, type Stack } from '../support/stack.ts';
+import { signInitData } from '../support/telegram.ts';
+import { repoRoot, runScript, type RunResult } from '../support/run.ts';
+import { BAD, ReleaseSource, removeImages } from '../../bench/rollout/support.mts';
+import { appOps, startLoad, stats } from '../../bench/rollout/load.mts';
+import { readJournal } from '../../scripts/lib/journal.mts';
+
+const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+
+describeDocker('rollout: bad releases roll back automatically', () => {
+  let stack: Stack;
+  let src: ReleaseSource;
+  let good: string; // sha of the last good commit
+  const builtTags: string[] = [];
+  const journal = () => readJournal(join(stack.stateDir, 'releases.jsonl')).releases;
+  const version = async () => (await stack.fetch('/health')).json().version as string;
+  const userVersion = () => {
+    const db = new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
+    try {
+      return db.pragma('user_version', { simple: true }) as number;
+    } finally {
+      db.close();
+    }
+  };
+
+  /** Commit a bad release on top of the good one, roll it out under load, return what happened. */
+  async function badRollout(name: string, patch: (dir: string) => void, ...extra: string[]) {
+    src.checkout(good);
+    const sha = src.commit(`bad: ${name}`, patch);
+    builtTags.push(sha.slice(0, 12));
+    const before = await version();
+    const auth = `tma ${signInitData(stack.botToken, { user: { id: 6660001, first_name: 'Bad' } })}`;
+    const load = startLoad({ domain: stack.domain, httpsPort: stack.httpsPort, ca: stack.ca }, appOps(auth), { concurrency: 3, pauseMs: 20 });
+    const r = await runScript('rollout.mts', ['--env-file', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', ...extra], { timeoutMs: 240_000 });
+    const s = stats(await load.stop());
+    const failed = journal().find((x) => x.gitSha === sha)!;
+    const rb = journal().find((x) => x.kind === 'rollback' && x.previousRelease === failed?.id);
+    return { r, s, before, sha, failed, rb };
+  }
+
+  beforeAll(async () => {
+    stack = await startStack({ name: 'badrel' });
+    src = ReleaseSource.create(repoRoot, 'bad');
+    good = src.head;
+  });
+  afterAll(async () => {
+    removeImages(e2eImages().appImage, [...builtTags, ...(stack ? journal().map((r) => r.appTag ?? '') : [])], [e2eImages().appTag]);
+    await stack?.down();
+    src?.cleanup();
+  });
+
+  it('crash at boot: rolled back, service kept answering, journal records both', async () => {
+    const { r, s, before, failed, rb } = await badRollout('crash at boot', BAD.crashAtBoot);
+    expect(r.code, explain(r)).toBe(1);
+    expect(r.stderr).toMatch(/crashes at boot/);
+    expect(r.stderr).toMatch(/bad release: exiting at boot/); // the new container's last logs are shown
+    expect(r.stderr).toMatch(/schema unchanged .*data kept/);
+    expect(r.stderr).toMatch(new RegExp(`rolled back to ${before}, data kept`));
+    expect(await version()).toBe(before);
+    expect(s.failures, JSON.stringify(s.failures.slice(0, 3))).toEqual([]);
+    expect(failed).toMatchObject({ result: 'rolled-back', dbRestored: false });
+    expect(failed.reason).toMatch(/swap gate failed/);
+    expect(rb).toMatchObject({ result: 'ok', appTag: before });
+    expect(await stack.containers('app')).toHaveLength(1);
+  });
+
+  it('never healthy: rolled back after the health timeout, service kept answering', async () => {
+    const { r, s, before, failed, rb } = await badRollout('never healthy', BAD.neverHealthy, '--health-timeout', '12');
+    expect(r.code, explain(r)).toBe(1);
+    expect(r.stderr).toMatch(/did not become healthy within 12\.0 s|is unhealthy/);
+    expect(r.stderr).toMatch(/bad release: health always fails/); // the health log is shown
+    expect(await version()).toBe(before);
+    expect(s.failures, JSON.stringify(s.failures.slice(0, 3))).toEqual([]);
+    expect(failed).toMatchObject({ result: 'rolled-back' });
+    expect(rb).toMatchObject({ result: 'ok', appTag: before });
+  });
+
+  it('fails smoke: the failing check is named, rolled back', async () => {
+    const { r, s, before, failed, rb } = await badRollout('cors any origin', BAD.corsAnyOrigin);
+    expect(r.code, explain(r)).toBe(1);
+    expect(r.stderr).toMatch(/smoke cors: FAIL .*foreign origin/);
+    expect(await version()).toBe(before);
+    expect(s.failures, JSON.stringify(s.failures.slice(0, 3))).toEqual([]);
+    expect(failed).toMatchObject({ result: 'rolled-back' });
+    expect(failed.reason).toMatch(/smoke failed: cors/);
+    expect(rb).toMatchObject({ result: 'ok', appTag: before });
+  });
+
+  it('changed the schema, then failed: the pre-deploy backup is restored', async () => {
+    const auth = `tma ${signInitData(stack.botToken, { user: { id: 6660002, first_name: 'Schema' } })}`;
+    const created = await stack.fetch('/tasks', { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'written before the bad release' }) });
+    expect(created.status).toBe(201);
+    const uvBefore = userVersion();
+    const { r, before, failed, rb } = await badRollout('schema then crash', BAD.schemaThenCrash);
+    expect(r.code, explain(r)).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`schema moved: user_version ${uvBefore} -> ${uvBefore + 1}`));
+    expect(r.stderr).toMatch(/restored backup/);
+    expect(await version()).toBe(before);
+    expect(userVersion()).toBe(uvBefore);
+    const db = new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
+    try {
+      const cols = (db.prepare('PRAGMA table_info(tasks)').all() as { name: string }[]).map((c) => c.name);
+      expect(cols).not.toContain('bad_release');
+      expect(db.prepare('SELECT count(*) AS n FROM tasks WHERE title = ?').get('written before the bad release')).toEqual({ n: 1 });
+    } finally {
+      db.close();
+    }
+    expect(failed).toMatchObject({ result: 'rolled-back', dbRestored: true, userVersionBefore: uvBefore, userVersionAfter: uvBefore + 1 });
+    expect(rb).toMatchObject({ result: 'ok', appTag: before, backupId: failed.backupId, dbRestored: true });
+    const list = await stack.fetch('/tasks', { headers: { authorization: auth } });
+    expect(list.status).toBe(200);
+  });
+});
