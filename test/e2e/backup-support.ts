@@ -116,3 +116,44 @@ export async function waitHealthy(stack: Stack, timeoutMs = 90_000) {
     await new Promise((r) => setTimeout(r, 500));
   }
 }
+
+export interface Spawned {
+  child: import('node:child_process').ChildProcess;
+  done: Promise<RunResult>;
+}
+
+/** start a toolkit script without waiting for it, to kill it or race it */
+export async function spawnScript(stack: Stack, name: 'backup.mts' | 'restore.mts', args: string[]): Promise<Spawned> {
+  const { spawn } = await import('node:child_process');
+  const { repoRoot } = await import('../support/run.ts');
+  const started = Date.now();
+  const child = spawn(process.execPath, [join(repoRoot, 'scripts', name), '--env-file', stack.envFile, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const done = new Promise<RunResult>((res) => child.on('close', (code, signal) => res({ code, signal, stdout, stderr, ms: Date.now() - started })));
+  return { child, done };
+}
+
+/** the phase in STATE_DIR/restore-journal.json, or null */
+export function journalPhase(stateDir: string): string | null {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, 'restore-journal.json'), 'utf8')).phase;
+  } catch {
+    return null;
+  }
+}
+
+/** poll until `probe` is true; fast, for catching short phases */
+export async function until(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 60_000, everyMs = 5): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

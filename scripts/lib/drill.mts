@@ -1,0 +1,217 @@
+// Restore drill: prove that a backup really boots, without touching production.
+// The backup is verified and staged into a scratch directory (STATE_DIR/.drill-<pid>-<rand>), a
+// throwaway app container boots on it on a private network (docker network create --internal, no
+// published ports) in local mode (no bot token, APP_URL http://localhost: no webhook registration,
+// no Telegram call leaves the network), and the drill checks /health, integrity_check and row
+// counts. Container, network and scratch directory are removed at the end, also on failure,
+// Ctrl-C or SIGTERM; leftovers of a drill that was killed -9 are removed by the next drill.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { $ } from 'zx';
+import { StepError, errorMessage } from './errors.mts';
+import { formatDuration, type Logger } from './log.mts';
+import type { OpsEnv } from './env.mts';
+import { composeEnv, parseComposePs, psArgs } from './compose.mts';
+import { isProcessAlive } from './lock.mts';
+import { APP_GID, APP_UID, isRoot } from './fsutil.mts';
+import { verifyDatabase } from './sqlite-snapshot.mts';
+import { resolveBackup, stageBackup } from './restore.mts';
+
+export interface DrillOptions {
+  ctx: OpsEnv;
+  from: string;
+  log: Logger;
+  /** image to boot; default: the running app container's image, else APP_IMAGE:APP_TAG */
+  image?: string;
+  healthTimeoutMs?: number;
+}
+
+export interface DrillCheck {
+  name: string;
+  status: 'pass' | 'fail';
+  detail: string;
+}
+
+export interface DrillResult {
+  backupId: string;
+  image: string;
+  checks: DrillCheck[];
+  failed: boolean;
+  ms: number;
+  resources: { container: string; network: string; scratch: string };
+}
+
+const LABEL = 'lazyflow.drill';
+const DRILL_PREFIX = '.drill-';
+
+async function dockerq(args: string[], timeoutMs = 60_000) {
+  return $({ quiet: true, nothrow: true, timeout: timeoutMs })`docker ${args}`;
+}
+
+/** the image the running app container uses (its image id), else APP_IMAGE:APP_TAG if present */
+export async function drillImage(ctx: OpsEnv): Promise<string> {
+  const r = await $({ quiet: true, nothrow: true, env: composeEnv(ctx.values), timeout: 30_000 })`docker ${psArgs(ctx, { all: true, service: 'app' })}`;
+  if (r.exitCode === 0) {
+    const app = parseComposePs(r.stdout).find((e) => e.Service === 'app');
+    if (app?.ID) {
+      const img = await dockerq(['inspect', '--format', '{{.Image}}', app.ID]);
+      if (img.exitCode === 0 && img.stdout.trim()) return img.stdout.trim();
+    }
+  }
+  const fallback = `${ctx.appImage}:${ctx.appTag}`;
+  const has = await dockerq(['image', 'inspect', '--format', '{{.Id}}', fallback]);
+  if (has.exitCode === 0) return fallback;
+  throw new StepError(`no app image to boot the drill with: no app container in project ${ctx.project}, and no image ${fallback}`, {
+    step: 'drill',
+    hint: 'deploy first (rollout.mts), or pass --image <image>',
+  });
+}
+
+/** remove containers, networks and scratch dirs of earlier drills of this project whose process is gone */
+export async function removeDrillLeftovers(ctx: OpsEnv, log: Logger): Promise<number> {
+  let removed = 0;
+  const mine = `${LABEL}=${ctx.project}`;
+  const dead = (pidLabel: string | undefined) => !pidLabel || !isProcessAlive(Number(pidLabel));
+  const cs = await dockerq(['ps', '-a', '--filter', `label=${mine}`, '--format', `{{.ID}}\t{{.Label "${LABEL}.pid"}}`]);
+  for (const line of cs.stdout.split('\n').filter(Boolean)) {
+    const [id, pid] = line.split('\t');
+    if (!dead(pid)) continue;
+    await dockerq(['rm', '-f', '-v', id]);
+    removed++;
+  }
+  const ns = await dockerq(['network', 'ls', '--filter', `label=${mine}`, '--format', `{{.ID}}\t{{.Label "${LABEL}.pid"}}`]);
+  for (const line of ns.stdout.split('\n').filter(Boolean)) {
+    const [id, pid] = line.split('\t');
+    if (!dead(pid)) continue;
+    await dockerq(['network', 'rm', id]);
+    removed++;
+  }
+  if (existsSync(ctx.layout.root)) {
+    for (const name of readdirSync(ctx.layout.root)) {
+      if (!name.startsWith(DRILL_PREFIX)) continue;
+      const pid = Number(name.slice(DRILL_PREFIX.length).split('-')[0]);
+      if (isProcessAlive(pid)) continue;
+      rmSync(join(ctx.layout.root, name), { recursive: true, force: true });
+      removed++;
+    }
+  }
+  if (removed) log.warn(`removed ${removed} leftover(s) of an earlier drill that was killed`);
+  return removed;
+}
+
+export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
+  const { ctx, log } = opts;
+  const t0 = performance.now();
+  await removeDrillLeftovers(ctx, log);
+  const b = resolveBackup(ctx.layout, opts.from);
+  const suffix = randomBytes(4).toString('hex');
+  const name = `${ctx.project}-drill-${suffix}`;
+  const network = `${ctx.project}-drill-${suffix}`;
+  const scratch = join(ctx.layout.root, `${DRILL_PREFIX}${process.pid}-${suffix}`);
+  const checks: DrillCheck[] = [];
+  const check = (n: string, ok: boolean, detail: string) => {
+    checks.push({ name: n, status: ok ? 'pass' : 'fail', detail });
+    (ok ? log.ok : log.error)(`${n}: ${detail}`);
+    return ok;
+  };
+  let createdContainer = false;
+  let createdNetwork = false;
+  let tornDown = false;
+  // synchronous teardown, so it also runs from process.on('exit') after Ctrl-C / SIGTERM
+  const teardownSync = () => {
+    if (tornDown) return;
+    tornDown = true;
+    if (createdContainer) spawnSync('docker', ['rm', '-f', '-v', name], { stdio: 'ignore' });
+    if (createdNetwork) spawnSync('docker', ['network', 'rm', network], { stdio: 'ignore' });
+    rmSync(scratch, { recursive: true, force: true });
+  };
+  process.on('exit', teardownSync);
+  let image = '';
+  try {
+    image = opts.image ?? (await drillImage(ctx));
+    log.info(`drill: backup ${b.id} on image ${image.slice(0, 24)} in ${scratch}`);
+    mkdirSync(scratch, { mode: 0o700 });
+    if (isRoot()) spawnSync('chmod', ['0711', scratch]); // the app user must traverse it
+    let staged;
+    try {
+      staged = await stageBackup(b, scratch, { log, linkUploads: true, uid: APP_UID, gid: APP_GID, dirMode: 0o750 });
+    } catch (err) {
+      check('backup verifies', false, errorMessage(err));
+      throw err;
+    }
+    check('backup verifies', true, `sha256 of every file, integrity_check ok, row counts equal the manifest`);
+
+    let r = await dockerq(['network', 'create', '--internal', '--label', `${LABEL}=${ctx.project}`, '--label', `${LABEL}.pid=${process.pid}`, network]);
+    if (r.exitCode !== 0) throw new StepError(`docker network create failed: ${r.stderr.trim()}`, { step: 'drill' });
+    createdNetwork = true;
+    const secret = randomBytes(32).toString('hex');
+    r = await dockerq([
+      'run', '-d', '--name', name,
+      '--label', `${LABEL}=${ctx.project}`, '--label', `${LABEL}.pid=${process.pid}`,
+      '--network', network,
+      '--read-only', '--tmpfs', '/tmp:size=64m,mode=1777', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
+      '--user', `${APP_UID}:${APP_GID}`, '--memory', '512m', '--pids-limit', '256',
+      // local mode: no bot token and a localhost APP_URL: no webhook registration, no Telegram calls
+      '-e', 'NODE_ENV=production', '-e', 'PORT=3000', '-e', 'APP_URL=http://localhost', '-e', 'BOT_TOKEN=',
+      '-e', `WEBHOOK_SECRET=${secret}`, '-e', 'ALLOWED_ORIGINS=http://localhost', '-e', 'TELEGRAM_API_ROOT=http://127.0.0.1:9',
+      '-e', 'DB_PATH=/app/data/lazyflow.db', '-e', 'UPLOADS_DIR=/app/uploads', '-e', 'LOG_LEVEL=info', '-e', 'JOB_HEARTBEAT_MS=1000',
+      '-v', `${join(scratch, 'data')}:/app/data`, '-v', `${join(scratch, 'uploads')}:/app/uploads`,
+      image,
+    ]);
+    if (r.exitCode !== 0) throw new StepError(`docker run of the drill container failed: ${r.stderr.trim()}`, { step: 'drill' });
+    createdContainer = true;
+
+    // health: the image's HEALTHCHECK, then /health itself from inside the container
+    const deadline = Date.now() + (opts.healthTimeoutMs ?? 90_000);
+    let state = '';
+    for (;;) {
+      const s = await dockerq(['inspect', '--format', '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}', name]);
+      state = s.stdout.trim();
+      if (state === 'running healthy' || state === 'running') {
+        if (state === 'running healthy') break;
+        const probe = await dockerq(['exec', name, 'bun', '-e', 'const r = await fetch("http://127.0.0.1:3000/health"); process.exit(r.status === 200 ? 0 : 1)']);
+        if (probe.exitCode === 0) break;
+      }
+      if (/^(exited|dead)/.test(state) || Date.now() > deadline) {
+        const logs = await dockerq(['logs', '--tail', '30', name]);
+        check('app boots and is healthy', false, `${state || 'unknown'} after ${formatDuration(performance.now() - t0)}:\n${(logs.stdout + logs.stderr).trim()}`);
+        throw new StepError(`the drill app did not become healthy on backup ${b.id} (${state})`, { step: 'drill', hint: 'see the container log above; the backup may need another app release (schema)' });
+      }
+      await new Promise((res) => setTimeout(res, 500));
+    }
+    const h = await dockerq(['exec', name, 'bun', '-e', 'const r = await fetch("http://127.0.0.1:3000/health"); console.log(r.status, await r.text())']);
+    const [status, ...body] = h.stdout.trim().split(' ');
+    let health: { status?: string; db?: string; version?: string } = {};
+    try {
+      health = JSON.parse(body.join(' '));
+    } catch {
+      /* reported below */
+    }
+    check('app boots and is healthy', status === '200' && health.status === 'ok' && health.db === 'ok', `GET /health ${status} status=${health.status} db=${health.db} version=${health.version}`);
+    const net = await dockerq(['inspect', '--format', '{{json .NetworkSettings.Ports}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', name]);
+    check('isolated', !/HostPort/.test(net.stdout) && net.stdout.trim().endsWith(network), `no published ports, only network ${network} (internal)`);
+
+    // stop gracefully (the app checkpoints), then look at the database it ran on
+    await dockerq(['stop', '-t', '15', name]);
+    const v = verifyDatabase(join(scratch, 'data', 'lazyflow.db'));
+    check('integrity_check after boot', v.ok, v.ok ? `ok, schema ${staged.userVersion} -> ${v.userVersion}` : v.messages.slice(0, 3).join('; '));
+    const core = ['users', 'tasks', 'media'];
+    const diffs: string[] = [];
+    for (const [table, n] of Object.entries(b.manifest.database.rowCounts)) {
+      const now = v.rowCounts[table];
+      if (core.includes(table) ? now !== n : now === undefined || now < n) diffs.push(`${table} ${n} -> ${now}`);
+    }
+    check('row counts', diffs.length === 0, diffs.length ? diffs.join(', ') : core.filter((t) => t in b.manifest.database.rowCounts).map((t) => `${t} ${b.manifest.database.rowCounts[t]}`).join(', ') + ' (as in the manifest)');
+  } finally {
+    teardownSync();
+    process.off('exit', teardownSync);
+  }
+  // prove the teardown
+  const leftC = createdContainer ? (await dockerq(['ps', '-a', '-q', '--filter', `name=^${name}$`])).stdout.trim() : '';
+  const leftN = createdNetwork ? (await dockerq(['network', 'ls', '-q', '--filter', `name=^${network}$`])).stdout.trim() : '';
+  check('teardown', !leftC && !leftN && !existsSync(scratch), leftC || leftN || existsSync(scratch) ? `left behind: ${[leftC && `container ${name}`, leftN && `network ${network}`, existsSync(scratch) && scratch].filter(Boolean).join(', ')}` : 'container, network and scratch directory removed');
+  const failed = checks.some((c) => c.status === 'fail');
+  return { backupId: b.id, image, checks, failed, ms: performance.now() - t0, resources: { container: name, network, scratch } };
+}

@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+// Restore a backup over the live state (crash-safe), list backups, or run a restore drill.
+//   npx zx scripts/restore.mts --env-file .env.prod --list
+//   npx zx scripts/restore.mts --env-file .env.prod --from latest [--dry-run] [--yes]
+//   npx zx scripts/restore.mts --env-file .env.prod --drill [--from <id>]
+import { runMain } from './lib/main.mts';
+import { loadOpsEnv } from './lib/env.mts';
+import { UsageError } from './lib/errors.mts';
+import { acquireLock } from './lib/lock.mts';
+import { listBackups } from './lib/manifest.mts';
+import { backupRows } from './lib/backup.mts';
+import { recoverRestore, runRestore } from './lib/restore.mts';
+import { runDrill } from './lib/drill.mts';
+import type { CommandSpec } from './lib/args.mts';
+
+export const spec: CommandSpec = {
+  name: 'restore.mts',
+  summary: 'restore a verified backup over the live state, or prove one boots (--drill)',
+  usage: [
+    'npx zx scripts/restore.mts --env-file .env.prod --list [--json]',
+    'npx zx scripts/restore.mts --env-file .env.prod --from <id|latest> [--dry-run] [--yes]',
+    'npx zx scripts/restore.mts --env-file .env.prod --recover',
+    'npx zx scripts/restore.mts --env-file .env.prod --drill [--from <id|latest>]',
+  ],
+  options: [
+    { name: 'env-file', type: 'string', arg: '<file>', default: '.env.prod', describe: 'operator env file' },
+    { name: 'list', type: 'boolean', describe: 'list backups: id, age, reason, size, verified' },
+    { name: 'json', type: 'boolean', describe: 'with --list / --drill: JSON on stdout' },
+    { name: 'from', type: 'string', arg: '<id|latest>', describe: 'the backup to restore (see --list)' },
+    { name: 'dry-run', type: 'boolean', describe: 'print the plan; change nothing' },
+    { name: 'yes', type: 'boolean', alias: 'y', describe: 'do not ask for confirmation' },
+    { name: 'recover', type: 'boolean', describe: 'only finish or roll back an interrupted restore' },
+    { name: 'drill', type: 'boolean', describe: 'boot a throwaway app on the backup (private network, no ports, local mode); production untouched' },
+    { name: 'image', type: 'string', arg: '<image>', describe: 'with --drill: app image (default: the running app\'s image)' },
+    { name: 'ca', type: 'string', arg: '<root.pem>', describe: 'root certificate for the smoke checks\' TLS check (private CA)' },
+    { name: 'skip-smoke', type: 'boolean', describe: 'do not run the smoke checks after the restore' },
+    { name: 'skip-safety-backup', type: 'boolean', describe: 'skip the pre-restore backup (only when the live database is unusable); the replaced state is kept in STATE_DIR/.restore-*' },
+    { name: 'wait-lock', type: 'number', arg: '<seconds>', default: 0, describe: 'wait this long for a running backup/rollout instead of refusing' },
+    { name: 'health-timeout', type: 'number', arg: '<seconds>', default: 120, describe: 'how long the app may take to become healthy' },
+    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print errors only' },
+  ],
+  details: [
+    'A restore verifies the backup (sha256 of every file, integrity_check, row counts) before touching anything,',
+    'takes a pre-restore safety backup, stops the app (Caddy holds requests), swaps data/ and uploads/ by rename,',
+    'starts the app, waits until healthy and runs the smoke checks. If it is killed, run it again (or --recover):',
+    'it rolls back when the live state was not touched yet, and completes the swap otherwise.',
+    'Weekly drill (cron, Sundays 04:30):',
+    '  30 4 * * 0 cd /srv/lazyflow-deploy && npx zx scripts/restore.mts --env-file .env.prod --drill --quiet',
+  ].join('\n'),
+  exitCodes: [
+    'Exit status:',
+    '  0  ok (restored and healthy; drill passed; recovered)',
+    '  1  a check or step failed: the backup is damaged (live data untouched), the lock is held, the app did not',
+    '     become healthy (the old state was put back), smoke failed, the drill failed, not confirmed',
+    '  2  usage or config error (bad flag, unknown backup id format, env file missing or invalid)',
+  ].join('\n'),
+};
+
+await runMain(spec, async ({ values: v }, log) => {
+  const modes = ['list', 'drill', 'recover'].filter((k) => v[k]);
+  if (modes.length > 1) throw new UsageError(`--${modes.join(' and --')} cannot be combined`);
+  if (!modes.length && !v.from) throw new UsageError('say what to restore: --from <id|latest> (or --list, --drill, --recover)', { hint: 'see the backups: restore.mts --list' });
+  if (v.list && v.from) throw new UsageError('--list takes no --from');
+  if (v.image && !v.drill) throw new UsageError('--image only applies to --drill');
+  const waitLockMs = Number(v['wait-lock']) * 1000;
+  const healthTimeoutMs = Number(v['health-timeout']) * 1000;
+  if (!(waitLockMs >= 0) || !(healthTimeoutMs > 0)) throw new UsageError('--wait-lock and --health-timeout must be positive');
+  const ctx = loadOpsEnv(String(v['env-file']));
+  log.setOpsLog(ctx.layout.opsLog);
+
+  if (v.list) {
+    const { backups, ignored } = listBackups(ctx.layout);
+    for (const i of ignored) log.warn(`ignoring ${ctx.layout.backups}/${i.name}: ${i.why}`);
+    if (v.json) log.out(JSON.stringify(backups.map((b) => ({ id: b.id, createdAt: b.createdAt.toISOString(), reason: b.manifest.reason, sizeBytes: b.sizeBytes, verified: b.verified, problems: b.problems })), null, 2));
+    else if (!backups.length) log.out(`no backups in ${ctx.layout.backups}`);
+    else log.table(backupRows(backups), ['id', { key: 'age', align: 'right' }, 'reason', { key: 'size', align: 'right' }, 'verified', 'app', { key: 'schema', align: 'right' }]);
+    return 0;
+  }
+
+  if (v.drill) {
+    const r = await runDrill({ ctx, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs });
+    if (v.json) log.out(JSON.stringify(r, null, 2));
+    else if (!log.quiet) log.table(r.checks, ['name', 'status', 'detail']);
+    if (r.failed) {
+      log.error(`drill of ${r.backupId} FAILED`);
+      return 1;
+    }
+    log.ok(`drill of ${r.backupId} passed in ${(r.ms / 1000).toFixed(1)} s`);
+    return 0;
+  }
+
+  if (v.recover) {
+    const lock = await acquireLock(ctx.layout, { operation: 'restore --recover', waitMs: waitLockMs, log });
+    try {
+      const what = await recoverRestore(ctx, log, { healthTimeoutMs });
+      if (!what) log.ok('no interrupted restore to recover');
+      return 0;
+    } finally {
+      lock.release();
+    }
+  }
+
+  await runRestore({
+    ctx,
+    from: String(v.from),
+    log,
+    yes: Boolean(v.yes),
+    dryRun: Boolean(v['dry-run']),
+    waitLockMs,
+    healthTimeoutMs,
+    safetyBackup: !v['skip-safety-backup'],
+    startApp: true,
+    smoke: !v['skip-smoke'],
+    ca: v.ca as string | undefined,
+  });
+  return 0;
+});
