@@ -550,7 +550,9 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
 
   // git state and tag (read-only)
   const git = await gitState(source);
-  if (git.dirty && !o.allowDirty) {
+  if (git.dirty && !o.allowDirty && o.dryRun) {
+    log.warn(`the working tree ${source} has uncommitted changes: a real rollout refuses it without --allow-dirty`);
+  } else if (git.dirty && !o.allowDirty) {
     throw new ConfigError(`the working tree ${source} has uncommitted changes:\n${git.porcelain.trim().split('\n').slice(0, 10).join('\n')}`, {
       file: source,
       hint: 'commit (or stash) them and retry; or pass --allow-dirty to deploy them with a visible -dirty tag',
