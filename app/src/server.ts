@@ -154,7 +154,8 @@ async function shutdown(signal: string): Promise<void> {
     if (botMode === "polling" && bot.isRunning()) await bot.stop();
     await jobs.stop();
     const cp = checkpointAndClose(db);
-    log.info("db_closed", { checkpoint: "TRUNCATE", busy: cp.busy, walFrames: cp.log, checkpointed: cp.checkpointed });
+    // After a successful TRUNCATE checkpoint busy is 0 and the WAL file is empty.
+    log.info("db_closed", { checkpoint: "TRUNCATE", walTruncated: cp.busy === 0, busy: cp.busy });
   } catch (err) {
     log.error("shutdown_error", { err, ms: elapsed() });
     clearTimeout(hard);
