@@ -1,7 +1,7 @@
 // Restore drill: prove that a backup really boots, without touching production.
 // The backup is verified and staged into a scratch directory (STATE_DIR/.drill-<pid>-<rand>), a
 // throwaway app container boots on it on a private network (docker network create --internal, no
-// published ports) in local mode (no bot token, APP_URL http://localhost: no webhook registration,
+// published ports) in local mode (no bot token, APP_URL https://localhost: no webhook registration,
 // no Telegram call leaves the network), and the drill checks /health, integrity_check and row
 // counts. Container, network and scratch directory are removed at the end, also on failure,
 // Ctrl-C or SIGTERM; leftovers of a drill that was killed -9 are removed by the next drill.
@@ -154,8 +154,8 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
       '--read-only', '--tmpfs', '/tmp:size=64m,mode=1777', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
       '--user', `${APP_UID}:${APP_GID}`, '--memory', '512m', '--pids-limit', '256',
       // local mode: no bot token and a localhost APP_URL: no webhook registration, no Telegram calls
-      '-e', 'NODE_ENV=production', '-e', 'PORT=3000', '-e', 'APP_URL=http://localhost', '-e', 'BOT_TOKEN=',
-      '-e', `WEBHOOK_SECRET=${secret}`, '-e', 'ALLOWED_ORIGINS=http://localhost', '-e', 'TELEGRAM_API_ROOT=http://127.0.0.1:9',
+      '-e', 'NODE_ENV=production', '-e', 'PORT=3000', '-e', 'APP_URL=https://localhost', '-e', 'BOT_TOKEN=',
+      '-e', `WEBHOOK_SECRET=${secret}`, '-e', 'ALLOWED_ORIGINS=https://localhost', '-e', 'TELEGRAM_API_ROOT=http://127.0.0.1:9',
       '-e', 'DB_PATH=/app/data/lazyflow.db', '-e', 'UPLOADS_DIR=/app/uploads', '-e', 'LOG_LEVEL=info', '-e', 'JOB_HEARTBEAT_MS=1000',
       '-v', `${join(scratch, 'data')}:/app/data`, '-v', `${join(scratch, 'uploads')}:/app/uploads`,
       image,

@@ -1,0 +1,176 @@
+// kill -9 of a restore at real, observable points (the phase its journal records), then the next
+// run: the app comes back on either the old state or the restored one, never a mix. Plus the
+// restore drill, its teardown and the cleanup after a drill that was killed.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { describeDocker } from '../support/docker.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+import { run } from '../support/run.ts';
+import { appContainer, createTask, download, journalPhase, listTasks, manifestOf, script, sha256, spawnScript, until, upload, waitHealthy } from './backup-support.ts';
+
+describeDocker('restore.mts crash safety and drill', () => {
+  let stack: Stack;
+  let backupId = '';
+  let inBackup: { id: string; content: Buffer };
+
+  beforeAll(async () => {
+    stack = await startStack({ name: 'restore-crash' });
+    for (let i = 0; i < 3; i++) await createTask(stack, `bk-${i}`);
+    const c = randomBytes(40_000);
+    inBackup = { id: (await upload(stack, c, 'in-backup.bin')).id, content: c };
+    const r = await script(stack, 'backup.mts', ['--json', '--quiet']);
+    expect(r.code, r.stderr).toBe(0);
+    backupId = JSON.parse(r.stdout).backup.id;
+  });
+
+  afterAll(async () => {
+    await stack?.down();
+  });
+
+  /** the live state as the app serves it: old (has the marker task/upload) or restored (exactly the backup) */
+  async function servedState(marker: string, markerUpload: string): Promise<'old' | 'restored' | 'mixed'> {
+    await waitHealthy(stack);
+    const titles = (await listTasks(stack)).map((t) => t.title);
+    const hasMarker = titles.includes(marker);
+    const markerFile = (await download(stack, markerUpload)).status === 200;
+    const backupFile = await download(stack, inBackup.id);
+    expect(backupFile.status).toBe(200);
+    expect(backupFile.body.equals(inBackup.content)).toBe(true);
+    for (let i = 0; i < 3; i++) expect(titles).toContain(`bk-${i}`);
+    // uploads on disk are exactly the set the database names (old: + marker, restored: the backup's)
+    const m = manifestOf(stack.stateDir, backupId);
+    const files = readdirSync(join(stack.stateDir, 'uploads')).filter((n) => !n.startsWith('.'));
+    if (hasMarker && markerFile) return 'old';
+    if (!hasMarker && !markerFile && files.length === m.uploads.entries.length) return 'restored';
+    return 'mixed';
+  }
+
+  function leftovers() {
+    return readdirSync(stack.stateDir).filter((n) => n.startsWith('.restore-') || n === 'restore-journal.json');
+  }
+
+  /** start a restore and SIGKILL it as soon as its journal reaches one of `phases` */
+  async function killAt(phases: string[]): Promise<string> {
+    const p = await spawnScript(stack, 'restore.mts', ['--from', backupId, '--yes', '--skip-smoke']);
+    let seen: string | null = null;
+    await until(`restore phase ${phases.join('|')}`, () => {
+      seen = journalPhase(stack.stateDir);
+      return seen !== null && phases.includes(seen);
+    }, 90_000, 2);
+    p.child.kill('SIGKILL');
+    const r = await p.done;
+    expect(r.signal).toBe('SIGKILL');
+    return seen!;
+  }
+
+  async function mark(tag: string) {
+    const title = `old-${tag}`;
+    await createTask(stack, title);
+    const up = await upload(stack, randomBytes(10_000), `${tag}.bin`);
+    return { title, upload: up.id };
+  }
+
+  for (const phases of [['staging'], ['safety-backup'], ['stopping'], ['starting']]) {
+    it(`killed at ${phases.join('/')}: running restore again brings the app back on the restored state`, async () => {
+      await waitHealthy(stack);
+      const m = await mark(phases[0]);
+      const killed = await killAt(phases);
+      // right after the kill: the journal says where it stopped
+      expect(journalPhase(stack.stateDir)).toBe(killed);
+      const again = await script(stack, 'restore.mts', ['--from', backupId, '--yes', '--skip-smoke']);
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(again.stderr + again.stdout).toMatch(new RegExp(`found an interrupted restore of ${backupId} \\(phase ${killed}`));
+      expect(await servedState(m.title, m.upload)).toBe('restored');
+      expect(leftovers()).toEqual([]);
+    });
+  }
+
+  it('killed before the swap, --recover puts the old state back and starts the app', async () => {
+    await waitHealthy(stack);
+    const m = await mark('recover-old');
+    const killed = await killAt(['stopping']);
+    expect(killed).toBe('stopping');
+    const r = await script(stack, 'restore.mts', ['--recover']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/rolled back: the live data was never touched/);
+    expect(await servedState(m.title, m.upload)).toBe('old');
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('killed after the swap, --recover completes the restore', async () => {
+    await waitHealthy(stack);
+    const m = await mark('recover-new');
+    const killed = await killAt(['swapped', 'starting']);
+    const r = await script(stack, 'restore.mts', ['--recover']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`found an interrupted restore of ${backupId} \\(phase ${killed}`));
+    expect(r.stdout).toMatch(new RegExp(`interrupted restore completed: the live state is backup ${backupId}`));
+    expect(await servedState(m.title, m.upload)).toBe('restored');
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('killed between the two renames of the swap (data new, uploads old): --recover completes it', async () => {
+    await waitHealthy(stack);
+    const m = await mark('mid-swap');
+    const killed = await killAt(['stopping']);
+    expect(killed).toBe('stopping');
+    // let the stop finish, then leave the disk exactly as a kill between the renames would
+    await stack.mustCompose('stop', 'app');
+    const j = JSON.parse(readFileSync(join(stack.stateDir, 'restore-journal.json'), 'utf8'));
+    renameSync(join(stack.stateDir, 'data'), join(j.staging, 'old-data'));
+    renameSync(join(j.staging, 'data'), join(stack.stateDir, 'data'));
+    writeFileSync(join(stack.stateDir, 'restore-journal.json'), JSON.stringify({ ...j, phase: 'swapping' }));
+    // a backup now would copy a half-swapped state: refused
+    const b = await script(stack, 'backup.mts', []);
+    expect(b.code).toBe(1);
+    expect(b.stderr).toMatch(/interrupted restore is pending/);
+    const r = await script(stack, 'restore.mts', ['--recover']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await servedState(m.title, m.upload)).toBe('restored');
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('the drill passes, leaves production untouched and leaves no container, network or scratch dir', async () => {
+    await waitHealthy(stack);
+    const before = { app: await appContainer(stack), tasks: (await listTasks(stack)).map((t) => t.title) };
+    const r = await script(stack, 'restore.mts', ['--drill', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.failed).toBe(false);
+    expect(Object.fromEntries(out.checks.map((c: { name: string; status: string }) => [c.name, c.status]))).toEqual({
+      'backup verifies': 'pass',
+      'app boots and is healthy': 'pass',
+      isolated: 'pass',
+      'integrity_check after boot': 'pass',
+      'row counts': 'pass',
+      teardown: 'pass',
+    });
+    const ps = await run('docker', ['ps', '-a', '-q', '--filter', `label=lazyflow.drill=${stack.project}`]);
+    expect(ps.stdout.trim()).toBe('');
+    const nets = await run('docker', ['network', 'ls', '-q', '--filter', `label=lazyflow.drill=${stack.project}`]);
+    expect(nets.stdout.trim()).toBe('');
+    expect(readdirSync(stack.stateDir).filter((n) => n.startsWith('.drill-'))).toEqual([]);
+    expect({ app: await appContainer(stack), tasks: (await listTasks(stack)).map((t) => t.title) }).toEqual(before);
+    // the drill never talked to the Bot API
+    expect(existsSync(join(stack.stateDir, 'data', 'lazyflow.db'))).toBe(true);
+  });
+
+  it('a drill killed -9 leaves leftovers that the next drill removes', async () => {
+    const p = await spawnScript(stack, 'restore.mts', ['--drill']);
+    await until('the drill container', async () => {
+      const ps = await run('docker', ['ps', '-a', '-q', '--filter', `label=lazyflow.drill=${stack.project}`]);
+      return ps.stdout.trim() !== '';
+    }, 90_000, 100);
+    p.child.kill('SIGKILL');
+    await p.done;
+    expect((await run('docker', ['ps', '-a', '-q', '--filter', `label=lazyflow.drill=${stack.project}`])).stdout.trim()).not.toBe('');
+    const r = await script(stack, 'restore.mts', ['--drill']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/removed \d+ leftover\(s\) of an earlier drill/);
+    expect((await run('docker', ['ps', '-a', '-q', '--filter', `label=lazyflow.drill=${stack.project}`])).stdout.trim()).toBe('');
+    expect((await run('docker', ['network', 'ls', '-q', '--filter', `label=lazyflow.drill=${stack.project}`])).stdout.trim()).toBe('');
+    expect(readdirSync(stack.stateDir).filter((n) => n.startsWith('.drill-'))).toEqual([]);
+  });
+});
