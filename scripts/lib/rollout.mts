@@ -170,6 +170,9 @@ export interface SwapTiming {
   totalMs: number;
   containerId: string;
   startedAt: string;
+  /** wall clock (epoch ms) when the swap began (stop issued) and ended (healthy) */
+  beganAt?: number;
+  endedAt?: number;
 }
 
 export class GateError extends StepError {
@@ -238,8 +241,11 @@ export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger):
 export async function swapApp(env: OpsEnv, appTag: string, o: { log: Logger; healthTimeoutS?: number; stopTimeoutS?: number }): Promise<SwapTiming> {
   const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
   const e = composeEnvFor(env, appTag);
+  const beganAt = Date.now();
   const t0 = performance.now();
-  await $({ quiet: true, env: e })`docker ${cmds.stop}`;
+  // LAZYFLOW_SWAP=recreate (benchmark only): let `compose up` stop the old container itself, after
+  // creating the new one. Measured against the default in bench/rollout (BENCHMARKS.md).
+  if (process.env.LAZYFLOW_SWAP !== 'recreate') await $({ quiet: true, env: e })`docker ${cmds.stop}`;
   const t1 = performance.now();
   const up = await $({ quiet: true, nothrow: true, env: e })`docker ${cmds.up}`;
   const t2 = performance.now();
@@ -251,7 +257,7 @@ export async function swapApp(env: OpsEnv, appTag: string, o: { log: Logger; hea
   if (!c.Config.Image.endsWith(`:${appTag}`)) {
     throw new GateError(`after the swap the app runs ${c.Config.Image}, expected tag ${appTag}`, { step: 'swap' });
   }
-  return { stopMs: t1 - t0, startMs: t2 - t1, startToHealthyMs, totalMs: t3 - t0, containerId: c.Id, startedAt: c.State.StartedAt };
+  return { stopMs: t1 - t0, startMs: t2 - t1, startToHealthyMs, totalMs: t3 - t0, containerId: c.Id, startedAt: c.State.StartedAt, beganAt, endedAt: Date.now() };
 }
 
 /** /health through Caddy over HTTPS reports the expected version (retried: Caddy may still hold the first requests). */
@@ -726,7 +732,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
 }
 
 function roundSwap(s: SwapTiming) {
-  return { stopMs: Math.round(s.stopMs), startMs: Math.round(s.startMs), startToHealthyMs: Math.round(s.startToHealthyMs), totalMs: Math.round(s.totalMs) };
+  return { stopMs: Math.round(s.stopMs), startMs: Math.round(s.startMs), startToHealthyMs: Math.round(s.startToHealthyMs), totalMs: Math.round(s.totalMs), ...(s.beganAt ? { beganAt: new Date(s.beganAt).toISOString(), endedAt: new Date(s.endedAt ?? s.beganAt).toISOString() } : {}) };
 }
 
 /** Remove release images beyond the newest N (only tags the journal knows; never the live one). */
