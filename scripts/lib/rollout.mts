@@ -190,7 +190,8 @@ export async function appDiagnostics(env: OpsEnv, containerId?: string): Promise
   const c = (containerId && list.find((x) => x.Id === containerId)) || list.find((x) => x.State.Running) || list[0];
   if (!c) return 'no app container exists';
   const st = c.State;
-  parts.push(`container ${c.Name.replace(/^\//, '')} (${c.Id.slice(0, 12)}) image ${c.Config.Image}: status ${st.Status}, exit code ${st.ExitCode}, restarts ${c.RestartCount}${st.OOMKilled ? ', OOM-killed' : ''}${st.Error ? `, error ${st.Error}` : ''}`);
+  const exit = st.Running ? '' : `, exit code ${st.ExitCode}`;
+  parts.push(`container ${c.Name.replace(/^\//, '')} (${c.Id.slice(0, 12)}) image ${c.Config.Image}: status ${st.Status}${exit}, restarts ${c.RestartCount}${st.OOMKilled ? ', OOM-killed' : ''}${st.Error ? `, error ${st.Error}` : ''}`);
   if (st.Health) {
     parts.push(`health: ${st.Health.Status} (failing streak ${st.Health.FailingStreak ?? 0})`);
     for (const h of (st.Health.Log ?? []).slice(-3)) parts.push(`  check ${h.End?.slice(11, 23) ?? ''} exit ${h.ExitCode}: ${h.Output.trim().slice(0, 300)}`);
@@ -438,6 +439,15 @@ export async function revert(i: RevertInput): Promise<{ ok: boolean; decision: R
       const tg = await telegramGate(env, swap.startedAt, { timeoutMs: (i.gates.telegramTimeoutS ?? 60) * 1000, pendingMax: i.gates.pendingMax, apiRoot: i.gates.smoke?.telegramApiRoot });
       log.info(`telegram: ${tg}`);
       phases.telegram = Math.round(performance.now() - t);
+      // smoke on the release we went back to: reported, not acted on (there is nowhere further to go)
+      if (!i.gates.skipSmoke) {
+        t = performance.now();
+        const rep = await runSmoke(env, { ...(i.gates.smoke ?? {}), expectVersion: decision.toAppTag, log });
+        phases.smoke = Math.round(performance.now() - t);
+        const bad = rep.results.filter((r) => r.status === 'fail');
+        if (bad.length) log.error(`smoke after the ${i.kind} still fails: ${bad.map((r) => `${r.name} (${r.detail})`).join('; ')}`);
+        else log.ok(`smoke after the ${i.kind}: no check failed`);
+      }
     } else {
       log.warn('no earlier release to go back to: the app stays stopped; fix the release and roll out again');
     }
