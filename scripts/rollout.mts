@@ -38,8 +38,9 @@ export const spec: CommandSpec = {
   ],
   details: [
     `Phases: ${ROLLOUT_PHASES.join(' -> ')} (each timed, recorded in STATE_DIR/releases.jsonl).`,
-    'Swap: `docker compose stop app` (graceful: in-flight requests finish), then `docker compose up -d',
-    '--no-deps app` with APP_TAG=<git sha>. Never two app containers; Caddy holds requests meanwhile.',
+    'Swap: `docker compose up -d --no-deps app` with APP_TAG=<git sha>: compose creates the new container,',
+    'stops the old one gracefully (in-flight requests finish), removes it, then starts the new one. Never two',
+    'app containers running; Caddy holds requests meanwhile (LAZYFLOW_SWAP=stop-first: explicit stop first).',
     'On a failed gate: diagnostics of the new container are printed, the previous image is started again,',
     'and the pre-deploy backup is restored only when PRAGMA user_version moved. A rollout killed midway is',
     'recovered (undone) by the next rollout or rollback, after its stale lock is taken over.',

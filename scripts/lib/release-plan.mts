@@ -136,7 +136,6 @@ export function rolloutPlan(o: {
   dirty: boolean;
   previous: Pick<Release, 'id' | 'appTag'> | undefined;
   build: BuildPlan;
-  composeStop: string[];
   composeUp: string[];
   keepImages: number;
   telegram: boolean;
@@ -152,8 +151,11 @@ export function rolloutPlan(o: {
       phase: 'backup',
       what: o.skipBackup ? 'SKIPPED (--skip-backup): no pre-deploy backup, a schema-changing failure could not be undone' : 'pre-deploy backup of the database and uploads (reason pre-deploy)',
     },
-    { phase: 'swap', what: 'stop the app gracefully (Caddy holds requests), then start the new image; never two app containers', argv: ['docker', ...o.composeStop] },
-    { phase: 'swap', what: `start ${o.image}:${o.appTag} and wait for its healthcheck`, argv: ['docker', ...o.composeUp] },
+    {
+      phase: 'swap',
+      what: `APP_TAG=${o.appTag}: compose creates the new container, stops the old one gracefully (in-flight requests finish, Caddy holds new ones), removes it, then starts ${o.image}:${o.appTag}; never two app containers running. Then wait for its healthcheck`,
+      argv: ['docker', ...o.composeUp],
+    },
     { phase: 'health', what: `/health through Caddy reports version ${o.appTag}` },
     { phase: 'telegram', what: o.telegram ? 'getWebhookInfo: url, no new error, pending_update_count drains' : 'skipped: local mode (no BOT_TOKEN)' },
     { phase: 'smoke', what: o.skipSmoke ? 'SKIPPED (--skip-smoke)' : 'run every smoke check; any fail -> automatic rollback' },

@@ -160,9 +160,9 @@ async function imageExists(ref: string): Promise<boolean> {
 // swap and gates
 
 export interface SwapTiming {
-  /** graceful stop of the old container */
+  /** explicit graceful stop of the old container (0 in the default recreate mode: compose up does it) */
   stopMs: number;
-  /** compose up of the new one (create + start) */
+  /** compose up: create the new container, (recreate mode: stop + remove the old one,) start it */
   startMs: number;
   /** container start -> Docker reports healthy */
   startToHealthyMs: number;
@@ -234,19 +234,26 @@ export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger):
   }
 }
 
+export function swapMode(): 'recreate' | 'stop-first' {
+  return process.env.LAZYFLOW_SWAP === 'stop-first' ? 'stop-first' : 'recreate';
+}
+
 /**
- * Replace the one app container by one running `appTag`: stop the old one gracefully (it finishes
- * in-flight requests; Caddy holds new ones, retrying the dial for lb_try_duration), then compose
- * recreates the container with the new image and starts it. There is never a second app container.
+ * Replace the one app container by one running `appTag`: the old one stops gracefully (it finishes
+ * in-flight requests; Caddy holds new ones, retrying the dial for lb_try_duration), then the container
+ * recreated on the new image starts. There is never a second app container running.
  */
 export async function swapApp(env: OpsEnv, appTag: string, o: { log: Logger; healthTimeoutS?: number; stopTimeoutS?: number }): Promise<SwapTiming> {
   const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
   const e = composeEnvFor(env, appTag);
   const beganAt = Date.now();
   const t0 = performance.now();
-  // LAZYFLOW_SWAP=recreate (benchmark only): let `compose up` stop the old container itself, after
-  // creating the new one. Measured against the default in bench/rollout (BENCHMARKS.md).
-  if (process.env.LAZYFLOW_SWAP !== 'recreate') await $({ quiet: true, env: e })`docker ${cmds.stop}`;
+  // Default: one `compose up`. Compose creates the new container first (not started), then stops the
+  // old one gracefully, removes it, and only then starts the new one: still never two app containers
+  // running and never two SQLite writers, but container creation and one compose start-up are no
+  // longer inside the gap, and if creating fails the old container keeps serving. Measured in
+  // bench/rollout against LAZYFLOW_SWAP=stop-first (an explicit `compose stop app` first).
+  if (swapMode() === 'stop-first') await $({ quiet: true, env: e })`docker ${cmds.stop}`;
   const t1 = performance.now();
   const up = await $({ quiet: true, nothrow: true, env: e })`docker ${cmds.up}`;
   const t2 = performance.now();
@@ -585,7 +592,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     const live0 = await liveApp(env);
     const previous0 = live0 && live0.status === 'running' ? { id: current0?.appTag === live0.tag ? current0.id : 'untracked', appTag: live0.tag } : current0;
     const plan = rolloutPlan({
-      appTag, image, dirty: git.dirty, previous: previous0, build, composeStop: cmds.stop, composeUp: cmds.up,
+      appTag, image, dirty: git.dirty, previous: previous0, build, composeUp: cmds.up,
       keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: Boolean(env.values.BOT_TOKEN && env.values.ADMIN_CHAT_ID),
       skipBackup: o.skipBackup, skipSmoke: o.skipSmoke,
     });

@@ -119,10 +119,11 @@ describeDocker('rollout: zero-drop deploys on the real stack', () => {
     const sha = src.commit('v4');
     builtTags.push(tagOf(sha));
     const before = await version();
+    const [oldApp] = await stack.containers('app');
     const child = spawn(process.execPath, [resolve(repoRoot, 'scripts/rollout.mts'), ...args()], { stdio: 'ignore', env: { ...process.env, NO_COLOR: '1' } });
     const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-    // the old container is stopped and the new one not started yet: the middle of the swap
-    await waitFor('the swap to stop the app', async () => (await stack.containers('app')).length === 0, 120_000, 20);
+    // the old container has stopped; the new one is not started or not healthy yet: the middle of the swap
+    await waitFor('the swap to stop the old app container', async () => !(await stack.containers('app')).includes(oldApp), 120_000, 20);
     child.kill('SIGKILL');
     await exited;
     expect(existsSync(join(stack.stateDir, 'ops.lock'))).toBe(true); // a stale lock stays behind

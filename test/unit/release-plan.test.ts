@@ -60,7 +60,7 @@ describe('release plan', () => {
     const steps = rolloutPlan({
       appTag: 'abc', image: 'lazyflow-app', dirty: false, previous: { id: 'r1', appTag: 'v1' },
       build: buildArgs({ contextDir: '/src', image: 'lazyflow-app', appTag: 'abc' }),
-      composeStop: ['compose', 'stop', 'app'], composeUp: ['compose', 'up', 'app'], keepImages: 5, telegram: false, notify: false,
+      composeUp: ['compose', 'up', 'app'], keepImages: 5, telegram: false, notify: false,
     });
     for (const p of ROLLOUT_PHASES) expect(steps.some((s) => s.phase === p)).toBe(true);
     expect(steps.at(-1)!.what).toMatch(/roll back to r1/);
