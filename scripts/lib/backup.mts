@@ -4,7 +4,7 @@
 // STATE_DIR/backups/.tmp-<id>, verified, fsynced and only then renamed to STATE_DIR/backups/<id>:
 // a failed, interrupted or unverified backup never shows up as a backup.
 import { createReadStream, createWriteStream, chmodSync, chownSync, copyFileSync, constants as fsc, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { getPriority, hostname, setPriority } from 'node:os';
 import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -47,6 +47,8 @@ export interface BackupOptions {
   method?: SnapshotMethod;
   /** for tests and the benchmark: the database to back up (default layout.db) */
   dbPath?: string;
+  /** CPU niceness while the backup runs (default 10): the app's commits come first */
+  nice?: number;
   /** restore's own safety backup: a restore journal is expected to exist */
   skipRestoreCheck?: boolean;
   /** do not ask docker for the app image (benchmark, no stack) */
@@ -164,6 +166,8 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
   }
   let tmpDir: string | undefined;
   let id = '';
+  // the app comes first: copying, hashing and integrity_check run at a lower CPU priority
+  const priorityBefore = lowerPriority(opts.nice ?? 10);
   try {
     if (!opts.skipRestoreCheck && existsSync(layout.restoreJournal)) {
       throw new StepError(`an interrupted restore is pending (${layout.restoreJournal}): the live state may be half swapped`, {
@@ -346,7 +350,27 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     if (isDiskFull(err) && !(err instanceof StepError && /disk full/.test(err.message))) throw diskFullError(layout.backups, id, err);
     throw err;
   } finally {
+    restorePriority(priorityBefore);
     lock?.release();
+  }
+}
+
+function lowerPriority(nice: number): number | undefined {
+  try {
+    const before = getPriority(0);
+    if (nice > before) setPriority(0, nice);
+    return before;
+  } catch {
+    return undefined;
+  }
+}
+
+function restorePriority(before: number | undefined) {
+  if (before === undefined) return;
+  try {
+    setPriority(0, before); // going back up needs root; as another user the process just stays nicer
+  } catch {
+    /* ignore */
   }
 }
 

@@ -1,0 +1,217 @@
+// bench/backup: online backup of a 1 GiB SQLite database while a writer commits at a steady rate.
+//
+//   node bench/backup/run.mts [--mib 1024] [--rate 100] [--restore]
+//
+// Measures, in one run: cp of the same file (reference throughput), each snapshot method of
+// scripts/lib/sqlite-snapshot.mts, the full scripts/lib/backup.mts run (snapshot + integrity check
+// + manifest), and the sqlite3 CLI's .backup as the baseline; the writer's commit latency p50/p99
+// before and during each, and its SQLITE_BUSY count. With --restore (needs Docker and the stack
+// images) it also times restore start -> healthy app for the same database.
+import { fork, spawnSync } from 'node:child_process';
+import { cpus, totalmem, hostname, release } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import minimist from 'minimist';
+import { makeDb } from './make-db.mts';
+import { snapshotDatabase, verifyDatabase, type SnapshotMethod } from '../../scripts/lib/sqlite-snapshot.mts';
+import { renderTable } from '../../scripts/lib/log.mts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const argv = minimist(process.argv.slice(2), { string: ['dir', 'out', 'methods'], boolean: ['restore', 'help'], default: { mib: 1024, rate: 100, reps: 2 } });
+if (argv.help) {
+  console.log('node bench/backup/run.mts [--mib 1024] [--rate 100] [--reps 2] [--dir /var/tmp/lazyflow-bench] [--methods file-copy,read-txn,single-step,vacuum-into,cli,backup] [--restore] [--out file.md]');
+  process.exit(0);
+}
+const MIB = Number(argv.mib);
+const REPS = Number(argv.reps);
+const RATE = Number(argv.rate);
+const dir = resolve(argv.dir ?? '/var/tmp/lazyflow-bench');
+const methods = String(argv.methods ?? 'file-copy,read-txn,single-step,vacuum-into,cli,backup').split(',');
+mkdirSync(dir, { recursive: true });
+const src = join(dir, `bench-${MIB}m.db`);
+const log = (m: string) => console.error(`[bench] ${m}`);
+
+log(`database ${src} (${MIB} MiB)`);
+const made = makeDb(src, MIB * 2 ** 20, log);
+log(`${made.reused ? 'reused' : 'built'}: ${(made.bytes / 2 ** 20).toFixed(0)} MiB`);
+// start clean: no leftover WAL from an earlier run
+{
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(src);
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+}
+const fileBytes = statSync(src).size;
+
+function timeIt(fn: () => void): number {
+  const t0 = performance.now();
+  fn();
+  return performance.now() - t0;
+}
+const rm = (p: string) => rmSync(p, { force: true, recursive: true });
+// flush dirty pages first, so a run does not pay for the previous one's writeback
+const sync = () => spawnSync('sync');
+const walSize = () => (existsSync(`${src}-wal`) ? statSync(`${src}-wal`).size : 0);
+
+// reference: cp of the same (idle) file, best of 2, page cache warm for both
+const cpDest = join(dir, 'cp.db');
+const cpMs = Math.min(
+  ...[0, 1].map(() => {
+    rm(cpDest);
+    sync();
+    const ms = timeIt(() => {
+      const r = spawnSync('cp', [src, cpDest]);
+      if (r.status !== 0) throw new Error(`cp failed: ${r.stderr}`);
+    });
+    return ms;
+  }),
+);
+rm(cpDest);
+log(`cp: ${(cpMs / 1000).toFixed(2)} s`);
+// the same copy made durable (a backup is fsynced before it is published)
+sync();
+const cpSyncMs = timeIt(() => {
+  const r = spawnSync('dd', [`if=${src}`, `of=${cpDest}`, 'bs=4M', 'conv=fsync', 'status=none']);
+  if (r.status !== 0) throw new Error(`dd failed: ${r.stderr}`);
+});
+rm(cpDest);
+log(`cp + fsync (dd conv=fsync): ${(cpSyncMs / 1000).toFixed(2)} s`);
+
+// the writer
+const writer = fork(join(here, 'writer.mts'), [src, String(RATE)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const replies: ((m: any) => void)[] = [];
+writer.on('message', (m) => replies.shift()?.(m));
+const ask = (msg: object) => new Promise<any>((r) => { replies.push(r); writer.send(msg); });
+await new Promise<void>((r) => replies.push(() => r()));
+const phase = (p: string) => ask({ cmd: 'phase', phase: p });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+await phase('warmup');
+await sleep(2000);
+await phase('before');
+await sleep(10_000);
+
+type Row = { method: string; seconds: string; 'MiB/s': string; 'vs cp': string; result: string; wal: string };
+const results: Record<string, { ms: number; ok: boolean; note: string; walAfter: number }> = {};
+
+async function measure(name: string, fn: () => Promise<string>, reps = REPS) {
+  let total = 0;
+  let ok = true;
+  let note = '';
+  for (let rep = 0; rep < reps && ok; rep++) {
+    sync();
+    await sleep(1000);
+    await phase(name); // the writer pools the latencies of every repetition under this label
+    const t0 = performance.now();
+    try {
+      note = await fn();
+    } catch (err) {
+      ok = false;
+      note = (err as Error).message.split('\n')[0];
+    }
+    total += performance.now() - t0;
+    await phase('between');
+    await sleep(2000);
+  }
+  const runs = ok ? reps : 1;
+  results[name] = { ms: total / runs, ok, note: `${note}${runs > 1 ? ` (mean of ${runs})` : ''}`, walAfter: walSize() };
+  log(`${name}: ${(total / runs / 1000).toFixed(2)} s ${ok ? 'ok' : 'FAILED'} ${note}`);
+}
+
+for (const m of methods) {
+  const dest = join(dir, `snap-${m}.db`);
+  rm(dest);
+  if (m === 'cli') {
+    // sqlite3 CLI .backup: 100 pages per step, restarts when the writer commits in between
+    await measure('sqlite3 .backup', async () => {
+      const r = spawnSync('sqlite3', [src, '.timeout 5000', `.backup '${dest}'`], { timeout: 120_000, encoding: 'utf8' });
+      if (r.error || r.status !== 0) throw new Error(r.error ? `did not finish within 120 s (${r.error.message})` : `exit ${r.status}: ${r.stderr.trim()}`);
+      const v = verifyDatabase(dest, { quick: true });
+      return v.ok ? 'quick_check ok' : `quick_check: ${v.messages[0]}`;
+    }, 1);
+  } else if (m === 'backup') {
+    // the whole toolkit backup (snapshot + integrity_check + manifest) into a scratch STATE_DIR
+    const stateDir = join(dir, 'state');
+    rm(stateDir);
+    mkdirSync(join(stateDir, 'data'), { recursive: true });
+    const { runBackup } = await import('../../scripts/lib/backup.mts');
+    const { stateLayout } = await import('../../scripts/lib/state.mts');
+    const { createLogger } = await import('../../scripts/lib/log.mts');
+    const layout = stateLayout(stateDir);
+    await measure('backup.mts (with integrity_check)', async () => {
+      const r = await runBackup({ layout, dbPath: src, reason: 'manual', log: createLogger({ quiet: true }), skipAppInfo: true });
+      return `${r.id}: ${r.manifest.database.integrity}`;
+    });
+    rm(stateDir);
+  } else {
+    await measure(m, async () => {
+      rm(dest);
+      const r = await snapshotDatabase(src, dest, { method: m as SnapshotMethod });
+      return `${r.pageCount} pages`;
+    });
+    if (m === 'read-txn' && existsSync(dest)) {
+      const t = timeIt(() => {
+        const v = verifyDatabase(dest);
+        if (!v.ok) throw new Error(`integrity_check: ${v.messages[0]}`);
+      });
+      log(`integrity_check of the copy: ${(t / 1000).toFixed(2)} s`);
+      results['integrity_check (of the copy)'] = { ms: t, ok: true, note: 'ok, writer idle phase', walAfter: walSize() };
+    }
+  }
+  rm(dest);
+  rm(`${dest}-journal`);
+}
+
+const { stats } = await ask({ cmd: 'stop' });
+const fmt = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+const rows = Object.entries(results).map(([name, r]) => {
+  const s = stats[name] ?? {};
+  const mibs = fileBytes / 2 ** 20 / (r.ms / 1000);
+  return {
+    method: name,
+    s: (r.ms / 1000).toFixed(2),
+    'MiB/s': r.ok ? mibs.toFixed(0) : '-',
+    'vs cp': r.ok && !name.startsWith('integrity') ? `${((cpMs / r.ms) * 100).toFixed(0)}%` : '-',
+    'p50 ms': fmt(s.p50),
+    'p99 ms': fmt(s.p99),
+    'max ms': fmt(s.max),
+    commits: s.commits ?? '-',
+    BUSY: s.busy ?? '-',
+    'WAL after': `${(r.walAfter / 2 ** 20).toFixed(1)} MiB`,
+    result: r.ok ? r.note : `FAILED: ${r.note}`,
+  };
+});
+const before = stats.before;
+const header = [
+  `machine: ${hostname()} | ${cpus().length} x ${cpus()[0]?.model ?? '?'} | ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM | Linux ${release()} | node ${process.version}`,
+  `database: ${(fileBytes / 2 ** 20).toFixed(0)} MiB, writer ${RATE} commits/s (WAL, synchronous=NORMAL, busy_timeout 5000)`,
+  `cp of the same file: ${(cpMs / 1000).toFixed(2)} s = ${(fileBytes / 2 ** 20 / (cpMs / 1000)).toFixed(0)} MiB/s (best of 2, page cache warm, no fsync); durable copy (dd conv=fsync): ${(cpSyncMs / 1000).toFixed(2)} s`,
+  `writer before any backup: p50 ${fmt(before.p50)} ms, p99 ${fmt(before.p99)} ms, max ${fmt(before.max)} ms, BUSY ${before.busy} (${before.commits} commits)`,
+];
+const cols = ['method', { key: 's', label: 'seconds', align: 'right' as const }, { key: 'MiB/s', align: 'right' as const }, { key: 'vs cp', align: 'right' as const }, { key: 'p50 ms', align: 'right' as const }, { key: 'p99 ms', align: 'right' as const }, { key: 'max ms', align: 'right' as const }, { key: 'BUSY', align: 'right' as const }, 'WAL after', 'result'];
+const table = renderTable(rows, cols);
+let out = header.join('\n') + '\n\n' + table;
+console.log(out);
+
+const backupRow = results['backup.mts (with integrity_check)'];
+const chosen = results['file-copy'];
+const verdict = [
+  '',
+  `targets: snapshot (${chosen ? 'file-copy' : '?'}) >= 50% of cp: ${chosen ? `${((cpMs / chosen.ms) * 100).toFixed(0)}% ${cpMs / chosen.ms >= 0.5 ? 'MET' : 'MISSED'}` : '-'}` +
+    `; whole backup.mts incl. integrity_check: ${backupRow ? `${((cpMs / backupRow.ms) * 100).toFixed(0)}%` : '-'}` +
+    `; SQLITE_BUSY ${Object.values(stats).reduce((n: number, s: any) => n + (s.busy ?? 0), 0)}` +
+    `; writer p99 during file-copy ${fmt(stats['file-copy']?.p99)} ms vs before ${fmt(before.p99)} ms (${stats['file-copy'] ? ((stats['file-copy'].p99 / before.p99)).toFixed(2) : '-'}x, target <= 2x)`,
+].join('\n');
+console.log(verdict);
+out += verdict + '\n';
+
+if (argv.restore) {
+  const { benchRestore } = await import('./restore-bench.mts');
+  const r = await benchRestore(src, log);
+  const line = `restore start -> healthy app (${(fileBytes / 2 ** 20).toFixed(0)} MiB database): ${(r.ms / 1000).toFixed(1)} s (${r.detail})`;
+  console.log(line);
+  out += '\n' + line + '\n';
+}
+if (argv.out) writeFileSync(argv.out, out);
+process.exit(0);
