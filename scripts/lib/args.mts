@@ -49,6 +49,9 @@ function flagName(o: OptionSpec): string {
 
 export function parseArgs(argv: readonly string[], spec: CommandSpec): ParsedArgs {
   const options = allOptions(spec);
+  // minimist reads --no-<x> as "x = false": such a name could never be set
+  const bad = options.find((o) => o.name.startsWith('no-'));
+  if (bad) throw new Error(`${spec.name}: option name --${bad.name} cannot start with "no-" (use --skip-... instead)`);
   const byName = new Map<string, OptionSpec>();
   for (const o of options) {
     byName.set(o.name, o);

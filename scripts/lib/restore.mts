@@ -334,7 +334,7 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
 // ---------------------------------------------------------------------------------------------
 // swap and recovery
 
-function swapIn(layout: StateLayout, staging: string) {
+export function swapIn(layout: Pick<StateLayout, "root">, staging: string) {
   // per item: live -> staging/old-<item>, then staging/<item> -> live. Idempotent: a re-run after a
   // crash between any two renames finishes the job.
   for (const item of ITEMS) {
@@ -350,7 +350,7 @@ function swapIn(layout: StateLayout, staging: string) {
   fsyncDir(staging);
 }
 
-function swapBack(layout: StateLayout, staging: string) {
+export function swapBack(layout: Pick<StateLayout, "root">, staging: string) {
   for (const item of ITEMS) {
     const live = join(layout.root, item);
     const fresh = join(staging, item);

@@ -101,3 +101,9 @@ describe('helpText', () => {
     expect(helpText({ ...spec, exitCodes: 'Exit status:\n  0 fine\n  3 special' })).toContain('3 special');
   });
 });
+
+describe('spec checks', () => {
+  it('refuses an option named no-<x> (minimist would read it as x=false)', () => {
+    expect(() => parseArgs([], { ...spec, options: [{ name: 'no-smoke', type: 'boolean', describe: 'x' }] })).toThrow(/cannot start with "no-"/);
+  });
+});
