@@ -1,6 +1,6 @@
 // bench/backup: online backup of a 1 GiB SQLite database while a writer commits at a steady rate.
 //
-//   node bench/backup/run.mts [--mib 1024] [--rate 100] [--restore]
+//   node bench/backup/run.mts [--mib 1024] [--rate 200] [--reps 5] [--restore] [--out file]
 //
 // Measures, in one run: cp of the same file (reference throughput), each snapshot method of
 // scripts/lib/sqlite-snapshot.mts, the full scripts/lib/backup.mts run (snapshot + integrity check
@@ -18,13 +18,14 @@ import { snapshotDatabase, verifyDatabase, type SnapshotMethod } from '../../scr
 import { renderTable } from '../../scripts/lib/log.mts';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const argv = minimist(process.argv.slice(2), { string: ['dir', 'out', 'methods'], boolean: ['restore', 'help'], default: { mib: 1024, rate: 100, reps: 2 } });
+const argv = minimist(process.argv.slice(2), { string: ['dir', 'out', 'methods'], boolean: ['restore', 'help'], default: { mib: 1024, rate: 200, reps: 5, 'cli-timeout': 60 } });
 if (argv.help) {
-  console.log('node bench/backup/run.mts [--mib 1024] [--rate 100] [--reps 2] [--dir /var/tmp/lazyflow-bench] [--methods file-copy,read-txn,single-step,vacuum-into,cli,backup] [--restore] [--out file.md]');
+  console.log('node bench/backup/run.mts [--mib 1024] [--rate 200] [--reps 5] [--cli-timeout 60] [--dir /var/tmp/lazyflow-bench] [--methods file-copy,read-txn,single-step,vacuum-into,cli,backup] [--restore] [--out file.md]');
   process.exit(0);
 }
 const MIB = Number(argv.mib);
 const REPS = Number(argv.reps);
+const CLI_TIMEOUT_S = Number(argv['cli-timeout']);
 const RATE = Number(argv.rate);
 const dir = resolve(argv.dir ?? '/var/tmp/lazyflow-bench');
 const methods = String(argv.methods ?? 'file-copy,read-txn,single-step,vacuum-into,cli,backup').split(',');
@@ -125,8 +126,8 @@ for (const m of methods) {
   if (m === 'cli') {
     // sqlite3 CLI .backup: 100 pages per step, restarts when the writer commits in between
     await measure('sqlite3 .backup', async () => {
-      const r = spawnSync('sqlite3', [src, '.timeout 5000', `.backup '${dest}'`], { timeout: 120_000, encoding: 'utf8' });
-      if (r.error || r.status !== 0) throw new Error(r.error ? `did not finish within 120 s (${r.error.message})` : `exit ${r.status}: ${r.stderr.trim()}`);
+      const r = spawnSync('sqlite3', [src, '.timeout 5000', `.backup '${dest}'`], { timeout: CLI_TIMEOUT_S * 1000, encoding: 'utf8' });
+      if (r.error || r.status !== 0) throw new Error(r.error ? `did not finish within ${CLI_TIMEOUT_S} s: it restarts whenever the writer commits` : `exit ${r.status}: ${r.stderr.trim()}`);
       const v = verifyDatabase(dest, { quick: true });
       return v.ok ? 'quick_check ok' : `quick_check: ${v.messages[0]}`;
     }, 1);

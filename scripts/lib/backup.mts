@@ -191,8 +191,10 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     const prev = previous.find((b) => b.verified);
 
     // refuse early when the database alone cannot fit: nothing is written then
-    // (the WAL file's size says little: it is reused after checkpoints; the snapshot is about the db's size)
-    const dbBytes = statSync(dbPath).size;
+    // file-copy copies the WAL file too (then folds it in); the other methods write about the db's size
+    const method = opts.method ?? DEFAULT_SNAPSHOT_METHOD;
+    const walBytes = method === 'file-copy' && existsSync(`${dbPath}-wal`) ? statSync(`${dbPath}-wal`).size : 0;
+    const dbBytes = statSync(dbPath).size + walBytes;
     const fsBefore = fsInfo(layout.backups);
     if (Number.isFinite(fsBefore.freeBytes) && fsBefore.freeBytes < dbBytes) {
       throw diskFullError(layout.backups, id, new Error(`${formatBytes(dbBytes)} needed for the database, ${formatBytes(fsBefore.freeBytes)} free`));
@@ -204,7 +206,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 
     // 1. the database snapshot
     let step = log.step(`snapshot ${dbPath}`);
-    const snap = await snapshotDatabase(dbPath, rawDb, { method: opts.method ?? DEFAULT_SNAPSHOT_METHOD }).catch((err) => {
+    const snap = await snapshotDatabase(dbPath, rawDb, { method }).catch((err) => {
       step.fail(err);
       throw err;
     });

@@ -1,7 +1,7 @@
 // Backups against the real stack (Compose, Caddy, the app in its container writing its WAL
 // database on a bind mount), with the toolkit running on the host as an operator runs it.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, statfsSync, writeFileSync, appendFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
@@ -154,8 +154,9 @@ describeDocker('backup.mts against a running stack', () => {
     const backups = join(stack.stateDir, 'backups');
     const keep = backupDirs(stack.stateDir);
     // room for one backup of the database and the small uploads, not for two more big uploads
-    const dbBytes = statSync(join(stack.stateDir, 'data', 'lazyflow.db')).size;
-    const size = Math.ceil((dbBytes + 1.8 * 2 ** 20) / 4096) * 4096;
+    // (the snapshot copies the database file and its WAL, then folds the WAL in)
+    const live = (f: string) => (existsSync(join(stack.stateDir, 'data', f)) ? statSync(join(stack.stateDir, 'data', f)).size : 0);
+    const size = Math.ceil((2 * (live('lazyflow.db') + live('lazyflow.db-wal')) + 2 ** 20) / 4096) * 4096;
     const r0 = await run('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', backups]);
     expect(r0.code, r0.stderr).toBe(0);
     mounted = backups;
@@ -163,8 +164,9 @@ describeDocker('backup.mts against a running stack', () => {
     expect(ok.code, ok.stderr).toBe(0);
     const fitted = JSON.parse(ok.stdout).backup.id;
     const fittedSums = manifestOf(stack.stateDir, fitted);
-    // new uploads (not linkable) that cannot fit in what is left
-    for (let i = 0; i < 2; i++) await upload(stack, randomBytes(1_500_000), `big-${i}.bin`);
+    // new uploads (not linkable) that cannot fit in what is left, while the database still does
+    const free = statfsSync(backups).bavail * statfsSync(backups).bsize;
+    for (let i = 0; i < Math.ceil((free + 2 ** 19) / 1_500_000); i++) await upload(stack, randomBytes(1_500_000), `big-${i}.bin`);
     const full = await script(stack, 'backup.mts', ['--reason', 'cron']);
     expect(full.code).toBe(1);
     expect(full.stderr).toMatch(new RegExp(`disk full on ${backups} \\(tmpfs`));
