@@ -8,10 +8,15 @@ import { describeDocker } from '../support/docker.ts';
 import { startStack, e2eImages, type Stack } from '../support/stack.ts';
 import { signInitData } from '../support/telegram.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
-import { BAD, ReleaseSource, removeImages } from '../../bench/rollout/support.mts';
+import { BAD, ReleaseSource, patchFile, removeImages } from '../../bench/rollout/support.mts';
 import { appOps, startLoad, stats } from '../../bench/rollout/load.mts';
 import { readJournal } from '../../scripts/lib/journal.mts';
 
+// A POST that fails with 502 within a few ms is the race reported to the lead: the old app closes its
+// listening socket on SIGTERM while Caddy may already have a connection queued to it; the reset is a
+// transport error, which Caddy retries for GET but not for POST. Fix: Caddy active health checks plus
+// a draining /health in the app before it stops listening.
+const dropped = (fs: { op: string; status: number; ms: number }[]) => `${fs.length} failed request(s): ${JSON.stringify(fs.slice(0, 5))}`;
 const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 
 describeDocker('rollout: bad releases roll back automatically', () => {
@@ -64,7 +69,7 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     expect(r.stderr).toMatch(/schema unchanged .*data kept/);
     expect(r.stderr).toMatch(new RegExp(`rolled back to ${before}, data kept`));
     expect(await version()).toBe(before);
-    expect(s.failures, JSON.stringify(s.failures.slice(0, 3))).toEqual([]);
+    expect(s.failures, dropped(s.failures)).toEqual([]);
     expect(failed).toMatchObject({ result: 'rolled-back', dbRestored: false });
     expect(failed.reason).toMatch(/swap gate failed/);
     expect(rb).toMatchObject({ result: 'ok', appTag: before });
@@ -77,7 +82,7 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     expect(r.stderr).toMatch(/did not become healthy within 12\.0 s|is unhealthy/);
     expect(r.stderr).toMatch(/bad release: health always fails/); // the health log is shown
     expect(await version()).toBe(before);
-    expect(s.failures, JSON.stringify(s.failures.slice(0, 3))).toEqual([]);
+    expect(s.failures, dropped(s.failures)).toEqual([]);
     expect(failed).toMatchObject({ result: 'rolled-back' });
     expect(rb).toMatchObject({ result: 'ok', appTag: before });
   });
@@ -87,7 +92,7 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     expect(r.code, explain(r)).toBe(1);
     expect(r.stderr).toMatch(/smoke cors: FAIL .*foreign origin/);
     expect(await version()).toBe(before);
-    expect(s.failures, JSON.stringify(s.failures.slice(0, 3))).toEqual([]);
+    expect(s.failures, dropped(s.failures)).toEqual([]);
     expect(failed).toMatchObject({ result: 'rolled-back' });
     expect(failed.reason).toMatch(/smoke failed: cors/);
     expect(rb).toMatchObject({ result: 'ok', appTag: before });
@@ -116,5 +121,30 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     expect(rb).toMatchObject({ result: 'ok', appTag: before, backupId: failed.backupId, dbRestored: true });
     const list = await stack.fetch('/tasks', { headers: { authorization: auth } });
     expect(list.status).toBe(200);
+  });
+
+  it('a good release that changed the schema: plain rollback is refused, rollback --with-db restores its data', async () => {
+    const uvBefore = userVersion();
+    const before = await version();
+    src.checkout(good);
+    const sha = src.commit('additive migration', (dir) => patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
+      '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN good_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;'));
+    builtTags.push(sha.slice(0, 12));
+    const r = await runScript('rollout.mts', ['--env-file', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 240_000 });
+    expect(r.code, explain(r)).toBe(0);
+    expect(userVersion()).toBe(uvBefore + 1);
+
+    const plain = await runScript('rollback.mts', ['--env-file', stack.envFile, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 180_000 });
+    expect(plain.code, explain(plain)).toBe(2);
+    expect(plain.stderr).toMatch(new RegExp(`schema is newer \\(user_version ${uvBefore + 1}\\)`));
+    expect(plain.stderr).toMatch(/--with-db/);
+    expect(await version()).toBe(sha.slice(0, 12)); // nothing changed
+
+    const withDb = await runScript('rollback.mts', ['--env-file', stack.envFile, '--ca', stack.caPem, '--no-notify', '--with-db', '--yes'], { timeoutMs: 180_000 });
+    expect(withDb.code, explain(withDb)).toBe(0);
+    expect(await version()).toBe(before);
+    expect(userVersion()).toBe(uvBefore);
+    const rel = journal().find((x) => x.gitSha === sha)!;
+    expect(journal().at(-1)).toMatchObject({ kind: 'rollback', result: 'ok', appTag: before, backupId: rel.backupId, dbRestored: true });
   });
 });

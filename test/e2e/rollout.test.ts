@@ -15,6 +15,11 @@ import { appOps, sampleContainers, startLoad, stats } from '../../bench/rollout/
 import { readJournal } from '../../scripts/lib/journal.mts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// A POST that fails with 502 within a few ms is the race reported to the lead: the old app closes its
+// listening socket on SIGTERM while Caddy may already have a connection queued to it; the reset is a
+// transport error, which Caddy retries for GET but not for POST. Fix: Caddy active health checks plus
+// a draining /health in the app before it stops listening.
+const dropped = (fs: { op: string; status: number; ms: number }[]) => `${fs.length} failed request(s): ${JSON.stringify(fs.slice(0, 5))}`;
 const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 
 describeDocker('rollout: zero-drop deploys on the real stack', () => {
@@ -70,7 +75,7 @@ describeDocker('rollout: zero-drop deploys on the real stack', () => {
     const all = stats(samples);
     const swapWindow = stats(samples, { from: Date.parse(journal().at(-1)!.startedAt!), to: Date.now() });
     console.log(`rollout under load: ${all.requests} requests (${JSON.stringify(all.byOp)}), ${all.failed} failed, max ${all.maxMs.toFixed(0)} ms, p99 ${all.p99Ms.toFixed(0)} ms; swap ${JSON.stringify(res.swap)}; container samples ${seen.length}, max ${Math.max(...seen.map((s) => s.n))}`);
-    expect(all.failures, JSON.stringify(all.failures.slice(0, 5))).toEqual([]);
+    expect(all.failures, dropped(all.failures)).toEqual([]);
     expect(all.byOp['POST /tasks'].requests).toBeGreaterThan(20);
     expect(swapWindow.requests).toBeGreaterThan(20);
     // the app was really replaced while the load ran: some requests waited through the gap
