@@ -8,7 +8,7 @@
 // before and during each, and its SQLITE_BUSY count. With --restore (needs Docker and the stack
 // images) it also times restore start -> healthy app for the same database.
 import { fork, spawnSync } from 'node:child_process';
-import { cpus, totalmem, hostname, release } from 'node:os';
+import { cpus, totalmem, hostname, release, loadavg } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ import { renderTable } from '../../scripts/lib/log.mts';
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = minimist(process.argv.slice(2), { string: ['dir', 'out', 'methods'], boolean: ['restore', 'help'], default: { mib: 1024, rate: 200, reps: 5, 'cli-timeout': 60 } });
 if (argv.help) {
-  console.log('node bench/backup/run.mts [--mib 1024] [--rate 200] [--reps 5] [--cli-timeout 60] [--dir /var/tmp/lazyflow-bench] [--methods file-copy,read-txn,single-step,vacuum-into,cli,backup] [--restore] [--out file.md]');
+  console.log('node bench/backup/run.mts [--mib 1024] [--rate 200] [--reps 5] [--cli-timeout 60] [--dir /var/tmp/lazyflow-bench] [--methods file-copy,file-copy-paced,read-txn,single-step,vacuum-into,cli,backup] [--restore] [--out file.md]');
   process.exit(0);
 }
 const MIB = Number(argv.mib);
@@ -28,7 +28,7 @@ const REPS = Number(argv.reps);
 const CLI_TIMEOUT_S = Number(argv['cli-timeout']);
 const RATE = Number(argv.rate);
 const dir = resolve(argv.dir ?? '/var/tmp/lazyflow-bench');
-const methods = String(argv.methods ?? 'file-copy,read-txn,single-step,vacuum-into,cli,backup').split(',');
+const methods = String(argv.methods ?? 'file-copy,file-copy-paced,read-txn,single-step,vacuum-into,cli,backup').split(',');
 mkdirSync(dir, { recursive: true });
 const src = join(dir, `bench-${MIB}m.db`);
 const log = (m: string) => console.error(`[bench] ${m}`);
@@ -55,29 +55,16 @@ const rm = (p: string) => rmSync(p, { force: true, recursive: true });
 const sync = () => spawnSync('sync');
 const walSize = () => (existsSync(`${src}-wal`) ? statSync(`${src}-wal`).size : 0);
 
-// reference: cp of the same (idle) file, best of 2, page cache warm for both
+// reference: the durable copy of the idle file (a backup is fsynced before it is published);
+// plain cp is measured below like the methods, with the writer running
 const cpDest = join(dir, 'cp.db');
-const cpMs = Math.min(
-  ...[0, 1].map(() => {
-    rm(cpDest);
-    sync();
-    const ms = timeIt(() => {
-      const r = spawnSync('cp', [src, cpDest]);
-      if (r.status !== 0) throw new Error(`cp failed: ${r.stderr}`);
-    });
-    return ms;
-  }),
-);
-rm(cpDest);
-log(`cp: ${(cpMs / 1000).toFixed(2)} s`);
-// the same copy made durable (a backup is fsynced before it is published)
 sync();
 const cpSyncMs = timeIt(() => {
   const r = spawnSync('dd', [`if=${src}`, `of=${cpDest}`, 'bs=4M', 'conv=fsync', 'status=none']);
   if (r.status !== 0) throw new Error(`dd failed: ${r.stderr}`);
 });
 rm(cpDest);
-log(`cp + fsync (dd conv=fsync): ${(cpSyncMs / 1000).toFixed(2)} s`);
+log(`cp + fsync (dd conv=fsync), idle: ${(cpSyncMs / 1000).toFixed(2)} s`);
 
 // the writer
 const writer = fork(join(here, 'writer.mts'), [src, String(RATE)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -96,7 +83,7 @@ await sleep(10_000);
 type Row = { method: string; seconds: string; 'MiB/s': string; 'vs cp': string; result: string; wal: string };
 const results: Record<string, { ms: number; ok: boolean; note: string; walAfter: number }> = {};
 
-async function measure(name: string, fn: () => Promise<string>, reps = REPS) {
+async function measure(name: string, fn: () => Promise<string>, reps = REPS, cleanup: () => void = () => {}) {
   let total = 0;
   let ok = true;
   let note = '';
@@ -113,12 +100,22 @@ async function measure(name: string, fn: () => Promise<string>, reps = REPS) {
     }
     total += performance.now() - t0;
     await phase('between');
+    cleanup(); // deleting a 1 GiB file is not part of any copy's time
     await sleep(2000);
   }
   const runs = ok ? reps : 1;
   results[name] = { ms: total / runs, ok, note: `${note}${runs > 1 ? ` (mean of ${runs})` : ''}`, walAfter: walSize() };
   log(`${name}: ${(total / runs / 1000).toFixed(2)} s ${ok ? 'ok' : 'FAILED'} ${note}`);
 }
+
+// cp of the same file, under the same conditions as the methods (writer running, page cache warm)
+rm(cpDest);
+await measure('cp', async () => {
+  const r = spawnSync('cp', [src, cpDest]);
+  if (r.status !== 0) throw new Error(`cp failed: ${r.stderr}`);
+  return 'reference (not a consistent copy)';
+}, REPS, () => rm(cpDest));
+const cpMs = results.cp.ms;
 
 for (const m of methods) {
   const dest = join(dir, `snap-${m}.db`);
@@ -143,25 +140,32 @@ for (const m of methods) {
     await measure('backup.mts (with integrity_check)', async () => {
       const r = await runBackup({ layout, dbPath: src, reason: 'manual', log: createLogger({ quiet: true }), skipAppInfo: true });
       return `${r.id}: ${r.manifest.database.integrity}`;
-    });
+    }, REPS, () => rm(layout.backups));
     rm(stateDir);
   } else {
+    const paced = m === 'file-copy-paced';
+    const method = (m === 'file-copy-paced' ? 'file-copy' : m) as SnapshotMethod;
     await measure(m, async () => {
-      rm(dest);
-      const r = await snapshotDatabase(src, dest, { method: m as SnapshotMethod });
+      const r = await snapshotDatabase(src, dest, { method, paced });
       return `${r.pageCount} pages`;
-    });
-    if (m === 'read-txn' && existsSync(dest)) {
-      const t = timeIt(() => {
-        const v = verifyDatabase(dest);
-        if (!v.ok) throw new Error(`integrity_check: ${v.messages[0]}`);
-      });
-      log(`integrity_check of the copy: ${(t / 1000).toFixed(2)} s`);
-      results['integrity_check (of the copy)'] = { ms: t, ok: true, note: 'ok, writer idle phase', walAfter: walSize() };
-    }
+    }, REPS, () => rm(dest));
   }
   rm(dest);
   rm(`${dest}-journal`);
+}
+
+// integrity_check of a 1 GiB copy (part of every backup), timed on its own
+{
+  const dest = join(dir, 'snap-verify.db');
+  rm(dest);
+  await snapshotDatabase(src, dest, { method: 'file-copy' });
+  const t = timeIt(() => {
+    const v = verifyDatabase(dest);
+    if (!v.ok) throw new Error(`integrity_check: ${v.messages[0]}`);
+  });
+  results['integrity_check (of a copy)'] = { ms: t, ok: true, note: 'ok', walAfter: walSize() };
+  log(`integrity_check of the copy: ${(t / 1000).toFixed(2)} s`);
+  rm(dest);
 }
 
 const { stats } = await ask({ cmd: 'stop' });
@@ -173,7 +177,7 @@ const rows = Object.entries(results).map(([name, r]) => {
     method: name,
     s: (r.ms / 1000).toFixed(2),
     'MiB/s': r.ok ? mibs.toFixed(0) : '-',
-    'vs cp': r.ok && !name.startsWith('integrity') ? `${((cpMs / r.ms) * 100).toFixed(0)}%` : '-',
+    'vs cp': r.ok && !name.startsWith('integrity') && name !== 'cp' ? `${((cpMs / r.ms) * 100).toFixed(0)}%` : '-',
     'p50 ms': fmt(s.p50),
     'p99 ms': fmt(s.p99),
     'max ms': fmt(s.max),
@@ -187,7 +191,8 @@ const before = stats.before;
 const header = [
   `machine: ${hostname()} | ${cpus().length} x ${cpus()[0]?.model ?? '?'} | ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM | Linux ${release()} | node ${process.version}`,
   `database: ${(fileBytes / 2 ** 20).toFixed(0)} MiB, writer ${RATE} commits/s (WAL, synchronous=NORMAL, busy_timeout 5000)`,
-  `cp of the same file: ${(cpMs / 1000).toFixed(2)} s = ${(fileBytes / 2 ** 20 / (cpMs / 1000)).toFixed(0)} MiB/s (best of 2, page cache warm, no fsync); durable copy (dd conv=fsync): ${(cpSyncMs / 1000).toFixed(2)} s`,
+  `cp of the same file (writer running, page cache warm, no fsync): ${(cpMs / 1000).toFixed(2)} s = ${(fileBytes / 2 ** 20 / (cpMs / 1000)).toFixed(0)} MiB/s; durable copy of the idle file (dd conv=fsync): ${(cpSyncMs / 1000).toFixed(2)} s`,
+  `load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (the machine is shared)`,
   `writer before any backup: p50 ${fmt(before.p50)} ms, p99 ${fmt(before.p99)} ms, max ${fmt(before.max)} ms, BUSY ${before.busy} (${before.commits} commits)`,
 ];
 const cols = ['method', { key: 's', label: 'seconds', align: 'right' as const }, { key: 'MiB/s', align: 'right' as const }, { key: 'vs cp', align: 'right' as const }, { key: 'p50 ms', align: 'right' as const }, { key: 'p99 ms', align: 'right' as const }, { key: 'max ms', align: 'right' as const }, { key: 'BUSY', align: 'right' as const }, 'WAL after', 'result'];

@@ -21,7 +21,7 @@
 //                on top of exactly that file. WAL databases only; otherwise read-txn is used.
 // In WAL mode a reader never blocks writers. A reader does keep the WAL from being reset while it
 // reads, so afterwards a PASSIVE checkpoint (never waits for, never blocks writers) folds it back.
-import { chownSync, copyFileSync, existsSync, rmSync, statSync } from 'node:fs';
+import { chownSync, closeSync, copyFileSync, existsSync, fdatasyncSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
 export type SnapshotMethod = 'file-copy' | 'read-txn' | 'single-step' | 'vacuum-into';
@@ -46,6 +46,12 @@ export interface SnapshotOptions {
   /** checkpoint the source WAL afterwards (default true) */
   checkpoint?: boolean;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * file-copy: copy in chunks with an fdatasync every LAZYFLOW_BACKUP_SYNC_MIB (default 64) MiB
+   * instead of one copy_file_range: slower, but gentler on the app's commit latency (bench/backup).
+   * Default: on when LAZYFLOW_BACKUP_SYNC_MIB is set.
+   */
+  paced?: boolean;
   /** read the source through mmap (default true) */
   mmap?: boolean;
 }
@@ -76,6 +82,42 @@ export function matchSidecarOwnership(dbPath: string): void {
       /* not there: fine */
     }
   }
+}
+
+/**
+ * Copy a file in chunks, flushing every `syncEveryBytes` (fdatasync), so the copy never piles up
+ * a gigabyte of dirty pages whose writeback would then stall the app's own writes. Yields to the
+ * event loop between flushes.
+ */
+export async function copyFilePaced(src: string, dest: string, opts: { chunkBytes?: number; syncEveryBytes?: number } = {}): Promise<number> {
+  const chunk = opts.chunkBytes ?? 8 * 2 ** 20;
+  // LAZYFLOW_BACKUP_SYNC_MIB: flush interval; smaller = gentler on the app, larger = faster copy
+  const syncEvery = opts.syncEveryBytes ?? Number(process.env.LAZYFLOW_BACKUP_SYNC_MIB ?? 64) * 2 ** 20;
+  const buf = Buffer.allocUnsafe(chunk);
+  const fin = openSync(src, 'r');
+  const fout = openSync(dest, 'wx', 0o600);
+  let pos = 0;
+  let sinceSync = 0;
+  try {
+    for (;;) {
+      const n = readSync(fin, buf, 0, chunk, pos);
+      if (n === 0) break;
+      let off = 0;
+      while (off < n) off += writeSync(fout, buf, off, n - off, pos + off);
+      pos += n;
+      sinceSync += n;
+      if (sinceSync >= syncEvery) {
+        fdatasyncSync(fout);
+        sinceSync = 0;
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    fdatasyncSync(fout);
+  } finally {
+    closeSync(fin);
+    closeSync(fout);
+  }
+  return pos;
 }
 
 function isFull(err: unknown): boolean {
@@ -120,8 +162,13 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
         try {
           pageCount = src.pragma('page_count', { simple: true }) as number; // starts the read transaction
           matchSidecarOwnership(srcPath);
-          copyFileSync(srcPath, destPath);
-          if (existsSync(`${srcPath}-wal`)) copyFileSync(`${srcPath}-wal`, `${destPath}-wal`);
+          if (opts.paced ?? Boolean(process.env.LAZYFLOW_BACKUP_SYNC_MIB)) {
+            await copyFilePaced(srcPath, destPath);
+            if (existsSync(`${srcPath}-wal`)) await copyFilePaced(`${srcPath}-wal`, `${destPath}-wal`);
+          } else {
+            copyFileSync(srcPath, destPath);
+            if (existsSync(`${srcPath}-wal`)) copyFileSync(`${srcPath}-wal`, `${destPath}-wal`);
+          }
         } finally {
           src.exec('COMMIT');
         }

@@ -63,12 +63,13 @@ afterAll(async () => {
 });
 
 describe('snapshotDatabase under a concurrent writer', () => {
-  for (const method of SNAPSHOT_METHODS) {
-    it(`${method}: consistent, complete up to its start, writer never busy`, async () => {
+  const variants = [...SNAPSHOT_METHODS.map((m) => ({ method: m, paced: false })), { method: 'file-copy' as const, paced: true }];
+  for (const { method, paced } of variants) {
+    it(`${method}${paced ? ' (paced)' : ''}: consistent, complete up to its start, writer never busy`, async () => {
       for (let round = 0; round < Number(process.env.SNAPSHOT_ROUNDS ?? 3); round++) {
         const { last: committedBefore } = await ask('last' as never);
         const dest = join(dir, `snap-${method}-${round}.db`);
-        const r = await snapshotDatabase(db, dest, { method });
+        const r = await snapshotDatabase(db, dest, { method, paced });
         expect(r.method).toBe(method);
         expect(existsSync(`${dest}-wal`)).toBe(false);
         const v = verifyDatabase(dest);
