@@ -23,6 +23,8 @@ export interface AppDeps {
   heartbeatJob?: string;
   /** Development long-polling: the webhook route is then disabled (404). */
   polling?: boolean;
+  /** True once SIGTERM arrived: /health turns 503 so the proxy stops routing here. */
+  isDraining?: () => boolean;
 }
 
 type AppEnv = { Variables: { user: UserRow } };
@@ -108,7 +110,7 @@ function contentDisposition(name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }
 
-export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", polling = false }: AppDeps): Hono<AppEnv> {
+export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", polling = false, isDraining = () => false }: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const botToken = effectiveBotToken(env);
 
@@ -141,7 +143,7 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
   app.notFound((c) => jsonError(c, 404, "not_found"));
 
   // --- health ---
-  app.get("/health", (c) => {
+  const health = (c: Context) => {
     const base = { version: env.APP_VERSION, timestamp: new Date().toISOString() };
     let lastTickAt: string | null = null;
     try {
@@ -152,7 +154,15 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
       return c.json({ status: "error", ...base, db: "error", jobs: { lastTickAt } }, 503);
     }
     return c.json({ status: "ok", ...base, db: "ok", jobs: { lastTickAt } });
-  });
+  };
+  app.get("/health", health);
+  // Readiness for the proxy's active health check (not routed publicly by Caddy): 503 from
+  // SIGTERM on, while /health and every other route keep answering normally.
+  app.get("/ready", (c) =>
+    isDraining()
+      ? c.json({ status: "draining", version: env.APP_VERSION, timestamp: new Date().toISOString() }, 503)
+      : health(c),
+  );
 
   // --- Telegram webhook ---
   // Created on first use: webhookCallback() disables bot.start(), which development polling needs.

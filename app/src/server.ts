@@ -10,9 +10,16 @@ import { createApp, redactPath } from "./app.ts";
 import { createJobs, heartbeatJob } from "./jobs.ts";
 import type { Bot } from "grammy";
 
-const HARD_SHUTDOWN_MS = 8000;
+const HARD_SHUTDOWN_MS = 9000;
+/**
+ * Lame-duck period after SIGTERM: /ready answers 503 while every other request is still served,
+ * so Caddy's active health check (every 250 ms) takes this upstream out before the listener
+ * closes. Closing at once would reset connections Caddy had just opened, and a POST that was
+ * already sent cannot be retried.
+ */
+const LAME_DUCK_MS = 1000;
 /** Part of the hard timeout reserved for jobs + checkpoint after draining requests. */
-const DRAIN_MS = 6000;
+const DRAIN_MS = 7000;
 
 const parsed = parseEnv(process.env);
 if (!parsed.ok) {
@@ -66,9 +73,9 @@ try {
 }
 const store = createStore(db);
 const bot = createBot({ env, store, log });
-const app = createApp({ env, store, bot, log, polling: botMode === "polling" });
-
 let shuttingDown = false;
+const app = createApp({ env, store, bot, log, polling: botMode === "polling", isDraining: () => shuttingDown });
+
 const server = Bun.serve({
   hostname: "0.0.0.0",
   port: env.PORT,
@@ -144,6 +151,8 @@ async function shutdown(signal: string): Promise<void> {
   }, HARD_SHUTDOWN_MS);
   try {
     lifecycle.abort();
+    await Bun.sleep(LAME_DUCK_MS);
+    log.info("lame_duck_done", { ms: elapsed(), pendingRequests: server.pendingRequests });
     // Stop accepting new connections; in-flight requests keep running.
     void server.stop(false);
     while (server.pendingRequests > 0 && performance.now() - t0 < DRAIN_MS) await Bun.sleep(25);

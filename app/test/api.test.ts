@@ -145,6 +145,24 @@ describe("CORS", () => {
   });
 });
 
+describe("readiness while shutting down", () => {
+  test("/ready turns 503 draining while /health and the API are still served", async () => {
+    let draining = false;
+    const c = makeApp({}, () => draining);
+    try {
+      expect((await c.app.request("/ready")).status).toBe(200);
+      draining = true;
+      const ready = await c.app.request("/ready");
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ status: "draining", version: "dev" });
+      expect((await c.app.request("/health")).status).toBe(200);
+      expect((await c.app.request("/me", { headers: tma(c.botToken, ADA) })).status).toBe(200);
+    } finally {
+      c.close();
+    }
+  });
+});
+
 describe("health when the database is unusable", () => {
   test("503 with status error", async () => {
     const broken = makeApp();

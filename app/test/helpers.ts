@@ -80,7 +80,7 @@ export interface Ctx {
   close(): void;
 }
 
-export function makeApp(overrides: Record<string, string | undefined> = {}): Ctx {
+export function makeApp(overrides: Record<string, string | undefined> = {}, isDraining?: () => boolean): Ctx {
   const dir = mkdtempSync(join(tmpdir(), "lazyflow-test-"));
   mkdirSync(join(dir, "data"));
   mkdirSync(join(dir, "uploads"));
@@ -91,7 +91,7 @@ export function makeApp(overrides: Record<string, string | undefined> = {}): Ctx
   migrate(db);
   const store = createStore(db);
   const bot = createBot({ env, store, log: silentLogger, botInfo: { ...LOCAL_BOT_INFO, id: 123456, username: "test_bot" } });
-  const app = createApp({ env, store, bot, log: silentLogger });
+  const app = createApp({ env, store, bot, log: silentLogger, isDraining });
   return {
     env,
     db,
