@@ -37,6 +37,8 @@ export interface SnapshotResult {
   userVersion: number;
   /** result of the PASSIVE checkpoint after the copy: frames in the WAL and frames checkpointed */
   checkpoint?: { busy: number; log: number; checkpointed: number };
+  /** the WAL had grown during the copy: whether it could be truncated right after */
+  walTruncated?: boolean;
 }
 
 export interface SnapshotOptions {
@@ -145,6 +147,7 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
   if (!existsSync(srcPath)) throw new Error(`no database at ${srcPath}`);
   if (existsSync(destPath)) throw new Error(`snapshot target ${destPath} already exists`);
   const t0 = performance.now();
+  const walBefore = existsSync(`${srcPath}-wal`) ? statSync(`${srcPath}-wal`).size : 0;
   const src = new Database(srcPath, { fileMustExist: true, timeout: 10_000 });
   let result: SnapshotResult | undefined;
   try {
@@ -225,6 +228,26 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
     if (opts.checkpoint ?? true) {
       const [cp] = src.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
       result.checkpoint = cp;
+      // Our read transaction kept the WAL from being reused, so it may have grown; SQLite reuses it
+      // from the start afterwards but never shrinks the file. Shrink it only when that is possible at
+      // once (busy_timeout 0: never wait for, never queue behind the app's writers); it then holds the
+      // write lock for a moment, like one of the app's own transactions.
+      const walNow = existsSync(`${srcPath}-wal`) ? statSync(`${srcPath}-wal`).size : 0;
+      if (walNow > Math.max(walBefore * 2, 16 * 2 ** 20)) {
+        src.pragma('busy_timeout = 0');
+        result.walTruncated = false;
+        // a few tries between the app's commits; each either gets the locks at once or gives up
+        for (let attempt = 0; attempt < 50 && !result.walTruncated; attempt++) {
+          try {
+            const [t] = src.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+            result.walTruncated = t.busy === 0;
+          } catch {
+            /* SQLITE_BUSY: try again */
+          }
+          if (!result.walTruncated) await new Promise((r) => setTimeout(r, 20));
+        }
+        matchSidecarOwnership(srcPath);
+      }
     }
   } finally {
     src.close();
