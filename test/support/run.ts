@@ -31,6 +31,8 @@ export function run(
       if (timer) clearTimeout(timer);
       resolvePromise({ code, signal, stdout, stderr, ms: Date.now() - started });
     });
+    // A child that exits (or is killed) before reading its input closes the pipe: not an error.
+    child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
   });
 }
