@@ -11,7 +11,7 @@ import { createGzip } from 'node:zlib';
 import { $ } from 'zx';
 import { StepError, UsageError, errorMessage } from './errors.mts';
 import { acquireLock, type LockHandle } from './lock.mts';
-import { formatBytes, formatDuration, type Logger } from './log.mts';
+import { formatAge, formatBytes, formatDuration, type Logger } from './log.mts';
 import { DB_FILE_NAME, stateLayout, type StateLayout } from './state.mts';
 import { REPO_ROOT, type OpsEnv } from './env.mts';
 import { psArgs, parseComposePs } from './compose.mts';
@@ -437,12 +437,3 @@ export function backupRows(backups: BackupEntry[], now: Date = new Date()) {
   }));
 }
 
-export function formatAge(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 120) return `${s}s`;
-  const m = Math.round(s / 60);
-  if (m < 120) return `${m}m`;
-  const h = Math.round(m / 60);
-  if (h < 48) return `${h}h`;
-  return `${Math.round(h / 24)}d`;
-}

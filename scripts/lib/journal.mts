@@ -9,6 +9,7 @@
 // endedAt, result:"ok"|"failed"|"rolled-back", backupId, previousRelease, phases:{[name]: ms},
 // reason?, dirty?}. While a release runs, result is "in-progress" and `phase` names where it is.
 import fs from 'node:fs';
+import { formatAge } from './log.mts';
 
 export type ReleaseKind = 'rollout' | 'rollback' | 'recovery';
 export type ReleaseResult = 'in-progress' | 'ok' | 'failed' | 'rolled-back';
@@ -232,16 +233,6 @@ export function releaseRows(releases: Release[], now: Date = new Date()) {
   }));
 }
 
-export function formatAge(ms: number): string {
-  if (!Number.isFinite(ms)) return '';
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 120) return `${s}s`;
-  const m = Math.round(s / 60);
-  if (m < 120) return `${m}m`;
-  const h = Math.round(m / 60);
-  if (h < 48) return `${h}h`;
-  return `${Math.round(h / 24)}d`;
-}
 
 /**
  * The backup that holds the data as it was while `target` was live: the pre-deploy backup of the

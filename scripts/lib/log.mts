@@ -60,6 +60,32 @@ export function formatDuration(ms: number): string {
   return `${m} min ${s} s`;
 }
 
+/** Compact age for tables: 45s, 12m, 5h, 3d. */
+export function formatAge(ms: number): string {
+  if (!Number.isFinite(ms)) return '';
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s}s`;
+  const m = Math.round(s / 60);
+  if (m < 120) return `${m}m`;
+  const h = Math.round(m / 60);
+  if (h < 48) return `${h}h`;
+  return `${Math.round(h / 24)}d`;
+}
+
+/** Times named phases of an operation; `phases` is what the releases journal records. */
+export function createPhaseTimer() {
+  const phases: Record<string, number> = {};
+  const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    try {
+      return await f();
+    } finally {
+      phases[name] = Math.round(performance.now() - t);
+    }
+  };
+  return { phases, timed };
+}
+
 export function formatBytes(n: number): string {
   if (!Number.isFinite(n)) return String(n);
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -1,7 +1,7 @@
 // Manual rollback: back to the previous successful release (or --to one), optionally with its data
 // (--with-db). The same swap and gates as a rollout; recorded in the journal as kind "rollback".
 import { $ } from 'zx';
-import { formatDuration, type Logger } from './log.mts';
+import { createPhaseTimer, formatDuration, type Logger } from './log.mts';
 import type { OpsEnv } from './env.mts';
 import { ConfigError, StepError, UsageError, errorMessage } from './errors.mts';
 import { acquireLock, currentOperator } from './lock.mts';
@@ -75,15 +75,7 @@ export function planRollback(releases: Release[], o: { to?: string; withDb?: boo
 export async function runRollback(o: RollbackOptions): Promise<OpResult> {
   const { env, log } = o;
   const operator = o.operator ?? currentOperator();
-  const phases: Record<string, number> = {};
-  const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
-    const t = performance.now();
-    try {
-      return await f();
-    } finally {
-      phases[name] = Math.round(performance.now() - t);
-    }
-  };
+  const { phases, timed } = createPhaseTimer();
 
   if (!o.skipPreflight) {
     const results = await timed('preflight', () => runPreflight(env, {}));

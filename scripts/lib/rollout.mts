@@ -7,7 +7,7 @@ import { $ } from 'zx';
 import { composeArgs, composeEnv, docker, type ComposeContext } from './compose.mts';
 import type { OpsEnv } from './env.mts';
 import type { Logger } from './log.mts';
-import { formatDuration } from './log.mts';
+import { createPhaseTimer, formatDuration } from './log.mts';
 import { StepError, ConfigError, errorMessage } from './errors.mts';
 import { acquireLock, currentOperator, type LockHandle } from './lock.mts';
 import {
@@ -546,15 +546,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
   const { env, log } = o;
   const now = o.now ?? (() => new Date());
   const operator = o.operator ?? currentOperator();
-  const phases: Record<string, number> = {};
-  const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
-    const t = performance.now();
-    try {
-      return await f();
-    } finally {
-      phases[name] = Math.round(performance.now() - t);
-    }
-  };
+  const { phases, timed } = createPhaseTimer();
   const source = path.resolve(o.source ?? env.projectDir);
 
   // 1. preflight (read-only, also in --dry-run)

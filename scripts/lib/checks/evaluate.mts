@@ -30,20 +30,14 @@ export function worst(vs: Verdict[]): Verdict {
 
 // ---- containers -------------------------------------------------------------------------------
 
+export { parseComposePs } from '../compose.mts';
+
 export interface PsRow {
   Service: string;
   State: string; // running, exited, restarting, ...
   Health?: string; // healthy, unhealthy, starting, ''
   Name?: string;
   Image?: string;
-}
-
-/** `docker compose ps --format json` prints one object per line (v2.21+) or an array (older). */
-export function parseComposePs(out: string): PsRow[] {
-  const t = out.trim();
-  if (!t) return [];
-  if (t.startsWith('[')) return JSON.parse(t) as PsRow[];
-  return t.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as PsRow);
 }
 
 export function evalContainers(rows: PsRow[], services = ['app', 'caddy']): Verdict {
