@@ -178,6 +178,24 @@ describeDocker('production stack (Pebble ACME, real containers)', () => {
     expect(fake.webhookInfo(stack.botToken).last_error_date).toBeUndefined();
   });
 
+  it('limits webhook bodies to 1 MB at Caddy', async () => {
+    const big = JSON.stringify({ update_id: 900002, padding: 'x'.repeat(1024 * 1024 + 10) });
+    const r = await stack.fetch(`/webhook/${stack.webhookSecret}`, { method: 'POST', body: big, headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': stack.webhookSecret } });
+    expect(r.status).toBe(413);
+  });
+
+  it('writes a JSON access log in which the webhook secret never appears', async () => {
+    const logs = await stack.mustCompose('logs', '--no-color', 'caddy');
+    const access = logs.split('\n').map((l) => l.replace(/^[^{]*/, '')).filter((l) => l.includes('"logger":"http.log.access'));
+    expect(access.length).toBeGreaterThan(0);
+    const entries = access.map((l) => JSON.parse(l));
+    const hooks = entries.filter((e) => String(e.request?.uri).startsWith('/webhook/'));
+    expect(hooks.length).toBeGreaterThan(0);
+    for (const e of hooks) expect(e.request.uri).toMatch(/^\/webhook\/\[redacted\]/);
+    expect(logs).not.toContain(stack.webhookSecret);
+    expect(logs).not.toContain(stack.botToken.split(':')[1]);
+  });
+
   it('answers CORS for the allowed origin and stays silent for any other', async () => {
     const allowed = await stack.fetch('/me', { method: 'OPTIONS', headers: { origin: stack.env.APP_URL, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
     expect(allowed.headers['access-control-allow-origin']).toBe(stack.env.APP_URL);
