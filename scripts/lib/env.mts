@@ -87,7 +87,7 @@ export function loadOpsEnv(file: string, opts: LoadOpsEnvOptions = {}): OpsEnv {
     if (code === 'ENOENT') {
       throw new ConfigError(`env file ${abs} does not exist`, {
         file: abs,
-        hint: `create it: cp .env.example ${file} && chmod 600 ${file}, then fill in the values`,
+        hint: `create it: cp .env.prod.example ${file} && chmod 600 ${file}, then fill in the values (RUNBOOK.md, VPS preparation)`,
       });
     }
     throw new ConfigError(`cannot read env file ${abs}: ${(err as Error).message}`, { file: abs, cause: err });
