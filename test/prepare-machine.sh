@@ -70,10 +70,14 @@ else
     apt_update_once
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
   fi
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
+  # A dockerd killed with its session leaves a stale pid file (or a zombie): start a new one
+  # unless the recorded process is really alive.
+  pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if [ -z "$pid" ] || ! ps -o stat= -p "$pid" 2>/dev/null | grep -qv Z; then
+    rm -f /var/run/docker.pid
     nohup dockerd >/var/log/dockerd.log 2>&1 &
   fi
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  for _ in $(seq 1 90); do docker info >/dev/null 2>&1 && break; sleep 1; done
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; tail -n 20 /var/log/dockerd.log >&2; exit 1; }
   echo "engine started"
 fi
