@@ -8,6 +8,7 @@ import { UsageError } from './lib/errors.mts';
 import { currentRelease, readJournal, releaseRows } from './lib/journal.mts';
 import { runRollback } from './lib/rollback.mts';
 import { formatDuration } from './lib/log.mts';
+import { GATE_OPTIONS } from './lib/release-plan.mts';
 
 export const spec: CommandSpec = {
   name: 'rollback.mts',
@@ -28,14 +29,7 @@ export const spec: CommandSpec = {
     { name: 'yes', type: 'boolean', alias: 'y', describe: 'do not ask for confirmation (--with-db)' },
     { name: 'force', type: 'boolean', describe: 'roll back although the database schema is newer than the target ran with' },
     { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'print what would happen and change nothing' },
-    { name: 'health-timeout', type: 'number', arg: '<s>', default: 90, describe: 'how long the container may take to become healthy' },
-    { name: 'telegram-timeout', type: 'number', arg: '<s>', default: 60, describe: 'how long the webhook may take to register and drain' },
-    { name: 'pending-max', type: 'number', default: 10, describe: 'Telegram gate: pending_update_count must drain below this' },
-    { name: 'wait-lock', type: 'number', arg: '<s>', default: 0, describe: 'wait this long for another operation to finish' },
-    { name: 'skip-smoke', type: 'boolean', describe: 'skip the smoke gate' },
-    { name: 'ca', type: 'string', arg: '<pem>', describe: 'root that verifies the site certificate (private CA) for the smoke gate' },
-    { name: 'telegram-api-root', type: 'string', arg: '<url>', describe: 'Bot API root as reachable from this host' },
-    { name: 'notify', type: 'boolean', default: true, describe: 'message ADMIN_CHAT_ID when done (--no-notify: do not)' },
+    ...GATE_OPTIONS,
     { name: 'json', type: 'boolean', describe: 'machine-readable output (--list, --current and the result)' },
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
   ],

@@ -6,7 +6,7 @@ import { runMain } from './lib/main.mts';
 import type { CommandSpec } from './lib/args.mts';
 import { loadOpsEnv } from './lib/env.mts';
 import { runRollout } from './lib/rollout.mts';
-import { ROLLOUT_PHASES } from './lib/release-plan.mts';
+import { GATE_OPTIONS, ROLLOUT_PHASES } from './lib/release-plan.mts';
 import { formatDuration } from './lib/log.mts';
 
 export const spec: CommandSpec = {
@@ -24,15 +24,8 @@ export const spec: CommandSpec = {
     { name: 'source', type: 'string', arg: '<dir>', describe: 'git working tree to build from (default: the repository of this toolkit)' },
     { name: 'allow-dirty', type: 'boolean', describe: 'deploy uncommitted changes; the image tag gets a visible -dirty-<time> marker' },
     { name: 'keep-images', type: 'number', default: 5, describe: 'keep the images of the newest N releases, prune older ones' },
-    { name: 'health-timeout', type: 'number', arg: '<s>', default: 90, describe: 'how long the new container may take to become healthy' },
-    { name: 'telegram-timeout', type: 'number', arg: '<s>', default: 60, describe: 'how long the webhook may take to register and drain' },
-    { name: 'pending-max', type: 'number', default: 10, describe: 'Telegram gate: pending_update_count must drain below this' },
-    { name: 'wait-lock', type: 'number', arg: '<s>', default: 0, describe: 'wait this long for another operation (backup, restore) to finish' },
     { name: 'skip-backup', type: 'boolean', describe: 'no pre-deploy backup (a schema-changing failure could then not be undone)' },
-    { name: 'skip-smoke', type: 'boolean', describe: 'skip the smoke gate (health and Telegram gates still apply)' },
-    { name: 'ca', type: 'string', arg: '<pem>', describe: 'root that verifies the site certificate (private CA) for the smoke gate' },
-    { name: 'telegram-api-root', type: 'string', arg: '<url>', describe: 'Bot API root as reachable from this host (default TELEGRAM_API_ROOT)' },
-    { name: 'notify', type: 'boolean', default: true, describe: 'message ADMIN_CHAT_ID when done (--no-notify: do not)' },
+    ...GATE_OPTIONS,
     { name: 'json', type: 'boolean', describe: 'print the result (release id, phases, swap timings) as JSON on stdout' },
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
   ],

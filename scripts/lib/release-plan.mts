@@ -1,5 +1,6 @@
 // Release planning, pure: phases of a rollout, the app tag of a build, the auto-rollback decision and
 // which release images to prune. Commands are data (argument arrays); scripts run them with zx.
+import type { OptionSpec } from './args.mts';
 import type { Release } from './journal.mts';
 
 export const ROLLOUT_PHASES = [
@@ -170,3 +171,15 @@ export function rolloutPlan(o: {
   });
   return steps;
 }
+
+/** CLI options of the gates that rollout and rollback both run after a swap. */
+export const GATE_OPTIONS: OptionSpec[] = [
+  { name: 'health-timeout', type: 'number', arg: '<s>', default: 90, describe: 'how long the new container may take to become healthy' },
+  { name: 'telegram-timeout', type: 'number', arg: '<s>', default: 60, describe: 'how long the webhook may take to register and drain' },
+  { name: 'pending-max', type: 'number', default: 10, describe: 'Telegram gate: pending_update_count must drain below this' },
+  { name: 'wait-lock', type: 'number', arg: '<s>', default: 0, describe: 'wait this long for another operation (backup, restore) to finish' },
+  { name: 'skip-smoke', type: 'boolean', describe: 'skip the smoke gate (health and Telegram gates still apply)' },
+  { name: 'ca', type: 'string', arg: '<pem>', describe: 'root that verifies the site certificate (private CA) for the smoke gate' },
+  { name: 'telegram-api-root', type: 'string', arg: '<url>', describe: 'Bot API root as reachable from this host (default TELEGRAM_API_ROOT)' },
+  { name: 'notify', type: 'boolean', default: true, describe: 'message ADMIN_CHAT_ID when done (--no-notify: do not)' },
+];

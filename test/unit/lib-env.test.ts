@@ -60,7 +60,7 @@ describe('loadOpsEnv', () => {
     expect(err.exitCode).toBe(2);
     expect(err.message).toContain(join(dir, 'nope.env'));
     expect(err.message).toContain('does not exist');
-    expect(err.hint).toMatch(/cp \.env\.example .*chmod 600/);
+    expect(err.hint).toMatch(/cp \.env\.prod\.example .*chmod 600/);
   });
 
   it('a required key that is missing or empty is named, with the file', () => {

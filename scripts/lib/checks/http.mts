@@ -6,6 +6,19 @@ import https from 'node:https';
 import tls from 'node:tls';
 import type { HttpObs, TlsObs } from './evaluate.mts';
 
+/** What a TLS handshake showed: trust verdict and the leaf's validity, names and issuer. */
+function observeTls(sock: tls.TLSSocket): TlsObs {
+  const cert = sock.getPeerCertificate?.(false);
+  return {
+    authorized: sock.authorized,
+    authorizationError: sock.authorizationError ? String(sock.authorizationError) : undefined,
+    validTo: cert?.valid_to,
+    validFrom: cert?.valid_from,
+    subjectAltNames: cert?.subjectaltname,
+    issuer: cert?.issuer ? (cert.issuer.CN ?? cert.issuer.O) : undefined,
+  };
+}
+
 export interface Target {
   domain: string;
   httpsPort: number;
@@ -66,16 +79,7 @@ export function httpsGet(t: Target, path: string, r: Req = {}): Promise<HttpResu
         timeout: timeoutMs,
       },
       (res) => {
-        const sock = res.socket as tls.TLSSocket;
-        const cert = sock.getPeerCertificate?.(false);
-        const tlsObs: TlsObs = {
-          authorized: sock.authorized,
-          authorizationError: sock.authorizationError ? String(sock.authorizationError) : undefined,
-          validTo: cert?.valid_to,
-          validFrom: cert?.valid_from,
-          subjectAltNames: cert?.subjectaltname,
-          issuer: cert?.issuer ? (cert.issuer.CN ?? cert.issuer.O) : undefined,
-        };
+        const tlsObs = observeTls(res.socket as tls.TLSSocket);
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), tls: tlsObs }));
@@ -132,15 +136,7 @@ export function tlsProbe(t: Target, timeoutMs = 10_000): Promise<TlsObs> {
     }, timeoutMs);
     sock.once('secureConnect', () => {
       clearTimeout(timer);
-      const cert = sock.getPeerCertificate(false);
-      resolve({
-        authorized: sock.authorized,
-        authorizationError: sock.authorizationError ? String(sock.authorizationError) : undefined,
-        validTo: cert?.valid_to,
-          validFrom: cert?.valid_from,
-        subjectAltNames: cert?.subjectaltname,
-        issuer: cert?.issuer ? (cert.issuer.CN ?? cert.issuer.O) : undefined,
-      });
+      resolve(observeTls(sock));
       sock.end();
     });
     sock.once('error', (e: NodeJS.ErrnoException) => {
