@@ -158,11 +158,17 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
   app.get("/health", health);
   // Readiness for the proxy's active health check (not routed publicly by Caddy): 503 from
   // SIGTERM on, while /health and every other route keep answering normally.
-  app.get("/ready", (c) =>
-    isDraining()
-      ? c.json({ status: "draining", version: env.APP_VERSION, timestamp: new Date().toISOString() }, 503)
-      : health(c),
-  );
+  app.get("/ready", (c) => {
+    const base = { version: env.APP_VERSION, timestamp: new Date().toISOString() };
+    if (isDraining()) return c.json({ status: "draining", ...base }, 503);
+    try {
+      store.probeRead();
+    } catch (err) {
+      log.error("ready_db_error", { err });
+      return c.json({ status: "error", ...base, db: "error" }, 503);
+    }
+    return c.json({ status: "ready", ...base });
+  });
 
   // --- Telegram webhook ---
   // Created on first use: webhookCallback() disables bot.start(), which development polling needs.

@@ -255,6 +255,10 @@ export function createStore(db: Database) {
       return (q.heartbeat.get(job, at) as { ticks: number }).ticks;
     },
     lastTickAt: (job: string) => (q.lastTick.get(job) as { last_tick_at: string } | null)?.last_tick_at ?? null,
+    /** SELECT 1 only: cheap enough for the proxy's readiness probe every 250 ms. */
+    probeRead(): void {
+      q.select1.get();
+    },
     /** SELECT 1 plus a tiny write; throws if the database is unusable. */
     probe(): void {
       q.select1.get();

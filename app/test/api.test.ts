@@ -150,7 +150,9 @@ describe("readiness while shutting down", () => {
     let draining = false;
     const c = makeApp({}, () => draining);
     try {
-      expect((await c.app.request("/ready")).status).toBe(200);
+      const ready0 = await c.app.request("/ready");
+      expect(ready0.status).toBe(200);
+      expect(await ready0.json()).toMatchObject({ status: "ready", version: "dev" });
       draining = true;
       const ready = await c.app.request("/ready");
       expect(ready.status).toBe(503);
@@ -171,6 +173,7 @@ describe("health when the database is unusable", () => {
       const res = await broken.app.request("/health");
       expect(res.status).toBe(503);
       expect(await res.json()).toMatchObject({ status: "error", db: "error" });
+      expect((await broken.app.request("/ready")).status).toBe(503);
     } finally {
       broken.close();
     }
