@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { run } from '../support/run.ts';
-import { backupDirs, createTask, manifestOf, readDb, script, sha256, startWriter, upload } from './backup-support.ts';
+import { backupDirs, createTask, manifestOf, readDb, script, sha256, startWriter, upload } from '../support/backup.ts';
 
 describeDocker('backup.mts against a running stack', () => {
   let stack: Stack;

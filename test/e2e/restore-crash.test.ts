@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { run } from '../support/run.ts';
-import { appContainer, createTask, download, journalPhase, listTasks, manifestOf, script, sha256, spawnScript, until, upload, waitHealthy } from './backup-support.ts';
+import { appContainer, createTask, download, journalPhase, listTasks, manifestOf, script, sha256, spawnScript, until, upload, waitHealthy } from '../support/backup.ts';
 
 describeDocker('restore.mts crash safety and drill', () => {
   let stack: Stack;

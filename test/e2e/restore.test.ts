@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { appContainer, backupDirs, createTask, download, listTasks, manifestOf, readDb, script, sha256, spawnScript, until, upload } from './backup-support.ts';
+import { appContainer, backupDirs, createTask, download, listTasks, manifestOf, readDb, script, sha256, spawnScript, until, upload } from '../support/backup.ts';
 
 describeDocker('restore.mts against a running stack', () => {
   let stack: Stack;

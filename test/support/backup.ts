@@ -4,10 +4,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Stack } from '../support/stack.ts';
-import { signInitData } from '../support/telegram.ts';
-import { multipartFile } from '../support/https.ts';
-import { runScript, run, type RunResult } from '../support/run.ts';
+import type { Stack } from './stack.ts';
+import { signInitData } from './telegram.ts';
+import { multipartFile } from './https.ts';
+import { runScript, run, type RunResult } from './run.ts';
 
 export const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -125,7 +125,7 @@ export interface Spawned {
 /** start a toolkit script without waiting for it, to kill it or race it */
 export async function spawnScript(stack: Stack, name: 'backup.mts' | 'restore.mts', args: string[]): Promise<Spawned> {
   const { spawn } = await import('node:child_process');
-  const { repoRoot } = await import('../support/run.ts');
+  const { repoRoot } = await import('./run.ts');
   const started = Date.now();
   const child = spawn(process.execPath, [join(repoRoot, 'scripts', name), '--env-file', stack.envFile, ...args], {
     cwd: repoRoot,
