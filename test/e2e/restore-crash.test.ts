@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { run } from '../support/run.ts';
-import { appContainer, createTask, download, journalPhase, listTasks, manifestOf, script, sha256, spawnScript, until, upload, waitHealthy } from '../support/backup.ts';
+import { appContainer, createTask, download, journalPhase, listTasks, manifestOf, script, sha256, spawnScript, until, upload, waitHealthy, seedAndBackUp } from '../support/backup.ts';
 
 describeDocker('restore.mts crash safety and drill', () => {
   let stack: Stack;
@@ -17,12 +17,7 @@ describeDocker('restore.mts crash safety and drill', () => {
 
   beforeAll(async () => {
     stack = await startStack({ name: 'restore-crash' });
-    for (let i = 0; i < 3; i++) await createTask(stack, `bk-${i}`);
-    const c = randomBytes(40_000);
-    inBackup = { id: (await upload(stack, c, 'in-backup.bin')).id, content: c };
-    const r = await script(stack, 'backup.mts', ['--json', '--quiet']);
-    expect(r.code, r.stderr).toBe(0);
-    backupId = JSON.parse(r.stdout).backup.id;
+    ({ backupId, upload: inBackup } = await seedAndBackUp(stack, { tasks: 3, prefix: 'bk', bytes: 40000, fileName: 'in-backup.bin' }));
   });
 
   afterAll(async () => {

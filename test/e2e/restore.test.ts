@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { appContainer, backupDirs, createTask, download, listTasks, manifestOf, readDb, script, sha256, spawnScript, until, upload } from '../support/backup.ts';
+import { appContainer, backupDirs, createTask, download, listTasks, manifestOf, readDb, script, sha256, spawnScript, until, upload, seedAndBackUp } from '../support/backup.ts';
 
 describeDocker('restore.mts against a running stack', () => {
   let stack: Stack;
@@ -15,12 +15,7 @@ describeDocker('restore.mts against a running stack', () => {
 
   beforeAll(async () => {
     stack = await startStack({ name: 'restore' });
-    for (let i = 0; i < 5; i++) await createTask(stack, `before-${i}`);
-    const c = randomBytes(80_000);
-    u1 = { id: (await upload(stack, c, 'kept.bin')).id, content: c };
-    const r = await script(stack, 'backup.mts', ['--json', '--quiet']);
-    expect(r.code, r.stderr).toBe(0);
-    backupId = JSON.parse(r.stdout).backup.id;
+    ({ backupId, upload: u1 } = await seedAndBackUp(stack, { tasks: 5, prefix: 'before', bytes: 80000, fileName: 'kept.bin' }));
   });
 
   afterAll(async () => {

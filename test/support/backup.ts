@@ -1,6 +1,6 @@
 // Helpers shared by the backup and restore e2e suites: drive real writes through the app's API
 // (Mini App auth with signed initData), read databases and backups on the host, run the scripts.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -156,4 +156,14 @@ export async function until(what: string, probe: () => boolean | Promise<boolean
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** Seeds a stack with tasks and one upload, then takes a backup: the starting point of restore tests. */
+export async function seedAndBackUp(stack: Stack, o: { tasks: number; prefix: string; bytes: number; fileName: string }) {
+  for (let i = 0; i < o.tasks; i++) await createTask(stack, `${o.prefix}-${i}`);
+  const content = randomBytes(o.bytes);
+  const upload1 = { id: (await upload(stack, content, o.fileName)).id as string, content };
+  const r = await script(stack, 'backup.mts', ['--json', '--quiet']);
+  if (r.code !== 0) throw new Error(`backup.mts exited ${r.code}: ${r.stderr}`);
+  return { backupId: JSON.parse(r.stdout).backup.id as string, upload: upload1 };
 }
