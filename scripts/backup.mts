@@ -9,7 +9,7 @@ import { runBackup, pruneBackups, backupRows } from './lib/backup.mts';
 import { listBackups, BACKUP_REASONS, type BackupReason } from './lib/manifest.mts';
 import { SNAPSHOT_METHODS, DEFAULT_SNAPSHOT_METHOD, type SnapshotMethod } from './lib/sqlite-snapshot.mts';
 import { describePolicy, policyIsEmpty, type RetentionPolicy } from './lib/retention.mts';
-import type { CommandSpec } from './lib/args.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
 
 export const spec: CommandSpec = {
   name: 'backup.mts',
@@ -20,7 +20,7 @@ export const spec: CommandSpec = {
     'npx zx scripts/backup.mts --env-file .env.prod --forget --keep-daily N [--keep-weekly N] [--keep-monthly N] [--dry-run]',
   ],
   options: [
-    { name: 'env-file', type: 'string', arg: '<file>', default: '.env.prod', describe: 'operator env file (STATE_DIR, COMPOSE_PROJECT_NAME, ...)' },
+    ENV_FILE_OPTION,
     { name: 'reason', type: 'string', arg: '<reason>', choices: [...BACKUP_REASONS], default: 'manual', describe: 'recorded in the manifest' },
     { name: 'gzip', type: 'boolean', describe: 'store the database gzip-compressed (checksums cover the stored file)' },
     { name: 'keep-daily', type: 'number', describe: 'retention: keep the newest backup of each of the last N days' },

@@ -11,7 +11,7 @@ import { listBackups } from './lib/manifest.mts';
 import { backupRows } from './lib/backup.mts';
 import { recoverRestore, runRestore } from './lib/restore.mts';
 import { runDrill } from './lib/drill.mts';
-import type { CommandSpec } from './lib/args.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
 
 export const spec: CommandSpec = {
   name: 'restore.mts',
@@ -23,7 +23,7 @@ export const spec: CommandSpec = {
     'npx zx scripts/restore.mts --env-file .env.prod --drill [--from <id|latest>]',
   ],
   options: [
-    { name: 'env-file', type: 'string', arg: '<file>', default: '.env.prod', describe: 'operator env file' },
+    ENV_FILE_OPTION,
     { name: 'list', type: 'boolean', describe: 'list backups: id, age, reason, size, verified' },
     { name: 'json', type: 'boolean', describe: 'with --list / --drill: JSON on stdout' },
     { name: 'from', type: 'string', arg: '<id|latest>', describe: 'the backup to restore (see --list)' },

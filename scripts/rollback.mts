@@ -2,7 +2,7 @@
 // Roll back to the previous successful release (or --to one), with the same gates as a rollout.
 import { createInterface } from 'node:readline/promises';
 import { runMain } from './lib/main.mts';
-import type { CommandSpec } from './lib/args.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
 import { loadOpsEnv } from './lib/env.mts';
 import { UsageError } from './lib/errors.mts';
 import { currentRelease, readJournal, releaseRows } from './lib/journal.mts';
@@ -21,7 +21,7 @@ export const spec: CommandSpec = {
     'APP_TAG=$(node scripts/rollback.mts --env-file .env.prod --current) docker compose --env-file .env.prod up -d',
   ],
   options: [
-    { name: 'env-file', type: 'string', default: '.env.prod', arg: '<file>', describe: 'operator env file' },
+    ENV_FILE_OPTION,
     { name: 'list', type: 'boolean', alias: 'l', describe: 'list the releases (newest first; * = current) and exit' },
     { name: 'current', type: 'boolean', describe: 'print the app tag of the current release and exit (for manual compose commands)' },
     { name: 'to', type: 'string', arg: '<release|sha|tag>', describe: 'the release to go back to: release id (or prefix), git sha prefix, or image tag' },

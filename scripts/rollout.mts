@@ -3,7 +3,7 @@
 // container while Caddy holds requests, health/Telegram/smoke gates, record, notify. Any failed gate
 // rolls back automatically (restoring the pre-deploy backup only if the schema moved).
 import { runMain } from './lib/main.mts';
-import type { CommandSpec } from './lib/args.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
 import { loadOpsEnv } from './lib/env.mts';
 import { runRollout } from './lib/rollout.mts';
 import { GATE_OPTIONS, ROLLOUT_PHASES } from './lib/release-plan.mts';
@@ -18,7 +18,7 @@ export const spec: CommandSpec = {
     'node scripts/rollout.mts --env-file .env.prod --check      # preflight only',
   ],
   options: [
-    { name: 'env-file', type: 'string', default: '.env.prod', arg: '<file>', describe: 'operator env file (mode 600; also the compose --env-file)' },
+    ENV_FILE_OPTION,
     { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'run preflight, print the plan (commands included) and change nothing' },
     { name: 'check', type: 'boolean', describe: 'run preflight only and exit' },
     { name: 'source', type: 'string', arg: '<dir>', describe: 'git working tree to build from (default: the repository of this toolkit)' },

@@ -2,7 +2,7 @@
 // Smoke checks of the running stack: run after every restart, or any time.
 //   node scripts/smoke.mts --env-file .env.prod [--json] [--only a,b] [--skip c] [--ca root.pem]
 import { runMain } from './lib/main.mts';
-import type { CommandSpec } from './lib/args.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
 import { loadOpsEnv } from './lib/env.mts';
 import { UsageError } from './lib/errors.mts';
 import { CHECKS, CHECK_NAMES, runSmoke } from './lib/smoke.mts';
@@ -19,7 +19,7 @@ export const spec: CommandSpec = {
     'node scripts/smoke.mts --env-file .env.prod --only health,tls --ca /path/root.pem',
   ],
   options: [
-    { name: 'env-file', type: 'string', default: '.env.prod', arg: '<file>', describe: 'operator env file (also the compose --env-file)' },
+    ENV_FILE_OPTION,
     { name: 'json', type: 'boolean', describe: 'print the results as JSON on stdout' },
     { name: 'only', type: 'string', arg: '<a,b>', describe: `run only these checks (${CHECK_NAMES.join(', ')})` },
     { name: 'skip', type: 'string', arg: '<a,b>', describe: 'skip these checks' },

@@ -17,6 +17,15 @@ export interface OptionSpec {
   arg?: string;
 }
 
+/** The operator env file every toolkit script reads (it is also the compose --env-file). */
+export const ENV_FILE_OPTION: OptionSpec = {
+  name: 'env-file',
+  type: 'string',
+  default: '.env.prod',
+  arg: '<file>',
+  describe: 'operator env file, mode 600 (STATE_DIR, COMPOSE_PROJECT_NAME, ...; also the compose --env-file)',
+};
+
 export interface CommandSpec {
   name: string;
   summary: string;
