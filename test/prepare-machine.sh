@@ -72,12 +72,26 @@ else
   fi
   # A dockerd killed with its session leaves a stale pid file (or a zombie): start a new one
   # unless the recorded process is really alive.
+  # The containerd that dockerd managed may outlive it (or leave a stale pid file); a new
+  # dockerd then waits for a socket that never comes, so clear both before starting one.
+  start_dockerd() {
+    pkill -f 'containerd --config /var/run/docker/containerd/containerd.toml' 2>/dev/null || true
+    sleep 1
+    rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
+    nohup dockerd >/var/log/dockerd.log 2>&1 &
+  }
+  wait_engine() { for _ in $(seq 1 "$1"); do docker info >/dev/null 2>&1 && return 0; sleep 1; done; return 1; }
   pid=$(cat /var/run/docker.pid 2>/dev/null || true)
   if [ -z "$pid" ] || ! ps -o stat= -p "$pid" 2>/dev/null | grep -qv Z; then
-    rm -f /var/run/docker.pid
-    nohup dockerd >/var/log/dockerd.log 2>&1 &
+    start_dockerd
   fi
-  for _ in $(seq 1 90); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  if ! wait_engine 60; then
+    echo "the engine did not answer within 60 s; restarting dockerd once" >&2
+    pkill -x dockerd 2>/dev/null || true
+    sleep 2
+    start_dockerd
+    wait_engine 90 || true
+  fi
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; tail -n 20 /var/log/dockerd.log >&2; exit 1; }
   echo "engine started"
 fi
