@@ -1,23 +1,23 @@
 #!/usr/bin/env node
 // Take a verified backup of STATE_DIR (database + uploads), list backups, apply retention.
-//   npx zx scripts/backup.mts --env-file .env.prod [--reason cron] [--gzip] [--keep-daily 7 ...]
-import { runMain } from './lib/main.mts';
-import { loadOpsEnv } from './lib/env.mts';
-import { UsageError } from './lib/errors.mts';
-import { acquireLock } from './lib/lock.mts';
-import { runBackup, pruneBackups, backupRows } from './lib/backup.mts';
-import { listBackups, BACKUP_REASONS, type BackupReason } from './lib/manifest.mts';
-import { SNAPSHOT_METHODS, DEFAULT_SNAPSHOT_METHOD, type SnapshotMethod } from './lib/sqlite-snapshot.mts';
-import { describePolicy, policyIsEmpty, type RetentionPolicy } from './lib/retention.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
+//   npx zx scripts/backup.mts --config .env.prod [--reason cron] [--gzip] [--keep-daily 7 ...]
+import { runMain } from './lib/cli/main.mts';
+import { loadOpsEnv } from './lib/config/env.mts';
+import { UsageError } from './lib/cli/errors.mts';
+import { acquireLock } from './lib/host/lock.mts';
+import { runBackup, pruneBackups, backupRows } from './lib/backup/backup.mts';
+import { listBackups, BACKUP_REASONS, type BackupReason } from './lib/backup/manifest.mts';
+import { SNAPSHOT_METHODS, DEFAULT_SNAPSHOT_METHOD, type SnapshotMethod } from './lib/backup/sqlite-snapshot.mts';
+import { describePolicy, policyIsEmpty, type RetentionPolicy } from './lib/backup/retention.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 
 export const spec: CommandSpec = {
   name: 'backup.mts',
   summary: 'take a verified, consistent backup of the live database and uploads (online: the app keeps running)',
   usage: [
-    'npx zx scripts/backup.mts --env-file .env.prod [--reason cron] [--gzip] [--keep-daily N --keep-weekly N --keep-monthly N]',
-    'npx zx scripts/backup.mts --env-file .env.prod --list [--json]',
-    'npx zx scripts/backup.mts --env-file .env.prod --forget --keep-daily N [--keep-weekly N] [--keep-monthly N] [--dry-run]',
+    'npx zx scripts/backup.mts --config .env.prod [--reason cron] [--gzip] [--keep-daily N --keep-weekly N --keep-monthly N]',
+    'npx zx scripts/backup.mts --config .env.prod --list [--json]',
+    'npx zx scripts/backup.mts --config .env.prod --forget --keep-daily N [--keep-weekly N] [--keep-monthly N] [--dry-run]',
   ],
   options: [
     ENV_FILE_OPTION,
@@ -40,7 +40,7 @@ export const spec: CommandSpec = {
     'Backups go to STATE_DIR/backups/<id>/ (manifest.json, lazyflow.db[.gz], uploads/). Retention never deletes',
     'the newest backup, nor one that a release in STATE_DIR/releases.jsonl names. Days/weeks/months are UTC.',
     'Cron (daily 03:17, keeps 7 daily, 4 weekly, 6 monthly):',
-    '  17 3 * * * cd /srv/lazyflow-deploy && npx zx scripts/backup.mts --env-file .env.prod --reason cron --quiet --wait-lock 900 --keep-daily 7 --keep-weekly 4 --keep-monthly 6',
+    '  17 3 * * * cd /srv/lazyflow-deploy && npx zx scripts/backup.mts --config .env.prod --reason cron --quiet --wait-lock 900 --keep-daily 7 --keep-weekly 4 --keep-monthly 6',
   ].join('\n'),
   exitCodes: [
     'Exit status:',
@@ -69,7 +69,7 @@ await runMain(spec, async ({ values: v }, log) => {
   const waitLockS = num(v['wait-lock'], '--wait-lock') ?? 0;
   if (v.forget && policyIsEmpty(policy)) throw new UsageError('--forget needs a policy: --keep-daily/--keep-weekly/--keep-monthly/--keep-last', { hint: 'e.g. --forget --keep-daily 7 --keep-weekly 4 --keep-monthly 6' });
   if (v.list && (v.forget || !policyIsEmpty(policy))) throw new UsageError('--list cannot be combined with retention flags');
-  const ctx = loadOpsEnv(String(v['env-file']));
+  const ctx = loadOpsEnv(String(v['config']));
   const layout = ctx.layout;
   log.setOpsLog(layout.opsLog);
 

@@ -6,20 +6,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { $ } from 'zx';
-import { runMain } from './lib/main.mts';
-import type { CommandSpec } from './lib/args.mts';
-import { loadOpsEnv, REPO_ROOT } from './lib/env.mts';
-import { composeArgs, composeEnv } from './lib/compose.mts';
-import { runRollout } from './lib/rollout.mts';
+import { runMain } from './lib/cli/main.mts';
+import type { CommandSpec } from './lib/cli/args.mts';
+import { loadOpsEnv, REPO_ROOT } from './lib/config/env.mts';
+import { composeArgs, composeEnv } from './lib/commands/compose.mts';
+import { runRollout } from './lib/release/rollout.mts';
 
 export const APP_UID = 1000;
 
 export const spec: CommandSpec = {
   name: 'demo.mts',
   summary: 'bring the stack up locally on https://localhost (Caddy internal CA, no Telegram token) with a real rollout',
-  usage: ['npm run demo', 'node scripts/demo.mts [--env-file .env.local] [--https-port 8443 --http-port 8080]', 'node scripts/demo.mts --down'],
+  usage: ['npm run demo', 'node scripts/demo.mts [--config .env.local] [--https-port 8443 --http-port 8080]', 'node scripts/demo.mts --down'],
   options: [
-    { name: 'env-file', type: 'string', default: '.env.local', arg: '<file>', describe: 'local env file; created (mode 600) when missing' },
+    { name: 'config', type: 'string', default: '.env.local', arg: '<file>', describe: 'local env file; created (mode 600) when missing' },
     { name: 'https-port', type: 'number', default: 443, describe: 'HTTPS port written into a new env file' },
     { name: 'http-port', type: 'number', default: 80, describe: 'HTTP port written into a new env file' },
     { name: 'down', type: 'boolean', describe: 'stop and remove the demo containers (STATE_DIR and certificates are kept)' },
@@ -73,7 +73,7 @@ export function ensureStateDir(stateDir: string): string[] {
 }
 
 runMain(spec, async ({ values: v }, log) => {
-  const file = path.resolve(String(v['env-file']));
+  const file = path.resolve(String(v['config']));
   if (v.down) {
     const env = loadOpsEnv(file);
     await $({ env: composeEnv(env.values), stdio: 'inherit' })`docker ${composeArgs(env, 'down', '--remove-orphans')}`;
@@ -100,7 +100,7 @@ runMain(spec, async ({ values: v }, log) => {
   const rootFile = path.join(env.stateDir, 'caddy-root.crt');
   const rel = path.relative(process.cwd(), file);
   const shown = rel && !rel.startsWith('..') ? rel : file;
-  const envFlag = path.basename(file) === '.env.local' && path.dirname(file) === process.cwd() ? '' : ` --env-file ${shown}`;
+  const envFlag = path.basename(file) === '.env.local' && path.dirname(file) === process.cwd() ? '' : ` --config ${shown}`;
   const root = await $({ quiet: true, nothrow: true, env: composeEnv(env.values) })`docker ${composeArgs(env, 'exec', '-T', 'caddy', 'cat', '/data/caddy/pki/authorities/local/root.crt')}`;
   if (root.exitCode === 0) fs.writeFileSync(rootFile, root.stdout);
   log.out(
@@ -113,8 +113,8 @@ runMain(spec, async ({ values: v }, log) => {
       `  sudo cp ${rootFile} /usr/local/share/ca-certificates/lazyflow-caddy-local.crt && sudo update-ca-certificates   # Debian/Ubuntu`,
       '  (browsers: import it as an authority, or accept the warning once)',
       '',
-      `Smoke:     node scripts/smoke.mts --env-file ${shown}`,
-      `Releases:  node scripts/rollback.mts --env-file ${shown} --list`,
+      `Smoke:     node scripts/smoke.mts --config ${shown}`,
+      `Releases:  node scripts/rollback.mts --config ${shown} --list`,
       `Stop:      node scripts/demo.mts --down${envFlag}`,
       '',
     ].join('\n'),

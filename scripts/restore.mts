@@ -1,26 +1,26 @@
 #!/usr/bin/env node
 // Restore a backup over the live state (crash-safe), list backups, or run a restore drill.
-//   npx zx scripts/restore.mts --env-file .env.prod --list
-//   npx zx scripts/restore.mts --env-file .env.prod --from latest [--dry-run] [--yes]
-//   npx zx scripts/restore.mts --env-file .env.prod --drill [--from <id>]
-import { runMain } from './lib/main.mts';
-import { loadOpsEnv } from './lib/env.mts';
-import { UsageError } from './lib/errors.mts';
-import { acquireLock } from './lib/lock.mts';
-import { listBackups } from './lib/manifest.mts';
-import { backupRows } from './lib/backup.mts';
-import { recoverRestore, runRestore } from './lib/restore.mts';
-import { runDrill } from './lib/drill.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
+//   npx zx scripts/restore.mts --config .env.prod --list
+//   npx zx scripts/restore.mts --config .env.prod --from latest [--dry-run] [--yes]
+//   npx zx scripts/restore.mts --config .env.prod --drill [--from <id>]
+import { runMain } from './lib/cli/main.mts';
+import { loadOpsEnv } from './lib/config/env.mts';
+import { UsageError } from './lib/cli/errors.mts';
+import { acquireLock } from './lib/host/lock.mts';
+import { listBackups } from './lib/backup/manifest.mts';
+import { backupRows } from './lib/backup/backup.mts';
+import { recoverRestore, runRestore } from './lib/restore/restore.mts';
+import { runDrill } from './lib/restore/drill.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 
 export const spec: CommandSpec = {
   name: 'restore.mts',
   summary: 'restore a verified backup over the live state, or prove one boots (--drill)',
   usage: [
-    'npx zx scripts/restore.mts --env-file .env.prod --list [--json]',
-    'npx zx scripts/restore.mts --env-file .env.prod --from <id|latest> [--dry-run] [--yes]',
-    'npx zx scripts/restore.mts --env-file .env.prod --recover',
-    'npx zx scripts/restore.mts --env-file .env.prod --drill [--from <id|latest>]',
+    'npx zx scripts/restore.mts --config .env.prod --list [--json]',
+    'npx zx scripts/restore.mts --config .env.prod --from <id|latest> [--dry-run] [--yes]',
+    'npx zx scripts/restore.mts --config .env.prod --recover',
+    'npx zx scripts/restore.mts --config .env.prod --drill [--from <id|latest>]',
   ],
   options: [
     ENV_FILE_OPTION,
@@ -45,7 +45,7 @@ export const spec: CommandSpec = {
     'starts the app, waits until healthy and runs the smoke checks. If it is killed, run it again (or --recover):',
     'it rolls back when the live state was not touched yet, and completes the swap otherwise.',
     'Weekly drill (cron, Sundays 04:30):',
-    '  30 4 * * 0 cd /srv/lazyflow-deploy && npx zx scripts/restore.mts --env-file .env.prod --drill --quiet',
+    '  30 4 * * 0 cd /srv/lazyflow-deploy && npx zx scripts/restore.mts --config .env.prod --drill --quiet',
   ].join('\n'),
   exitCodes: [
     'Exit status:',
@@ -65,7 +65,7 @@ await runMain(spec, async ({ values: v }, log) => {
   const waitLockMs = Number(v['wait-lock']) * 1000;
   const healthTimeoutMs = Number(v['health-timeout']) * 1000;
   if (!(waitLockMs >= 0) || !(healthTimeoutMs > 0)) throw new UsageError('--wait-lock and --health-timeout must be positive');
-  const ctx = loadOpsEnv(String(v['env-file']));
+  const ctx = loadOpsEnv(String(v['config']));
   log.setOpsLog(ctx.layout.opsLog);
 
   if (v.list) {
@@ -80,7 +80,7 @@ await runMain(spec, async ({ values: v }, log) => {
   if (v.drill) {
     const r = await runDrill({ ctx, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs });
     if (v.json) log.out(JSON.stringify(r, null, 2));
-    else if (!log.quiet) log.table(r.checks, ['name', 'status', 'detail']);
+    else if (!log.quiet) log.table(r.checks.map((c) => ({ ...c })), ['name', 'status', 'detail']);
     if (r.failed) {
       log.error(`drill of ${r.backupId} FAILED`);
       return 1;

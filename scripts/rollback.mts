@@ -1,24 +1,24 @@
 #!/usr/bin/env node
 // Roll back to the previous successful release (or --to one), with the same gates as a rollout.
 import { createInterface } from 'node:readline/promises';
-import { runMain } from './lib/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
-import { loadOpsEnv } from './lib/env.mts';
-import { UsageError } from './lib/errors.mts';
-import { currentRelease, readJournal, releaseRows } from './lib/journal.mts';
-import { runRollback } from './lib/rollback.mts';
-import { formatDuration } from './lib/log.mts';
-import { GATE_OPTIONS } from './lib/release-plan.mts';
+import { runMain } from './lib/cli/main.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { loadOpsEnv } from './lib/config/env.mts';
+import { UsageError } from './lib/cli/errors.mts';
+import { currentRelease, readJournal, releaseRows } from './lib/release/journal.mts';
+import { runRollback } from './lib/release/rollback.mts';
+import { formatDuration } from './lib/cli/log.mts';
+import { GATE_OPTIONS } from './lib/release/plan.mts';
 
 export const spec: CommandSpec = {
   name: 'rollback.mts',
   summary: 'go back to an earlier release (default: the previous successful one), gated like a rollout',
   usage: [
-    'node scripts/rollback.mts --env-file .env.prod --list',
-    'node scripts/rollback.mts --env-file .env.prod                 # previous successful release',
-    'node scripts/rollback.mts --env-file .env.prod --to <release-id|git-sha|tag>',
-    'node scripts/rollback.mts --env-file .env.prod --to <id> --with-db   # also restore its data',
-    'APP_TAG=$(node scripts/rollback.mts --env-file .env.prod --current) docker compose --env-file .env.prod up -d',
+    'node scripts/rollback.mts --config .env.prod --list',
+    'node scripts/rollback.mts --config .env.prod                 # previous successful release',
+    'node scripts/rollback.mts --config .env.prod --to <release-id|git-sha|tag>',
+    'node scripts/rollback.mts --config .env.prod --to <id> --with-db   # also restore its data',
+    'APP_TAG=$(node scripts/rollback.mts --config .env.prod --current) docker compose --env-file .env.prod up -d',
   ],
   options: [
     ENV_FILE_OPTION,
@@ -56,7 +56,7 @@ async function ask(question: string): Promise<boolean> {
 }
 
 runMain(spec, async ({ values: v }, log) => {
-  const env = loadOpsEnv(String(v['env-file']));
+  const env = loadOpsEnv(String(v['config']));
   log.setOpsLog(env.layout.opsLog);
   const journal = readJournal(env.layout.releases);
   if (journal.skipped.length) log.warn(`releases journal: skipped ${journal.skipped.length} unreadable line(s) (${journal.skipped.map((s) => s.line).join(', ')}); a torn last line follows a crash`);

@@ -2,20 +2,20 @@
 // Deploy the current git checkout: preflight, lock, build, pre-deploy backup, swap the one app
 // container while Caddy holds requests, health/Telegram/smoke gates, record, notify. Any failed gate
 // rolls back automatically (restoring the pre-deploy backup only if the schema moved).
-import { runMain } from './lib/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
-import { loadOpsEnv } from './lib/env.mts';
-import { runRollout } from './lib/rollout.mts';
-import { GATE_OPTIONS, ROLLOUT_PHASES } from './lib/release-plan.mts';
-import { formatDuration } from './lib/log.mts';
+import { runMain } from './lib/cli/main.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { loadOpsEnv } from './lib/config/env.mts';
+import { runRollout } from './lib/release/rollout.mts';
+import { GATE_OPTIONS, ROLLOUT_PHASES } from './lib/release/plan.mts';
+import { formatDuration } from './lib/cli/log.mts';
 
 export const spec: CommandSpec = {
   name: 'rollout.mts',
   summary: 'deploy the current git commit with no dropped request or Telegram update; roll back automatically on a failed gate',
   usage: [
-    'node scripts/rollout.mts --env-file .env.prod',
-    'node scripts/rollout.mts --env-file .env.prod --dry-run',
-    'node scripts/rollout.mts --env-file .env.prod --check      # preflight only',
+    'node scripts/rollout.mts --config .env.prod',
+    'node scripts/rollout.mts --config .env.prod --dry-run',
+    'node scripts/rollout.mts --config .env.prod --check      # preflight only',
   ],
   options: [
     ENV_FILE_OPTION,
@@ -47,10 +47,10 @@ export const spec: CommandSpec = {
 };
 
 runMain(spec, async ({ values: v }, log) => {
-  const env = loadOpsEnv(String(v['env-file']));
+  const env = loadOpsEnv(String(v['config']));
   log.setOpsLog(env.layout.opsLog);
   if (v.check) {
-    const { runPreflight, preflightExitCode } = await import('./lib/preflight.mts');
+    const { runPreflight, preflightExitCode } = await import('./lib/checks/preflight.mts');
     const results = await runPreflight(env, {});
     if (v.json) log.out(JSON.stringify({ ok: preflightExitCode(results) === 0, results }, null, 2));
     else log.table(results.map((r) => ({ check: r.name, status: r.ok ? (r.level === 'warn' ? 'WARN' : 'ok') : 'FAIL', message: r.message, fix: r.ok ? '' : r.fix ?? '' })), ['check', 'status', 'message', 'fix']);

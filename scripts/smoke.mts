@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Smoke checks of the running stack: run after every restart, or any time.
-//   node scripts/smoke.mts --env-file .env.prod [--json] [--only a,b] [--skip c] [--ca root.pem]
-import { runMain } from './lib/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/args.mts';
-import { loadOpsEnv } from './lib/env.mts';
-import { UsageError } from './lib/errors.mts';
-import { CHECKS, CHECK_NAMES, runSmoke } from './lib/smoke.mts';
+//   node scripts/smoke.mts --config .env.prod [--json] [--only a,b] [--skip c] [--ca root.pem]
+import { runMain } from './lib/cli/main.mts';
+import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { loadOpsEnv } from './lib/config/env.mts';
+import { UsageError } from './lib/cli/errors.mts';
+import { CHECKS, CHECK_NAMES, runSmoke } from './lib/checks/smoke.mts';
 import { smokeExitCode } from './lib/checks/evaluate.mts';
 
 const list = (v: unknown) => (typeof v === 'string' && v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
@@ -14,9 +14,9 @@ export const spec: CommandSpec = {
   name: 'smoke.mts',
   summary: 'check that the running stack is healthy, secure and serving (seconds; read-only except a canary file)',
   usage: [
-    'node scripts/smoke.mts --env-file .env.prod',
-    'node scripts/smoke.mts --env-file .env.prod --json',
-    'node scripts/smoke.mts --env-file .env.prod --only health,tls --ca /path/root.pem',
+    'node scripts/smoke.mts --config .env.prod',
+    'node scripts/smoke.mts --config .env.prod --json',
+    'node scripts/smoke.mts --config .env.prod --only health,tls --ca /path/root.pem',
   ],
   options: [
     ENV_FILE_OPTION,
@@ -52,7 +52,7 @@ runMain(spec, async ({ values: v }, log) => {
   const skip = list(v.skip);
   const unknown = [...(only ?? []), ...(skip ?? [])].filter((n) => !CHECK_NAMES.includes(n));
   if (unknown.length) throw new UsageError(`unknown check ${unknown.join(', ')}`, { hint: `checks: ${CHECK_NAMES.join(', ')}` });
-  const env = loadOpsEnv(String(v['env-file']));
+  const env = loadOpsEnv(String(v['config']));
   log.setOpsLog(env.layout.opsLog);
   const report = await runSmoke(env, {
     only,

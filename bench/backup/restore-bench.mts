@@ -5,11 +5,11 @@ import { spawnSync } from 'node:child_process';
 import { chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { loadOpsEnv, REPO_ROOT } from '../../scripts/lib/env.mts';
-import { composeArgs } from '../../scripts/lib/compose.mts';
-import { createLogger } from '../../scripts/lib/log.mts';
-import { runBackup } from '../../scripts/lib/backup.mts';
-import { runRestore } from '../../scripts/lib/restore.mts';
+import { loadOpsEnv, REPO_ROOT } from '../../scripts/lib/config/env.mts';
+import { composeArgs } from '../../scripts/lib/commands/compose.mts';
+import { createLogger } from '../../scripts/lib/cli/log.mts';
+import { runBackup } from '../../scripts/lib/backup/backup.mts';
+import { runRestore } from '../../scripts/lib/restore/restore.mts';
 
 function sh(cmd: string, args: string[], env?: NodeJS.ProcessEnv) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: REPO_ROOT, env: env ?? process.env, maxBuffer: 64 * 2 ** 20 });

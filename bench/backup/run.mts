@@ -14,8 +14,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import minimist from 'minimist';
 import { makeDb } from './make-db.mts';
-import { snapshotDatabase, verifyDatabase, type SnapshotMethod } from '../../scripts/lib/sqlite-snapshot.mts';
-import { renderTable } from '../../scripts/lib/log.mts';
+import { snapshotDatabase, verifyDatabase, type SnapshotMethod } from '../../scripts/lib/backup/sqlite-snapshot.mts';
+import { renderTable } from '../../scripts/lib/cli/log.mts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = minimist(process.argv.slice(2), { string: ['dir', 'out', 'methods'], boolean: ['restore', 'help'], default: { mib: 1024, rate: 200, reps: 5, 'cli-timeout': 60 } });
@@ -133,9 +133,9 @@ for (const m of methods) {
     const stateDir = join(dir, 'state');
     rm(stateDir);
     mkdirSync(join(stateDir, 'data'), { recursive: true });
-    const { runBackup } = await import('../../scripts/lib/backup.mts');
-    const { stateLayout } = await import('../../scripts/lib/state.mts');
-    const { createLogger } = await import('../../scripts/lib/log.mts');
+    const { runBackup } = await import('../../scripts/lib/backup/backup.mts');
+    const { stateLayout } = await import('../../scripts/lib/config/state.mts');
+    const { createLogger } = await import('../../scripts/lib/cli/log.mts');
     const layout = stateLayout(stateDir);
     await measure('backup.mts (with integrity_check)', async () => {
       const r = await runBackup({ layout, dbPath: src, reason: 'manual', log: createLogger({ quiet: true }), skipAppInfo: true });

@@ -15,8 +15,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import minimist from 'minimist';
-import { ReleaseSource, removeImages } from './support.mts';
-import { appOps, startLoad, stats, sampleContainers, type Sample } from './load.mts';
+import { ReleaseSource, removeImages } from '../../test/support/release-source.mts';
+import { appOps, startLoad, stats, sampleContainers, type Sample } from '../../test/support/load.mts';
 import { signInitData } from '../../test/support/telegram.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
@@ -101,7 +101,7 @@ let exitCode = 0;
 try {
   // first deploy (builds both images, brings the stack up) on the clone's HEAD
   console.error(`bench: ${project} on https://localhost:${httpsPort} (local mode)`);
-  const first = await runNode('scripts/rollout.mts', ['--env-file', envFile, '--source', src.dir, '--no-notify', '--json']);
+  const first = await runNode('scripts/rollout.mts', ['--config', envFile, '--source', src.dir, '--no-notify', '--json']);
   if (first.code !== 0) throw new Error(`first deploy failed:\n${first.stderr}`);
   const ca = compose('exec', '-T', 'caddy', 'cat', '/data/caddy/pki/authorities/local/root.crt');
   const auth = `tma ${signInitData('1:LAZYFLOW_LOCAL_MODE_NOT_A_REAL_TOKEN', { user: { id: 4242, first_name: 'Bench' } })}`;
@@ -112,7 +112,7 @@ try {
     const load = startLoad({ domain: 'localhost', httpsPort, ca }, appOps(auth), { concurrency });
     const sampler = sampleContainers(countApp, 50);
     await new Promise((r) => setTimeout(r, 2000));
-    const r = await runNode('scripts/rollout.mts', ['--env-file', envFile, '--source', src.dir, '--no-notify', '--json']);
+    const r = await runNode('scripts/rollout.mts', ['--config', envFile, '--source', src.dir, '--no-notify', '--json']);
     await new Promise((r2) => setTimeout(r2, 2000));
     const samples = await load.stop();
     const seen = await sampler.stop();

@@ -137,13 +137,13 @@ describeDocker('backup.mts against a running stack', () => {
       const r = await script(stack, 'backup.mts', args);
       expect(r.code, args.join(' ')).toBe(2);
     }
-    // (a missing --env-file path is reported by Node 24 itself, which scans argv for --env-file: exit 9)
-    const missing = await run(process.execPath, ['scripts/backup.mts', '--env-file', '/nonexistent/.env.prod']);
+    // (a missing --config path is reported by Node 24 itself, which scans argv for --config: exit 9)
+    const missing = await run(process.execPath, ['scripts/backup.mts', '--config', '/nonexistent/.env.prod']);
     expect(missing.code).not.toBe(0);
     expect(missing.stderr).toContain('/nonexistent/.env.prod');
     const badFile = join(stack.runDir, 'bad.env');
     writeFileSync(badFile, 'STATE_DIR=/srv/x\nAPP-URL=https://x\n', { mode: 0o600 });
-    const bad = await run(process.execPath, ['scripts/backup.mts', '--env-file', badFile]);
+    const bad = await run(process.execPath, ['scripts/backup.mts', '--config', badFile]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain(`${badFile}:2: invalid key name "APP-URL"`);
     expect(backupDirs(stack.stateDir)).toEqual(before);

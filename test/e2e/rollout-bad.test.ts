@@ -8,9 +8,9 @@ import { describeDocker } from '../support/docker.ts';
 import { startStack, e2eImages, type Stack } from '../support/stack.ts';
 import { signInitData } from '../support/telegram.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
-import { BAD, ReleaseSource, patchFile, removeImages } from '../../bench/rollout/support.mts';
-import { appOps, startLoad, stats } from '../../bench/rollout/load.mts';
-import { readJournal } from '../../scripts/lib/journal.mts';
+import { BAD, ReleaseSource, patchFile, removeImages } from '../support/release-source.mts';
+import { appOps, startLoad, stats } from '../support/load.mts';
+import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 // A POST that fails with 502 within a few ms is the race reported to the lead: the old app closes its
 // listening socket on SIGTERM while Caddy may already have a connection queued to it; the reset is a
@@ -43,7 +43,7 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     const before = await version();
     const auth = `tma ${signInitData(stack.botToken, { user: { id: 6660001, first_name: 'Bad' } })}`;
     const load = startLoad({ domain: stack.domain, httpsPort: stack.httpsPort, ca: stack.ca }, appOps(auth), { concurrency: 3, pauseMs: 20 });
-    const r = await runScript('rollout.mts', ['--env-file', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', ...extra], { timeoutMs: 240_000 });
+    const r = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', ...extra], { timeoutMs: 240_000 });
     const s = stats(await load.stop());
     const failed = journal().find((x) => x.gitSha === sha)!;
     const rb = journal().find((x) => x.kind === 'rollback' && x.previousRelease === failed?.id);
@@ -130,17 +130,17 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     const sha = src.commit('additive migration', (dir) => patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
       '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN good_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;'));
     builtTags.push(sha.slice(0, 12));
-    const r = await runScript('rollout.mts', ['--env-file', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 240_000 });
+    const r = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 240_000 });
     expect(r.code, explain(r)).toBe(0);
     expect(userVersion()).toBe(uvBefore + 1);
 
-    const plain = await runScript('rollback.mts', ['--env-file', stack.envFile, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 180_000 });
+    const plain = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 180_000 });
     expect(plain.code, explain(plain)).toBe(2);
     expect(plain.stderr).toMatch(new RegExp(`schema is newer \\(user_version ${uvBefore + 1}\\)`));
     expect(plain.stderr).toMatch(/--with-db/);
     expect(await version()).toBe(sha.slice(0, 12)); // nothing changed
 
-    const withDb = await runScript('rollback.mts', ['--env-file', stack.envFile, '--ca', stack.caPem, '--no-notify', '--with-db', '--yes'], { timeoutMs: 180_000 });
+    const withDb = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--with-db', '--yes'], { timeoutMs: 180_000 });
     expect(withDb.code, explain(withDb)).toBe(0);
     expect(await version()).toBe(before);
     expect(userVersion()).toBe(uvBefore);

@@ -33,7 +33,7 @@ describeDocker('preflight: bad env files are refused, naming the key', () => {
     chmodSync(f, mode);
     return f;
   };
-  const check = (file: string) => runScript('rollout.mts', ['--env-file', file, '--dry-run'], { timeoutMs: 60_000 });
+  const check = (file: string) => runScript('rollout.mts', ['--config', file, '--dry-run'], { timeoutMs: 60_000 });
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'lzf-preflight-'));
@@ -72,7 +72,7 @@ describeDocker('preflight: bad env files are refused, naming the key', () => {
 
   it('--check prints every check with its fix', async () => {
     const f = write('check.env', { ...good(), ALLOWED_ORIGINS: '*' });
-    const r = await runScript('rollout.mts', ['--env-file', f, '--check'], { timeoutMs: 60_000 });
+    const r = await runScript('rollout.mts', ['--config', f, '--check'], { timeoutMs: 60_000 });
     expect(r.code).toBe(2);
     expect(r.stdout).toMatch(/key ALLOWED_ORIGINS\s+FAIL/);
     expect(r.stdout).toMatch(/compose config\s+ok/);

@@ -10,9 +10,9 @@ import { describeDocker } from '../support/docker.ts';
 import { startStack, waitFor, e2eImages, type Stack } from '../support/stack.ts';
 import { makeMessageUpdate, signInitData } from '../support/telegram.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
-import { ReleaseSource, removeImages } from '../../bench/rollout/support.mts';
-import { appOps, sampleContainers, startLoad, stats } from '../../bench/rollout/load.mts';
-import { readJournal } from '../../scripts/lib/journal.mts';
+import { ReleaseSource, removeImages } from '../support/release-source.mts';
+import { appOps, sampleContainers, startLoad, stats } from '../support/load.mts';
+import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // A POST that fails with 502 within a few ms is the race reported to the lead: the old app closes its
@@ -26,7 +26,7 @@ describeDocker('rollout: zero-drop deploys on the real stack', () => {
   let stack: Stack;
   let src: ReleaseSource;
   const builtTags: string[] = [];
-  const args = (...extra: string[]) => ['--env-file', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', ...extra];
+  const args = (...extra: string[]) => ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', ...extra];
   const rollout = async (...extra: string[]) => runScript('rollout.mts', args(...extra), { timeoutMs: 240_000 });
   const journal = () => readJournal(join(stack.stateDir, 'releases.jsonl')).releases;
   const version = async () => (await stack.fetch('/health')).json().version as string;
@@ -149,18 +149,18 @@ describeDocker('rollout: zero-drop deploys on the real stack', () => {
 
   it('rollback --to goes to a named release; --list shows it as current', async () => {
     const v2 = journal().find((x) => x.kind === 'rollout' && x.result === 'ok')!;
-    const r = await runScript('rollback.mts', ['--env-file', stack.envFile, '--ca', stack.caPem, '--no-notify', '--to', v2.gitSha!.slice(0, 8)], { timeoutMs: 180_000 });
+    const r = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--to', v2.gitSha!.slice(0, 8)], { timeoutMs: 180_000 });
     expect(r.code, explain(r)).toBe(0);
     expect(await version()).toBe(v2.appTag);
     const last = journal().at(-1)!;
     expect(last).toMatchObject({ kind: 'rollback', result: 'ok', appTag: v2.appTag, target: v2.id });
-    const list = await runScript('rollback.mts', ['--env-file', stack.envFile, '--list']);
+    const list = await runScript('rollback.mts', ['--config', stack.envFile, '--list']);
     expect(list.code).toBe(0);
     expect(list.stdout.split('\n').find((l) => l.startsWith('*'))).toContain(last.id);
-    const cur = await runScript('rollback.mts', ['--env-file', stack.envFile, '--current']);
+    const cur = await runScript('rollback.mts', ['--config', stack.envFile, '--current']);
     expect(cur.stdout.trim()).toBe(v2.appTag);
     // and back to the previous successful release by default
-    const back = await runScript('rollback.mts', ['--env-file', stack.envFile, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 180_000 });
+    const back = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 180_000 });
     expect(back.code, explain(back)).toBe(0);
     expect(journal().at(-1)).toMatchObject({ kind: 'rollback', result: 'ok' });
     expect(await version()).not.toBe(v2.appTag);

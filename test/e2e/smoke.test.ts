@@ -14,7 +14,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describeDocker('smoke: checks that name what broke', () => {
   let stack: Stack;
-  const smoke = (...extra: string[]) => runScript('smoke.mts', ['--env-file', stack.envFile, '--ca', stack.caPem, ...extra], { timeoutMs: 60_000 });
+  const smoke = (...extra: string[]) => runScript('smoke.mts', ['--config', stack.envFile, '--ca', stack.caPem, ...extra], { timeoutMs: 60_000 });
   const results = (r: RunResult) => JSON.parse(r.stdout).results as { name: string; status: string; detail: string }[];
   const statusOf = (r: RunResult, name: string) => results(r).find((x) => x.name === name)!;
 
@@ -51,7 +51,7 @@ describeDocker('smoke: checks that name what broke', () => {
   });
 
   it('without the private root the TLS check fails and says to pass --ca', async () => {
-    const r = await runScript('smoke.mts', ['--env-file', stack.envFile, '--json', '--only', 'tls']);
+    const r = await runScript('smoke.mts', ['--config', stack.envFile, '--json', '--only', 'tls']);
     expect(r.code).toBe(1);
     expect(statusOf(r, 'tls').detail).toMatch(/does not verify.*--ca/);
   });

@@ -9,7 +9,7 @@ import { X509Certificate, randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, waitFor, e2eImages, type Stack } from '../support/stack.ts';
-import { signInitData, makeMessageUpdate } from '../support/telegram.ts';
+import { signInitData, makeMessageUpdate, type TelegramUser } from '../support/telegram.ts';
 import { multipartFile } from '../support/https.ts';
 import { mustRun, repoRoot } from '../support/run.ts';
 
@@ -18,7 +18,7 @@ const bob = { id: 222002, first_name: 'Bob', username: 'bob' };
 
 describeDocker('production stack (Pebble ACME, real containers)', () => {
   let stack: Stack;
-  const auth = (user: object, authDate?: number) =>
+  const auth = (user: TelegramUser, authDate?: number) =>
     `tma ${signInitData(stack.botToken, { user, ...(authDate ? { auth_date: authDate } : {}) })}`;
   const openDb = () => new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
 

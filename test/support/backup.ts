@@ -92,7 +92,7 @@ export function manifestOf(stateDir: string, id: string) {
 }
 
 export function script(stack: Stack, name: 'backup.mts' | 'restore.mts', args: string[], timeoutMs = 240_000): Promise<RunResult> {
-  return runScript(name, ['--env-file', stack.envFile, ...args], { timeoutMs });
+  return runScript(name, ['--config', stack.envFile, ...args], { timeoutMs });
 }
 
 export async function appContainer(stack: Stack): Promise<{ id: string; startedAt: string; status: string } | null> {
@@ -127,7 +127,7 @@ export async function spawnScript(stack: Stack, name: 'backup.mts' | 'restore.mt
   const { spawn } = await import('node:child_process');
   const { repoRoot } = await import('./run.ts');
   const started = Date.now();
-  const child = spawn(process.execPath, [join(repoRoot, 'scripts', name), '--env-file', stack.envFile, ...args], {
+  const child = spawn(process.execPath, [join(repoRoot, 'scripts', name), '--config', stack.envFile, ...args], {
     cwd: repoRoot,
     env: { ...process.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],

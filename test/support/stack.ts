@@ -1,6 +1,6 @@
 // The e2e harness: brings up the real stack (our app and Caddy images, Compose, Pebble as the
 // ACME server, the fake Bot API on the host) under a unique project name and free high ports.
-// The env file it writes is an operator's env file: pass it to the toolkit with --env-file.
+// The env file it writes is an operator's env file: pass it to the toolkit with --config.
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { snapshotDatabase, verifyDatabase, SNAPSHOT_METHODS } from '../../scripts/lib/sqlite-snapshot.mts';
+import { snapshotDatabase, verifyDatabase, SNAPSHOT_METHODS } from '../../scripts/lib/backup/sqlite-snapshot.mts';
 
 const ACCOUNTS = 20_000;
 const TOTAL = ACCOUNTS * 100;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import {
   backupWhileLive, appendJournal, currentRelease, newReleaseId, parseJournal, previousSuccessful, readJournal,
   referencedBackupIds, resolveTarget, unfinishedReleases, releaseRows, ResolveError,
-} from '../../scripts/lib/journal.mts';
+} from '../../scripts/lib/release/journal.mts';
 
 const line = (o: Record<string, unknown>) => JSON.stringify(o);
 

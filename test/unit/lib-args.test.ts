@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { helpText, parseArgs, type CommandSpec } from '../../scripts/lib/args.mts';
-import { UsageError } from '../../scripts/lib/errors.mts';
+import { helpText, parseArgs, type CommandSpec } from '../../scripts/lib/cli/args.mts';
+import { UsageError } from '../../scripts/lib/cli/errors.mts';
 
 const spec: CommandSpec = {
   name: 'backup.mts',
   summary: 'take a verified backup',
-  usage: 'npx zx scripts/backup.mts --env-file .env.prod [options]',
+  usage: 'npx zx scripts/backup.mts --config .env.prod [options]',
   options: [
-    { name: 'env-file', type: 'string', arg: '<file>', describe: 'operator env file', default: '.env.prod' },
+    { name: 'config', type: 'string', arg: '<file>', describe: 'operator env file', default: '.env.prod' },
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
     { name: 'yes', type: 'boolean', alias: 'y', describe: 'do not ask' },
     { name: 'keep-daily', type: 'number', describe: 'daily backups to keep' },
@@ -28,14 +28,14 @@ function usageError(fn: () => unknown): UsageError {
 describe('parseArgs', () => {
   it('applies defaults when nothing is given', () => {
     expect(parseArgs([], spec)).toEqual({
-      values: { 'env-file': '.env.prod', quiet: false, yes: false, 'keep-daily': undefined, reason: 'manual', help: false },
+      values: { 'config': '.env.prod', quiet: false, yes: false, 'keep-daily': undefined, reason: 'manual', help: false },
       positionals: [],
     });
   });
 
   it('parses strings, numbers, booleans, aliases and clusters', () => {
-    const { values } = parseArgs(['--env-file', 'x.env', '--keep-daily=7', '-qy', '--reason', 'cron'], spec);
-    expect(values).toMatchObject({ 'env-file': 'x.env', 'keep-daily': 7, quiet: true, yes: true, reason: 'cron' });
+    const { values } = parseArgs(['--config', 'x.env', '--keep-daily=7', '-qy', '--reason', 'cron'], spec);
+    expect(values).toMatchObject({ 'config': 'x.env', 'keep-daily': 7, quiet: true, yes: true, reason: 'cron' });
   });
 
   it('accepts --no-<flag> for booleans', () => {
@@ -59,8 +59,8 @@ describe('parseArgs', () => {
   });
 
   it('rejects a string option without a value', () => {
-    expect(usageError(() => parseArgs(['--env-file'], spec)).message).toMatch(/--env-file needs a value <file>/);
-    expect(usageError(() => parseArgs(['--env-file', '--yes'], spec)).message).toMatch(/--env-file needs a value/);
+    expect(usageError(() => parseArgs(['--config'], spec)).message).toMatch(/--config needs a value <file>/);
+    expect(usageError(() => parseArgs(['--config', '--yes'], spec)).message).toMatch(/--config needs a value/);
   });
 
   it('rejects a value outside the choices', () => {
@@ -85,8 +85,8 @@ describe('parseArgs', () => {
 describe('helpText', () => {
   const text = helpText(spec);
   it('lists usage, every option with its argument, default and choices', () => {
-    expect(text).toContain('npx zx scripts/backup.mts --env-file .env.prod [options]');
-    expect(text).toMatch(/--env-file <file>\s+operator env file \(default: \.env\.prod\)/);
+    expect(text).toContain('npx zx scripts/backup.mts --config .env.prod [options]');
+    expect(text).toMatch(/--config <file>\s+operator env file \(default: \.env\.prod\)/);
     expect(text).toMatch(/-q, --quiet\s+errors only/);
     expect(text).toMatch(/--keep-daily <n>/);
     expect(text).toMatch(/one of: cron, manual/);

@@ -10,7 +10,7 @@ import {
   startArgs,
   stopArgs,
   upArgs,
-} from '../../scripts/lib/compose.mts';
+} from '../../scripts/lib/commands/compose.mts';
 
 const ctx = { projectDir: '/srv/lazyflow', envFile: '/srv/lazyflow/.env.prod', project: 'lazyflow' };
 const base = ['compose', '--project-directory', '/srv/lazyflow', '--env-file', '/srv/lazyflow/.env.prod', '-p', 'lazyflow'];

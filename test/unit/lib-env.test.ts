@@ -2,8 +2,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadOpsEnv } from '../../scripts/lib/env.mts';
-import { ConfigError } from '../../scripts/lib/errors.mts';
+import { loadOpsEnv } from '../../scripts/lib/config/env.mts';
+import { ConfigError } from '../../scripts/lib/cli/errors.mts';
 
 let dir: string;
 beforeEach(() => {

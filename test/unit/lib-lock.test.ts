@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { acquireLock, isStale, LockBusyError, readLock } from '../../scripts/lib/lock.mts';
+import { acquireLock, isStale, LockBusyError, readLock } from '../../scripts/lib/host/lock.mts';
 
 let dir: string;
 let layout: { lockFile: string };
@@ -89,7 +89,7 @@ describe('acquireLock', () => {
   });
 
   it('of two processes acquiring at the same moment, exactly one wins', async () => {
-    const lockModule = resolve(__dirname, '../../scripts/lib/lock.mts');
+    const lockModule = resolve(__dirname, '../../scripts/lib/host/lock.mts');
     const script = join(dir, 'contender.mts');
     writeFileSync(
       script,

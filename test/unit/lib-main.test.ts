@@ -3,8 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { scriptArgv } from '../../scripts/lib/main.mts';
-import { createLogger, renderTable } from '../../scripts/lib/log.mts';
+import { scriptArgv } from '../../scripts/lib/cli/main.mts';
+import { createLogger, renderTable } from '../../scripts/lib/cli/log.mts';
 
 const lib = resolve(__dirname, '../../scripts/lib');
 let dir: string;
@@ -15,8 +15,8 @@ beforeAll(() => {
   script = join(dir, 'demo.mts');
   writeFileSync(
     script,
-    `import { runMain } from ${JSON.stringify(join(lib, 'main.mts'))};
-import { StepError, ConfigError } from ${JSON.stringify(join(lib, 'errors.mts'))};
+    `import { runMain } from ${JSON.stringify(join(lib, 'cli', 'main.mts'))};
+import { StepError, ConfigError } from ${JSON.stringify(join(lib, 'cli', 'errors.mts'))};
 await runMain({
   name: 'demo.mts', summary: 'a demo command', usage: 'demo.mts [--fail step|config|bug]',
   options: [

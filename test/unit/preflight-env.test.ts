@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { checkEnv, checkSystem, isLocalMode, placeholderReason, preflightPassed, versionAtLeast, parseVersion, LOCAL_DEFAULT_SECRET } from '../../scripts/lib/preflight.mts';
+import { checkEnv, checkSystem, isLocalMode, placeholderReason, preflightPassed, versionAtLeast, parseVersion, LOCAL_DEFAULT_SECRET } from '../../scripts/lib/checks/preflight.mts';
 
 const good = {
   COMPOSE_PROJECT_NAME: 'lazyflow',

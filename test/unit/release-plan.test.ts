@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { appTagFor, buildArgs, decideRollback, imagesToPrune, isDirtyPorcelain, rolloutPlan, ROLLOUT_PHASES } from '../../scripts/lib/release-plan.mts';
-import { parseJournal } from '../../scripts/lib/journal.mts';
+import { appTagFor, buildArgs, decideRollback, imagesToPrune, isDirtyPorcelain, rolloutPlan, ROLLOUT_PHASES } from '../../scripts/lib/release/plan.mts';
+import { parseJournal } from '../../scripts/lib/release/journal.mts';
 
 describe('release plan', () => {
   it('phases in the documented order', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyRetention, describePolicy, isoYearWeek, policyIsEmpty } from '../../scripts/lib/retention.mts';
+import { applyRetention, describePolicy, isoYearWeek, policyIsEmpty } from '../../scripts/lib/backup/retention.mts';
 
 // A fixed clock: backups are generated relative to this instant, never to Date.now().
 const NOW = new Date('2025-03-15T03:00:00Z'); // a Saturday

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { parseJournal } from '../../scripts/lib/journal.mts';
-import { planRollback } from '../../scripts/lib/rollback.mts';
-import { ConfigError, UsageError } from '../../scripts/lib/errors.mts';
+import { parseJournal } from '../../scripts/lib/release/journal.mts';
+import { planRollback } from '../../scripts/lib/release/rollback.mts';
+import { ConfigError, UsageError } from '../../scripts/lib/cli/errors.mts';
 
 const rel = (o: Record<string, unknown>) => JSON.stringify(o);
 const releases = parseJournal([

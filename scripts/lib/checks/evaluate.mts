@@ -30,7 +30,7 @@ export function worst(vs: Verdict[]): Verdict {
 
 // ---- containers -------------------------------------------------------------------------------
 
-export { parseComposePs } from '../compose.mts';
+export { parseComposePs } from '../commands/compose.mts';
 
 export interface PsRow {
   Service: string;

@@ -15,7 +15,7 @@ function observeTls(sock: tls.TLSSocket): TlsObs {
     validTo: cert?.valid_to,
     validFrom: cert?.valid_from,
     subjectAltNames: cert?.subjectaltname,
-    issuer: cert?.issuer ? (cert.issuer.CN ?? cert.issuer.O) : undefined,
+    issuer: cert?.issuer ? [cert.issuer.CN ?? cert.issuer.O].flat()[0] : undefined,
   };
 }
 

@@ -10,13 +10,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { $ } from 'zx';
-import { StepError, errorMessage } from './errors.mts';
-import { formatDuration, type Logger } from './log.mts';
-import type { OpsEnv } from './env.mts';
-import { composeEnv, parseComposePs, psArgs } from './compose.mts';
-import { isProcessAlive } from './lock.mts';
-import { APP_GID, APP_UID, isRoot } from './fsutil.mts';
-import { verifyDatabase } from './sqlite-snapshot.mts';
+import { StepError, errorMessage } from '../cli/errors.mts';
+import { formatDuration, type Logger } from '../cli/log.mts';
+import type { OpsEnv } from '../config/env.mts';
+import { composeEnv, parseComposePs, psArgs } from '../commands/compose.mts';
+import { isProcessAlive } from '../host/lock.mts';
+import { APP_GID, APP_UID, isRoot } from '../host/fsutil.mts';
+import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
 import { resolveBackup, stageBackup } from './restore.mts';
 
 export interface DrillOptions {

@@ -369,7 +369,7 @@ export async function runPreflight(
   env: { file: string; values: Record<string, string>; projectDir: string; envFile: string; project: string; composeFiles: string[]; stateDir: string },
   opts: PreflightOptions = {},
 ): Promise<CheckResult[]> {
-  const { parseEnvText } = await import('./env.mts');
+  const { parseEnvText } = await import('../config/env.mts');
   const results: CheckResult[] = [];
   const exampleFile = path.join(env.projectDir, '.env.prod.example');
   const envObs = observeEnvFile(env.file, (t) => parseEnvText(t, env.file), exampleFile);
@@ -377,7 +377,7 @@ export async function runPreflight(
   if (opts.envOnly) return results;
 
   const { $ } = await import('zx');
-  const { composeArgs, composeEnv } = await import('./compose.mts');
+  const { composeArgs, composeEnv } = await import('../commands/compose.mts');
   const q = $({ quiet: true, nothrow: true, env: composeEnv(env.values) });
   const dockerV = await q`docker version --format {{.Server.Version}}`;
   const composeV = await q`docker compose version --short`;

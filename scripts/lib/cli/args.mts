@@ -19,7 +19,7 @@ export interface OptionSpec {
 
 /** The operator env file every toolkit script reads (it is also the compose --env-file). */
 export const ENV_FILE_OPTION: OptionSpec = {
-  name: 'env-file',
+  name: 'config',
   type: 'string',
   default: '.env.prod',
   arg: '<file>',
@@ -86,7 +86,11 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): ParsedArg
     },
   });
   if (unknown.length) {
-    throw new UsageError(`${spec.name}: unknown option ${unknown.join(', ')}`, { hint: `see: ${spec.name} --help` });
+    // Node itself reads --env-file anywhere on its command line, so the toolkit names its env file --config
+    const renamed = unknown.includes('--env-file') && byName.has('config');
+    throw new UsageError(`${spec.name}: unknown option ${unknown.join(', ')}`, {
+      hint: renamed ? `the env file option is --config (Node takes --env-file for itself): ${spec.name} --config .env.prod` : `see: ${spec.name} --help`,
+    });
   }
 
   const values: ArgValues = {};

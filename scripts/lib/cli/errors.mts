@@ -61,3 +61,12 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** A gate or swap failure, with the new container's health and logs to print. */
+export class GateError extends StepError {
+  diagnostics?: string;
+  constructor(message: string, opts: { step: string; hint?: string; diagnostics?: string }) {
+    super(message, { step: opts.step, hint: opts.hint });
+    this.diagnostics = opts.diagnostics;
+  }
+}

@@ -1,20 +1,25 @@
 // Manual rollback: back to the previous successful release (or --to one), optionally with its data
 // (--with-db). The same swap and gates as a rollout; recorded in the journal as kind "rollback".
 import { $ } from 'zx';
-import { createPhaseTimer, formatDuration, type Logger } from './log.mts';
-import type { OpsEnv } from './env.mts';
-import { ConfigError, StepError, UsageError, errorMessage } from './errors.mts';
-import { acquireLock, currentOperator } from './lock.mts';
+import { createPhaseTimer, formatDuration, type Logger } from '../cli/log.mts';
+import type { OpsEnv } from '../config/env.mts';
+import { ConfigError, StepError, UsageError, errorMessage } from '../cli/errors.mts';
+import { acquireLock, currentOperator } from '../host/lock.mts';
 import {
   appendJournal, backupWhileLive, currentRelease, newReleaseId, previousSuccessful, readJournal, resolveTarget,
   ResolveError, type Release,
 } from './journal.mts';
-import { preflightExitCode, runPreflight } from './preflight.mts';
-import { readUserVersion } from './smoke.mts';
-import {
-  GateError, composeEnvFor, healthGate, liveApp, swapCommands, notify, recoverUnfinished, restoreBackup, revert, smokeGate, swapApp, telegramGate,
-  type CommonOptions, type OpResult,
-} from './rollout.mts';
+import { preflightExitCode, runPreflight } from '../checks/preflight.mts';
+import { readUserVersion } from '../checks/smoke.mts';
+import { GateError } from '../cli/errors.mts';
+import { composeEnvFor, swapCommands } from '../commands/compose.mts';
+import { liveApp } from '../docker/app-container.mts';
+import { healthGate, smokeGate, telegramGate } from './gates.mts';
+import { notify } from './notify.mts';
+import { recoverUnfinished } from './recovery.mts';
+import { restoreBackup, revert } from './revert.mts';
+import { swapApp } from './swap.mts';
+import type { CommonOptions, OpResult } from './rollout.mts';
 
 export interface RollbackOptions extends CommonOptions {
   to?: string;
@@ -125,7 +130,7 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
     try {
       const img = await $({ quiet: true, nothrow: true })`docker image inspect --format {{.Id}} ${`${env.appImage}:${appTag}`}`;
       if (img.exitCode !== 0) {
-        throw new StepError(`image ${env.appImage}:${appTag} of ${target.id} no longer exists (pruned?)`, { step: 'swap', hint: `rebuild it: git -C <repo> checkout ${target.gitSha ?? '<sha>'} && node scripts/rollout.mts --env-file ${env.file}` });
+        throw new StepError(`image ${env.appImage}:${appTag} of ${target.id} no longer exists (pruned?)`, { step: 'swap', hint: `rebuild it: git -C <repo> checkout ${target.gitSha ?? '<sha>'} && node scripts/rollout.mts --config ${env.file}` });
       }
       if (plan.backupId) {
         phase = 'restore';
@@ -160,7 +165,7 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
         // the data was (possibly) replaced: going back automatically could mix schemas; stop here
         appendJournal(env.layout.releases, { id, result: 'failed', endedAt: new Date().toISOString() });
         log.error(`the database may already be restored from ${plan.backupId}; not reverting automatically.`);
-        log.error(`next: inspect with node scripts/smoke.mts --env-file ${env.file}; restore the pre-restore safety backup with node scripts/restore.mts --list`);
+        log.error(`next: inspect with node scripts/smoke.mts --config ${env.file}; restore the pre-restore safety backup with node scripts/restore.mts --list`);
         return { id, exitCode: 1, result: 'failed', appTag, phases, reason: errorMessage(err) };
       }
       const rb = await revert({

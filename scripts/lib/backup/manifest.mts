@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { StateLayout } from './state.mts';
+import type { StateLayout } from '../config/state.mts';
 
 export const MANIFEST_FORMAT = 'lazyflow-backup/1';
 export const MANIFEST_FILE = 'manifest.json';

@@ -19,16 +19,16 @@ import { createGunzip } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
 import { $ } from 'zx';
-import { StepError, UsageError, errorMessage } from './errors.mts';
-import { acquireLock, type LockHandle } from './lock.mts';
-import { formatBytes, formatDuration, type Logger } from './log.mts';
-import { DB_FILE_NAME, stateLayout, type StateLayout } from './state.mts';
-import type { OpsEnv } from './env.mts';
-import { composeEnv, parseComposePs, psArgs, startArgs, stopArgs, upArgs, logsArgs } from './compose.mts';
-import { APP_GID, APP_UID, fsyncDir, fsyncPath, isDiskFull, isRoot, fsInfo, describeFs } from './fsutil.mts';
-import { verifyDatabase } from './sqlite-snapshot.mts';
-import { ID_RE, listBackups, type BackupEntry, type BackupManifest } from './manifest.mts';
-import { runBackup } from './backup.mts';
+import { StepError, UsageError, errorMessage } from '../cli/errors.mts';
+import { acquireLock, type LockHandle } from '../host/lock.mts';
+import { formatBytes, formatDuration, type Logger } from '../cli/log.mts';
+import { DB_FILE_NAME, stateLayout, type StateLayout } from '../config/state.mts';
+import type { OpsEnv } from '../config/env.mts';
+import { composeEnv, parseComposePs, psArgs, startArgs, stopArgs, upArgs, logsArgs } from '../commands/compose.mts';
+import { APP_GID, APP_UID, fsyncDir, fsyncPath, isDiskFull, isRoot, fsInfo, describeFs } from '../host/fsutil.mts';
+import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
+import { ID_RE, listBackups, type BackupEntry, type BackupManifest } from '../backup/manifest.mts';
+import { runBackup } from '../backup/backup.mts';
 
 export type RestorePhase =
   | 'staging' // copying + verifying into the staging dir; live untouched
@@ -474,7 +474,7 @@ export function resolveBackup(layout: StateLayout, from: string): BackupEntry {
   const { backups } = listBackups(layout);
   if (from === 'latest') {
     const b = backups.find((x) => x.verified);
-    if (!b) throw new StepError(`no verified backup in ${layout.backups}`, { step: 'restore', hint: 'take one: backup.mts --env-file <file>' });
+    if (!b) throw new StepError(`no verified backup in ${layout.backups}`, { step: 'restore', hint: 'take one: backup.mts --config <file>' });
     return b;
   }
   const b = backups.find((x) => x.id === from);
@@ -497,7 +497,7 @@ async function defaultConfirm(question: string): Promise<boolean> {
 }
 
 async function loadSmoke(): Promise<null | ((env: OpsEnv, o: { log?: Logger; ca?: string }) => Promise<{ failed: boolean; results: { name: string; status: string; detail: string }[] }>)> {
-  const p = join(dirname(fileURLToPath(import.meta.url)), 'smoke.mts');
+  const p = join(dirname(fileURLToPath(import.meta.url)), '..', 'checks', 'smoke.mts');
   if (!existsSync(p)) return null;
   const mod = (await import(p)) as { runSmoke?: unknown };
   return typeof mod.runSmoke === 'function' ? (mod.runSmoke as never) : null;
@@ -677,7 +677,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     if (smoke?.failed) {
       throw new StepError(`restore of ${b.id} done, but smoke checks failed`, {
         step: 'smoke',
-        hint: `inspect: smoke.mts --env-file ${ctx.file}${opts.ca ? ` --ca ${opts.ca}` : ''}; go back: restore.mts --env-file ${ctx.file} --from ${j.safetyBackupId ?? '<id>'}`,
+        hint: `inspect: smoke.mts --config ${ctx.file}${opts.ca ? ` --ca ${opts.ca}` : ''}; go back: restore.mts --config ${ctx.file} --from ${j.safetyBackupId ?? '<id>'}`,
       });
     }
     return { backupId: b.id, safetyBackupId: j.safetyBackupId, restored: true, recovered, phases, smoke };

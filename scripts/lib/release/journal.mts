@@ -9,7 +9,7 @@
 // endedAt, result:"ok"|"failed"|"rolled-back", backupId, previousRelease, phases:{[name]: ms},
 // reason?, dirty?}. While a release runs, result is "in-progress" and `phase` names where it is.
 import fs from 'node:fs';
-import { formatAge } from './log.mts';
+import { formatAge } from '../cli/log.mts';
 
 export type ReleaseKind = 'rollout' | 'rollback' | 'recovery';
 export type ReleaseResult = 'in-progress' | 'ok' | 'failed' | 'rolled-back';

@@ -1,7 +1,8 @@
 // `docker compose` commands as data (Kamal style): pure functions return argument arrays, so tests
 // compare arrays and zx quotes each element when running them:
 //   await $`docker ${composeArgs(ctx, 'ps', '--format', 'json')}`
-import { $ } from 'zx';
+// Nothing here runs anything: docker/ does.
+import type { OpsEnv } from '../config/env.mts';
 
 export interface ComposeContext {
   projectDir: string;
@@ -111,8 +112,24 @@ export function composeEnv(values: Record<string, string>, base: NodeJS.ProcessE
   return env;
 }
 
-/** run `docker <args>` quietly; throws zx's ProcessOutput on a non-zero exit unless nothrow */
-export async function docker(args: string[], opts: { nothrow?: boolean; env?: NodeJS.ProcessEnv; input?: string } = {}) {
-  const p = $({ quiet: true, nothrow: opts.nothrow ?? false, env: opts.env ?? process.env, input: opts.input })`docker ${args}`;
-  return p;
+export function composeCtx(env: OpsEnv): ComposeContext {
+  return { projectDir: env.projectDir, envFile: env.envFile, project: env.project, composeFiles: env.composeFiles };
+}
+
+/** Env for compose with the release tag: the shell value of APP_TAG wins over the env file's. */
+export function composeEnvFor(env: OpsEnv, appTag: string | null): NodeJS.ProcessEnv {
+  const e = composeEnv(env.values);
+  if (appTag) e.APP_TAG = appTag;
+  return e;
+}
+
+/** The swap as data: stop the old app container gracefully, then start the new image (no deps, no build, no pull). */
+export function swapCommands(env: OpsEnv, opts: { stopTimeoutS?: number } = {}) {
+  const ctx = composeCtx(env);
+  return {
+    stop: composeArgs(ctx, 'stop', ...(opts.stopTimeoutS !== undefined ? ['-t', String(opts.stopTimeoutS)] : []), 'app'),
+    up: composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'app'),
+    upAll: composeArgs(ctx, 'up', '-d', '--no-build', '--pull', 'never', '--wait'),
+    buildProxy: composeArgs(ctx, 'build', 'caddy'),
+  };
 }

@@ -4,11 +4,11 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dotenv from 'dotenv';
-import { ConfigError } from './errors.mts';
+import { ConfigError } from '../cli/errors.mts';
 import { stateLayout, type StateLayout } from './state.mts';
 
 /** repository root: scripts/lib/../.. (where docker-compose.yml lives) */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 export interface OpsEnv {
   /** absolute path of the env file */
@@ -72,7 +72,7 @@ export function parseEnvText(text: string, file: string): Record<string, string>
 }
 
 export function loadOpsEnv(file: string, opts: LoadOpsEnvOptions = {}): OpsEnv {
-  if (!file) throw new ConfigError('no env file given', { hint: 'pass --env-file .env.prod' });
+  if (!file) throw new ConfigError('no env file given', { hint: 'pass --config .env.prod' });
   const abs = resolve(file);
   let text: string;
   let mode: number;

@@ -1,6 +1,6 @@
 // Release planning, pure: phases of a rollout, the app tag of a build, the auto-rollback decision and
 // which release images to prune. Commands are data (argument arrays); scripts run them with zx.
-import type { OptionSpec } from './args.mts';
+import type { OptionSpec } from '../cli/args.mts';
 import type { Release } from './journal.mts';
 
 export const ROLLOUT_PHASES = [

@@ -9,13 +9,13 @@ import { join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { $ } from 'zx';
-import { StepError, UsageError, errorMessage } from './errors.mts';
-import { acquireLock, type LockHandle } from './lock.mts';
-import { formatAge, formatBytes, formatDuration, type Logger } from './log.mts';
-import { DB_FILE_NAME, stateLayout, type StateLayout } from './state.mts';
-import { REPO_ROOT, type OpsEnv } from './env.mts';
-import { psArgs, parseComposePs } from './compose.mts';
-import { describeFs, fsInfo, fsyncDir, fsyncPath, isDiskFull, isRoot } from './fsutil.mts';
+import { StepError, UsageError, errorMessage } from '../cli/errors.mts';
+import { acquireLock, type LockHandle } from '../host/lock.mts';
+import { formatAge, formatBytes, formatDuration, type Logger } from '../cli/log.mts';
+import { DB_FILE_NAME, stateLayout, type StateLayout } from '../config/state.mts';
+import { REPO_ROOT, type OpsEnv } from '../config/env.mts';
+import { psArgs, parseComposePs } from '../commands/compose.mts';
+import { describeFs, fsInfo, fsyncDir, fsyncPath, isDiskFull, isRoot } from '../host/fsutil.mts';
 import { snapshotDatabase, verifyDatabase, readColumn, type SnapshotMethod, DEFAULT_SNAPSHOT_METHOD } from './sqlite-snapshot.mts';
 import {
   BACKUP_REASONS,
@@ -142,7 +142,7 @@ function diskFullError(where: string, id: string, err: unknown): StepError {
     `disk full on ${describeFs(info, formatBytes)} while writing backup ${id}; the partial backup was removed, older backups are untouched (${errorMessage(err)})`,
     {
       step: 'backup',
-      hint: `free space on ${info.mountPoint}, e.g. drop old backups: npx zx scripts/backup.mts --env-file <file> --forget --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --dry-run`,
+      hint: `free space on ${info.mountPoint}, e.g. drop old backups: npx zx scripts/backup.mts --config <file> --forget --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --dry-run`,
       cause: err,
     },
   );
@@ -172,7 +172,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     if (!opts.skipRestoreCheck && existsSync(layout.restoreJournal)) {
       throw new StepError(`an interrupted restore is pending (${layout.restoreJournal}): the live state may be half swapped`, {
         step: 'backup',
-        hint: 'finish or roll it back first: npx zx scripts/restore.mts --env-file <file> --recover',
+        hint: 'finish or roll it back first: npx zx scripts/restore.mts --config <file> --recover',
       });
     }
     if (!existsSync(dbPath)) {

@@ -6,17 +6,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { composeArgs, composeEnv, docker, type ComposeContext } from './compose.mts';
-import type { OpsEnv } from './env.mts';
-import type { Logger } from './log.mts';
+import { composeArgs, composeEnv, type ComposeContext } from '../commands/compose.mts';
+import { docker } from '../docker/run.mts';
+import type { OpsEnv } from '../config/env.mts';
+import type { Logger } from '../cli/log.mts';
 import {
   evalBackupAge, evalContainers, evalCors, evalDb, evalDisk, evalHealth, evalJobs, evalLogRotation, evalMiniApp,
   evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo, expectedWebhookUrl,
   parseComposePs, type DbObs, type HttpObs, type LogConfigObs, type SmokeResult, type Verdict,
-} from './checks/evaluate.mts';
-import { httpGet, httpsGet, tlsProbe, type HttpResult, type Target } from './checks/http.mts';
-import { getWebhookInfo, hostApiRoot, redactToken } from './telegram.mts';
-import { currentRelease, readJournal } from './journal.mts';
+} from './evaluate.mts';
+import { httpGet, httpsGet, tlsProbe, type HttpResult, type Target } from './http.mts';
+import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
+import { currentRelease, readJournal } from '../release/journal.mts';
 import { isLocalMode } from './preflight.mts';
 
 export const APP_UID = 1000;

@@ -7,9 +7,9 @@ import { hostname, userInfo } from 'node:os';
 import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { StepError } from './errors.mts';
-import { formatDuration } from './log.mts';
-import type { StateLayout } from './state.mts';
+import { StepError } from '../cli/errors.mts';
+import { formatDuration } from '../cli/log.mts';
+import type { StateLayout } from '../config/state.mts';
 
 export interface LockInfo {
   pid: number;

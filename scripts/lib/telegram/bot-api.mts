@@ -1,7 +1,7 @@
 // Bot API calls made from the host (smoke's telegram check, the rollout's Telegram gate, notify).
 // The API root comes from the env file's TELEGRAM_API_ROOT; a root that names the host as seen from
 // a container (host.docker.internal) is dialled on 127.0.0.1 from here.
-import type { WebhookInfo } from './checks/evaluate.mts';
+import type { WebhookInfo } from '../checks/evaluate.mts';
 
 export function hostApiRoot(values: Record<string, string | undefined>, override?: string): string {
   const root = (override || process.env.OPS_TELEGRAM_API_ROOT || values.TELEGRAM_API_ROOT || 'https://api.telegram.org').replace(/\/+$/, '');

@@ -1,0 +1,8 @@
+// Running docker commands built by commands/. The one place that shells out to `docker`.
+import { $ } from 'zx';
+
+/** run `docker <args>` quietly; throws zx's ProcessOutput on a non-zero exit unless nothrow */
+export async function docker(args: string[], opts: { nothrow?: boolean; env?: NodeJS.ProcessEnv; input?: string } = {}) {
+  const p = $({ quiet: true, nothrow: opts.nothrow ?? false, env: opts.env ?? process.env, input: opts.input })`docker ${args}`;
+  return p;
+}

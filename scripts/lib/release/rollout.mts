@@ -1,0 +1,319 @@
+// Rollout: build by git sha, back up, swap the one app container behind Caddy, gate, record, and go
+// back automatically when a gate fails. Plans and decisions are pure (plan.mts); this file runs them.
+import fs from 'node:fs';
+import path from 'node:path';
+import { $ } from 'zx';
+import { composeEnv, composeEnvFor, swapCommands } from '../commands/compose.mts';
+import { docker } from '../docker/run.mts';
+import type { OpsEnv } from '../config/env.mts';
+import type { Logger } from '../cli/log.mts';
+import { createPhaseTimer, formatDuration } from '../cli/log.mts';
+import { GateError, StepError, ConfigError, errorMessage } from '../cli/errors.mts';
+import { acquireLock, currentOperator, type LockHandle } from '../host/lock.mts';
+import { appendJournal, currentRelease, newReleaseId, readJournal, type Release, type ReleaseLine } from './journal.mts';
+import { appTagFor, buildArgs, imagesToPrune, isDirtyPorcelain, rolloutPlan, type RollbackDecision } from './plan.mts';
+import { preflightExitCode, runPreflight, type CheckResult } from '../checks/preflight.mts';
+import { readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
+import type { SmokeResult } from '../checks/evaluate.mts';
+import { appDiagnostics, imageExists, liveApp, runningContainerCount, waitHealthy } from '../docker/app-container.mts';
+import { roundSwap, swapApp, type SwapTiming } from './swap.mts';
+import { healthGate, smokeGate, telegramGate, type GateOptions } from './gates.mts';
+import { preDeployBackup, revert } from './revert.mts';
+import { recoverUnfinished } from './recovery.mts';
+import { notify } from './notify.mts';
+
+export type { GateOptions };
+
+export interface CommonOptions extends GateOptions {
+  env: OpsEnv;
+  log: Logger;
+  operator?: string;
+  lockWaitS?: number;
+  keepImages?: number;
+  notify?: boolean;
+  now?: () => Date;
+}
+
+export interface RolloutOptions extends CommonOptions {
+  /** git working tree to build from (default: the compose project directory) */
+  source?: string;
+  allowDirty?: boolean;
+  dryRun?: boolean;
+  skipBackup?: boolean;
+  /** skip preflight (only for tests of later phases; never in production) */
+  skipPreflight?: boolean;
+  /** tag the build with this instead of the git sha (advanced; must not exist yet) */
+  tag?: string;
+}
+
+export interface OpResult {
+  id: string;
+  exitCode: number;
+  result: 'ok' | 'failed' | 'rolled-back' | 'dry-run';
+  appTag?: string;
+  phases: Record<string, number>;
+  swap?: SwapTiming;
+  rollback?: { decision: RollbackDecision; ok: boolean };
+  preflight?: CheckResult[];
+  smoke?: SmokeResult[];
+  plan?: { phase: string; what: string; argv?: string[] }[];
+  reason?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// git + build
+
+export async function gitState(dir: string): Promise<{ sha: string; dirty: boolean; porcelain: string }> {
+  const head = await $({ quiet: true, nothrow: true, cwd: dir })`git rev-parse HEAD`;
+  if (head.exitCode !== 0) {
+    throw new ConfigError(`${dir} is not a git working tree with a commit: ${head.stderr.trim()}`, { file: dir, hint: 'rollout builds from a git checkout: git clone <repo> && cd <repo>' });
+  }
+  const st = await $({ quiet: true, cwd: dir })`git status --porcelain --untracked-files=normal`;
+  return { sha: head.stdout.trim(), dirty: isDirtyPorcelain(st.stdout), porcelain: st.stdout };
+}
+
+function buildArgValues(env: OpsEnv): Record<string, string | undefined> {
+  return { BUN_IMAGE: env.values.BUN_IMAGE || process.env.BUN_IMAGE || undefined };
+}
+
+async function ensureProxyImage(env: OpsEnv, log: Logger): Promise<void> {
+  const ref = `${env.values.PROXY_IMAGE || 'lazyflow-caddy'}:${env.values.PROXY_TAG || 'local'}`;
+  if (await imageExists(ref)) return;
+  const s = log.step(`build proxy image ${ref} (first deploy)`);
+  const e = composeEnv(env.values);
+  if (!env.values.CADDY_IMAGE && process.env.CADDY_IMAGE) e.CADDY_IMAGE = process.env.CADDY_IMAGE;
+  if (!env.values.BUN_IMAGE && process.env.BUN_IMAGE) e.BUN_IMAGE = process.env.BUN_IMAGE;
+  const r = await $({ quiet: true, nothrow: true, env: e })`docker ${swapCommands(env).buildProxy}`;
+  if (r.exitCode !== 0) {
+    s.fail();
+    throw new StepError(`building ${ref} failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-15).join('\n')}`, { step: 'build' });
+  }
+  s.done();
+}
+
+// ---------------------------------------------------------------------------------------------
+// rollout
+
+function printPreflight(log: Logger, results: CheckResult[]) {
+  for (const r of results) {
+    if (!r.ok) {
+      log.error(`preflight ${r.name}: ${r.message}`);
+      if (r.fix) log.error(`  fix: ${r.fix}`);
+    } else if (r.level === 'warn') log.warn(`preflight ${r.name}: ${r.message}`);
+    else log.debug(`preflight ${r.name}: ${r.message}`);
+  }
+}
+
+export async function runRollout(o: RolloutOptions): Promise<OpResult> {
+  const { env, log } = o;
+  const now = o.now ?? (() => new Date());
+  const operator = o.operator ?? currentOperator();
+  const { phases, timed } = createPhaseTimer();
+  const source = path.resolve(o.source ?? env.projectDir);
+
+  // 1. preflight (read-only, also in --dry-run)
+  let preflight: CheckResult[] = [];
+  if (!o.skipPreflight) {
+    const s = log.step('preflight');
+    preflight = await timed('preflight', () => runPreflight(env, {}));
+    printPreflight(log, preflight);
+    const code = preflightExitCode(preflight);
+    if (code !== 0) {
+      s.fail(`${preflight.filter((r) => !r.ok).length} check(s) failed`);
+      return { id: '', exitCode: code, result: 'failed', phases, preflight, reason: 'preflight failed' };
+    }
+    s.done(`${preflight.length} checks`);
+  }
+
+  // git state and tag (read-only)
+  const git = await gitState(source);
+  if (git.dirty && !o.allowDirty && o.dryRun) {
+    log.warn(`the working tree ${source} has uncommitted changes: a real rollout refuses it without --allow-dirty`);
+  } else if (git.dirty && !o.allowDirty) {
+    throw new ConfigError(`the working tree ${source} has uncommitted changes:\n${git.porcelain.trim().split('\n').slice(0, 10).join('\n')}`, {
+      file: source,
+      hint: 'commit (or stash) them and retry; or pass --allow-dirty to deploy them with a visible -dirty tag',
+    });
+  }
+  const appTag = o.tag ?? appTagFor(git, now());
+  const image = env.appImage;
+  const build = buildArgs({ contextDir: source, image, appTag, buildArgs: buildArgValues(env), labels: { 'org.lazyflow.git-sha': git.sha, 'org.lazyflow.dirty': String(git.dirty) } });
+  const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
+  const journal0 = readJournal(env.layout.releases);
+  const current0 = currentRelease(journal0.releases);
+
+  if (o.dryRun) {
+    const live0 = await liveApp(env);
+    const previous0 = live0 && live0.status === 'running' ? { id: current0?.appTag === live0.tag ? current0.id : 'untracked', appTag: live0.tag } : current0;
+    const plan = rolloutPlan({
+      appTag, image, dirty: git.dirty, previous: previous0, build, composeUp: cmds.up,
+      keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: Boolean(env.values.BOT_TOKEN && env.values.ADMIN_CHAT_ID),
+      skipBackup: o.skipBackup, skipSmoke: o.skipSmoke,
+    });
+    return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag, phases, preflight, plan };
+  }
+
+  // 2. lock (a stale lock of a killed rollout is taken over), then recover what it left behind
+  const lock: LockHandle = await timed('lock', () => acquireLock(env.layout, { operation: 'rollout', operator, waitMs: (o.lockWaitS ?? 0) * 1000, log }));
+  try {
+    await recoverUnfinished(env, log, o, operator);
+    const journal = readJournal(env.layout.releases);
+    const live = await liveApp(env);
+    // What runs now is what we go back to. The journal's current release names it when it agrees.
+    const cur = currentRelease(journal.releases);
+    const previous = live && live.status === 'running'
+      ? { id: cur && cur.appTag === live.tag ? cur.id : 'untracked', appTag: live.tag }
+      : cur ? { id: cur.id, appTag: cur.appTag! } : null;
+    const id = newReleaseId(now(), git.sha.slice(0, 12) + (git.dirty ? '-dirty' : ''), journal.releases.map((r) => r.id));
+    const base: ReleaseLine = {
+      id, kind: 'rollout', gitSha: git.sha, image: `${image}:${appTag}`, appTag, operator, startedAt: now().toISOString(),
+      result: 'in-progress', phase: 'build', previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null,
+      dirty: git.dirty, source, backupId: null,
+    };
+    appendJournal(env.layout.releases, base);
+    log.info(`release ${id}: ${image}:${appTag}${git.dirty ? ' (DIRTY tree)' : ''}, now running: ${previous ? `${previous.appTag} (${previous.id})` : 'nothing'}`);
+
+    const fail = (phase: string, err: unknown): OpResult => {
+      const reason = `${phase} failed: ${errorMessage(err)}`;
+      appendJournal(env.layout.releases, { id, result: 'failed', endedAt: now().toISOString(), phases, reason });
+      log.error(`rollout ${id} FAILED in ${phase}: ${errorMessage(err)}`);
+      log.error('nothing live changed: the app still runs the previous release');
+      return { id, exitCode: 1, result: 'failed', appTag, phases, reason };
+    };
+
+    // 3. build
+    const bs = log.step(`build ${image}:${appTag}`);
+    try {
+      await timed('build', async () => {
+        const r = await $({ quiet: true, nothrow: true, cwd: source })`docker ${build.argv}`;
+        if (r.exitCode !== 0) throw new StepError(`docker build failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-20).join('\n')}`, { step: 'build' });
+        if (!live) await ensureProxyImage(env, log);
+      });
+      bs.done();
+    } catch (err) {
+      bs.fail(err);
+      return fail('build', err);
+    }
+
+    // 4. pre-deploy backup (only when there is a database to protect)
+    let backupId: string | null = null;
+    const userVersionBefore = readUserVersion(env.layout.db);
+    if (o.skipBackup) {
+      log.warn('--skip-backup: no pre-deploy backup; a failed schema-changing release could not be undone');
+    } else if (userVersionBefore === null && !fs.existsSync(env.layout.db)) {
+      log.info('no database yet (first deploy): no pre-deploy backup needed');
+    } else {
+      const s = log.step('pre-deploy backup');
+      try {
+        backupId = await timed('backup', () => preDeployBackup(env, log, previous?.appTag ?? null));
+        s.done(backupId);
+      } catch (err) {
+        s.fail(err);
+        return fail('backup', err);
+      }
+    }
+    appendJournal(env.layout.releases, { id, phase: 'swap', backupId, userVersionBefore, phases: { ...phases } });
+
+    // 5-8. swap and gates; any failure -> automatic rollback
+    let swap: SwapTiming | undefined;
+    let smoke: SmokeResult[] | undefined;
+    let phase = 'swap';
+    try {
+      if (!live || (await runningContainerCount(env, 'caddy')) === 0) {
+        // first deploy (or the proxy is down): bring the whole stack up on the new tag
+        const s = log.step(`start the stack on ${appTag}`);
+        const t = performance.now();
+        const r = await $({ quiet: true, nothrow: true, env: composeEnvFor(env, appTag) })`docker ${cmds.upAll}`;
+        if (r.exitCode !== 0) throw new GateError(`docker compose up failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`, { step: 'swap', diagnostics: await appDiagnostics(env) });
+        const { c, startToHealthyMs } = await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, log);
+        swap = { stopMs: 0, startMs: performance.now() - t, startToHealthyMs, totalMs: performance.now() - t, containerId: c.Id, startedAt: c.State.StartedAt };
+        phases.swap = Math.round(swap.totalMs);
+        s.done();
+      } else if (live.tag === appTag && live.status === 'running' && live.health === 'healthy') {
+        // same image already live (a re-run): restarting it would only cost a gap; just gate it
+        log.info(`the app already runs ${appTag} and is healthy: no swap, gates only`);
+        swap = { stopMs: 0, startMs: 0, startToHealthyMs: 0, totalMs: 0, containerId: live.id, startedAt: live.startedAt };
+        phases.swap = 0;
+      } else {
+        const s = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
+        swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
+        s.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
+      }
+      appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases }, swap: roundSwap(swap) });
+
+      phase = 'health';
+      const hs = log.step('health gate');
+      const hd = await timed('health', () => healthGate(env, appTag, { smoke: o.smoke }));
+      hs.done(hd);
+
+      phase = 'telegram';
+      const ts = log.step('telegram gate');
+      const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot }));
+      ts.done(td);
+
+      phase = 'smoke';
+      if (o.skipSmoke) log.warn('--skip-smoke: smoke checks skipped');
+      else {
+        const ss = log.step('smoke');
+        smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));
+        ss.done(`${smoke.filter((r) => r.status === 'pass').length} pass, ${smoke.filter((r) => r.status === 'warn').length} warn, ${smoke.filter((r) => r.status === 'skip').length} skip`);
+      }
+    } catch (err) {
+      log.error(`${phase} gate FAILED: ${errorMessage(err)}`);
+      if (err instanceof GateError && err.diagnostics) log.error(`diagnostics of the new container:\n${err.diagnostics}`);
+      appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}`, ...(swap ? { swap: roundSwap(swap) } : {}) });
+      const rb = await revert({
+        env, log, operator, gates: o, kind: 'rollback',
+        failed: { id, appTag, backupId, userVersionBefore, phase },
+        previous,
+        reason: `${phase} gate failed: ${errorMessage(err).split('\n')[0]}`,
+      });
+      const what = rb.ok
+        ? `rolled back to ${rb.decision.toAppTag ?? 'nothing (app stopped)'}${rb.decision.restoreDb ? ` and restored backup ${rb.decision.backupId}` : ', data kept'}`
+        : `rollback FAILED: ${rb.error}`;
+      (rb.ok ? log.warn : log.error)(`rollout ${id} failed in ${phase}; ${what}`);
+      for (const w of rb.decision.why) log.info(`  why: ${w}`);
+      return { id, exitCode: 1, result: 'rolled-back', appTag, phases, swap, smoke: (err as { results?: SmokeResult[] }).results, rollback: { decision: rb.decision, ok: rb.ok }, reason: `${phase} failed: ${errorMessage(err)}` };
+    }
+
+    // 9. record + prune
+    const rec = performance.now();
+    appendJournal(env.layout.releases, { id, result: 'ok', endedAt: now().toISOString(), phase: 'record', phases: { ...phases }, swap: roundSwap(swap!), userVersionAfter: readUserVersion(env.layout.db) });
+    try {
+      const pruned = await pruneImages(env, o.keepImages ?? 5, [appTag, previous?.appTag ?? '']);
+      if (pruned.length) log.info(`pruned ${pruned.length} old release image(s): ${pruned.join(', ')}`);
+    } catch (err) {
+      log.warn(`image pruning failed (the release is fine): ${errorMessage(err)}`);
+    }
+    phases.record = Math.round(performance.now() - rec);
+
+    // 10. notify
+    if (o.notify !== false) {
+      const t = performance.now();
+      const n = await notify(env, `lazyflow: deployed ${appTag} (${id}) in ${formatDuration(Object.values(phases).reduce((a, b) => a + b, 0))}`);
+      if (n) log.info(`notify: ${n}`);
+      phases.notify = Math.round(performance.now() - t);
+    }
+    appendJournal(env.layout.releases, { id, phases: { ...phases } });
+    log.ok(`rollout ${id} done: ${env.appUrl} runs ${appTag}`);
+    return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
+  } finally {
+    lock.release();
+  }
+}
+
+/** Remove release images beyond the newest N (only tags the journal knows; never the live one). */
+export async function pruneImages(env: OpsEnv, keep: number, protect: string[]): Promise<string[]> {
+  const out = await docker(['images', env.appImage, '--format', '{{.Tag}}']);
+  const localTags = out.stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
+  const live = await liveApp(env);
+  const tags = imagesToPrune({ localTags, releases: readJournal(env.layout.releases).releases, keep, protect: [...protect, live?.tag ?? ''].filter(Boolean) });
+  const removed: string[] = [];
+  for (const t of tags) {
+    const r = await docker(['image', 'rm', `${env.appImage}:${t}`], { nothrow: true });
+    if (r.exitCode === 0) removed.push(t);
+  }
+  return removed;
+}
+
+export type { Release };
