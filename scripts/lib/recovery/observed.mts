@@ -1,0 +1,36 @@
+// What recovery looks at besides the journals: the live state, observed once, as plain data. The
+// decision (recovery/decide.mts) is a pure function of the journals and this, so every interruption
+// point is a row in a table test. docker/ and config/ fill it in (observeState); nothing here runs.
+
+/** One app container of the project, in any state. */
+export interface ObservedApp {
+  id: string;
+  /** image tag the container was created from (APP_TAG of a release) */
+  tag: string;
+  /** docker's State.Status */
+  state: 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
+  /** docker's State.Health.Status; undefined when the image has no healthcheck */
+  health?: 'starting' | 'healthy' | 'unhealthy';
+}
+
+/** PRAGMA user_version of the live database, or why it could not be read. */
+export type ObservedUserVersion =
+  | { kind: 'absent' } // no database file yet (first deploy)
+  | { kind: 'read'; value: number }
+  | { kind: 'unreadable'; error: string }; // never treated as "schema moved": recovery asks instead
+
+export interface ObservedState {
+  /** app containers of the compose project (usually 0 or 1; 2 only if something went badly wrong) */
+  apps: ObservedApp[];
+  /** the proxy (caddy) container runs */
+  proxyRunning: boolean;
+  userVersion: ObservedUserVersion;
+  /** ids of verified local backups (manifest present) */
+  backupIds: string[];
+  /** app image tags present in the local image store */
+  imageTags: string[];
+  /** entries directly under STATE_DIR (data, uploads, kept-aside states, staging dirs, ...) */
+  stateEntries: string[];
+  /** pids from the journals whose process is still alive (an operation is still running: leave it) */
+  alivePids: number[];
+}
