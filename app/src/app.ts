@@ -12,12 +12,12 @@ import { effectiveBotToken, type Env } from "./env.ts";
 import type { Logger } from "./log.ts";
 import type { Store, TaskRow, UserRow } from "./db.ts";
 import { validateInitData } from "./initdata.ts";
-import { BadUpdateError, UpdateInFlightError } from "./bot.ts";
+import { BadUpdateError, UpdateInFlightError, type BotContext } from "./bot.ts";
 
 export interface AppDeps {
   env: Env;
   store: Store;
-  bot: Bot;
+  bot: Bot<BotContext>;
   log: Logger;
   /** Name of the job whose last tick /health reports. */
   heartbeatJob?: string;

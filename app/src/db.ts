@@ -64,6 +64,30 @@ export const MIGRATIONS: readonly string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  // v3: honest Telegram updates. Failed attempts are counted across redeliveries; an update that
+  // fails permanently (or too often) becomes a dead letter and is answered 200 so Telegram's queue
+  // moves. The indexes let the prune job delete by age without scanning.
+  `
+  CREATE TABLE update_attempts (
+    update_id       INTEGER PRIMARY KEY,
+    attempts        INTEGER NOT NULL,
+    last_error      TEXT NOT NULL,
+    first_failed_at TEXT NOT NULL,
+    last_failed_at  TEXT NOT NULL
+  );
+  CREATE INDEX update_attempts_last_failed_at ON update_attempts(last_failed_at);
+  CREATE TABLE dead_letters (
+    update_id  INTEGER PRIMARY KEY,
+    attempts   INTEGER NOT NULL,
+    reason     TEXT NOT NULL CHECK (reason IN ('permanent', 'max_attempts')),
+    last_error TEXT NOT NULL,
+    chat_id    INTEGER,
+    failed_at  TEXT NOT NULL
+  );
+  CREATE INDEX dead_letters_failed_at ON dead_letters(failed_at);
+  CREATE INDEX processed_updates_processed_at ON processed_updates(processed_at);
+  CREATE INDEX bot_messages_created_at ON bot_messages(created_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -166,6 +190,31 @@ export interface BotMessageInput {
 
 const now = () => new Date().toISOString();
 
+/** A database write a handler queues; applied inside the update's commit transaction. */
+export type UpdateEffect = (store: Store) => void;
+
+export interface UpdateFailure {
+  /** Error text for the operator, already free of secrets. */
+  error: string;
+  /** A failure that a redelivery cannot fix (a Bot API 4xx such as 403 "bot was blocked by the user"). */
+  permanent: boolean;
+  maxAttempts: number;
+  chatId: number | null;
+}
+
+export type FailureOutcome =
+  | { deadLetter: false; attempts: number }
+  | { deadLetter: true; attempts: number; reason: "permanent" | "max_attempts" };
+
+export interface DeadLetterRow {
+  update_id: number;
+  attempts: number;
+  reason: "permanent" | "max_attempts";
+  last_error: string;
+  chat_id: number | null;
+  failed_at: string;
+}
+
 export function createStore(db: Database) {
   const q = {
     upsertUser: db.query(
@@ -206,19 +255,48 @@ export function createStore(db: Database) {
       `INSERT INTO app_meta (key, value, updated_at) VALUES ('health_probe', $v, $v)
        ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
     ),
+    isDeadLetter: db.query(`SELECT 1 AS x FROM dead_letters WHERE update_id = ?`),
+    countAttempt: db.query(
+      `INSERT INTO update_attempts (update_id, attempts, last_error, first_failed_at, last_failed_at)
+       VALUES ($id, 1, $error, $now, $now)
+       ON CONFLICT(update_id) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,
+         last_failed_at = excluded.last_failed_at
+       RETURNING attempts`,
+    ),
+    clearAttempts: db.query(`DELETE FROM update_attempts WHERE update_id = ?`),
+    insertDeadLetter: db.query(
+      `INSERT OR IGNORE INTO dead_letters (update_id, attempts, reason, last_error, chat_id, failed_at)
+       VALUES ($id, $attempts, $reason, $error, $chat_id, $now)`,
+    ),
   };
 
-  // Record an update as processed (plus its message) atomically; false if already recorded
-  // (e.g. by another process that handled a concurrent redelivery).
-  const recordUpdate = db.transaction((updateId: number, message: BotMessageInput | null): boolean => {
+  // The commit of a handled update: the update_id record, the handler's queued writes and its
+  // bot_messages row in ONE transaction, so a crash leaves either all of them or none (then Telegram
+  // redelivers and the handler runs again). false (and nothing written) if the update was already
+  // recorded, e.g. by another process that handled a concurrent redelivery.
+  const commitUpdate = db.transaction((updateId: number, message: BotMessageInput | null, effects: readonly UpdateEffect[]): boolean => {
+    if (q.isDeadLetter.get(updateId) !== null) return false;
     const ts = now();
-    const { changes } = q.markProcessed.run(updateId, ts);
-    if (changes === 0) return false;
+    if (q.markProcessed.run(updateId, ts).changes === 0) return false;
+    for (const effect of effects) effect(store);
     if (message) q.insertBotMessage.run(updateId, message.chat_id, message.from_id, message.text, ts);
+    q.clearAttempts.run(updateId);
     return true;
   });
 
-  return {
+  // One failed attempt, counted across redeliveries; the attempt that makes it permanent (or reaches
+  // maxAttempts) turns it into a dead letter. The handler's writes were never applied.
+  const recordFailure = db.transaction((updateId: number, f: UpdateFailure): FailureOutcome => {
+    const ts = now();
+    const { attempts } = q.countAttempt.get({ id: updateId, error: f.error, now: ts }) as { attempts: number };
+    const reason = f.permanent ? "permanent" : attempts >= f.maxAttempts ? "max_attempts" : null;
+    if (!reason) return { deadLetter: false, attempts };
+    q.insertDeadLetter.run({ id: updateId, attempts, reason, error: f.error, chat_id: f.chatId, now: ts });
+    q.clearAttempts.run(updateId);
+    return { deadLetter: true, attempts, reason };
+  });
+
+  const store = {
     db,
     upsertUser(u: TelegramUserInput): UserRow {
       return q.upsertUser.get({
@@ -250,7 +328,11 @@ export function createStore(db: Database) {
     insertMedia: (m: MediaRow) => void q.insertMedia.run({ ...m }),
     getMedia: (userId: number, id: string) => (q.getMedia.get(id, userId) as MediaRow | null) ?? null,
     isProcessed: (updateId: number) => q.isProcessed.get(updateId) !== null,
-    recordUpdate: (updateId: number, message: BotMessageInput | null) => recordUpdate.immediate(updateId, message),
+    isDeadLetter: (updateId: number) => q.isDeadLetter.get(updateId) !== null,
+    commitUpdate: (updateId: number, message: BotMessageInput | null, effects: readonly UpdateEffect[] = []) =>
+      commitUpdate.immediate(updateId, message, effects),
+    recordFailure: (updateId: number, failure: UpdateFailure) => recordFailure.immediate(updateId, failure),
+    deadLetters: () => db.query(`SELECT * FROM dead_letters ORDER BY failed_at DESC, update_id DESC`).all() as DeadLetterRow[],
     heartbeat(job: string, at: string = now()): number {
       return (q.heartbeat.get(job, at) as { ticks: number }).ticks;
     },
@@ -265,6 +347,7 @@ export function createStore(db: Database) {
       q.probeWrite.run({ v: now() });
     },
   };
+  return store;
 }
 
 export type Store = ReturnType<typeof createStore>;

@@ -9,6 +9,7 @@ import { ALLOWED_UPDATES, createBot, webhookUrl } from "./bot.ts";
 import { createApp, redactPath } from "./app.ts";
 import { createJobs, heartbeatJob } from "./jobs.ts";
 import type { Bot } from "grammy";
+import type { BotContext } from "./bot.ts";
 
 const HARD_SHUTDOWN_MS = 9000;
 /**
@@ -103,7 +104,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
   });
 
 /** setWebhook with retries in the background: a Telegram outage must not crash-loop the container. */
-async function registerWebhook(b: Bot, e: Env, l: Logger, signal: AbortSignal): Promise<void> {
+async function registerWebhook(b: Bot<BotContext>, e: Env, l: Logger, signal: AbortSignal): Promise<void> {
   let delay = 1000;
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {
