@@ -190,6 +190,27 @@ export interface BotMessageInput {
 
 const now = () => new Date().toISOString();
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * How long the bot's bookkeeping is kept. Telegram stops redelivering an update after 24 h, so a
+ * processed update_id older than that can never come back; 48 h leaves room for clock skew.
+ */
+export interface Retention {
+  processedUpdatesMaxAgeMs: number;
+  botMessagesMaxAgeMs: number;
+  botMessagesMaxRows: number;
+  deadLettersMaxAgeMs: number;
+  deadLettersMaxRows: number;
+}
+export const RETENTION: Retention = {
+  processedUpdatesMaxAgeMs: 48 * HOUR_MS,
+  botMessagesMaxAgeMs: 7 * 24 * HOUR_MS,
+  botMessagesMaxRows: 100_000,
+  deadLettersMaxAgeMs: 30 * 24 * HOUR_MS,
+  deadLettersMaxRows: 10_000,
+};
+
 /** A database write a handler queues; applied inside the update's commit transaction. */
 export type UpdateEffect = (store: Store) => void;
 
@@ -296,6 +317,22 @@ export function createStore(db: Database) {
     return { deadLetter: true, attempts, reason };
   });
 
+  // Deletes at most `batch` rows of one table per statement, so the write lock is held only briefly.
+  const pruneOlder = (table: string, column: string) =>
+    db.query(`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${column} < ? LIMIT ?)`);
+  const pruneBeyond = (table: string, column: string) =>
+    db.query(
+      `DELETE FROM ${table} WHERE rowid IN (
+         SELECT rowid FROM ${table} WHERE rowid NOT IN (SELECT rowid FROM ${table} ORDER BY ${column} DESC, rowid DESC LIMIT ?)
+         LIMIT ?)`,
+    );
+  const prune = {
+    processed_updates: { age: pruneOlder("processed_updates", "processed_at") },
+    update_attempts: { age: pruneOlder("update_attempts", "last_failed_at") },
+    bot_messages: { age: pruneOlder("bot_messages", "created_at"), count: pruneBeyond("bot_messages", "created_at") },
+    dead_letters: { age: pruneOlder("dead_letters", "failed_at"), count: pruneBeyond("dead_letters", "failed_at") },
+  } as const;
+
   const store = {
     db,
     upsertUser(u: TelegramUserInput): UserRow {
@@ -333,6 +370,24 @@ export function createStore(db: Database) {
       commitUpdate.immediate(updateId, message, effects),
     recordFailure: (updateId: number, failure: UpdateFailure) => recordFailure.immediate(updateId, failure),
     deadLetters: () => db.query(`SELECT * FROM dead_letters ORDER BY failed_at DESC, update_id DESC`).all() as DeadLetterRow[],
+    /**
+     * One pass of at most `batch` deletions per table and rule (age, then count), each its own short
+     * transaction. Returns rows deleted per table; the prune job repeats until a pass deletes nothing.
+     */
+    pruneOnce(nowMs: number, retention: Retention = RETENTION, batch = 5000): Record<keyof typeof prune, number> {
+      const cutoff = (ageMs: number) => new Date(nowMs - ageMs).toISOString();
+      const n = (s: { run: (...a: (string | number)[]) => { changes: number } }, ...a: (string | number)[]) => s.run(...a).changes;
+      return {
+        processed_updates: n(prune.processed_updates.age, cutoff(retention.processedUpdatesMaxAgeMs), batch),
+        update_attempts: n(prune.update_attempts.age, cutoff(retention.processedUpdatesMaxAgeMs), batch),
+        bot_messages:
+          n(prune.bot_messages.age, cutoff(retention.botMessagesMaxAgeMs), batch) +
+          n(prune.bot_messages.count, retention.botMessagesMaxRows, batch),
+        dead_letters:
+          n(prune.dead_letters.age, cutoff(retention.deadLettersMaxAgeMs), batch) +
+          n(prune.dead_letters.count, retention.deadLettersMaxRows, batch),
+      };
+    },
     heartbeat(job: string, at: string = now()): number {
       return (q.heartbeat.get(job, at) as { ticks: number }).ticks;
     },

@@ -7,7 +7,7 @@ import { checkStateDirs } from "./fscheck.ts";
 import { checkpointAndClose, createStore, migrate, openDatabase, SCHEMA_VERSION } from "./db.ts";
 import { ALLOWED_UPDATES, createBot, webhookUrl } from "./bot.ts";
 import { createApp, redactPath } from "./app.ts";
-import { createJobs, heartbeatJob } from "./jobs.ts";
+import { createJobs, heartbeatJob, pruneJob } from "./jobs.ts";
 import type { Bot } from "grammy";
 import type { BotContext } from "./bot.ts";
 
@@ -92,7 +92,7 @@ const server = Bun.serve({
 });
 log.info("listening", { port: server.port, hostname: "0.0.0.0" });
 
-const jobs = createJobs([heartbeatJob(store, env.JOB_HEARTBEAT_MS)], log);
+const jobs = createJobs([heartbeatJob(store, env.JOB_HEARTBEAT_MS), pruneJob(store, env.PRUNE_INTERVAL_MS, log)], log);
 jobs.start();
 
 const lifecycle = new AbortController();
