@@ -396,9 +396,8 @@ export function createStore(db: Database) {
     probeRead(): void {
       q.select1.get();
     },
-    /** SELECT 1 plus a tiny write; throws if the database is unusable. */
-    probe(): void {
-      q.select1.get();
+    /** A tiny write (one app_meta row); throws if the database cannot be written. */
+    probeWrite(): void {
       q.probeWrite.run({ v: now() });
     },
   };

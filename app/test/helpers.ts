@@ -114,7 +114,7 @@ export function makeApp(
   migrate(db);
   const store = createStore(db);
   const bot = createBot({ env, store, log: silentLogger, botInfo: { ...LOCAL_BOT_INFO, id: 123456, username: "test_bot" } });
-  const app = createApp({ env, store, bot, log: silentLogger, isDraining });
+  const app = createApp({ env, store, bot, log: silentLogger, isDraining, nowMs: opts.nowMs });
   return {
     env,
     db,
