@@ -12,20 +12,25 @@ import { effectiveBotToken, type Env } from "./env.ts";
 import type { Logger } from "./log.ts";
 import type { Store, TaskRow, UserRow } from "./db.ts";
 import { validateInitData } from "./initdata.ts";
-import { BadUpdateError, UpdateInFlightError } from "./bot.ts";
+import { BadUpdateError, UpdateInFlightError, type BotContext } from "./bot.ts";
 
 export interface AppDeps {
   env: Env;
   store: Store;
-  bot: Bot;
+  bot: Bot<BotContext>;
   log: Logger;
   /** Name of the job whose last tick /health reports. */
   heartbeatJob?: string;
   /** Development long-polling: the webhook route is then disabled (404). */
   polling?: boolean;
-  /** True once SIGTERM arrived: /health turns 503 so the proxy stops routing here. */
+  /** True once SIGTERM arrived: /ready turns 503 so the proxy stops routing here. */
   isDraining?: () => boolean;
+  /** Clock of the /health/write rate limit (tests). */
+  nowMs?: () => number;
 }
+
+/** /health/write writes at most once per this interval; calls in between get the last result. */
+export const WRITE_PROBE_MIN_INTERVAL_MS = 1000;
 
 type AppEnv = { Variables: { user: UserRow } };
 
@@ -110,7 +115,7 @@ function contentDisposition(name: string): string {
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }
 
-export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", polling = false, isDraining = () => false }: AppDeps): Hono<AppEnv> {
+export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", polling = false, isDraining = () => false, nowMs = Date.now }: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const botToken = effectiveBotToken(env);
 
@@ -126,7 +131,7 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
       ms: Math.round((performance.now() - start) * 10) / 10,
     };
     // Docker's healthcheck polls every 2 s: keep those at debug.
-    if (path === "/health") log.debug("request", fields);
+    if (path === "/health" || path === "/health/write") log.debug("request", fields);
     else log.info("request", fields);
   });
   app.use("*", async (c, next) => {
@@ -143,11 +148,14 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
   app.notFound((c) => jsonError(c, 404, "not_found"));
 
   // --- health ---
+  // /health is public (Caddy routes it) and polled by load balancers and smoke: reads only, so no
+  // number of callers can make it write. The write probe is /health/write: internal (Caddy does not
+  // route it) and rate-limited here, for the container's HEALTHCHECK.
   const health = (c: Context) => {
     const base = { version: env.APP_VERSION, timestamp: new Date().toISOString() };
     let lastTickAt: string | null = null;
     try {
-      store.probe();
+      store.probeRead();
       lastTickAt = store.lastTickAt(heartbeatJob);
     } catch (err) {
       log.error("health_db_error", { err });
@@ -155,7 +163,27 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
     }
     return c.json({ status: "ok", ...base, db: "ok", jobs: { lastTickAt } });
   };
+  let lastWrite: { atMs: number; ok: boolean } | null = null;
+  const healthWrite = (c: Context) => {
+    const base = { version: env.APP_VERSION, timestamp: new Date().toISOString() };
+    const t = nowMs();
+    if (!lastWrite || t - lastWrite.atMs >= WRITE_PROBE_MIN_INTERVAL_MS || t < lastWrite.atMs) {
+      let ok = true;
+      try {
+        store.probeWrite();
+      } catch (err) {
+        ok = false;
+        log.error("health_db_write_error", { err });
+      }
+      lastWrite = { atMs: t, ok };
+    }
+    const checkedAt = new Date(Date.now() - (t - lastWrite.atMs)).toISOString();
+    return lastWrite.ok
+      ? c.json({ status: "ok", ...base, db: "ok", write: { checkedAt } })
+      : c.json({ status: "error", ...base, db: "error", write: { checkedAt } }, 503);
+  };
   app.get("/health", health);
+  app.get("/health/write", healthWrite);
   // Readiness for the proxy's active health check (not routed publicly by Caddy): 503 from
   // SIGTERM on, while /health and every other route keep answering normally.
   app.get("/ready", (c) => {

@@ -64,6 +64,30 @@ export const MIGRATIONS: readonly string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  // v3: honest Telegram updates. Failed attempts are counted across redeliveries; an update that
+  // fails permanently (or too often) becomes a dead letter and is answered 200 so Telegram's queue
+  // moves. The indexes let the prune job delete by age without scanning.
+  `
+  CREATE TABLE update_attempts (
+    update_id       INTEGER PRIMARY KEY,
+    attempts        INTEGER NOT NULL,
+    last_error      TEXT NOT NULL,
+    first_failed_at TEXT NOT NULL,
+    last_failed_at  TEXT NOT NULL
+  );
+  CREATE INDEX update_attempts_last_failed_at ON update_attempts(last_failed_at);
+  CREATE TABLE dead_letters (
+    update_id  INTEGER PRIMARY KEY,
+    attempts   INTEGER NOT NULL,
+    reason     TEXT NOT NULL CHECK (reason IN ('permanent', 'max_attempts')),
+    last_error TEXT NOT NULL,
+    chat_id    INTEGER,
+    failed_at  TEXT NOT NULL
+  );
+  CREATE INDEX dead_letters_failed_at ON dead_letters(failed_at);
+  CREATE INDEX processed_updates_processed_at ON processed_updates(processed_at);
+  CREATE INDEX bot_messages_created_at ON bot_messages(created_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -166,6 +190,52 @@ export interface BotMessageInput {
 
 const now = () => new Date().toISOString();
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * How long the bot's bookkeeping is kept. Telegram stops redelivering an update after 24 h, so a
+ * processed update_id older than that can never come back; 48 h leaves room for clock skew.
+ */
+export interface Retention {
+  processedUpdatesMaxAgeMs: number;
+  botMessagesMaxAgeMs: number;
+  botMessagesMaxRows: number;
+  deadLettersMaxAgeMs: number;
+  deadLettersMaxRows: number;
+}
+export const RETENTION: Retention = {
+  processedUpdatesMaxAgeMs: 48 * HOUR_MS,
+  botMessagesMaxAgeMs: 7 * 24 * HOUR_MS,
+  botMessagesMaxRows: 100_000,
+  deadLettersMaxAgeMs: 30 * 24 * HOUR_MS,
+  deadLettersMaxRows: 10_000,
+};
+
+/** A database write a handler queues; applied inside the update's commit transaction. */
+export type UpdateEffect = (store: Store) => void;
+
+export interface UpdateFailure {
+  /** Error text for the operator, already free of secrets. */
+  error: string;
+  /** A failure that a redelivery cannot fix (a Bot API 4xx such as 403 "bot was blocked by the user"). */
+  permanent: boolean;
+  maxAttempts: number;
+  chatId: number | null;
+}
+
+export type FailureOutcome =
+  | { deadLetter: false; attempts: number }
+  | { deadLetter: true; attempts: number; reason: "permanent" | "max_attempts" };
+
+export interface DeadLetterRow {
+  update_id: number;
+  attempts: number;
+  reason: "permanent" | "max_attempts";
+  last_error: string;
+  chat_id: number | null;
+  failed_at: string;
+}
+
 export function createStore(db: Database) {
   const q = {
     upsertUser: db.query(
@@ -206,19 +276,64 @@ export function createStore(db: Database) {
       `INSERT INTO app_meta (key, value, updated_at) VALUES ('health_probe', $v, $v)
        ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
     ),
+    isDeadLetter: db.query(`SELECT 1 AS x FROM dead_letters WHERE update_id = ?`),
+    countAttempt: db.query(
+      `INSERT INTO update_attempts (update_id, attempts, last_error, first_failed_at, last_failed_at)
+       VALUES ($id, 1, $error, $now, $now)
+       ON CONFLICT(update_id) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,
+         last_failed_at = excluded.last_failed_at
+       RETURNING attempts`,
+    ),
+    clearAttempts: db.query(`DELETE FROM update_attempts WHERE update_id = ?`),
+    insertDeadLetter: db.query(
+      `INSERT OR IGNORE INTO dead_letters (update_id, attempts, reason, last_error, chat_id, failed_at)
+       VALUES ($id, $attempts, $reason, $error, $chat_id, $now)`,
+    ),
   };
 
-  // Record an update as processed (plus its message) atomically; false if already recorded
-  // (e.g. by another process that handled a concurrent redelivery).
-  const recordUpdate = db.transaction((updateId: number, message: BotMessageInput | null): boolean => {
+  // The commit of a handled update: the update_id record, the handler's queued writes and its
+  // bot_messages row in ONE transaction, so a crash leaves either all of them or none (then Telegram
+  // redelivers and the handler runs again). false (and nothing written) if the update was already
+  // recorded, e.g. by another process that handled a concurrent redelivery.
+  const commitUpdate = db.transaction((updateId: number, message: BotMessageInput | null, effects: readonly UpdateEffect[]): boolean => {
+    if (q.isDeadLetter.get(updateId) !== null) return false;
     const ts = now();
-    const { changes } = q.markProcessed.run(updateId, ts);
-    if (changes === 0) return false;
+    if (q.markProcessed.run(updateId, ts).changes === 0) return false;
+    for (const effect of effects) effect(store);
     if (message) q.insertBotMessage.run(updateId, message.chat_id, message.from_id, message.text, ts);
+    q.clearAttempts.run(updateId);
     return true;
   });
 
-  return {
+  // One failed attempt, counted across redeliveries; the attempt that makes it permanent (or reaches
+  // maxAttempts) turns it into a dead letter. The handler's writes were never applied.
+  const recordFailure = db.transaction((updateId: number, f: UpdateFailure): FailureOutcome => {
+    const ts = now();
+    const { attempts } = q.countAttempt.get({ id: updateId, error: f.error, now: ts }) as { attempts: number };
+    const reason = f.permanent ? "permanent" : attempts >= f.maxAttempts ? "max_attempts" : null;
+    if (!reason) return { deadLetter: false, attempts };
+    q.insertDeadLetter.run({ id: updateId, attempts, reason, error: f.error, chat_id: f.chatId, now: ts });
+    q.clearAttempts.run(updateId);
+    return { deadLetter: true, attempts, reason };
+  });
+
+  // Deletes at most `batch` rows of one table per statement, so the write lock is held only briefly.
+  const pruneOlder = (table: string, column: string) =>
+    db.query(`DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE ${column} < ? LIMIT ?)`);
+  const pruneBeyond = (table: string, column: string) =>
+    db.query(
+      `DELETE FROM ${table} WHERE rowid IN (
+         SELECT rowid FROM ${table} WHERE rowid NOT IN (SELECT rowid FROM ${table} ORDER BY ${column} DESC, rowid DESC LIMIT ?)
+         LIMIT ?)`,
+    );
+  const prune = {
+    processed_updates: { age: pruneOlder("processed_updates", "processed_at") },
+    update_attempts: { age: pruneOlder("update_attempts", "last_failed_at") },
+    bot_messages: { age: pruneOlder("bot_messages", "created_at"), count: pruneBeyond("bot_messages", "created_at") },
+    dead_letters: { age: pruneOlder("dead_letters", "failed_at"), count: pruneBeyond("dead_letters", "failed_at") },
+  } as const;
+
+  const store = {
     db,
     upsertUser(u: TelegramUserInput): UserRow {
       return q.upsertUser.get({
@@ -250,7 +365,29 @@ export function createStore(db: Database) {
     insertMedia: (m: MediaRow) => void q.insertMedia.run({ ...m }),
     getMedia: (userId: number, id: string) => (q.getMedia.get(id, userId) as MediaRow | null) ?? null,
     isProcessed: (updateId: number) => q.isProcessed.get(updateId) !== null,
-    recordUpdate: (updateId: number, message: BotMessageInput | null) => recordUpdate.immediate(updateId, message),
+    isDeadLetter: (updateId: number) => q.isDeadLetter.get(updateId) !== null,
+    commitUpdate: (updateId: number, message: BotMessageInput | null, effects: readonly UpdateEffect[] = []) =>
+      commitUpdate.immediate(updateId, message, effects),
+    recordFailure: (updateId: number, failure: UpdateFailure) => recordFailure.immediate(updateId, failure),
+    deadLetters: () => db.query(`SELECT * FROM dead_letters ORDER BY failed_at DESC, update_id DESC`).all() as DeadLetterRow[],
+    /**
+     * One pass of at most `batch` deletions per table and rule (age, then count), each its own short
+     * transaction. Returns rows deleted per table; the prune job repeats until a pass deletes nothing.
+     */
+    pruneOnce(nowMs: number, retention: Retention = RETENTION, batch = 5000): Record<keyof typeof prune, number> {
+      const cutoff = (ageMs: number) => new Date(nowMs - ageMs).toISOString();
+      const n = (s: { run: (...a: (string | number)[]) => { changes: number } }, ...a: (string | number)[]) => s.run(...a).changes;
+      return {
+        processed_updates: n(prune.processed_updates.age, cutoff(retention.processedUpdatesMaxAgeMs), batch),
+        update_attempts: n(prune.update_attempts.age, cutoff(retention.processedUpdatesMaxAgeMs), batch),
+        bot_messages:
+          n(prune.bot_messages.age, cutoff(retention.botMessagesMaxAgeMs), batch) +
+          n(prune.bot_messages.count, retention.botMessagesMaxRows, batch),
+        dead_letters:
+          n(prune.dead_letters.age, cutoff(retention.deadLettersMaxAgeMs), batch) +
+          n(prune.dead_letters.count, retention.deadLettersMaxRows, batch),
+      };
+    },
     heartbeat(job: string, at: string = now()): number {
       return (q.heartbeat.get(job, at) as { ticks: number }).ticks;
     },
@@ -259,12 +396,12 @@ export function createStore(db: Database) {
     probeRead(): void {
       q.select1.get();
     },
-    /** SELECT 1 plus a tiny write; throws if the database is unusable. */
-    probe(): void {
-      q.select1.get();
+    /** A tiny write (one app_meta row); throws if the database cannot be written. */
+    probeWrite(): void {
       q.probeWrite.run({ v: now() });
     },
   };
+  return store;
 }
 
 export type Store = ReturnType<typeof createStore>;

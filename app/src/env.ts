@@ -21,6 +21,10 @@ export interface Env {
   UPLOAD_MAX_BYTES: number;
   JOB_HEARTBEAT_MS: number;
   INITDATA_MAX_AGE_S: number;
+  /** Failed attempts of one update (counted across redeliveries) before it becomes a dead letter. */
+  UPDATE_MAX_ATTEMPTS: number;
+  /** How often the prune job deletes old update bookkeeping. */
+  PRUNE_INTERVAL_MS: number;
   /** Derived: BOT_TOKEN empty AND APP_URL host is a loopback name. */
   LOCAL_MODE: boolean;
 }
@@ -203,6 +207,8 @@ export function parseEnv(raw: Raw): ParseEnvResult {
   const UPLOAD_MAX_BYTES = int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, 1, 1024 * 1024 * 1024);
   const JOB_HEARTBEAT_MS = int("JOB_HEARTBEAT_MS", 5000, 100, 24 * 3600 * 1000);
   const INITDATA_MAX_AGE_S = int("INITDATA_MAX_AGE_S", 86400, 1, 365 * 86400);
+  const UPDATE_MAX_ATTEMPTS = int("UPDATE_MAX_ATTEMPTS", 5, 1, 1000);
+  const PRUNE_INTERVAL_MS = int("PRUNE_INTERVAL_MS", 3600 * 1000, 1000, 24 * 3600 * 1000);
 
   if (errors.length) return { ok: false, errors };
   return {
@@ -223,6 +229,8 @@ export function parseEnv(raw: Raw): ParseEnvResult {
       UPLOAD_MAX_BYTES,
       JOB_HEARTBEAT_MS,
       INITDATA_MAX_AGE_S,
+      UPDATE_MAX_ATTEMPTS,
+      PRUNE_INTERVAL_MS,
       LOCAL_MODE,
     },
   };

@@ -1,7 +1,7 @@
 // In-process background jobs: fixed-interval ticks that never overlap, stoppable for shutdown.
 
 import type { Logger } from "./log.ts";
-import type { Store } from "./db.ts";
+import { RETENTION, type Retention, type Store } from "./db.ts";
 
 export interface JobSpec {
   name: string;
@@ -63,4 +63,31 @@ export const HEARTBEAT_JOB = "heartbeat";
 
 export function heartbeatJob(store: Store, intervalMs: number): JobSpec {
   return { name: HEARTBEAT_JOB, intervalMs, run: () => void store.heartbeat(HEARTBEAT_JOB) };
+}
+
+export const PRUNE_JOB = "prune";
+
+/**
+ * Deletes update bookkeeping past its retention (db.ts RETENTION), in short batches with a yield in
+ * between so webhook and API writes are never held behind one long delete.
+ */
+export function pruneJob(store: Store, intervalMs: number, log: Logger, retention: Retention = RETENTION, nowMs: () => number = Date.now): JobSpec {
+  return {
+    name: PRUNE_JOB,
+    intervalMs,
+    async run() {
+      const total: Record<string, number> = {};
+      for (let pass = 0; pass < 10_000; pass++) {
+        const deleted = store.pruneOnce(nowMs(), retention);
+        let any = 0;
+        for (const [table, n] of Object.entries(deleted)) {
+          total[table] = (total[table] ?? 0) + n;
+          any += n;
+        }
+        if (!any) break;
+        await new Promise((r) => setTimeout(r, 0));
+      }
+      if (Object.values(total).some((n) => n > 0)) log.info("pruned", total);
+    },
+  };
 }

@@ -7,8 +7,9 @@ import { checkStateDirs } from "./fscheck.ts";
 import { checkpointAndClose, createStore, migrate, openDatabase, SCHEMA_VERSION } from "./db.ts";
 import { ALLOWED_UPDATES, createBot, webhookUrl } from "./bot.ts";
 import { createApp, redactPath } from "./app.ts";
-import { createJobs, heartbeatJob } from "./jobs.ts";
+import { createJobs, heartbeatJob, pruneJob } from "./jobs.ts";
 import type { Bot } from "grammy";
+import type { BotContext } from "./bot.ts";
 
 const HARD_SHUTDOWN_MS = 9000;
 /**
@@ -91,7 +92,7 @@ const server = Bun.serve({
 });
 log.info("listening", { port: server.port, hostname: "0.0.0.0" });
 
-const jobs = createJobs([heartbeatJob(store, env.JOB_HEARTBEAT_MS)], log);
+const jobs = createJobs([heartbeatJob(store, env.JOB_HEARTBEAT_MS), pruneJob(store, env.PRUNE_INTERVAL_MS, log)], log);
 jobs.start();
 
 const lifecycle = new AbortController();
@@ -103,7 +104,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
   });
 
 /** setWebhook with retries in the background: a Telegram outage must not crash-loop the container. */
-async function registerWebhook(b: Bot, e: Env, l: Logger, signal: AbortSignal): Promise<void> {
+async function registerWebhook(b: Bot<BotContext>, e: Env, l: Logger, signal: AbortSignal): Promise<void> {
   let delay = 1000;
   for (let attempt = 1; !signal.aborted; attempt++) {
     try {

@@ -27,6 +27,48 @@ describe("health", () => {
     expect(body).toMatchObject({ status: "ok", version: "dev", db: "ok", jobs: { lastTickAt: "2030-01-01T00:00:00.000Z" } });
     expect(typeof body.timestamp).toBe("string");
   });
+
+  test("/health only reads: any number of calls writes nothing", async () => {
+    const changes = () => (ctx.db.query("SELECT total_changes() AS n").get() as { n: number }).n;
+    const before = changes();
+    for (let i = 0; i < 20; i++) expect((await req("/health")).status).toBe(200);
+    expect(changes()).toBe(before);
+    expect(ctx.db.query("SELECT 1 FROM app_meta WHERE key = 'health_probe'").get()).toBeNull();
+  });
+
+  test("/health/write writes at most once per second, however often it is called", async () => {
+    let t = 1_000_000;
+    const c = makeApp({}, undefined, { nowMs: () => t });
+    try {
+      const changes = () => (c.db.query("SELECT total_changes() AS n").get() as { n: number }).n;
+      const before = changes();
+      for (let i = 0; i < 10; i++) {
+        const res = await c.app.request("/health/write");
+        expect(res.status).toBe(200);
+        expect(await res.json()).toMatchObject({ status: "ok", db: "ok" });
+        t += 50;
+      }
+      expect(changes()).toBe(before + 1);
+      t += 1000;
+      expect((await c.app.request("/health/write")).status).toBe(200);
+      expect(changes()).toBe(before + 2);
+    } finally {
+      c.close();
+    }
+  });
+
+  test("a database that reads but cannot be written: /health 200, /health/write 503", async () => {
+    const c = makeApp();
+    try {
+      c.db.exec("PRAGMA query_only = ON");
+      expect((await c.app.request("/health")).status).toBe(200);
+      const res = await c.app.request("/health/write");
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ status: "error", db: "error" });
+    } finally {
+      c.close();
+    }
+  });
 });
 
 describe("auth", () => {
@@ -174,6 +216,7 @@ describe("health when the database is unusable", () => {
       expect(res.status).toBe(503);
       expect(await res.json()).toMatchObject({ status: "error", db: "error" });
       expect((await broken.app.request("/ready")).status).toBe(503);
+      expect((await broken.app.request("/health/write")).status).toBe(503);
     } finally {
       broken.close();
     }

@@ -33,14 +33,22 @@ export function mustEnv(raw: Record<string, string | undefined>): Env {
 export interface FakeBotApi {
   url: string;
   calls: { method: string; payload: Record<string, unknown> }[];
-  /** Make the next N calls fail with HTTP 500 / ok:false. */
-  failNext(n: number): void;
+  /** Make the next N calls fail like the Bot API does (default HTTP 500 / ok:false). */
+  failNext(n: number, error?: { error_code: number; description: string }): void;
+  /** Every call addressing this chat answers like Telegram for a user who blocked the bot (403). */
+  blockChat(chatId: number): void;
+  /** Answer sendMessage only after this long (a slow Bot API makes handlers slow). */
+  setSendDelay(ms: number): void;
+  sendMessages(): { method: string; payload: Record<string, unknown> }[];
   stop(): void;
 }
 
 export function startFakeBotApi(): FakeBotApi {
   const calls: FakeBotApi["calls"] = [];
   let failures = 0;
+  let failure = { error_code: 500, description: "Internal Server Error: fake" };
+  let sendDelayMs = 0;
+  const blocked = new Set<number>();
   const server = Bun.serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -52,8 +60,11 @@ export function startFakeBotApi(): FakeBotApi {
       calls.push({ method: m[1]!, payload });
       if (failures > 0) {
         failures--;
-        return Response.json({ ok: false, error_code: 500, description: "Internal Server Error: fake" }, { status: 500 });
+        return Response.json({ ok: false, ...failure }, { status: failure.error_code });
       }
+      if (blocked.has(Number(payload.chat_id)))
+        return Response.json({ ok: false, error_code: 403, description: "Forbidden: bot was blocked by the user" }, { status: 403 });
+      if (m[1] === "sendMessage" && sendDelayMs > 0) await Bun.sleep(sendDelayMs);
       if (m[1] === "sendMessage")
         return Response.json({
           ok: true,
@@ -65,7 +76,13 @@ export function startFakeBotApi(): FakeBotApi {
   return {
     url: `http://127.0.0.1:${server.port}`,
     calls,
-    failNext: (n) => void (failures = n),
+    failNext: (n, error = { error_code: 500, description: "Internal Server Error: fake" }) => {
+      failures = n;
+      failure = error;
+    },
+    blockChat: (chatId) => void blocked.add(chatId),
+    setSendDelay: (ms) => void (sendDelayMs = ms),
+    sendMessages: () => calls.filter((c) => c.method === "sendMessage"),
     stop: () => void server.stop(true),
   };
 }
@@ -78,12 +95,18 @@ export interface Ctx {
   dir: string;
   botToken: string;
   close(): void;
+  /** Close the database only, keeping the files (a process exit). */
+  closeDb(): void;
 }
 
-export function makeApp(overrides: Record<string, string | undefined> = {}, isDraining?: () => boolean): Ctx {
-  const dir = mkdtempSync(join(tmpdir(), "lazyflow-test-"));
-  mkdirSync(join(dir, "data"));
-  mkdirSync(join(dir, "uploads"));
+export function makeApp(
+  overrides: Record<string, string | undefined> = {},
+  isDraining?: () => boolean,
+  opts: { dir?: string; nowMs?: () => number } = {},
+): Ctx {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "lazyflow-test-"));
+  mkdirSync(join(dir, "data"), { recursive: true });
+  mkdirSync(join(dir, "uploads"), { recursive: true });
   const env = mustEnv(
     baseRaw({ DB_PATH: join(dir, "data", "lazyflow.db"), UPLOADS_DIR: join(dir, "uploads"), ...overrides }),
   );
@@ -91,7 +114,7 @@ export function makeApp(overrides: Record<string, string | undefined> = {}, isDr
   migrate(db);
   const store = createStore(db);
   const bot = createBot({ env, store, log: silentLogger, botInfo: { ...LOCAL_BOT_INFO, id: 123456, username: "test_bot" } });
-  const app = createApp({ env, store, bot, log: silentLogger, isDraining });
+  const app = createApp({ env, store, bot, log: silentLogger, isDraining, nowMs: opts.nowMs });
   return {
     env,
     db,
@@ -104,6 +127,11 @@ export function makeApp(overrides: Record<string, string | undefined> = {}, isDr
         db.close();
       } catch {}
       rmSync(dir, { recursive: true, force: true });
+    },
+    closeDb() {
+      try {
+        db.close();
+      } catch {}
     },
   };
 }

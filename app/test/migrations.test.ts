@@ -19,7 +19,7 @@ describe("migrations", () => {
     const db = openDatabase(fresh());
     expect(migrate(db)).toEqual({ from: 0, to: SCHEMA_VERSION });
     expect(userVersion(db)).toBe(MIGRATIONS.length);
-    expect(tables(db)).toEqual(["app_meta", "bot_messages", "job_heartbeats", "media", "processed_updates", "tasks", "users"]);
+    expect(tables(db)).toEqual(["app_meta", "bot_messages", "dead_letters", "job_heartbeats", "media", "processed_updates", "tasks", "update_attempts", "users"]);
     expect((db.query("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode).toBe("wal");
     expect((db.query("PRAGMA foreign_keys").get() as { foreign_keys: number }).foreign_keys).toBe(1);
     expect((db.query("PRAGMA busy_timeout").get() as Record<string, number>).timeout).toBe(5000);

@@ -172,6 +172,11 @@ export interface FakeBotApi {
   callsTo(method: string, token?: string): ApiCall[];
   /** Make the next call(s) of a method fail like Telegram would, e.g. {error_code: 429, ...}. */
   failNext(token: string, method: string, error: { error_code: number; description: string; parameters?: Record<string, unknown> }, times?: number): void;
+  /**
+   * The user of this private chat blocked the bot: from now on every method sent to the chat
+   * answers 403 "Forbidden: bot was blocked by the user", as Telegram does, until the end of the run.
+   */
+  blockChat(token: string, chatId: number): void;
   /** Add or change a --resolve style mapping after start. */
   resolve(hostPort: string, target: string): void;
   /** Trust another root for webhook HTTPS after start (e.g. an ACME server's root fetched later). */
@@ -257,6 +262,8 @@ type BotState = {
   messages: Map<string, Message>;
   sent: SentMessage[];
   failures: Map<string, Array<{ error_code: number; description: string; parameters?: Record<string, unknown> }>>;
+  /** Chats whose user blocked the bot (blockChat). */
+  blocked: Set<string>;
   commands: unknown[];
   menuButton: unknown;
 };
@@ -451,6 +458,7 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
         messages: new Map(),
         sent: [],
         failures: new Map(),
+        blocked: new Set(),
         commands: [],
         menuButton: { type: 'default' },
       };
@@ -980,6 +988,9 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
         const f = injected.shift()!;
         throw new BotApiError(f.error_code, f.description, f.parameters);
       }
+      if (params.chat_id !== undefined && b.blocked.has(String(params.chat_id)) && lower !== 'getchat') {
+        throw new BotApiError(403, 'Forbidden: bot was blocked by the user');
+      }
       const result = custom ? await custom(params, { token: b.token, botId: b.id, api }) : await builtin!(b, params, ctx);
       response = result instanceof Described ? { ok: true, result: result.result, description: result.description } : { ok: true, result };
     } catch (e) {
@@ -1124,6 +1135,10 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
       const list = b.failures.get(method.toLowerCase()) ?? [];
       for (let i = 0; i < times; i++) list.push({ ...error });
       b.failures.set(method.toLowerCase(), list);
+    },
+    blockChat(token, chatId) {
+      checkToken(token);
+      bot(token).blocked.add(String(chatId));
     },
     resolve(hostPort, target) {
       resolveMap.set(hostPort.toLowerCase(), target);

@@ -220,6 +220,15 @@ describe('fake Bot API: requests and answers', () => {
       body: { ok: false, error_code: 429, description: 'Too Many Requests: retry after 3', parameters: { retry_after: 3 } },
     });
     expect((await call(fake, token, 'sendMessage', { chat_id: 777, text: 'again' })).body.ok).toBe(true);
+
+    fake.blockChat(token, 778);
+    for (let i = 0; i < 2; i++) {
+      expect(await call(fake, token, 'sendMessage', { chat_id: 778, text: 'hello?' })).toEqual({
+        status: 403,
+        body: { ok: false, error_code: 403, description: 'Forbidden: bot was blocked by the user' },
+      });
+    }
+    expect((await call(fake, token, 'sendMessage', { chat_id: 777, text: 'others still get it' })).body.ok).toBe(true);
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import {
-  certCovers, evalBackupAge, evalContainers, evalCors, evalDb, evalDisk, evalHealth, evalJobs, evalLogRotation,
+  certCovers, evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation,
   evalMiniApp, evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo,
   expectedWebhookUrl, parseComposePs, smokeExitCode, worst, DAY_MS, HOUR_MS, type HttpObs,
 } from '../../scripts/lib/checks/evaluate.mts';
@@ -162,5 +162,25 @@ describe('smoke evaluators', () => {
     expect(evalMiniApp({ index, config, apiBase: 'https://bot.acme.dev' }).status).toBe('pass');
     expect(evalMiniApp({ index: res(200, {}, '<html>'), config, apiBase: 'https://bot.acme.dev' }).detail).toMatch(/without Content-Security-Policy/);
     expect(evalMiniApp({ index, config: res(200, {}, 'x'), apiBase: 'https://bot.acme.dev' }).detail).toMatch(/API base/);
+  });
+});
+
+describe('dead letters', () => {
+  const newest = { update_id: 100000007, failed_at: '2025-06-01T11:00:00.000Z', last_error: 'sendMessage: 403 Forbidden: bot was blocked by the user' };
+  const rows: [string, DeadLettersObs, 'pass' | 'warn' | 'skip', RegExp][] = [
+    ['none', { table: true, count: 0 }, 'pass', /^no dead letters$/],
+    ['one, with the newest named', { table: true, count: 1, newest }, 'warn', /^1 dead letter\(s\); newest: update 100000007 at 2025-06-01T11:00:00.000Z \(sendMessage: 403 Forbidden: bot was blocked by the user\); see RUNBOOK/],
+    ['many, a table with other columns', { table: true, count: 42, newest: {} }, 'warn', /^42 dead letter\(s\); newest: update \?;/],
+    ['an app without the table', { table: false }, 'skip', /no dead_letters table/],
+    ['unreadable database', { error: 'database /x does not exist' }, 'skip', /not readable: database \/x does not exist/],
+  ];
+  it.each(rows)('%s -> %s', (_name, obs, status, detail) => {
+    const v = evalDeadLetters(obs);
+    expect(v.status).toBe(status);
+    expect(v.detail).toMatch(detail);
+  });
+  it('never fails, so smoke and the rollout gate are not blocked by dead letters', () => {
+    for (const [, obs] of rows) expect(evalDeadLetters(obs).status).not.toBe('fail');
+    expect(smokeExitCode([{ name: 'dead-letters', ...evalDeadLetters({ table: true, count: 9, newest }) }])).toBe(0);
   });
 });

@@ -345,3 +345,27 @@ export function evalMiniApp(o: { index: HttpObs; config: HttpObs; apiBase: strin
 export function smokeExitCode(results: SmokeResult[]): number {
   return results.some((r) => r.status === 'fail') ? 1 : 0;
 }
+
+// ---- dead letters ---------------------------------------------------------------------------------
+
+/**
+ * What the app's `dead_letters` table holds: Telegram updates it gave up on (answered 200 so the
+ * queue moves). `table: false` when the adopter's database has no such table: not every app keeps
+ * dead letters, so that is a notice, never a problem.
+ */
+export type DeadLettersObs =
+  | { error: string }
+  | { table: false }
+  | { table: true; count: number; newest?: { update_id?: number; failed_at?: string; last_error?: string } };
+
+/** Dead letters never fail a check (a user who blocked the bot is not a broken release): warn with count and newest. */
+export function evalDeadLetters(o: DeadLettersObs): Verdict {
+  if ('error' in o) return skip(`dead letters not readable: ${o.error}`);
+  if (!o.table) return skip('the database has no dead_letters table (the app keeps no dead letters)');
+  if (o.count === 0) return pass('no dead letters');
+  const n = o.newest;
+  const newest = n
+    ? `; newest: update ${n.update_id ?? '?'}${n.failed_at ? ` at ${n.failed_at}` : ''}${n.last_error ? ` (${String(n.last_error).slice(0, 120)})` : ''}`
+    : '';
+  return warn(`${o.count} dead letter(s)${newest}; see RUNBOOK "Dead letters" to list and clear them`);
+}

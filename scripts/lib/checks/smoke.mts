@@ -11,7 +11,7 @@ import { docker } from '../docker/run.mts';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import {
-  evalBackupAge, evalContainers, evalCors, evalDb, evalDisk, evalHealth, evalJobs, evalLogRotation, evalMiniApp,
+  evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation, evalMiniApp,
   evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo, expectedWebhookUrl,
   parseComposePs, type DbObs, type HttpObs, type LogConfigObs, type SmokeResult, type Verdict,
 } from './evaluate.mts';
@@ -282,6 +282,13 @@ export const CHECKS: SmokeCheck[] = [
     },
   },
   {
+    name: 'dead-letters',
+    describe: 'Telegram updates the app gave up on (dead_letters table): warn with count and newest; skipped when the app has no such table',
+    async run(c) {
+      return evalDeadLetters(readDeadLetters(c.env.layout.db));
+    },
+  },
+  {
     name: 'disk',
     describe: 'free disk in STATE_DIR above a threshold',
     async run(c) {
@@ -377,6 +384,31 @@ export function readUserVersion(dbFile: string): number | null {
     return withDbReadOnly(dbFile, (db) => db.pragma('user_version', { simple: true }) as number);
   } catch {
     return null;
+  }
+}
+
+/** The dead_letters table of the live database, read-only; any app may lack it, or have other columns. */
+export function readDeadLetters(dbFile: string): DeadLettersObs {
+  if (!fs.existsSync(dbFile)) return { error: `database ${dbFile} does not exist` };
+  try {
+    return withDbReadOnly(dbFile, (db): DeadLettersObs => {
+      if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dead_letters'").get()) return { table: false };
+      const { n } = db.prepare('SELECT count(*) AS n FROM dead_letters').get() as { n: number };
+      const cols = new Set((db.prepare('PRAGMA table_info(dead_letters)').all() as { name: string }[]).map((r) => r.name));
+      const order = cols.has('failed_at') ? 'failed_at DESC, rowid DESC' : 'rowid DESC';
+      const newest = n ? (db.prepare(`SELECT * FROM dead_letters ORDER BY ${order} LIMIT 1`).get() as Record<string, unknown>) : undefined;
+      return {
+        table: true,
+        count: n,
+        newest: newest && {
+          update_id: typeof newest.update_id === 'number' ? newest.update_id : undefined,
+          failed_at: typeof newest.failed_at === 'string' ? newest.failed_at : undefined,
+          last_error: typeof newest.last_error === 'string' ? newest.last_error : undefined,
+        },
+      };
+    });
+  } catch (e) {
+    return { error: `cannot read ${dbFile}: ${(e as Error).message}` };
   }
 }
 

@@ -2,9 +2,9 @@
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { GateError, errorMessage } from '../cli/errors.mts';
-import { runSmoke, smokeTarget, type SmokeOptions } from '../checks/smoke.mts';
+import { readDeadLetters, runSmoke, smokeTarget, type SmokeOptions } from '../checks/smoke.mts';
 import { httpsGet } from '../checks/http.mts';
-import { evalWebhookInfo, expectedWebhookUrl, type SmokeResult } from '../checks/evaluate.mts';
+import { evalDeadLetters, evalWebhookInfo, expectedWebhookUrl, type SmokeResult } from '../checks/evaluate.mts';
 import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
 import { appDiagnostics } from '../docker/app-container.mts';
 
@@ -55,7 +55,11 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
     try {
       const info = await getWebhookInfo(root, token);
       const verdict = evalWebhookInfo(info, { expectedUrl, secret: v.WEBHOOK_SECRET ?? '', startedAt: new Date(startedAt), pendingMax });
-      if (verdict.status === 'pass') return verdict.detail;
+      if (verdict.status === 'pass') {
+        // Dead letters are information, never a failure: they are updates the app gave up on, not the release.
+        const dl = evalDeadLetters(readDeadLetters(env.layout.db));
+        return dl.status === 'warn' ? `${verdict.detail}; ${dl.detail}` : verdict.detail;
+      }
       last = verdict.detail;
       // a delivery error after the new container started will not go away by waiting
       if (/delivery error/.test(verdict.detail) && !/pending_update_count/.test(verdict.detail) && info.url === expectedUrl) {
