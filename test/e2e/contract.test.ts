@@ -1,6 +1,7 @@
 // The contract checker against real images: the reference app (every item passes), the
 // lazyflow-layout fixture (required tier passes, recommended items reported with their fixes) and
-// the fixture's deliberately broken variants (the failing item named, exit 1).
+// the fixture's deliberately broken variants (the failing item named, exit 1). Then the API paths
+// Caddy routes to the app, through a real stack.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { repoRoot, runScript } from '../support/run.ts';
+import { startStack, type Stack } from '../support/stack.ts';
 
 const FIXTURE_DIR = join(repoRoot, 'test/fixtures/lazyflow-app');
 const tag = `e2e-${randomBytes(4).toString('hex')}`;
@@ -114,5 +116,41 @@ describeDocker('contract checker', () => {
     const r = await runScript('check-app.mts', ['--image', `lazyflow-e2e-no-such-image:${tag}`], { timeoutMs: 30_000 });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/does not exist/);
+  });
+});
+
+describeDocker('routing that fits the app (API_PATHS)', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ name: 'routes', pebble: false });
+  });
+  afterAll(async () => {
+    await stack?.down();
+  });
+
+  it('GET /folders and GET /google/callback through Caddy reach the app, not the Mini App', async () => {
+    const index = await stack.fetch('/');
+    expect(index.text()).toMatch(/<html/i);
+    for (const path of ['/folders', '/google/callback']) {
+      const r = await stack.fetch(path);
+      // the reference app has neither route: its own JSON 404 proves the request reached it
+      expect(`${path} -> ${r.status} ${String(r.headers['content-type'])}`).toMatch(/-> 404 application\/json/);
+      expect(JSON.parse(r.text())).toMatchObject({ error: 'not_found' });
+    }
+    const unknown = await stack.fetch('/some/page/of/the/mini-app');
+    expect(unknown.text()).toBe(index.text());
+  });
+
+  it('/config.js sets window.LAZYFLOW_API_BASE_URL', async () => {
+    const r = await stack.fetch('/config.js');
+    expect(r.text()).toContain('window.LAZYFLOW_API_BASE_URL = "https://localhost"');
+  });
+
+  it('smoke: every configured API path reaches the app', async () => {
+    const r = await runScript('smoke.mts', ['--config', stack.envFile, '--only', 'routes', '--json'], { timeoutMs: 60_000 });
+    const report = JSON.parse(r.stdout) as { results: { name: string; status: string; detail: string }[] };
+    expect(report.results[0]).toMatchObject({ name: 'routes', status: 'pass' });
+    expect(report.results[0].detail).toMatch(/14 API paths reach the app/);
+    expect(r.code).toBe(0);
   });
 });
