@@ -78,3 +78,17 @@ describe('contract verdicts', () => {
     for (const i of ITEMS) for (const k of ['requirement', 'without', 'degrades', 'fix', 'runbook'] as const) expect(i[k], `${i.id}.${k}`).toBeTruthy();
   });
 });
+
+describe('RUNBOOK', () => {
+  it('"The app contract" carries the tables generated from items.mts', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { contractMarkdown } = await import('../../scripts/lib/contract/items.mts');
+    const runbook = readFileSync(new URL('../../RUNBOOK.md', import.meta.url), 'utf8');
+    expect(runbook).toMatch(/^## The app contract$/m);
+    const start = runbook.indexOf('<!-- contract:begin (generated from scripts/lib/contract/items.mts) -->');
+    const end = runbook.indexOf('<!-- contract:end -->');
+    expect(start, 'contract markers in RUNBOOK.md').toBeGreaterThan(0);
+    const block = runbook.slice(runbook.indexOf('\n', start) + 1, end);
+    expect(block, 'regenerate: node -e "import(\'./scripts/lib/contract/items.mts\').then(m => process.stdout.write(m.contractMarkdown()))"').toBe(contractMarkdown());
+  });
+});

@@ -99,7 +99,7 @@ export const ITEMS: ContractItem[] = [
     id: 'health-version',
     tier: 'recommended',
     title: '/health reports the version',
-    requirement: 'the /health JSON carries "version": the APP_VERSION baked in at build time (--build-arg APP_VERSION=<git sha>)',
+    requirement: 'the /health JSON carries "version": the APP_VERSION baked in at build time (--build-arg APP_VERSION=$(git rev-parse --short HEAD))',
     without: 'the gate cannot prove that the answering process is the new release rather than a leftover',
     degrades: 'the health gate compares the image of the running container with the release instead, and says so',
     fix: 'Dockerfile: ARG APP_VERSION=dev + ENV APP_VERSION=${APP_VERSION}; in /health: c.json({ status: "ok", version: process.env.APP_VERSION })',
@@ -388,4 +388,24 @@ export function failedRequired(results: ItemResult[]): ItemResult[] {
 export function recommendedNotice(r: ItemResult): string {
   const it = item(r.id);
   return `${r.id} (recommended) ${r.status}: ${r.detail}; ${it.degrades} (${r.runbook})`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RUNBOOK.md's contract tables are this text; test/unit/contract-items.test.ts keeps them equal.
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function contractMarkdown(): string {
+  const out: string[] = [];
+  for (const tier of ['required', 'recommended'] as const) {
+    out.push(tier === 'required'
+      ? '**Required** (the rollout refuses an image that fails one):'
+      : '**Recommended** (nothing fails without them; each absence is a warning naming the item and this section):');
+    out.push('', '| item | what the app does | without it | the toolkit then |', '| --- | --- | --- | --- |');
+    for (const i of ITEMS.filter((x) => x.tier === tier)) out.push(`| \`${i.id}\` | ${cell(i.requirement)} | ${cell(i.without)} | ${cell(i.degrades)} |`);
+    out.push('');
+  }
+  out.push('Fixes, as the checker prints them:', '');
+  for (const i of ITEMS) out.push(`- \`${i.id}\`:`, '', '  ```ts', ...i.fix.split('\n').map((l) => `  ${l}`), '  ```', '');
+  return out.join('\n').trimEnd() + '\n';
 }
