@@ -151,3 +151,12 @@ if (mode === 'boot') {
   console.log(JSON.stringify({ readyTurned503: first503 !== null, lameDuckMs: first503 !== null && firstRefused !== null ? firstRefused - first503 : null, servedWhileDraining }));
 }
 `;
+
+/** containers left by an interrupted check (Ctrl-C, a dropped SSH session): name and creation time */
+export function leftoverContainersArgs(): string[] {
+  return ['ps', '-a', '--filter', `label=${CHECK_LABEL}=1`, '--format', '{{.Names}}\t{{.CreatedAt}}'];
+}
+
+export function leftoverNetworksArgs(): string[] {
+  return ['network', 'ls', '--filter', `label=${CHECK_LABEL}=1`, '--format', '{{.Name}}\t{{.CreatedAt}}'];
+}

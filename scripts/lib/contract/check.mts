@@ -11,7 +11,7 @@ import { withDbReadOnly } from '../checks/smoke.mts';
 import type { Logger } from '../cli/log.mts';
 import { ConfigError } from '../cli/errors.mts';
 import {
-  appRunArgs, containerInspectArgs, imageInspectArgs, logsTailArgs, networkCreateArgs, networkRmArgs,
+  appRunArgs, containerInspectArgs, imageInspectArgs, leftoverContainersArgs, leftoverNetworksArgs, logsTailArgs, networkCreateArgs, networkRmArgs,
   probeRunArgs, removeArgs, sandboxNames, signalArgs,
 } from '../commands/contract.mts';
 import {
@@ -215,6 +215,22 @@ async function observeShutdown(sb: Sandbox, id: string, app: string, probeImage:
   }
 }
 
+const STALE_MS = 15 * 60_000;
+
+/** Sandboxes of interrupted checks (older than any check runs): removed, so they never pile up. */
+export async function removeStaleSandboxes(now = Date.now()): Promise<string[]> {
+  const old = (text: string) =>
+    text.split('\n').filter(Boolean).map((l) => l.split('\t')).filter(([, created]) => {
+      const t = Date.parse((created ?? '').replace(/ [A-Z]{3,4}$/, '').replace(/ ([+-]\d{4})$/, '$1').replace(' ', 'T'));
+      return Number.isFinite(t) && now - t > STALE_MS;
+    }).map(([name]) => name);
+  const containers = old((await docker(leftoverContainersArgs(), { nothrow: true })).stdout);
+  if (containers.length) await docker(removeArgs(containers), { nothrow: true });
+  const networks = old((await docker(leftoverNetworksArgs(), { nothrow: true })).stdout);
+  for (const n of networks) await docker(networkRmArgs(n), { nothrow: true });
+  return [...containers, ...networks];
+}
+
 /**
  * Run the candidate image in a sandbox and judge every contract item (or one tier).
  * Throws ConfigError (exit 2) when the image does not exist; never touches production.
@@ -231,6 +247,8 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   if ((await docker(['image', 'inspect', '--format', '{{.Id}}', probeImage], { nothrow: true })).exitCode !== 0) {
     throw new ConfigError(`probe image ${probeImage} does not exist on this host`, { hint: `docker pull ${probeImage}, or pass --probe-image (any image with bun on PATH, e.g. your app's base image)` });
   }
+  const swept = await removeStaleSandboxes();
+  if (swept.length) log?.info(`removed ${swept.length} leftover(s) of an interrupted contract check: ${swept.join(', ')}`);
   const config = JSON.parse(inspect.stdout) as { User?: string };
   const id = randomBytes(4).toString('hex');
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lzf-contract-'));
