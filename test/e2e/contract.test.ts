@@ -83,6 +83,8 @@ describeDocker('contract checker', () => {
       expect(`${id}: ${item.status}`).toBe(`${id}: missing`);
       expect(item.fix).toBeTruthy();
     }
+    // Bun as PID 1 without a handler ignores SIGTERM: the checker says so
+    expect(r.report.results.find((x) => x.id === 'readiness')!.detail).toMatch(/ignored SIGTERM/);
   });
 
   it('without MINI_APP_URL the fixture exits at start-up and says which key is missing', () => {

@@ -51,6 +51,8 @@ const rows: Row[] = [
   ['/ready never 503 after SIGTERM', { ...full, shutdown: { readyTurned503: false, lameDuckMs: null, servedWhileDraining: false } }, { readiness: 'wrong' }, 0],
   ['/ready 503 but stops serving at once', { ...full, shutdown: { readyTurned503: true, lameDuckMs: 0, servedWhileDraining: false } }, { readiness: 'wrong' }, 0],
   ['/ready 503 while serving', { ...full, ready: { status: 503, body: '' } }, { readiness: 'wrong' }, 0],
+  ['ignores SIGTERM, no /ready', { ...minimal, shutdown: { readyTurned503: false, lameDuckMs: null, servedWhileDraining: false, stillServing: true } }, { readiness: 'missing' }, 0],
+  ['/ready never 503 and ignores SIGTERM', { ...full, shutdown: { readyTurned503: false, lameDuckMs: null, servedWhileDraining: true, stillServing: true } }, { readiness: 'wrong' }, 0],
   ['heartbeat from the table only', { ...minimal, db: { ...minimal.db!, heartbeatRows: 2 } }, { 'jobs-heartbeat': 'pass' }, 0],
   ['jobs.lastTickAt null', { ...full, health: ok({ status: 'ok', version: 'v', jobs: { lastTickAt: null } }) }, { 'jobs-heartbeat': 'wrong' }, 0],
 ];
@@ -72,6 +74,12 @@ describe('contract verdicts', () => {
     const req = judgeContract(minimal, 'required');
     expect(req.map((r) => r.id)).toEqual(['port', 'health', 'read-only-root', 'non-root', 'database']);
     expect(contractExitCode(req)).toBe(0);
+  });
+
+  it('says when the app ignores SIGTERM', () => {
+    const r = judgeContract({ ...minimal, shutdown: { readyTurned503: false, lameDuckMs: null, servedWhileDraining: false, stillServing: true } });
+    expect(r.find((x) => x.id === 'readiness')!.detail).toMatch(/ignored SIGTERM/);
+    expect(judgeContract(minimal).find((x) => x.id === 'readiness')!.detail).not.toMatch(/SIGTERM/);
   });
 
   it('every item says what is lost, how the toolkit degrades and the fix', () => {

@@ -148,7 +148,7 @@ if (mode === 'boot') {
     } else firstRefused = null;
     await Bun.sleep(50);
   }
-  console.log(JSON.stringify({ readyTurned503: first503 !== null, lameDuckMs: first503 !== null && firstRefused !== null ? firstRefused - first503 : null, servedWhileDraining }));
+  console.log(JSON.stringify({ readyTurned503: first503 !== null, lameDuckMs: first503 !== null && firstRefused !== null ? firstRefused - first503 : null, servedWhileDraining, stillServing: firstRefused === null }));
 }
 `;
 

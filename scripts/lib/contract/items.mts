@@ -200,6 +200,8 @@ export interface ShutdownObs {
   lameDuckMs: number | null;
   /** a request other than /ready was served after /ready turned 503 */
   servedWhileDraining: boolean;
+  /** still answering when the probe gave up, seconds after SIGTERM: the app ignores SIGTERM */
+  stillServing?: boolean;
 }
 
 export interface ContractObs {
@@ -311,11 +313,14 @@ export function judgeHealthVersion(o: ContractObs): Verdict {
 export function judgeReadiness(o: ContractObs): Verdict {
   if (!o.boot.answered) return unchecked(NOT_ANSWERING);
   const r = o.ready;
-  if (!r || r.error || r.status === 404) return missing(`GET ${CONTRACT_ENV.READY_PATH} -> ${r?.error ?? r?.status ?? 'no answer'}`);
+  const ignoresTerm = o.shutdown?.stillServing
+    ? '; it also ignored SIGTERM (still serving seconds later: a Bun process as PID 1 needs a SIGTERM handler, else compose kills it after stop_grace_period)'
+    : '';
+  if (!r || r.error || r.status === 404) return missing(`GET ${CONTRACT_ENV.READY_PATH} -> ${r?.error ?? r?.status ?? 'no answer'}${ignoresTerm}`);
   if (r.status !== 200) return wrong(`GET ${CONTRACT_ENV.READY_PATH} -> ${r.status} while serving`);
   const s = o.shutdown;
   if (!s) return pass(`GET ${CONTRACT_ENV.READY_PATH} -> 200 (SIGTERM not observed)`);
-  if (!s.readyTurned503) return wrong(`${CONTRACT_ENV.READY_PATH} kept answering 200 after SIGTERM until the listener closed: no lame-duck period`);
+  if (!s.readyTurned503) return wrong(`${CONTRACT_ENV.READY_PATH} kept answering 200 after SIGTERM${s.stillServing ? ignoresTerm : ' until the listener closed: no lame-duck period'}`);
   if (!s.servedWhileDraining) return wrong(`${CONTRACT_ENV.READY_PATH} turned 503 after SIGTERM, but other routes stopped at the same time: no lame-duck period`);
   return pass(`GET ${CONTRACT_ENV.READY_PATH} -> 200; 503 after SIGTERM while still serving${s.lameDuckMs !== null ? ` for ${s.lameDuckMs} ms` : ''}`);
 }
