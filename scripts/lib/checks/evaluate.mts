@@ -369,3 +369,32 @@ export function evalDeadLetters(o: DeadLettersObs): Verdict {
     : '';
   return warn(`${o.count} dead letter(s)${newest}; see RUNBOOK "Dead letters" to list and clear them`);
 }
+
+// ---- routes (API_PATHS) -----------------------------------------------------------------------
+
+export interface RouteProbe {
+  pattern: string;
+  path: string;
+  r: HttpObs;
+}
+
+/** Each configured API path reaches the app: not the Mini App's index page, not a proxy error. */
+export function evalRoutes(o: { index: HttpObs; probes: RouteProbe[] }): Verdict {
+  const problems: string[] = [];
+  const indexBody = o.index.error || !/<html/i.test(o.index.body) ? null : o.index.body;
+  for (const p of o.probes) {
+    if (!p.pattern.startsWith('/')) {
+      problems.push(`API_PATHS entry "${p.pattern}" is not a path (each starts with /)`);
+      continue;
+    }
+    if (p.r.error) problems.push(`GET ${p.path}: ${p.r.error}`);
+    else if (p.r.status === 502 || p.r.status === 504) problems.push(`GET ${p.path} -> ${p.r.status}: Caddy did not reach the app`);
+    else if ((indexBody !== null && p.r.body === indexBody) || (/text\/html/.test(String(p.r.headers['content-type'] ?? '')) && /<html/i.test(p.r.body) && indexBody !== null && p.r.body.trim() === indexBody.trim())) {
+      problems.push(`GET ${p.path} (${p.pattern}) answered with the Mini App's index page, not the app`);
+    }
+  }
+  if (problems.length) {
+    return fail(`${problems.join('; ')}; the proxy must route API_PATHS to the app: rebuild and restart the proxy (RUNBOOK.md#the-app-contract)`);
+  }
+  return pass(`${o.probes.length} API paths reach the app (${o.probes.map((p) => p.pattern).join(' ')})`);
+}

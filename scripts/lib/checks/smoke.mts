@@ -12,13 +12,14 @@ import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import {
   evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation, evalMiniApp,
-  evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo, expectedWebhookUrl,
+  evalRedirect, evalRoutes, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo, expectedWebhookUrl,
   parseComposePs, type DbObs, type HttpObs, type LogConfigObs, type SmokeResult, type Verdict,
 } from './evaluate.mts';
 import { httpGet, httpsGet, tlsProbe, type HttpResult, type Target } from './http.mts';
 import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
 import { currentRelease, readJournal } from '../release/journal.mts';
 import { isLocalMode } from './preflight.mts';
+import { parseApiPaths, probePathFor } from '../config/api-paths.mts';
 
 export const APP_UID = 1000;
 
@@ -325,6 +326,19 @@ export const CHECKS: SmokeCheck[] = [
         httpsGet(c.target, '/config.js', { timeoutMs: c.opts.timeoutMs }),
       ]);
       return evalMiniApp({ index, config, apiBase: c.env.appUrl.replace(/\/+$/, '') });
+    },
+  },
+  {
+    name: 'routes',
+    describe: 'each API_PATHS path reaches the app through Caddy, not the Mini App index',
+    async run(c) {
+      const patterns = parseApiPaths(c.env.values.API_PATHS);
+      const paths = patterns.map((p) => probePathFor(p));
+      const [index, ...rs] = await Promise.all([
+        c.memo('index', () => httpsGet(c.target, '/', { timeoutMs: c.opts.timeoutMs })),
+        ...paths.map((p) => (p === '/health' ? c.memo('health', () => httpsGet(c.target, p, { timeoutMs: c.opts.timeoutMs })) : httpsGet(c.target, p, { timeoutMs: c.opts.timeoutMs }))),
+      ]);
+      return evalRoutes({ index, probes: patterns.map((pattern, i) => ({ pattern, path: paths[i], r: rs[i] })) });
     },
   },
 ];

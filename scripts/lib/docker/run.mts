@@ -6,3 +6,8 @@ export async function docker(args: string[], opts: { nothrow?: boolean; env?: No
   const p = $({ quiet: true, nothrow: opts.nothrow ?? false, env: opts.env ?? process.env, input: opts.input })`docker ${args}`;
   return p;
 }
+
+/** the running `docker <args>` process, to read its stdout while it runs (never throws on exit) */
+export function dockerProcess(args: string[]) {
+  return $({ quiet: true, nothrow: true })`docker ${args}`;
+}

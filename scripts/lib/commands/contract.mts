@@ -1,0 +1,162 @@
+// The contract checker's docker commands as data: a private network, the candidate app container
+// under the production restrictions, and a probe container on the same network. The probe runs
+// from the Bun base image (the one every app image is built from), so it works whatever the
+// candidate image carries: no `docker exec`, no published port.
+
+export const CHECK_LABEL = 'lazyflow.contract-check';
+
+export interface SandboxNames {
+  network: string;
+  app: string;
+  probe: string;
+}
+
+export function sandboxNames(id: string): SandboxNames {
+  return { network: `lzf-check-${id}`, app: `lzf-check-${id}-app`, probe: `lzf-check-${id}-probe` };
+}
+
+export function imageInspectArgs(ref: string): string[] {
+  return ['image', 'inspect', '--format', '{{json .Config}}', ref];
+}
+
+/** internal: the sandbox reaches nothing outside (no Telegram, no registry) */
+export function networkCreateArgs(name: string): string[] {
+  return ['network', 'create', '--internal', '--label', `${CHECK_LABEL}=1`, name];
+}
+
+export function networkRmArgs(name: string): string[] {
+  return ['network', 'rm', name];
+}
+
+export interface AppRunSpec {
+  name: string;
+  network: string;
+  image: string;
+  /** host directories bind-mounted at /app/data and /app/uploads */
+  dataDir: string;
+  uploadsDir: string;
+  /** env file with the app's values (secrets stay out of argv) */
+  envFile: string;
+  /** false only for the differential run that tells a read-only failure from any other crash */
+  readOnly?: boolean;
+}
+
+/** The app container as compose runs it in production, minus published ports and restart policy. */
+export function appRunArgs(s: AppRunSpec): string[] {
+  return [
+    'run', '-d',
+    '--name', s.name,
+    '--label', `${CHECK_LABEL}=1`,
+    '--network', s.network,
+    '--network-alias', 'app',
+    ...(s.readOnly === false ? [] : ['--read-only']),
+    '--tmpfs', '/tmp:size=64m,mode=1777',
+    '--cap-drop', 'ALL',
+    '--security-opt', 'no-new-privileges',
+    '--memory', '512m',
+    '--pids-limit', '256',
+    '--mount', `type=bind,source=${s.dataDir},target=/app/data`,
+    '--mount', `type=bind,source=${s.uploadsDir},target=/app/uploads`,
+    '--env-file', s.envFile,
+    s.image,
+  ];
+}
+
+export interface ProbeRunSpec {
+  name: string;
+  network: string;
+  probeImage: string;
+  mode: 'boot' | 'drain';
+  /** the app container's name: each run has its own, so a lingering container never answers for another */
+  appHost: string;
+  port: string;
+  deadlineMs: number;
+}
+
+/** A one-shot probe: `bun -e` with the script below; prints one JSON line (drain: "polling" first). */
+export function probeRunArgs(s: ProbeRunSpec): string[] {
+  return [
+    'run', '--rm',
+    '--name', s.name,
+    '--label', `${CHECK_LABEL}=1`,
+    '--network', s.network,
+    '--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+    '--user', '65534:65534',
+    '-e', 'BUN_RUNTIME_TRANSPILER_CACHE_PATH=0',
+    '-e', `PROBE_MODE=${s.mode}`,
+    '-e', `PROBE_BASE=http://${s.appHost}:${s.port}`,
+    '-e', `PROBE_DEADLINE_MS=${s.deadlineMs}`,
+    '--entrypoint', 'bun',
+    s.probeImage,
+    '-e', PROBE_SCRIPT,
+  ];
+}
+
+export function containerInspectArgs(name: string): string[] {
+  return ['container', 'inspect', '--format', '{{json .State}}', name];
+}
+
+export function logsTailArgs(name: string, tail = 20): string[] {
+  return ['logs', '--tail', String(tail), name];
+}
+
+export function signalArgs(name: string, signal = 'TERM'): string[] {
+  return ['kill', '--signal', signal, name];
+}
+
+export function removeArgs(names: string[]): string[] {
+  return ['rm', '-f', '-v', ...names];
+}
+
+/**
+ * Runs inside the probe container. boot: wait until the app answers HTTP, then GET /health and
+ * /ready. drain: print "polling", then poll /ready and /health every 50 ms until the listener has
+ * been closed for 300 ms, and report how /ready and the other route behaved in between.
+ */
+export const PROBE_SCRIPT = String.raw`
+const base = process.env.PROBE_BASE, mode = process.env.PROBE_MODE;
+const deadline = Date.now() + Number(process.env.PROBE_DEADLINE_MS || 15000);
+async function get(path, ms = 2000) {
+  try {
+    const r = await fetch(base + path, { signal: AbortSignal.timeout(ms) });
+    const body = (await r.text()).slice(0, 4000);
+    return { status: r.status, body, contentType: r.headers.get('content-type') || undefined };
+  } catch (e) { return { status: 0, body: '', error: String((e && (e.code || e.message)) || e) }; }
+}
+if (mode === 'boot') {
+  let answered = false;
+  while (Date.now() < deadline) {
+    const r = await get('/health', 1000);
+    if (!r.error) { answered = true; break; }
+    await Bun.sleep(100);
+  }
+  const out = { answered };
+  if (answered) { out.health = await get('/health'); out.ready = await get('/ready'); }
+  console.log(JSON.stringify(out));
+} else {
+  console.log('polling');
+  let first503 = null, firstRefused = null, servedWhileDraining = false, seen = false;
+  while (Date.now() < deadline) {
+    const t = Date.now();
+    const [ready, health] = await Promise.all([get('/ready', 1000), get('/health', 1000)]);
+    if (!ready.error) seen = true;
+    if (ready.status === 503 && first503 === null) first503 = t;
+    if (first503 !== null && t > first503 && health.status > 0) servedWhileDraining = true;
+    if (ready.error && health.error && seen) {
+      if (firstRefused === null) firstRefused = t;
+      if (Date.now() - firstRefused > 300) break;
+    } else firstRefused = null;
+    await Bun.sleep(50);
+  }
+  console.log(JSON.stringify({ readyTurned503: first503 !== null, lameDuckMs: first503 !== null && firstRefused !== null ? firstRefused - first503 : null, servedWhileDraining, stillServing: firstRefused === null }));
+}
+`;
+
+/** containers left by an interrupted check (Ctrl-C, a dropped SSH session): name and creation time */
+export function leftoverContainersArgs(): string[] {
+  return ['ps', '-a', '--filter', `label=${CHECK_LABEL}=1`, '--format', '{{.Names}}\t{{.CreatedAt}}'];
+}
+
+export function leftoverNetworksArgs(): string[] {
+  return ['network', 'ls', '--filter', `label=${CHECK_LABEL}=1`, '--format', '{{.Name}}\t{{.CreatedAt}}'];
+}

@@ -1,0 +1,292 @@
+// The contract checker: runs a candidate app image in a sandbox (private internal network, no
+// published port, a throwaway STATE_DIR, local mode, the production container restrictions),
+// observes each contract item and judges it with contract/items.mts. Nothing of production is
+// touched: rollout can call runContractCheck({ image, tier: 'required' }) as a gate before it swaps.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { docker, dockerProcess } from '../docker/run.mts';
+import { withDbReadOnly } from '../checks/smoke.mts';
+import type { Logger } from '../cli/log.mts';
+import { ConfigError } from '../cli/errors.mts';
+import {
+  appRunArgs, containerInspectArgs, imageInspectArgs, leftoverContainersArgs, leftoverNetworksArgs, logsTailArgs, networkCreateArgs, networkRmArgs,
+  probeRunArgs, removeArgs, sandboxNames, signalArgs,
+} from '../commands/contract.mts';
+import {
+  CONTRACT_ENV, contractExitCode, judgeContract,
+  type BootObs, type ContractObs, type DbFileObs, type HttpProbe, type ItemResult, type ShutdownObs, type Tier,
+} from './items.mts';
+
+export const DEFAULT_PROBE_IMAGE = 'oven/bun:1.4.5-slim';
+const LOCAL_WEBHOOK_SECRET = 'local-try-out-secret-not-for-production-0000';
+
+/** Keys of the operator env file that belong to the toolkit or the proxy, never passed to the app. */
+const TOOLKIT_KEYS = new Set([
+  'COMPOSE_PROJECT_NAME', 'COMPOSE_FILE', 'STATE_DIR', 'APP_IMAGE', 'APP_TAG', 'PROXY_IMAGE', 'PROXY_TAG', 'PUBLISH_ADDRESS',
+  'HTTP_PORT', 'HTTPS_PORT', 'DOMAIN', 'ACME_EMAIL', 'ACME_CA', 'ACME_CA_ROOT', 'BUN_IMAGE', 'CADDY_IMAGE', 'LOG_MAX_SIZE',
+  'LOG_MAX_FILE', 'APP_MEMORY_LIMIT', 'PROXY_HOLD_DURATION', 'API_PATHS', 'BOT_TOKEN', 'TELEGRAM_API_ROOT', 'ADMIN_CHAT_ID',
+]);
+const TOOLKIT_PREFIXES = ['PEBBLE_', 'RESTIC_', 'BACKUP_', 'LAZYFLOW_', 'COMPOSE_', 'DOCKER_'];
+
+export interface ContractCheckOptions {
+  /** IMAGE[:TAG] of the candidate app */
+  image: string;
+  /** values of the operator env file: the app's own keys (e.g. MINI_APP_URL) reach the sandbox */
+  appValues?: Record<string, string>;
+  /** judge only this tier ('required' for the rollout gate: skips the slower SIGTERM and corrupt-database runs) */
+  tier?: Tier;
+  /** image the probe container runs (default BUN_IMAGE, else oven/bun:1.4.5-slim) */
+  probeImage?: string;
+  /** how long the app may take to answer HTTP (default 20 s) */
+  bootTimeoutMs?: number;
+  log?: Logger;
+}
+
+export interface ContractReport {
+  image: string;
+  results: ItemResult[];
+  /** 0 when the required tier passes, 1 otherwise */
+  exitCode: 0 | 1;
+  ms: number;
+}
+
+/** The sandbox env: the toolkit's contract keys in local mode, plus the app's own keys from the env file. */
+export function sandboxEnv(appValues: Record<string, string> = {}): Record<string, string> {
+  const own = Object.fromEntries(
+    Object.entries(appValues).filter(([k, v]) => !TOOLKIT_KEYS.has(k) && !TOOLKIT_PREFIXES.some((p) => k.startsWith(p)) && !/[\r\n]/.test(v)),
+  );
+  return {
+    ...own,
+    NODE_ENV: 'production',
+    PORT: CONTRACT_ENV.PORT,
+    APP_URL: 'https://localhost',
+    MINI_APP_URL: own.MINI_APP_URL || 'https://localhost',
+    ALLOWED_ORIGINS: 'https://localhost',
+    DB_PATH: CONTRACT_ENV.DB_PATH,
+    UPLOADS_DIR: CONTRACT_ENV.UPLOADS_DIR,
+    WEBHOOK_SECRET: LOCAL_WEBHOOK_SECRET,
+    TELEGRAM_API_ROOT: 'http://127.0.0.1:9',
+    JOB_HEARTBEAT_MS: '1000',
+    LOG_LEVEL: 'info',
+  };
+}
+
+interface Sandbox {
+  root: string;
+  envFile: string;
+  network: string;
+  containers: string[];
+}
+
+function makeStateDir(root: string, name: string, dbContent?: string): { data: string; uploads: string } {
+  const dir = path.join(root, name);
+  const data = path.join(dir, 'data');
+  const uploads = path.join(dir, 'uploads');
+  for (const d of [data, uploads]) {
+    fs.mkdirSync(d, { recursive: true, mode: 0o750 });
+    try {
+      fs.chownSync(d, CONTRACT_ENV.APP_UID, CONTRACT_ENV.APP_UID);
+    } catch {
+      fs.chmodSync(d, 0o777); // not root: a throwaway directory anyone may write
+    }
+  }
+  if (dbContent !== undefined) {
+    const f = path.join(data, path.basename(CONTRACT_ENV.DB_PATH));
+    fs.writeFileSync(f, dbContent, { mode: 0o640 });
+    try {
+      fs.chownSync(f, CONTRACT_ENV.APP_UID, CONTRACT_ENV.APP_UID);
+    } catch {
+      fs.chmodSync(f, 0o666);
+    }
+  }
+  return { data, uploads };
+}
+
+async function containerState(name: string): Promise<{ Running: boolean; ExitCode: number; Status: string } | null> {
+  const p = await docker(containerInspectArgs(name), { nothrow: true });
+  if (p.exitCode !== 0) return null;
+  return JSON.parse(p.stdout) as { Running: boolean; ExitCode: number; Status: string };
+}
+
+async function logTail(name: string): Promise<string> {
+  const p = await docker(logsTailArgs(name, 20), { nothrow: true });
+  return `${p.stdout}\n${p.stderr}`.trim();
+}
+
+interface BootResult {
+  boot: BootObs;
+  health?: HttpProbe;
+  ready?: HttpProbe;
+}
+
+/** Starts the app container and waits, with a probe, until it answers HTTP; notices an early exit. */
+async function bootApp(sb: Sandbox, id: string, opts: { image: string; probeImage: string; timeoutMs: number; readOnly?: boolean; db?: string }): Promise<BootResult & { name: string; data: string }> {
+  const names = sandboxNames(id);
+  const dirs = makeStateDir(sb.root, id, opts.db);
+  sb.containers.push(names.app, names.probe);
+  const run = await docker(appRunArgs({ name: names.app, network: sb.network, image: opts.image, dataDir: dirs.data, uploadsDir: dirs.uploads, envFile: sb.envFile, readOnly: opts.readOnly }), { nothrow: true });
+  if (run.exitCode !== 0) throw new Error(`docker run ${opts.image} failed: ${run.stderr.trim()}`);
+  const probe = docker(probeRunArgs({ name: names.probe, network: sb.network, probeImage: opts.probeImage, mode: 'boot', appHost: names.app, port: CONTRACT_ENV.PORT, deadlineMs: opts.timeoutMs }), { nothrow: true });
+  let exited: { exitCode: number } | undefined;
+  let done = false;
+  const watch = (async () => {
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 300));
+      const st = await containerState(names.app);
+      if (!done && st && !st.Running) {
+        exited = { exitCode: st.ExitCode };
+        await docker(removeArgs([names.probe]), { nothrow: true });
+        return;
+      }
+    }
+  })();
+  const out = await probe;
+  done = true;
+  await watch;
+  let parsed: { answered?: boolean; health?: HttpProbe; ready?: HttpProbe } = {};
+  const line = out.stdout.trim().split('\n').pop() ?? '';
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    if (!exited) throw new Error(`the probe container (${opts.probeImage}) gave no result: ${out.stderr.trim().slice(0, 300) || line}`);
+  }
+  const boot: BootObs = { answered: Boolean(parsed.answered) };
+  if (!boot.answered) {
+    const st = exited ?? (await containerState(names.app).then((s) => (s && !s.Running ? { exitCode: s.ExitCode } : undefined)));
+    if (st) boot.exitedEarly = { exitCode: st.exitCode, logTail: await logTail(names.app) };
+  }
+  return { name: names.app, data: dirs.data, boot, health: parsed.health, ready: parsed.ready };
+}
+
+function readDb(dataDir: string): DbFileObs {
+  const file = path.join(dataDir, path.basename(CONTRACT_ENV.DB_PATH));
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return { exists: false };
+  }
+  try {
+    return withDbReadOnly(file, (db) => {
+      const tables = db.prepare("SELECT DISTINCT m.name AS name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND p.name = 'update_id'").all() as { name: string }[];
+      let heartbeatRows = 0;
+      try {
+        heartbeatRows = (db.prepare('SELECT count(*) AS n FROM job_heartbeats').get() as { n: number }).n;
+      } catch {
+        heartbeatRows = 0;
+      }
+      return {
+        exists: true,
+        journalMode: String(db.pragma('journal_mode', { simple: true })),
+        userVersion: Number(db.pragma('user_version', { simple: true })),
+        ownerUid: st.uid,
+        updateIdTables: tables.map((t) => t.name),
+        heartbeatRows,
+      };
+    });
+  } catch (e) {
+    return { exists: true, ownerUid: st.uid, error: (e as Error).message };
+  }
+}
+
+/** SIGTERM the app while a probe polls /ready and /health: is there a lame-duck period? */
+async function observeShutdown(sb: Sandbox, id: string, app: string, probeImage: string): Promise<ShutdownObs | undefined> {
+  const names = sandboxNames(`${id}-drain`);
+  sb.containers.push(names.probe);
+  const probe = dockerProcess(probeRunArgs({ name: names.probe, network: sb.network, probeImage, mode: 'drain', appHost: app, port: CONTRACT_ENV.PORT, deadlineMs: 6000 }));
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 8000);
+    probe.stdout.on('data', (d: Buffer) => {
+      if (d.toString().includes('polling')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  await docker(signalArgs(app, 'TERM'), { nothrow: true });
+  const out = await probe;
+  try {
+    return JSON.parse(out.stdout.trim().split('\n').pop() ?? '') as ShutdownObs;
+  } catch {
+    return undefined;
+  }
+}
+
+const STALE_MS = 15 * 60_000;
+
+/** Sandboxes of interrupted checks (older than any check runs): removed, so they never pile up. */
+export async function removeStaleSandboxes(now = Date.now()): Promise<string[]> {
+  const old = (text: string) =>
+    text.split('\n').filter(Boolean).map((l) => l.split('\t')).filter(([, created]) => {
+      const t = Date.parse((created ?? '').replace(/ [A-Z]{3,4}$/, '').replace(/ ([+-]\d{4})$/, '$1').replace(' ', 'T'));
+      return Number.isFinite(t) && now - t > STALE_MS;
+    }).map(([name]) => name);
+  const containers = old((await docker(leftoverContainersArgs(), { nothrow: true })).stdout);
+  if (containers.length) await docker(removeArgs(containers), { nothrow: true });
+  const networks = old((await docker(leftoverNetworksArgs(), { nothrow: true })).stdout);
+  for (const n of networks) await docker(networkRmArgs(n), { nothrow: true });
+  return [...containers, ...networks];
+}
+
+/**
+ * Run the candidate image in a sandbox and judge every contract item (or one tier).
+ * Throws ConfigError (exit 2) when the image does not exist; never touches production.
+ */
+export async function runContractCheck(opts: ContractCheckOptions): Promise<ContractReport> {
+  const t0 = performance.now();
+  const log = opts.log;
+  const probeImage = opts.probeImage || process.env.BUN_IMAGE || DEFAULT_PROBE_IMAGE;
+  const timeoutMs = opts.bootTimeoutMs ?? 20_000;
+  const inspect = await docker(imageInspectArgs(opts.image), { nothrow: true });
+  if (inspect.exitCode !== 0) {
+    throw new ConfigError(`image ${opts.image} does not exist on this host`, { hint: `build it first (docker build -t ${opts.image} .), or pass the tag rollout built: --image lazyflow-app:<sha>` });
+  }
+  if ((await docker(['image', 'inspect', '--format', '{{.Id}}', probeImage], { nothrow: true })).exitCode !== 0) {
+    throw new ConfigError(`probe image ${probeImage} does not exist on this host`, { hint: `docker pull ${probeImage}, or pass --probe-image (any image with bun on PATH, e.g. your app's base image)` });
+  }
+  const swept = await removeStaleSandboxes();
+  if (swept.length) log?.info(`removed ${swept.length} leftover(s) of an interrupted contract check: ${swept.join(', ')}`);
+  const config = JSON.parse(inspect.stdout) as { User?: string };
+  const id = randomBytes(4).toString('hex');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lzf-contract-'));
+  const envFile = path.join(root, 'app.env');
+  const env = sandboxEnv(opts.appValues);
+  fs.writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+  const sb: Sandbox = { root, envFile, network: sandboxNames(id).network, containers: [] };
+  const obs: ContractObs = { imageUser: config.User ?? '', boot: { answered: false } };
+  try {
+    await docker(networkCreateArgs(sb.network));
+    log?.info(`contract check of ${opts.image}: starting it in a sandbox`);
+    const main = await bootApp(sb, id, { image: opts.image, probeImage, timeoutMs });
+    obs.boot = main.boot;
+    obs.health = main.health;
+    obs.ready = main.ready;
+    if (main.boot.answered) {
+      // the heartbeat's first tick may follow the first request by a moment
+      await new Promise((r) => setTimeout(r, 1200));
+      obs.db = readDb(main.data);
+      if (opts.tier !== 'required') {
+        log?.info('contract check: SIGTERM with a probe polling /ready');
+        obs.shutdown = await observeShutdown(sb, id, main.name, probeImage);
+        obs.db = obs.db.exists ? obs.db : readDb(main.data);
+      }
+      await docker(removeArgs([main.name]), { nothrow: true });
+      log?.info('contract check: start with a corrupt database at DB_PATH');
+      const bad = await bootApp(sb, `${id}-baddb`, { image: opts.image, probeImage, timeoutMs: Math.min(timeoutMs, 10_000), db: 'this is not a SQLite database\n'.repeat(200) });
+      obs.brokenDb = { exited: Boolean(bad.boot.exitedEarly), health: bad.health };
+    } else if (main.boot.exitedEarly) {
+      log?.info('contract check: it exited; starting it once more without --read-only to see why');
+      const rw = await bootApp(sb, `${id}-rw`, { image: opts.image, probeImage, timeoutMs, readOnly: false });
+      obs.boot.startsWritable = rw.boot.answered;
+    }
+  } finally {
+    if (sb.containers.length) await docker(removeArgs(sb.containers), { nothrow: true });
+    await docker(networkRmArgs(sb.network), { nothrow: true });
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  const results = judgeContract(obs, opts.tier);
+  return { image: opts.image, results, exitCode: contractExitCode(results), ms: Math.round(performance.now() - t0) };
+}

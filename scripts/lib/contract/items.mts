@@ -1,0 +1,416 @@
+// The app contract, in one place: what an app image must do for the stack and the toolkit to run it
+// (required), and what it should do so that nothing degrades (recommended). Each item says what the
+// operator loses without it, how the toolkit degrades, the fix, and its RUNBOOK section. The
+// verdict functions below are pure: observations of a sandbox run in, pass | missing | wrong out.
+// scripts/lib/contract/check.mts gathers the observations; RUNBOOK "The app contract" mirrors this.
+
+export type Tier = 'required' | 'recommended';
+/** unchecked: could not be observed because an earlier required item failed (the app never answered) */
+export type ItemStatus = 'pass' | 'missing' | 'wrong' | 'unchecked';
+
+export interface ContractItem {
+  id: string;
+  tier: Tier;
+  title: string;
+  /** what the app must do, one sentence */
+  requirement: string;
+  /** what the operator loses without it */
+  without: string;
+  /** how the stack and the toolkit behave when it is absent */
+  degrades: string;
+  /** how to fix it; code where a few lines of Hono/Bun help */
+  fix: string;
+  /** RUNBOOK.md anchor of the section that explains it */
+  runbook: string;
+}
+
+export const RUNBOOK_CONTRACT = 'RUNBOOK.md#the-app-contract';
+
+export const CONTRACT_ENV = {
+  PORT: '3000',
+  DB_PATH: '/app/data/lazyflow.db',
+  UPLOADS_DIR: '/app/uploads',
+  DATA_DIR: '/app/data',
+  READY_PATH: '/ready',
+  APP_UID: 1000,
+} as const;
+
+export const ITEMS: ContractItem[] = [
+  {
+    id: 'port',
+    tier: 'required',
+    title: 'listens on PORT',
+    requirement: 'serve HTTP on 0.0.0.0:$PORT (the stack sets PORT=3000); Caddy reaches the app only there',
+    without: 'nothing reaches the app: every request through Caddy waits, then fails with 502',
+    degrades: 'no degradation: the rollout refuses the image',
+    fix: 'Bun.serve({ hostname: "0.0.0.0", port: Number(process.env.PORT ?? 3000), fetch: app.fetch })',
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'health',
+    tier: 'required',
+    title: 'GET /health: 200 when usable, 503 when not',
+    requirement: 'GET /health answers 200 when the app can serve (database reachable), 503 (or refuses to start) when it cannot',
+    without: 'the deploy gates cannot tell a working release from a broken one, so a broken one goes live',
+    degrades: 'no degradation: the rollout refuses the image',
+    fix: [
+      'app.get("/health", (c) => {',
+      '  try { db.query("SELECT 1").get(); return c.json({ status: "ok" }); }',
+      '  catch { return c.json({ status: "error" }, 503); }',
+      '});',
+    ].join('\n'),
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'read-only-root',
+    tier: 'required',
+    title: 'read-only root filesystem, two writable state directories',
+    requirement: 'start and serve with a read-only root filesystem; write only to /app/data (DB_PATH), /app/uploads (UPLOADS_DIR) and the tmpfs /tmp',
+    without: 'the container crashes at boot in production (compose runs it read_only: true)',
+    degrades: 'no degradation: the rollout refuses the image',
+    fix: 'write caches and temporary files under $TMPDIR (/tmp), state under dirname(DB_PATH) or UPLOADS_DIR; set BUN_RUNTIME_TRANSPILER_CACHE_PATH=0 in the Dockerfile',
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'non-root',
+    tier: 'required',
+    title: 'runs as a non-root user (uid 1000)',
+    requirement: 'the image runs as uid 1000 (USER bun in oven/bun images), which owns STATE_DIR/data and STATE_DIR/uploads',
+    without: 'a compromised app is root in its container; with all capabilities dropped root cannot even write the uid-1000 state directories',
+    degrades: 'no degradation: the rollout refuses the image',
+    fix: 'in the Dockerfile, after the build steps: RUN mkdir -p /app/data /app/uploads && chown bun:bun /app/data /app/uploads, then USER bun',
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'database',
+    tier: 'required',
+    title: 'SQLite at DB_PATH in WAL mode',
+    requirement: 'the one database is a SQLite file at $DB_PATH (/app/data/lazyflow.db) in WAL mode',
+    without: 'backups copy an empty or absent file, restore restores nothing, and data written elsewhere dies with the container',
+    degrades: 'no degradation: the rollout refuses the image',
+    fix: [
+      'import { Database } from "bun:sqlite";',
+      'const db = new Database(process.env.DB_PATH ?? "/app/data/lazyflow.db", { create: true });',
+      'db.exec("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;");',
+    ].join('\n'),
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'health-version',
+    tier: 'recommended',
+    title: '/health reports the version',
+    requirement: 'the /health JSON carries "version": the APP_VERSION baked in at build time (--build-arg APP_VERSION=$(git rev-parse --short HEAD))',
+    without: 'the gate cannot prove that the answering process is the new release rather than a leftover',
+    degrades: 'the health gate compares the image of the running container with the release instead, and says so',
+    fix: 'Dockerfile: ARG APP_VERSION=dev + ENV APP_VERSION=${APP_VERSION}; in /health: c.json({ status: "ok", version: process.env.APP_VERSION })',
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'readiness',
+    tier: 'recommended',
+    title: 'readiness path with a lame-duck period after SIGTERM',
+    requirement: 'GET /ready answers 200 while serving and 503 from SIGTERM on, for about a second while every other route still answers; then the app stops accepting and drains',
+    without: 'Caddy learns only from refused dials that the old container is going away',
+    degrades: "the toolkit's own drain keeps requests safe (Caddy retries refused dials), at the cost of a longer hold during the swap (see BENCHMARKS.md)",
+    fix: [
+      'let draining = false;',
+      'app.get("/ready", (c) => c.json({ status: draining ? "draining" : "ready" }, draining ? 503 : 200));',
+      'process.on("SIGTERM", async () => {',
+      '  draining = true; await Bun.sleep(1000);   // lame duck: Caddy polls /ready every 250 ms',
+      '  await server.stop(); db.close(); process.exit(0);',
+      '});',
+    ].join('\n'),
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'user-version',
+    tier: 'recommended',
+    title: 'schema version in PRAGMA user_version',
+    requirement: 'migrations set PRAGMA user_version to the schema version they bring the database to',
+    without: 'rollback cannot tell whether a release changed the schema',
+    degrades: 'every failed release restores nothing and says so; rollback --with-db is the operator\'s decision',
+    fix: 'after applying migration N in a transaction: db.exec(`PRAGMA user_version = ${N}`)',
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'jobs-heartbeat',
+    tier: 'recommended',
+    title: 'background jobs heartbeat',
+    requirement: 'background jobs record their last tick: /health reports "jobs": { "lastTickAt": ISO time }, or rows in table job_heartbeats(last_tick_at)',
+    without: 'a stalled job loop (reminders, syncs) goes unnoticed',
+    degrades: 'the smoke check "jobs" is skipped with a notice',
+    fix: 'setInterval(() => db.run("INSERT INTO job_heartbeats (job, last_tick_at) VALUES (\'main\', ?) ON CONFLICT(job) DO UPDATE SET last_tick_at = excluded.last_tick_at", [new Date().toISOString()]), 5000);',
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'update-dedupe',
+    tier: 'recommended',
+    title: 'each Telegram update_id processed once',
+    requirement: 'the webhook records each update_id it has processed (a table with an update_id column) and skips repeats',
+    without: 'Telegram redelivers an update whose answer was lost in a swap, and the bot acts on it twice',
+    degrades: 'nothing the toolkit can do: a redelivered update is processed again',
+    fix: 'bot.use(async (ctx, next) => { if (db.query("SELECT 1 FROM processed_updates WHERE update_id = ?").get(ctx.update.update_id)) return; await next(); db.run("INSERT INTO processed_updates (update_id) VALUES (?)", [ctx.update.update_id]); });',
+    runbook: '#the-app-contract',
+  },
+];
+
+export const ITEM_IDS = ITEMS.map((i) => i.id);
+
+export function item(id: string): ContractItem {
+  const it = ITEMS.find((i) => i.id === id);
+  if (!it) throw new Error(`unknown contract item ${id}`);
+  return it;
+}
+
+// ---------------------------------------------------------------------------------------------
+// observations of one sandbox run (gathered by contract/check.mts)
+
+export interface HttpProbe {
+  status: number;
+  body: string;
+  contentType?: string;
+  error?: string;
+}
+
+export interface BootObs {
+  /** the container answered HTTP on PORT */
+  answered: boolean;
+  /** the container exited before answering */
+  exitedEarly?: { exitCode: number; logTail: string };
+  /** the same image started without --read-only (only probed when it exited early) */
+  startsWritable?: boolean;
+}
+
+export interface DbFileObs {
+  exists: boolean;
+  journalMode?: string;
+  userVersion?: number;
+  ownerUid?: number;
+  /** tables with an update_id column */
+  updateIdTables?: string[];
+  /** whether a job_heartbeats table has a row */
+  heartbeatRows?: number;
+  error?: string;
+}
+
+export interface ShutdownObs {
+  /** /ready answered 503 after SIGTERM before the listener closed */
+  readyTurned503: boolean;
+  /** ms between the first 503 from /ready and the first refused connection */
+  lameDuckMs: number | null;
+  /** a request other than /ready was served after /ready turned 503 */
+  servedWhileDraining: boolean;
+  /** still answering when the probe gave up, seconds after SIGTERM: the app ignores SIGTERM */
+  stillServing?: boolean;
+}
+
+export interface ContractObs {
+  /** image Config.User ('' = root) */
+  imageUser: string;
+  boot: BootObs;
+  health?: HttpProbe;
+  ready?: HttpProbe;
+  /** the app started with a corrupt file at DB_PATH */
+  brokenDb?: { exited: boolean; health?: HttpProbe };
+  db?: DbFileObs;
+  /** files other than the database that appeared in the data dir (names) */
+  shutdown?: ShutdownObs;
+}
+
+export interface ItemResult {
+  id: string;
+  tier: Tier;
+  title: string;
+  status: ItemStatus;
+  detail: string;
+  /** the fix, set when status is missing or wrong */
+  fix?: string;
+  runbook: string;
+}
+
+type Verdict = { status: ItemStatus; detail: string };
+const pass = (detail: string): Verdict => ({ status: 'pass', detail });
+const missing = (detail: string): Verdict => ({ status: 'missing', detail });
+const wrong = (detail: string): Verdict => ({ status: 'wrong', detail });
+const unchecked = (detail: string): Verdict => ({ status: 'unchecked', detail });
+
+function json(p?: HttpProbe): Record<string, unknown> | null {
+  if (!p || p.error) return null;
+  try {
+    const v = JSON.parse(p.body) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+const NOT_ANSWERING = 'not observable: the app never answered on PORT';
+
+function bootFailure(b: BootObs): string {
+  if (!b.exitedEarly) return 'nothing answered HTTP on app:PORT within the boot timeout';
+  const tail = b.exitedEarly.logTail.trim().split('\n').slice(-3).join(' | ');
+  return `the container exited with code ${b.exitedEarly.exitCode} before answering${tail ? `: ${tail.slice(0, 300)}` : ''}`;
+}
+
+export function judgePort(o: ContractObs): Verdict {
+  if (o.boot.answered) return pass(`answers HTTP on port ${CONTRACT_ENV.PORT}`);
+  if (o.boot.exitedEarly) return unchecked(bootFailure(o.boot));
+  return missing(bootFailure(o.boot));
+}
+
+export function judgeHealth(o: ContractObs): Verdict {
+  if (!o.boot.answered) return unchecked(NOT_ANSWERING);
+  const h = o.health;
+  if (!h || h.error) return wrong(`GET /health: ${h?.error ?? 'no answer'}`);
+  if (h.status === 404) return missing('GET /health -> 404');
+  if (h.status !== 200) return wrong(`GET /health -> ${h.status} while the database is fine`);
+  if (!o.brokenDb) return pass('GET /health -> 200 (503 case not observed)');
+  if (o.brokenDb.exited) return pass('GET /health -> 200; with a corrupt database the app refuses to start');
+  const b = o.brokenDb.health;
+  if (!b || b.error) return pass('GET /health -> 200; with a corrupt database the app does not answer');
+  if (b.status === 200) return wrong('GET /health -> 200 even with a corrupt file at DB_PATH: /health must query the database');
+  return pass(`GET /health -> 200; ${b.status} with a corrupt database`);
+}
+
+export function judgeReadOnlyRoot(o: ContractObs): Verdict {
+  if (o.boot.answered) return pass('starts and serves with --read-only, only /app/data, /app/uploads and /tmp writable');
+  if (o.boot.exitedEarly && o.boot.startsWritable === true) {
+    return wrong(`exits under --read-only but starts with a writable root filesystem: it writes outside /app/data, /app/uploads and /tmp (${bootFailure(o.boot)})`);
+  }
+  return unchecked(NOT_ANSWERING);
+}
+
+const ROOT_USERS = new Set(['', 'root', '0', '0:0', 'root:root']);
+
+export function judgeNonRoot(o: ContractObs): Verdict {
+  const user = o.imageUser.trim();
+  if (ROOT_USERS.has(user) || user.startsWith('0:') || user.startsWith('root:')) return wrong(`the image runs as root (USER ${user || 'not set'})`);
+  const uid = o.db?.exists ? o.db.ownerUid : undefined;
+  if (uid === 0) return wrong(`USER ${user}, but the database file is owned by root`);
+  if (uid !== undefined && uid !== CONTRACT_ENV.APP_UID) return wrong(`USER ${user} writes as uid ${uid}; the state directories belong to uid ${CONTRACT_ENV.APP_UID}`);
+  return pass(`USER ${user}${uid !== undefined ? ` (uid ${uid})` : ''}`);
+}
+
+export function judgeDatabase(o: ContractObs): Verdict {
+  if (!o.boot.answered) return unchecked(NOT_ANSWERING);
+  const d = o.db;
+  if (!d || !d.exists) return missing(`no SQLite database at DB_PATH (${CONTRACT_ENV.DB_PATH}) after /health answered: the app keeps its data elsewhere`);
+  if (d.error) return wrong(`the file at DB_PATH is not a readable SQLite database: ${d.error}`);
+  if ((d.journalMode ?? '').toLowerCase() !== 'wal') return wrong(`journal_mode is ${d.journalMode ?? '?'}, not wal`);
+  return pass(`${CONTRACT_ENV.DB_PATH}, journal_mode wal`);
+}
+
+export function judgeHealthVersion(o: ContractObs): Verdict {
+  if (!o.boot.answered) return unchecked(NOT_ANSWERING);
+  const j = json(o.health);
+  if (o.health?.status !== 200) return unchecked('/health does not answer 200');
+  const v = j?.version;
+  if (v === undefined) return missing('/health has no "version"');
+  if (typeof v !== 'string' || v.trim() === '') return wrong(`/health "version" is ${JSON.stringify(v)}, expected a non-empty string`);
+  return pass(`/health reports version ${v}`);
+}
+
+export function judgeReadiness(o: ContractObs): Verdict {
+  if (!o.boot.answered) return unchecked(NOT_ANSWERING);
+  const r = o.ready;
+  const ignoresTerm = o.shutdown?.stillServing
+    ? '; it also ignored SIGTERM (still serving seconds later: a Bun process as PID 1 needs a SIGTERM handler, else compose kills it after stop_grace_period)'
+    : '';
+  if (!r || r.error || r.status === 404) return missing(`GET ${CONTRACT_ENV.READY_PATH} -> ${r?.error ?? r?.status ?? 'no answer'}${ignoresTerm}`);
+  if (r.status !== 200) return wrong(`GET ${CONTRACT_ENV.READY_PATH} -> ${r.status} while serving`);
+  const s = o.shutdown;
+  if (!s) return pass(`GET ${CONTRACT_ENV.READY_PATH} -> 200 (SIGTERM not observed)`);
+  if (!s.readyTurned503) return wrong(`${CONTRACT_ENV.READY_PATH} kept answering 200 after SIGTERM${s.stillServing ? ignoresTerm : ' until the listener closed: no lame-duck period'}`);
+  if (!s.servedWhileDraining) return wrong(`${CONTRACT_ENV.READY_PATH} turned 503 after SIGTERM, but other routes stopped at the same time: no lame-duck period`);
+  return pass(`GET ${CONTRACT_ENV.READY_PATH} -> 200; 503 after SIGTERM while still serving${s.lameDuckMs !== null ? ` for ${s.lameDuckMs} ms` : ''}`);
+}
+
+export function judgeUserVersion(o: ContractObs): Verdict {
+  const d = o.db;
+  if (!o.boot.answered || !d?.exists || d.error) return unchecked('no database at DB_PATH to read');
+  if (!d.userVersion) return missing('PRAGMA user_version is 0');
+  return pass(`PRAGMA user_version = ${d.userVersion}`);
+}
+
+export function judgeJobsHeartbeat(o: ContractObs): Verdict {
+  if (!o.boot.answered) return unchecked(NOT_ANSWERING);
+  const jobs = json(o.health)?.jobs as { lastTickAt?: unknown } | undefined;
+  if (jobs && typeof jobs === 'object' && 'lastTickAt' in jobs) {
+    if (typeof jobs.lastTickAt === 'string' && Number.isFinite(Date.parse(jobs.lastTickAt))) return pass(`/health jobs.lastTickAt ${jobs.lastTickAt}`);
+    return wrong(`/health jobs.lastTickAt is ${JSON.stringify(jobs.lastTickAt)}, expected an ISO time once the jobs run`);
+  }
+  if ((o.db?.heartbeatRows ?? 0) > 0) return pass('job_heartbeats has a row');
+  return missing('neither /health jobs.lastTickAt nor a job_heartbeats row');
+}
+
+export function judgeUpdateDedupe(o: ContractObs): Verdict {
+  const d = o.db;
+  if (!o.boot.answered || !d?.exists || d.error) return unchecked('no database at DB_PATH to read');
+  const t = d.updateIdTables ?? [];
+  if (!t.length) return missing('no table with an update_id column');
+  return pass(`update_id recorded in ${t.join(', ')}`);
+}
+
+const JUDGES: Record<string, (o: ContractObs) => Verdict> = {
+  port: judgePort,
+  health: judgeHealth,
+  'read-only-root': judgeReadOnlyRoot,
+  'non-root': judgeNonRoot,
+  database: judgeDatabase,
+  'health-version': judgeHealthVersion,
+  readiness: judgeReadiness,
+  'user-version': judgeUserVersion,
+  'jobs-heartbeat': judgeJobsHeartbeat,
+  'update-dedupe': judgeUpdateDedupe,
+};
+
+/** Every item judged; tier filters ('required' for the rollout gate). */
+export function judgeContract(o: ContractObs, tier?: Tier): ItemResult[] {
+  return ITEMS.filter((i) => !tier || i.tier === tier).map((i) => {
+    const v = JUDGES[i.id](o);
+    return {
+      id: i.id,
+      tier: i.tier,
+      title: i.title,
+      ...v,
+      ...(v.status === 'missing' || v.status === 'wrong' ? { fix: i.fix } : {}),
+      runbook: `RUNBOOK.md${i.runbook}`,
+    };
+  });
+}
+
+/** 0 when every required item passes, 1 otherwise (recommended items never fail the check). */
+export function contractExitCode(results: ItemResult[]): 0 | 1 {
+  return results.some((r) => r.tier === 'required' && r.status !== 'pass') ? 1 : 0;
+}
+
+/** One line per failed required item, for a gate's error message. */
+export function failedRequired(results: ItemResult[]): ItemResult[] {
+  return results.filter((r) => r.tier === 'required' && r.status !== 'pass');
+}
+
+/** The warning a gate or smoke prints for a recommended item the app lacks. */
+export function recommendedNotice(r: ItemResult): string {
+  const it = item(r.id);
+  return `${r.id} (recommended) ${r.status}: ${r.detail}; ${it.degrades} (${r.runbook})`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RUNBOOK.md's contract tables are this text; test/unit/contract-items.test.ts keeps them equal.
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+
+export function contractMarkdown(): string {
+  const out: string[] = [];
+  for (const tier of ['required', 'recommended'] as const) {
+    out.push(tier === 'required'
+      ? '**Required** (the rollout refuses an image that fails one):'
+      : '**Recommended** (nothing fails without them; each absence is a warning naming the item and this section):');
+    out.push('', '| item | what the app does | without it | the toolkit then |', '| --- | --- | --- | --- |');
+    for (const i of ITEMS.filter((x) => x.tier === tier)) out.push(`| \`${i.id}\` | ${cell(i.requirement)} | ${cell(i.without)} | ${cell(i.degrades)} |`);
+    out.push('');
+  }
+  out.push('Fixes, as the checker prints them:', '');
+  for (const i of ITEMS) out.push(`- \`${i.id}\`:`, '', '  ```ts', ...i.fix.split('\n').map((l) => `  ${l}`), '  ```', '');
+  return out.join('\n').trimEnd() + '\n';
+}

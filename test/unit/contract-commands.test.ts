@@ -1,0 +1,28 @@
+import { describe, it, expect } from 'vitest';
+import { appRunArgs, networkCreateArgs, probeRunArgs, sandboxNames } from '../../scripts/lib/commands/contract.mts';
+import { sandboxEnv } from '../../scripts/lib/contract/check.mts';
+
+describe('contract checker commands', () => {
+  const n = sandboxNames('ab12');
+  it('the app runs under the production restrictions, on an internal network, nothing published', () => {
+    const a = appRunArgs({ name: n.app, network: n.network, image: 'x:1', dataDir: '/s/data', uploadsDir: '/s/uploads', envFile: '/s/app.env' });
+    expect(a).toEqual(expect.arrayContaining(['--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--env-file', '/s/app.env']));
+    expect(a.join(' ')).toContain('type=bind,source=/s/data,target=/app/data');
+    expect(a.join(' ')).toContain('--tmpfs /tmp:size=64m,mode=1777');
+    expect(a).not.toContain('-p');
+    expect(a).not.toContain('--publish');
+    expect(a.at(-1)).toBe('x:1');
+    expect(appRunArgs({ name: n.app, network: n.network, image: 'x:1', dataDir: 'd', uploadsDir: 'u', envFile: 'e', readOnly: false })).not.toContain('--read-only');
+    expect(networkCreateArgs(n.network)).toContain('--internal');
+  });
+  it('the probe reaches the app by its container name, from the Bun image', () => {
+    const p = probeRunArgs({ name: n.probe, network: n.network, probeImage: 'oven/bun:1.4.5-slim', mode: 'boot', appHost: n.app, port: '3000', deadlineMs: 5000 });
+    expect(p).toEqual(expect.arrayContaining(['--entrypoint', 'bun', 'oven/bun:1.4.5-slim', '-e', `PROBE_BASE=http://${n.app}:3000`, '-e', 'PROBE_MODE=boot']));
+  });
+  it('sandbox env: local mode, the contract paths, the app keys from the env file, toolkit keys left out', () => {
+    const e = sandboxEnv({ MINI_APP_URL: 'https://m.example', GOOGLE_OAUTH_STATE_SECRET: 's', BOT_TOKEN: '1:x', STATE_DIR: '/srv', RESTIC_REPOSITORY: 'r', DB_PATH: '/elsewhere.db' });
+    expect(e).toMatchObject({ MINI_APP_URL: 'https://m.example', GOOGLE_OAUTH_STATE_SECRET: 's', DB_PATH: '/app/data/lazyflow.db', PORT: '3000', APP_URL: 'https://localhost' });
+    for (const k of ['BOT_TOKEN', 'STATE_DIR', 'RESTIC_REPOSITORY']) expect(e[k]).toBeUndefined();
+    expect(sandboxEnv({}).MINI_APP_URL).toBe('https://localhost');
+  });
+});
