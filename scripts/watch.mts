@@ -28,6 +28,7 @@ export const spec: CommandSpec = {
     { name: 'connect', type: 'string', arg: '<addr>', default: '127.0.0.1', describe: "address to dial for DOMAIN (Caddy's published ports)" },
     { name: 'telegram-api-root', type: 'string', arg: '<url>', describe: 'Bot API root as reachable from this host (default TELEGRAM_API_ROOT)' },
     { name: 'timeout', type: 'number', arg: '<s>', default: 10, describe: 'per-request timeout' },
+    { name: 'test-alert', type: 'boolean', describe: 'send one test notification to every configured channel and report each (exit 1 if one failed); observes nothing' },
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print only errors and alerts' },
   ],
   details: [
@@ -110,6 +111,13 @@ runMain(spec, async ({ values: v }, log) => {
     throw e;
   }
   log.setOpsLog(env.layout.opsLog);
+  if (v['test-alert']) {
+    const results = await notifyOperation(env, { operation: 'test', outcome: 'ok', text: 'lazyflow test alert: this channel works' }, { log, apiRoot: v['telegram-api-root'] as string | undefined, timeoutMs: Number(v.timeout) * 1000 });
+    if (v.json) log.out(JSON.stringify({ ok: results.length > 0 && results.every((r) => r.ok), channels: results }));
+    else if (!results.length) log.error('no alert channel configured: set ADMIN_CHAT_ID (with BOT_TOKEN or ALERT_BOT_TOKEN) or ALERT_WEBHOOK_URL');
+    else for (const r of results) (r.ok ? log.ok : log.error)(`${r.channel}: ${r.detail}`);
+    return results.length > 0 && results.every((r) => r.ok) ? 0 : 1;
+  }
   if (v.once) return runOnce(env, s, v, log);
   for (;;) {
     const started = Date.now();
