@@ -109,4 +109,17 @@ describeDocker('watch: alerts on changes of state only', () => {
     expect(table.stdout).toMatch(/^Running\n {2}app \S+ {2}running, healthy/m);
     expect(table.stdout).toMatch(/^Backups\n {2}id/m);
   });
+
+  it('watch.mts --test-alert reaches both channels, and names the one that is down', async () => {
+    const before = chatAlerts().length;
+    const ok = await runScript('watch.mts', ['--config', stack.envFile, '--test-alert', '--json']);
+    expect(ok.code, explain(ok)).toBe(0);
+    expect(chatAlerts().slice(before)).toEqual([expect.stringMatching(/^lazyflow test alert: this channel works \[/)]);
+    expect(hook.received.at(-1)!.json).toMatchObject({ operation: 'test', outcome: 'ok' });
+    await hook.stop();
+    const down = await runScript('watch.mts', ['--config', stack.envFile, '--test-alert', '--json']);
+    expect(down.code, explain(down)).toBe(1);
+    expect(JSON.parse(down.stdout).channels.map((c: { channel: string; ok: boolean }) => `${c.channel} ${c.ok}`)).toEqual(['telegram true', 'webhook false']);
+    await hook.restart();
+  });
 });
