@@ -14,6 +14,9 @@ import { readWatchState, watchStateFile, writeWatchState } from './lib/watch/sto
 import { notifyOperation, summarize } from './lib/notify/notify.mts';
 import { redactUrl } from './lib/notify/channels.mts';
 import { currentRelease, readJournal } from './lib/release/journal.mts';
+import { acquireLock } from './lib/host/lock.mts';
+import { join } from 'node:path';
+import { watchDir } from './lib/watch/store.mts';
 
 export const spec: CommandSpec = {
   name: 'watch.mts',
@@ -63,6 +66,17 @@ async function ping(url: string, timeoutMs: number): Promise<string> {
 }
 
 async function runOnce(env: OpsEnv, s: WatchSettings, v: Record<string, unknown>, log: Logger): Promise<number> {
+  // two runs at once (a slow run overlapping the next timer tick, a manual run) would both announce
+  // the same change: the watch's own lock, never the operations' ops.lock (a rollout must not stop it)
+  const lock = v['dry-run'] ? undefined : await acquireLock({ lockFile: join(watchDir(env.stateDir), 'watch.lock') }, { operation: 'watch', waitMs: 30_000, log });
+  try {
+    return await runOnceLocked(env, s, v, log);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function runOnceLocked(env: OpsEnv, s: WatchSettings, v: Record<string, unknown>, log: Logger): Promise<number> {
   const now = new Date();
   const file = watchStateFile(env.stateDir);
   const { state: prev, note } = readWatchState(file);

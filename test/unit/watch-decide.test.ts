@@ -166,3 +166,29 @@ describe('settings', () => {
     expect(() => watchSettings({ WATCH_REMIND_AFTER: 'never' })).toThrow(/WATCH_REMIND_AFTER/);
   });
 });
+
+describe('state file', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { readWatchState, writeWatchState, watchStateFile } = await import('../../scripts/lib/watch/store.mts');
+
+  it('round-trips, and an unreadable file is kept aside, not deleted, and the watch starts fresh', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'watch-state-'));
+    try {
+      const file = watchStateFile(dir);
+      expect(readWatchState(file).state).toEqual(emptyState());
+      const { state } = decide(emptyState(), down, new Date(T0), settings);
+      writeWatchState(file, state);
+      expect(readWatchState(file).state).toEqual(state);
+      expect(fs.readdirSync(path.dirname(file))).toEqual(['state.json']); // no temp file left behind
+      fs.writeFileSync(file, '{"version": 1, "probl');
+      const r = readWatchState(file);
+      expect(r.state).toEqual(emptyState());
+      expect(r.note).toMatch(/unreadable.*kept as/);
+      expect(fs.readdirSync(path.dirname(file)).filter((n) => n.startsWith('state.json.unreadable-'))).toHaveLength(1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
