@@ -374,6 +374,7 @@ export async function runPreflight(
   const exampleFile = path.join(env.projectDir, '.env.prod.example');
   const envObs = observeEnvFile(env.file, (t) => parseEnvText(t, env.file), exampleFile);
   results.push(...checkEnv(envObs));
+  results.push(...checkAlertChannels(envObs.values, env.file)); // issue 10: alert channels
   if (opts.envOnly) return results;
 
   const { $ } = await import('zx');
@@ -443,4 +444,51 @@ export function preflightExitCode(results: CheckResult[]): number {
   const failed = results.filter((r) => !r.ok);
   if (!failed.length) return 0;
   return failed.some((r) => r.key || r.name.startsWith('env file')) ? 2 : 1;
+}
+
+// ---- alerts (issue 10: notification channels, the watch, the heartbeat) -----------------------------
+
+/** ADMIN_CHAT_ID / ALERT_BOT_TOKEN / ALERT_WEBHOOK_URL / HEARTBEAT_URL / WATCH_*: well-formed, and at least one channel. */
+export function checkAlertChannels(values: Record<string, string | undefined>, file = '.env.prod'): CheckResult[] {
+  const out: CheckResult[] = [];
+  const v = (k: string) => (values[k] ?? '').trim();
+  const chat = v('ADMIN_CHAT_ID');
+  const token = v('ALERT_BOT_TOKEN') || v('BOT_TOKEN');
+  if (chat && !/^-?\d{1,19}$/.test(chat) && !/^@[A-Za-z][A-Za-z0-9_]{4,}$/.test(chat)) {
+    out.push(fail('alerts', `ADMIN_CHAT_ID "${truncate(chat)}" is neither a numeric chat id nor an @channel name`, { key: 'ADMIN_CHAT_ID', file, fix: 'send /start to the bot, then read "chat":{"id":...} from getUpdates, and set ADMIN_CHAT_ID=<that number>' }));
+  }
+  if (v('ALERT_BOT_TOKEN') && !BOT_TOKEN_RE.test(v('ALERT_BOT_TOKEN'))) {
+    out.push(fail('alerts', 'ALERT_BOT_TOKEN does not look like a bot token (digits:letters, from @BotFather)', { key: 'ALERT_BOT_TOKEN', file, fix: `set ALERT_BOT_TOKEN from @BotFather, or remove it to alert through BOT_TOKEN in ${file}` }));
+  }
+  if (chat && !token) out.push(warn('alerts', 'ADMIN_CHAT_ID is set but neither BOT_TOKEN nor ALERT_BOT_TOKEN: no Telegram alerts', { key: 'ALERT_BOT_TOKEN', file, fix: `set ALERT_BOT_TOKEN in ${file}` }));
+  for (const key of ['ALERT_WEBHOOK_URL', 'HEARTBEAT_URL']) {
+    const raw = v(key);
+    if (!raw) continue;
+    let u: URL | undefined;
+    try {
+      u = new URL(raw);
+    } catch {
+      u = undefined;
+    }
+    if (!u || (u.protocol !== 'https:' && u.protocol !== 'http:')) {
+      out.push(fail('alerts', `${key} is not an http(s) URL`, { key, file, fix: `set ${key}=https://... in ${file}, or remove it` }));
+    } else if (u.protocol === 'http:' && !isLocalHost(u.hostname)) {
+      out.push(warn('alerts', `${key} uses plain http to ${u.hostname}: the URL's secret travels in clear`, { key, file, fix: `use https:// for ${key}` }));
+    }
+  }
+  for (const key of ['WATCH_REMIND_AFTER', 'WATCH_INTERVAL', 'WATCH_BACKUP_MAX_AGE']) {
+    const raw = v(key);
+    if (raw && !/^\d+(\.\d+)?\s*(ms|s|m|min|h|d)?$/.test(raw)) out.push(fail('alerts', `${key}="${truncate(raw)}" is not a duration (e.g. 90s, 15m, 6h, 2d)`, { key, file, fix: `set ${key}=6h in ${file}` }));
+  }
+  for (const key of ['WATCH_CONFIRM_RUNS', 'WATCH_CERT_DAYS', 'WATCH_MIN_FREE_MB']) {
+    const raw = v(key);
+    if (raw && !/^[1-9]\d*$/.test(raw)) out.push(fail('alerts', `${key}="${truncate(raw)}" must be a whole number >= 1`, { key, file, fix: `fix ${key} in ${file}` }));
+  }
+  const channels = (chat && token ? 1 : 0) + (v('ALERT_WEBHOOK_URL') ? 1 : 0);
+  if (!out.some((r) => !r.ok)) {
+    out.push(channels
+      ? ok('alerts', `alert channel(s): ${[chat && token ? `Telegram chat ${chat}` : '', v('ALERT_WEBHOOK_URL') ? 'webhook' : ''].filter(Boolean).join(', ')}${v('HEARTBEAT_URL') ? ', heartbeat' : ''}`)
+      : warn('alerts', 'no alert channel: failed backups, outages and expiring certificates reach nobody', { key: 'ADMIN_CHAT_ID', file, fix: `set ADMIN_CHAT_ID (and BOT_TOKEN or ALERT_BOT_TOKEN) or ALERT_WEBHOOK_URL in ${file}` }));
+  }
+  return out;
 }

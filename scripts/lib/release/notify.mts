@@ -1,16 +1,11 @@
 // Messages to the operator's Telegram admin chat.
 import type { OpsEnv } from '../config/env.mts';
-import { errorMessage } from '../cli/errors.mts';
-import { hostApiRoot, redactToken, sendMessage } from '../telegram/bot-api.mts';
+import { notifyOperation, summarize } from '../notify/notify.mts';
 
 /** Optional message to ADMIN_CHAT_ID; never fails the operation. */
 export async function notify(env: OpsEnv, text: string, apiRoot?: string): Promise<string> {
-  const v = env.values;
-  if (!v.BOT_TOKEN || !v.ADMIN_CHAT_ID) return '';
-  try {
-    await sendMessage(hostApiRoot(v, apiRoot), v.BOT_TOKEN, v.ADMIN_CHAT_ID, text);
-    return `sent to chat ${v.ADMIN_CHAT_ID}`;
-  } catch (e) {
-    return `not sent (${redactToken(errorMessage(e), v.BOT_TOKEN)})`;
-  }
+  // --- notify (issue 10): channels live in scripts/lib/notify; this keeps the old signature ---
+  // callers of this legacy form report successes; failures go through notifyOperation with a reason
+  return summarize(await notifyOperation(env, { operation: 'release', outcome: 'ok', text }, { apiRoot }));
+  // --- end notify ---
 }

@@ -1,0 +1,150 @@
+// The watch's decision: (previous state, this run's observations, now) -> (new state, alerts).
+// Pure and table-tested with a fake clock. Alerts go out on changes of state only: once when a
+// problem is confirmed, once when it ends, and a reminder every remindAfterMs while it lasts.
+import type { WatchSettings } from './settings.mts';
+import type { AlertInfo } from '../notify/message.mts';
+
+export const STATE_VERSION = 1;
+
+/** What one run saw. `failing: undefined` = not observed this run (keep whatever was known). */
+export interface ProblemObs {
+  failing: boolean | undefined;
+  detail: string;
+}
+
+export interface ContainerObs {
+  id: string;
+  service: string;
+  restartCount: number;
+  oomKilled: boolean;
+}
+
+export interface Observations {
+  /** problems judged directly from this run: app-down, cert-expiry, disk-low, backup-stale, dead-letters, telegram, smoke */
+  problems: Record<string, ProblemObs>;
+  /** docker inspect of the project's containers; undefined when docker could not be asked */
+  containers?: ContainerObs[];
+  /** Telegram getWebhookInfo, when asked */
+  telegram?: { pending: number; lastErrorDate?: number; lastErrorMessage?: string };
+}
+
+export interface ProblemState {
+  since: string;
+  detail: string;
+  /** consecutive runs seen failing (capped) */
+  runs: number;
+  /** set once announced; a problem that ends before that is dropped silently */
+  alertedAt?: string;
+  lastAlertAt?: string;
+}
+
+export interface WatchState {
+  version: number;
+  lastRunAt?: string;
+  problems: Record<string, ProblemState>;
+  /** last seen RestartCount by container id (only the containers that exist now: bounded) */
+  restarts: Record<string, number>;
+  lastRestartAt?: string;
+  lastRestartDetail?: string;
+  /** the last few pending_update_count values, oldest first (bounded) */
+  pending: number[];
+}
+
+export interface Alert extends AlertInfo {
+  detail: string;
+}
+
+export function emptyState(): WatchState {
+  return { version: STATE_VERSION, problems: {}, restarts: {}, pending: [] };
+}
+
+const MAX_RUNS = 1000;
+
+/** Problems derived from counters the state remembers: restarts/OOM kills and Telegram's queue. */
+function derived(prev: WatchState, obs: Observations, now: Date, s: WatchSettings, next: WatchState): Record<string, ProblemObs> {
+  const out: Record<string, ProblemObs> = {};
+  if (obs.containers) {
+    const restarts: Record<string, number> = {};
+    const news: string[] = [];
+    for (const c of obs.containers) {
+      restarts[c.id] = c.restartCount;
+      const before = prev.restarts[c.id];
+      if (before !== undefined && c.restartCount > before) news.push(`${c.service} restarted ${c.restartCount - before}x${c.oomKilled ? ' (OOM killed)' : ''}`);
+      else if (before === undefined && c.oomKilled) news.push(`${c.service} was OOM killed`);
+    }
+    next.restarts = restarts;
+    if (news.length) {
+      next.lastRestartAt = now.toISOString();
+      next.lastRestartDetail = news.join('; ');
+    }
+    const last = next.lastRestartAt ? Date.parse(next.lastRestartAt) : NaN;
+    const recent = Number.isFinite(last) && now.getTime() - last < s.restartQuietMs;
+    out['container-restarts'] = { failing: recent, detail: recent ? next.lastRestartDetail ?? 'container restarted' : 'no restart recently' };
+  }
+  if (obs.telegram) {
+    const pending = [...prev.pending, obs.telegram.pending].slice(-(s.pendingGrowRuns + 1));
+    next.pending = pending;
+    const growing = pending.length > s.pendingGrowRuns && pending.every((v, i) => i === 0 || v > pending[i - 1]);
+    const errAt = obs.telegram.lastErrorDate ? obs.telegram.lastErrorDate * 1000 : NaN;
+    const freshError = Number.isFinite(errAt) && now.getTime() - errAt < s.telegramErrorFreshMs;
+    const why: string[] = [];
+    if (growing) why.push(`pending_update_count growing: ${pending.join(' → ')}`);
+    if (freshError) why.push(`last_error ${new Date(errAt).toISOString()}: ${obs.telegram.lastErrorMessage ?? '?'}`);
+    out['telegram-delivery'] = { failing: why.length > 0, detail: why.join('; ') || `pending ${obs.telegram.pending}, no fresh error` };
+  }
+  return out;
+}
+
+export function decide(prev0: WatchState | undefined, obs: Observations, now: Date, s: WatchSettings): { state: WatchState; alerts: Alert[] } {
+  const prev = prev0 && prev0.version === STATE_VERSION ? prev0 : emptyState();
+  const nowIso = now.toISOString();
+  const next: WatchState = { version: STATE_VERSION, lastRunAt: nowIso, problems: {}, restarts: prev.restarts, lastRestartAt: prev.lastRestartAt, lastRestartDetail: prev.lastRestartDetail, pending: prev.pending };
+  const all: Record<string, ProblemObs> = { ...obs.problems, ...derived(prev, obs, now, s, next) };
+  // while the app is down most other checks fail with it: hold them, announce only the outage
+  const appDown = all['app-down']?.failing === true;
+  const alerts: Alert[] = [];
+  const names = new Set([...Object.keys(prev.problems), ...Object.keys(all)]);
+  for (const name of [...names].sort()) {
+    const was = prev.problems[name];
+    const o = all[name];
+    const held = appDown && name !== 'app-down' && name !== 'disk-low' && name !== 'cert-expiry' && name !== 'backup-stale';
+    if (!o || o.failing === undefined || (held && !was?.alertedAt && o.failing)) {
+      // unknown this run (or masked by the outage): keep what we knew, announce nothing
+      if (was) next.problems[name] = was;
+      continue;
+    }
+    if (held && !o.failing) {
+      if (was) next.problems[name] = was;
+      continue;
+    }
+    if (o.failing) {
+      const p: ProblemState = was ? { ...was, detail: o.detail, runs: Math.min(was.runs + 1, MAX_RUNS) } : { since: nowIso, detail: o.detail, runs: 1 };
+      if (!p.alertedAt && p.runs >= s.confirmRuns) {
+        p.alertedAt = nowIso;
+        p.lastAlertAt = nowIso;
+        alerts.push({ problem: name, state: 'started', since: p.since, detail: o.detail });
+      } else if (p.alertedAt && p.lastAlertAt && now.getTime() - Date.parse(p.lastAlertAt) >= s.remindAfterMs) {
+        p.lastAlertAt = nowIso;
+        alerts.push({ problem: name, state: 'reminder', since: p.since, detail: o.detail });
+      }
+      next.problems[name] = p;
+    } else if (was?.alertedAt) {
+      alerts.push({ problem: name, state: 'resolved', since: was.since, detail: o.detail });
+    }
+    // a problem that ended before it was confirmed is dropped without a word
+  }
+  return { state: next, alerts };
+}
+
+/** Problems currently announced (what status shows as open alerts). */
+export function openAlerts(state: WatchState | undefined): { problem: string; since: string; detail: string }[] {
+  if (!state) return [];
+  return Object.entries(state.problems)
+    .filter(([, p]) => p.alertedAt)
+    .map(([problem, p]) => ({ problem, since: p.since, detail: p.detail }));
+}
+
+/** The run was healthy: nothing failing this run (announced or not). */
+export function healthy(state: WatchState): boolean {
+  return Object.values(state.problems).length === 0;
+}

@@ -1,0 +1,124 @@
+// What one watch run looks at: the smoke checks plus watch-only facts (certificate days, newest
+// backup age, free disk, dead letters, container restarts, Telegram's queue). Gathering is I/O;
+// turning the facts into problems is pure (judgeFacts) and unit-tested.
+import fs from 'node:fs';
+import type { OpsEnv } from '../config/env.mts';
+import type { Logger } from '../cli/log.mts';
+import { DAY_MS, HOUR_MS, type DeadLettersObs, type SmokeResult, type TlsObs } from '../checks/evaluate.mts';
+import { inspectProject, readDeadLetters, runSmoke, smokeTarget } from '../checks/smoke.mts';
+import { tlsProbe } from '../checks/http.mts';
+import { listBackups } from '../backup/manifest.mts';
+import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
+import type { ContainerObs, Observations, ProblemObs } from './decide.mts';
+import type { WatchSettings } from './settings.mts';
+
+/** smoke checks that have a watch problem of their own (judged from the facts, not the verdict) */
+const OWN_PROBLEM = new Set(['containers', 'health', 'tls', 'disk', 'backups', 'dead-letters']);
+
+export interface Facts {
+  smoke: SmokeResult[];
+  tls?: TlsObs;
+  disk?: { path: string; freeBytes: number };
+  /** newest local backup; null = none; undefined = not looked */
+  newestBackup?: { id: string; createdAt: string } | null;
+  deadLetters?: DeadLettersObs;
+}
+
+export function judgeFacts(f: Facts, s: WatchSettings, now: Date): Record<string, ProblemObs> {
+  const out: Record<string, ProblemObs> = {};
+  const byName = new Map(f.smoke.map((r) => [r.name, r]));
+  const down = ['containers', 'health'].map((n) => byName.get(n)).filter((r): r is SmokeResult => Boolean(r));
+  if (down.length) {
+    const failing = down.filter((r) => r.status === 'fail');
+    out['app-down'] = { failing: failing.length > 0, detail: failing.length ? failing.map((r) => `${r.name}: ${r.detail}`).join('; ') : 'app healthy' };
+  }
+  if (f.tls) {
+    const exp = f.tls.validTo ? Date.parse(f.tls.validTo) : NaN;
+    if (f.tls.error || !Number.isFinite(exp)) out['cert-expiry'] = { failing: undefined, detail: `certificate not readable: ${f.tls.error ?? f.tls.validTo}` };
+    else {
+      const days = (exp - now.getTime()) / DAY_MS;
+      const from = f.tls.validFrom ? Date.parse(f.tls.validFrom) : NaN;
+      // a short-lived certificate (Caddy's internal CA, 12 h) never has 14 days: judge it by the smoke tls check
+      const shortLived = Number.isFinite(from) && (exp - from) / DAY_MS < 2 * s.certWarnDays;
+      const failing = shortLived ? byName.get('tls')?.status === 'fail' : days < s.certWarnDays;
+      out['cert-expiry'] = { failing, detail: `certificate expires in ${days.toFixed(1)} days (${new Date(exp).toISOString().slice(0, 10)})${failing ? `, under ${s.certWarnDays}` : ''}` };
+    }
+  }
+  if (f.disk) {
+    const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+    const failing = f.disk.freeBytes < s.minFreeBytes;
+    out['disk-low'] = { failing, detail: `${mib(f.disk.freeBytes)} free at ${f.disk.path}${failing ? ` (< ${mib(s.minFreeBytes)})` : ''}` };
+  }
+  if (f.newestBackup !== undefined) {
+    const b = f.newestBackup;
+    const age = b ? now.getTime() - Date.parse(b.createdAt) : Infinity;
+    const failing = !(age <= s.backupMaxAgeMs);
+    out['backup-stale'] = {
+      failing,
+      detail: b ? `newest backup ${b.id} is ${(age / HOUR_MS).toFixed(1)} h old${failing ? ` (> ${(s.backupMaxAgeMs / HOUR_MS).toFixed(0)} h)` : ''}` : 'no backup yet: node scripts/backup.mts --config .env.prod',
+    };
+  }
+  if (f.deadLetters) {
+    const d = f.deadLetters;
+    if ('table' in d && d.table) out['dead-letters'] = { failing: d.count > 0, detail: `${d.count} dead letter(s)${d.newest?.last_error ? `, newest: ${String(d.newest.last_error).slice(0, 120)}` : ''}` };
+  }
+  const others = f.smoke.filter((r) => !OWN_PROBLEM.has(r.name));
+  if (others.length) {
+    const failing = others.filter((r) => r.status === 'fail');
+    out.smoke = { failing: failing.length > 0, detail: failing.length ? failing.map((r) => `${r.name}: ${r.detail}`).join('; ') : 'all smoke checks pass' };
+  }
+  return out;
+}
+
+export interface ObserveOptions {
+  log?: Logger;
+  ca?: string;
+  connect?: string;
+  telegramApiRoot?: string;
+  timeoutMs?: number;
+  now?: Date;
+}
+
+export async function observe(env: OpsEnv, s: WatchSettings, o: ObserveOptions = {}): Promise<{ obs: Observations; facts: Facts }> {
+  const now = o.now ?? new Date();
+  const smokeOpts = { log: o.log, ca: o.ca, connect: o.connect, telegramApiRoot: o.telegramApiRoot, timeoutMs: o.timeoutMs, minFreeBytes: s.minFreeBytes };
+  const token = env.values.BOT_TOKEN ?? '';
+  const [report, tls, containers, telegram] = await Promise.all([
+    runSmoke(env, smokeOpts),
+    smokeTarget(env, smokeOpts).then((t) => tlsProbe(t, o.timeoutMs ?? 10_000)).catch((e: Error) => ({ authorized: false, error: e.message }) as TlsObs),
+    inspectProject(env)
+      .then((by) =>
+        Object.entries(by).flatMap(([service, list]) =>
+          list.map((c): ContainerObs => {
+            const x = c as unknown as { Id: string; RestartCount?: number; State: { OOMKilled?: boolean } };
+            return { id: x.Id, service, restartCount: x.RestartCount ?? 0, oomKilled: Boolean(x.State.OOMKilled) };
+          }),
+        ),
+      )
+      .catch(() => undefined),
+    token
+      ? getWebhookInfo(hostApiRoot(env.values, o.telegramApiRoot), token)
+          .then((i) => ({ pending: i.pending_update_count, lastErrorDate: i.last_error_date, lastErrorMessage: i.last_error_message }))
+          .catch((e: Error) => {
+            o.log?.debug(`watch: getWebhookInfo: ${redactToken(e.message, token)}`);
+            return undefined;
+          })
+      : Promise.resolve(undefined),
+  ]);
+  let disk: Facts['disk'];
+  try {
+    const st = fs.statfsSync(env.layout.root);
+    disk = { path: env.layout.root, freeBytes: Number(st.bavail) * Number(st.bsize) };
+  } catch {
+    disk = undefined;
+  }
+  const newest = listBackups(env.layout).backups[0];
+  const facts: Facts = {
+    smoke: report.results,
+    tls,
+    disk,
+    newestBackup: newest ? { id: newest.id, createdAt: newest.createdAt.toISOString() } : null,
+    deadLetters: readDeadLetters(env.layout.db),
+  };
+  return { facts, obs: { problems: judgeFacts(facts, s, now), containers, telegram } };
+}

@@ -1,0 +1,126 @@
+// The status screen's data: what runs, the last operations, backups, timers, open alerts, disk and
+// certificate, gathered from the existing readers. Every section is independent: one that cannot
+// be read says why, the others are still shown.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { OpsEnv } from '../config/env.mts';
+import { currentRelease, readJournal, releaseRows } from '../release/journal.mts';
+import { listBackups } from '../backup/manifest.mts';
+import { liveApp } from '../docker/app-container.mts';
+import { tlsProbe } from '../checks/http.mts';
+import { smokeTarget } from '../checks/smoke.mts';
+import { DAY_MS } from '../checks/evaluate.mts';
+import { readRestoreJournal } from '../restore/restore.mts';
+import { formatAge } from '../cli/log.mts';
+import { errorMessage } from '../cli/errors.mts';
+import { openAlerts } from './decide.mts';
+import { readWatchState, watchStateFile } from './store.mts';
+
+export interface StatusReport {
+  at: string;
+  domain: string;
+  running: { release: string | null; appTag: string | null; since: string | null; image: string | null; status: string; health: string | null } | { error: string };
+  operations: { id: string; kind: string; result: string; appTag: string; started: string; age: string; duration: string; reason: string }[];
+  restore: { inProgress: boolean; backupId?: string; phase?: string; startedAt?: string };
+  backups: { local: { id: string; createdAt: string; age: string; sizeBytes: number; verified: boolean; reason: string }[]; offsite: { available: boolean; note: string } };
+  timers: { installed: boolean; units: { unit: string; next: string; last: string }[]; note: string };
+  alerts: { problem: string; since: string; detail: string }[];
+  watchLastRun: string | null;
+  disk: { path: string; freeBytes: number; totalBytes: number } | { error: string };
+  certificate: { daysLeft: number; validTo: string; issuer?: string } | { error: string };
+}
+
+/** `systemctl list-timers` rows for our units; the unit names are the engine's (lazyflow-*). */
+async function timers(): Promise<StatusReport['timers']> {
+  const { $ } = await import('zx');
+  const out = await $({ quiet: true, nothrow: true })`systemctl list-timers --all --no-pager --output=json lazyflow-*`;
+  if (out.exitCode !== 0) {
+    const why = out.stderr.trim().split('\n')[0] || `exit ${out.exitCode}`;
+    return { installed: false, units: [], note: `systemctl list-timers: ${why}; not installed: node scripts/recover.mts --install (or the cron lines in RUNBOOK)` };
+  }
+  let rows: { unit?: string; next?: number | string; last?: number | string; activates?: string }[] = [];
+  try {
+    rows = JSON.parse(out.stdout || '[]');
+  } catch {
+    rows = [];
+  }
+  const t = (v: number | string | undefined) => (typeof v === 'number' && v > 0 ? new Date(v / 1000).toISOString() : typeof v === 'string' ? v : '');
+  const units = rows.filter((x) => x.unit).map((x) => ({ unit: String(x.unit), next: t(x.next), last: t(x.last) }));
+  return units.length ? { installed: true, units, note: '' } : { installed: false, units: [], note: 'not installed: node scripts/recover.mts --install' };
+}
+
+export async function gatherStatus(env: OpsEnv, o: { ca?: string; connect?: string; timeoutMs?: number; now?: Date } = {}): Promise<StatusReport> {
+  const now = o.now ?? new Date();
+  const { releases } = readJournal(env.layout.releases);
+  const cur = currentRelease(releases);
+  const [app, tls, tm] = await Promise.all([
+    liveApp(env).catch((e: unknown) => ({ error: errorMessage(e) })),
+    smokeTarget(env, { ca: o.ca, connect: o.connect })
+      .then((t) => tlsProbe(t, o.timeoutMs ?? 10_000))
+      .catch((e: unknown) => ({ authorized: false, error: errorMessage(e) }) as Awaited<ReturnType<typeof tlsProbe>>),
+    timers().catch((e: unknown) => ({ installed: false, units: [], note: `systemctl failed: ${errorMessage(e)}` })),
+  ]);
+  let running: StatusReport['running'];
+  if (app && 'error' in app) running = { error: app.error };
+  else if (!app) running = { release: cur?.id ?? null, appTag: cur?.appTag ?? null, since: null, image: null, status: 'no app container', health: null };
+  else running = { release: cur && cur.appTag === app.tag ? cur.id : null, appTag: app.tag, since: app.startedAt, image: app.imageRef, status: app.status, health: app.health ?? null };
+
+  let restore: StatusReport['restore'] = { inProgress: false };
+  try {
+    const j = readRestoreJournal(env.layout);
+    if (j) restore = { inProgress: true, backupId: j.backupId, phase: j.phase, startedAt: j.startedAt };
+  } catch (e) {
+    restore = { inProgress: true, phase: `unreadable: ${errorMessage(e)}` };
+  }
+  const local = listBackups(env.layout).backups.map((b) => ({
+    id: b.id,
+    createdAt: b.createdAt.toISOString(),
+    age: formatAge(now.getTime() - b.createdAt.getTime()),
+    sizeBytes: b.sizeBytes,
+    verified: b.verified,
+    reason: String((b.manifest as unknown as { reason?: string }).reason ?? ''),
+  }));
+  const offsiteDir = path.join(env.projectDir, 'scripts', 'lib', 'offsite');
+  const offsite = fs.existsSync(offsiteDir)
+    ? { available: true, note: 'offsite copies: node scripts/offsite.mts --help' }
+    : { available: false, note: 'no offsite module in this checkout' };
+  const { state } = (() => {
+    try {
+      return readWatchStateNoMove(watchStateFile(env.stateDir));
+    } catch {
+      return { state: undefined };
+    }
+  })();
+  let disk: StatusReport['disk'];
+  try {
+    const st = fs.statfsSync(env.layout.root);
+    disk = { path: env.layout.root, freeBytes: Number(st.bavail) * Number(st.bsize), totalBytes: Number(st.blocks) * Number(st.bsize) };
+  } catch (e) {
+    disk = { error: errorMessage(e) };
+  }
+  const exp = tls.validTo ? Date.parse(tls.validTo) : NaN;
+  const certificate: StatusReport['certificate'] = tls.error || !Number.isFinite(exp)
+    ? { error: tls.error ?? `unreadable expiry ${tls.validTo}` }
+    : { daysLeft: Math.round(((exp - now.getTime()) / DAY_MS) * 10) / 10, validTo: new Date(exp).toISOString(), issuer: tls.issuer };
+  return {
+    at: now.toISOString(),
+    domain: env.domain,
+    running,
+    operations: releaseRows(releases, now).slice(0, 10).map((r) => ({ id: r.id, kind: r.kind, result: r.result, appTag: r.appTag, started: r.started, age: r.age, duration: r.duration, reason: r.reason })),
+    restore,
+    backups: { local, offsite },
+    timers: tm,
+    alerts: openAlerts(state),
+    watchLastRun: state?.lastRunAt ?? null,
+    disk,
+    certificate,
+  };
+}
+
+/** status is read-only: an unreadable watch state is reported, not moved aside (the watch does that) */
+function readWatchStateNoMove(file: string) {
+  if (!fs.existsSync(file)) return { state: undefined };
+  const text = fs.readFileSync(file, 'utf8');
+  JSON.parse(text);
+  return readWatchState(file);
+}

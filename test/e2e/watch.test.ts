@@ -1,0 +1,125 @@
+// The watch under a simulated outage on the real stack (Pebble certificate, fake Bot API as the
+// admin chat, a local HTTP receiver as the alert webhook), run as the every-minute timer would:
+// exactly one "down" and one "up" arrive on each channel; a channel that is down changes neither
+// the watch's exit code nor what the other channel gets. Then status.mts shows release and backups.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeDocker } from '../support/docker.ts';
+import { startStack, waitFor, type Stack } from '../support/stack.ts';
+import { runScript, type RunResult } from '../support/run.ts';
+import { script, waitHealthy } from '../support/backup.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
+import { appendJournal } from '../../scripts/lib/release/journal.mts';
+import { join } from 'node:path';
+
+const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+const ADMIN_CHAT = '777001';
+
+describeDocker('watch: alerts on changes of state only', () => {
+  let stack: Stack;
+  let hook: WebhookReceiver;
+  const watch = () => runScript('watch.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--once', '--json', '--timeout', '5'], { timeoutMs: 60_000 });
+  const parsed = (r: RunResult) => JSON.parse(r.stdout) as { ok: boolean; alerts: { problem: string; state: string; channels: string }[]; heartbeat: string };
+  const hookAlerts = () => hook.received.filter((x) => x.method === 'POST').map((x) => `${x.json.alert?.state} ${x.json.alert?.problem}`);
+  const chatAlerts = () => stack.fakeBot!.sentMessages(stack.botToken).filter((m) => String(m.chat_id) === ADMIN_CHAT).map((m) => m.text);
+  const pings = () => hook.received.filter((x) => x.method === 'GET' && x.path === '/heartbeat/uuid-1').length;
+
+  beforeAll(async () => {
+    hook = await startWebhookReceiver();
+    stack = await startStack({
+      name: 'watch',
+      env: { ADMIN_CHAT_ID: ADMIN_CHAT, ALERT_WEBHOOK_URL: `${hook.url}/hook/s3cret-path`, HEARTBEAT_URL: `${hook.url}/heartbeat/uuid-1`, WATCH_REMIND_AFTER: '1h' },
+    });
+    // a fresh backup, so that the only problem this test causes is the outage
+    const b = await script(stack, 'backup.mts', ['--reason', 'manual', '--quiet']);
+    expect(b.code, explain(b)).toBe(0);
+  });
+  afterAll(async () => {
+    await stack?.down();
+    await hook?.stop().catch(() => {});
+  });
+
+  it('app stopped for several runs, then started: one down and one up on both channels; a dead channel fails nothing', async () => {
+    const healthy = await watch();
+    expect(healthy.code, explain(healthy)).toBe(0);
+    expect(parsed(healthy)).toMatchObject({ ok: true, alerts: [], heartbeat: 'pinged' });
+    expect(pings()).toBe(1);
+
+    await stack.mustCompose('stop', '--timeout', '5', 'app');
+    const codes: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await watch();
+      codes.push(r.code ?? -1);
+      if (i === 0) expect(parsed(r).alerts, explain(r)).toEqual([]); // one run is a blip, not yet an outage
+    }
+    expect(codes).toEqual([1, 1, 1, 1]);
+    expect(pings()).toBe(1); // the dead man's switch is not fed while unhealthy
+    expect(hookAlerts()).toEqual(['started app-down']);
+    expect(chatAlerts()).toHaveLength(1);
+    expect(chatAlerts()[0]).toMatch(/^❌ lazyflow PROBLEM app-down: .*health/);
+
+    await stack.mustCompose('start', 'app');
+    await waitHealthy(stack);
+    const back = await watch();
+    expect(back.code, explain(back)).toBe(0);
+    expect(parsed(back).alerts.map((a) => `${a.state} ${a.problem}`)).toEqual(['resolved app-down']);
+    expect(hookAlerts()).toEqual(['started app-down', 'resolved app-down']);
+    expect(chatAlerts()).toHaveLength(2);
+    expect(chatAlerts()[1]).toMatch(/^✅ lazyflow RESOLVED app-down \(since .*\)/);
+    const again = await watch();
+    expect(again.code).toBe(0);
+    expect(hookAlerts()).toHaveLength(2);
+    expect(hook.received.find((x) => x.method === 'POST')!.json).toMatchObject({ source: 'lazyflow', operation: 'watch', outcome: 'failed', alert: { problem: 'app-down', state: 'started' } });
+
+    // the webhook receiver is down: the outage still reaches the admin chat, the exit code is health's
+    await hook.stop();
+    await stack.mustCompose('stop', '--timeout', '5', 'app');
+    const r1 = await watch();
+    const r2 = await watch();
+    expect([r1.code, r2.code], explain(r2)).toEqual([1, 1]);
+    expect(parsed(r2).alerts[0].channels).toMatch(/telegram: sent to chat 777001; webhook: not sent \(http:\/\/127\.0\.0\.1:\d+\/<redacted>: unreachable/);
+    expect(r2.stderr).not.toContain('s3cret-path');
+    expect(chatAlerts()).toHaveLength(3);
+    await stack.mustCompose('start', 'app');
+    await waitHealthy(stack);
+    const r3 = await watch(); // healthy, but the heartbeat receiver is down: still exit 0
+    expect(r3.code, explain(r3)).toBe(0);
+    expect(parsed(r3).heartbeat).toMatch(/ping failed: unreachable/);
+    expect(chatAlerts()).toHaveLength(4);
+    await hook.restart();
+  });
+
+  it('status.mts --json shows the release, the running image and the backups', async () => {
+    const tag = stack.env.APP_TAG;
+    appendJournal(join(stack.stateDir, 'releases.jsonl'), { id: 'r-e2e-1', kind: 'rollout', appTag: tag, image: `${stack.env.APP_IMAGE}:${tag}`, result: 'ok', startedAt: new Date(Date.now() - 60_000).toISOString(), endedAt: new Date().toISOString() });
+    const status = () => runScript('status.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--json'], { timeoutMs: 60_000 });
+    // the app was restarted by the previous case: Docker's health may still say "starting" (exit 1)
+    const r = await waitFor('docker health to settle', async () => {
+      const x = await status();
+      return JSON.parse(x.stdout).running.health !== 'starting' && x;
+    }, 30_000, 1000);
+    expect(r.code, explain(r)).toBe(0);
+    const s = JSON.parse(r.stdout);
+    expect(s.running).toMatchObject({ release: 'r-e2e-1', appTag: tag, status: 'running', health: 'healthy' });
+    expect(s.operations[0]).toMatchObject({ id: 'r-e2e-1', result: 'ok' });
+    expect(s.backups.local).toHaveLength(1);
+    expect(s.backups.local[0]).toMatchObject({ verified: true });
+    expect(s.alerts).toEqual([]);
+    expect(s.certificate.daysLeft).toBeGreaterThan(1);
+    const table = await runScript('status.mts', ['--config', stack.envFile, '--ca', stack.caPem], { timeoutMs: 60_000 });
+    expect(table.stdout).toMatch(/^Running\n {2}app \S+ {2}running, healthy/m);
+    expect(table.stdout).toMatch(/^Backups\n {2}id/m);
+  });
+
+  it('watch.mts --test-alert reaches both channels, and names the one that is down', async () => {
+    const before = chatAlerts().length;
+    const ok = await runScript('watch.mts', ['--config', stack.envFile, '--test-alert', '--json']);
+    expect(ok.code, explain(ok)).toBe(0);
+    expect(chatAlerts().slice(before)).toEqual([expect.stringMatching(/^lazyflow test alert: this channel works \[/)]);
+    expect(hook.received.at(-1)!.json).toMatchObject({ operation: 'test', outcome: 'ok' });
+    await hook.stop();
+    const down = await runScript('watch.mts', ['--config', stack.envFile, '--test-alert', '--json']);
+    expect(down.code, explain(down)).toBe(1);
+    expect(JSON.parse(down.stdout).channels.map((c: { channel: string; ok: boolean }) => `${c.channel} ${c.ok}`)).toEqual(['telegram true', 'webhook false']);
+    await hook.restart();
+  });
+});
