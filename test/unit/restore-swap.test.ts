@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { swapBack, swapIn } from '../../scripts/lib/restore/restore.mts';
+import { swapBack, swapIn } from '../../scripts/lib/restore/swap.mts';
 
 let root: string;
 let staging: string;

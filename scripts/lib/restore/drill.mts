@@ -17,7 +17,7 @@ import { composeEnv, parseComposePs, psArgs } from '../commands/compose.mts';
 import { isProcessAlive } from '../host/lock.mts';
 import { APP_GID, APP_UID, isRoot } from '../host/fsutil.mts';
 import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
-import { resolveBackup, stageBackup } from './restore.mts';
+import { resolveBackup, stageBackup } from './stage.mts';
 
 export interface DrillOptions {
   ctx: OpsEnv;

@@ -10,54 +10,26 @@
 // killed restore recoverable: the next restore (or --recover) rolls back when the live state was
 // not touched yet, and rolls forward (completes the swap) once the swap has begun, since the staged
 // copy was fully verified before it. The app is never started on a mix of old and new state.
-import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, constants as fsc, createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
-import { $ } from 'zx';
 import { StepError, UsageError, errorMessage } from '../cli/errors.mts';
 import { acquireLock, type LockHandle } from '../host/lock.mts';
 import { formatBytes, formatDuration, type Logger } from '../cli/log.mts';
-import { DB_FILE_NAME, stateLayout, type StateLayout } from '../config/state.mts';
+import { stateLayout, type StateLayout } from '../config/state.mts';
 import type { OpsEnv } from '../config/env.mts';
-import { composeEnv, parseComposePs, psArgs, startArgs, stopArgs, upArgs, logsArgs } from '../commands/compose.mts';
-import { APP_GID, APP_UID, fsyncDir, fsyncPath, isDiskFull, isRoot, fsInfo, describeFs } from '../host/fsutil.mts';
-import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
-import { ID_RE, listBackups, type BackupEntry, type BackupManifest } from '../backup/manifest.mts';
+import { APP_GID, APP_UID, fsyncDir, isDiskFull, isRoot, fsInfo, describeFs } from '../host/fsutil.mts';
 import { runBackup } from '../backup/backup.mts';
+import { STAGING_PREFIX, readRestoreJournal, setPhase, type RestoreJournal, type RestorePhase } from './journal.mts';
+import { resolveBackup, stageBackup } from './stage.mts';
+import { swapBack, swapIn } from './swap.mts';
+import { appState, startApp, stopApp } from './app.mts';
 
-export type RestorePhase =
-  | 'staging' // copying + verifying into the staging dir; live untouched
-  | 'safety-backup' // taking the pre-restore backup; live untouched
-  | 'stopping' // stopping the app; live data untouched
-  | 'swapping' // renames in progress: from here on we roll forward
-  | 'swapped'
-  | 'starting'
-  | 'started'
-  | 'rolling-back' // the restored state did not come up healthy: putting the old state back
-  | 'cleanup';
-
-export interface RestoreJournal {
-  op: string;
-  backupId: string;
-  staging: string;
-  phase: RestorePhase;
-  startedAt: string;
-  updatedAt: string;
-  pid: number;
-  /** the app container existed and ran before the restore */
-  appWasRunning: boolean;
-  /** image of the app container before the restore (to recreate it if needed) */
-  appImage: string | null;
-  startApp: boolean;
-  safetyBackupId: string | null;
-  /** keep the replaced live directories (when no safety backup could be taken) */
-  keepOld: boolean;
-}
+export type { RestoreJournal, RestorePhase } from './journal.mts';
+export { readRestoreJournal } from './journal.mts';
+export { CorruptBackupError, resolveBackup, stageBackup } from './stage.mts';
+export { swapBack, swapIn } from './swap.mts';
 
 export interface RestoreOptions {
   ctx: OpsEnv;
@@ -94,276 +66,6 @@ export interface RestoreResult {
   smoke?: { failed: boolean; results: unknown[] };
 }
 
-const STAGING_PREFIX = '.restore-';
-const ITEMS = ['data', 'uploads'] as const;
-
-// ---------------------------------------------------------------------------------------------
-// journal
-
-function writeJournal(layout: StateLayout, j: RestoreJournal) {
-  j.updatedAt = new Date().toISOString();
-  const tmp = `${layout.restoreJournal}.tmp`;
-  writeFileSync(tmp, JSON.stringify(j, null, 2) + '\n', { mode: 0o600 });
-  fsyncPath(tmp);
-  renameSync(tmp, layout.restoreJournal);
-  fsyncDir(layout.root);
-}
-
-export function readRestoreJournal(layout: StateLayout): RestoreJournal | null {
-  if (!existsSync(layout.restoreJournal)) return null;
-  try {
-    return JSON.parse(readFileSync(layout.restoreJournal, 'utf8')) as RestoreJournal;
-  } catch (err) {
-    throw new StepError(`${layout.restoreJournal} is unreadable: ${errorMessage(err)}`, {
-      step: 'restore',
-      hint: `inspect ${layout.root} (data/, uploads/ and ${STAGING_PREFIX}* directories) by hand before removing the journal`,
-    });
-  }
-}
-
-function setPhase(layout: StateLayout, j: RestoreJournal, phase: RestorePhase, opts: { onPhase?: (p: RestorePhase) => void }) {
-  j.phase = phase;
-  writeJournal(layout, j);
-  opts.onPhase?.(phase);
-}
-
-// ---------------------------------------------------------------------------------------------
-// app container control
-
-interface AppState {
-  id: string | null;
-  running: boolean;
-  image: string | null;
-}
-
-async function appState(ctx: OpsEnv): Promise<AppState> {
-  const r = await $({ quiet: true, nothrow: true, env: composeEnv(ctx.values), timeout: 30_000 })`docker ${psArgs(ctx, { all: true, service: 'app' })}`;
-  if (r.exitCode !== 0) throw new StepError(`docker compose ps failed: ${r.stderr.trim()}`, { step: 'restore', hint: 'is the Docker engine running? docker info' });
-  const app = parseComposePs(r.stdout).find((e) => e.Service === 'app');
-  if (!app) return { id: null, running: false, image: null };
-  return { id: app.ID, running: app.State === 'running', image: app.Image ?? null };
-}
-
-async function stopApp(ctx: OpsEnv, log: Logger) {
-  const step = log.step('stop the app (Caddy holds incoming requests)');
-  const r = await $({ quiet: true, nothrow: true, env: composeEnv(ctx.values), timeout: 120_000 })`docker ${stopArgs(ctx, { timeoutS: 30 })}`;
-  if (r.exitCode !== 0) {
-    step.fail(r.stderr.trim());
-    throw new StepError(`docker compose stop app failed: ${r.stderr.trim()}`, { step: 'restore' });
-  }
-  step.done();
-}
-
-async function containerHealth(id: string): Promise<{ status: string; health: string | null; exitCode: number }> {
-  const r = await $({ quiet: true, nothrow: true, timeout: 20_000 })`docker inspect --format ${'{{json .State}}'} ${id}`;
-  if (r.exitCode !== 0) return { status: 'missing', health: null, exitCode: -1 };
-  const s = JSON.parse(r.stdout) as { Status: string; ExitCode: number; Health?: { Status: string } };
-  return { status: s.Status, health: s.Health?.Status ?? null, exitCode: s.ExitCode };
-}
-
-async function appLogsTail(ctx: OpsEnv, lines = 20): Promise<string> {
-  const r = await $({ quiet: true, nothrow: true, env: composeEnv(ctx.values), timeout: 20_000 })`docker ${logsArgs(ctx, { service: 'app', tail: lines })}`;
-  return r.stdout.trim();
-}
-
-/** start the existing app container (same image and config), or recreate it; wait until healthy */
-async function startApp(ctx: OpsEnv, log: Logger, j: RestoreJournal, appTag: string | undefined, timeoutMs: number) {
-  const step = log.step('start the app and wait until healthy');
-  const before = await appState(ctx);
-  let r;
-  if (before.id) {
-    r = await $({ quiet: true, nothrow: true, env: composeEnv(ctx.values), timeout: 120_000 })`docker ${startArgs(ctx)}`;
-  } else {
-    const env = composeEnv(ctx.values);
-    const tag = appTag ?? (j.appImage && j.appImage.includes(':') ? j.appImage.slice(j.appImage.lastIndexOf(':') + 1) : undefined);
-    if (tag) env.APP_TAG = tag;
-    r = await $({ quiet: true, nothrow: true, env, timeout: timeoutMs + 30_000 })`docker ${upArgs(ctx, { noBuild: true, wait: false })}`;
-  }
-  if (r.exitCode !== 0) {
-    step.fail(r.stderr.trim());
-    throw new StepError(`starting the app failed: ${r.stderr.trim()}`, { step: 'restore' });
-  }
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    const now = await appState(ctx);
-    if (now.id) {
-      const h = await containerHealth(now.id);
-      last = `${h.status}${h.health ? `/${h.health}` : ''}`;
-      if (h.status === 'running' && (h.health === 'healthy' || h.health === null)) break;
-      if (h.status === 'exited' || h.status === 'dead') {
-        step.fail(`container ${last} (exit code ${h.exitCode})`);
-        throw new StepError(`the app exited on the restored data (exit code ${h.exitCode}):\n${await appLogsTail(ctx)}`, { step: 'restore' });
-      }
-    }
-    if (Date.now() > deadline) {
-      step.fail(`not healthy after ${formatDuration(timeoutMs)} (${last})`);
-      throw new StepError(`the app did not become healthy within ${formatDuration(timeoutMs)} (${last}):\n${await appLogsTail(ctx)}`, { step: 'restore' });
-    }
-    await new Promise((res) => setTimeout(res, 500));
-  }
-  step.done(last);
-}
-
-// ---------------------------------------------------------------------------------------------
-// staging: copy a backup somewhere and prove it is what the manifest says
-
-export class CorruptBackupError extends StepError {}
-
-function hashingCopyTransform(h: ReturnType<typeof createHash>) {
-  return new Transform({
-    transform(chunk, _enc, cb) {
-      h.update(chunk);
-      cb(null, chunk);
-    },
-  });
-}
-
-function setOwner(path: string, uid: number, gid: number) {
-  if (isRoot()) chownSync(path, uid, gid);
-}
-
-export interface StageOptions {
-  /** hard-link uploads instead of copying (the drill: backups are read-only files) */
-  linkUploads?: boolean;
-  uid?: number;
-  gid?: number;
-  dirMode?: number;
-  log: Logger;
-}
-
-/**
- * Copy backup `b` into target/data/lazyflow.db and target/uploads/, verifying on the way: sha256 of
- * the stored database file and of the database itself, integrity_check, row counts and every
- * upload's size and sha256. Throws CorruptBackupError; target is then left for the caller to remove.
- */
-export async function stageBackup(b: BackupEntry, target: string, opts: StageOptions): Promise<{ rowCounts: Record<string, number>; userVersion: number }> {
-  const m: BackupManifest = b.manifest;
-  const uid = opts.uid ?? APP_UID;
-  const gid = opts.gid ?? APP_GID;
-  const dirMode = opts.dirMode ?? 0o750;
-  const bad = (what: string) =>
-    new CorruptBackupError(`backup ${b.id} is damaged: ${what}; live data untouched`, {
-      step: 'verify',
-      hint: `choose another backup: restore.mts --list, then --from <id>`,
-    });
-  const dataDir = join(target, 'data');
-  const upDir = join(target, 'uploads');
-  mkdirSync(dataDir, { recursive: true, mode: dirMode });
-  mkdirSync(upDir, { recursive: true, mode: dirMode });
-  const db = join(dataDir, DB_FILE_NAME);
-
-  let step = opts.log.step(`verify and stage the database of ${b.id}`);
-  const stored = join(b.dir, m.database.file);
-  if (!existsSync(stored)) throw bad(`${m.database.file} is missing`);
-  const storedHash = createHash('sha256');
-  const rawHash = createHash('sha256');
-  try {
-    if (m.database.compression === 'gzip') {
-      await pipeline(createReadStream(stored), hashingCopyTransform(storedHash), createGunzip(), hashingCopyTransform(rawHash), createWriteStream(db, { mode: 0o644 }));
-    } else {
-      await pipeline(createReadStream(stored), hashingCopyTransform(storedHash), createWriteStream(db, { mode: 0o644 }));
-      rawHash.update('');
-    }
-  } catch (err) {
-    if (isDiskFull(err)) throw err;
-    step.fail(err);
-    throw bad(`${m.database.file} cannot be read${m.database.compression === 'gzip' ? ' or decompressed' : ''}: ${errorMessage(err)}`);
-  }
-  const storedSha = storedHash.digest('hex');
-  if (storedSha !== m.database.sha256) {
-    step.fail('checksum mismatch');
-    throw bad(`${m.database.file} sha256 is ${storedSha.slice(0, 16)}..., the manifest says ${m.database.sha256.slice(0, 16)}...`);
-  }
-  if (m.database.compression === 'gzip') {
-    const rawSha = rawHash.digest('hex');
-    if (rawSha !== m.database.rawSha256) throw bad(`decompressed database sha256 does not match the manifest`);
-  }
-  const v = verifyDatabase(db);
-  if (!v.ok) {
-    step.fail(v.messages[0]);
-    throw bad(`integrity_check: ${v.messages.slice(0, 3).join('; ')}`);
-  }
-  for (const [t, n] of Object.entries(m.database.rowCounts)) {
-    if (v.rowCounts[t] !== n) throw bad(`table ${t} has ${v.rowCounts[t]} rows, the manifest says ${n}`);
-  }
-  fsyncPath(db);
-  setOwner(db, uid, gid);
-  step.done(`sha256 ok, integrity ok, ${Object.entries(v.rowCounts).map(([t, n]) => `${t} ${n}`).join(', ')}`);
-
-  step = opts.log.step(`verify and stage ${m.uploads.files} uploads`);
-  let bytes = 0;
-  for (const e of m.uploads.entries) {
-    const src = join(b.dir, m.uploads.dir, e.path);
-    const dst = join(upDir, e.path);
-    if (e.path.split('/').includes('..')) throw bad(`upload path ${e.path} escapes the uploads directory`);
-    mkdirSync(dirname(dst), { recursive: true, mode: dirMode });
-    if (!existsSync(src)) throw bad(`upload ${e.path} is missing`);
-    const h = createHash('sha256');
-    if (opts.linkUploads) {
-      await pipeline(createReadStream(src), h);
-      linkSync(src, dst);
-    } else {
-      try {
-        await pipeline(createReadStream(src), hashingCopyTransform(h), createWriteStream(dst, { mode: 0o644 }));
-      } catch (err) {
-        if (isDiskFull(err)) throw err;
-        throw bad(`upload ${e.path} cannot be read: ${errorMessage(err)}`);
-      }
-      chmodSync(dst, e.mode & 0o7777 ? e.mode & 0o666 : 0o644);
-      setOwner(dst, uid, gid);
-    }
-    const sha = h.digest('hex');
-    if (sha !== e.sha256) {
-      step.fail('checksum mismatch');
-      throw bad(`upload ${e.path} sha256 does not match the manifest`);
-    }
-    bytes += e.size;
-  }
-  for (const d of [dataDir, upDir]) {
-    setOwner(d, uid, gid);
-    chmodSync(d, dirMode);
-    fsyncDir(d);
-  }
-  step.done(`${m.uploads.files} files, ${formatBytes(bytes)}, sha256 ok`);
-  // nothing but the database may sit in the staged data dir: no -wal/-shm to apply to it
-  for (const f of readdirSync(dataDir)) if (f !== DB_FILE_NAME) rmSync(join(dataDir, f), { force: true });
-  return { rowCounts: v.rowCounts, userVersion: v.userVersion };
-}
-
-// ---------------------------------------------------------------------------------------------
-// swap and recovery
-
-export function swapIn(layout: Pick<StateLayout, "root">, staging: string) {
-  // per item: live -> staging/old-<item>, then staging/<item> -> live. Idempotent: a re-run after a
-  // crash between any two renames finishes the job.
-  for (const item of ITEMS) {
-    const live = join(layout.root, item);
-    const fresh = join(staging, item);
-    const old = join(staging, `old-${item}`);
-    if (!existsSync(fresh)) continue; // already swapped
-    if (existsSync(live) && !existsSync(old)) renameSync(live, old);
-    else if (existsSync(live) && existsSync(old)) rmSync(live, { recursive: true, force: true }); // cannot happen unless edited by hand
-    renameSync(fresh, live);
-  }
-  fsyncDir(layout.root);
-  fsyncDir(staging);
-}
-
-export function swapBack(layout: Pick<StateLayout, "root">, staging: string) {
-  for (const item of ITEMS) {
-    const live = join(layout.root, item);
-    const fresh = join(staging, item);
-    const old = join(staging, `old-${item}`);
-    if (!existsSync(old)) continue; // never swapped, or already back
-    if (existsSync(live)) {
-      if (existsSync(fresh)) rmSync(fresh, { recursive: true, force: true });
-      renameSync(live, fresh);
-    }
-    renameSync(old, live);
-  }
-  fsyncDir(layout.root);
-}
 
 function stagingDirs(layout: StateLayout): string[] {
   if (!existsSync(layout.root)) return [];
@@ -462,25 +164,6 @@ async function rollBackToOld(ctx: OpsEnv, log: Logger, j: RestoreJournal, appTag
   if (existsSync(j.staging)) swapBack(layout, j.staging);
   cleanupStaging(layout, null, log);
   if (j.appWasRunning) await startApp(ctx, log, j, appTag, timeoutMs);
-}
-
-// ---------------------------------------------------------------------------------------------
-// choosing a backup
-
-export function resolveBackup(layout: StateLayout, from: string): BackupEntry {
-  if (from !== 'latest' && !ID_RE.test(from)) {
-    throw new UsageError(`"${from}" is not a backup id (like 20250315T031700Z-cron) nor "latest"`, { hint: 'list them: restore.mts --list' });
-  }
-  const { backups } = listBackups(layout);
-  if (from === 'latest') {
-    const b = backups.find((x) => x.verified);
-    if (!b) throw new StepError(`no verified backup in ${layout.backups}`, { step: 'restore', hint: 'take one: backup.mts --config <file>' });
-    return b;
-  }
-  const b = backups.find((x) => x.id === from);
-  if (!b) throw new StepError(`no backup ${from} in ${layout.backups}`, { step: 'restore', hint: 'list them: restore.mts --list' });
-  if (!b.verified) throw new CorruptBackupError(`backup ${from} is incomplete: ${b.problems.join('; ')}; live data untouched`, { step: 'verify', hint: 'choose another: restore.mts --list' });
-  return b;
 }
 
 async function defaultConfirm(question: string): Promise<boolean> {
