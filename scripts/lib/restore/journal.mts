@@ -8,20 +8,27 @@ import { fsyncDir, fsyncPath } from '../host/fsutil.mts';
 
 export type RestorePhase =
   | 'staging' // copying + verifying into the staging dir; live untouched
-  | 'safety-backup' // taking the pre-restore backup; live untouched
   | 'stopping' // stopping the app; live data untouched
-  | 'swapping' // renames in progress: from here on we roll forward
+  | 'swapping' // live data/ and uploads/ renamed into the kept-aside dir, staged ones renamed live: from here on we roll forward
   | 'swapped'
   | 'starting'
   | 'started'
-  | 'rolling-back' // the restored state did not come up healthy: putting the old state back
+  | 'rolling-back' // the restored state did not come up healthy: putting the kept-aside state back
   | 'cleanup';
+
+/** phases of journals written before the kept-aside design; recovery treats them as 'staging' */
+export const LEGACY_UNTOUCHED_PHASES = ['safety-backup'] as const;
 
 export interface RestoreJournal {
   op: string;
+  /** what the operator asked for ('latest' or an id) */
+  requested?: string;
+  /** the backup it resolved to, once: every re-run continues with this one */
   backupId: string;
   staging: string;
-  phase: RestorePhase;
+  /** where the replaced live data/ and uploads/ go (STATE_DIR/kept/<op>-<label>); kept, removed only by retention */
+  kept?: string;
+  phase: RestorePhase | (typeof LEGACY_UNTOUCHED_PHASES)[number];
   startedAt: string;
   updatedAt: string;
   pid: number;
@@ -30,11 +37,10 @@ export interface RestoreJournal {
   /** image of the app container before the restore (to recreate it if needed) */
   appImage: string | null;
   startApp: boolean;
-  safetyBackupId: string | null;
-  /** keep the replaced live directories (when no safety backup could be taken) */
-  keepOld: boolean;
+  /** legacy journals only */
+  safetyBackupId?: string | null;
+  keepOld?: boolean;
 }
-
 
 export const STAGING_PREFIX = '.restore-';
 

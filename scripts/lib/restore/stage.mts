@@ -1,7 +1,7 @@
 // Staging: copy a backup somewhere and prove it is what the manifest says (sha256 of every stored
 // file, integrity_check, row counts), before anything live is touched.
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -98,16 +98,28 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
 
   step = opts.log.step(`verify and stage ${m.uploads.files} uploads`);
   let bytes = 0;
+  const dirs = new Set<string>([upDir]);
   for (const e of m.uploads.entries) {
     const src = join(b.dir, m.uploads.dir, e.path);
     const dst = join(upDir, e.path);
     if (e.path.split('/').includes('..')) throw bad(`upload path ${e.path} escapes the uploads directory`);
+    for (let d = dirname(dst); d.length > upDir.length; d = dirname(d)) dirs.add(d);
     mkdirSync(dirname(dst), { recursive: true, mode: dirMode });
     if (!existsSync(src)) throw bad(`upload ${e.path} is missing`);
     const h = createHash('sha256');
+    let linked = false;
     if (opts.linkUploads) {
       await pipeline(createReadStream(src), h);
-      linkSync(src, dst);
+      try {
+        linkSync(src, dst);
+        linked = true;
+      } catch (err) {
+        // backups/ on another filesystem (EXDEV), or links refused (EPERM, EMLINK): copy instead
+        if (isDiskFull(err)) throw err;
+        opts.log.debug(`cannot hard-link ${src} (${(err as NodeJS.ErrnoException).code}): copying`);
+        copyFileSync(src, dst);
+        chmodSync(dst, 0o444);
+      }
     } else {
       try {
         await pipeline(createReadStream(src), hashingCopyTransform(h), createWriteStream(dst, { mode: 0o644 }));
@@ -118,6 +130,8 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
       chmodSync(dst, e.mode & 0o7777 ? e.mode & 0o666 : 0o644);
       setOwner(dst, uid, gid);
     }
+    // the staged uploads become the live ones by rename: they must be on disk before the swap
+    if (!linked) fsyncPath(dst);
     const sha = h.digest('hex');
     if (sha !== e.sha256) {
       step.fail('checksum mismatch');
@@ -125,11 +139,16 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
     }
     bytes += e.size;
   }
+  for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
+    if (d !== upDir) setOwner(d, uid, gid);
+    fsyncDir(d);
+  }
   for (const d of [dataDir, upDir]) {
     setOwner(d, uid, gid);
     chmodSync(d, dirMode);
     fsyncDir(d);
   }
+  fsyncDir(target);
   step.done(`${m.uploads.files} files, ${formatBytes(bytes)}, sha256 ok`);
   // nothing but the database may sit in the staged data dir: no -wal/-shm to apply to it
   for (const f of readdirSync(dataDir)) if (f !== DB_FILE_NAME) rmSync(join(dataDir, f), { force: true });
