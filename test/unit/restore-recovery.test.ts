@@ -36,6 +36,7 @@ const table: [RestoreJournal['phase'], string, ObservedApp[], string[]][] = [
   ['swapped', 'app stopped', stopped, ['swap-in', 'set-phase:swapped', 'set-phase:starting', 'start-app:restored', 'discard-staging', 'finish:completed']],
   ['starting', 'app stopped', stopped, ['swap-in', 'set-phase:swapped', 'set-phase:starting', 'start-app:restored', 'discard-staging', 'finish:completed']],
   ['starting', 'app healthy (killed before "started" was written)', running, ['swap-in', 'set-phase:swapped', 'discard-staging', 'finish:completed']],
+  ['starting', 'app running, health still starting: waited for', [app('running', 'starting')], ['swap-in', 'set-phase:swapped', 'set-phase:starting', 'start-app:restored', 'discard-staging', 'finish:completed']],
   ['started', 'app healthy', running, ['discard-staging', 'finish:completed']],
   ['cleanup', 'app healthy', running, ['discard-staging', 'finish:completed']],
   ['rolling-back', 'app running on the failed state', running, ['stop-app', 'swap-back', 'discard-staging', 'start-app:old', 'finish:rolled-back']],

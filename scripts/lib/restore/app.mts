@@ -31,7 +31,7 @@ export async function stopApp(ctx: OpsEnv, log: Logger) {
   step.done();
 }
 
-async function containerHealth(id: string): Promise<{ status: string; health: string | null; exitCode: number }> {
+export async function containerHealth(id: string): Promise<{ status: string; health: string | null; exitCode: number }> {
   const r = await $({ quiet: true, nothrow: true, timeout: 20_000 })`docker inspect --format ${'{{json .State}}'} ${id}`;
   if (r.exitCode !== 0) return { status: 'missing', health: null, exitCode: -1 };
   const s = JSON.parse(r.stdout) as { Status: string; ExitCode: number; Health?: { Status: string } };

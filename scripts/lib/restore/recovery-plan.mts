@@ -14,8 +14,8 @@ import { fsyncDir } from '../host/fsutil.mts';
 import type { ObservedState } from '../recovery/observed.mts';
 import { STAGING_PREFIX, readRestoreJournal, setPhase, type RestoreJournal, type RestorePhase } from './journal.mts';
 import { keptDirFor, keptRoot } from './kept.mts';
-import { swapBack, swapIn } from './swap.mts';
-import { appState, startApp, stopApp } from './app.mts';
+import { KEPT_META, swapBack, swapIn } from './swap.mts';
+import { appState, containerHealth, startApp, stopApp } from './app.mts';
 
 export type RestoreRecoveryAction =
   /** the restore's own process still runs (it holds the lock): leave everything to it */
@@ -50,7 +50,8 @@ export function decideRestoreRecovery(j: RestoreJournal | null, o: ObservedState
     return [{ kind: 'leave', why: `restore process ${j.pid} is still running` }];
   }
   const running = o.apps.some((a) => a.state === 'running' || a.state === 'restarting');
-  const healthy = o.apps.some((a) => a.state === 'running' && (a.health === 'healthy' || a.health === undefined));
+  // only a healthcheck that said healthy counts: a container still starting is waited for (start-app)
+  const healthy = o.apps.some((a) => a.state === 'running' && a.health === 'healthy');
   const strays = o.stateEntries
     .filter((n) => n.startsWith(STAGING_PREFIX) && n !== basename(j.staging))
     .map((n): RestoreRecoveryAction => ({ kind: 'remove-stray-staging', dir: n }));
@@ -99,8 +100,10 @@ export async function observeForRestore(ctx: OpsEnv): Promise<ObservedState> {
   const st = await appState(ctx);
   const { isProcessAlive } = await import('../host/lock.mts');
   const j = readRestoreJournal(ctx.layout);
+  const h = st.id ? await containerHealth(st.id) : null;
+  const health = h?.health === 'healthy' || h?.health === 'starting' || h?.health === 'unhealthy' ? h.health : undefined;
   return {
-    apps: st.id ? [{ id: st.id, tag: st.image?.split(':').pop() ?? '', state: st.running ? 'running' : 'exited', health: st.running ? 'healthy' : undefined }] : [],
+    apps: st.id ? [{ id: st.id, tag: st.image?.split(':').pop() ?? '', state: st.running ? 'running' : 'exited', health }] : [],
     proxyRunning: true,
     userVersion: { kind: 'absent' },
     backupIds: [],
@@ -178,6 +181,9 @@ export async function recoverRestore(ctx: OpsEnv, log: Logger, opts: { healthTim
           break;
         case 'finish': {
           const done = j!;
+          // a kept dir holding nothing but its kept.json (killed before the renames, or no live state existed)
+          const k = keptOf(done);
+          if (existsSync(k) && readdirSync(k).every((n) => n === KEPT_META)) rmSync(k, { recursive: true, force: true });
           rmSync(layout.restoreJournal, { force: true });
           fsyncDir(layout.root);
           log.ok(`interrupted restore ${a.what}`);
