@@ -46,7 +46,7 @@ export const spec: CommandSpec = {
     'backups age out like any other. Retention also removes kept-aside states (STATE_DIR/kept/) beyond',
     '--keep-kept or older than --keep-kept-days. Days/weeks/months are UTC.',
     'Cron (daily 03:17, keeps 7 daily, 4 weekly, 6 monthly):',
-    '  17 3 * * * cd /srv/lazyflow-deploy && npx zx scripts/backup.mts --config .env.prod --reason cron --quiet --wait-lock 900 --keep-daily 7 --keep-weekly 4 --keep-monthly 6',
+    '  17 3 * * * cd /srv/lazyflow-deploy && npx zx scripts/backup.mts --config .env.prod --reason cron --quiet --wait-lock 900 --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --keep-images 5',
   ].join('\n'),
   exitCodes: [
     'Exit status:',
