@@ -185,12 +185,16 @@ describeDocker('restore.mts crash safety and drill', () => {
     expect(existsSync(join(stack.stateDir, 'data', 'lazyflow.db'))).toBe(true);
   });
 
-  it('a drill killed -9 leaves leftovers that the next drill removes', async () => {
+  it('a running drill holds the lock against retention; killed -9, its leftovers are removed by the next drill', async () => {
     const p = await spawnScript(stack, 'restore.mts', ['--drill']);
     await until('the drill container', async () => {
       const ps = await run('docker', ['ps', '-a', '-q', '--filter', `label=lazyflow.drill=${stack.project}`]);
       return ps.stdout.trim() !== '';
     }, 90_000, 100);
+    // the drill holds the ops lock: retention cannot delete the backup under it
+    const prune = await script(stack, 'backup.mts', ['--forget', '--keep-last', '1']);
+    expect(prune.code, prune.stdout + prune.stderr).toBe(1);
+    expect(prune.stderr).toMatch(/another operation holds the lock: restore --drill/);
     p.child.kill('SIGKILL');
     await p.done;
     expect((await run('docker', ['ps', '-a', '-q', '--filter', `label=lazyflow.drill=${stack.project}`])).stdout.trim()).not.toBe('');
