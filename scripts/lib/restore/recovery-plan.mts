@@ -46,7 +46,7 @@ export function decideRestoreRecovery(j: RestoreJournal | null, o: ObservedState
   if (!j) {
     return o.stateEntries.filter((n) => n.startsWith(STAGING_PREFIX)).map((n) => ({ kind: 'remove-stray-staging', dir: n }));
   }
-  if (o.alivePids.includes(j.pid) && j.pid !== process.pid) {
+  if (o.alivePids.includes(j.pid)) {
     return [{ kind: 'leave', why: `restore process ${j.pid} is still running` }];
   }
   const running = o.apps.some((a) => a.state === 'running' || a.state === 'restarting');
@@ -109,7 +109,8 @@ export async function observeForRestore(ctx: OpsEnv): Promise<ObservedState> {
     backupIds: [],
     imageTags: [],
     stateEntries: existsSync(ctx.layout.root) ? readdirSync(ctx.layout.root) : [],
-    alivePids: j && isProcessAlive(j.pid) ? [j.pid] : [],
+    // our own pid is not "another restore still running": a restore recovering its own journal (rolling back)
+    alivePids: j && j.pid !== process.pid && isProcessAlive(j.pid) ? [j.pid] : [],
   };
 }
 
