@@ -27,6 +27,9 @@ export const spec: CommandSpec = {
     { name: 'keep-weekly', type: 'number', describe: 'retention: keep the newest backup of each of the last N ISO weeks' },
     { name: 'keep-monthly', type: 'number', describe: 'retention: keep the newest backup of each of the last N months' },
     { name: 'keep-last', type: 'number', describe: 'retention: keep the N newest backups' },
+    { name: 'keep-images', type: 'number', default: 5, describe: 'retention: the rollout --keep-images value; only backups a rollback to those images can use are pinned' },
+    { name: 'keep-kept', type: 'number', default: 3, describe: 'retention: keep the N newest kept-aside states (STATE_DIR/kept/, what restores replaced)' },
+    { name: 'keep-kept-days', type: 'number', default: 30, describe: 'retention: and none older than N days' },
     { name: 'forget', type: 'boolean', describe: 'apply the retention policy only, take no new backup' },
     { name: 'dry-run', type: 'boolean', describe: 'print what would be done (and deleted); change nothing' },
     { name: 'list', type: 'boolean', describe: 'list backups: id, age, reason, size, verified' },
@@ -38,9 +41,12 @@ export const spec: CommandSpec = {
   ],
   details: [
     'Backups go to STATE_DIR/backups/<id>/ (manifest.json, lazyflow.db[.gz], uploads/). Retention never deletes',
-    'the newest backup, nor one that a release in STATE_DIR/releases.jsonl names. Days/weeks/months are UTC.',
+    'the newest (and the newest verified) backup, nor one a rollback --with-db can still use: the data backup of',
+    'each release whose image rollout still keeps (--keep-images, same value as rollout\'s). Other pre-deploy',
+    'backups age out like any other. Retention also removes kept-aside states (STATE_DIR/kept/) beyond',
+    '--keep-kept or older than --keep-kept-days. Days/weeks/months are UTC.',
     'Cron (daily 03:17, keeps 7 daily, 4 weekly, 6 monthly):',
-    '  17 3 * * * cd /srv/lazyflow-deploy && npx zx scripts/backup.mts --config .env.prod --reason cron --quiet --wait-lock 900 --keep-daily 7 --keep-weekly 4 --keep-monthly 6',
+    '  17 3 * * * cd /srv/lazyflow-deploy && npx zx scripts/backup.mts --config .env.prod --reason cron --quiet --wait-lock 900 --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --keep-images 5',
   ].join('\n'),
   exitCodes: [
     'Exit status:',
@@ -66,6 +72,8 @@ await runMain(spec, async ({ values: v }, log) => {
     monthly: num(v['keep-monthly'], '--keep-monthly'),
     last: num(v['keep-last'], '--keep-last'),
   };
+  const keepImages = num(v['keep-images'], '--keep-images') ?? 5;
+  const keptPolicy = { keepLast: num(v['keep-kept'], '--keep-kept') ?? 3, maxAgeDays: num(v['keep-kept-days'], '--keep-kept-days') ?? 30 };
   const waitLockS = num(v['wait-lock'], '--wait-lock') ?? 0;
   if (v.forget && policyIsEmpty(policy)) throw new UsageError('--forget needs a policy: --keep-daily/--keep-weekly/--keep-monthly/--keep-last', { hint: 'e.g. --forget --keep-daily 7 --keep-weekly 4 --keep-monthly 6' });
   if (v.list && (v.forget || !policyIsEmpty(policy))) throw new UsageError('--list cannot be combined with retention flags');
@@ -90,8 +98,9 @@ await runMain(spec, async ({ values: v }, log) => {
     if (!v.forget) log.info(`would take a ${v.gzip ? 'gzip-compressed ' : ''}backup (${v.reason}) of ${layout.db} and ${layout.uploads} into ${layout.backups}`);
     if (!policyIsEmpty(policy)) {
       // read-only: no lock needed
-      const r = pruneBackups({ layout, policy, dryRun: true, log });
+      const r = pruneBackups({ layout, policy, keepImages, keptPolicy, dryRun: true, log });
       log.table(r.decisions.map((d) => ({ id: d.id, action: d.keep ? 'keep' : 'DELETE', why: d.reasons.join(', ') })), ['id', 'action', 'why']);
+      if (r.kept.length) log.table(r.kept.map((k) => ({ kept: k.name, action: k.keep ? 'keep' : 'DELETE', why: k.why })), ['kept', 'action', 'why']);
     }
     return 0;
   }
@@ -113,7 +122,7 @@ await runMain(spec, async ({ values: v }, log) => {
     let removed: string[] = [];
     if (!policyIsEmpty(policy)) {
       log.debug(`retention: ${describePolicy(policy)}`);
-      removed = pruneBackups({ layout, policy, log }).removed;
+      removed = pruneBackups({ layout, policy, keepImages, keptPolicy, log }).removed;
     }
     if (v.json) log.out(JSON.stringify({ backup: result ? { id: result.id, dir: result.dir, manifest: { ...result.manifest, uploads: { ...result.manifest.uploads, entries: undefined } } } : null, removed }, null, 2));
     return 0;

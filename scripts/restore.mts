@@ -10,6 +10,8 @@ import { acquireLock } from './lib/host/lock.mts';
 import { listBackups } from './lib/backup/manifest.mts';
 import { backupRows } from './lib/backup/backup.mts';
 import { recoverRestore, runRestore } from './lib/restore/restore.mts';
+import { keptRoot, listKept } from './lib/restore/kept.mts';
+import { formatAge } from './lib/cli/log.mts';
 import { runDrill } from './lib/restore/drill.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 
@@ -34,23 +36,26 @@ export const spec: CommandSpec = {
     { name: 'image', type: 'string', arg: '<image>', describe: 'with --drill: app image (default: the running app\'s image)' },
     { name: 'ca', type: 'string', arg: '<root.pem>', describe: 'root certificate for the smoke checks\' TLS check (private CA)' },
     { name: 'skip-smoke', type: 'boolean', describe: 'do not run the smoke checks after the restore' },
-    { name: 'skip-safety-backup', type: 'boolean', describe: 'skip the pre-restore backup (only when the live database is unusable); the replaced state is kept in STATE_DIR/.restore-*' },
     { name: 'wait-lock', type: 'number', arg: '<seconds>', default: 0, describe: 'wait this long for a running backup/rollout instead of refusing' },
     { name: 'health-timeout', type: 'number', arg: '<seconds>', default: 120, describe: 'how long the app may take to become healthy' },
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print errors only' },
   ],
   details: [
-    'A restore verifies the backup (sha256 of every file, integrity_check, row counts) before touching anything,',
-    'takes a pre-restore safety backup, stops the app (Caddy holds requests), swaps data/ and uploads/ by rename,',
-    'starts the app, waits until healthy and runs the smoke checks. If it is killed, run it again (or --recover):',
-    'it rolls back when the live state was not touched yet, and completes the swap otherwise.',
+    'A restore resolves the backup once (latest included) and records it in STATE_DIR/restore-journal.json, verifies',
+    'it (sha256 of every file, integrity_check, row counts) before touching anything, stops the app (Caddy holds',
+    'requests), moves the live data/ and uploads/ aside by rename into STATE_DIR/kept/<op>-pre-restore/ (every write',
+    'the app accepted is there; removed only by backup.mts retention), renames the verified copies live, starts the',
+    'app, waits until healthy and runs the smoke checks. If it is killed, run it again (any --from) or --recover:',
+    'it continues the same restore: rolls back when the live state was not touched yet, completes it otherwise.',
+    '--list shows the backups and the kept-aside states.',
     'Weekly drill (cron, Sundays 04:30):',
-    '  30 4 * * 0 cd /srv/lazyflow-deploy && npx zx scripts/restore.mts --config .env.prod --drill --quiet',
+    '  30 4 * * 0 cd /srv/lazyflow-deploy && npx zx scripts/restore.mts --config .env.prod --drill --quiet --wait-lock 900',
   ].join('\n'),
   exitCodes: [
     'Exit status:',
     '  0  ok (restored and healthy; drill passed; recovered)',
-    '  1  a check or step failed: the backup is damaged (live data untouched), the lock is held, the app did not',
+    '  1  a check or step failed: the backup is damaged (live data untouched), the STATE_DIR layout is refused',
+    '     (nothing stopped), the lock is held, the app did not',
     '     become healthy (the old state was put back), smoke failed, the drill failed, not confirmed',
     '  2  usage or config error (bad flag, unknown backup id format, env file missing or invalid)',
   ].join('\n'),
@@ -71,14 +76,26 @@ await runMain(spec, async ({ values: v }, log) => {
   if (v.list) {
     const { backups, ignored } = listBackups(ctx.layout);
     for (const i of ignored) log.warn(`ignoring ${ctx.layout.backups}/${i.name}: ${i.why}`);
-    if (v.json) log.out(JSON.stringify(backups.map((b) => ({ id: b.id, createdAt: b.createdAt.toISOString(), reason: b.manifest.reason, sizeBytes: b.sizeBytes, verified: b.verified, problems: b.problems })), null, 2));
-    else if (!backups.length) log.out(`no backups in ${ctx.layout.backups}`);
+    const kept = listKept(ctx.layout);
+    if (v.json) {
+      log.out(JSON.stringify({
+        backups: backups.map((b) => ({ id: b.id, createdAt: b.createdAt.toISOString(), reason: b.manifest.reason, sizeBytes: b.sizeBytes, verified: b.verified, problems: b.problems })),
+        kept: kept.map((k) => ({ name: k.name, dir: k.dir, createdAt: k.createdAt.toISOString(), label: k.meta?.label ?? null, replacedBy: k.meta?.replacedBy ?? null, items: k.items })),
+      }, null, 2));
+      return 0;
+    }
+    if (!backups.length) log.out(`no backups in ${ctx.layout.backups}`);
     else log.table(backupRows(backups), ['id', { key: 'age', align: 'right' }, 'reason', { key: 'size', align: 'right' }, 'verified', 'app', { key: 'schema', align: 'right' }]);
+    if (kept.length) {
+      log.out('');
+      log.out(`kept-aside states (what restores replaced; removed only by backup.mts retention) in ${keptRoot(ctx.layout)}:`);
+      log.table(kept.map((k) => ({ dir: k.dir, age: formatAge(Date.now() - k.createdAt.getTime()), why: k.meta?.label ?? '?', 'replaced by': k.meta?.replacedBy ?? '?', holds: k.items.join(' ') })), ['dir', { key: 'age', align: 'right' }, 'why', 'replaced by', 'holds']);
+    }
     return 0;
   }
 
   if (v.drill) {
-    const r = await runDrill({ ctx, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs });
+    const r = await runDrill({ ctx, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs, waitLockMs });
     if (v.json) log.out(JSON.stringify(r, null, 2));
     else if (!log.quiet) log.table(r.checks.map((c) => ({ ...c })), ['name', 'status', 'detail']);
     if (r.failed) {
@@ -92,15 +109,16 @@ await runMain(spec, async ({ values: v }, log) => {
   if (v.recover) {
     const lock = await acquireLock(ctx.layout, { operation: 'restore --recover', waitMs: waitLockMs, log });
     try {
-      const what = await recoverRestore(ctx, log, { healthTimeoutMs });
-      if (!what) log.ok('no interrupted restore to recover');
+      const r = await recoverRestore(ctx, log, { healthTimeoutMs });
+      if (!r) log.ok('no interrupted restore to recover');
+      else if (r.outcome === 'left') return 1;
       return 0;
     } finally {
       lock.release();
     }
   }
 
-  await runRestore({
+  const r = await runRestore({
     ctx,
     from: String(v.from),
     log,
@@ -108,10 +126,11 @@ await runMain(spec, async ({ values: v }, log) => {
     dryRun: Boolean(v['dry-run']),
     waitLockMs,
     healthTimeoutMs,
-    safetyBackup: !v['skip-safety-backup'],
     startApp: true,
     smoke: !v['skip-smoke'],
     ca: v.ca as string | undefined,
   });
+  if (r.keptDir) log.out(`kept aside: ${r.keptDir}`);
+  if (r.phases.hold !== undefined) log.info(`requests were held ${(r.phases.hold / 1000).toFixed(1)} s (app stopped until healthy; Caddy holds up to 30 s)`);
   return 0;
 });

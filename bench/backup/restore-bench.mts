@@ -1,6 +1,6 @@
 // Restore start -> healthy app, for the benchmark database: a real app container (compose service
-// `app` only, local mode) on a scratch STATE_DIR, then scripts/lib/restore.mts's runRestore with its
-// verification and safety backup, timed per phase.
+// `app` only, local mode) on a scratch STATE_DIR, then runRestore (verification before the stop, the
+// live state moved aside by rename after it), timed per phase; `hold` = app stopped until healthy.
 import { spawnSync } from 'node:child_process';
 import { chownSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';

@@ -111,17 +111,24 @@ describeDocker('backup.mts against a running stack', () => {
     expect(list[0]).toMatchObject({ reason: 'cron', verified: true });
   });
 
-  it('retention deletes by policy but never the newest nor a backup the releases journal names', async () => {
+  it('retention deletes by policy but never the newest nor a backup a rollback to a kept image can use', async () => {
     // a third backup; the journal pins the first
     const r3 = await script(stack, 'backup.mts', ['--reason', 'pre-deploy', '--json', '--quiet']);
     expect(r3.code, r3.stderr).toBe(0);
     const ids = backupDirs(stack.stateDir).filter((n) => !n.startsWith('.'));
     expect(ids).toHaveLength(3);
-    appendFileSync(join(stack.stateDir, 'releases.jsonl'), JSON.stringify({ id: 'r1', kind: 'rollout', backupId: ids[0], result: 'ok' }) + '\n');
+    // release b was deployed over a, taking ids[0]: rollback --with-db to a restores ids[0]
+    appendFileSync(join(stack.stateDir, 'releases.jsonl'), [
+      { id: 'r0', kind: 'rollout', appTag: 'a', result: 'ok' },
+      { id: 'r1', kind: 'rollout', appTag: 'b', backupId: ids[0], previousAppTag: 'a', previousRelease: 'r0', result: 'ok' },
+    ].map((l) => JSON.stringify(l) + '\n').join(''));
     const dry = await script(stack, 'backup.mts', ['--forget', '--keep-last', '1', '--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.stdout).toMatch(new RegExp(`${ids[1]}\\s+DELETE`));
-    expect(dry.stdout).toMatch(new RegExp(`${ids[0]}\\s+keep\\s+named by a release in the journal`));
+    expect(dry.stdout).toMatch(new RegExp(`${ids[0]}\\s+keep\\s+rollback --with-db to a uses it`));
+    // once image a is no longer kept (--keep-images 1: only b), no rollback can use ids[0]: not pinned
+    const onlyB = await script(stack, 'backup.mts', ['--forget', '--keep-last', '1', '--keep-images', '1', '--dry-run']);
+    expect(onlyB.stdout).toMatch(new RegExp(`${ids[0]}\\s+DELETE`));
     expect(backupDirs(stack.stateDir).filter((n) => !n.startsWith('.'))).toHaveLength(3);
     const real = await script(stack, 'backup.mts', ['--forget', '--keep-last', '1']);
     expect(real.code, real.stderr).toBe(0);

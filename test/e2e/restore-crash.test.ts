@@ -2,13 +2,13 @@
 // run: the app comes back on either the old state or the restored one, never a mix. Plus the
 // restore drill, its teardown and the cleanup after a drill that was killed.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { run } from '../support/run.ts';
-import { appContainer, createTask, download, journalPhase, listTasks, manifestOf, script, sha256, spawnScript, until, upload, waitHealthy, seedAndBackUp } from '../support/backup.ts';
+import { appContainer, createTask, readDb, download, journalPhase, listTasks, manifestOf, script, sha256, spawnScript, until, upload, waitHealthy, seedAndBackUp } from '../support/backup.ts';
 
 describeDocker('restore.mts crash safety and drill', () => {
   let stack: Stack;
@@ -46,9 +46,14 @@ describeDocker('restore.mts crash safety and drill', () => {
     return readdirSync(stack.stateDir).filter((n) => n.startsWith('.restore-') || n === 'restore-journal.json');
   }
 
+  function keptDirs(): string[] {
+    const root = join(stack.stateDir, 'kept');
+    return existsSync(root) ? readdirSync(root).sort() : [];
+  }
+
   /** start a restore and SIGKILL it as soon as its journal reaches one of `phases` */
-  async function killAt(phases: string[]): Promise<string> {
-    const p = await spawnScript(stack, 'restore.mts', ['--from', backupId, '--yes', '--skip-smoke']);
+  async function killAt(phases: string[], from = backupId): Promise<string> {
+    const p = await spawnScript(stack, 'restore.mts', ['--from', from, '--yes', '--skip-smoke']);
     let seen: string | null = null;
     await until(`restore phase ${phases.join('|')}`, () => {
       seen = journalPhase(stack.stateDir);
@@ -67,7 +72,7 @@ describeDocker('restore.mts crash safety and drill', () => {
     return { title, upload: up.id };
   }
 
-  for (const phases of [['staging'], ['safety-backup'], ['stopping'], ['starting']]) {
+  for (const phases of [['staging'], ['stopping'], ['starting']]) {
     it(`killed at ${phases.join('/')}: running restore again brings the app back on the restored state`, async () => {
       await waitHealthy(stack);
       const m = await mark(phases[0]);
@@ -81,6 +86,33 @@ describeDocker('restore.mts crash safety and drill', () => {
       expect(leftovers()).toEqual([]);
     });
   }
+
+  it('killed -9 after the live state was moved aside, re-run with --from latest: ends on the backup first chosen, the moved-aside state kept', async () => {
+    await waitHealthy(stack);
+    const m = await mark('resolve-once');
+    // a newer backup exists: "latest" must not be resolved again to it (nor to anything else)
+    const newer = await script(stack, 'backup.mts', ['--json', '--quiet', '--reason', 'manual']);
+    expect(newer.code, newer.stderr).toBe(0);
+    const newerId = JSON.parse(newer.stdout).backup.id;
+    expect(newerId).not.toBe(backupId);
+    const keptBefore = keptDirs();
+    const killed = await killAt(['swapping', 'swapped'], backupId);
+    const j = JSON.parse(readFileSync(join(stack.stateDir, 'restore-journal.json'), 'utf8'));
+    expect(j.backupId).toBe(backupId);
+    const again = await script(stack, 'restore.mts', ['--from', 'latest', '--yes', '--skip-smoke']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(again.stderr + again.stdout).toMatch(new RegExp(`found an interrupted restore of ${backupId} \\(phase ${killed}`));
+    expect(again.stderr + again.stdout).not.toMatch(new RegExp(`restore backup ${newerId}`));
+    // the live state is the backup chosen first (the marker, in the newer backup, is not live)
+    expect(await servedState(m.title, m.upload)).toBe('restored');
+    // the state that was live before the killed restore is kept aside whole, marker included
+    const added = keptDirs().filter((n) => !keptBefore.includes(n));
+    expect(added).toHaveLength(1);
+    const keptTitles = readDb(join(stack.stateDir, 'kept', added[0], 'data', 'lazyflow.db'), (d) => d.prepare('SELECT title FROM tasks').pluck().all());
+    expect(keptTitles).toContain(m.title);
+    expect(readdirSync(join(stack.stateDir, 'kept', added[0], 'uploads')).length).toBeGreaterThan(manifestOf(stack.stateDir, backupId).uploads.entries.length);
+    expect(leftovers()).toEqual([]);
+  });
 
   it('killed before the swap, --recover puts the old state back and starts the app', async () => {
     await waitHealthy(stack);
@@ -114,7 +146,8 @@ describeDocker('restore.mts crash safety and drill', () => {
     // let the stop finish, then leave the disk exactly as a kill between the renames would
     await stack.mustCompose('stop', 'app');
     const j = JSON.parse(readFileSync(join(stack.stateDir, 'restore-journal.json'), 'utf8'));
-    renameSync(join(stack.stateDir, 'data'), join(j.staging, 'old-data'));
+    mkdirSync(j.kept, { recursive: true });
+    renameSync(join(stack.stateDir, 'data'), join(j.kept, 'data'));
     renameSync(join(j.staging, 'data'), join(stack.stateDir, 'data'));
     writeFileSync(join(stack.stateDir, 'restore-journal.json'), JSON.stringify({ ...j, phase: 'swapping' }));
     // a backup now would copy a half-swapped state: refused
@@ -152,12 +185,16 @@ describeDocker('restore.mts crash safety and drill', () => {
     expect(existsSync(join(stack.stateDir, 'data', 'lazyflow.db'))).toBe(true);
   });
 
-  it('a drill killed -9 leaves leftovers that the next drill removes', async () => {
+  it('a running drill holds the lock against retention; killed -9, its leftovers are removed by the next drill', async () => {
     const p = await spawnScript(stack, 'restore.mts', ['--drill']);
     await until('the drill container', async () => {
       const ps = await run('docker', ['ps', '-a', '-q', '--filter', `label=lazyflow.drill=${stack.project}`]);
       return ps.stdout.trim() !== '';
     }, 90_000, 100);
+    // the drill holds the ops lock: retention cannot delete the backup under it
+    const prune = await script(stack, 'backup.mts', ['--forget', '--keep-last', '1']);
+    expect(prune.code, prune.stdout + prune.stderr).toBe(1);
+    expect(prune.stderr).toMatch(/another operation holds the lock: restore --drill/);
     p.child.kill('SIGKILL');
     await p.done;
     expect((await run('docker', ['ps', '-a', '-q', '--filter', `label=lazyflow.drill=${stack.project}`])).stdout.trim()).not.toBe('');

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { appContainer, backupDirs, createTask, download, listTasks, manifestOf, readDb, script, sha256, spawnScript, until, upload, seedAndBackUp } from '../support/backup.ts';
+import { appContainer, backupDirs, startWriter, createTask, download, listTasks, manifestOf, readDb, script, sha256, spawnScript, until, upload, seedAndBackUp } from '../support/backup.ts';
 
 describeDocker('restore.mts against a running stack', () => {
   let stack: Stack;
@@ -22,15 +22,22 @@ describeDocker('restore.mts against a running stack', () => {
     await stack?.down();
   });
 
-  it('round trip: rows after the backup are gone, rows before are back, uploads match byte for byte', async () => {
+  it('round trip under writes: rows after the backup are gone, every acknowledged write is in the live or the kept-aside state, uploads match byte for byte', async () => {
     for (let i = 0; i < 3; i++) await createTask(stack, `after-${i}`);
     const u2 = await upload(stack, randomBytes(30_000), 'later.bin');
     const before = await appContainer(stack);
 
+    // a writer keeps committing through Caddy during the whole restore
+    const writer = startWriter(stack, 'during');
     const r = await script(stack, 'restore.mts', ['--from', backupId, '--yes', '--ca', stack.caPem]);
+    await writer.stop();
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/integrity ok/);
-    expect(r.stdout).toMatch(/restored .*; the previous state is in backup \S+-pre-restore/);
+    const keptDir = /kept aside: (\S+)/.exec(r.stdout)?.[1];
+    expect(keptDir, r.stdout).toBeTruthy();
+    expect(keptDir!.startsWith(join(stack.stateDir, 'kept') + '/')).toBe(true);
+    expect(keptDir!).toMatch(/-pre-restore$/);
+    expect(r.stdout + r.stderr).toMatch(/requests were held \d+\.\d s/);
 
     const titles = (await listTasks(stack)).map((t) => t.title);
     for (let i = 0; i < 5; i++) expect(titles).toContain(`before-${i}`);
@@ -39,6 +46,15 @@ describeDocker('restore.mts against a running stack', () => {
     expect(f1.status).toBe(200);
     expect(f1.body.equals(u1.content)).toBe(true);
     expect((await download(stack, u2.id)).status).toBe(404);
+
+    // nothing the app accepted is lost: it is live (held by Caddy, committed after the start) or kept aside
+    const keptTitles = new Set(readDb(join(keptDir!, 'data', 'lazyflow.db'), (d) => d.prepare('SELECT title FROM tasks').pluck().all() as string[]));
+    for (let i = 0; i < 3; i++) expect(keptTitles).toContain(`after-${i}`);
+    expect(writer.acked.length).toBeGreaterThan(0);
+    const liveTitles = new Set(titles);
+    const lost = writer.acked.filter((a) => !liveTitles.has(a.title) && !keptTitles.has(a.title));
+    expect(lost).toEqual([]);
+    expect(readdirSync(join(keptDir!, 'uploads')).map((n) => statSync(join(keptDir!, 'uploads', n)).size)).toContain(30_000);
 
     // the live uploads are exactly the backup's, owned by the app user
     const m = manifestOf(stack.stateDir, backupId);
@@ -52,16 +68,14 @@ describeDocker('restore.mts against a running stack', () => {
     expect(statSync(join(stack.stateDir, 'data', 'lazyflow.db')).uid).toBe(1000);
     expect(statSync(join(stack.stateDir, 'data')).uid).toBe(1000);
 
-    // the app really restarted; nothing of the restore is left behind
+    // the app really restarted; nothing of the restore is left behind but the kept state, which --list names
     const after = await appContainer(stack);
     expect(after?.startedAt).not.toBe(before?.startedAt);
     expect(existsSync(join(stack.stateDir, 'restore-journal.json'))).toBe(false);
     expect(readdirSync(stack.stateDir).filter((n) => n.startsWith('.restore-'))).toEqual([]);
-
-    // the safety backup holds the state from just before the restore
-    const safety = backupDirs(stack.stateDir).find((n) => n.endsWith('-pre-restore'))!;
-    const safetyTitles = readDb(join(stack.stateDir, 'backups', safety, 'lazyflow.db'), (d) => d.prepare('SELECT title FROM tasks').pluck().all());
-    expect(safetyTitles).toContain('after-2');
+    expect(backupDirs(stack.stateDir).filter((n) => n.endsWith('-pre-restore'))).toEqual([]);
+    const list = await script(stack, 'restore.mts', ['--list', '--json']);
+    expect(JSON.parse(list.stdout).kept.map((k: { dir: string }) => k.dir)).toContain(keptDir);
   });
 
   it('a gzip backup restores too', async () => {
@@ -82,12 +96,14 @@ describeDocker('restore.mts against a running stack', () => {
 
   async function expectRefused(id: string, pattern: RegExp) {
     const before = await liveFingerprint();
+    const keptBefore = existsSync(join(stack.stateDir, 'kept')) ? readdirSync(join(stack.stateDir, 'kept')) : [];
     const r = await script(stack, 'restore.mts', ['--from', id, '--yes']);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(r.stderr).toMatch(pattern);
     expect(r.stderr).toMatch(/live data untouched/);
     const after = await liveFingerprint();
-    expect(after).toEqual(before); // same container run, same rows, no safety backup taken
+    expect(after).toEqual(before); // same container run, same rows, no backup taken
+    expect(existsSync(join(stack.stateDir, 'kept')) ? readdirSync(join(stack.stateDir, 'kept')).filter((n) => !keptBefore.includes(n)) : []).toEqual([]);
     expect(existsSync(join(stack.stateDir, 'restore-journal.json'))).toBe(false);
     expect(readdirSync(stack.stateDir).filter((n) => n.startsWith('.restore-'))).toEqual([]);
   }
@@ -170,7 +186,7 @@ describeDocker('restore.mts against a running stack', () => {
     });
     const refused = await script(stack, 'backup.mts', ['--reason', 'cron']);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(new RegExp(`another operation holds the lock: restore ${backupId} \\(pid ${restore.child.pid} on \\S+, operator \\S+\\) since \\d{4}-\\d\\d-\\d\\dT\\S+Z \\(\\d+ (ms|\\.\\d s|s)?`));
+    expect(refused.stderr).toMatch(new RegExp(`another operation holds the lock: restore ${backupId} \\(pid ${restore.child.pid} on \\S+, operator \\S+\\) since \\d{4}-\\d\\d-\\d\\dT\\S+Z \\(\\d+(\\.\\d+)? (ms|s) ago\\)`));
     expect(refused.stderr).toMatch(/--wait-lock/);
     const waiting = await spawnScript(stack, 'backup.mts', ['--reason', 'cron', '--wait-lock', '180', '--json']);
     const r = await restore.done;

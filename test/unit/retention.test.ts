@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { applyRetention, describePolicy, isoYearWeek, policyIsEmpty } from '../../scripts/lib/backup/retention.mts';
+import { applyRetention, decideBackupRetention, describePolicy, isoYearWeek, keptRetention, policyIsEmpty, rollbackPins } from '../../scripts/lib/backup/retention.mts';
+import { makeBackupId } from '../../scripts/lib/backup/manifest.mts';
+import { backupWhileLive, type Release } from '../../scripts/lib/release/journal.mts';
 
 // A fixed clock: backups are generated relative to this instant, never to Date.now().
 const NOW = new Date('2025-03-15T03:00:00Z'); // a Saturday
@@ -110,12 +112,12 @@ describe('applyRetention (restic semantics, fixed clock)', () => {
     expect(kept(applyRetention([list[0]], { daily: 1 }))).toEqual(['new']);
   });
 
-  it('never deletes a backup that a release in the journal names', () => {
+  it('never deletes a protected backup', () => {
     const list = series(20, 24);
     const pinned = '20250301T030000Z';
     const ds = applyRetention(list, { daily: 2 }, { protectedIds: [pinned] });
     expect(kept(ds)).toEqual(['20250315T030000Z', '20250314T030000Z', pinned]);
-    expect(ds.find((d) => d.id === pinned)?.reasons).toEqual(['named by a release in the journal']);
+    expect(ds.find((d) => d.id === pinned)?.reasons).toEqual(['protected']);
   });
 
   it('is independent of input order and of the wall clock', () => {
@@ -126,5 +128,113 @@ describe('applyRetention (restic semantics, fixed clock)', () => {
 
   it('describes the policy', () => {
     expect(describePolicy({ daily: 7, weekly: 4, monthly: 6 })).toBe('keep 7 daily, 4 weekly, 6 monthly');
+  });
+});
+
+// A simulated year on a fake clock: three deploys a day (each with its pre-deploy backup, one in ten
+// rolled back), a daily cron backup with the documented flags (--keep-daily 7 --keep-weekly 4
+// --keep-monthly 6, rollout's --keep-images 5). The number of backups stays bounded, and every
+// release whose image is still kept can roll back with its data (rollback --with-db finds its backup).
+const POLICY = { daily: 7, weekly: 4, monthly: 6 };
+const KEEP_IMAGES = 5;
+const DAY = 86_400_000;
+
+interface B { id: string; createdAt: Date }
+
+function simulateYear(keepImages = KEEP_IMAGES) {
+  const start = Date.UTC(2026, 0, 1);
+  let backups: B[] = [];
+  const releases: Release[] = [];
+  let current: Release | null = null;
+  let n = 0;
+  const counts: number[] = [];
+  const problems: string[] = [];
+  for (let day = 0; day < 365; day++) {
+    const at = (h: number, m = 0) => new Date(start + day * DAY + h * 3_600_000 + m * 60_000);
+    // cron 03:17: a backup, then retention
+    const cron = at(3, 17);
+    backups.push({ id: makeBackupId(cron, 'cron'), createdAt: cron });
+    const decisions = decideBackupRetention({ backups, releases, policy: POLICY, keepImages });
+    const keep = new Set(decisions.filter((d) => d.keep).map((d) => d.id));
+    backups = backups.filter((b) => keep.has(b.id));
+    counts.push(backups.length);
+    // every release whose image is kept (other than the live one) can roll back with its data
+    const kept: Release[] = [];
+    for (const r of [...releases].reverse()) {
+      if (kept.length >= keepImages) break;
+      if (r.result === 'ok' && r.appTag && !kept.some((k) => k.appTag === r.appTag)) kept.push(r);
+    }
+    for (const r of kept) {
+      if (r === current) continue;
+      const b = backupWhileLive(releases, r);
+      if (!b) problems.push(`day ${day}: no data backup for ${r.appTag}`);
+      else if (!keep.has(b.backupId)) problems.push(`day ${day}: the data backup ${b.backupId} of ${r.appTag} was deleted`);
+    }
+    // three deploys
+    for (const h of [10, 14, 18]) {
+      const t = at(h);
+      const id = makeBackupId(t, 'pre-deploy');
+      backups.push({ id, createdAt: t });
+      const failed = ++n % 10 === 0;
+      const r: Release = {
+        id: `${id}-r${n}`, kind: 'rollout', appTag: `tag${n}`, startedAt: t.toISOString(), result: failed ? 'rolled-back' : 'ok',
+        backupId: id, previousRelease: current?.id ?? null, previousAppTag: current?.appTag, lines: 1,
+      };
+      releases.push(r);
+      if (!failed) current = r;
+    }
+  }
+  return { counts, problems, backups, releases };
+}
+
+describe('retention over a simulated year', () => {
+  it('keeps the number of backups bounded and every kept release able to roll back with its data', () => {
+    const { counts, problems } = simulateYear();
+    expect(problems).toEqual([]);
+    // restic buckets (7 + 4 + 6, plus the oldest) + one pin per kept image + newest: never more
+    const bound = POLICY.daily + POLICY.weekly + POLICY.monthly + 1 + KEEP_IMAGES + 1;
+    expect(Math.max(...counts)).toBeLessThanOrEqual(bound);
+    // and it does not creep: the second half of the year holds no more than the first
+    expect(Math.max(...counts.slice(182))).toBeLessThanOrEqual(Math.max(...counts.slice(0, 182)) + 1);
+    // the old behaviour (pin every release's backup) would hold > 1000 after a year
+    expect(counts.at(-1)).toBeLessThan(40);
+  });
+
+  it('pins only what a kept image can use: a smaller --keep-images pins fewer', () => {
+    const { releases } = simulateYear();
+    expect(rollbackPins(releases, 5).size).toBeLessThanOrEqual(5);
+    expect(rollbackPins(releases, 1).size).toBeLessThanOrEqual(1);
+    expect(rollbackPins(releases, 5).size).toBeGreaterThan(rollbackPins(releases, 2).size);
+  });
+
+  it('a release in progress keeps its backup (its recovery may restore it)', () => {
+    const rs: Release[] = [{ id: 'r1', kind: 'rollout', appTag: 'a', result: 'in-progress', backupId: 'b1', lines: 1 }];
+    expect(rollbackPins(rs, 5).get('b1')).toMatch(/unfinished/);
+  });
+
+  it('the newest verified backup is kept even when newer ones are damaged', () => {
+    const ds = decideBackupRetention({
+      backups: [
+        { id: 'bad', createdAt: '2026-03-02T03:17:00Z', verified: false },
+        { id: 'good', createdAt: '2026-03-01T03:17:00Z', verified: true },
+        { id: 'older', createdAt: '2026-02-01T03:17:00Z', verified: true },
+      ],
+      releases: [], policy: { last: 1 }, keepImages: 5,
+    });
+    expect(ds.filter((d) => d.keep).map((d) => d.id)).toEqual(['bad', 'good']);
+    expect(ds.find((d) => d.id === 'good')?.reasons).toContain('newest verified');
+  });
+});
+
+describe('kept-aside states retention', () => {
+  const now = new Date('2026-06-30T00:00:00Z');
+  const item = (name: string, daysAgo: number) => ({ name, createdAt: new Date(now.getTime() - daysAgo * DAY) });
+  it('keeps the newest N younger than the maximum age, removes the rest', () => {
+    const ds = keptRetention([item('a', 1), item('b', 2), item('c', 40), item('d', 3), item('e', 4)], { keepLast: 3, maxAgeDays: 30 }, now);
+    expect(ds.map((d) => [d.name, d.keep])).toEqual([['a', true], ['b', true], ['d', true], ['e', false], ['c', false]]);
+    expect(ds.find((d) => d.name === 'c')?.why).toMatch(/beyond the newest 3|older than 30 days/);
+  });
+  it('an old kept state goes even if it is the only one', () => {
+    expect(keptRetention([item('x', 31)], { keepLast: 3, maxAgeDays: 30 }, now)[0].keep).toBe(false);
   });
 });

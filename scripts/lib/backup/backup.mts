@@ -21,7 +21,6 @@ import {
   BACKUP_REASONS,
   MANIFEST_FILE,
   MANIFEST_FORMAT,
-  journalBackupIds,
   listBackups,
   makeBackupId,
   sha256File,
@@ -30,7 +29,9 @@ import {
   type BackupReason,
   type UploadEntry,
 } from './manifest.mts';
-import { applyRetention, describePolicy, policyIsEmpty, type RetentionDecision, type RetentionPolicy } from './retention.mts';
+import { DEFAULT_KEEP_IMAGES, DEFAULT_KEPT_POLICY, decideBackupRetention, describePolicy, keptRetention, policyIsEmpty, type KeptPolicy, type RetentionDecision, type RetentionPolicy } from './retention.mts';
+import { readJournal } from '../release/journal.mts';
+import { listKept } from '../restore/kept.mts';
 
 export interface BackupOptions {
   /** the operator env (gives layout, compose project for the app's image); or pass layout */
@@ -379,36 +380,45 @@ function restorePriority(before: number | undefined) {
 export interface PruneOptions {
   layout: StateLayout;
   policy: RetentionPolicy;
+  /** release images rollout keeps (its --keep-images): backups only those releases can use are pinned */
+  keepImages?: number;
+  /** kept-aside states (STATE_DIR/kept/) to keep */
+  keptPolicy?: KeptPolicy;
   dryRun?: boolean;
   log: Logger;
   /** extra ids that must survive (e.g. a restore in progress) */
   protectedIds?: string[];
+  now?: Date;
 }
 
 export interface PruneResult {
   decisions: (RetentionDecision & { sizeBytes: number })[];
   removed: string[];
+  kept: { name: string; keep: boolean; why: string }[];
+  removedKept: string[];
 }
 
-/** apply the retention policy; the caller holds the lock */
+/** apply the retention policy to backups and to kept-aside states; the caller holds the lock */
 export function pruneBackups(opts: PruneOptions): PruneResult {
   const { layout, policy, log } = opts;
   const { backups } = listBackups(layout);
   if (policyIsEmpty(policy)) {
     log.info('no retention policy given (--keep-daily/--keep-weekly/--keep-monthly): nothing deleted');
-    return { decisions: [], removed: [] };
+    return { decisions: [], removed: [], kept: [], removedKept: [] };
   }
-  const journal = journalBackupIds(layout.releases);
-  if (journal.badLines.length) log.warn(`${layout.releases}: unreadable line(s) ${journal.badLines.join(', ')} ignored`);
-  const protectedIds = new Set([...journal.ids, ...(opts.protectedIds ?? [])]);
-  const decisions = applyRetention(
-    backups.map((b) => ({ id: b.id, createdAt: b.createdAt })),
+  const journal = readJournal(layout.releases);
+  if (journal.skipped.length) log.warn(`${layout.releases}: unreadable line(s) ${journal.skipped.map((x) => x.line).join(', ')} ignored`);
+  const pending = existsSync(layout.restoreJournal) ? readRestoreJournalId(layout.restoreJournal) : null;
+  const decisions = decideBackupRetention({
+    backups: backups.map((b) => ({ id: b.id, createdAt: b.createdAt, verified: b.verified })),
+    releases: journal.releases,
     policy,
-    { protectedIds },
-  ).map((d) => ({ ...d, sizeBytes: backups.find((b) => b.id === d.id)?.sizeBytes ?? 0 }));
+    keepImages: opts.keepImages ?? DEFAULT_KEEP_IMAGES,
+    protectedIds: [...(opts.protectedIds ?? []), ...(pending ? [pending] : [])],
+  }).map((d) => ({ ...d, sizeBytes: backups.find((b) => b.id === d.id)?.sizeBytes ?? 0 }));
   const removed: string[] = [];
   const toRemove = decisions.filter((d) => !d.keep);
-  log.info(`retention (${describePolicy(policy)}): keep ${decisions.length - toRemove.length}, delete ${toRemove.length}${opts.dryRun ? ' (dry run: nothing deleted)' : ''}`);
+  log.info(`retention (${describePolicy(policy)}, pins for the newest ${opts.keepImages ?? DEFAULT_KEEP_IMAGES} release images): keep ${decisions.length - toRemove.length}, delete ${toRemove.length}${opts.dryRun ? ' (dry run: nothing deleted)' : ''}`);
   for (const d of toRemove) {
     if (opts.dryRun) {
       log.info(`would delete ${d.id}`);
@@ -422,7 +432,36 @@ export function pruneBackups(opts: PruneOptions): PruneResult {
     removed.push(d.id);
     log.info(`deleted ${d.id}`);
   }
-  return { decisions, removed };
+
+  // kept-aside states: what restores replaced; bounded by count and age, never removed elsewhere
+  const keptPolicy = opts.keptPolicy ?? DEFAULT_KEPT_POLICY;
+  const keptRootDir = join(layout.root, 'kept');
+  const keptEntries = listKept(layout);
+  const kept = keptRetention(keptEntries, keptPolicy, opts.now ?? new Date());
+  const removedKept: string[] = [];
+  if (existsSync(keptRootDir)) {
+    for (const name of readdirSync(keptRootDir)) if (name.startsWith(DELETING_PREFIX)) rmSync(join(keptRootDir, name), { recursive: true, force: true });
+  }
+  for (const k of kept.filter((x) => !x.keep)) {
+    if (opts.dryRun) {
+      log.info(`would delete kept-aside ${join(keptRootDir, k.name)} (${k.why})`);
+      continue;
+    }
+    const aside = join(keptRootDir, `${DELETING_PREFIX}${k.name}`);
+    renameSync(join(keptRootDir, k.name), aside);
+    rmSync(aside, { recursive: true, force: true });
+    removedKept.push(k.name);
+    log.info(`deleted kept-aside ${k.name} (${k.why})`);
+  }
+  return { decisions, removed, kept, removedKept };
+}
+
+function readRestoreJournalId(file: string): string | null {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { backupId?: string }).backupId ?? null;
+  } catch {
+    return null;
+  }
 }
 
 export function backupRows(backups: BackupEntry[], now: Date = new Date()) {

@@ -148,22 +148,3 @@ export function listBackups(layout: Pick<StateLayout, 'backups'>): ListResult {
   backups.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : -1));
   return { backups, ignored };
 }
-
-/** backup ids named by releases in the journal (STATE_DIR/releases.jsonl); malformed lines are reported */
-export function journalBackupIds(releasesFile: string): { ids: Set<string>; badLines: number[] } {
-  const ids = new Set<string>();
-  const badLines: number[] = [];
-  if (!existsSync(releasesFile)) return { ids, badLines };
-  readFileSync(releasesFile, 'utf8')
-    .split('\n')
-    .forEach((line, i) => {
-      if (!line.trim()) return;
-      try {
-        const rec = JSON.parse(line) as { backupId?: unknown };
-        if (typeof rec.backupId === 'string' && rec.backupId) ids.add(rec.backupId);
-      } catch {
-        badLines.push(i + 1);
-      }
-    });
-  return { ids, badLines };
-}

@@ -2,9 +2,12 @@
 // backups sorted newest first; for each policy bucket (last, daily, ISO week, month) a backup is
 // kept when its bucket value (YYYYMMDD, ISO YYYYWW, YYYYMM) differs from the previous kept one
 // and the bucket still has counts left; the oldest backup is also kept while a bucket has counts
-// left. On top of restic: the newest backup is always kept, and so is every backup a release in
-// the releases journal names (its pre-deploy backup is what rollback --with-db restores).
-// Days, weeks and months are computed in UTC.
+// left. On top of restic: the newest backup and the newest verified backup are always kept, and so
+// is every backup a rollback can still use (rollbackPins): for each release whose image is still
+// kept (the newest --keep-images release images, as rollout prunes them), the backup that holds its
+// data (release/journal.mts backupWhileLive). Backups of releases whose image is gone are not
+// pinned: no rollback can reach them, so the count stays bounded. Days, weeks and months are UTC.
+import { backupWhileLive, type Release } from '../release/journal.mts';
 
 export interface RetentionPolicy {
   last?: number;
@@ -16,6 +19,8 @@ export interface RetentionPolicy {
 export interface RetentionItem {
   id: string;
   createdAt: Date | string;
+  /** a damaged backup never counts as the newest verified one (default true) */
+  verified?: boolean;
 }
 
 export interface RetentionDecision {
@@ -54,11 +59,11 @@ const ym = (d: Date) => d.getUTCFullYear() * 100 + (d.getUTCMonth() + 1);
 export function applyRetention(
   items: RetentionItem[],
   policy: RetentionPolicy,
-  opts: { protectedIds?: Iterable<string> } = {},
+  opts: { protectedIds?: Iterable<string> | Map<string, string> } = {},
 ): RetentionDecision[] {
-  const protectedIds = new Set(opts.protectedIds ?? []);
+  const pins = opts.protectedIds instanceof Map ? opts.protectedIds : new Map([...(opts.protectedIds ?? [])].map((id) => [id, 'protected']));
   const list = items
-    .map((it) => ({ id: it.id, at: new Date(it.createdAt) }))
+    .map((it) => ({ id: it.id, at: new Date(it.createdAt), verified: it.verified ?? true }))
     .sort((a, b) => b.at.getTime() - a.at.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
   for (const it of list) {
     if (Number.isNaN(it.at.getTime())) throw new Error(`backup ${it.id} has an invalid creation time`);
@@ -72,10 +77,13 @@ export function applyRetention(
     { count: policy.weekly ?? 0, bucket: (d: Date) => isoYearWeek(d), last: -1, reason: 'weekly' },
     { count: policy.monthly ?? 0, bucket: (d: Date) => ym(d), last: -1, reason: 'monthly' },
   ];
+  const newestVerified = list.find((it) => it.verified)?.id;
   return list.map((cur, nr) => {
     const reasons: string[] = [];
     if (nr === 0) reasons.push('newest');
-    if (protectedIds.has(cur.id)) reasons.push('named by a release in the journal');
+    if (cur.id === newestVerified && nr !== 0) reasons.push('newest verified');
+    const pin = pins.get(cur.id);
+    if (pin) reasons.push(pin);
     for (const b of buckets) {
       if (b.count > 0) {
         const val = b.bucket(cur.at, nr);
@@ -88,5 +96,64 @@ export function applyRetention(
       }
     }
     return { id: cur.id, createdAt: cur.at.toISOString(), keep: reasons.length > 0, reasons };
+  });
+}
+
+/**
+ * Backups a rollback can still use, with why: for each of the newest `keepImages` release images
+ * (the ones rollout keeps), the backup holding the data of its newest successful release; plus the
+ * backup of a release still in progress (its recovery may restore it).
+ */
+export function rollbackPins(releases: Release[], keepImages: number): Map<string, string> {
+  const pins = new Map<string, string>();
+  const newestPerTag: Release[] = [];
+  for (const r of [...releases].reverse()) {
+    if (newestPerTag.length >= Math.max(1, keepImages)) break;
+    if (r.result === 'ok' && r.appTag && !newestPerTag.some((x) => x.appTag === r.appTag)) newestPerTag.push(r);
+  }
+  for (const r of newestPerTag) {
+    const b = backupWhileLive(releases, r);
+    if (b && !pins.has(b.backupId)) pins.set(b.backupId, `rollback --with-db to ${r.appTag} uses it`);
+  }
+  for (const r of releases) {
+    if (r.result === 'in-progress' && r.backupId && !pins.has(r.backupId)) pins.set(r.backupId, `release ${r.id} is unfinished`);
+  }
+  return pins;
+}
+
+export const DEFAULT_KEEP_IMAGES = 5;
+
+/** the whole backup retention decision: the restic-style policy plus what a rollback can use */
+export function decideBackupRetention(o: {
+  backups: RetentionItem[];
+  releases: Release[];
+  policy: RetentionPolicy;
+  keepImages: number;
+  protectedIds?: Iterable<string>;
+}): RetentionDecision[] {
+  const pins = rollbackPins(o.releases, o.keepImages);
+  for (const id of o.protectedIds ?? []) if (!pins.has(id)) pins.set(id, 'protected');
+  return applyRetention(o.backups, o.policy, { protectedIds: pins });
+}
+
+// ---- kept-aside states (STATE_DIR/kept/) ------------------------------------------------------
+
+export interface KeptPolicy {
+  /** keep at most this many (newest first) */
+  keepLast: number;
+  /** and none older than this many days */
+  maxAgeDays: number;
+}
+
+export const DEFAULT_KEPT_POLICY: KeptPolicy = { keepLast: 3, maxAgeDays: 30 };
+
+/** which kept-aside states retention removes: beyond the newest keepLast, or older than maxAgeDays */
+export function keptRetention(items: { name: string; createdAt: Date }[], policy: KeptPolicy, now: Date): { name: string; keep: boolean; why: string }[] {
+  const sorted = [...items].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.name < b.name ? 1 : -1));
+  return sorted.map((it, i) => {
+    const ageDays = (now.getTime() - it.createdAt.getTime()) / 86_400_000;
+    if (i >= policy.keepLast) return { name: it.name, keep: false, why: `beyond the newest ${policy.keepLast}` };
+    if (ageDays > policy.maxAgeDays) return { name: it.name, keep: false, why: `older than ${policy.maxAgeDays} days` };
+    return { name: it.name, keep: true, why: `one of the newest ${policy.keepLast}, ${Math.floor(ageDays)} days old` };
   });
 }

@@ -398,6 +398,12 @@ export async function runPreflight(
     }
   }
   results.push(...checkSystem(sys));
+  if (fs.existsSync(env.stateDir)) {
+    const os = sys.docker.ok ? (await q`docker info --format {{.OperatingSystem}}`).stdout.trim() : undefined;
+    const root = path.resolve(env.stateDir);
+    const layout = { root, data: path.join(root, 'data'), uploads: path.join(root, 'uploads'), backups: path.join(root, 'backups') };
+    results.push(...checkStateLayout(await observeStateLayoutWith(layout, os)));
+  }
   return results;
 }
 
@@ -491,4 +497,123 @@ export function checkAlertChannels(values: Record<string, string | undefined>, f
       : warn('alerts', 'no alert channel: failed backups, outages and expiring certificates reach nobody', { key: 'ADMIN_CHAT_ID', file, fix: `set ADMIN_CHAT_ID (and BOT_TOKEN or ALERT_BOT_TOKEN) or ALERT_WEBHOOK_URL in ${file}` }));
   }
   return out;
+}
+
+// ---- STATE_DIR layout -------------------------------------------------------------------------
+// A restore moves data/ and uploads/ aside by rename (cannot cross filesystems), backups are built
+// from hard links, and the online snapshot relies on SQLite's POSIX locks, which network and FUSE
+// filesystems (and Docker Desktop's file sharing) do not honour. Refused here, before anything stops.
+
+export interface PathObservation {
+  path: string;
+  exists: boolean;
+  /** the mount it is on (longest match in /proc/self/mountinfo) */
+  mountPoint: string;
+  fsType: string;
+  /** st_dev; NaN when it does not exist */
+  dev: number;
+}
+
+export interface LayoutObservation {
+  root: PathObservation;
+  data: PathObservation;
+  uploads: PathObservation;
+  backups: PathObservation;
+  /** `docker info` OperatingSystem, when known ("Docker Desktop" shares host files through a VM) */
+  dockerOperatingSystem?: string;
+}
+
+/** filesystems whose locking SQLite cannot rely on (network, FUSE, VM file sharing) */
+export function isSharedFs(fsType: string): boolean {
+  return /^(nfs4?|cifs|smb3?|smbfs|9p|afs|ceph|glusterfs|lustre|drvfs|virtiofs|fuse(\..+|blk|ctl)?|osxfs|grpcfuse|fakeowner)$/.test(fsType);
+}
+
+/** filesystems without hard links */
+export function lacksHardLinks(fsType: string): boolean {
+  return /^(vfat|msdos|exfat|fat|iso9660)$/.test(fsType) || isSharedFs(fsType);
+}
+
+export function checkStateLayout(o: LayoutObservation): CheckResult[] {
+  const r: CheckResult[] = [];
+  const root = o.root.path;
+  if (/docker desktop/i.test(o.dockerOperatingSystem ?? '')) {
+    r.push(fail('state dir filesystem', `the Docker engine is Docker Desktop: ${root} reaches the app through its file-sharing VM, whose locking SQLite cannot rely on`, {
+      file: root, fix: 'run the stack on a Linux host with Docker Engine (RUNBOOK: VPS preparation); Docker Desktop is for trying it out only',
+    }));
+  }
+  if (isSharedFs(o.root.fsType)) {
+    r.push(fail('state dir filesystem', `STATE_DIR ${root} is on ${o.root.fsType} (${o.root.mountPoint}): SQLite's locking does not work there, online backups could copy a torn database`, {
+      key: 'STATE_DIR', file: root, fix: 'put STATE_DIR on a local filesystem (ext4, xfs, btrfs), e.g. STATE_DIR=/srv/lazyflow-state, and move the directory there with the app stopped',
+    }));
+  }
+  for (const item of ['data', 'uploads'] as const) {
+    const p = o[item];
+    if (!p.exists) continue;
+    const ownMount = p.mountPoint === p.path || (Number.isFinite(p.dev) && Number.isFinite(o.root.dev) && p.dev !== o.root.dev);
+    if (ownMount) {
+      r.push(fail(`state dir ${item}`, `${p.path} is its own mount point (${p.fsType}): a restore moves ${item}/ aside by rename, which cannot cross filesystems`, {
+        key: 'STATE_DIR', file: p.path, fix: `mount the filesystem at STATE_DIR (${root}) itself instead of at ${item}/: stop the app, copy ${item}/ onto the STATE_DIR filesystem, unmount, remove the fstab line`,
+      }));
+    } else if (isSharedFs(p.fsType)) {
+      r.push(fail(`state dir ${item}`, `${p.path} is on ${p.fsType}`, { file: p.path, fix: 'put STATE_DIR on a local filesystem' }));
+    }
+  }
+  const b = o.backups;
+  if (b.exists) {
+    if (lacksHardLinks(b.fsType)) {
+      r.push(fail('state dir backups', `${b.path} is on ${b.fsType} (${b.mountPoint}), which has no reliable hard links or locking: backups share unchanged uploads by hard link`, {
+        file: b.path, fix: `keep backups/ on a local filesystem (ext4, xfs); copy backups off the host with restic instead (RUNBOOK: Offsite)`,
+      }));
+    } else if (Number.isFinite(b.dev) && Number.isFinite(o.root.dev) && b.dev !== o.root.dev) {
+      r.push(warn('state dir backups', `${b.path} is on another filesystem (${b.mountPoint}) than STATE_DIR: the drill copies uploads instead of hard-linking them (slower, needs their size free in STATE_DIR)`, { file: b.path }));
+    }
+  }
+  if (!r.some((x) => !x.ok)) r.push(ok('state dir layout', `${root} on ${o.root.fsType}; data/ and uploads/ on the same filesystem`));
+  return r;
+}
+
+export function observePath(p: string, info: (p: string) => { mountPoint: string; fsType: string }): PathObservation {
+  const exists = fs.existsSync(p);
+  const near = exists ? p : path.dirname(p);
+  const i = info(near);
+  let dev = NaN;
+  try {
+    dev = Number(fs.statSync(near).dev);
+  } catch {
+    /* missing: NaN */
+  }
+  return { path: p, exists, mountPoint: i.mountPoint, fsType: i.fsType, dev };
+}
+
+export async function observeStateLayoutWith(layout: { root: string; data: string; uploads: string; backups: string }, dockerOperatingSystem?: string): Promise<LayoutObservation> {
+  return { ...observeStateLayout(layout), dockerOperatingSystem };
+}
+
+export function observeStateLayout(layout: { root: string; data: string; uploads: string; backups: string }): LayoutObservation {
+  // fsInfo lives in host/fsutil.mts; imported lazily there would make this async, so read mountinfo here
+  const info = (p: string) => mountOf(p);
+  return { root: observePath(layout.root, info), data: observePath(layout.data, info), uploads: observePath(layout.uploads, info), backups: observePath(layout.backups, info) };
+}
+
+function mountOf(p: string): { mountPoint: string; fsType: string } {
+  let best = { mountPoint: '/', fsType: '?' };
+  let real = p;
+  try {
+    real = fs.realpathSync(p);
+  } catch {
+    /* keep p */
+  }
+  try {
+    for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+      if (!line) continue;
+      const [left, right] = line.split(' - ');
+      const mp = left.split(' ')[4].replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+      const fsType = (right ?? '').split(' ')[0];
+      const within = real === mp || real.startsWith(mp.endsWith('/') ? mp : `${mp}/`);
+      if (within && mp.length >= best.mountPoint.length) best = { mountPoint: mp, fsType };
+    }
+  } catch {
+    /* not Linux */
+  }
+  return best;
 }

@@ -3,7 +3,8 @@
 // throwaway app container boots on it on a private network (docker network create --internal, no
 // published ports) in local mode (no bot token, APP_URL https://localhost: no webhook registration,
 // no Telegram call leaves the network), and the drill checks /health, integrity_check and row
-// counts. Container, network and scratch directory are removed at the end, also on failure,
+// counts. It holds the ops lock throughout, so retention cannot remove the backup under it. Uploads
+// are hard-linked from the backup, or copied when backups/ is on another filesystem. Container, network and scratch directory are removed at the end, also on failure,
 // Ctrl-C or SIGTERM; leftovers of a drill that was killed -9 are removed by the next drill.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,10 +15,10 @@ import { StepError, errorMessage } from '../cli/errors.mts';
 import { formatDuration, type Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
 import { composeEnv, parseComposePs, psArgs } from '../commands/compose.mts';
-import { isProcessAlive } from '../host/lock.mts';
+import { acquireLock, isProcessAlive } from '../host/lock.mts';
 import { APP_GID, APP_UID, isRoot } from '../host/fsutil.mts';
 import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
-import { resolveBackup, stageBackup } from './restore.mts';
+import { resolveBackup, stageBackup } from './stage.mts';
 
 export interface DrillOptions {
   ctx: OpsEnv;
@@ -26,6 +27,9 @@ export interface DrillOptions {
   /** image to boot; default: the running app container's image, else APP_IMAGE:APP_TAG */
   image?: string;
   healthTimeoutMs?: number;
+  /** wait this long for the ops lock (a running backup, retention or rollout) */
+  waitLockMs?: number;
+  lockHeld?: boolean;
 }
 
 export interface DrillCheck {
@@ -102,6 +106,16 @@ export async function removeDrillLeftovers(ctx: OpsEnv, log: Logger): Promise<nu
 }
 
 export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
+  // the ops lock: retention cannot delete the backup being drilled, nor a restore swap it
+  const lock = opts.lockHeld ? undefined : await acquireLock(opts.ctx.layout, { operation: `restore --drill ${opts.from}`, waitMs: opts.waitLockMs ?? 0, log: opts.log });
+  try {
+    return await drill(opts);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function drill(opts: DrillOptions): Promise<DrillResult> {
   const { ctx, log } = opts;
   const t0 = performance.now();
   await removeDrillLeftovers(ctx, log);
