@@ -93,7 +93,7 @@ describe('snapshotDatabase under a concurrent writer', () => {
       expect(last).toBeGreaterThan(0);
       expect(maxMs, `slowest commit ${maxMs.toFixed(0)} ms during the ${method} snapshots`).toBeLessThan(MAX_COMMIT_MS);
       console.log(`${method}${paced ? ' (paced)' : ''}: slowest writer commit ${maxMs.toFixed(1)} ms`);
-    });
+    }, paced ? 120_000 : 30_000); // the paced copy fsyncs every few MiB: slow on a busy disk, and that is not what this test judges
   }
 
   it('the writer kept committing and never saw SQLITE_BUSY; the WAL does not grow', async () => {
