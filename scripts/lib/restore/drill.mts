@@ -18,6 +18,7 @@ import { isProcessAlive } from '../host/lock.mts';
 import { APP_GID, APP_UID, isRoot } from '../host/fsutil.mts';
 import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
 import { resolveBackup, stageBackup } from './restore.mts';
+import type { BackupEntry } from '../backup/manifest.mts';
 
 export interface DrillOptions {
   ctx: OpsEnv;
@@ -26,6 +27,8 @@ export interface DrillOptions {
   /** image to boot; default: the running app container's image, else APP_IMAGE:APP_TAG */
   image?: string;
   healthTimeoutMs?: number;
+  /** offsite (issue 9): a backup the caller fetched (offsite:...) */
+  backup?: BackupEntry;
 }
 
 export interface DrillCheck {
@@ -105,7 +108,7 @@ export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
   const { ctx, log } = opts;
   const t0 = performance.now();
   await removeDrillLeftovers(ctx, log);
-  const b = resolveBackup(ctx.layout, opts.from);
+  const b = opts.backup ?? resolveBackup(ctx.layout, opts.from);
   const suffix = randomBytes(4).toString('hex');
   const name = `${ctx.project}-drill-${suffix}`;
   const network = `${ctx.project}-drill-${suffix}`;

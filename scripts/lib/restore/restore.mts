@@ -83,6 +83,8 @@ export interface RestoreOptions {
   confirm?: (question: string) => Promise<boolean>;
   /** for tests: called after each journal write (e.g. to observe phases) */
   onPhase?: (phase: RestorePhase) => void;
+  /** offsite (issue 9): a backup the caller fetched (offsite:...); verified and swapped like a local one */
+  backup?: BackupEntry;
 }
 
 export interface RestoreResult {
@@ -523,7 +525,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     } else if (readRestoreJournal(layout)) {
       log.warn(`an interrupted restore is pending (${layout.restoreJournal}); a real run recovers it first`);
     }
-    const b = resolveBackup(layout, opts.from);
+    const b = opts.backup ?? resolveBackup(layout, opts.from);
     const m = b.manifest;
     const before0 = opts.dryRun ? null : await appState(ctx);
     // start afterwards: when asked to, or when it ran before (a stopped app stays stopped)
