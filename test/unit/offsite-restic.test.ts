@@ -140,3 +140,10 @@ describe('offsite retention decision', () => {
     expect(rows[0].offsite?.snapshotId).toBe('20261201T031700Z-cron-snap');
   });
 });
+
+describe('restic --json errors', () => {
+  it('the exit_error object becomes its message line', () => {
+    const stderr = '{"message_type":"exit_error","code":1,"message":"Fatal: unable to open config file: Stat: connection refused\\nIs there a repository at the following location?"}\n';
+    expect(resticErrorLine(stderr)).toBe('unable to open config file: Stat: connection refused');
+  });
+});

@@ -79,7 +79,14 @@ export interface PushResult {
  */
 export async function pushMissing(ctx: OpsEnv, cfg: OffsiteConfig, log: Logger, opts: { dryRun?: boolean } = {}): Promise<PushResult> {
   const local = listBackups(ctx.layout).backups.filter((b) => b.verified);
-  const offsite = await listSnapshots(ctx, cfg);
+  let offsite: OffsiteSnapshot[];
+  try {
+    offsite = await listSnapshots(ctx, cfg);
+  } catch (err) {
+    // the backend is unreachable before any upload began: say what that means for the new backup
+    if (!(err instanceof StepError) || !local.length) throw err;
+    throw new StepError(`upload of backup ${local[0].id} failed: ${err.message.replace(/^offsite: /, '')}; the local backup ${local[0].id} is intact and published`, { step: 'offsite', hint: next(ctx, '--push') });
+  }
   const have = new Set(offsite.map((s) => s.backupId).filter(Boolean));
   const missing = local.filter((b) => !have.has(b.id));
   const res: PushResult = { uploaded: [], alreadyOffsite: local.length - missing.length, pending: missing.map((b) => b.id) };

@@ -73,7 +73,21 @@ export function runRestic(cfg: OffsiteConfig, args: string[], opts: RunResticOpt
 
 /** the one line of restic's stderr that says what went wrong (Fatal: ..., or the last error) */
 export function resticErrorLine(stderr: string, secrets: string[] = []): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  // with --json, restic reports its fatal error as {"message_type":"exit_error","message":"Fatal: ..."}
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .flatMap((l) => {
+      if (!l.startsWith('{')) return [l];
+      try {
+        const j = JSON.parse(l) as { message_type?: string; message?: string; error?: { message?: string } | string };
+        const msg = j.message ?? (typeof j.error === 'string' ? j.error : j.error?.message);
+        return msg ? [msg.split('\n')[0]] : [];
+      } catch {
+        return [l];
+      }
+    });
   const pick =
     lines.find((l) => /^Fatal:/.test(l)) ??
     [...lines].reverse().find((l) => /error|failed|refused|denied|timeout|no such|unable|cannot|wrong/i.test(l)) ??
