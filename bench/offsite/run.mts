@@ -73,7 +73,7 @@ try {
     const localMs = performance.now() - tb;
     const entry = listBackups(env.layout).backups.find((x) => x.id === b.id)!;
     const up = await uploadBackup(env, cfg, entry, log);
-    rows.push({ step: label, writes: commits, 'db size': formatBytes(statSync(env.layout.db).size), 'local backup': `${(localMs / 1000).toFixed(1)} s`, upload: `${(up.ms / 1000).toFixed(1)} s`, 'bytes read': formatBytes(up.totalBytes), 'bytes sent': formatBytes(up.dataAdded), 'sent/read': `${((100 * up.dataAdded) / up.totalBytes).toFixed(2)} %`, 'write sim': `${(writeMs / 1000).toFixed(1)} s` });
+    rows.push({ step: label, writes: commits, 'db size': formatBytes(statSync(env.layout.db).size), 'local backup': `${(localMs / 1000).toFixed(1)} s`, upload: `${(up.ms / 1000).toFixed(1)} s`, 'bytes read': formatBytes(up.totalBytes), 'new data': formatBytes(up.dataAddedRaw), 'bytes sent': formatBytes(up.dataAdded), 'sent/read': `${((100 * up.dataAdded) / up.totalBytes).toFixed(2)} %`, 'write sim': `${(writeMs / 1000).toFixed(1)} s` });
     return up;
   };
   await cycle('first upload (full)', 0);
@@ -92,7 +92,7 @@ try {
   f.remove();
 
   console.log(`\nOffsite benchmark: ${mib} MiB database, restic to rclone serve restic on 127.0.0.1 (same machine: no network limit)\n`);
-  console.log(renderTable(rows, ['step', { key: 'writes', align: 'right' }, { key: 'db size', align: 'right' }, { key: 'local backup', align: 'right' }, { key: 'upload', align: 'right' }, { key: 'bytes read', align: 'right' }, { key: 'bytes sent', align: 'right' }, { key: 'sent/read', align: 'right' }]));
+  console.log(renderTable(rows, ['step', { key: 'writes', align: 'right' }, { key: 'db size', align: 'right' }, { key: 'local backup', align: 'right' }, { key: 'upload', align: 'right' }, { key: 'bytes read', align: 'right' }, { key: 'new data', align: 'right' }, { key: 'bytes sent', align: 'right' }, { key: 'sent/read', align: 'right' }]));
   console.log(`\nRTO data phases from an empty STATE_DIR: fetch ${(f.ms / 1000).toFixed(1)} s, verify+swap ${(verifyMs / 1000).toFixed(1)} s`);
   console.log(`RPO with the documented daily 03:17 backup: up to 24 h (plus the upload time); offsite cost of one day of writes: ${formatBytes(day.dataAdded)} sent`);
 } finally {

@@ -101,6 +101,17 @@ describeDocker('offsite backups with a running stack', () => {
     expect(readdirSync(stack.stateDir).filter((n) => n.startsWith('.offsite-fetch-'))).toEqual([]);
   });
 
+  it('a drill runs on an offsite snapshot; production untouched', async () => {
+    const before = await fingerprint();
+    const r = await script('restore.mts', ['--drill', '--from', `offsite:${firstId}`, '--json', '--quiet']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.backupId).toBe(firstId);
+    expect(out.checks.every((c: { status: string }) => c.status === 'pass')).toBe(true);
+    expect(await fingerprint()).toEqual(before);
+    expect(readdirSync(stack.stateDir).filter((n) => n.startsWith('.offsite-fetch-') || n.startsWith('.drill-'))).toEqual([]);
+  });
+
   it('the backend dies mid-upload: the local backup stays published, exit 1 with the error and the next command; the next run catches up', async () => {
     // restic gets real work to do (uploads above UPLOAD_MAX_BYTES cannot come through the API)
     writeFileSync(join(stack.stateDir, 'uploads', 'bulk.bin'), randomBytes(24 * 2 ** 20));
@@ -196,6 +207,8 @@ describeDocker('offsite backups with a running stack', () => {
       // preflight on the empty machine: only the disk check may look at a STATE_DIR that does not exist yet
       expect(last.code, `${c}\n${last.stdout}\n${last.stderr}`).toBe(0);
     }
+    // the phase table, for BENCHMARKS.md (Offsite: RTO)
+    if (process.env.LAZYFLOW_OFFSITE_DR_LOG) writeFileSync(process.env.LAZYFLOW_OFFSITE_DR_LOG, last!.stdout + last!.stderr);
     expect(last!.stdout + last!.stderr).toMatch(new RegExp(`the service is back: backup ${drId} .* on release ${release}, smoke green`));
     const titles = (await listTasks(stack)).map((t) => t.title);
     expect(titles).toContain('last-before-disaster');

@@ -46,7 +46,10 @@ export async function listSnapshots(ctx: OpsEnv, cfg: OffsiteConfig): Promise<Of
 export interface UploadResult {
   backupId: string;
   snapshotId: string;
+  /** bytes sent to the backend (new data, compressed and encrypted) */
   dataAdded: number;
+  /** the same new data before compression */
+  dataAddedRaw: number;
   totalBytes: number;
   ms: number;
 }
@@ -62,7 +65,7 @@ export async function uploadBackup(ctx: OpsEnv, cfg: OffsiteConfig, b: BackupEnt
     throw err;
   }
   step.done(`snapshot ${summary.snapshotId.slice(0, 8)}: ${formatBytes(summary.totalBytes)} read, ${formatBytes(summary.dataAddedPacked)} sent (${formatDuration(r.ms)})`);
-  return { backupId: b.id, snapshotId: summary.snapshotId, dataAdded: summary.dataAddedPacked, totalBytes: summary.totalBytes, ms: r.ms };
+  return { backupId: b.id, snapshotId: summary.snapshotId, dataAdded: summary.dataAddedPacked, dataAddedRaw: summary.dataAdded, totalBytes: summary.totalBytes, ms: r.ms };
 }
 
 export interface PushResult {
