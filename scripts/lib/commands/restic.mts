@@ -35,7 +35,6 @@ export const RESTIC_EXIT = {
   interrupted: 130,
 } as const;
 
-export const MIN_RESTIC = [0, 17, 0] as const;
 
 /** Environment for restic: the caller's environment minus every RESTIC_* and AWS_* it may carry, plus ours. */
 export function resticEnv(t: ResticTarget, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
