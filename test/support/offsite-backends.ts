@@ -108,7 +108,7 @@ export async function startBackend(kind: BackendKind): Promise<OffsiteBackend> {
         rmSync(base, { recursive: true, force: true });
       },
     };
-    await be.start();
+    await startOrClean(be);
     return be;
   }
   if (kind === 's3') {
@@ -134,7 +134,7 @@ export async function startBackend(kind: BackendKind): Promise<OffsiteBackend> {
         rmSync(base, { recursive: true, force: true });
       },
     };
-    await be.start();
+    await startOrClean(be);
     return be;
   }
   // sftp: a real sshd in a container, the client's public key as the only way in
@@ -177,8 +177,18 @@ export async function startBackend(kind: BackendKind): Promise<OffsiteBackend> {
       rmSync(base, { recursive: true, force: true });
     },
   };
-  await be.start();
+  await startOrClean(be);
   return be;
+}
+
+/** a backend that fails to come up leaves nothing behind */
+async function startOrClean(be: OffsiteBackend): Promise<void> {
+  try {
+    await be.start();
+  } catch (err) {
+    await be.destroy().catch(() => {});
+    throw err;
+  }
 }
 
 async function waitBanner(port: number, timeoutMs = 20_000) {
