@@ -10,6 +10,9 @@ import { listBackups, BACKUP_REASONS, type BackupReason } from './lib/backup/man
 import { SNAPSHOT_METHODS, DEFAULT_SNAPSHOT_METHOD, type SnapshotMethod } from './lib/backup/sqlite-snapshot.mts';
 import { describePolicy, policyIsEmpty, type RetentionPolicy } from './lib/backup/retention.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+// offsite (issue 9)
+import { loadOffsiteConfig } from './lib/offsite/config.mts';
+import { pushMissing, type PushResult } from './lib/offsite/offsite.mts';
 
 export const spec: CommandSpec = {
   name: 'backup.mts',
@@ -38,6 +41,7 @@ export const spec: CommandSpec = {
     { name: 'wait-lock', type: 'number', arg: '<seconds>', default: 0, describe: 'wait this long for a running restore/rollout to finish instead of refusing' },
     { name: 'method', type: 'string', arg: '<method>', choices: SNAPSHOT_METHODS, default: DEFAULT_SNAPSHOT_METHOD, describe: 'how the database snapshot is copied (see bench/backup)' },
     { name: 'app-tag', type: 'string', arg: '<tag>', describe: 'app release recorded in the manifest (default: the running app image tag)' },
+    { name: 'skip-offsite', type: 'boolean', describe: 'do not upload to OFFSITE_REPOSITORY after the backup (the next run catches up)' },
   ],
   details: [
     'Backups go to STATE_DIR/backups/<id>/ (manifest.json, lazyflow.db[.gz], uploads/). Retention never deletes',
@@ -47,12 +51,15 @@ export const spec: CommandSpec = {
     '--keep-kept or older than --keep-kept-days. Days/weeks/months are UTC.',
     'Cron (daily 03:17, keeps 7 daily, 4 weekly, 6 monthly):',
     '  17 3 * * * cd /srv/lazyflow-deploy && npx zx scripts/backup.mts --config .env.prod --reason cron --quiet --wait-lock 900 --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --keep-images 5',
+    'With OFFSITE_REPOSITORY set, every verified local backup not offsite yet is then uploaded (restic); a failed upload',
+    'leaves the local backup published and exits 1; the next run uploads what is missing (see offsite.mts).',
   ].join('\n'),
   exitCodes: [
     'Exit status:',
     '  0  ok (backup written and verified; retention applied)',
     '  1  a check or step failed: the lock is held by another operation, disk full, the snapshot failed',
-    '     integrity_check, ... (no partial backup is left behind)',
+    '     integrity_check, ... (no partial backup is left behind); or the offsite upload failed (the local',
+    '     backup is published and intact)',
     '  2  usage or config error (bad flag, env file missing or invalid)',
   ].join('\n'),
 };
@@ -80,6 +87,8 @@ await runMain(spec, async ({ values: v }, log) => {
   const ctx = loadOpsEnv(String(v['config']));
   const layout = ctx.layout;
   log.setOpsLog(layout.opsLog);
+  // offsite (issue 9): a bad offsite key is a config error before anything is touched
+  const offsite = v.list || v['dry-run'] || v['skip-offsite'] ? null : loadOffsiteConfig(ctx);
 
   if (v.list) {
     const { backups, ignored } = listBackups(layout);
@@ -124,7 +133,10 @@ await runMain(spec, async ({ values: v }, log) => {
       log.debug(`retention: ${describePolicy(policy)}`);
       removed = pruneBackups({ layout, policy, keepImages, keptPolicy, log }).removed;
     }
-    if (v.json) log.out(JSON.stringify({ backup: result ? { id: result.id, dir: result.dir, manifest: { ...result.manifest, uploads: { ...result.manifest.uploads, entries: undefined } } } : null, removed }, null, 2));
+    // offsite (issue 9): upload what is missing, under the lock so retention cannot race restic
+    let pushed: PushResult | null = null;
+    if (offsite && !v.forget) pushed = await pushMissing(ctx, offsite, log);
+    if (v.json) log.out(JSON.stringify({ backup: result ? { id: result.id, dir: result.dir, manifest: { ...result.manifest, uploads: { ...result.manifest.uploads, entries: undefined } } } : null, removed, ...(pushed ? { offsite: pushed } : {}) }, null, 2));
     return 0;
   } finally {
     lock.release();

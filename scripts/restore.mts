@@ -14,6 +14,10 @@ import { keptRoot, listKept } from './lib/restore/kept.mts';
 import { formatAge } from './lib/cli/log.mts';
 import { runDrill } from './lib/restore/drill.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+// offsite (issue 9)
+import { ConfigError } from './lib/cli/errors.mts';
+import { loadOffsiteConfig } from './lib/offsite/config.mts';
+import { fetchSnapshot, offsiteSource, type FetchedBackup } from './lib/offsite/offsite.mts';
 
 export const spec: CommandSpec = {
   name: 'restore.mts',
@@ -23,12 +27,13 @@ export const spec: CommandSpec = {
     'npx zx scripts/restore.mts --config .env.prod --from <id|latest> [--dry-run] [--yes]',
     'npx zx scripts/restore.mts --config .env.prod --recover',
     'npx zx scripts/restore.mts --config .env.prod --drill [--from <id|latest>]',
+    'npx zx scripts/restore.mts --config .env.prod --from offsite:<latest|id> [--drill]',
   ],
   options: [
     ENV_FILE_OPTION,
     { name: 'list', type: 'boolean', describe: 'list backups: id, age, reason, size, verified' },
     { name: 'json', type: 'boolean', describe: 'with --list / --drill: JSON on stdout' },
-    { name: 'from', type: 'string', arg: '<id|latest>', describe: 'the backup to restore (see --list)' },
+    { name: 'from', type: 'string', arg: '<id|latest>', describe: 'the backup to restore (see --list); offsite:latest or offsite:<id> fetches it from OFFSITE_REPOSITORY first' },
     { name: 'dry-run', type: 'boolean', describe: 'print the plan; change nothing' },
     { name: 'yes', type: 'boolean', alias: 'y', describe: 'do not ask for confirmation' },
     { name: 'recover', type: 'boolean', describe: 'only finish or roll back an interrupted restore' },
@@ -48,6 +53,8 @@ export const spec: CommandSpec = {
     'app, waits until healthy and runs the smoke checks. If it is killed, run it again (any --from) or --recover:',
     'it continues the same restore: rolls back when the live state was not touched yet, completes it otherwise.',
     '--list shows the backups and the kept-aside states.',
+    'From offsite (--from offsite:latest): the snapshot is fetched into STATE_DIR/.offsite-fetch-*, then verified',
+    'and swapped exactly like a local backup; the fetched copy is removed afterwards.',
     'Weekly drill (cron, Sundays 04:30):',
     '  30 4 * * 0 cd /srv/lazyflow-deploy && npx zx scripts/restore.mts --config .env.prod --drill --quiet --wait-lock 900',
   ].join('\n'),
@@ -73,6 +80,16 @@ await runMain(spec, async ({ values: v }, log) => {
   const ctx = loadOpsEnv(String(v['config']));
   log.setOpsLog(ctx.layout.opsLog);
 
+  // offsite (issue 9): fetch the snapshot first, then take exactly the local path with it
+  const offsiteWhat = offsiteSource(v.from as string | undefined);
+  let fetched: FetchedBackup | undefined;
+  if (offsiteWhat) {
+    const cfg = loadOffsiteConfig(ctx);
+    if (!cfg) throw new ConfigError(`--from ${v.from}: OFFSITE_REPOSITORY is empty in ${ctx.file}`, { file: ctx.file, key: 'OFFSITE_REPOSITORY', hint: 'set the offsite keys (see .env.prod.example), or restore a local backup: restore.mts --list' });
+    fetched = await fetchSnapshot(ctx, cfg, offsiteWhat, log);
+  }
+  try {
+
   if (v.list) {
     const { backups, ignored } = listBackups(ctx.layout);
     for (const i of ignored) log.warn(`ignoring ${ctx.layout.backups}/${i.name}: ${i.why}`);
@@ -95,7 +112,7 @@ await runMain(spec, async ({ values: v }, log) => {
   }
 
   if (v.drill) {
-    const r = await runDrill({ ctx, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs, waitLockMs });
+    const r = await runDrill({ ctx, backup: fetched?.backup, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs, waitLockMs });
     if (v.json) log.out(JSON.stringify(r, null, 2));
     else if (!log.quiet) log.table(r.checks.map((c) => ({ ...c })), ['name', 'status', 'detail']);
     if (r.failed) {
@@ -119,8 +136,9 @@ await runMain(spec, async ({ values: v }, log) => {
   }
 
   const r = await runRestore({
+    backup: fetched?.backup,
     ctx,
-    from: String(v.from),
+    from: fetched ? fetched.backup.id : String(v.from),
     log,
     yes: Boolean(v.yes),
     dryRun: Boolean(v['dry-run']),
@@ -133,4 +151,7 @@ await runMain(spec, async ({ values: v }, log) => {
   if (r.keptDir) log.out(`kept aside: ${r.keptDir}`);
   if (r.phases.hold !== undefined) log.info(`requests were held ${(r.phases.hold / 1000).toFixed(1)} s (app stopped until healthy; Caddy holds up to 30 s)`);
   return 0;
+  } finally {
+    fetched?.remove();
+  }
 });

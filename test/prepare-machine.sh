@@ -198,4 +198,6 @@ export BUN_IMAGE="$BUN_IMAGE"
 export CADDY_IMAGE="$CADDY_IMAGE"
 export PEBBLE_IMAGE="$PEBBLE_IMAGE"
 ENV
+# offsite backup tools (restic, rclone, SFTP stand-in, moto check); appends to env.sh
+LAZYFLOW_CACHE="$CACHE" bash "$HERE/prepare-offsite.sh"
 step "Ready. Run: . $CACHE/env.sh"

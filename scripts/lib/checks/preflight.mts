@@ -296,6 +296,42 @@ export function checkSystem(o: SystemObservation): CheckResult[] {
   return r;
 }
 
+// ---- offsite (issue 9) ---------------------------------------------------------------------------
+
+export const MIN_RESTIC_VERSION = [0, 17, 0] as const;
+
+export interface ResticObservation {
+  bin: string;
+  ok: boolean;
+  version?: string;
+  error?: string;
+}
+
+/** Offsite keys (judged by offsite/config.mts) and restic's presence and version; nothing when offsite is off. */
+export function checkOffsite(enabled: boolean, problems: { key: string; message: string; fix: string }[], restic: ResticObservation | null, file: string): CheckResult[] {
+  const r: CheckResult[] = problems.map((p) => fail(`key ${p.key}`, p.message, { key: p.key, file, fix: p.fix }));
+  if (!enabled) return r;
+  if (!problems.length) r.push(ok('offsite config', 'OFFSITE_* keys and their files are in order', { file }));
+  if (restic) {
+    const v = parseVersion(restic.version ?? '');
+    if (!restic.ok || !v) r.push(fail('restic', `restic (${restic.bin}) does not run: ${firstLine(restic.error)}`, { fix: 'install restic >= 0.17 (RUNBOOK: offsite backups), or set OFFSITE_RESTIC=/path/to/restic' }));
+    else if (!versionAtLeast(v, MIN_RESTIC_VERSION)) r.push(fail('restic', `restic ${v.join('.')} is older than ${MIN_RESTIC_VERSION.join('.')} (exit codes 10/11/12, sftp.args, RESTIC_REST_USERNAME)`, { fix: 'install restic >= 0.17 (Debian 13, or the static binary; RUNBOOK: offsite backups)' }));
+    else r.push(ok('restic', `restic ${v.join('.')}`));
+  }
+  return r;
+}
+
+async function observeRestic(values: Record<string, string>): Promise<ResticObservation> {
+  const { $ } = await import('zx');
+  const bin = values.OFFSITE_RESTIC || process.env.LAZYFLOW_RESTIC_BIN || 'restic';
+  try {
+    const r = await $({ quiet: true, nothrow: true, timeout: 20_000 })`${bin} version`;
+    return { bin, ok: r.exitCode === 0, version: r.stdout.trim(), error: r.stderr.trim() };
+  } catch (e) {
+    return { bin, ok: false, error: (e as Error).message };
+  }
+}
+
 export function preflightPassed(results: CheckResult[]): boolean {
   return results.every((r) => r.ok);
 }
@@ -375,6 +411,12 @@ export async function runPreflight(
   const envObs = observeEnvFile(env.file, (t) => parseEnvText(t, env.file), exampleFile);
   results.push(...checkEnv(envObs));
   results.push(...checkAlertChannels(envObs.values, env.file)); // issue 10: alert channels
+  // offsite (issue 9)
+  const { offsiteProblems, offsiteEnabled, observeFile } = await import('../offsite/config.mts');
+  const offsiteOn = offsiteEnabled(envObs.values);
+  let restic: ResticObservation | null = null;
+  if (offsiteOn && !opts.envOnly) restic = await observeRestic(envObs.values);
+  results.push(...checkOffsite(offsiteOn, offsiteProblems(envObs.values, env.stateDir, env.file, observeFile, env.projectDir), restic, env.file));
   if (opts.envOnly) return results;
 
   const { $ } = await import('zx');

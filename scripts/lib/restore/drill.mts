@@ -19,6 +19,7 @@ import { acquireLock, isProcessAlive } from '../host/lock.mts';
 import { APP_GID, APP_UID, isRoot } from '../host/fsutil.mts';
 import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
 import { resolveBackup, stageBackup } from './stage.mts';
+import type { BackupEntry } from '../backup/manifest.mts';
 
 export interface DrillOptions {
   ctx: OpsEnv;
@@ -30,6 +31,8 @@ export interface DrillOptions {
   /** wait this long for the ops lock (a running backup, retention or rollout) */
   waitLockMs?: number;
   lockHeld?: boolean;
+  /** offsite (issue 9): a backup the caller fetched (offsite:...) */
+  backup?: BackupEntry;
 }
 
 export interface DrillCheck {
@@ -119,7 +122,7 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
   const { ctx, log } = opts;
   const t0 = performance.now();
   await removeDrillLeftovers(ctx, log);
-  const b = resolveBackup(ctx.layout, opts.from);
+  const b = opts.backup ?? resolveBackup(ctx.layout, opts.from);
   const suffix = randomBytes(4).toString('hex');
   const name = `${ctx.project}-drill-${suffix}`;
   const network = `${ctx.project}-drill-${suffix}`;

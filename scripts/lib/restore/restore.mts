@@ -59,6 +59,8 @@ export interface RestoreOptions {
   confirm?: (question: string) => Promise<boolean>;
   /** for tests: called after each journal write (e.g. to observe phases) */
   onPhase?: (phase: RestorePhase) => void;
+  /** offsite (issue 9): a backup the caller fetched (offsite:...); verified and swapped like a local one */
+  backup?: BackupEntry;
 }
 
 export interface RestoreResult {
@@ -139,7 +141,8 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       });
     }
     const requested = pending?.requested ?? opts.from;
-    const b: BackupEntry = resolveBackup(layout, pending ? pending.backupId : opts.from);
+    // offsite (issue 9): a fetched backup is used as given, unless an interrupted restore is continued
+    const b: BackupEntry = pending ? resolveBackup(layout, pending.backupId) : (opts.backup ?? resolveBackup(layout, opts.from));
     const m = b.manifest;
     const before0 = opts.dryRun ? null : await appState(ctx);
     // start afterwards: when asked to, or when it ran before (a stopped app stays stopped)
