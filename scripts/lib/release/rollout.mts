@@ -314,7 +314,7 @@ export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalConte
 
     phase = 'telegram';
     const ts = log.step('telegram gate');
-    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot }));
+    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: { beganAt: swap!.beganAt ?? Date.parse(swap!.startedAt), endedAt: swap!.endedAt ?? Date.parse(swap!.startedAt) } }));
     ts.done(td);
 
     phase = 'smoke';
