@@ -97,7 +97,7 @@ export function recoveryGoal(r: Release, releases: Release[]): RecoveryGoal {
       releaseId: r.id, failedReleaseId: revertOf, appTag: r.appTag ?? null, appRelease: (r.target as string | undefined) ?? null,
       schema: { userVersionBefore: failed?.userVersionBefore ?? null, backupId: failed?.backupId ?? null, restored: r.dbRestored === true },
       data: null, result: 'ok',
-      why: `the automatic revert ${r.id} of ${revertOf} was interrupted in phase ${r.phase ?? '?'}: finishing it (back to ${r.appTag ?? 'nothing'}, never the failed image ${String(r.failedAppTag ?? failed?.appTag ?? '?')})`,
+      why: `automatic revert ${r.id} of ${revertOf} (phase ${r.phase ?? '?'}): back to ${r.appTag ?? 'nothing'}, never the failed image ${String(r.failedAppTag ?? failed?.appTag ?? '?')}`,
     };
   }
   if (r.kind === 'rollback' && r.withDb && r.backupId) {

@@ -64,13 +64,12 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
         appendJournal(env.layout.releases, { id: r.id, pid: process.pid, pidStart: processStartTime(process.pid), recoveryStartedAt: new Date().toISOString() });
       }
     }
-    if (a.kind === 'restore-backup' || a.kind === 'start-app' || a.kind === 'finish') {
-      if (!report.judgedUserVersion && !current.observed.apps.some((x) => x.state === 'running' && a.kind === 'restore-backup')) report.judgedUserVersion = current.observed.userVersion;
-    }
+    // the decision stops every foreign app first, so the first later step sees the schema as judged
+    if (!report.judgedUserVersion && a.kind !== 'stop-app' && a.kind !== 'mark-failed' && a.kind !== 'restore-recover') report.judgedUserVersion = current.observed.userVersion;
     log.warn(`recovery: ${describeAction(a)}`);
     report.actions.push(a);
     try {
-      await execute(env, log, a, o);
+      await execute(env, log, a, o, { now: current.observed.userVersion, judged: report.judgedUserVersion });
     } catch (err) {
       report.exitCode = 1;
       report.error = `${a.kind} failed: ${errorMessage(err)}`;
@@ -104,7 +103,9 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
   return report;
 }
 
-async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryOptions): Promise<void> {
+const uvValue = (u: ObservedUserVersion | undefined) => (u?.kind === 'read' ? u.value : null);
+
+async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryOptions, uv: { now: ObservedUserVersion; judged?: ObservedUserVersion }): Promise<void> {
   const now = () => new Date().toISOString();
   switch (a.kind) {
     case 'mark-failed':
@@ -151,12 +152,14 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
     case 'finish': {
       const endedAt = now();
       appendJournal(env.layout.releases, {
-        id: a.releaseId, result: a.result, endedAt, dbRestored: a.dbRestored, reason: a.reason, ...(a.next ? { next: a.next } : {}),
+        id: a.releaseId, result: a.result, endedAt, dbRestored: a.dbRestored, reason: a.reason, userVersionAfter: uvValue(uv.now), ...(a.next ? { next: a.next } : {}),
       });
       if (a.failedReleaseId) {
         const ok = a.result === 'ok';
         appendJournal(env.layout.releases, {
+          // the schema the failed release left, as judged once it had stopped
           id: a.failedReleaseId, result: ok ? 'rolled-back' : 'failed', endedAt, rolledBackTo: ok ? a.appTag : null, dbRestored: a.dbRestored, rollbackId: a.releaseId,
+          userVersionAfter: uvValue(uv.judged ?? uv.now),
           ...(ok ? {} : { reason: `its rollback ${a.releaseId} did not finish: ${a.reason}` }),
         });
       }

@@ -80,6 +80,7 @@ export async function revert(i: RevertInput): Promise<{ ok: boolean; decision: R
     revertOf: i.failed.id, failedAppTag: i.failed.appTag, previousRelease: i.failed.id, target: i.previous?.id ?? null,
     pid: process.pid, pidStart: processStartTime(process.pid), backupId: null, reason: `automatic ${i.kind} of ${i.failed.id}: ${i.reason}`,
   });
+  appendJournal(env.layout.releases, { id: i.failed.id, reason: i.reason, rollbackId });
   const t = performance.now();
   const rec = await runRecovery(env, log, { selfPid: process.pid, healthTimeoutS: i.gates.healthTimeoutS, stopTimeoutS: i.gates.stopTimeoutS });
   const ok = rec.exitCode === 0;
