@@ -7,17 +7,19 @@ import { createLogger } from '../cli/log.mts';
 import { errorMessage } from '../cli/errors.mts';
 import { readLock } from '../host/lock.mts';
 import { criticalSection } from './rollout.mts';
+import { rollbackCritical } from './rollback.mts';
 import type { WorkerPayload } from './critical.mts';
 
 for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.stderr.write(`worker: ignoring ${sig}: the swap finishes first\n`));
 
 const payload = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as WorkerPayload;
 const env = loadOpsEnv(payload.envFile);
-const log = createLogger({ op: 'rollout' });
+const job = payload.ctx;
+const log = createLogger({ op: job.kind === 'rollback' ? 'rollback' : 'rollout' });
 log.setOpsLog(env.layout.opsLog);
 let code = 1;
 try {
-  const res = await criticalSection(env, log, payload.ctx);
+  const res = job.kind === 'rollback' ? await rollbackCritical(env, log, job) : await criticalSection(env, log, job);
   code = res.exitCode;
   const tmp = `${payload.resultFile}.tmp`;
   fs.writeFileSync(tmp, JSON.stringify(res), { mode: 0o600 });

@@ -14,12 +14,15 @@ import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
 import { processStartTime, readLock, type LockHandle, type LockInfo } from '../host/lock.mts';
 import type { CriticalContext, OpResult } from './rollout.mts';
+import type { RollbackCriticalContext } from './rollback.mts';
+
+export type WorkerJob = ({ kind?: 'rollout' } & CriticalContext) | ({ kind: 'rollback' } & RollbackCriticalContext);
 
 export const WORKER_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'critical-worker.mts');
 
 export interface WorkerPayload {
   envFile: string;
-  ctx: CriticalContext;
+  ctx: WorkerJob;
   /** the lock token the worker owns after the handover */
   lockToken: string;
   resultFile: string;
@@ -40,7 +43,7 @@ function handOverLock(lock: LockHandle, pid: number, token: string): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function runDetached(env: OpsEnv, log: Logger, lock: LockHandle, ctx: CriticalContext): Promise<OpResult> {
+export async function runDetached(env: OpsEnv, log: Logger, lock: LockHandle, ctx: WorkerJob): Promise<OpResult> {
   fs.mkdirSync(runDir(env), { recursive: true, mode: 0o700 });
   fs.mkdirSync(env.layout.logs, { recursive: true });
   const logFile = criticalLog(env, ctx.id);
