@@ -132,7 +132,7 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
         s.fail(err);
         throw err;
       }
-      appendJournal(env.layout.releases, { id: a.releaseId, dbRestored: true, restoredBackupId: a.backupId, phase: 'start' });
+      appendJournal(env.layout.releases, { id: a.releaseId, dbRestored: true, backupId: a.backupId, phase: 'start' });
       return;
     }
     case 'start-proxy':
