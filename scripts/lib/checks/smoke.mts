@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { composeArgs, composeEnv, type ComposeContext } from '../commands/compose.mts';
 import { docker } from '../docker/run.mts';
+import { composePs, inspectProject, type ProjectContainer } from '../docker/app-container.mts';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import {
@@ -65,34 +66,12 @@ export interface SmokeCheck {
 // ---------------------------------------------------------------------------------------------
 // shared probes
 
-interface Inspect {
-  Id: string;
-  Config: { Image: string; Labels?: Record<string, string> };
-  State: { Status: string; StartedAt: string; Health?: { Status: string; Log?: { Output: string; ExitCode: number }[] } };
-  HostConfig: { LogConfig?: { Type?: string; Config?: Record<string, string> } };
-  Mounts?: { Source: string; Destination: string; Type: string }[];
-}
+// which containers run, and their inspect data: the one place for that is docker/app-container.mts
+type Inspect = ProjectContainer;
+export { composePs, inspectProject };
 
 function composeCtx(env: OpsEnv): ComposeContext {
   return { projectDir: env.projectDir, envFile: env.envFile, project: env.project, composeFiles: env.composeFiles };
-}
-
-export async function composePs(env: OpsEnv) {
-  const p = await docker(composeArgs(composeCtx(env), 'ps', '--all', '--format', 'json'), { env: composeEnv(env.values) });
-  return parseComposePs(p.stdout);
-}
-
-/** docker inspect of every container of the project (running or not), by service. */
-export async function inspectProject(env: OpsEnv): Promise<Record<string, Inspect[]>> {
-  const ids = (await docker(['ps', '-aq', '--no-trunc', '--filter', `label=com.docker.compose.project=${env.project}`])).stdout.split('\n').filter(Boolean);
-  if (!ids.length) return {};
-  const all = JSON.parse((await docker(['inspect', ...ids])).stdout) as Inspect[];
-  const by: Record<string, Inspect[]> = {};
-  for (const c of all) {
-    const s = c.Config.Labels?.['com.docker.compose.service'] ?? '?';
-    (by[s] ??= []).push(c);
-  }
-  return by;
 }
 
 function running(list: Inspect[] | undefined): Inspect | undefined {

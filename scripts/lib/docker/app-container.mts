@@ -6,6 +6,7 @@ import { formatDuration } from '../cli/log.mts';
 import { GateError } from '../cli/errors.mts';
 import { redactToken } from '../telegram/bot-api.mts';
 import { docker } from './run.mts';
+import { composeArgs, composeCtx, composeEnv, parseComposePs, type ComposePsEntry } from '../commands/compose.mts';
 
 export interface ContainerInspect {
   Id: string;
@@ -89,7 +90,7 @@ export async function appDiagnostics(env: OpsEnv, containerId?: string): Promise
 
 /** Poll docker inspect until the container is healthy; fail fast on exit, restart or unhealthy. */
 export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger): Promise<{ c: ContainerInspect; startToHealthyMs: number }> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let last = '';
   for (;;) {
     const list = await appContainers(env);
@@ -111,9 +112,37 @@ export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger):
       if (now !== last) log?.debug(`app container ${c.Id.slice(0, 12)}: ${now}`);
       last = now;
     }
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       throw new GateError(`the new app container did not become healthy within ${formatDuration(timeoutMs)} (last: ${last || 'no container'})`, { step: 'swap', diagnostics: await appDiagnostics(env, c?.Id) });
     }
     await new Promise((r) => setTimeout(r, 150));
   }
+}
+
+/** A container of the project with what smoke reads from it (mounts, log config). */
+export interface ProjectContainer {
+  Id: string;
+  Config: { Image: string; Labels?: Record<string, string> };
+  State: { Status: string; StartedAt: string; Health?: { Status: string; Log?: { Output: string; ExitCode: number }[] } };
+  HostConfig: { LogConfig?: { Type?: string; Config?: Record<string, string> } };
+  Mounts?: { Source: string; Destination: string; Type: string }[];
+}
+
+/** `docker compose ps --all` of the project, parsed (both output shapes of Compose v2). */
+export async function composePs(env: OpsEnv): Promise<ComposePsEntry[]> {
+  const p = await docker(composeArgs(composeCtx(env), 'ps', '--all', '--format', 'json'), { env: composeEnv(env.values) });
+  return parseComposePs(p.stdout);
+}
+
+/** docker inspect of every container of the project (running or not), by service. */
+export async function inspectProject(env: OpsEnv): Promise<Record<string, ProjectContainer[]>> {
+  const ids = (await docker(['ps', '-aq', '--no-trunc', '--filter', `label=com.docker.compose.project=${env.project}`])).stdout.split('\n').filter(Boolean);
+  if (!ids.length) return {};
+  const all = JSON.parse((await docker(['inspect', ...ids])).stdout) as ProjectContainer[];
+  const by: Record<string, ProjectContainer[]> = {};
+  for (const c of all) {
+    const s = c.Config.Labels?.['com.docker.compose.service'] ?? '?';
+    (by[s] ??= []).push(c);
+  }
+  return by;
 }

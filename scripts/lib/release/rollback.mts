@@ -4,7 +4,7 @@ import { $ } from 'zx';
 import { createPhaseTimer, formatDuration, type Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
 import { ConfigError, StepError, UsageError, errorMessage } from '../cli/errors.mts';
-import { acquireLock, currentOperator } from '../host/lock.mts';
+import { acquireLock, currentOperator, processStartTime } from '../host/lock.mts';
 import {
   appendJournal, backupWhileLive, currentRelease, newReleaseId, previousSuccessful, readJournal, resolveTarget,
   ResolveError, type Release,
@@ -19,7 +19,8 @@ import { notify } from './notify.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { restoreBackup, revert } from './revert.mts';
 import { swapApp } from './swap.mts';
-import type { CommonOptions, OpResult } from './rollout.mts';
+import type { CommonOptions, CriticalOptions, OpResult } from './rollout.mts';
+import { runDetached } from './critical.mts';
 
 export interface RollbackOptions extends CommonOptions {
   to?: string;
@@ -30,6 +31,8 @@ export interface RollbackOptions extends CommonOptions {
   /** roll back although the database schema is newer than the target ran with */
   force?: boolean;
   skipPreflight?: boolean;
+  /** run the critical section in a detached worker (default true) */
+  detach?: boolean;
 }
 
 export interface RollbackPlan {
@@ -122,64 +125,103 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
     const userVersionBefore = readUserVersion(env.layout.db);
     appendJournal(env.layout.releases, {
       id, kind: 'rollback', gitSha: target.gitSha, image: `${env.appImage}:${appTag}`, appTag, operator, startedAt: new Date().toISOString(),
-      result: 'in-progress', phase: 'swap', previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null,
-      backupId: plan.backupId, userVersionBefore, reason: `manual rollback to ${target.id}${o.withDb ? ' with its data' : ''}`, target: target.id,
+      result: 'in-progress', phase: plan.backupId ? 'restore' : 'swap', previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null,
+      backupId: plan.backupId, withDb: Boolean(plan.backupId), userVersionBefore, pid: process.pid, pidStart: processStartTime(process.pid), reason: `manual rollback to ${target.id}${o.withDb ? ' with its data' : ''}`, target: target.id,
     });
 
-    let phase = 'swap';
-    try {
-      const img = await $({ quiet: true, nothrow: true })`docker image inspect --format {{.Id}} ${`${env.appImage}:${appTag}`}`;
-      if (img.exitCode !== 0) {
-        throw new StepError(`image ${env.appImage}:${appTag} of ${target.id} no longer exists (pruned?)`, { step: 'swap', hint: `rebuild it: git -C <repo> checkout ${target.gitSha ?? '<sha>'} && node scripts/rollout.mts --config ${env.file}` });
-      }
-      if (plan.backupId) {
-        phase = 'restore';
-        const s = log.step(`restore backup ${plan.backupId}`);
-        // stop first so nothing writes while the data is replaced
-        await $({ quiet: true, env: composeEnvFor(env, appTag) })`docker ${swapCommands(env).stop}`;
-        await timed('restore', () => restoreBackup(env, log, plan.backupId!, appTag));
-        s.done();
-      }
-      phase = 'swap';
-      const ss = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
-      const swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
-      ss.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
-      appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases } });
-      phase = 'health';
-      log.ok(await timed('health', () => healthGate(env, appTag, { smoke: o.smoke })));
-      phase = 'telegram';
-      log.ok(`telegram: ${await timed('telegram', () => telegramGate(env, swap.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot }))}`);
-      phase = 'smoke';
-      let smoke;
-      if (!o.skipSmoke) smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));
-      appendJournal(env.layout.releases, { id, result: 'ok', endedAt: new Date().toISOString(), phases: { ...phases }, dbRestored: Boolean(plan.backupId), userVersionAfter: readUserVersion(env.layout.db) });
-      const n = o.notify !== false ? await notify(env, `lazyflow: rolled back to ${appTag} (${target.id})${plan.backupId ? ` with backup ${plan.backupId}` : ''}`) : '';
-      if (n) log.info(`notify: ${n}`);
-      log.ok(`rollback ${id} done: ${env.appUrl} runs ${appTag}`);
-      return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
-    } catch (err) {
-      log.error(`rollback ${phase} FAILED: ${errorMessage(err)}`);
-      if (err instanceof GateError && err.diagnostics) log.error(`diagnostics:\n${err.diagnostics}`);
-      appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}` });
-      if (plan.backupId) {
-        // the data was (possibly) replaced: going back automatically could mix schemas; stop here
-        appendJournal(env.layout.releases, { id, result: 'failed', endedAt: new Date().toISOString() });
-        log.error(`the database may already be restored from ${plan.backupId}; not reverting automatically.`);
-        log.error(`next: inspect with node scripts/smoke.mts --config ${env.file}; restore the pre-restore safety backup with node scripts/restore.mts --list`);
-        return { id, exitCode: 1, result: 'failed', appTag, phases, reason: errorMessage(err) };
-      }
-      const rb = await revert({
-        env, log, operator, gates: o, kind: 'rollback',
-        failed: { id, appTag, backupId: null, userVersionBefore, phase },
-        previous,
-        reason: `rollback ${phase} gate failed: ${errorMessage(err).split('\n')[0]}`,
-      });
-      log.warn(`rollback to ${appTag} failed in ${phase}; ${rb.ok ? `back on ${rb.decision.toAppTag}` : `and going back FAILED: ${rb.error}`}`);
-      return { id, exitCode: 1, result: 'rolled-back', appTag, phases, rollback: { decision: rb.decision, ok: rb.ok }, reason: errorMessage(err) };
-    }
+    // the critical section (restore, swap, gates, going back) runs in a detached worker of its own session
+    const ctx: RollbackCriticalContext = {
+      id, appTag, target, backupId: plan.backupId, previous, userVersionBefore, operator, phases: { ...phases },
+      options: { healthTimeoutS: o.healthTimeoutS, telegramTimeoutS: o.telegramTimeoutS, pendingMax: o.pendingMax, smoke: o.smoke ? { ca: o.smoke.ca, telegramApiRoot: o.smoke.telegramApiRoot, connect: o.smoke.connect } : undefined, skipSmoke: o.skipSmoke, stopTimeoutS: o.stopTimeoutS, notify: o.notify },
+    };
+    if (o.detach === false) return await rollbackCritical(env, log, ctx);
+    return await runDetached(env, log, lock, { kind: 'rollback', ...ctx });
   } finally {
     lock.release();
   }
 }
 
 export type { Logger };
+
+
+export interface RollbackCriticalContext {
+  id: string;
+  appTag: string;
+  target: Release;
+  backupId: string | null;
+  previous: { id: string; appTag: string } | null;
+  userVersionBefore: number | null;
+  operator: string;
+  phases: Record<string, number>;
+  options: CriticalOptions;
+}
+
+/** Restore (--with-db), swap, gates, and going back on a failed gate. The caller holds the lock. */
+export async function rollbackCritical(env: OpsEnv, log: Logger, c: RollbackCriticalContext): Promise<OpResult> {
+  const { id, appTag, target, previous, userVersionBefore, operator, phases } = c;
+  const o = c.options;
+  const plan = { backupId: c.backupId };
+  const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    try {
+      return await f();
+    } finally {
+      phases[name] = Math.round(performance.now() - t);
+    }
+  };
+  appendJournal(env.layout.releases, { id, pid: process.pid, pidStart: processStartTime(process.pid) });
+  let phase = 'swap';
+  try {
+    const img = await $({ quiet: true, nothrow: true })`docker image inspect --format {{.Id}} ${`${env.appImage}:${appTag}`}`;
+    if (img.exitCode !== 0) {
+      throw new StepError(`image ${env.appImage}:${appTag} of ${target.id} no longer exists (pruned?)`, { step: 'swap', hint: `rebuild it: git -C <repo> checkout ${target.gitSha ?? '<sha>'} && node scripts/rollout.mts --config ${env.file}` });
+    }
+    if (plan.backupId) {
+      phase = 'restore';
+      const s = log.step(`restore backup ${plan.backupId}`);
+      // stop first so nothing writes while the data is replaced
+      await $({ quiet: true, env: composeEnvFor(env, appTag) })`docker ${swapCommands(env).stop}`;
+      await timed('restore', () => restoreBackup(env, log, plan.backupId!, appTag));
+      // from here on an interruption is finished forward: the data is the target's
+      appendJournal(env.layout.releases, { id, phase: 'swap', dbRestored: true, phases: { ...phases } });
+      s.done();
+    }
+    phase = 'swap';
+    const ss = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
+    const swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
+    ss.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
+    appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases } });
+    phase = 'health';
+    log.ok(await timed('health', () => healthGate(env, appTag, { smoke: o.smoke })));
+    phase = 'telegram';
+    log.ok(`telegram: ${await timed('telegram', () => telegramGate(env, swap.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot }))}`);
+    phase = 'smoke';
+    let smoke;
+    if (!o.skipSmoke) smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));
+    appendJournal(env.layout.releases, { id, result: 'ok', endedAt: new Date().toISOString(), phases: { ...phases }, dbRestored: Boolean(plan.backupId), userVersionAfter: readUserVersion(env.layout.db) });
+    const n = o.notify !== false ? await notify(env, `lazyflow: rolled back to ${appTag} (${target.id})${plan.backupId ? ` with backup ${plan.backupId}` : ''}`) : '';
+    if (n) log.info(`notify: ${n}`);
+    log.ok(`rollback ${id} done: ${env.appUrl} runs ${appTag}`);
+    return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
+  } catch (err) {
+    log.error(`rollback ${phase} FAILED: ${errorMessage(err)}`);
+    if (err instanceof GateError && err.diagnostics) log.error(`diagnostics:\n${err.diagnostics}`);
+    appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}` });
+    if (plan.backupId) {
+      // the data was (possibly) replaced: going back automatically could mix schemas; stop here
+      appendJournal(env.layout.releases, { id, result: 'failed', endedAt: new Date().toISOString() });
+      log.error(`the database may already be restored from ${plan.backupId}; not reverting automatically.`);
+      log.error(`next: inspect with node scripts/smoke.mts --config ${env.file}; restore the pre-restore safety backup with node scripts/restore.mts --list`);
+      return { id, exitCode: 1, result: 'failed', appTag, phases, reason: errorMessage(err) };
+    }
+    const rb = await revert({
+      env, log, operator, gates: o, kind: 'rollback',
+      failed: { id, appTag, backupId: null, userVersionBefore, phase },
+      previous,
+      reason: `rollback ${phase} gate failed: ${errorMessage(err).split('\n')[0]}`,
+    });
+    log.warn(`rollback to ${appTag} failed in ${phase}; ${rb.ok ? `back on ${rb.decision.toAppTag}` : `and going back FAILED: ${rb.error}`}`);
+    if (rb.next) log.error(`next: ${rb.next}`);
+    return { id, exitCode: 1, result: rb.ok ? 'rolled-back' : 'failed', appTag, phases, rollback: { decision: rb.decision, ok: rb.ok }, reason: errorMessage(err) };
+  }
+}
