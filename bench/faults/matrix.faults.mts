@@ -10,7 +10,7 @@ import { repoRoot, runScript } from '../../test/support/run.ts';
 import { seedAndBackUp } from '../../test/support/backup.ts';
 import { BAD, ReleaseSource, removeImages } from '../../test/support/release-source.mts';
 import {
-  INTERRUPTIONS, SWAP_BOUND_S, appContainerStates, deliver, explainResult, recoverScriptExists, releases, restoreJournal, runFault,
+  INTERRUPTIONS, SWAP_BOUND_S, appContainerStates, deliver, ensureServing, explainResult, recoverScriptExists, releases, restoreJournal, runFault,
   settledWhy, startOperation, summarize, waitForPoint, type FaultCase, type FaultResult, type Interruption,
 } from '../../test/support/faults.ts';
 
@@ -114,13 +114,6 @@ async function caseFor(phase: Phase, interruption: Interruption): Promise<FaultC
   }
 }
 
-/** Bring the site back the way an operator would, so the next case starts from a serving stack. */
-async function repair(): Promise<string | null> {
-  if (restoreJournal(stack.stateDir)) await runScript('restore.mts', ['--config', stack.envFile, '--recover'], { timeoutMs: 240_000 });
-  src.checkout(good);
-  await runScript('rollout.mts', ['--config', stack.envFile, ...rolloutArgs()], { timeoutMs: 240_000 });
-  return settledWhy(stack);
-}
 
 const fmt = (x: number | null) => (x === null ? 'never' : x.toFixed(1));
 
@@ -128,7 +121,7 @@ it('fault matrix', async () => {
   const rows: string[] = [];
   const notes: string[] = [];
   const started = Date.now();
-  for (const phase of phases) {
+  matrix: for (const phase of phases) {
     for (const interruption of interruptions) {
       let row: string;
       try {
@@ -150,11 +143,13 @@ it('fault matrix', async () => {
       }
       rows.push(row);
       console.log(row);
-      const why = await settledWhy(stack);
-      if (why) {
-        const still = await repair();
-        notes.push(`after ${PHASE_NAMES[phase]} / ${interruption}: repaired by hand (${why})${still ? `; STILL NOT SERVING: ${still}` : ''}`);
-        if (still) break;
+      try {
+        src.checkout(good);
+        const why = await ensureServing(stack, rolloutArgs());
+        if (why) notes.push(`after ${PHASE_NAMES[phase]} / ${interruption}: repaired by hand (${why})`);
+      } catch (e) {
+        notes.push(`after ${PHASE_NAMES[phase]} / ${interruption}: ${(e as Error).message.split('\n')[0]}; matrix stopped`);
+        break matrix;
       }
     }
   }

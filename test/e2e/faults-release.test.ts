@@ -3,7 +3,7 @@
 // automatic revert of a bad release, kill -9 of the group during `rollback --with-db`, and kill -9 of
 // recovery itself. Nothing acts afterwards but the simulated recovery timer (scripts/recover.mts every
 // RECOVERY_INTERVAL_S). The whole matrix is bench/faults/run.mts.
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
@@ -11,7 +11,7 @@ import { startStack, e2eImages, type Stack } from '../support/stack.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { BAD, ReleaseSource, removeImages } from '../support/release-source.mts';
 import {
-  RECOVERY_INTERVAL_S, SWAP_BOUND_S, appContainerStates, deliver, describeApps, explainResult, inProgress, recoverScriptExists,
+  RECOVERY_INTERVAL_S, SWAP_BOUND_S, appContainerStates, deliver, describeApps, ensureServing, explainResult, inProgress, recoverScriptExists,
   releases, runFault, startOperation, summarize, waitForPoint, type FaultResult,
 } from '../support/faults.ts';
 
@@ -44,6 +44,12 @@ describeDocker('faults during release operations, under load', () => {
     stack = await startStack({ name: 'faults-rel' });
     src = ReleaseSource.create(repoRoot, 'faults');
   });
+  // an earlier case that failed may have left the site down: each case measures its own fault
+  beforeEach(async () => {
+    if (!stack) return;
+    if (good) src.checkout(good);
+    await ensureServing(stack, args());
+  }, 300_000);
   afterAll(async () => {
     removeImages(e2eImages().appImage, [...builtTags, ...(stack ? releases(stack.stateDir).map((r) => r.appTag ?? '') : [])], [e2eImages().appTag]);
     await stack?.down();

@@ -489,3 +489,19 @@ export function explainResult(r: FaultResult): string {
 }
 
 export type { RunResult };
+
+/**
+ * Before a case: if an earlier case left the site down or an operation unfinished, bring it back the
+ * way an operator would (restore --recover, then a rollout of a good commit, which recovers what is
+ * unfinished first), so each case measures its own fault. Returns what had to be repaired, or null.
+ */
+export async function ensureServing(stack: Stack, rolloutArgs: string[]): Promise<string | null> {
+  const why = await settledWhy(stack);
+  if (!why) return null;
+  if (restoreJournal(stack.stateDir)) await runScript('restore.mts', ['--config', stack.envFile, '--recover'], { timeoutMs: 240_000 });
+  const r = await runScript('rollout.mts', ['--config', stack.envFile, ...rolloutArgs], { timeoutMs: 240_000 });
+  const still = await settledWhy(stack);
+  if (still) throw new Error(`the site is still not serving after repairing (${why}): ${still}\nrollout exit ${r.code}: ${r.stderr.slice(-2000)}`);
+  console.warn(`!!! repaired by hand before this case: ${why}`);
+  return why;
+}
