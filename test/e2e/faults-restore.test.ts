@@ -9,6 +9,9 @@ import { seedAndBackUp } from '../support/backup.ts';
 import { RECOVERY_INTERVAL_S, SWAP_BOUND_S, explainResult, restoreJournal, runFault, summarize } from '../support/faults.ts';
 
 const KILL9_BOUND_S = RECOVERY_INTERVAL_S + SWAP_BOUND_S;
+// a case that does not settle waits this long before reporting what it saw (well above the bound)
+const SETTLE_TIMEOUT_S = 90;
+const CASE_TIMEOUT_MS = 420_000;
 // until here the live state is untouched and nothing needs recovering; after it, the app is stopped
 // or about to be, and the live data is being (or has been) set aside
 const BEFORE_KEPT_ASIDE = new Set(['staging', 'safety-backup']);
@@ -23,12 +26,12 @@ describeDocker('faults during restore, under load', () => {
   });
   afterAll(async () => {
     await stack?.down();
-  });
+  }, CASE_TIMEOUT_MS);
 
   it(`kill -9 of the group after the safety step: back within ${KILL9_BOUND_S} s, no acknowledged write or update lost`, async () => {
     const r = await runFault({
       stack, label: 'restore', script: 'restore.mts', args: ['--from', backupId, '--yes', '--skip-smoke'],
-      interruption: 'kill9-group', recoveryIntervalS: RECOVERY_INTERVAL_S,
+      interruption: 'kill9-group', recoveryIntervalS: RECOVERY_INTERVAL_S, settleTimeoutS: SETTLE_TIMEOUT_S,
       at: {
         what: 'the restore journal past its safety step',
         when: () => {
@@ -47,5 +50,5 @@ describeDocker('faults during restore, under load', () => {
     expect(r.data.updates, why).toBeGreaterThan(5);
     expect(r.data.lostUpdates, why).toEqual([]);
     expect(r.data.duplicateUpdates, why).toEqual([]);
-  });
+  }, CASE_TIMEOUT_MS);
 });
