@@ -11,7 +11,7 @@ import { seedAndBackUp } from '../../test/support/backup.ts';
 import { BAD, ReleaseSource, removeImages } from '../../test/support/release-source.mts';
 import {
   INTERRUPTIONS, SWAP_BOUND_S, appContainerStates, deliver, ensureServing, explainResult, recoverScriptExists, releases, restoreJournal, runFault,
-  settledWhy, startOperation, summarize, waitForPoint, type FaultCase, type FaultResult, type Interruption,
+  settledWhy, startOperation, summarize, swapUnderway, waitForPoint, type FaultCase, type FaultResult, type Interruption,
 } from '../../test/support/faults.ts';
 
 const PHASES = ['swap', 'health', 'revert', 'with-db', 'restore', 'recovery'] as const;
@@ -57,9 +57,8 @@ async function caseFor(phase: Phase, interruption: Interruption): Promise<FaultC
   const common = { stack, interruption, recoveryIntervalS: intervalS, settleTimeoutS: settleS, label: PHASE_NAMES[phase] };
   switch (phase) {
     case 'swap': {
-      newCommit(`swap ${interruption}`);
-      const [old] = await stack.containers('app');
-      return { ...common, script: 'rollout.mts', args: rolloutArgs(), at: { what: 'the old app stopped', when: async () => !(await stack.containers('app')).includes(old) } };
+      const tag = newCommit(`swap ${interruption}`).slice(0, 12);
+      return { ...common, script: 'rollout.mts', args: rolloutArgs(), at: { what: 'new container created, old one stopping', when: swapUnderway(stack, tag) } };
     }
     case 'health': {
       const tag = newCommit(`health ${interruption}`).slice(0, 12);
@@ -101,10 +100,9 @@ async function caseFor(phase: Phase, interruption: Interruption): Promise<FaultC
       };
     case 'recovery': {
       if (!recoverScriptExists()) return 'scripts/recover.mts does not exist (the engine has not landed)';
-      newCommit(`recovery ${interruption}`);
-      const [old] = await stack.containers('app');
+      const tag = newCommit(`recovery ${interruption}`).slice(0, 12);
       const killed = startOperation(stack, 'rollout.mts', rolloutArgs(), 'rollout to leave unfinished');
-      await waitForPoint(killed, 'the old app stopped', async () => !(await stack.containers('app')).includes(old));
+      await waitForPoint(killed, 'the swap underway', swapUnderway(stack, tag));
       deliver(killed, 'kill9-group');
       await killed.exited;
       const journal = join(stack.stateDir, 'releases.jsonl');

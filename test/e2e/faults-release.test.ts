@@ -12,7 +12,7 @@ import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { BAD, ReleaseSource, removeImages } from '../support/release-source.mts';
 import {
   RECOVERY_INTERVAL_S, SWAP_BOUND_S, appContainerStates, deliver, describeApps, ensureServing, explainResult, inProgress, recoverScriptExists,
-  releases, runFault, startOperation, summarize, waitForPoint, type FaultResult,
+  releases, runFault, startOperation, summarize, swapUnderway, waitForPoint, type FaultResult,
 } from '../support/faults.ts';
 
 const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
@@ -41,7 +41,6 @@ describeDocker('faults during release operations, under load', () => {
   const version = async () => (await stack.fetch('/health')).json().version as string;
   const tagOf = (sha: string) => sha.slice(0, 12);
   const args = (...extra: string[]) => ['--source', src.dir, '--ca', stack.caPem, '--no-notify', '--skip-smoke', ...extra];
-  const oldAppStopped = (oldId: string) => async () => !(await stack.containers('app')).includes(oldId);
 
   beforeAll(async () => {
     stack = await startStack({ name: 'faults-rel' });
@@ -63,10 +62,9 @@ describeDocker('faults during release operations, under load', () => {
     const sha = src.commit('v2');
     good = sha;
     builtTags.push(tagOf(sha));
-    const [oldApp] = await stack.containers('app');
     const r = await runFault({
       stack, label: 'rollout: swap', script: 'rollout.mts', args: args(), interruption: 'sighup', recoveryIntervalS: RECOVERY_INTERVAL_S, settleTimeoutS: SETTLE_TIMEOUT_S,
-      at: { what: 'the old app container stopped by the swap', when: oldAppStopped(oldApp) },
+      at: { what: 'the swap: new container created, old one stopping', when: swapUnderway(stack, tagOf(sha)) },
     });
     console.log(summarize(r));
     expectNoHarm(r);
@@ -125,9 +123,8 @@ describeDocker('faults during release operations, under load', () => {
     if (good) src.checkout(good);
     const sha = src.commit('v4');
     builtTags.push(tagOf(sha));
-    const [oldApp] = await stack.containers('app');
     const killed = startOperation(stack, 'rollout.mts', args(), 'rollout v4');
-    await waitForPoint(killed, 'the swap to stop the old app', oldAppStopped(oldApp), 180_000);
+    await waitForPoint(killed, 'the swap to create the new container', swapUnderway(stack, tagOf(sha)), 180_000);
     deliver(killed, 'kill9-group');
     await killed.exited;
     console.log(`after kill -9 mid-swap: ${describeApps(await appContainerStates(stack))}; unfinished: ${inProgress(stack.stateDir).map((x) => x.id).join(', ')}`);

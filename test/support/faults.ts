@@ -505,3 +505,11 @@ export async function ensureServing(stack: Stack, rolloutArgs: string[]): Promis
   console.warn(`!!! repaired by hand before this case: ${why}`);
   return why;
 }
+
+/**
+ * The middle of a swap: compose has created the new app container (not started yet) and is stopping
+ * the old one. A fault here is the one issue 7 describes: old stopped, new left `Created`.
+ */
+export function swapUnderway(stack: Pick<Stack, 'project'>, newTag: string): () => Promise<boolean> {
+  return async () => (await appContainerStates(stack)).some((c) => c.image.endsWith(`:${newTag}`) && c.status === 'created');
+}
