@@ -89,7 +89,7 @@ export async function appDiagnostics(env: OpsEnv, containerId?: string): Promise
 
 /** Poll docker inspect until the container is healthy; fail fast on exit, restart or unhealthy. */
 export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger): Promise<{ c: ContainerInspect; startToHealthyMs: number }> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = performance.now() + timeoutMs;
   let last = '';
   for (;;) {
     const list = await appContainers(env);
@@ -111,7 +111,7 @@ export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger):
       if (now !== last) log?.debug(`app container ${c.Id.slice(0, 12)}: ${now}`);
       last = now;
     }
-    if (Date.now() > deadline) {
+    if (performance.now() > deadline) {
       throw new GateError(`the new app container did not become healthy within ${formatDuration(timeoutMs)} (last: ${last || 'no container'})`, { step: 'swap', diagnostics: await appDiagnostics(env, c?.Id) });
     }
     await new Promise((r) => setTimeout(r, 150));

@@ -22,7 +22,7 @@ export interface GateOptions {
 
 export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: SmokeOptions; timeoutMs?: number }): Promise<string> {
   const target = await smokeTarget(env, o.smoke ?? {});
-  const deadline = Date.now() + (o.timeoutMs ?? 30_000);
+  const deadline = performance.now() + (o.timeoutMs ?? 30_000);
   let last = '';
   for (;;) {
     // TLS is judged by smoke's tls check; this gate is about the version Caddy serves.
@@ -36,7 +36,7 @@ export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: Smoke
         last = 'body is not JSON';
       }
     } else last = r.error ?? `HTTP ${r.status}`;
-    if (Date.now() > deadline) throw new GateError(`/health through Caddy did not report version ${appTag} (last: ${last})`, { step: 'health', diagnostics: await appDiagnostics(env) });
+    if (performance.now() > deadline) throw new GateError(`/health through Caddy did not report version ${appTag} (last: ${last})`, { step: 'health', diagnostics: await appDiagnostics(env) });
     await new Promise((res) => setTimeout(res, 250));
   }
 }
@@ -49,7 +49,7 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
   const root = hostApiRoot(v, o.apiRoot);
   const expectedUrl = expectedWebhookUrl(env.appUrl, v.WEBHOOK_SECRET ?? '');
   const pendingMax = o.pendingMax ?? 10;
-  const deadline = Date.now() + (o.timeoutMs ?? 60_000);
+  const deadline = performance.now() + (o.timeoutMs ?? 60_000);
   let last = '';
   for (;;) {
     try {
@@ -65,7 +65,7 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
       if (e instanceof GateError) throw e;
       last = redactToken(errorMessage(e), token);
     }
-    if (Date.now() > deadline) throw new GateError(`Telegram gate: ${last}`, { step: 'telegram', diagnostics: await appDiagnostics(env) });
+    if (performance.now() > deadline) throw new GateError(`Telegram gate: ${last}`, { step: 'telegram', diagnostics: await appDiagnostics(env) });
     await new Promise((res) => setTimeout(res, 500));
   }
 }

@@ -1,16 +1,13 @@
 // Going back: after a failed gate (or for an interrupted release) start the previous image again and
 // restore the pre-deploy backup only when the failed release moved the schema.
-import { $ } from 'zx';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
-import { formatDuration } from '../cli/log.mts';
-import { GateError, StepError, errorMessage } from '../cli/errors.mts';
-import { composeEnvFor, swapCommands } from '../commands/compose.mts';
-import { imageExists } from '../docker/app-container.mts';
+import { StepError, errorMessage } from '../cli/errors.mts';
+import { processStartTime } from '../host/lock.mts';
+import { runRecovery } from '../recovery/run.mts';
 import { appendJournal, newReleaseId, readJournal } from './journal.mts';
-import { decideRollback, type RollbackDecision } from './plan.mts';
-import { readUserVersion, runSmoke } from '../checks/smoke.mts';
-import { swapApp } from './swap.mts';
+import type { RollbackDecision } from './plan.mts';
+import { runSmoke } from '../checks/smoke.mts';
 import { healthGate, telegramGate, type GateOptions } from './gates.mts';
 
 interface BackupApi {
@@ -64,92 +61,55 @@ export interface RevertInput {
 }
 
 /**
- * Automatic rollback after a failed gate (or recovery of an interrupted release): back to the previous
- * image; the pre-deploy backup is restored only if the failed release moved user_version.
- * Journals both the failed release (rolled-back) and the rollback itself.
+ * Automatic rollback after a failed gate: back to the previous image. Its journal line names its own
+ * target (appTag) and the release it undoes (revertOf, failedAppTag), never the failed tag as a
+ * "previous" one, so an interrupted revert is finished, not re-deployed. The work itself is the
+ * recovery runner's: stop the failed app, read user_version only then, restore the pre-deploy backup
+ * when it moved (unreadable: stop and ask), start the target. The failed release is marked
+ * rolled-back only when that succeeded.
  */
-export async function revert(i: RevertInput): Promise<{ ok: boolean; decision: RollbackDecision; rollbackId: string; error?: string }> {
+export async function revert(i: RevertInput): Promise<{ ok: boolean; decision: RollbackDecision; rollbackId: string; error?: string; next?: string }> {
   const { env, log } = i;
-  const uvAfter = readUserVersion(env.layout.db);
-  const decision = decideRollback({
-    previous: i.previous,
-    userVersionBefore: i.failed.userVersionBefore,
-    userVersionAfter: uvAfter,
-    backupId: i.failed.backupId,
-  });
   log.warn(`${i.kind === 'recovery' ? 'recovering' : 'rolling back'} ${i.failed.id}: ${i.reason}`);
-  for (const w of decision.why) log.warn(`  - ${w}`);
   const journal = readJournal(env.layout.releases);
   const rollbackId = newReleaseId(new Date(), i.kind, journal.releases.map((r) => r.id));
-  const startedAt = new Date().toISOString();
+  const toAppTag = i.previous?.appTag && i.previous.appTag !== i.failed.appTag ? i.previous.appTag : null;
   appendJournal(env.layout.releases, {
-    id: rollbackId, kind: i.kind, appTag: decision.toAppTag ?? undefined, image: decision.toAppTag ? `${env.appImage}:${decision.toAppTag}` : undefined,
-    operator: i.operator, startedAt, result: 'in-progress', phase: 'swap', previousRelease: i.failed.id, previousAppTag: i.failed.appTag,
-    backupId: decision.restoreDb ? decision.backupId : null, reason: `automatic ${i.kind} of ${i.failed.id}: ${i.reason}`,
+    id: rollbackId, kind: 'rollback', appTag: toAppTag ?? undefined, image: toAppTag ? `${env.appImage}:${toAppTag}` : undefined,
+    operator: i.operator, startedAt: new Date().toISOString(), result: 'in-progress', phase: 'swap',
+    revertOf: i.failed.id, failedAppTag: i.failed.appTag, previousRelease: i.failed.id, target: i.previous?.id ?? null,
+    pid: process.pid, pidStart: processStartTime(process.pid), backupId: null, reason: `automatic ${i.kind} of ${i.failed.id}: ${i.reason}`,
   });
-  const phases: Record<string, number> = {};
-  let ok = true;
-  let error: string | undefined;
-  try {
-    const e = composeEnvFor(env, decision.toAppTag);
-    const cmds = swapCommands(env, { stopTimeoutS: i.gates.stopTimeoutS });
-    let t = performance.now();
-    await $({ quiet: true, env: e })`docker ${cmds.stop}`;
-    phases.stop = Math.round(performance.now() - t);
-    if (decision.restoreDb && decision.backupId) {
-      const s = log.step(`restore pre-deploy backup ${decision.backupId}`);
-      t = performance.now();
-      try {
-        await restoreBackup(env, log, decision.backupId, decision.toAppTag);
-        s.done();
-      } catch (err) {
-        s.fail(err);
-        throw err;
-      }
-      phases.restore = Math.round(performance.now() - t);
-    }
-    if (decision.toAppTag) {
-      if (!(await imageExists(`${env.appImage}:${decision.toAppTag}`))) {
-        throw new StepError(`image ${env.appImage}:${decision.toAppTag} of ${decision.toRelease} no longer exists`, { step: 'rollback', hint: `rebuild it: git checkout <sha> && node scripts/rollout.mts --config ${env.file}` });
-      }
-      const s = log.step(`start ${env.appImage}:${decision.toAppTag}`);
-      t = performance.now();
-      const swap = await swapApp(env, decision.toAppTag, { log, healthTimeoutS: i.gates.healthTimeoutS, stopTimeoutS: i.gates.stopTimeoutS });
-      s.done(`healthy ${formatDuration(swap.startToHealthyMs)} after start`);
-      phases.swap = Math.round(performance.now() - t);
-      t = performance.now();
-      log.ok(await healthGate(env, decision.toAppTag, { smoke: i.gates.smoke }));
-      phases.health = Math.round(performance.now() - t);
-      t = performance.now();
-      const tg = await telegramGate(env, swap.startedAt, { timeoutMs: (i.gates.telegramTimeoutS ?? 60) * 1000, pendingMax: i.gates.pendingMax, apiRoot: i.gates.smoke?.telegramApiRoot });
+  const t = performance.now();
+  const rec = await runRecovery(env, log, { selfPid: process.pid, healthTimeoutS: i.gates.healthTimeoutS, stopTimeoutS: i.gates.stopTimeoutS });
+  const ok = rec.exitCode === 0;
+  const why: string[] = [];
+  const before = i.failed.userVersionBefore ?? null;
+  const uv = rec.judgedUserVersion;
+  if (before === null) why.push('no database before this release: nothing to restore, data kept');
+  else if (uv?.kind === 'unreadable') why.push(`user_version could not be read after the failed app stopped (${uv.error}): not restoring; the app stays stopped until you decide`);
+  else if (rec.restored) why.push(`schema moved: user_version ${before} -> ${uv?.kind === 'read' ? uv.value : '?'}; old code cannot run on the new schema, so the pre-deploy backup ${i.failed.backupId} is restored`);
+  else why.push(`schema unchanged (user_version ${uv?.kind === 'read' ? uv.value : before}): data kept, no restore`);
+  why.push(toAppTag ? `going back to release ${i.previous!.id} (image tag ${toAppTag})` : 'no earlier successful release: the failed app container is stopped, nothing to go back to');
+  for (const w of why) log.warn(`  - ${w}`);
+  const decision: RollbackDecision = { toAppTag, toRelease: i.previous?.id ?? null, restoreDb: rec.restored, backupId: i.failed.backupId ?? null, why };
+  if (ok && toAppTag) {
+    // reported, not acted on: there is nowhere further to go
+    try {
+      log.ok(await healthGate(env, toAppTag, { smoke: i.gates.smoke }));
+      const tg = await telegramGate(env, new Date(Date.now() - (performance.now() - t)).toISOString(), { timeoutMs: (i.gates.telegramTimeoutS ?? 60) * 1000, pendingMax: i.gates.pendingMax, apiRoot: i.gates.smoke?.telegramApiRoot });
       log.info(`telegram: ${tg}`);
-      phases.telegram = Math.round(performance.now() - t);
-      // smoke on the release we went back to: reported, not acted on (there is nowhere further to go)
       if (!i.gates.skipSmoke) {
-        t = performance.now();
-        const rep = await runSmoke(env, { ...(i.gates.smoke ?? {}), expectVersion: decision.toAppTag, log });
-        phases.smoke = Math.round(performance.now() - t);
+        const rep = await runSmoke(env, { ...(i.gates.smoke ?? {}), expectVersion: toAppTag, log });
         const bad = rep.results.filter((r) => r.status === 'fail');
         if (bad.length) log.error(`smoke after the ${i.kind} still fails: ${bad.map((r) => `${r.name} (${r.detail})`).join('; ')}`);
         else log.ok(`smoke after the ${i.kind}: no check failed`);
       }
-    } else {
-      log.warn('no earlier release to go back to: the app stays stopped; fix the release and roll out again');
+    } catch (err) {
+      log.error(`after the ${i.kind}: ${errorMessage(err)}`);
     }
-  } catch (err) {
-    ok = false;
-    error = errorMessage(err);
-    log.error(`${i.kind} FAILED: ${error}`);
-    if (err instanceof GateError && err.diagnostics) log.error(err.diagnostics);
   }
-  const endedAt = new Date().toISOString();
-  appendJournal(env.layout.releases, {
-    id: rollbackId, result: ok ? 'ok' : 'failed', endedAt, phases, dbRestored: decision.restoreDb && ok, userVersionAfter: readUserVersion(env.layout.db),
-    ...(error ? { reason: `automatic ${i.kind} of ${i.failed.id} failed: ${error}` } : {}),
-  });
-  appendJournal(env.layout.releases, {
-    id: i.failed.id, result: 'rolled-back', endedAt, rolledBackTo: decision.toRelease, dbRestored: decision.restoreDb && ok,
-    userVersionAfter: uvAfter, reason: i.reason, rollbackId,
-  });
-  return { ok, decision, rollbackId, error };
+  const error = ok ? undefined : rec.error ?? (rec.next ? `stopped to ask: ${rec.next}` : 'see above');
+  if (!ok) log.error(`${i.kind} FAILED: ${error}`);
+  return { ok: ok && Boolean(toAppTag), decision, rollbackId, error: toAppTag ? error : error ?? 'nothing to go back to', next: rec.next };
 }

@@ -4,7 +4,7 @@ import { $ } from 'zx';
 import { createPhaseTimer, formatDuration, type Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
 import { ConfigError, StepError, UsageError, errorMessage } from '../cli/errors.mts';
-import { acquireLock, currentOperator } from '../host/lock.mts';
+import { acquireLock, currentOperator, processStartTime } from '../host/lock.mts';
 import {
   appendJournal, backupWhileLive, currentRelease, newReleaseId, previousSuccessful, readJournal, resolveTarget,
   ResolveError, type Release,
@@ -122,8 +122,8 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
     const userVersionBefore = readUserVersion(env.layout.db);
     appendJournal(env.layout.releases, {
       id, kind: 'rollback', gitSha: target.gitSha, image: `${env.appImage}:${appTag}`, appTag, operator, startedAt: new Date().toISOString(),
-      result: 'in-progress', phase: 'swap', previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null,
-      backupId: plan.backupId, userVersionBefore, reason: `manual rollback to ${target.id}${o.withDb ? ' with its data' : ''}`, target: target.id,
+      result: 'in-progress', phase: plan.backupId ? 'restore' : 'swap', previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null,
+      backupId: plan.backupId, withDb: Boolean(plan.backupId), userVersionBefore, pid: process.pid, pidStart: processStartTime(process.pid), reason: `manual rollback to ${target.id}${o.withDb ? ' with its data' : ''}`, target: target.id,
     });
 
     let phase = 'swap';
@@ -138,6 +138,8 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
         // stop first so nothing writes while the data is replaced
         await $({ quiet: true, env: composeEnvFor(env, appTag) })`docker ${swapCommands(env).stop}`;
         await timed('restore', () => restoreBackup(env, log, plan.backupId!, appTag));
+        // from here on an interruption is finished forward: the data is the target's
+        appendJournal(env.layout.releases, { id, phase: 'swap', dbRestored: true, phases: { ...phases } });
         s.done();
       }
       phase = 'swap';
@@ -175,7 +177,8 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
         reason: `rollback ${phase} gate failed: ${errorMessage(err).split('\n')[0]}`,
       });
       log.warn(`rollback to ${appTag} failed in ${phase}; ${rb.ok ? `back on ${rb.decision.toAppTag}` : `and going back FAILED: ${rb.error}`}`);
-      return { id, exitCode: 1, result: 'rolled-back', appTag, phases, rollback: { decision: rb.decision, ok: rb.ok }, reason: errorMessage(err) };
+      if (rb.next) log.error(`next: ${rb.next}`);
+      return { id, exitCode: 1, result: rb.ok ? 'rolled-back' : 'failed', appTag, phases, rollback: { decision: rb.decision, ok: rb.ok }, reason: errorMessage(err) };
     }
   } finally {
     lock.release();

@@ -9,7 +9,7 @@ import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { createPhaseTimer, formatDuration } from '../cli/log.mts';
 import { GateError, StepError, ConfigError, errorMessage } from '../cli/errors.mts';
-import { acquireLock, currentOperator, type LockHandle } from '../host/lock.mts';
+import { acquireLock, currentOperator, processStartTime, type LockHandle } from '../host/lock.mts';
 import { appendJournal, currentRelease, newReleaseId, readJournal, type Release, type ReleaseLine } from './journal.mts';
 import { appTagFor, buildArgs, imagesToPrune, isDirtyPorcelain, rolloutPlan, type RollbackDecision } from './plan.mts';
 import { preflightExitCode, runPreflight, type CheckResult } from '../checks/preflight.mts';
@@ -168,7 +168,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     const base: ReleaseLine = {
       id, kind: 'rollout', gitSha: git.sha, image: `${image}:${appTag}`, appTag, operator, startedAt: now().toISOString(),
       result: 'in-progress', phase: 'build', previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null,
-      dirty: git.dirty, source, backupId: null,
+      dirty: git.dirty, source, backupId: null, pid: process.pid, pidStart: processStartTime(process.pid),
     };
     appendJournal(env.layout.releases, base);
     log.info(`release ${id}: ${image}:${appTag}${git.dirty ? ' (DIRTY tree)' : ''}, now running: ${previous ? `${previous.appTag} (${previous.id})` : 'nothing'}`);
@@ -273,7 +273,8 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
         : `rollback FAILED: ${rb.error}`;
       (rb.ok ? log.warn : log.error)(`rollout ${id} failed in ${phase}; ${what}`);
       for (const w of rb.decision.why) log.info(`  why: ${w}`);
-      return { id, exitCode: 1, result: 'rolled-back', appTag, phases, swap, smoke: (err as { results?: SmokeResult[] }).results, rollback: { decision: rb.decision, ok: rb.ok }, reason: `${phase} failed: ${errorMessage(err)}` };
+      if (rb.next) log.error(`next: ${rb.next}`);
+      return { id, exitCode: 1, result: rb.ok ? 'rolled-back' : 'failed', appTag, phases, swap, smoke: (err as { results?: SmokeResult[] }).results, rollback: { decision: rb.decision, ok: rb.ok }, reason: `${phase} failed: ${errorMessage(err)}` };
     }
 
     // 9. record + prune

@@ -1,0 +1,217 @@
+// Recovery as a pure decision: the releases journal, the restore journal and the observed live state
+// in, the actions to take out. Nothing here runs anything (recovery/run.mts does), so every
+// interruption point of every operation is a row in test/unit/recovery-decide.test.ts.
+//
+// The decision is a convergence rule, not a replay: for an operation that died after it touched the
+// live app, it names the state the site must reach (the goal image, with or without the data of a
+// backup) and the next steps from what is observed now. The runner executes the first action,
+// observes again and decides again, until nothing is left. So recovery interrupted at any point
+// (recovery itself killed) is recovered by the next run, and running it twice is running it once.
+//
+// Rules:
+// - Restore first: a restore journal holds the data; release actions wait until it is resolved.
+// - A journal whose pid is still alive belongs to a running operation: leave it alone.
+// - Interrupted before the swap (build, backup): nothing live changed; mark it failed.
+// - Interrupted from the swap on: go back to what ran before (a rollout, a plain rollback), or finish
+//   going where it was going (an automatic revert: never to the failed image; a rollback --with-db
+//   once its restore began: the operator chose that data).
+// - The schema is judged only with no foreign app container running (the failing release might
+//   still be migrating), from user_version read then: moved and a pre-deploy backup exists -> restore
+//   it; unreadable -> stop and ask (never "moved"); otherwise keep the data.
+import type { ObservedApp, ObservedState } from './observed.mts';
+import type { Release } from '../release/journal.mts';
+import type { RestoreJournal } from '../restore/restore.mts';
+import { decideRestoreRecovery, type RestoreRecoveryAction } from '../restore/recovery-plan.mts';
+
+/** Phases in which an operation has not touched the live app yet. */
+export const BEFORE_LIVE_PHASES: ReadonlySet<string> = new Set(['preflight', 'lock', 'build', 'backup']);
+
+export type ReleaseRecoveryAction =
+  /** interrupted before the swap: write its final line, nothing else */
+  | { kind: 'mark-failed'; releaseId: string; reason: string }
+  /** stop every running app container (the failed release must not write while the schema is judged) */
+  | { kind: 'stop-app'; reason: string }
+  /** remove app containers that do not run (a `Created` new one, the stopped old one) */
+  | { kind: 'remove-app-containers'; ids: string[]; reason: string }
+  /** restore a backup with the app stopped (the restore half journals and recovers it) */
+  | { kind: 'restore-backup'; releaseId: string; backupId: string; reason: string }
+  /** the proxy is down: start it */
+  | { kind: 'start-proxy'; reason: string }
+  /** start the one app container on this image and wait until it is healthy */
+  | { kind: 'start-app'; appTag: string; reason: string }
+  /** write the final lines: the goal is reached (or cannot be) */
+  | {
+      kind: 'finish';
+      /** the operation recovery acted for (a revert, or the interrupted release itself) */
+      releaseId: string;
+      result: 'ok' | 'failed' | 'rolled-back';
+      /** the release a revert went back from: marked rolled-back when the revert succeeded */
+      failedReleaseId?: string;
+      appTag: string | null;
+      dbRestored: boolean;
+      reason: string;
+      /** set when nothing automatic is safe: exit 1 and print this exact next command */
+      next?: string;
+    };
+
+export type RecoveryAction = RestoreRecoveryAction | ReleaseRecoveryAction;
+
+export interface DecideInput {
+  releases: Release[];
+  restoreJournal: RestoreJournal | null;
+  observed: ObservedState;
+  /** the env file the operator uses, for the exact next command in an ask */
+  configFile?: string;
+}
+
+/** What an interrupted live-touching operation must converge to. */
+export interface RecoveryGoal {
+  /** the release whose journal line the recovery finishes (a revert or the operation itself) */
+  releaseId: string;
+  /** the release a revert is undoing (finished as rolled-back / failed with it) */
+  failedReleaseId?: string;
+  /** image tag the one app container must run at the end; null: nothing to go back to (first deploy) */
+  appTag: string | null;
+  /** the release that last ran appTag (for the operator's next command) */
+  appRelease: string | null;
+  /** judge the schema against this (the failed release's pre-deploy state), or do not judge */
+  schema: { userVersionBefore: number | null; backupId: string | null; restored: boolean } | null;
+  /** data the goal needs (rollback --with-db): restore this backup unless it is already live */
+  data: { backupId: string; restored: boolean } | null;
+  /** result of the finished operation when the goal is reached */
+  result: 'ok' | 'failed' | 'rolled-back';
+  why: string;
+}
+
+const unfinished = (r: Release) => r.result === 'in-progress';
+
+/** The goal of one unfinished release that touched the live app (see the rules above). */
+export function recoveryGoal(r: Release, releases: Release[]): RecoveryGoal {
+  const prevTag = (r.previousAppTag as string | null | undefined) ?? null;
+  const prevRelease = (r.previousRelease as string | null | undefined) ?? null;
+  const revertOf = r.revertOf as string | undefined;
+  if (revertOf) {
+    // an automatic revert: finish going to its own target; the failed release's pre-deploy state judges the schema
+    const failed = releases.find((x) => x.id === revertOf);
+    return {
+      releaseId: r.id, failedReleaseId: revertOf, appTag: r.appTag ?? null, appRelease: (r.target as string | undefined) ?? null,
+      schema: { userVersionBefore: failed?.userVersionBefore ?? null, backupId: failed?.backupId ?? null, restored: r.dbRestored === true },
+      data: null, result: 'ok',
+      why: `the automatic revert ${r.id} of ${revertOf} was interrupted in phase ${r.phase ?? '?'}: finishing it (back to ${r.appTag ?? 'nothing'}, never the failed image ${String(r.failedAppTag ?? failed?.appTag ?? '?')})`,
+    };
+  }
+  if (r.kind === 'rollback' && r.withDb && r.backupId) {
+    // rollback --with-db from its restore on: the operator chose that release with that data
+    return {
+      releaseId: r.id, appTag: r.appTag ?? null, appRelease: (r.target as string | undefined) ?? null, schema: null,
+      data: { backupId: r.backupId, restored: r.dbRestored === true }, result: 'ok',
+      why: `rollback --with-db ${r.id} was interrupted in phase ${r.phase ?? '?'}: finishing it (${r.appTag} on backup ${r.backupId})`,
+    };
+  }
+  return {
+    releaseId: r.id, appTag: prevTag, appRelease: prevRelease, data: null,
+    schema: r.kind === 'rollout' ? { userVersionBefore: r.userVersionBefore ?? null, backupId: r.backupId ?? null, restored: r.dbRestored === true } : null,
+    result: r.kind === 'rollout' ? 'rolled-back' : 'failed',
+    why: `${r.kind ?? 'release'} ${r.id} (to ${r.appTag ?? '?'}) was interrupted in phase ${r.phase ?? '?'}: going back to ${prevTag ?? 'nothing (first deploy)'}`,
+  };
+}
+
+const isRunning = (a: ObservedApp) => a.state === 'running' || a.state === 'restarting' || a.state === 'paused';
+
+/** Steps from the observed state to the goal; [] never happens for an unfinished goal (it ends in finish). */
+export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<env file>'): ReleaseRecoveryAction[] {
+  const running = o.apps.filter(isRunning);
+  const foreign = running.filter((a) => a.tag !== g.appTag);
+  const finish = (extra: Partial<Extract<ReleaseRecoveryAction, { kind: 'finish' }>> = {}): ReleaseRecoveryAction => ({
+    kind: 'finish', releaseId: g.releaseId, failedReleaseId: g.failedReleaseId, result: g.result, appTag: g.appTag,
+    dbRestored: Boolean(g.data) || Boolean(extra.dbRestored), reason: g.why, ...extra,
+  });
+  // 1. nothing but the goal image may run; anything else (the failed release, a half-swapped one) stops
+  if (foreign.length) return [{ kind: 'stop-app', reason: `app container(s) ${foreign.map((a) => `${a.id.slice(0, 12)} (${a.tag}, ${a.state})`).join(', ')} must stop before the data is judged` }];
+  const goalRunning = running.filter((a) => a.tag === g.appTag);
+  // 2. the data: the chosen backup (rollback --with-db), or the schema rule
+  let restored = false;
+  if (g.data && !g.data.restored) {
+    if (goalRunning.length) return [{ kind: 'stop-app', reason: `backup ${g.data.backupId} must be restored with the app stopped` }];
+    return [{ kind: 'restore-backup', releaseId: g.releaseId, backupId: g.data.backupId, reason: `${g.why}; its restore may not have finished: restoring ${g.data.backupId} again (a re-run loses nothing, the first run's safety backup is kept)` }];
+  }
+  if (g.schema?.restored) restored = true;
+  else if (g.schema && g.appTag) {
+    const uv = o.userVersion;
+    const before = g.schema.userVersionBefore;
+    if (uv.kind === 'unreadable') {
+      const rel = g.appRelease ?? g.appTag;
+      return [finish({
+        result: 'failed', appTag: null,
+        reason: `${g.why}; user_version cannot be read (${uv.error}): not deciding whether the schema moved`,
+        next: `node scripts/rollback.mts --config ${configFile} --to ${rel} --force   # keep the data as it is; or --with-db to restore the backup taken before ${g.failedReleaseId ?? g.releaseId}`,
+      })];
+    }
+    if (uv.kind === 'read' && before !== null && uv.value !== before && g.schema.backupId) {
+      if (goalRunning.length) return [{ kind: 'stop-app', reason: `schema moved (user_version ${before} -> ${uv.value}): the app must stop before backup ${g.schema.backupId} is restored` }];
+      return [{ kind: 'restore-backup', releaseId: g.releaseId, backupId: g.schema.backupId, reason: `schema moved (user_version ${before} -> ${uv.value}): old code cannot run on it, restoring the pre-deploy backup ${g.schema.backupId}` }];
+    }
+  }
+  // 3. no goal image: the failed app stays stopped
+  if (!g.appTag) return [finish({ result: 'failed', reason: `${g.why}; no earlier release to go back to: the app stays stopped`, next: `fix the release and roll out again: node scripts/rollout.mts --config ${configFile}` })];
+  // 4. stray containers (a `Created` new one next to the stopped old one) go before the start
+  const stray = o.apps.filter((a) => !isRunning(a));
+  if (!goalRunning.length && stray.length) return [{ kind: 'remove-app-containers', ids: stray.map((a) => a.id), reason: 'containers left by the interrupted swap' }];
+  if (!o.proxyRunning) return [{ kind: 'start-proxy', reason: 'the proxy (caddy) is not running' }];
+  // (a goal container still `starting` gets start-app too: compose leaves it as it is, the runner waits until healthy)
+  if (goalRunning.length !== 1 || goalRunning[0].health === 'unhealthy' || goalRunning[0].health === 'starting' || goalRunning[0].state !== 'running') {
+    if (!o.imageTags.includes(g.appTag)) {
+      return [finish({ result: 'failed', appTag: null, reason: `${g.why}; image tag ${g.appTag} no longer exists locally`, next: `rebuild it: git checkout <sha of ${g.appRelease ?? g.appTag}> && node scripts/rollout.mts --config ${configFile}` })];
+    }
+    if (goalRunning.length && goalRunning[0].health !== 'starting') return [{ kind: 'stop-app', reason: `the app on ${g.appTag} is ${goalRunning.map((a) => `${a.state}/${a.health ?? '-'}`).join(', ')}: restarting it` }];
+    return [{ kind: 'start-app', appTag: g.appTag, reason: g.why }];
+  }
+  return [finish({ dbRestored: restored })];
+}
+
+/**
+ * The whole decision. Restore actions first; then, for each unfinished release, either mark it
+ * failed (it never touched the live app) or the steps towards its goal. Releases with a live pid are
+ * left alone; a release an unfinished revert covers is handled through that revert.
+ */
+export function decideRecovery(i: DecideInput): RecoveryAction[] {
+  const { releases, restoreJournal, observed } = i;
+  const restore = decideRestoreRecovery(restoreJournal, observed);
+  if (restore.length) return restore;
+  // a restore that still runs holds the data: nothing of ours may touch the app meanwhile
+  if (restoreJournal && observed.alivePids.includes(restoreJournal.pid)) return [];
+  const open = releases.filter(unfinished);
+  const alive = (r: Release) => typeof r.pid === 'number' && observed.alivePids.includes(r.pid as number);
+  if (open.some(alive)) return [];
+  const actions: RecoveryAction[] = [];
+  const coveredByRevert = new Set(open.map((r) => r.revertOf as string | undefined).filter(Boolean) as string[]);
+  const live: Release[] = [];
+  for (const r of open) {
+    if (coveredByRevert.has(r.id)) continue;
+    if (r.phase === undefined || BEFORE_LIVE_PHASES.has(r.phase)) {
+      actions.push({ kind: 'mark-failed', releaseId: r.id, reason: `interrupted in phase ${r.phase ?? '?'} (the process died) before the swap: nothing live changed` });
+    } else live.push(r);
+  }
+  if (!live.length) return actions;
+  // several interrupted live operations cannot normally exist (each runs recovery first); the newest wins,
+  // the older ones are closed as failed so their goals do not fight
+  const newest = live[live.length - 1];
+  for (const r of live.slice(0, -1)) actions.push({ kind: 'mark-failed', releaseId: r.id, reason: `interrupted in phase ${r.phase}; superseded by the later interrupted ${newest.id}, which recovery finishes` });
+  const g = recoveryGoal(newest, releases);
+  actions.push(...stepsToGoal(g, observed, i.configFile));
+  return actions;
+}
+
+export function describeAction(a: RecoveryAction): string {
+  switch (a.kind) {
+    case 'mark-failed': return `mark ${a.releaseId} failed: ${a.reason}`;
+    case 'stop-app': return `stop the app: ${a.reason}`;
+    case 'remove-app-containers': return `remove app container(s) ${a.ids.map((x) => x.slice(0, 12)).join(', ')}: ${a.reason}`;
+    case 'restore-backup': return `restore backup ${a.backupId}: ${a.reason}`;
+    case 'start-proxy': return `start the proxy: ${a.reason}`;
+    case 'start-app': return `start the app on ${a.appTag}: ${a.reason}`;
+    case 'finish': return `record ${a.releaseId} as ${a.result}${a.failedReleaseId ? ` (${a.failedReleaseId}: ${a.result === 'ok' ? 'rolled-back' : 'failed'})` : ''}: ${a.reason}${a.next ? `; next: ${a.next}` : ''}`;
+    case 'restore-recover': return `${a.how} the interrupted restore of ${a.backupId} (phase ${a.phase}): ${a.reason}`;
+    default: return JSON.stringify(a);
+  }
+}

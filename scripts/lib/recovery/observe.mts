@@ -1,0 +1,60 @@
+// Fill ObservedState from Docker, the database and STATE_DIR: the one impure input of the decision.
+import fs from 'node:fs';
+import type { OpsEnv } from '../config/env.mts';
+import type { ObservedApp, ObservedState, ObservedUserVersion } from './observed.mts';
+import { appContainers, splitRef, runningContainerCount } from '../docker/app-container.mts';
+import { docker } from '../docker/run.mts';
+import { withDbReadOnly } from '../checks/smoke.mts';
+import { isProcessAlive, processStartTime } from '../host/lock.mts';
+import type { Release } from '../release/journal.mts';
+import type { RestoreJournal } from '../restore/restore.mts';
+
+/** user_version, with a read error kept as such: it never counts as "schema moved". */
+export function observeUserVersion(dbFile: string): ObservedUserVersion {
+  if (!fs.existsSync(dbFile)) return { kind: 'absent' };
+  try {
+    return { kind: 'read', value: withDbReadOnly(dbFile, (db) => db.pragma('user_version', { simple: true }) as number) };
+  } catch (e) {
+    return { kind: 'unreadable', error: (e as Error).message };
+  }
+}
+
+/** A journal pid counts as alive only if it is the same process (start time matches when recorded). */
+export function journalPidAlive(pid: unknown, pidStart: unknown): boolean {
+  if (typeof pid !== 'number' || !isProcessAlive(pid)) return false;
+  if (typeof pidStart === 'string' && pidStart) return processStartTime(pid) === pidStart;
+  return true;
+}
+
+export async function observeState(env: OpsEnv, journals: { releases: Release[]; restoreJournal: RestoreJournal | null }, o: { selfPid?: number } = {}): Promise<ObservedState> {
+  const list = await appContainers(env);
+  const apps: ObservedApp[] = list.map((c) => ({
+    id: c.Id, tag: splitRef(c.Config.Image).tag, state: c.State.Status as ObservedApp['state'],
+    health: c.State.Health?.Status as ObservedApp['health'],
+  }));
+  const tags = (await docker(['images', env.appImage, '--format', '{{.Tag}}'], { nothrow: true })).stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
+  const alivePids: number[] = [];
+  for (const r of journals.releases) if (r.result === 'in-progress' && journalPidAlive(r.pid, r.pidStart)) alivePids.push(r.pid as number);
+  if (journals.restoreJournal && journalPidAlive(journals.restoreJournal.pid, undefined)) alivePids.push(journals.restoreJournal.pid);
+  let stateEntries: string[] = [];
+  try {
+    stateEntries = fs.readdirSync(env.layout.root);
+  } catch {
+    /* no STATE_DIR yet */
+  }
+  let backupIds: string[] = [];
+  try {
+    backupIds = fs.readdirSync(env.layout.backups).filter((n) => fs.existsSync(`${env.layout.backups}/${n}/manifest.json`));
+  } catch {
+    /* none */
+  }
+  return {
+    apps,
+    proxyRunning: (await runningContainerCount(env, 'caddy')) > 0,
+    userVersion: observeUserVersion(env.layout.db),
+    backupIds,
+    imageTags: tags,
+    stateEntries,
+    alivePids: alivePids.filter((p) => p !== o.selfPid),
+  };
+}

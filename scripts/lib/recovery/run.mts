@@ -1,0 +1,169 @@
+// The runner of recovery: observe -> decide -> execute the first action -> observe again, until the
+// decision is empty. The caller holds the operation lock. Used by recover.mts (boot and timer), by
+// every operation before it starts, and by the automatic revert itself (so an interrupted revert
+// and a recovered one run the same code).
+import { $ } from 'zx';
+import type { OpsEnv } from '../config/env.mts';
+import type { Logger } from '../cli/log.mts';
+import { errorMessage } from '../cli/errors.mts';
+import { composeArgs, composeCtx, composeEnvFor, swapCommands } from '../commands/compose.mts';
+import { docker } from '../docker/run.mts';
+import { appContainers, waitHealthy } from '../docker/app-container.mts';
+import { processStartTime } from '../host/lock.mts';
+import { appendJournal, readJournal } from '../release/journal.mts';
+import { readRestoreJournal, recoverRestore } from '../restore/restore.mts';
+import { decideRecovery, describeAction, type RecoveryAction } from './decide.mts';
+import { observeState } from './observe.mts';
+import type { ObservedUserVersion } from './observed.mts';
+
+export interface RecoveryOptions {
+  dryRun?: boolean;
+  /** our own pid is in the journals (the automatic revert runs this): do not wait for ourselves */
+  selfPid?: number;
+  healthTimeoutS?: number;
+  stopTimeoutS?: number;
+  maxSteps?: number;
+}
+
+export interface RecoveryReport {
+  /** descriptions of what was done (or, with dryRun, what would be) */
+  actions: RecoveryAction[];
+  exitCode: 0 | 1;
+  /** the exact next command when recovery stopped to ask */
+  next?: string;
+  /** a backup was restored (the schema had moved, or rollback --with-db) */
+  restored: boolean;
+  /** user_version as judged with no foreign app running */
+  judgedUserVersion?: ObservedUserVersion;
+  error?: string;
+}
+
+async function decideNow(env: OpsEnv, o: RecoveryOptions) {
+  const { releases } = readJournal(env.layout.releases);
+  const restoreJournal = readRestoreJournal(env.layout);
+  const observed = await observeState(env, { releases, restoreJournal }, { selfPid: o.selfPid });
+  return { releases, observed, actions: decideRecovery({ releases, restoreJournal, observed, configFile: env.file }) };
+}
+
+export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions = {}): Promise<RecoveryReport> {
+  const report: RecoveryReport = { actions: [], exitCode: 0, restored: false };
+  const first = await decideNow(env, o);
+  if (o.dryRun) {
+    report.actions = first.actions;
+    return report;
+  }
+  let current = first;
+  let claimed = false;
+  for (let step = 0; step < (o.maxSteps ?? 20); step++) {
+    const a = current.actions[0];
+    if (!a) return report;
+    if (!claimed && a.kind !== 'mark-failed') {
+      // journal who recovers, so a second recovery waits for this one and a dead one is taken over
+      claimed = true;
+      for (const r of current.releases.filter((x) => x.result === 'in-progress')) {
+        appendJournal(env.layout.releases, { id: r.id, pid: process.pid, pidStart: processStartTime(process.pid), recoveryStartedAt: new Date().toISOString() });
+      }
+    }
+    if (a.kind === 'restore-backup' || a.kind === 'start-app' || a.kind === 'finish') {
+      if (!report.judgedUserVersion && !current.observed.apps.some((x) => x.state === 'running' && a.kind === 'restore-backup')) report.judgedUserVersion = current.observed.userVersion;
+    }
+    log.warn(`recovery: ${describeAction(a)}`);
+    report.actions.push(a);
+    try {
+      await execute(env, log, a, o);
+    } catch (err) {
+      report.exitCode = 1;
+      report.error = `${a.kind} failed: ${errorMessage(err)}`;
+      log.error(`recovery: ${report.error}`);
+      // the goal cannot be reached automatically: close the open releases, naming the failure
+      const open = readJournal(env.layout.releases).releases.filter((r) => r.result === 'in-progress');
+      for (const r of open) {
+        appendJournal(env.layout.releases, {
+          id: r.id, result: 'failed', endedAt: new Date().toISOString(),
+          reason: r.revertOf ? `automatic rollback of ${String(r.revertOf)} failed: ${report.error}` : open.some((x) => x.revertOf === r.id) ? `its rollback failed: ${report.error}` : `recovery failed: ${report.error}`,
+        });
+      }
+      report.next = `node scripts/smoke.mts --config ${env.file}   # then: node scripts/rollback.mts --config ${env.file} --list`;
+      return report;
+    }
+    if (a.kind === 'restore-backup') report.restored = true;
+    if (a.kind === 'finish') {
+      if (a.dbRestored) report.restored = true;
+      if (a.next) {
+        report.exitCode = 1;
+        report.next = a.next;
+        log.error(`recovery stopped to ask: ${a.reason}`);
+        log.error(`next: ${a.next}`);
+      } else if (a.result === 'failed') report.exitCode = 1;
+    }
+    current = await decideNow(env, o);
+  }
+  report.exitCode = 1;
+  report.error = `no fixpoint after ${o.maxSteps ?? 20} steps; next decided: ${current.actions.map(describeAction).join('; ')}`;
+  log.error(`recovery: ${report.error}`);
+  return report;
+}
+
+async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryOptions): Promise<void> {
+  const now = () => new Date().toISOString();
+  switch (a.kind) {
+    case 'mark-failed':
+      appendJournal(env.layout.releases, { id: a.releaseId, result: 'failed', endedAt: now(), reason: a.reason });
+      return;
+    case 'stop-app': {
+      const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
+      await $({ quiet: true, nothrow: true, env: composeEnvFor(env, null) })`docker ${cmds.stop}`;
+      // whatever compose did not see (a container renamed mid-recreate) is stopped by id
+      const still = (await appContainers(env)).filter((c) => c.State.Running).map((c) => c.Id);
+      if (still.length) await docker(['stop', ...(o.stopTimeoutS !== undefined ? ['-t', String(o.stopTimeoutS)] : []), ...still]);
+      return;
+    }
+    case 'remove-app-containers':
+      await docker(['rm', '-f', ...a.ids]);
+      return;
+    case 'restore-backup': {
+      const { restoreBackup } = await import('../release/revert.mts');
+      const s = log.step(`restore backup ${a.backupId}`);
+      try {
+        await restoreBackup(env, log, a.backupId, null);
+        s.done();
+      } catch (err) {
+        s.fail(err);
+        throw err;
+      }
+      appendJournal(env.layout.releases, { id: a.releaseId, dbRestored: true, restoredBackupId: a.backupId, phase: 'start' });
+      return;
+    }
+    case 'start-proxy':
+      await docker(composeArgs(composeCtx(env), 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'caddy'), { env: composeEnvFor(env, null) });
+      return;
+    case 'start-app': {
+      const s = log.step(`start ${env.appImage}:${a.appTag} and wait until healthy`);
+      const r = await $({ quiet: true, nothrow: true, env: composeEnvFor(env, a.appTag) })`docker ${swapCommands(env).up}`;
+      if (r.exitCode !== 0) {
+        s.fail();
+        throw new Error(`docker compose up app (APP_TAG=${a.appTag}) failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+      }
+      await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, log);
+      s.done();
+      return;
+    }
+    case 'finish': {
+      const endedAt = now();
+      appendJournal(env.layout.releases, {
+        id: a.releaseId, result: a.result, endedAt, dbRestored: a.dbRestored, reason: a.reason, ...(a.next ? { next: a.next } : {}),
+      });
+      if (a.failedReleaseId) {
+        const ok = a.result === 'ok';
+        appendJournal(env.layout.releases, {
+          id: a.failedReleaseId, result: ok ? 'rolled-back' : 'failed', endedAt, rolledBackTo: ok ? a.appTag : null, dbRestored: a.dbRestored, rollbackId: a.releaseId,
+          ...(ok ? {} : { reason: `its rollback ${a.releaseId} did not finish: ${a.reason}` }),
+        });
+      }
+      return;
+    }
+    case 'restore-recover':
+      await recoverRestore(env, log, { healthTimeoutMs: (o.healthTimeoutS ?? 120) * 1000 });
+      return;
+  }
+}

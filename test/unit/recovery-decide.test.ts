@@ -1,0 +1,205 @@
+// The recovery decision as a table: one row per interruption point of rollout, rollback,
+// rollback --with-db, the automatic revert, restore, and recovery itself. Each row gives the
+// journals and what Docker and the database show after the interruption; the test applies the
+// decided actions to that state (each action's effect as the runner has it, nothing of Docker or
+// SQLite is imitated beyond the observed facts), deciding again after each, and checks where the
+// site ends up. Then: deciding again yields nothing (run twice = once), and recovery interrupted
+// after any number of its actions ends in the same place.
+import { describe, expect, it } from 'vitest';
+import { parseJournal, type Release, type ReleaseLine } from '../../scripts/lib/release/journal.mts';
+import { decideRecovery, type RecoveryAction } from '../../scripts/lib/recovery/decide.mts';
+import type { ObservedApp, ObservedState } from '../../scripts/lib/recovery/observed.mts';
+import type { RestoreJournal } from '../../scripts/lib/restore/restore.mts';
+
+interface World {
+  lines: ReleaseLine[];
+  restoreJournal: RestoreJournal | null;
+  observed: ObservedState;
+  /** user_version each backup holds */
+  backupSchemas: Record<string, number>;
+}
+
+const releases = (w: World): Release[] => parseJournal(w.lines.map((l) => JSON.stringify(l)).join('\n')).releases;
+const decide = (w: World) => decideRecovery({ releases: releases(w), restoreJournal: w.restoreJournal, observed: w.observed, configFile: '.env.prod' });
+let nextId = 0;
+
+/** What each action does to the world, as the runner (recovery/run.mts) performs it. */
+function apply(w: World, a: RecoveryAction): World {
+  const o = structuredClone(w.observed);
+  const lines = [...w.lines];
+  let restoreJournal = w.restoreJournal;
+  switch (a.kind) {
+    case 'mark-failed':
+      lines.push({ id: a.releaseId, result: 'failed', reason: a.reason });
+      break;
+    case 'stop-app':
+      for (const x of o.apps) if (x.state === 'running' || x.state === 'restarting' || x.state === 'paused') Object.assign(x, { state: 'exited', health: undefined });
+      break;
+    case 'remove-app-containers':
+      o.apps = o.apps.filter((x) => !a.ids.includes(x.id));
+      break;
+    case 'restore-backup':
+      o.userVersion = { kind: 'read', value: w.backupSchemas[a.backupId] };
+      lines.push({ id: a.releaseId, dbRestored: true });
+      break;
+    case 'start-proxy':
+      o.proxyRunning = true;
+      break;
+    case 'start-app':
+      o.apps = [{ id: `c${++nextId}`, tag: a.appTag, state: 'running', health: 'healthy' }];
+      break;
+    case 'finish':
+      lines.push({ id: a.releaseId, result: a.result, dbRestored: a.dbRestored });
+      if (a.failedReleaseId) lines.push({ id: a.failedReleaseId, result: a.result === 'ok' ? 'rolled-back' : 'failed' });
+      break;
+    case 'restore-recover':
+      if (a.how === 'roll-forward') o.userVersion = { kind: 'read', value: w.backupSchemas[a.backupId] };
+      restoreJournal = null;
+      break;
+  }
+  return { ...w, lines, observed: o, restoreJournal };
+}
+
+/** Decide, apply the first action, decide again... until nothing is left. */
+function converge(w: World): { world: World; trace: RecoveryAction[] } {
+  const trace: RecoveryAction[] = [];
+  for (let i = 0; i < 20; i++) {
+    const actions = decide(w);
+    if (!actions.length) return { world: w, trace };
+    trace.push(actions[0]);
+    w = apply(w, actions[0]);
+  }
+  throw new Error(`no fixpoint after 20 actions: ${trace.map((t) => t.kind).join(', ')}`);
+}
+
+const app = (tag: string, state: ObservedApp['state'] = 'running', health: ObservedApp['health'] = 'healthy', id = `${tag}-${state}`): ObservedApp => ({ id, tag, state, health });
+function world(lines: ReleaseLine[], o: Partial<ObservedState> = {}, restoreJournal: RestoreJournal | null = null): World {
+  return {
+    lines,
+    restoreJournal,
+    backupSchemas: { 'b-r2': 3, 'b-safety': 4 },
+    observed: {
+      apps: [], proxyRunning: true, userVersion: { kind: 'read', value: 3 }, backupIds: ['b-r2'], imageTags: ['v1', 'v2'],
+      stateEntries: ['data', 'uploads', 'backups', 'releases.jsonl'], alivePids: [], ...o,
+    },
+  };
+}
+
+// r1 is live (v1, schema 3); r2 rolls out v2 (pre-deploy backup b-r2, user_version 3 before).
+const R1: ReleaseLine = { id: 'r1', kind: 'rollout', appTag: 'v1', result: 'ok', userVersionAfter: 3, backupId: null };
+const r2 = (phase: string, extra: Partial<ReleaseLine> = {}): ReleaseLine => ({
+  id: 'r2', kind: 'rollout', appTag: 'v2', result: 'in-progress', phase, previousRelease: 'r1', previousAppTag: 'v1', backupId: 'b-r2', userVersionBefore: 3, pid: 900, ...extra,
+});
+// the automatic revert of r2, as the fixed engine journals it: its target is v1, the failed tag is not "previous"
+const revert = (phase: string, extra: Partial<ReleaseLine> = {}): ReleaseLine => ({
+  id: 'rb', kind: 'rollback', appTag: 'v1', result: 'in-progress', phase, revertOf: 'r2', failedAppTag: 'v2', previousRelease: 'r2', target: 'r1', pid: 900, ...extra,
+});
+// a manual rollback from v2 (r2 ok) to v1; with --with-db it restores b-r2 (v1's data)
+const R2ok: ReleaseLine = { id: 'r2', kind: 'rollout', appTag: 'v2', result: 'ok', previousRelease: 'r1', previousAppTag: 'v1', backupId: 'b-r2', userVersionBefore: 3, userVersionAfter: 4 };
+const manual = (phase: string, extra: Partial<ReleaseLine> = {}): ReleaseLine => ({
+  id: 'm1', kind: 'rollback', appTag: 'v1', result: 'in-progress', phase, previousRelease: 'r2', previousAppTag: 'v2', target: 'r1', backupId: null, pid: 901, ...extra,
+});
+const restoreJ = (phase: RestoreJournal['phase'], extra: Partial<RestoreJournal> = {}): RestoreJournal => ({
+  op: 'op1', backupId: 'b-r2', staging: '/state/.restore-op1', phase, startedAt: '', updatedAt: '', pid: 902, appWasRunning: true, appImage: 'lazyflow-app:v1',
+  startApp: false, safetyBackupId: 'b-safety', keepOld: false, ...extra,
+});
+
+interface Row {
+  name: string;
+  world: World;
+  /** kinds of the actions recovery takes, in order */
+  kinds: string[];
+  /** the one running app container at the end (null: none) */
+  runs: string | null;
+  results: Record<string, string>;
+  userVersion?: number;
+  /** the finish action asks the operator (exit 1 with this next command) */
+  asks?: RegExp;
+}
+
+const rows: Row[] = [
+  // rollout
+  { name: 'rollout killed in build: nothing live changed', world: world([R1, r2('build')], { apps: [app('v1')] }), kinds: ['mark-failed'], runs: 'v1', results: { r2: 'failed' } },
+  { name: 'rollout killed in its pre-deploy backup', world: world([R1, r2('backup')], { apps: [app('v1')] }), kinds: ['mark-failed'], runs: 'v1', results: { r2: 'failed' } },
+  { name: 'rollout killed before compose up acted (old still runs)', world: world([R1, r2('swap')], { apps: [app('v1')] }), kinds: ['finish'], runs: 'v1', results: { r2: 'rolled-back' } },
+  { name: 'rollout killed mid compose up: new Created, old stopped (the site was down)', world: world([R1, r2('swap')], { apps: [app('v1', 'exited', undefined), app('v2', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
+  { name: 'rollout killed with the old one removed and the new one Created', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
+  { name: 'rollout killed while the new one starts (not yet healthy), schema unchanged', world: world([R1, r2('swap')], { apps: [app('v2', 'running', 'starting')] }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
+  { name: 'rollout killed in the health gate, new release migrated (user_version 3 -> 4): judged after the stop, backup restored', world: world([R1, r2('health')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
+  { name: 'rollout killed in the smoke gate, user_version unreadable: stops and asks, never restores', world: world([R1, r2('smoke')], { apps: [app('v2')], userVersion: { kind: 'unreadable', error: 'SQLITE_BUSY' } }), kinds: ['stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollback\.mts --config \.env\.prod --to r1 --force/ },
+  { name: 'rollout killed in the telegram gate, no container at all and the proxy down (reboot)', world: world([R1, r2('telegram')], { apps: [], proxyRunning: false }), kinds: ['start-proxy', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
+  { name: 'first deploy killed in the health gate: nothing to go back to, the app stops', world: world([r2('health', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')] }), kinds: ['stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollout\.mts --config \.env\.prod/ },
+  { name: 'rollout killed mid swap, the previous image was pruned: asks to rebuild', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)], imageTags: ['v2'] }), kinds: ['remove-app-containers', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rebuild it/ },
+  { name: 'rollout still running (its worker pid is alive): left alone', world: world([R1, r2('health')], { apps: [app('v2')], alivePids: [900] }), kinds: [], runs: 'v2', results: { r2: 'in-progress' } },
+  // the automatic revert (r2 failed its health gate; the revert rb goes back to v1)
+  { name: 'revert killed after it stopped the failed app: finishes to v1, never the failed v2', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2', 'exited', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
+  { name: 'revert killed before its stop, the failed release migrated: stop, restore, start v1', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: 'revert killed after its restore, v1 Created', world: world([R1, r2('health'), revert('start', { dbRestored: true })], { apps: [app('v1', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
+  { name: 'revert killed during its health gate on v1 (healthy): only the final lines', world: world([R1, r2('health'), revert('health')], { apps: [app('v1')] }), kinds: ['finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
+  { name: 'revert killed during its restore (restore journal mid swap): restore half first, then v1', world: world([R1, r2('health'), revert('restore')], { apps: [], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapping')), kinds: ['restore-recover', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: 'revert whose pid is alive: left alone', world: world([R1, r2('health'), revert('swap', { pid: 903 })], { apps: [], alivePids: [903] }), kinds: [], runs: null, results: { rb: 'in-progress', r2: 'in-progress' } },
+  // manual rollback (v2 -> v1, data kept)
+  { name: 'rollback killed before its swap acted: v2 still runs', world: world([R1, R2ok, manual('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['finish'], runs: 'v2', results: { m1: 'failed' } },
+  { name: 'rollback killed mid compose up: back to v2', world: world([R1, R2ok, manual('swap')], { apps: [app('v2', 'exited', undefined), app('v1', 'created', undefined)], userVersion: { kind: 'read', value: 4 } }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'failed' } },
+  { name: 'rollback killed in its health gate on v1: back to v2', world: world([R1, R2ok, manual('health')], { apps: [app('v1')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'failed' } },
+  // rollback --with-db (v2 -> v1 with b-r2): from its restore on, it is finished as chosen
+  { name: 'rollback --with-db killed before its stop: stop, restore b-r2, start v1', world: world([R1, R2ok, manual('restore', { withDb: true, backupId: 'b-r2' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
+  { name: 'rollback --with-db killed mid restore (journal: swapped): restore half completes, then v1', world: world([R1, R2ok, manual('restore', { withDb: true, backupId: 'b-r2' })], { apps: [app('v2', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapped')), kinds: ['restore-recover', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
+  { name: 'rollback --with-db killed after its restore, in the swap', world: world([R1, R2ok, manual('swap', { withDb: true, backupId: 'b-r2', dbRestored: true })], { apps: [app('v1', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
+  // restore on its own
+  { name: 'restore killed in its safety backup: rolled back, live untouched', world: world([R1], { apps: [app('v1')] }, restoreJ('safety-backup')), kinds: ['restore-recover'], runs: 'v1', results: { r1: 'ok' } },
+  { name: 'restore killed mid swap: rolled forward', world: world([R1], { apps: [app('v1', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapping')), kinds: ['restore-recover'], runs: null, results: { r1: 'ok' }, userVersion: 3 },
+  { name: 'restore still running (pid alive): nothing, also no release action', world: world([R1, r2('swap')], { apps: [], alivePids: [902] }, restoreJ('swapping')), kinds: [], runs: null, results: { r2: 'in-progress' } },
+  // recovery itself: a recovery that died left its claim (pid dead) on the release
+  { name: 'recovery killed after it stopped the failed app (its pid is dead): the next one finishes', world: world([R1, r2('health'), { id: 'r2', pid: 904, recoveryStartedAt: 'x' }], { apps: [app('v2', 'exited', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
+  { name: 'recovery still running (its pid alive): left alone', world: world([R1, r2('health'), { id: 'r2', pid: 904 }], { apps: [], alivePids: [904] }), kinds: [], runs: null, results: { r2: 'in-progress' } },
+];
+
+const runningApps = (w: World) => w.observed.apps.filter((a) => a.state === 'running');
+const resultsOf = (w: World, ids: string[]) => Object.fromEntries(ids.map((id) => [id, releases(w).find((r) => r.id === id)?.result]));
+
+describe('recovery decision: every interruption point', () => {
+  for (const row of rows) {
+    it(row.name, () => {
+      const { world: end, trace } = converge(row.world);
+      expect(trace.map((a) => a.kind)).toEqual(row.kinds);
+      const running = runningApps(end);
+      expect(running.length).toBeLessThanOrEqual(1);
+      expect(running[0]?.tag ?? null).toBe(row.runs);
+      expect(resultsOf(end, Object.keys(row.results))).toEqual(row.results);
+      if (row.userVersion !== undefined) expect(end.observed.userVersion).toEqual({ kind: 'read', value: row.userVersion });
+      const fin = trace.find((a) => a.kind === 'finish');
+      if (row.asks) expect(fin && 'next' in fin ? fin.next : '').toMatch(row.asks);
+      else if (fin && fin.kind === 'finish') expect(fin.next).toBeUndefined();
+      // the failed image of an automatic revert is never started again
+      if (row.world.lines.some((l) => l.revertOf)) expect(trace.some((a) => a.kind === 'start-app' && a.appTag === 'v2')).toBe(false);
+    });
+  }
+});
+
+describe('recovery decision: idempotent', () => {
+  for (const row of rows) {
+    it(`run twice = once: ${row.name}`, () => {
+      const once = converge(row.world).world;
+      expect(decide(once)).toEqual([]);
+      const twice = converge(once);
+      expect(twice.trace).toEqual([]);
+    });
+    it(`recovery interrupted after each of its actions ends in the same place: ${row.name}`, () => {
+      const { world: end, trace } = converge(row.world);
+      let w = row.world;
+      for (let k = 0; k < trace.length; k++) {
+        // k actions done, then the recovery dies (its own pid is dead, so nothing waits for it)
+        const resumed = converge(w).world;
+        expect(runningApps(resumed).map((a) => a.tag)).toEqual(runningApps(end).map((a) => a.tag));
+        expect(resultsOf(resumed, Object.keys(row.results))).toEqual(row.results);
+        w = apply(w, decide(w)[0]);
+      }
+    });
+  }
+
+  it('a release with an unreadable user_version is never treated as "schema moved"', () => {
+    const w = world([R1, r2('health')], { apps: [], userVersion: { kind: 'unreadable', error: 'disk I/O error' } });
+    expect(decide(w).some((a) => a.kind === 'restore-backup')).toBe(false);
+  });
+});
