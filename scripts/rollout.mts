@@ -35,14 +35,17 @@ export const spec: CommandSpec = {
     'stops the old one gracefully (in-flight requests finish), removes it, then starts the new one. Never two',
     'app containers running; Caddy holds requests meanwhile (LAZYFLOW_SWAP=stop-first: explicit stop first).',
     'On a failed gate: diagnostics of the new container are printed, the previous image is started again,',
-    'and the pre-deploy backup is restored only when PRAGMA user_version moved. A rollout killed midway is',
-    'recovered (undone) by the next rollout or rollback, after its stale lock is taken over.',
+    'and the pre-deploy backup is restored only when PRAGMA user_version moved (read after the failed app stopped;',
+    'unreadable: stop and ask). From the swap on, the work runs in a detached worker (own session, log in',
+    'STATE_DIR/logs/critical-<id>.log): SIGHUP, Ctrl-C or SIGTERM here do not stop it. A rollout killed midway',
+    'is finished or undone by scripts/recover.mts (boot + every-minute timer) or the next operation.',
   ].join('\n'),
   exitCodes: [
     'Exit status:',
     '  0  deployed (or --dry-run / --check passed)',
     '  1  a step or gate failed (the release was rolled back, or nothing live changed), or the lock is held',
     '  2  usage or config error (bad flag, env file problem found by preflight, dirty tree without --allow-dirty)',
+    '  129/130/143  SIGHUP/SIGINT/SIGTERM: before the swap nothing live changed; during it the swap continues in the printed pid',
   ].join('\n'),
 };
 

@@ -7,6 +7,7 @@ import { httpsGet } from '../checks/http.mts';
 import { evalWebhookInfo, expectedWebhookUrl, type SmokeResult } from '../checks/evaluate.mts';
 import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
 import { appDiagnostics } from '../docker/app-container.mts';
+import { judgeSmoke, judgeWebhookError, type SwapWindow } from './judge.mts';
 
 export interface GateOptions {
   /** seconds to wait for the new container to become healthy */
@@ -42,7 +43,9 @@ export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: Smoke
 }
 
 /** Telegram gate: webhook registered at APP_URL/webhook/SECRET, no delivery error since start, queue drains. */
-export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutMs?: number; pendingMax?: number; apiRoot?: string }): Promise<string> {
+export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutMs?: number; pendingMax?: number; apiRoot?: string; swapWindow?: SwapWindow }): Promise<string> {
+  const started = Date.parse(startedAt);
+  const window: SwapWindow = o.swapWindow ?? { beganAt: started, endedAt: started };
   const v = env.values;
   const token = v.BOT_TOKEN ?? '';
   if (!token) return 'skipped: local mode (no BOT_TOKEN), Telegram is not used';
@@ -54,13 +57,15 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
   for (;;) {
     try {
       const info = await getWebhookInfo(root, token);
-      const verdict = evalWebhookInfo(info, { expectedUrl, secret: v.WEBHOOK_SECRET ?? '', startedAt: new Date(startedAt), pendingMax });
+      // errors are judged here, against the swap window, not by evalWebhookInfo's "since start"
+      const whose = judgeWebhookError(info, window);
+      const verdict = evalWebhookInfo(info, { expectedUrl, secret: v.WEBHOOK_SECRET ?? '', startedAt: undefined, pendingMax });
+      if (whose === 'release' && info.url === expectedUrl) {
+        throw new GateError(`Telegram: delivery error at ${new Date(info.last_error_date! * 1000).toISOString()}, after the swap: ${info.last_error_message ?? '?'}`, { step: 'telegram', diagnostics: await appDiagnostics(env) });
+      }
+      if (whose === 'swap-window' && verdict.status === 'pass') verdict.detail += `; the last error (${info.last_error_message}) came from the swap window itself, not the release`;
       if (verdict.status === 'pass') return verdict.detail;
       last = verdict.detail;
-      // a delivery error after the new container started will not go away by waiting
-      if (/delivery error/.test(verdict.detail) && !/pending_update_count/.test(verdict.detail) && info.url === expectedUrl) {
-        throw new GateError(`Telegram: ${verdict.detail}`, { step: 'telegram', diagnostics: await appDiagnostics(env) });
-      }
     } catch (e) {
       if (e instanceof GateError) throw e;
       last = redactToken(errorMessage(e), token);
@@ -72,12 +77,10 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
 
 export async function smokeGate(env: OpsEnv, appTag: string, o: { smoke?: SmokeOptions; log: Logger }): Promise<SmokeResult[]> {
   const report = await runSmoke(env, { ...(o.smoke ?? {}), expectVersion: appTag, log: o.log });
-  for (const r of report.results) {
-    if (r.status === 'fail') o.log.error(`smoke ${r.name}: FAIL ${r.detail}`);
-    else if (r.status === 'warn') o.log.warn(`smoke ${r.name}: ${r.detail}`);
-  }
-  if (report.failed) {
-    const failed = report.results.filter((r) => r.status === 'fail');
+  const { failed, warnings } = judgeSmoke(report.results);
+  for (const r of failed) o.log.error(`smoke ${r.name}: FAIL ${r.detail}`);
+  for (const r of warnings) o.log.warn(`smoke ${r.name}: ${r.detail}`);
+  if (failed.length) {
     throw Object.assign(new GateError(`smoke failed: ${failed.map((r) => `${r.name} (${r.detail})`).join('; ')}`, { step: 'smoke' }), { results: report.results });
   }
   return report.results;

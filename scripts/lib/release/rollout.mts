@@ -21,6 +21,7 @@ import { healthGate, smokeGate, telegramGate, type GateOptions } from './gates.m
 import { preDeployBackup, revert } from './revert.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { notify } from './notify.mts';
+import { runDetached } from './critical.mts';
 
 export type { GateOptions };
 
@@ -44,6 +45,8 @@ export interface RolloutOptions extends CommonOptions {
   skipPreflight?: boolean;
   /** tag the build with this instead of the git sha (advanced; must not exist yet) */
   tag?: string;
+  /** run the critical section in a detached worker (default true; false: in this process, for tests) */
+  detach?: boolean;
 }
 
 export interface OpResult {
@@ -214,90 +217,11 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     }
     appendJournal(env.layout.releases, { id, phase: 'swap', backupId, userVersionBefore, phases: { ...phases } });
 
-    // 5-8. swap and gates; any failure -> automatic rollback
-    let swap: SwapTiming | undefined;
-    let smoke: SmokeResult[] | undefined;
-    let phase = 'swap';
-    try {
-      if (!live || (await runningContainerCount(env, 'caddy')) === 0) {
-        // first deploy (or the proxy is down): bring the whole stack up on the new tag
-        const s = log.step(`start the stack on ${appTag}`);
-        const t = performance.now();
-        const r = await $({ quiet: true, nothrow: true, env: composeEnvFor(env, appTag) })`docker ${cmds.upAll}`;
-        if (r.exitCode !== 0) throw new GateError(`docker compose up failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`, { step: 'swap', diagnostics: await appDiagnostics(env) });
-        const { c, startToHealthyMs } = await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, log);
-        swap = { stopMs: 0, startMs: performance.now() - t, startToHealthyMs, totalMs: performance.now() - t, containerId: c.Id, startedAt: c.State.StartedAt };
-        phases.swap = Math.round(swap.totalMs);
-        s.done();
-      } else if (live.tag === appTag && live.status === 'running' && live.health === 'healthy') {
-        // same image already live (a re-run): restarting it would only cost a gap; just gate it
-        log.info(`the app already runs ${appTag} and is healthy: no swap, gates only`);
-        swap = { stopMs: 0, startMs: 0, startToHealthyMs: 0, totalMs: 0, containerId: live.id, startedAt: live.startedAt };
-        phases.swap = 0;
-      } else {
-        const s = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
-        swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
-        s.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
-      }
-      appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases }, swap: roundSwap(swap) });
-
-      phase = 'health';
-      const hs = log.step('health gate');
-      const hd = await timed('health', () => healthGate(env, appTag, { smoke: o.smoke }));
-      hs.done(hd);
-
-      phase = 'telegram';
-      const ts = log.step('telegram gate');
-      const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot }));
-      ts.done(td);
-
-      phase = 'smoke';
-      if (o.skipSmoke) log.warn('--skip-smoke: smoke checks skipped');
-      else {
-        const ss = log.step('smoke');
-        smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));
-        ss.done(`${smoke.filter((r) => r.status === 'pass').length} pass, ${smoke.filter((r) => r.status === 'warn').length} warn, ${smoke.filter((r) => r.status === 'skip').length} skip`);
-      }
-    } catch (err) {
-      log.error(`${phase} gate FAILED: ${errorMessage(err)}`);
-      if (err instanceof GateError && err.diagnostics) log.error(`diagnostics of the new container:\n${err.diagnostics}`);
-      appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}`, ...(swap ? { swap: roundSwap(swap) } : {}) });
-      const rb = await revert({
-        env, log, operator, gates: o, kind: 'rollback',
-        failed: { id, appTag, backupId, userVersionBefore, phase },
-        previous,
-        reason: `${phase} gate failed: ${errorMessage(err).split('\n')[0]}`,
-      });
-      const what = rb.ok
-        ? `rolled back to ${rb.decision.toAppTag ?? 'nothing (app stopped)'}${rb.decision.restoreDb ? ` and restored backup ${rb.decision.backupId}` : ', data kept'}`
-        : `rollback FAILED: ${rb.error}`;
-      (rb.ok ? log.warn : log.error)(`rollout ${id} failed in ${phase}; ${what}`);
-      for (const w of rb.decision.why) log.info(`  why: ${w}`);
-      if (rb.next) log.error(`next: ${rb.next}`);
-      return { id, exitCode: 1, result: rb.ok ? 'rolled-back' : 'failed', appTag, phases, swap, smoke: (err as { results?: SmokeResult[] }).results, rollback: { decision: rb.decision, ok: rb.ok }, reason: `${phase} failed: ${errorMessage(err)}` };
-    }
-
-    // 9. record + prune
-    const rec = performance.now();
-    appendJournal(env.layout.releases, { id, result: 'ok', endedAt: now().toISOString(), phase: 'record', phases: { ...phases }, swap: roundSwap(swap!), userVersionAfter: readUserVersion(env.layout.db) });
-    try {
-      const pruned = await pruneImages(env, o.keepImages ?? 5, [appTag, previous?.appTag ?? '']);
-      if (pruned.length) log.info(`pruned ${pruned.length} old release image(s): ${pruned.join(', ')}`);
-    } catch (err) {
-      log.warn(`image pruning failed (the release is fine): ${errorMessage(err)}`);
-    }
-    phases.record = Math.round(performance.now() - rec);
-
-    // 10. notify
-    if (o.notify !== false) {
-      const t = performance.now();
-      const n = await notify(env, `lazyflow: deployed ${appTag} (${id}) in ${formatDuration(Object.values(phases).reduce((a, b) => a + b, 0))}`);
-      if (n) log.info(`notify: ${n}`);
-      phases.notify = Math.round(performance.now() - t);
-    }
-    appendJournal(env.layout.releases, { id, phases: { ...phases } });
-    log.ok(`rollout ${id} done: ${env.appUrl} runs ${appTag}`);
-    return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
+    // 5-10. the critical section (swap, gates, automatic revert, record) runs in a process of its own
+    // session: a dropped SSH session, Ctrl-C or SIGTERM to this terminal cannot stop it halfway
+    const ctx: CriticalContext = { id, appTag, previous, backupId, userVersionBefore, operator, phases: { ...phases }, options: criticalOptions(o) };
+    if (o.detach === false) return await criticalSection(env, log, ctx);
+    return await runDetached(env, log, lock, ctx);
   } finally {
     lock.release();
   }
@@ -318,3 +242,126 @@ export async function pruneImages(env: OpsEnv, keep: number, protect: string[]):
 }
 
 export type { Release };
+
+
+/** What the critical section needs, as plain data (it crosses into the detached worker as JSON). */
+export interface CriticalContext {
+  id: string;
+  appTag: string;
+  previous: { id: string; appTag: string } | null;
+  backupId: string | null;
+  userVersionBefore: number | null;
+  operator: string;
+  phases: Record<string, number>;
+  options: CriticalOptions;
+}
+
+export type CriticalOptions = Pick<RolloutOptions, 'healthTimeoutS' | 'telegramTimeoutS' | 'pendingMax' | 'smoke' | 'skipSmoke' | 'stopTimeoutS' | 'keepImages' | 'notify'>;
+
+export function criticalOptions(o: RolloutOptions): CriticalOptions {
+  const { healthTimeoutS, telegramTimeoutS, pendingMax, smoke, skipSmoke, stopTimeoutS, keepImages, notify } = o;
+  return { healthTimeoutS, telegramTimeoutS, pendingMax, smoke: smoke ? { ca: smoke.ca, telegramApiRoot: smoke.telegramApiRoot, connect: smoke.connect } : undefined, skipSmoke, stopTimeoutS, keepImages, notify };
+}
+
+/** Swap, gates, automatic revert on a failed gate, record, prune, notify. The caller holds the lock. */
+export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalContext): Promise<OpResult> {
+  const { id, appTag, previous, backupId, userVersionBefore, operator } = c;
+  const o = c.options;
+  const phases = c.phases;
+  const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
+    const t = performance.now();
+    try {
+      return await f();
+    } finally {
+      phases[name] = Math.round(performance.now() - t);
+    }
+  };
+  const now = () => new Date();
+  const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
+  const live = await liveApp(env);
+  appendJournal(env.layout.releases, { id, pid: process.pid, pidStart: processStartTime(process.pid) });
+    // 5-8. swap and gates; any failure -> automatic rollback
+  let swap: SwapTiming | undefined;
+  let smoke: SmokeResult[] | undefined;
+  let phase = 'swap';
+  try {
+    if (!live || (await runningContainerCount(env, 'caddy')) === 0) {
+      // first deploy (or the proxy is down): bring the whole stack up on the new tag
+      const s = log.step(`start the stack on ${appTag}`);
+      const t = performance.now();
+      const r = await $({ quiet: true, nothrow: true, env: composeEnvFor(env, appTag) })`docker ${cmds.upAll}`;
+      if (r.exitCode !== 0) throw new GateError(`docker compose up failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`, { step: 'swap', diagnostics: await appDiagnostics(env) });
+      const { c, startToHealthyMs } = await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, log);
+      swap = { stopMs: 0, startMs: performance.now() - t, startToHealthyMs, totalMs: performance.now() - t, containerId: c.Id, startedAt: c.State.StartedAt };
+      phases.swap = Math.round(swap.totalMs);
+      s.done();
+    } else if (live.tag === appTag && live.status === 'running' && live.health === 'healthy') {
+      // same image already live (a re-run): restarting it would only cost a gap; just gate it
+      log.info(`the app already runs ${appTag} and is healthy: no swap, gates only`);
+      swap = { stopMs: 0, startMs: 0, startToHealthyMs: 0, totalMs: 0, containerId: live.id, startedAt: live.startedAt };
+      phases.swap = 0;
+    } else {
+      const s = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
+      swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
+      s.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
+    }
+    appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases }, swap: roundSwap(swap) });
+
+    phase = 'health';
+    const hs = log.step('health gate');
+    const hd = await timed('health', () => healthGate(env, appTag, { smoke: o.smoke }));
+    hs.done(hd);
+
+    phase = 'telegram';
+    const ts = log.step('telegram gate');
+    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: { beganAt: swap!.beganAt ?? Date.parse(swap!.startedAt), endedAt: swap!.endedAt ?? Date.parse(swap!.startedAt) } }));
+    ts.done(td);
+
+    phase = 'smoke';
+    if (o.skipSmoke) log.warn('--skip-smoke: smoke checks skipped');
+    else {
+      const ss = log.step('smoke');
+      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));
+      ss.done(`${smoke.filter((r) => r.status === 'pass').length} pass, ${smoke.filter((r) => r.status === 'warn').length} warn, ${smoke.filter((r) => r.status === 'skip').length} skip`);
+    }
+  } catch (err) {
+    log.error(`${phase} gate FAILED: ${errorMessage(err)}`);
+    if (err instanceof GateError && err.diagnostics) log.error(`diagnostics of the new container:\n${err.diagnostics}`);
+    appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}`, ...(swap ? { swap: roundSwap(swap) } : {}) });
+    const rb = await revert({
+      env, log, operator, gates: o, kind: 'rollback',
+      failed: { id, appTag, backupId, userVersionBefore, phase },
+      previous,
+      reason: `${phase} gate failed: ${errorMessage(err).split('\n')[0]}`,
+    });
+    const what = rb.ok
+      ? `rolled back to ${rb.decision.toAppTag ?? 'nothing (app stopped)'}${rb.decision.restoreDb ? ` and restored backup ${rb.decision.backupId}` : ', data kept'}`
+      : `rollback FAILED: ${rb.error}`;
+    (rb.ok ? log.warn : log.error)(`rollout ${id} failed in ${phase}; ${what}`);
+    for (const w of rb.decision.why) log.info(`  why: ${w}`);
+    if (rb.next) log.error(`next: ${rb.next}`);
+    return { id, exitCode: 1, result: rb.ok ? 'rolled-back' : 'failed', appTag, phases, swap, smoke: (err as { results?: SmokeResult[] }).results, rollback: { decision: rb.decision, ok: rb.ok }, reason: `${phase} failed: ${errorMessage(err)}` };
+  }
+
+  // 9. record + prune
+  const rec = performance.now();
+  appendJournal(env.layout.releases, { id, result: 'ok', endedAt: now().toISOString(), phase: 'record', phases: { ...phases }, swap: roundSwap(swap!), userVersionAfter: readUserVersion(env.layout.db) });
+  try {
+    const pruned = await pruneImages(env, o.keepImages ?? 5, [appTag, previous?.appTag ?? '']);
+    if (pruned.length) log.info(`pruned ${pruned.length} old release image(s): ${pruned.join(', ')}`);
+  } catch (err) {
+    log.warn(`image pruning failed (the release is fine): ${errorMessage(err)}`);
+  }
+  phases.record = Math.round(performance.now() - rec);
+
+  // 10. notify
+  if (o.notify !== false) {
+    const t = performance.now();
+    const n = await notify(env, `lazyflow: deployed ${appTag} (${id}) in ${formatDuration(Object.values(phases).reduce((a, b) => a + b, 0))}`);
+    if (n) log.info(`notify: ${n}`);
+    phases.notify = Math.round(performance.now() - t);
+  }
+  appendJournal(env.layout.releases, { id, phases: { ...phases } });
+  log.ok(`rollout ${id} done: ${env.appUrl} runs ${appTag}`);
+  return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
+}

@@ -1,0 +1,43 @@
+// Gates judge the release, not the host: pure rules for what a failed gate may blame on the new
+// release. Pre-existing conditions (low disk, a certificate near expiry, an old backup, dead
+// letters) are warnings; a Telegram delivery error counts only if the new release caused it.
+import type { SmokeResult } from '../checks/evaluate.mts';
+
+/** smoke checks that judge the host or its history, never what a release changed */
+export const HOST_CONDITION_CHECKS: ReadonlySet<string> = new Set(['disk', 'tls', 'backups', 'dead-letters', 'dead_letters', 'deadletters']);
+
+export function judgeSmoke(results: SmokeResult[]): { failed: SmokeResult[]; warnings: SmokeResult[] } {
+  const failed: SmokeResult[] = [];
+  const warnings: SmokeResult[] = [];
+  for (const r of results) {
+    if (r.status === 'fail' && HOST_CONDITION_CHECKS.has(r.name)) warnings.push({ ...r, status: 'warn', detail: `${r.detail} (a condition of the host, not caused by this release: fix it, the release stays)` });
+    else if (r.status === 'fail') failed.push(r);
+    else if (r.status === 'warn') warnings.push(r);
+  }
+  return { failed, warnings };
+}
+
+/** [began, ended] of the swap in epoch ms (wall clock: Telegram dates its errors by it) */
+export interface SwapWindow {
+  beganAt: number;
+  endedAt: number;
+}
+
+export type WebhookErrorVerdict = 'none' | 'before-swap' | 'swap-window' | 'release';
+
+/** Telegram reports errors with second resolution and retries held requests a little later. */
+export const SWAP_WINDOW_GRACE_MS = 5_000;
+
+/**
+ * Whose is the last delivery error? Before the swap began: an older run's. Inside the swap window
+ * and a 502/503/504 (the old app's in-flight lame-duck 503, Caddy giving up a held request): the
+ * swap's own, and Telegram redelivers. Anything else, or any error after the window: the release's.
+ */
+export function judgeWebhookError(info: { last_error_date?: number; last_error_message?: string }, w: SwapWindow): WebhookErrorVerdict {
+  if (!info.last_error_date) return 'none';
+  const at = info.last_error_date * 1000;
+  if (at < w.beganAt - 1000) return 'before-swap';
+  const transient = /\b50[234]\b|service unavailable|bad gateway|gateway time-?out/i.test(info.last_error_message ?? '');
+  if (transient && at <= w.endedAt + SWAP_WINDOW_GRACE_MS) return 'swap-window';
+  return 'release';
+}

@@ -1,0 +1,100 @@
+// An interrupted swap never leaves the site down. On one stack, under load through Caddy:
+// 1. SIGHUP to the rollout's process group while it swaps (a dropped SSH session): the swap runs in
+//    a detached worker and completes; no request fails.
+// 2. kill -9 of the rollout's whole group and of its worker mid-swap (what a reboot or the OOM killer
+//    leaves): recover.mts, run as the timer runs it, brings the previous release back; never two app
+//    containers running.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeDocker } from '../support/docker.ts';
+import { startStack, e2eImages, waitFor, type Stack } from '../support/stack.ts';
+import { signInitData } from '../support/telegram.ts';
+import { repoRoot, runScript } from '../support/run.ts';
+import { ReleaseSource, removeImages } from '../support/release-source.mts';
+import { appOps, sampleContainers, startLoad, stats } from '../support/load.mts';
+import { readJournal } from '../../scripts/lib/release/journal.mts';
+
+describeDocker('recovery: an interrupted swap never leaves the site down', () => {
+  let stack: Stack;
+  let src: ReleaseSource;
+  const journal = () => readJournal(join(stack.stateDir, 'releases.jsonl')).releases;
+  const version = async () => (await stack.fetch('/health')).json().version as string;
+  const args = () => ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', '--skip-smoke'];
+
+  /** the rollout as an operator's terminal runs it: leader of its own process group */
+  function startRollout(): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+    const child = spawn(process.execPath, [resolve(repoRoot, 'scripts', 'rollout.mts'), ...args()], { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    child.stdout!.on('error', () => {});
+    child.stderr!.on('error', () => {});
+    return { child, output: () => out, exited: new Promise((r) => child.on('exit', (c) => r(c))) };
+  }
+  const load = () => startLoad({ domain: stack.domain, httpsPort: stack.httpsPort, ca: stack.ca }, appOps(`tma ${signInitData(stack.botToken, { user: { id: 7770001, first_name: 'Rec' } })}`), { concurrency: 3, pauseMs: 20 });
+
+  beforeAll(async () => {
+    stack = await startStack({ name: 'recov' });
+    src = ReleaseSource.create(repoRoot, 'recov');
+  });
+  afterAll(async () => {
+    removeImages(e2eImages().appImage, stack ? journal().map((r) => r.appTag ?? '') : [], [e2eImages().appTag]);
+    await stack?.down();
+    src?.cleanup();
+  }, 180_000);
+
+  it('SIGHUP to the rollout group during the swap: the swap completes, no request fails', async () => {
+    const sha = src.commit('v2');
+    const [oldApp] = await stack.containers('app');
+    const l = load();
+    const apps = sampleContainers(async () => (await stack.containers('app')).length);
+    const op = startRollout();
+    await waitFor('the swap to stop the old app', async () => !(await stack.containers('app')).includes(oldApp) || undefined, 240_000, 50);
+    process.kill(-op.child.pid!, 'SIGHUP');
+    op.child.stdout!.destroy();
+    op.child.stderr!.destroy();
+    await op.exited;
+    const rel = await waitFor('the release to finish', async () => journal().find((r) => r.gitSha === sha && r.result !== 'in-progress'), 180_000);
+    const s = stats(await l.stop());
+    const seen = await apps.stop();
+    expect(rel.result, op.output()).toBe('ok');
+    expect(await version()).toBe(sha.slice(0, 12));
+    expect(s.requests).toBeGreaterThan(20);
+    expect(s.failures, JSON.stringify(s.failures.slice(0, 5))).toEqual([]);
+    expect(Math.max(...seen.map((x) => x.n))).toBeLessThanOrEqual(1);
+  }, 480_000);
+
+  it('kill -9 of the whole group and its worker mid-swap: recover.mts (as the timer runs it) brings the site back', async () => {
+    const before = await version();
+    const sha = src.commit('v3');
+    const [oldApp] = await stack.containers('app');
+    const apps = sampleContainers(async () => (await stack.containers('app')).length);
+    const op = startRollout();
+    await waitFor('the swap to stop the old app', async () => !(await stack.containers('app')).includes(oldApp) || undefined, 240_000, 50);
+    // the worker holds the lock once the critical section began: kill it with the terminal's group
+    const lock = JSON.parse(readFileSync(join(stack.stateDir, 'ops.lock'), 'utf8')) as { pid: number };
+    for (const pid of [-op.child.pid!, -lock.pid]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    await op.exited;
+    expect(journal().find((r) => r.gitSha === sha)?.result).toBe('in-progress');
+    // exactly what the installed unit runs
+    const r = await runScript('recover.mts', ['--config', stack.envFile], { timeoutMs: 240_000, env: { NO_COLOR: '1' } });
+    const seen = await apps.stop();
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(await version()).toBe(before);
+    expect(await stack.containers('app')).toHaveLength(1);
+    expect(Math.max(...seen.map((x) => x.n))).toBeLessThanOrEqual(1);
+    expect(journal().find((x) => x.gitSha === sha)).toMatchObject({ result: 'rolled-back' });
+    // run twice = once
+    const again = await runScript('recover.mts', ['--config', stack.envFile, '--json'], { timeoutMs: 120_000 });
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).actions).toEqual([]);
+  }, 480_000);
+});
