@@ -444,9 +444,11 @@ export async function runFault(c: FaultCase): Promise<FaultResult> {
   const seen = await sampler.stop();
   const exitedYet = op.hasExited();
   const scriptExit = exitedYet ? await op.exited : 'still running';
+  // the operation's own logs count as its output: ops.log, and the detached worker's critical-<id>.log
   const opsLog = (() => {
+    const dir = join(stack.stateDir, 'logs');
     try {
-      return readFileSync(join(stack.stateDir, 'logs', 'ops.log'), 'utf8');
+      return readdirSync(dir).filter((n) => n.endsWith('.log')).map((n) => readFileSync(join(dir, n), 'utf8')).join('\n');
     } catch {
       return '';
     }
