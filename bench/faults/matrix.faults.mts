@@ -57,8 +57,9 @@ async function caseFor(phase: Phase, interruption: Interruption): Promise<FaultC
   const common = { stack, interruption, recoveryIntervalS: intervalS, settleTimeoutS: settleS, label: PHASE_NAMES[phase] };
   switch (phase) {
     case 'swap': {
-      const tag = newCommit(`swap ${interruption}`).slice(0, 12);
-      return { ...common, script: 'rollout.mts', args: rolloutArgs(), at: { what: 'new container created, old one stopping', when: swapUnderway(stack, tag) } };
+      newCommit(`swap ${interruption}`);
+      const [old] = await stack.containers('app');
+      return { ...common, script: 'rollout.mts', args: rolloutArgs(), at: { what: 'the swap stopping the old app', when: swapUnderway(old) } };
     }
     case 'health': {
       const tag = newCommit(`health ${interruption}`).slice(0, 12);
@@ -100,9 +101,10 @@ async function caseFor(phase: Phase, interruption: Interruption): Promise<FaultC
       };
     case 'recovery': {
       if (!recoverScriptExists()) return 'scripts/recover.mts does not exist (the engine has not landed)';
-      const tag = newCommit(`recovery ${interruption}`).slice(0, 12);
+      newCommit(`recovery ${interruption}`);
+      const [old] = await stack.containers('app');
       const killed = startOperation(stack, 'rollout.mts', rolloutArgs(), 'rollout to leave unfinished');
-      await waitForPoint(killed, 'the swap underway', swapUnderway(stack, tag));
+      await waitForPoint(killed, 'the swap stopping the old app', swapUnderway(old));
       deliver(killed, 'kill9-group');
       await killed.exited;
       const journal = join(stack.stateDir, 'releases.jsonl');

@@ -62,9 +62,10 @@ describeDocker('faults during release operations, under load', () => {
     const sha = src.commit('v2');
     good = sha;
     builtTags.push(tagOf(sha));
+    const [oldApp] = await stack.containers('app');
     const r = await runFault({
       stack, label: 'rollout: swap', script: 'rollout.mts', args: args(), interruption: 'sighup', recoveryIntervalS: RECOVERY_INTERVAL_S, settleTimeoutS: SETTLE_TIMEOUT_S,
-      at: { what: 'the swap: new container created, old one stopping', when: swapUnderway(stack, tagOf(sha)) },
+      at: { what: 'the swap stopping the old app', when: swapUnderway(oldApp) },
     });
     console.log(summarize(r));
     expectNoHarm(r);
@@ -123,8 +124,9 @@ describeDocker('faults during release operations, under load', () => {
     if (good) src.checkout(good);
     const sha = src.commit('v4');
     builtTags.push(tagOf(sha));
+    const [oldApp] = await stack.containers('app');
     const killed = startOperation(stack, 'rollout.mts', args(), 'rollout v4');
-    await waitForPoint(killed, 'the swap to create the new container', swapUnderway(stack, tagOf(sha)), 180_000);
+    await waitForPoint(killed, 'the swap stopping the old app', swapUnderway(oldApp), 180_000);
     deliver(killed, 'kill9-group');
     await killed.exited;
     console.log(`after kill -9 mid-swap: ${describeApps(await appContainerStates(stack))}; unfinished: ${inProgress(stack.stateDir).map((x) => x.id).join(', ')}`);

@@ -509,9 +509,18 @@ export async function ensureServing(stack: Stack, rolloutArgs: string[]): Promis
 }
 
 /**
- * The middle of a swap: compose has created the new app container (not started yet) and is stopping
- * the old one. A fault here is the one issue 7 describes: old stopped, new left `Created`.
+ * The middle of a swap: compose is stopping the old app container (its app logged `shutdown_start`
+ * on SIGTERM and is in its lame-duck second), and will then create and start the new one. A fault
+ * here, without a detached critical section, is the one issue 7 describes: the old app stops, the new
+ * one is never started (or left `Created`). Polling Docker for the new container's `created` state
+ * misses it: compose creates and starts it within milliseconds, after the old one has stopped.
  */
-export function swapUnderway(stack: Pick<Stack, 'project'>, newTag: string): () => Promise<boolean> {
-  return async () => (await appContainerStates(stack)).some((c) => c.image.endsWith(`:${newTag}`) && c.status === 'created');
+export function swapUnderway(oldContainerId: string): () => Promise<boolean> {
+  // only this run of the container: one restarted in place keeps the logs of its earlier stops
+  let since: string | undefined;
+  return async () => {
+    since ??= (await run('docker', ['inspect', '--format', '{{.State.StartedAt}}', oldContainerId])).stdout.trim();
+    const r = await run('docker', ['logs', '--since', since, oldContainerId]);
+    return /shutdown_start/.test(r.stdout + r.stderr);
+  };
 }
