@@ -97,7 +97,10 @@ async function caseFor(phase: Phase, interruption: Interruption): Promise<FaultC
     case 'restore':
       return {
         ...common, script: 'restore.mts', args: ['--from', backupId, '--yes', '--skip-smoke'],
-        at: { what: 'the restore past its safety step', when: () => !['staging', 'safety-backup', undefined].includes(restoreJournal(stack.stateDir)?.phase as string | undefined) },
+        at: {
+          what: 'the restore past its safety step, the app stopped',
+          when: async () => !['staging', 'safety-backup', undefined].includes(restoreJournal(stack.stateDir)?.phase as string | undefined) && (await stack.containers('app')).length === 0,
+        },
       };
     case 'recovery': {
       if (!recoverScriptExists()) return 'scripts/recover.mts does not exist (the engine has not landed)';

@@ -28,15 +28,15 @@ describeDocker('faults during restore, under load', () => {
     await stack?.down();
   }, CASE_TIMEOUT_MS);
 
-  it(`kill -9 of the group after the safety step: back within ${KILL9_BOUND_S} s, no acknowledged write or update lost`, async () => {
+  it(`kill -9 of the group after the safety step, the app stopped: back within ${KILL9_BOUND_S} s, no acknowledged write or update lost`, async () => {
     const r = await runFault({
       stack, label: 'restore', script: 'restore.mts', args: ['--from', backupId, '--yes', '--skip-smoke'],
       interruption: 'kill9-group', recoveryIntervalS: RECOVERY_INTERVAL_S, settleTimeoutS: SETTLE_TIMEOUT_S,
       at: {
-        what: 'the restore journal past its safety step',
-        when: () => {
+        what: 'the restore past its safety step, with the app stopped',
+        when: async () => {
           const phase = restoreJournal(stack.stateDir)?.phase;
-          return typeof phase === 'string' && !BEFORE_KEPT_ASIDE.has(phase);
+          return typeof phase === 'string' && !BEFORE_KEPT_ASIDE.has(phase) && (await stack.containers('app')).length === 0;
         },
       },
     });
