@@ -18,6 +18,15 @@ DEBIAN_BASE=lazyflow-standin/debian:bookworm
 BUN_IMAGE=lazyflow-standin/bun:${BUN_VERSION}-slim
 CADDY_IMAGE=lazyflow-standin/caddy:2.11-sid
 PEBBLE_IMAGE=lazyflow-standin/pebble:sid
+# Exact Debian sid package versions, so that CI cannot drift when the suite moves. Caddy must stay
+# >= 2.11.4 (docker/caddy/Dockerfile says why); `caddy version` of the binary must print CADDY_VERSION.
+CADDY_DEB_VERSION=2.11.4-1
+CADDY_VERSION=2.11.4
+COMPOSE_DEB_VERSION=2.40.3-3
+PEBBLE_DEB_VERSION=2.10.0+ds1-2
+# What this script started, as "<pid> <start time in clock ticks>": the only processes it ever stops.
+OWN_DOCKERD_PIDFILE="$CACHE/dockerd.pid"
+OWN_CONTAINERD_PIDFILE="$CACHE/containerd.pid"
 mkdir -p "$CACHE"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -34,12 +43,13 @@ archive_uri() {
   awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true
 }
 
-# Download one .deb from Debian's `sid` suite without adding sid to the system's sources.
-sid_download() { # package -> path of the .deb in $CACHE/sid
-  local pkg=$1 dir="$CACHE/sid"
+# Download one .deb of an exact version from Debian's `sid` suite without adding sid to the
+# system's sources. Fails loudly, with the fix, when the archive no longer has that version.
+sid_download() { # package version -> path of the .deb in $CACHE/sid
+  local pkg=$1 ver=$2 dir="$CACHE/sid"
   mkdir -p "$dir/lists/partial" "$dir/debs"
   local existing
-  existing=$(ls "$dir/debs/${pkg}"_*.deb 2>/dev/null | head -n1 || true)
+  existing=$(ls "$dir/debs/${pkg}_${ver}"_*.deb 2>/dev/null | head -n1 || true)
   if [ -n "$existing" ]; then echo "$existing"; return 0; fi
   local uri; uri=$(archive_uri); uri=${uri:-http://deb.debian.org/debian}
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri sid main" >"$dir/sources.list"
@@ -49,8 +59,69 @@ sid_download() { # package -> path of the .deb in $CACHE/sid
     apt-get "${opts[@]}" update -qq >&2
     touch "$dir/lists/.updated"
   fi
-  (cd "$dir/debs" && apt-get "${opts[@]}" download "$pkg" >&2)
-  ls "$dir/debs/${pkg}"_*.deb | head -n1
+  if ! (cd "$dir/debs" && apt-get "${opts[@]}" download "$pkg=$ver" >&2); then
+    apt-get "${opts[@]}" update -qq >&2 && touch "$dir/lists/.updated"
+    if ! (cd "$dir/debs" && apt-get "${opts[@]}" download "$pkg=$ver" >&2); then
+      {
+        echo "error: Debian sid no longer has $pkg=$ver (test/prepare-machine.sh pins it)."
+        echo "  versions it has now: $(apt-cache "${opts[@]}" madison "$pkg" 2>/dev/null | awk -F'|' '{gsub(/ /,"",$2); print $2}' | tr '\n' ' ')"
+        echo "  fix: set the pinned version in test/prepare-machine.sh to one of these (for caddy also"
+        echo "  CADDY_VERSION, never below 2.11.4), run it again, and commit the change."
+      } >&2
+      return 1
+    fi
+  fi
+  ls "$dir/debs/${pkg}_${ver}"_*.deb | head -n1
+}
+
+# --- processes this script started, and only those ----------------------------------------
+proc_start_time() { # pid -> field 22 of /proc/<pid>/stat (start time since boot), or nothing
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  set -- $stat
+  echo "${20}"
+}
+proc_cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | sed 's/ $//'; }
+alive_not_zombie() { [ -e "/proc/$1" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+record_own() { # pidfile pid
+  local start; start=$(proc_start_time "$2") || return 1
+  printf '%s %s\n' "$2" "$start" >"$1.tmp" && mv -f "$1.tmp" "$1"
+}
+# Print the pid named by one of our own pid files when it is trustworthy: the file is ours (root's,
+# not writable by others), names a live process with the recorded start time (not a reused pid),
+# and that process's command line matches. Anything else: nothing, exit 1.
+trusted_pid() { # pidfile cmdline-regex
+  local file=$1 re=$2 pid start
+  [ -f "$file" ] && [ -O "$file" ] && [ -z "$(find "$file" -perm /022 2>/dev/null)" ] || return 1
+  read -r pid start <"$file" 2>/dev/null || return 1
+  [[ "$pid" =~ ^[0-9]+$ ]] && alive_not_zombie "$pid" || return 1
+  [ "$(proc_start_time "$pid")" = "$start" ] || return 1
+  [[ "$(proc_cmdline "$pid")" =~ $re ]] || return 1
+  echo "$pid"
+}
+stop_own() { # pidfile cmdline-regex what
+  local pid
+  if pid=$(trusted_pid "$1" "$2"); then
+    echo "stopping the $3 this script started (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do alive_not_zombie "$pid" || break; sleep 0.5; done
+    alive_not_zombie "$pid" && kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$1"
+}
+DOCKERD_RE='^dockerd$'
+CONTAINERD_RE='^containerd --config /var/run/docker/containerd/containerd\.toml( |$)'
+# Remember the containerd that our dockerd runs (its child), so that it can be cleared if it
+# outlives that dockerd: once dockerd is gone, its parent no longer tells whose it was.
+record_own_containerd() {
+  local dpid cpid
+  dpid=$(trusted_pid "$OWN_DOCKERD_PIDFILE" "$DOCKERD_RE") || return 0
+  cpid=$(cat /var/run/docker/containerd/containerd.pid 2>/dev/null || true)
+  [[ "$cpid" =~ ^[0-9]+$ ]] || return 0
+  [ "$(awk '/^PPid:/ {print $2}' "/proc/$cpid/status" 2>/dev/null)" = "$dpid" ] || return 0
+  [[ "$(proc_cmdline "$cpid")" =~ $CONTAINERD_RE ]] || return 0
+  record_own "$OWN_CONTAINERD_PIDFILE" "$cpid"
 }
 
 extract_from_deb() { # deb member dest
@@ -62,50 +133,70 @@ extract_from_deb() { # deb member dest
 }
 
 # --- Docker engine ---------------------------------------------------------------------------
+# An engine that answers is used as it is, whoever started it. Only a dockerd this script started
+# (and the containerd that dockerd ran) is ever stopped, by its pid file below, never by name.
 step "Docker engine"
 if docker info >/dev/null 2>&1; then
   echo "an engine answers"
+  record_own_containerd
 else
   if ! command -v dockerd >/dev/null 2>&1; then
     apt_update_once
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
   fi
-  # A dockerd killed with its session leaves a stale pid file (or a zombie): start a new one
-  # unless the recorded process is really alive.
-  # The containerd that dockerd managed may outlive it (or leave a stale pid file); a new
-  # dockerd then waits for a socket that never comes, so clear both before starting one.
+  wait_engine() { for _ in $(seq 1 "$1"); do docker info >/dev/null 2>&1 && return 0; sleep 1; done; return 1; }
+  # A dockerd killed with its session leaves a stale pid file (or a zombie), and the containerd it
+  # managed may outlive it: a new dockerd then waits for a socket that never comes. Clear what
+  # our own previous dockerd left; refuse, with the command, for anything we did not start.
   start_dockerd() {
-    pkill -f 'containerd --config /var/run/docker/containerd/containerd.toml' 2>/dev/null || true
-    sleep 1
+    stop_own "$OWN_CONTAINERD_PIDFILE" "$CONTAINERD_RE" "containerd (of a dockerd that is gone)"
+    local other
+    other=$(cat /var/run/docker.pid 2>/dev/null || true)
+    if [[ "$other" =~ ^[0-9]+$ ]] && alive_not_zombie "$other"; then
+      echo "error: a dockerd this script did not start runs (pid $other, /var/run/docker.pid) but does not answer." >&2
+      echo "  Stop it yourself (for example: systemctl stop docker, or kill $other), then run this again." >&2
+      exit 1
+    fi
+    other=$(cat /var/run/docker/containerd/containerd.pid 2>/dev/null || true)
+    if [[ "$other" =~ ^[0-9]+$ ]] && alive_not_zombie "$other"; then
+      echo "error: a containerd this script cannot trace to its own dockerd still runs (pid $other," >&2
+      echo "  /var/run/docker/containerd/containerd.pid: $(proc_cmdline "$other"))." >&2
+      echo "  A new dockerd would wait for it forever. If it is an orphan of a dead dockerd: kill $other; then run this again." >&2
+      exit 1
+    fi
     rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid
     nohup dockerd >/var/log/dockerd.log 2>&1 &
+    record_own "$OWN_DOCKERD_PIDFILE" "$!"
   }
-  wait_engine() { for _ in $(seq 1 "$1"); do docker info >/dev/null 2>&1 && return 0; sleep 1; done; return 1; }
-  pid=$(cat /var/run/docker.pid 2>/dev/null || true)
-  if [ -z "$pid" ] || ! ps -o stat= -p "$pid" 2>/dev/null | grep -qv Z; then
+  if ! trusted_pid "$OWN_DOCKERD_PIDFILE" "$DOCKERD_RE" >/dev/null; then
     start_dockerd
   fi
   if ! wait_engine 60; then
-    echo "the engine did not answer within 60 s; restarting dockerd once" >&2
-    pkill -x dockerd 2>/dev/null || true
+    echo "the engine did not answer within 60 s; restarting the dockerd this script started, once" >&2
+    record_own_containerd
+    stop_own "$OWN_DOCKERD_PIDFILE" "$DOCKERD_RE" "dockerd"
     sleep 2
     start_dockerd
     wait_engine 90 || true
   fi
   docker info >/dev/null 2>&1 || { echo "dockerd did not start; see /var/log/dockerd.log" >&2; tail -n 20 /var/log/dockerd.log >&2; exit 1; }
+  record_own_containerd
   echo "engine started"
 fi
 
 # --- Compose v2 -----------------------------------------------------------------------------
 step "Compose v2"
-if docker compose version 2>/dev/null | grep -qE 'v?2\.'; then
-  docker compose version
+# The pinned plugin is installed where none answers; a Compose v2 that is already there (a
+# developer's own) is kept, with a note when it is not the version CI runs.
+compose_version=$(docker compose version --short 2>/dev/null || true)
+if [[ "$compose_version" =~ ^v?2\. ]]; then
+  [ "${compose_version#v}" = "$COMPOSE_DEB_VERSION" ] || echo "note: Compose ${compose_version} here; CI pins $COMPOSE_DEB_VERSION"
 else
-  deb=$(sid_download docker-compose)
+  deb=$(sid_download docker-compose "$COMPOSE_DEB_VERSION")
   mkdir -p /usr/local/lib/docker/cli-plugins
   extract_from_deb "$deb" usr/libexec/docker/cli-plugins/docker-compose /usr/local/lib/docker/cli-plugins/docker-compose
-  docker compose version
 fi
+docker compose version
 
 # --- Node >= 22.18 --------------------------------------------------------------------------
 step "Node >= 22.18"
@@ -168,14 +259,27 @@ build_standin "$BUN_IMAGE" "$ctx"; rm -rf "$ctx"
 
 ctx=$(mktemp -d)
 if ! have_image "$CADDY_IMAGE"; then
-  extract_from_deb "$(sid_download caddy)" usr/bin/caddy "$ctx/caddy"
+  extract_from_deb "$(sid_download caddy "$CADDY_DEB_VERSION")" usr/bin/caddy "$ctx/caddy"
+  got=$("$ctx/caddy" version | awk '{print $1}')
+  [ "${got#v}" = "$CADDY_VERSION" ] || { echo "error: caddy $CADDY_DEB_VERSION's binary says '$got', expected $CADDY_VERSION" >&2; exit 1; }
 fi
 cp "$HERE/standins/caddy/Dockerfile" "$ctx/"
 build_standin "$CADDY_IMAGE" "$ctx"; rm -rf "$ctx"
+# The image (new or from an earlier run) must carry exactly that Caddy: checked once per image id.
+caddy_id=$(docker image inspect -f '{{.Id}}' "$CADDY_IMAGE")
+if [ "$(cat "$CACHE/caddy-image.verified" 2>/dev/null)" != "$caddy_id $CADDY_VERSION" ]; then
+  got=$(docker run --rm --network none --entrypoint /usr/bin/caddy "$CADDY_IMAGE" version | awk '{print $1}')
+  if [ "${got#v}" != "$CADDY_VERSION" ]; then
+    echo "error: $CADDY_IMAGE runs caddy '$got', expected $CADDY_VERSION. Fix: docker image rm $CADDY_IMAGE and run this again." >&2
+    exit 1
+  fi
+  echo "$caddy_id $CADDY_VERSION" >"$CACHE/caddy-image.verified"
+fi
+echo "caddy $CADDY_VERSION in $CADDY_IMAGE"
 
 ctx=$(mktemp -d)
 if ! have_image "$PEBBLE_IMAGE"; then
-  extract_from_deb "$(sid_download pebble)" usr/bin/pebble "$ctx/pebble"
+  extract_from_deb "$(sid_download pebble "$PEBBLE_DEB_VERSION")" usr/bin/pebble "$ctx/pebble"
 fi
 cp "$HERE/standins/pebble/Dockerfile" "$ctx/"
 build_standin "$PEBBLE_IMAGE" "$ctx"; rm -rf "$ctx"

@@ -224,6 +224,29 @@ describeDocker('production stack (Pebble ACME, real containers)', () => {
     expect(tmp.code).toBe(0);
   });
 
+  it('runs Caddy with only the capability to bind its ports, a read-only root filesystem and no new privileges', async () => {
+    const [id] = await stack.containers('caddy');
+    const inspect = JSON.parse(await mustRun('docker', ['inspect', id]))[0];
+    expect(inspect.HostConfig.ReadonlyRootfs).toBe(true);
+    expect(inspect.HostConfig.CapDrop).toEqual(['ALL']);
+    expect((inspect.HostConfig.CapAdd ?? []).map((c: string) => c.replace(/^CAP_/, ''))).toEqual(['NET_BIND_SERVICE']);
+    expect(inspect.HostConfig.SecurityOpt.join(',')).toMatch(/no-new-privileges/);
+    expect(Object.keys(inspect.HostConfig.Tmpfs ?? {})).toEqual(['/tmp']);
+    const writable = (inspect.Mounts as { Destination: string; RW: boolean }[]).filter((m) => m.RW).map((m) => m.Destination).sort();
+    expect(writable).toEqual(['/config', '/data']);
+    // the process really lacks every other capability (CapEff of PID 1), and the root fs refuses writes
+    const status = await stack.mustCompose('exec', '-T', 'caddy', 'cat', '/proc/1/status');
+    const capEff = BigInt('0x' + /CapEff:\s*([0-9a-f]+)/.exec(status)![1]);
+    expect(capEff).toBe(1n << 10n); // CAP_NET_BIND_SERVICE only
+    expect(status).toMatch(/NoNewPrivs:\s*1/);
+    const write = await stack.compose('exec', '-T', 'caddy', 'touch', '/etc/caddy/probe');
+    expect(write.code).not.toBe(0);
+    expect(write.stderr + write.stdout).toMatch(/read-only/i);
+    expect((await stack.compose('exec', '-T', 'caddy', 'touch', '/tmp/probe')).code).toBe(0);
+    // and it still serves: TLS from its /data volume, the Mini App, the proxied API
+    expect((await stack.fetch('/health')).status).toBe(200);
+  });
+
   it('keeps data across a restart and a recreation of the app container', async () => {
     const created = await stack.fetch('/tasks', { method: 'POST', body: JSON.stringify({ title: 'survive restarts' }), headers: { 'content-type': 'application/json', authorization: auth(alice) } });
     expect(created.status).toBeLessThan(300);

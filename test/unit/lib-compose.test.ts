@@ -1,4 +1,8 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { docker } from '../../scripts/lib/docker/run.mts';
 import {
   composeArgs,
   composeEnv,
@@ -31,10 +35,34 @@ describe('compose commands are data', () => {
     ]);
   });
 
-  it('keeps arguments with spaces and shell characters as single elements', () => {
-    const args = composeArgs({ ...ctx, projectDir: '/srv/my app; rm -rf /' }, 'logs');
-    expect(args[2]).toBe('/srv/my app; rm -rf /');
-    expect(args).toHaveLength(base.length + 1);
+  it('keeps arguments with spaces and shell characters as single elements, through zx into a real process', async () => {
+    // The argv goes through docker/run.mts's own `docker()` (zx `$`, a real shell) into a stand-in
+    // `docker` on PATH that prints the argv it received: only zx's quoting keeps each element whole.
+    const dir = mkdtempSync(join(tmpdir(), 'lzf-argv-'));
+    const marker = join(dir, 'pwned');
+    try {
+      // NUL-terminated, so that newlines and empty elements come back exactly (not node: it would
+      // take --env-file for its own option)
+      writeFileSync(join(dir, 'docker'), `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done\n`, { mode: 0o755 });
+      const nasty = [
+        `/srv/my app; touch ${marker}`,
+        `$(touch ${marker})`,
+        '`touch ' + marker + '`',
+        "it's \"quoted\"",
+        'line one\nline two',
+        '  leading and trailing  ',
+        '',
+        '* ? [a] ~ & | > < # !',
+        '$HOME ${PATH} \\ \\n',
+      ];
+      const args = composeArgs({ ...ctx, projectDir: nasty[0], envFile: nasty[1] }, 'logs', ...nasty.slice(2));
+      const out = await docker(args, { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` } });
+      expect(out.stdout.split('\0').slice(0, -1)).toEqual(args);
+      expect(args).toHaveLength(base.length + 1 + nasty.length - 2);
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('converts numbers to strings', () => {

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { acquireLock, isStale, LockBusyError, readLock } from '../../scripts/lib/host/lock.mts';
@@ -123,4 +123,73 @@ try {
       expect(existsSync(layout.lockFile)).toBe(false);
     }
   }, 20_000);
+
+  /** a real process that waits for the lock and reports its own CPU time spent waiting */
+  function waiter(opts: { waitMs: number; pollMs?: number }) {
+    const lockModule = resolve(__dirname, '../../scripts/lib/host/lock.mts');
+    const script = join(dir, 'waiter.mts');
+    writeFileSync(
+      script,
+      `import { acquireLock } from ${JSON.stringify(lockModule)};
+const cpu0 = process.cpuUsage();
+const t0 = Date.now();
+try {
+  const l = await acquireLock({ lockFile: ${JSON.stringify(layout.lockFile)} }, ${JSON.stringify({ operation: 'waiter', ...opts })});
+  const got = Date.now();
+  const cpu = process.cpuUsage(cpu0);
+  l.release();
+  console.error('waiter: waited ' + (got - t0) + ' ms, cpu ' + ((cpu.user + cpu.system) / 1000).toFixed(1) + ' ms');
+  console.log(JSON.stringify({ ok: true, gotAt: got, waitedMs: got - t0, cpuMs: (cpu.user + cpu.system) / 1000 }));
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, error: String(e.message) }));
+}
+`,
+    );
+    const c = spawn(process.execPath, [script]);
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.stderr.on('data', (d) => (err += d));
+    return new Promise<{ ok: boolean; gotAt: number; waitedMs: number; cpuMs: number; error?: string }>((res) =>
+      c.on('exit', () => {
+        process.stderr.write(err);
+        try {
+          res(JSON.parse(out.trim()));
+        } catch {
+          res({ ok: false, gotAt: 0, waitedMs: 0, cpuMs: 0, error: out + err });
+        }
+      }),
+    );
+  }
+
+  it('a waiter sleeps while the lock is held (little CPU) and gets it soon after the release', async () => {
+    const holder = await acquireLock(layout, { operation: 'rollout' });
+    const result = waiter({ waitMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 2500));
+    holder.release();
+    const releasedAt = Date.now();
+    const r = await result;
+    expect(r.ok, r.error).toBe(true);
+    // a busy loop burns hundreds of ms of CPU here even on a loaded machine; sleeping costs about
+    // 10 ms (the bound is kept generous for a loaded 2-core machine)
+    expect(r.cpuMs).toBeLessThan(200);
+    expect(r.waitedMs).toBeGreaterThanOrEqual(2000);
+    // well before waitMs ran out: the release woke it
+    expect(r.gotAt - releasedAt).toBeLessThan(3000);
+  }, 20_000);
+
+  it('a stale lock whose takeover another (dead) taker left half done is waited for without spinning, then taken over', async () => {
+    const pid = await deadPid();
+    writeFileSync(layout.lockFile, JSON.stringify({ pid, host: hostname(), operation: 'rollout', operator: 'x', startedAt: new Date().toISOString() }));
+    // the dead taker's mutex, 7.5 s old: it expires (10 s) about 2.5 s from now
+    const mutex = `${layout.lockFile}.takeover`;
+    writeFileSync(mutex, String(pid));
+    const old = (Date.now() - 7500) / 1000;
+    utimesSync(mutex, old, old);
+    const r = await waiter({ waitMs: 0 });
+    expect(r.ok, r.error).toBe(true);
+    expect(r.waitedMs).toBeGreaterThanOrEqual(1000);
+    expect(r.cpuMs).toBeLessThan(200);
+    expect(existsSync(mutex)).toBe(false);
+  }, 30_000);
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { scriptArgv } from '../../scripts/lib/cli/main.mts';
@@ -132,4 +132,68 @@ describe('logger', () => {
       'id   size\n---  ----\na      10\nbbb  2000\n',
     );
   });
+
+  it('rotates the ops log by size and keeps a bounded number of old files, the newest lines last', () => {
+    const opsLog = join(dir, 'rot', 'ops.log');
+    const log = createLogger({ opsLogPath: opsLog, quiet: true, op: 'cron', stdout: sink() as never, stderr: sink() as never, opsLogRotation: { maxBytes: 2000, keep: 3 } });
+    for (let i = 0; i < 200; i++) log.info(`line ${String(i).padStart(3, '0')} ${'x'.repeat(40)}`);
+    const files = readdirSync(join(dir, 'rot')).sort();
+    expect(files).toEqual(['ops.log', 'ops.log.1', 'ops.log.2', 'ops.log.3']);
+    for (const f of files) expect(statSync(join(dir, 'rot', f)).size).toBeLessThanOrEqual(2000);
+    // oldest to newest, the kept lines are one unbroken run ending with the last line written
+    const kept = ['ops.log.3', 'ops.log.2', 'ops.log.1', 'ops.log'].flatMap((f) => readFileSync(join(dir, 'rot', f), 'utf8').trimEnd().split('\n'));
+    const nums = kept.map((l) => Number(/ line (\d{3}) x+$/.exec(l)![1]));
+    expect(nums.at(-1)).toBe(199);
+    expect(nums).toEqual(nums.map((_, i) => nums[0] + i));
+    expect(nums.length).toBeGreaterThan(60); // about 18 lines of ~108 bytes per 2000-byte file
+  });
+
+  it('two or more operations writing at once lose no line and rotate cleanly', async () => {
+    const { spawn } = await import('node:child_process');
+    const rotDir = join(dir, 'concurrent');
+    const opsLog = join(rotDir, 'ops.log');
+    const go = join(dir, 'go-log');
+    const script = join(dir, 'log-writer.mts');
+    const writers = 4;
+    const perWriter = 300;
+    const maxBytes = 2048; // small: many rotations, so that racing ones would show
+    writeFileSync(
+      script,
+      `import fs from 'node:fs';
+import { createLogger } from ${JSON.stringify(join(lib, 'cli', 'log.mts'))};
+const [path, go, w, n] = process.argv.slice(2);
+const quiet = { write: () => true, isTTY: false };
+const log = createLogger({ opsLogPath: path, quiet: true, op: 'w' + w, stdout: quiet, stderr: quiet, opsLogRotation: { maxBytes: ${maxBytes}, keep: 1000 } });
+while (!fs.existsSync(go)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2);
+for (let i = 0; i < Number(n); i++) log.info('writer ' + w + ' seq ' + i + ' ' + 'y'.repeat(60));
+`,
+    );
+    const exits = Array.from({ length: writers }, (_, w) => {
+      const child = spawn(process.execPath, [script, opsLog, go, String(w), String(perWriter)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d) => (stderr += d));
+      return new Promise<{ code: number | null; stderr: string }>((res) => child.on('exit', (code) => res({ code, stderr })));
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    writeFileSync(go, '');
+    for (const e of await Promise.all(exits)) expect(e).toEqual({ code: 0, stderr: '' });
+
+    const files = readdirSync(rotDir);
+    expect(files.filter((f) => !/^ops\.log(\.\d+)?$/.test(f))).toEqual([]); // no rotation lock left behind
+    expect(files.length).toBeGreaterThan(40); // it did rotate, many times
+    const lineLen = 200;
+    const seen = new Map<string, number[]>();
+    for (const f of files) {
+      const text = readFileSync(join(rotDir, f), 'utf8');
+      expect(text.length).toBeLessThanOrEqual(maxBytes + writers * lineLen); // at most the lines in flight past the bound
+      expect(text.endsWith('\n')).toBe(true);
+      for (const l of text.trimEnd().split('\n')) {
+        const m = /^\S+Z INFO  \[w(\d) \d+\] writer (\d) seq (\d+) y{60}$/.exec(l);
+        expect(m, l).not.toBeNull();
+        seen.set(m![2], [...(seen.get(m![2]) ?? []), Number(m![3])]);
+      }
+    }
+    expect([...seen.keys()].sort()).toEqual(Array.from({ length: writers }, (_, w) => String(w)));
+    for (const seqs of seen.values()) expect(seqs.sort((a, b) => a - b)).toEqual(Array.from({ length: perWriter }, (_, i) => i));
+  }, 30_000);
 });

@@ -2,8 +2,11 @@
 // and every line appended to STATE_DIR/logs/ops.log with timestamp, level and operation.
 // --quiet prints errors only (cron mails nothing when all is well); --json keeps stdout for data,
 // so human lines go to stderr then.
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+// ops.log has a bound: before a write would take it past maxBytes it is rotated (ops.log ->
+// ops.log.1 -> ... -> ops.log.<keep>, the oldest dropped), by rename, under a small lock file so
+// that two operations writing at once rotate once and lose no line.
+import { appendFileSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { errorMessage, isToolkitError } from './errors.mts';
 
@@ -16,6 +19,8 @@ export interface LoggerOptions {
   quiet?: boolean;
   /** stdout is reserved for JSON data: human lines go to stderr */
   json?: boolean;
+  /** rotate the ops log before it grows past this (default OPS_LOG_ROTATION) */
+  opsLogRotation?: OpsLogRotation;
   /** operation name written in the ops log (backup, restore, rollout, ...) */
   op?: string;
   /** print debug lines (also LOG_LEVEL=debug) */
@@ -23,6 +28,103 @@ export interface LoggerOptions {
   /** for tests: where terminal output goes */
   stdout?: NodeJS.WritableStream & { isTTY?: boolean };
   stderr?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+export interface OpsLogRotation {
+  /** a file is rotated before a write would take it past this size */
+  maxBytes: number;
+  /** rotated files kept: ops.log.1 (newest) .. ops.log.<keep> */
+  keep: number;
+}
+
+/** at most (keep + 1) x maxBytes on disk: 60 MiB, months of daily operations */
+export const OPS_LOG_ROTATION: OpsLogRotation = { maxBytes: 10 * 1024 * 1024, keep: 5 };
+
+/** a rotation lock older than this belongs to a writer that died while rotating */
+const ROTATION_LOCK_MAX_AGE_MS = 30_000;
+
+/** how long a writer waits for another's rotation before appending anyway */
+const ROTATION_WAIT_MS = 100;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+const errCode = (e: unknown) => (e as NodeJS.ErrnoException).code;
+
+/**
+ * Rotate `path` if appending `incoming` bytes would take it past maxBytes. Only one writer
+ * rotates at a time (an O_EXCL lock file); the others skip rotation and append to whichever file
+ * is current, so no line is lost: a writer that opened the old file just before the rename
+ * appends to it as ops.log.1. Returns whether this call rotated.
+ */
+export function rotateIfFull(path: string, rotation: OpsLogRotation, incoming = 0): boolean {
+  const full = () => {
+    try {
+      const size = statSync(path).size;
+      return size > 0 && size + incoming > rotation.maxBytes;
+    } catch (e) {
+      if (errCode(e) === 'ENOENT') return false;
+      throw e;
+    }
+  };
+  if (!full()) return false;
+  const lock = `${path}.rotating`;
+  try {
+    writeFileSync(lock, String(process.pid), { flag: 'wx' });
+  } catch (e) {
+    if (errCode(e) !== 'EEXIST') throw e;
+    try {
+      if (Date.now() - statSync(lock).mtimeMs > ROTATION_LOCK_MAX_AGE_MS) unlinkSync(lock);
+    } catch {
+      /* gone already */
+    }
+    // Someone else rotates right now (a millisecond): let it finish, so that this line goes to the
+    // fresh file rather than past the bound of the full one. Never more than ROTATION_WAIT_MS.
+    const until = performance.now() + ROTATION_WAIT_MS;
+    while (exists(lock) && performance.now() < until) Atomics.wait(sleeper, 0, 0, 1);
+    return false;
+  }
+  try {
+    if (!full()) return false; // another writer rotated between our check and our lock
+    const pending = `${path}.0`;
+    // a rotation interrupted after its first rename left ops.log.0: put it in place first
+    if (exists(pending)) shiftInto(path, pending, rotation.keep);
+    // Move the full file aside first, in one rename, so that every writer from now on appends to a
+    // fresh ops.log while the numbered files shift.
+    renameSync(path, pending);
+    shiftInto(path, pending, rotation.keep);
+    return true;
+  } finally {
+    try {
+      unlinkSync(lock);
+    } catch {
+      /* ignore */
+    }
+  }
+}
+
+function exists(p: string): boolean {
+  try {
+    statSync(p);
+    return true;
+  } catch (e) {
+    if (errCode(e) === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+/** ops.log.<i> -> ops.log.<i+1> for every kept file (the one at <keep> is replaced), then pending -> ops.log.1 */
+function shiftInto(path: string, pending: string, keep: number) {
+  const dir = dirname(path);
+  const prefix = `${basename(path)}.`;
+  const numbers = readdirSync(dir)
+    .filter((f) => f.startsWith(prefix) && /^[1-9]\d*$/.test(f.slice(prefix.length)))
+    .map((f) => Number(f.slice(prefix.length)))
+    .sort((a, b) => b - a);
+  const last = Math.max(1, keep);
+  for (const n of numbers) {
+    if (n >= last) unlinkSync(`${path}.${n}`); // the oldest, and any beyond a lowered keep
+    else renameSync(`${path}.${n}`, `${path}.${n + 1}`);
+  }
+  renameSync(pending, `${path}.1`);
 }
 
 export interface StepHandle {
@@ -127,6 +229,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const humanStream = json ? stderr : stdout;
   const humanTty = json ? Boolean((stderr as { isTTY?: boolean }).isTTY) : tty;
   let opsLogPath = opts.opsLogPath;
+  const rotation = opts.opsLogRotation ?? OPS_LOG_ROTATION;
   let opsLogBroken = false;
   let spinnerTimer: NodeJS.Timeout | undefined;
   let spinnerText = '';
@@ -137,7 +240,10 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       mkdirSync(dirname(opsLogPath), { recursive: true });
       const ts = new Date().toISOString();
       const lines = msg.split('\n').map((l) => `${ts} ${level.toUpperCase().padEnd(5)} [${op} ${process.pid}] ${l}\n`);
-      appendFileSync(opsLogPath, lines.join(''));
+      const text = lines.join('');
+      rotateIfFull(opsLogPath, rotation, Buffer.byteLength(text));
+      // one O_APPEND write per message: concurrent writers never interleave within it
+      appendFileSync(opsLogPath, text);
     } catch (err) {
       opsLogBroken = true;
       stderr.write(`warning: cannot append to ops log ${opsLogPath}: ${errorMessage(err)}\n`);

@@ -4,8 +4,8 @@
 // dead on this host is stale and taken over with a warning; a live one is reported by operation,
 // pid, host, operator and age.
 import { hostname, userInfo } from 'node:os';
-import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StepError } from '../cli/errors.mts';
 import { formatDuration } from '../cli/log.mts';
@@ -143,6 +143,47 @@ function tryCreate(path: string, info: LockInfo): boolean {
   }
 }
 
+/** a takeover mutex older than this belongs to a taker that died inside its critical section */
+export const TAKEOVER_MUTEX_MAX_AGE_MS = 10_000;
+
+interface LockWatcher {
+  /** resolves after ms, or earlier when an entry of the directory changes */
+  sleep(ms: number): Promise<void>;
+  close(): void;
+}
+
+/** inotify on the lock's directory where the platform has it; a plain timer where it does not.
+ * Only events naming the lock file wake (our own temporary files would otherwise wake us at once). */
+function watchLockFile(path: string): LockWatcher {
+  const name = basename(path);
+  let wake: (() => void) | undefined;
+  let w: FSWatcher | undefined;
+  try {
+    w = watch(dirname(path), { persistent: false }, (_event, file) => {
+      if (file === null || String(file) === name) wake?.();
+    });
+    w.on('error', () => {
+      w?.close();
+      w = undefined;
+    });
+  } catch {
+    w = undefined;
+  }
+  return {
+    sleep: (ms) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(done, ms);
+        function done() {
+          clearTimeout(t);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+      }),
+    close: () => w?.close(),
+  };
+}
+
 /** remove a stale lock, serialised by a short-lived takeover mutex so two takers cannot both win */
 function removeStale(path: string, stale: LockInfo): boolean {
   const mutex = `${path}.takeover`;
@@ -152,7 +193,7 @@ function removeStale(path: string, stale: LockInfo): boolean {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     // a taker died inside the (tiny) critical section: clear its mutex after a while
     try {
-      if (Date.now() - statSync(mutex).mtimeMs > 10_000) unlinkSync(mutex);
+      if (Date.now() - statSync(mutex).mtimeMs > TAKEOVER_MUTEX_MAX_AGE_MS) unlinkSync(mutex);
     } catch {
       /* ignore */
     }
@@ -208,25 +249,40 @@ export async function acquireLock(layout: Pick<StateLayout, 'lockFile'>, opts: A
   };
   const waitMs = opts.waitMs ?? 0;
   const pollMs = opts.pollMs ?? 500;
-  const t0 = Date.now();
+  const t0 = performance.now(); // monotonic: a wall-clock jump neither ends nor stretches the wait
+  // A stale holder whose takeover another taker is in the middle of (or died in) is waited for
+  // even with waitMs 0, until that taker's mutex expires.
+  const staleDeadline = t0 + Math.max(waitMs, TAKEOVER_MUTEX_MAX_AGE_MS + 2 * pollMs);
   let announced = false;
-  for (;;) {
-    if (tryCreate(path, info)) break;
-    const holder = readLock(path);
-    if (!holder) continue; // released between our attempt and the read
-    if (isStale(holder)) {
-      if (removeStale(path, holder)) {
-        opts.log?.warn(`took over a stale lock: ${holder.operation} (pid ${holder.pid} on ${holder.host}, operator ${holder.operator}, since ${holder.startedAt}) is no longer running`);
+  let attempt = 0;
+  let watcher: LockWatcher | undefined;
+  try {
+    for (;;) {
+      if (tryCreate(path, info)) break;
+      const holder = readLock(path);
+      if (!holder) continue; // released between our attempt and the read: retry at once (progress)
+      let deadline = t0 + waitMs;
+      if (isStale(holder)) {
+        if (removeStale(path, holder)) {
+          opts.log?.warn(`took over a stale lock: ${holder.operation} (pid ${holder.pid} on ${holder.host}, operator ${holder.operator}, since ${holder.startedAt}) is no longer running`);
+          continue;
+        }
+        deadline = staleDeadline;
       }
-      continue;
+      const waited = performance.now() - t0;
+      if (waited >= deadline - t0) throw new LockBusyError(path, holder, now(), Math.round(waited));
+      if (!announced && !isStale(holder)) {
+        announced = true;
+        opts.log?.info(`${describeHolder(holder, now())}; waiting up to ${formatDuration(waitMs)}`);
+      }
+      // Never spin: sleep with a jittered exponential backoff (25 ms doubling up to pollMs), woken
+      // early when the lock's directory changes (the holder's unlink), never past the deadline.
+      watcher ??= watchLockFile(path);
+      const backoff = Math.min(pollMs, 25 * 2 ** Math.min(attempt++, 10)) * (0.75 + Math.random() / 2);
+      await watcher.sleep(Math.max(1, Math.min(backoff, deadline - performance.now())));
     }
-    const waited = Date.now() - t0;
-    if (waited >= waitMs) throw new LockBusyError(path, holder, now(), waited);
-    if (!announced) {
-      announced = true;
-      opts.log?.info(`${describeHolder(holder, now())}; waiting up to ${formatDuration(waitMs)}`);
-    }
-    await new Promise((r) => setTimeout(r, Math.min(pollMs * (0.5 + Math.random()), Math.max(1, waitMs - waited))));
+  } finally {
+    watcher?.close();
   }
   const entry = `${path}\0${info.token}`;
   held.add(entry);
