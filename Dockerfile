@@ -42,6 +42,6 @@ USER bun
 EXPOSE 3000
 # "GET /health answers 200", asked by one bash process (its /dev/tcp and builtins; the image has no
 # curl): a fraction of the CPU and memory of starting Bun for every probe (BENCHMARKS.md).
-HEALTHCHECK --interval=2s --timeout=2s --start-period=10s --retries=3 CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-3000} || exit 1; printf 'GET /health HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' >&3; IFS= read -r -d '' -t 2 r <&3; [[ $r == 'HTTP/1.'?' 200 '* ]] && exit 0; echo \"health: ${r%%$'\\r'*} ${r#*$'\\r\\n\\r\\n'}\"; exit 1"]
+HEALTHCHECK --interval=2s --timeout=2s --start-period=10s --retries=3 CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${PORT:-3000} || exit 1; printf 'GET /health/write HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' >&3; IFS= read -r -d '' -t 2 r <&3; [[ $r == 'HTTP/1.'?' 200 '* ]] && exit 0; echo \"health: ${r%%$'\\r'*} ${r#*$'\\r\\n\\r\\n'}\"; exit 1"]
 STOPSIGNAL SIGTERM
 CMD ["bun", "src/server.ts"]

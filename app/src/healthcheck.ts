@@ -1,3 +1,5 @@
+// Not the image's probe any more (the HEALTHCHECK is one bash /dev/tcp request to the same path, a
+// third of the CPU): kept as the baseline bench/healthcheck measures, and for images without bash.
 // Docker HEALTHCHECK (the image has no curl): exit 0 iff GET http://127.0.0.1:$PORT/health/write
 // answers 200, i.e. the app serves and its database takes a write (at most one write per second,
 // however often this runs; /health itself only reads).

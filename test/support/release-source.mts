@@ -63,11 +63,11 @@ export const BAD = {
     const f = path.join(dir, 'app/src/server.ts');
     fs.writeFileSync(f, `console.error("bad release: exiting at boot"); process.exit(3);\n${fs.readFileSync(f, 'utf8')}`);
   },
-  /** serves traffic, but its healthcheck always fails: /health answers 503 to Docker's probe only
-   * (it asks with Host 127.0.0.1); requests through Caddy keep their own Host and get the real one */
+  /** serves traffic, but its healthcheck always fails: the write probe Docker's HEALTHCHECK calls
+   * (/health/write, internal: Caddy does not route it) answers 503; /health through Caddy is the real one */
   neverHealthy: (dir: string) =>
-    patchFile(dir, 'app/src/app.ts', 'app.get("/health", health);',
-      'app.get("/health", (c, next) => c.req.header("host") === "127.0.0.1" ? c.text("bad release: health always fails", 503) : health(c, next));'),
+    patchFile(dir, 'app/src/app.ts', 'app.get("/health/write", healthWrite);',
+      'app.get("/health/write", (c) => c.text("bad release: health always fails", 503));'),
   /** healthy, but answers CORS for any origin (a smoke check catches it) */
   corsAnyOrigin: (dir: string) => patchFile(dir, 'app/src/app.ts', 'if (!origin) return null;', 'if (!origin) return null;\n      return origin; // bad release: reflects any origin'),
   /** migrates the schema (user_version +1), then crashes: old code cannot run on the new schema */
