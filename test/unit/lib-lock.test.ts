@@ -193,3 +193,22 @@ try {
     expect(existsSync(mutex)).toBe(false);
   }, 30_000);
 });
+
+describe('a zombie holds nothing', () => {
+  it('isProcessAlive is false for a zombie (kill(pid, 0) still succeeds on one)', async () => {
+    const { spawn } = await import('node:child_process');
+    const { isProcessAlive, isZombie } = await import('../../scripts/lib/host/lock.mts');
+    // a child that exits while we never wait for it stays a zombie until reaped; stop Node reaping it by
+    // making it a grandchild whose parent (sh) sleeps without waiting
+    const sh = spawn('sh', ['-c', '(exit 0) & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const pid = Number((await new Promise<Buffer>((r) => sh.stdout.once('data', r))).toString().trim());
+    await new Promise((r) => setTimeout(r, 300));
+    try {
+      expect(isZombie(pid)).toBe(true);
+      expect(isProcessAlive(pid)).toBe(false);
+      expect(isProcessAlive(sh.pid!)).toBe(true);
+    } finally {
+      sh.kill('SIGKILL');
+    }
+  });
+});

@@ -84,9 +84,23 @@ export function isProcessAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  // kill(pid, 0) succeeds on a zombie: a killed detached worker whose parent is gone stays one until
+  // PID 1 reaps it, and a container's or VM's init may never do so. A zombie holds nothing.
+  return !isZombie(pid);
+}
+
+/** /proc/<pid>/stat state Z (zombie) or X (dead); false where /proc cannot tell */
+export function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // the command name (2nd field) is in parentheses and may contain spaces: the state follows the last ')'
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false;
   }
 }
 
