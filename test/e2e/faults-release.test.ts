@@ -127,7 +127,16 @@ describeDocker('faults during release operations, under load', () => {
     const [oldApp] = await stack.containers('app');
     const killed = startOperation(stack, 'rollout.mts', args(), 'rollout v4');
     await waitForPoint(killed, 'the swap stopping the old app', swapUnderway(oldApp), 180_000);
+    // the swap's detached worker holds the lock in its own session, out of the group's reach (that is
+    // what keeps a dropped terminal from stopping it): a reboot kills it and its compose child too
+    const worker = (JSON.parse(readFileSync(join(stack.stateDir, 'ops.lock'), 'utf8')) as { pid: number }).pid;
     deliver(killed, 'kill9-group');
+    try {
+      // its whole session: the worker leads it, and its docker compose child must die with it
+      process.kill(-worker, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
     await killed.exited;
     console.log(`after kill -9 mid-swap: ${describeApps(await appContainerStates(stack))}; unfinished: ${inProgress(stack.stateDir).map((x) => x.id).join(', ')}`);
     const journalFile = join(stack.stateDir, 'releases.jsonl');

@@ -121,6 +121,7 @@ const rows: Row[] = [
   // rollout
   { name: 'rollout killed in build: nothing live changed', world: world([R1, r2('build')], { apps: [app('v1')] }), kinds: ['mark-failed'], runs: 'v1', results: { r2: 'failed' } },
   { name: 'rollout killed in its pre-deploy backup', world: world([R1, r2('backup')], { apps: [app('v1')] }), kinds: ['mark-failed'], runs: 'v1', results: { r2: 'failed' } },
+  { name: 'rollout killed mid swap, the old app still reported running: restarted, not trusted (Docker may be finishing a stop compose asked for)', world: world([R1, r2('swap', { startedAt: '2026-12-01T10:00:00.000Z' })], { apps: [{ ...app('v1'), startedAt: '2000-01-01T00:00:00.000Z' }] }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'rollout killed before compose up acted (old still runs)', world: world([R1, r2('swap')], { apps: [app('v1')] }), kinds: ['finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'rollout killed mid compose up: new Created, old stopped (the site was down)', world: world([R1, r2('swap')], { apps: [app('v1', 'exited', undefined), app('v2', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'rollout killed with the old one removed and the new one Created', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },

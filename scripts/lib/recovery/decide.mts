@@ -105,12 +105,23 @@ export interface RecoveryGoal {
   /** result of the finished operation when the goal is reached */
   result: 'ok' | 'failed' | 'rolled-back';
   why: string;
+  /**
+   * The operation died in its swap: compose may already have asked Docker to stop the goal container,
+   * and Docker finishes such a stop without compose. A goal container started before this time is
+   * restarted, not trusted (it may be seconds from exiting, and nothing would start it again).
+   */
+  distrustStartedBefore?: string | null;
 }
 
 const unfinished = (r: Release) => r.result === 'in-progress';
 
 /** The goal of one unfinished release that touched the live app (see the rules above). */
 export function recoveryGoal(r: Release, releases: Release[]): RecoveryGoal {
+  const g = goalOf(r, releases);
+  return { ...g, distrustStartedBefore: r.phase === 'swap' && typeof r.startedAt === 'string' ? r.startedAt : null };
+}
+
+function goalOf(r: Release, releases: Release[]): RecoveryGoal {
   const prevTag = (r.previousAppTag as string | null | undefined) ?? null;
   const prevRelease = (r.previousRelease as string | null | undefined) ?? null;
   const revertOf = r.revertOf as string | undefined;
@@ -153,6 +164,9 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
   // 1. nothing but the goal image may run; anything else (the failed release, a half-swapped one) stops
   if (foreign.length) return [{ kind: 'stop-app', reason: `app container(s) ${foreign.map((a) => `${a.id.slice(0, 12)} (${a.tag}, ${a.state})`).join(', ')} must stop before the data is judged` }];
   const goalRunning = running.filter((a) => a.tag === g.appTag);
+  const since = g.distrustStartedBefore;
+  const suspect = since ? goalRunning.filter((a) => a.startedAt !== undefined && a.startedAt < since) : [];
+  if (suspect.length) return [{ kind: 'stop-app', reason: `${suspect.map((a) => a.id.slice(0, 12)).join(', ')} (${g.appTag}) ran before the swap that died: compose may have asked Docker to stop it; restarting it instead of trusting it` }];
   // 2. the data: the chosen backup (rollback --with-db), or the schema rule
   let restored = false;
   if (g.data && !g.data.restored) {

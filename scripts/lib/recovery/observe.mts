@@ -31,6 +31,7 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
   const apps: ObservedApp[] = list.map((c) => ({
     id: c.Id, tag: splitRef(c.Config.Image).tag, state: c.State.Status as ObservedApp['state'],
     health: c.State.Health?.Status as ObservedApp['health'],
+    startedAt: c.State.StartedAt && !c.State.StartedAt.startsWith('0001-') ? new Date(c.State.StartedAt).toISOString() : undefined,
   }));
   const tags = (await docker(['images', env.appImage, '--format', '{{.Tag}}'], { nothrow: true })).stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
   const alivePids: number[] = [];

@@ -11,6 +11,8 @@ export interface ObservedApp {
   state: 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
   /** docker's State.Health.Status; undefined when the image has no healthcheck */
   health?: 'starting' | 'healthy' | 'unhealthy';
+  /** docker's State.StartedAt (ISO); undefined when unknown */
+  startedAt?: string;
 }
 
 /** PRAGMA user_version of the live database, or why it could not be read. */

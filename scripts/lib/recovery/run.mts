@@ -41,7 +41,8 @@ export interface RecoveryReport {
 async function decideNow(env: OpsEnv, o: RecoveryOptions) {
   const { releases } = readJournal(env.layout.releases);
   const restoreJournal = readRestoreJournal(env.layout);
-  const observed = await observeState(env, { releases, restoreJournal }, { selfPid: o.selfPid });
+  // after its first step this process journals itself as the one recovering: it must never wait on itself
+  const observed = await observeState(env, { releases, restoreJournal }, { selfPid: o.selfPid ?? process.pid });
   return { releases, observed, actions: decideRecovery({ releases, restoreJournal, observed, configFile: env.file }) };
 }
 
