@@ -11,7 +11,7 @@ import { runMain } from './lib/cli/main.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 import { loadOpsEnv, REPO_ROOT } from './lib/config/env.mts';
 import { ConfigError, StepError } from './lib/cli/errors.mts';
-import { formatDuration } from './lib/cli/log.mts';
+import { createPhaseTimer, formatDuration } from './lib/cli/log.mts';
 import { APP_GID, APP_UID, isRoot } from './lib/host/fsutil.mts';
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { fetchSnapshot, offsiteSource } from './lib/offsite/offsite.mts';
@@ -56,14 +56,7 @@ function git(dir: string, ...args: string[]): string | null {
 runMain(spec, async ({ values: v }, log) => {
   const t0 = performance.now();
   const phases: Record<string, number> = {};
-  const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
-    const t = performance.now();
-    try {
-      return await f();
-    } finally {
-      phases[name] = Math.round(performance.now() - t);
-    }
-  };
+  const { timed } = createPhaseTimer(phases);
   const what = offsiteSource(String(v.from)) ?? 'latest';
   const ctx = loadOpsEnv(String(v['config']));
   const cfg = loadOffsiteConfig(ctx);

@@ -175,8 +175,8 @@ export function formatAge(ms: number): string {
 }
 
 /** Times named phases of an operation; `phases` is what the releases journal records. */
-export function createPhaseTimer() {
-  const phases: Record<string, number> = {};
+/** `timed(name, f)` runs f and records its milliseconds under name, in `phases` (a caller's record, or a new one) */
+export function createPhaseTimer(phases: Record<string, number> = {}) {
   const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
     const t = performance.now();
     try {

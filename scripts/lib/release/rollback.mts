@@ -161,14 +161,7 @@ export async function rollbackCritical(env: OpsEnv, log: Logger, c: RollbackCrit
   const { id, appTag, target, previous, userVersionBefore, operator, phases } = c;
   const o = c.options;
   const plan = { backupId: c.backupId };
-  const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
-    const t = performance.now();
-    try {
-      return await f();
-    } finally {
-      phases[name] = Math.round(performance.now() - t);
-    }
-  };
+  const { timed } = createPhaseTimer(phases);
   appendJournal(env.layout.releases, { id, pid: process.pid, pidStart: processStartTime(process.pid) });
   let phase = 'swap';
   try {

@@ -268,14 +268,7 @@ export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalConte
   const { id, appTag, previous, backupId, userVersionBefore, operator } = c;
   const o = c.options;
   const phases = c.phases;
-  const timed = async <T,>(name: string, f: () => Promise<T>): Promise<T> => {
-    const t = performance.now();
-    try {
-      return await f();
-    } finally {
-      phases[name] = Math.round(performance.now() - t);
-    }
-  };
+  const { timed } = createPhaseTimer(phases);
   const now = () => new Date();
   const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
   const live = await liveApp(env);
