@@ -14,6 +14,12 @@ import { offsiteMissingReason, startBackend, type OffsiteBackend } from '../supp
 import { ReleaseSource } from '../support/release-source.mts';
 import { mustRun, repoRoot, run, runScript, type RunResult } from '../support/run.ts';
 
+/** repository:tag references of an image repository (removing these leaves other tags of the same image alone) */
+async function imageRefs(repository: string): Promise<string[]> {
+  const out = (await run('docker', ['images', repository, '--format', '{{.Repository}}:{{.Tag}}'])).stdout;
+  return [...new Set(out.split('\n').map((l) => l.trim()).filter((l) => l && !l.endsWith(':<none>')))];
+}
+
 const missing = await offsiteMissingReason(['rest']);
 if (missing && process.env.REQUIRE_DOCKER === '1') throw new Error(`offsite tools unavailable with REQUIRE_DOCKER=1: ${missing}`);
 
@@ -57,8 +63,9 @@ describeDocker('offsite backups with a running stack', () => {
     await be?.destroy();
     src?.cleanup();
     if (appImage) {
-      const ids = (await run('docker', ['images', '-q', appImage])).stdout.split('\n').filter(Boolean);
-      if (ids.length) await run('docker', ['rmi', '-f', ...new Set(ids)]);
+      // by reference, never by image id: an id also untags the shared e2e image this one was tagged from
+      const refs = await imageRefs(appImage);
+      if (refs.length) await run('docker', ['rmi', ...refs]);
     }
   });
 
@@ -186,8 +193,8 @@ describeDocker('offsite backups with a running stack', () => {
     // (Pebble, the test's stand-in for Let's Encrypt, and the fake Bot API stay: they are "the internet")
     await stack.mustCompose('rm', '-s', '-f', '-v', 'app', 'caddy');
     for (const v of ['caddy_data', 'caddy_config']) await run('docker', ['volume', 'rm', '-f', `${stack.project}_${v}`]);
-    const imgs = (await run('docker', ['images', '-q', appImage])).stdout.split('\n').filter(Boolean);
-    if (imgs.length) await mustRun('docker', ['rmi', '-f', ...new Set(imgs)]);
+    const refs = await imageRefs(appImage);
+    if (refs.length) await mustRun('docker', ['rmi', ...refs]);
     rmSync(stack.stateDir, { recursive: true, force: true });
     expect(existsSync(stack.stateDir)).toBe(false);
     expect(await stack.containers('app')).toEqual([]);
