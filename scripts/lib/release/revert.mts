@@ -2,7 +2,7 @@
 // restore the pre-deploy backup only when the failed release moved the schema.
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
-import { StepError, errorMessage } from '../cli/errors.mts';
+import { errorMessage } from '../cli/errors.mts';
 import { processStartTime } from '../host/lock.mts';
 import { runRecovery } from '../recovery/run.mts';
 import { appendJournal, newReleaseId, readJournal } from './journal.mts';
@@ -10,39 +10,23 @@ import type { RollbackDecision } from './plan.mts';
 import { runSmoke } from '../checks/smoke.mts';
 import { healthGate, telegramGate, type GateOptions } from './gates.mts';
 
-interface BackupApi {
-  runBackup(o: Record<string, unknown>): Promise<{ id: string; dir?: string }>;
-}
-interface RestoreApi {
-  runRestore(o: Record<string, unknown>): Promise<unknown>;
-}
-
-async function backupApi(): Promise<BackupApi> {
-  try {
-    return (await import('../backup/backup.mts')) as unknown as BackupApi;
-  } catch (e) {
-    throw new StepError(`scripts/lib/backup.mts is not available: ${errorMessage(e)}`, { step: 'backup', hint: 'pass --skip-backup only if you accept that a schema-changing release cannot be undone' });
-  }
-}
-
+// Imported when used: backup and restore pull in much that a plain rollout without a database never needs.
 export async function preDeployBackup(env: OpsEnv, log: Logger, appTag: string | null): Promise<string> {
-  const api = await backupApi();
-  const r = await api.runBackup({ ctx: env, env, layout: env.layout, reason: 'pre-deploy', appTag: appTag ?? undefined, lockHeld: true, log });
+  const { runBackup } = await import('../backup/backup.mts');
+  const r = await runBackup({ ctx: env, layout: env.layout, reason: 'pre-deploy', appTag: appTag ?? undefined, lockHeld: true, log });
   return r.id;
 }
 
-/** Restore a backup with the app stopped; the caller starts the app with the image it wants. */
+/**
+ * Restore a backup with the app stopped, for a schema rollback; the caller starts the app with the
+ * image it wants and runs its own gates. The data it replaces is moved aside whole (a rename, after
+ * the stop: no write the app accepted is lost) into STATE_DIR/kept/<op>-pre-rollback.
+ */
 export async function restoreBackup(env: OpsEnv, log: Logger, backupId: string, appTag: string | null): Promise<void> {
-  let api: RestoreApi;
-  try {
-    api = (await import('../restore/restore.mts')) as unknown as RestoreApi;
-  } catch (e) {
-    throw new StepError(`scripts/lib/restore.mts is not available: ${errorMessage(e)}`, { step: 'restore' });
-  }
-  await api.runRestore({
-    ctx: env, env, layout: env.layout, from: backupId, lockHeld: true, yes: true, log,
-    // the rollout decides which image runs afterwards and runs its own gates
-    appTag: appTag ?? undefined, startApp: false, smoke: false, safetyBackup: true,
+  const { runRestore } = await import('../restore/restore.mts');
+  await runRestore({
+    ctx: env, from: backupId, lockHeld: true, yes: true, log,
+    appTag: appTag ?? undefined, startApp: false, smoke: false, keptLabel: 'pre-rollback',
   });
 }
 

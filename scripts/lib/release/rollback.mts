@@ -104,7 +104,7 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
     return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag: plan0.target.appTag, phases };
   }
   if (o.withDb) {
-    const q = `Restore backup ${plan0.backupId}? Every write since it was taken is lost (a pre-restore safety backup is taken first).`;
+    const q = `Restore backup ${plan0.backupId}? Every write since it was taken leaves the live database (the current data is moved aside whole into STATE_DIR/kept/, nothing is deleted).`;
     if (!o.confirm || !(await o.confirm(q))) throw new UsageError('--with-db not confirmed: nothing changed', { hint: 'answer yes, or pass --yes' });
   }
 
@@ -204,7 +204,7 @@ export async function rollbackCritical(env: OpsEnv, log: Logger, c: RollbackCrit
       // the data was (possibly) replaced: going back automatically could mix schemas; stop here
       appendJournal(env.layout.releases, { id, result: 'failed', endedAt: new Date().toISOString() });
       log.error(`the database may already be restored from ${plan.backupId}; not reverting automatically.`);
-      log.error(`next: inspect with node scripts/smoke.mts --config ${env.file}; restore the pre-restore safety backup with node scripts/restore.mts --list`);
+      log.error(`next: inspect with node scripts/smoke.mts --config ${env.file}; the data this rollback replaced is kept aside: node scripts/restore.mts --config ${env.file} --list (RUNBOOK, "Go back to the kept-aside state")`);
       return { id, exitCode: 1, result: 'failed', appTag, phases, reason: errorMessage(err) };
     }
     const rb = await revert({
