@@ -4,9 +4,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync, chmodSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { appContainer, backupDirs, startWriter, createTask, download, listTasks, manifestOf, readDb, script, sha256, spawnScript, until, upload, seedAndBackUp } from '../support/backup.ts';
+import { appContainer, backupDirs, startWriter, createTask, download, listTasks, manifestOf, readDb, script, sha256, spawnScript, until, upload, seedAndBackUp, waitHealthy } from '../support/backup.ts';
 
 describeDocker('restore.mts against a running stack', () => {
   let stack: Stack;
@@ -199,5 +200,38 @@ describeDocker('restore.mts against a running stack', () => {
     const titles = readDb(join(stack.stateDir, 'backups', id, 'lazyflow.db'), (d) => d.prepare('SELECT title FROM tasks').pluck().all());
     expect(titles).not.toContain('after-0');
     expect(titles).toContain('before-0');
+  });
+
+  it('a backup the app cannot start on (schema newer than the release): the previous live state is renamed back, the app serves it, exit 1 names why', async () => {
+    const db = join(stack.stateDir, 'data', 'lazyflow.db');
+    const setUserVersion = (v: number) => {
+      const d = new Database(db);
+      try {
+        const old = d.pragma('user_version', { simple: true }) as number;
+        d.pragma(`user_version = ${v}`);
+        return old;
+      } finally {
+        d.close();
+      }
+    };
+    // a backup from "a future release": the same data with a schema this release refuses to open
+    await stack.mustCompose('stop', 'app');
+    const v0 = setUserVersion(99);
+    const b = await script(stack, 'backup.mts', ['--json', '--quiet']);
+    setUserVersion(v0);
+    expect(b.code, b.stderr).toBe(0);
+    const futureId = JSON.parse(b.stdout).backup.id as string;
+    await stack.mustCompose('start', 'app');
+    await waitHealthy(stack);
+    const live = await createTask(stack, 'live-before-the-refused-restore');
+
+    const r = await script(stack, 'restore.mts', ['--from', futureId, '--yes', '--ca', stack.caPem, '--health-timeout', '25']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`restore of ${futureId} rolled back: the app did not become healthy on it; the previous live state is back`));
+    // what users see: the site serves the state from before the restore, with the write just made
+    await waitHealthy(stack);
+    expect((await listTasks(stack)).map((t) => t.title)).toContain(live.title);
+    expect(readDb(db, (d) => d.pragma('user_version', { simple: true }))).toBe(v0);
+    expect(existsSync(join(stack.stateDir, 'restore-journal.json')), 'no restore left pending').toBe(false);
   });
 });
