@@ -49,7 +49,7 @@ sid_download() { # package version -> path of the .deb in $CACHE/sid
   local pkg=$1 ver=$2 dir="$CACHE/sid"
   mkdir -p "$dir/lists/partial" "$dir/debs"
   local existing
-  existing=$(ls "$dir/debs/${pkg}_${ver}"_*.deb 2>/dev/null | head -n1 || true)
+  existing=$(ls "$dir/debs/${pkg}_${ver}"_*.deb 2>/dev/null | sed -n 1p || true)
   if [ -n "$existing" ]; then echo "$existing"; return 0; fi
   local uri; uri=$(archive_uri); uri=${uri:-http://deb.debian.org/debian}
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri sid main" >"$dir/sources.list"
@@ -71,7 +71,7 @@ sid_download() { # package version -> path of the .deb in $CACHE/sid
       return 1
     fi
   fi
-  ls "$dir/debs/${pkg}_${ver}"_*.deb | head -n1
+  ls "$dir/debs/${pkg}_${ver}"_*.deb | sed -n 1p
 }
 
 # --- processes this script started, and only those ----------------------------------------

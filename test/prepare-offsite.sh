@@ -16,7 +16,7 @@ archive_uri() { awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.s
 sid_download() { # package -> path of the .deb (same recipe as prepare-machine.sh)
   local pkg=$1 dir="$CACHE/sid"
   mkdir -p "$dir/lists/partial" "$dir/debs"
-  local existing; existing=$(ls "$dir/debs/${pkg}"_*.deb 2>/dev/null | head -n1 || true)
+  local existing; existing=$(ls "$dir/debs/${pkg}"_*.deb 2>/dev/null | sed -n 1p || true)
   if [ -n "$existing" ]; then echo "$existing"; return 0; fi
   local uri; uri=$(archive_uri); uri=${uri:-http://deb.debian.org/debian}
   echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri sid main" >"$dir/sources.list"
@@ -25,7 +25,7 @@ sid_download() { # package -> path of the .deb (same recipe as prepare-machine.s
     apt-get "${opts[@]}" update -qq >&2; touch "$dir/lists/.updated"
   fi
   (cd "$dir/debs" && apt-get "${opts[@]}" download "$pkg" >&2)
-  ls "$dir/debs/${pkg}"_*.deb | head -n1
+  ls "$dir/debs/${pkg}"_*.deb | sed -n 1p
 }
 extract_bin() { # package member dest
   local tmp; tmp=$(mktemp -d)
@@ -44,7 +44,7 @@ printf '\n==> rclone (restic REST server for tests)\n'
 if ! "$TOOLS/rclone" version >/dev/null 2>&1; then
   extract_bin rclone usr/bin/rclone "$TOOLS/rclone"
 fi
-"$TOOLS/rclone" version | head -n1
+"$TOOLS/rclone" version | sed -n 1p
 
 printf '\n==> SFTP target image %s\n' "$SSHD_IMAGE"
 if docker image inspect "$SSHD_IMAGE" >/dev/null 2>&1; then
