@@ -21,7 +21,7 @@
 //                on top of exactly that file. WAL databases only; otherwise read-txn is used.
 // In WAL mode a reader never blocks writers. A reader does keep the WAL from being reset while it
 // reads, so afterwards a PASSIVE checkpoint (never waits for, never blocks writers) folds it back.
-import { chownSync, closeSync, copyFileSync, existsSync, fdatasyncSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chownSync, closeSync, copyFileSync, existsSync, fdatasyncSync, fstatSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import Database from 'better-sqlite3';
 
 export type SnapshotMethod = 'file-copy' | 'read-txn' | 'single-step' | 'vacuum-into';
@@ -89,7 +89,11 @@ export function matchSidecarOwnership(dbPath: string): void {
 /**
  * Copy a file in chunks, flushing every `syncEveryBytes` (fdatasync), so the copy never piles up
  * a gigabyte of dirty pages whose writeback would then stall the app's own writes. Yields to the
- * event loop between flushes.
+ * event loop between flushes. Copies the bytes the file had when it was opened, as copyFileSync
+ * does: a WAL that the app keeps appending to (it cannot restart it while the snapshot's read
+ * transaction holds its mark) would otherwise be chased for as long as the app writes faster than
+ * the paced copy, and the WAL would grow all that time. The frames the snapshot needs are all
+ * below that size.
  */
 export async function copyFilePaced(src: string, dest: string, opts: { chunkBytes?: number; syncEveryBytes?: number } = {}): Promise<number> {
   const chunk = opts.chunkBytes ?? 8 * 2 ** 20;
@@ -97,12 +101,13 @@ export async function copyFilePaced(src: string, dest: string, opts: { chunkByte
   const syncEvery = opts.syncEveryBytes ?? Number(process.env.LAZYFLOW_BACKUP_SYNC_MIB ?? 64) * 2 ** 20;
   const buf = Buffer.allocUnsafe(chunk);
   const fin = openSync(src, 'r');
+  const size = fstatSync(fin).size;
   const fout = openSync(dest, 'wx', 0o600);
   let pos = 0;
   let sinceSync = 0;
   try {
-    for (;;) {
-      const n = readSync(fin, buf, 0, chunk, pos);
+    while (pos < size) {
+      const n = readSync(fin, buf, 0, Math.min(chunk, size - pos), pos);
       if (n === 0) break;
       let off = 0;
       while (off < n) off += writeSync(fout, buf, off, n - off, pos + off);
@@ -229,15 +234,17 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
       const [cp] = src.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
       result.checkpoint = cp;
       // Our read transaction kept the WAL from being reused, so it may have grown; SQLite reuses it
-      // from the start afterwards but never shrinks the file. Shrink it only when that is possible at
-      // once (busy_timeout 0: never wait for, never queue behind the app's writers); it then holds the
-      // write lock for a moment, like one of the app's own transactions.
+      // from the start afterwards but never shrinks the file. Shrink it between the app's commits:
+      // a short busy_timeout polls for the write lock without queueing the app's writers behind us
+      // (a writer that commits back to back leaves gaps of microseconds, which busy_timeout 0 alone
+      // missed 50 times in a row on a loaded machine); once we hold it, we keep it for one
+      // checkpoint, like one of the app's own transactions, and wait at most that long for readers.
       const walNow = existsSync(`${srcPath}-wal`) ? statSync(`${srcPath}-wal`).size : 0;
       if (walNow > Math.max(walBefore * 2, 16 * 2 ** 20)) {
-        src.pragma('busy_timeout = 0');
+        src.pragma('busy_timeout = 25');
         result.walTruncated = false;
-        // a few tries between the app's commits; each either gets the locks at once or gives up
-        for (let attempt = 0; attempt < 50 && !result.walTruncated; attempt++) {
+        const deadline = performance.now() + 5000;
+        for (let attempt = 0; !result.walTruncated && (attempt < 50 || performance.now() < deadline); attempt++) {
           try {
             const [t] = src.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
             result.walTruncated = t.busy === 0;
