@@ -4,6 +4,7 @@
 // 2. kill -9 of the rollout's whole group and of its worker mid-swap (what a reboot or the OOM killer
 //    leaves): recover.mts, run as the timer runs it, brings the previous release back; never two app
 //    containers running.
+// 3. the same kill, then the operator runs restore.mts before any timer: the restore recovers first.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -34,6 +35,23 @@ describeDocker('recovery: an interrupted swap never leaves the site down', () =>
     return { child, output: () => out, exited: new Promise((r) => child.on('exit', (c) => r(c))) };
   }
   const load = () => startLoad({ domain: stack.domain, httpsPort: stack.httpsPort, ca: stack.ca }, appOps(`tma ${signInitData(stack.botToken, { user: { id: 7770001, first_name: 'Rec' } })}`), { concurrency: 3, pauseMs: 20 });
+
+  /** a rollout killed -9 mid-swap with its worker, as a reboot or the OOM killer leaves it */
+  async function killMidSwap(): Promise<void> {
+    const [oldApp] = await stack.containers('app');
+    const op = startRollout();
+    await waitFor('the swap to stop the old app', async () => !(await stack.containers('app')).includes(oldApp) || undefined, 240_000, 50);
+    // the worker holds the lock once the critical section began: kill it with the terminal's group
+    const lock = JSON.parse(readFileSync(join(stack.stateDir, 'ops.lock'), 'utf8')) as { pid: number };
+    for (const pid of [-op.child.pid!, -lock.pid]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    await op.exited;
+  }
 
   beforeAll(async () => {
     stack = await startStack({ name: 'recov' });
@@ -69,20 +87,8 @@ describeDocker('recovery: an interrupted swap never leaves the site down', () =>
   it('kill -9 of the whole group and its worker mid-swap: recover.mts (as the timer runs it) brings the site back', async () => {
     const before = await version();
     const sha = src.commit('v3');
-    const [oldApp] = await stack.containers('app');
     const apps = sampleContainers(async () => (await stack.containers('app')).length);
-    const op = startRollout();
-    await waitFor('the swap to stop the old app', async () => !(await stack.containers('app')).includes(oldApp) || undefined, 240_000, 50);
-    // the worker holds the lock once the critical section began: kill it with the terminal's group
-    const lock = JSON.parse(readFileSync(join(stack.stateDir, 'ops.lock'), 'utf8')) as { pid: number };
-    for (const pid of [-op.child.pid!, -lock.pid]) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-    await op.exited;
+    await killMidSwap();
     expect(journal().find((r) => r.gitSha === sha)?.result).toBe('in-progress');
     // exactly what the installed unit runs
     const r = await runScript('recover.mts', ['--config', stack.envFile], { timeoutMs: 240_000, env: { NO_COLOR: '1' } });
@@ -95,6 +101,24 @@ describeDocker('recovery: an interrupted swap never leaves the site down', () =>
     expect(Math.max(...seen.map((x) => x.n))).toBeLessThanOrEqual(1);
     expect(journal().find((x) => x.gitSha === sha)).toMatchObject({ result: 'rolled-back' });
     // run twice = once
+    const again = await runScript('recover.mts', ['--config', stack.envFile, '--json'], { timeoutMs: 120_000 });
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).actions).toEqual([]);
+  }, 480_000);
+
+  it('a restore run after a rollout was killed mid-swap first finishes that release, so no later recovery undoes the restore', async () => {
+    const before = await version();
+    const sha = src.commit('v4');
+    await killMidSwap();
+    expect(journal().find((r) => r.gitSha === sha)?.result).toBe('in-progress');
+    // the operator restores the pre-deploy backup (the newest) before any timer ran
+    const r = await runScript('restore.mts', ['--config', stack.envFile, '--from', 'latest', '--yes', '--ca', stack.caPem], { timeoutMs: 240_000, env: { NO_COLOR: '1' } });
+    const why = `${r.stdout}\n${r.stderr}`;
+    expect(r.code, why).toBe(0);
+    expect(why).toMatch(/recovery: /);
+    expect(journal().find((x) => x.gitSha === sha), why).toMatchObject({ result: 'rolled-back' });
+    await waitFor(`the site to answer ${before} again\n${why}`, async () => (await version().catch(() => '')) === before || undefined, 20_000);
+    // nothing is left for the timer: it would otherwise judge the schema on the restored data
     const again = await runScript('recover.mts', ['--config', stack.envFile, '--json'], { timeoutMs: 120_000 });
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout).actions).toEqual([]);

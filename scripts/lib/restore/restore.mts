@@ -105,6 +105,24 @@ function refuseBadLayout(ctx: OpsEnv) {
   }
 }
 
+/**
+ * A rollout or rollback killed mid-swap is finished (or undone) before a restore touches the data:
+ * left in progress, the next recovery run would judge the schema on the restored data and could undo
+ * the restore. Callers that hold the lock for an operation (rollback --with-db, recovery) already did.
+ */
+async function recoverUnfinishedRelease(ctx: OpsEnv, log: Logger, healthTimeoutMs?: number): Promise<void> {
+  const { readJournal } = await import('../release/journal.mts');
+  if (!readJournal(ctx.layout.releases).releases.some((r) => r.result === 'in-progress')) return;
+  // imported here: recovery runs restores itself (a cycle at load time otherwise)
+  const { runRecovery } = await import('../recovery/run.mts');
+  const r = await runRecovery(ctx, log, { healthTimeoutS: healthTimeoutMs ? Math.ceil(healthTimeoutMs / 1000) : undefined });
+  if (r.exitCode !== 0) {
+    throw new StepError(`an interrupted rollout or rollback could not be recovered, so nothing was restored: ${r.error ?? 'see above'}`, {
+      step: 'restore', hint: r.next ?? `node scripts/recover.mts --config ${ctx.file} --dry-run`,
+    });
+  }
+}
+
 export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const { ctx, log } = opts;
   const layout = ctx.layout ?? stateLayout(ctx.stateDir);
@@ -124,6 +142,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     if (opts.dryRun) {
       if (pending) log.warn(`a real run first continues the interrupted restore of ${pending.backupId} (${layout.restoreJournal})`);
     } else {
+      if (!opts.lockHeld) await recoverUnfinishedRelease(ctx, log, opts.healthTimeoutMs);
       recovered = await recoverRestore(ctx, log, { healthTimeoutMs: opts.healthTimeoutMs, appTag: opts.appTag });
     }
     if (recovered?.outcome === 'left') throw new StepError(`another restore is still running: ${recovered.what}`, { step: 'restore', hint: 'wait for it, then run restore.mts --list' });
