@@ -48,6 +48,9 @@ function apply(w: World, a: RecoveryAction): World {
     case 'start-app':
       o.apps = [{ id: `c${++nextId}`, tag: a.appTag, state: 'running', health: 'healthy' }];
       break;
+    case 'activate-frontend':
+      o.frontend = { ...o.frontend!, live: a.appTag };
+      break;
     case 'finish':
       lines.push({ id: a.releaseId, result: a.result, dbRestored: a.dbRestored });
       if (a.failedReleaseId) lines.push({ id: a.failedReleaseId, result: a.result === 'ok' ? 'rolled-back' : 'failed' });
@@ -115,7 +118,12 @@ interface Row {
   userVersion?: number;
   /** the finish action asks the operator (exit 1 with this next command) */
   asks?: RegExp;
+  /** the front end served at the end */
+  frontend?: string | null;
 }
+
+// per-release front ends: v1 and v2 are staged; `live` is what Caddy serves at the interruption
+const fe = (live: string | null, staged = ['v1', 'v2']) => ({ frontend: { live, staged } });
 
 const rows: Row[] = [
   // rollout
@@ -132,6 +140,13 @@ const rows: Row[] = [
   { name: 'first deploy killed in the health gate: nothing to go back to, the app stops', world: world([r2('health', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')] }), kinds: ['stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollout\.mts --config \.env\.prod/ },
   { name: 'rollout killed mid swap, the previous image was pruned: asks to rebuild', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)], imageTags: ['v2'] }), kinds: ['remove-app-containers', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rebuild it/ },
   { name: 'rollout still running (its worker pid is alive): left alone', world: world([R1, r2('health')], { apps: [app('v2')], alivePids: [900] }), kinds: [], runs: 'v2', results: { r2: 'in-progress' } },
+  // front ends: the one served follows the app the goal runs
+  { name: "rollout killed in the health gate after its front end went live: v1's app and v1's front end", world: world([R1, r2('health')], { apps: [app('v2')], ...fe('v2') }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'activate-frontend', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, frontend: 'v1' },
+  { name: 'rollout killed mid swap before its front end went live: the front end is already right', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)], ...fe('v1') }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, frontend: 'v1' },
+  { name: 'revert killed after v1 is healthy again but before it switched the front end back', world: world([R1, r2('health'), revert('health')], { apps: [app('v1')], ...fe('v2') }), kinds: ['activate-frontend', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, frontend: 'v1' },
+  { name: 'rollback killed after its front end switched to v1: back to v2, app and front end', world: world([R1, R2ok, manual('smoke')], { apps: [app('v1')], userVersion: { kind: 'read', value: 4 }, ...fe('v1') }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'activate-frontend', 'finish'], runs: 'v2', results: { m1: 'failed' }, frontend: 'v2' },
+  { name: 'the goal release predates per-release front ends: what is served stays', world: world([R1, r2('health')], { apps: [app('v2')], ...fe('v2', ['v2']) }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, frontend: 'v2' },
+  { name: 'first deploy killed after its front end went live: the app stops, the front end stays (nothing to go back to)', world: world([r2('smoke', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')], ...fe('v2', ['v2']) }), kinds: ['stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollout\.mts --config \.env\.prod/, frontend: 'v2' },
   // the automatic revert (r2 failed its health gate; the revert rb goes back to v1)
   { name: 'revert killed after it stopped the failed app: finishes to v1, never the failed v2', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2', 'exited', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
   { name: 'revert killed before its stop, the failed release migrated: stop, restore, start v1', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
@@ -169,6 +184,7 @@ describe('recovery decision: every interruption point', () => {
       expect(running[0]?.tag ?? null).toBe(row.runs);
       expect(resultsOf(end, Object.keys(row.results))).toEqual(row.results);
       if (row.userVersion !== undefined) expect(end.observed.userVersion).toEqual({ kind: 'read', value: row.userVersion });
+      if (row.frontend !== undefined) expect(end.observed.frontend?.live).toBe(row.frontend);
       const fin = trace.find((a) => a.kind === 'finish');
       if (row.asks) expect(fin && 'next' in fin ? fin.next : '').toMatch(row.asks);
       else if (fin && fin.kind === 'finish') expect(fin.next).toBeUndefined();

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import {
   certCovers, evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation,
-  evalMiniApp, evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo,
+  evalMiniApp, evalFrontend, evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo,
   expectedWebhookUrl, parseComposePs, smokeExitCode, worst, DAY_MS, HOUR_MS, type HttpObs,
 } from '../../scripts/lib/checks/evaluate.mts';
 
@@ -163,6 +163,25 @@ describe('smoke evaluators', () => {
     expect(evalMiniApp({ index: res(200, {}, '<html>'), config, apiBase: 'https://bot.acme.dev' }).detail).toMatch(/without Content-Security-Policy/);
     expect(evalMiniApp({ index, config: res(200, {}, 'x'), apiBase: 'https://bot.acme.dev' }).detail).toMatch(/API base/);
   });
+});
+
+describe('front end of the live release', () => {
+  const marker = (tag: string) => res(200, {}, JSON.stringify({ appTag: tag, gitSha: 'abc' }));
+  const rows: [string, Parameters<typeof evalFrontend>[0], 'pass' | 'warn' | 'skip' | 'fail', RegExp][] = [
+    ['the live release', { marker: marker('v2'), expected: 'v2', expectedStaged: true }, 'pass', /Mini App of v2/],
+    ['an older release', { marker: marker('v1'), expected: 'v2', expectedStaged: true }, 'fail', /served is v1's, the app runs v2/],
+    ['the live release predates per-release front ends', { marker: marker('v1'), expected: 'v0', expectedStaged: false }, 'warn', /v0 has no front end of its own/],
+    ['before the first rollout (the index page answers)', { marker: res(200, {}, '<!doctype html><html></html>'), expected: 'v2', expectedStaged: true }, 'skip', /no per-release front end/],
+    ['nothing answers', { marker: { status: 0, headers: {}, body: '', error: 'ECONNREFUSED' }, expected: 'v2', expectedStaged: true }, 'fail', /ECONNREFUSED/],
+    ['no release recorded yet', { marker: marker('v1'), expectedStaged: false }, 'pass', /Mini App of v1/],
+  ];
+  for (const [name, input, status, detail] of rows) {
+    it(name, () => {
+      const v = evalFrontend(input);
+      expect(v.status).toBe(status);
+      expect(v.detail).toMatch(detail);
+    });
+  }
 });
 
 describe('dead letters', () => {

@@ -341,6 +341,24 @@ export function evalMiniApp(o: { index: HttpObs; config: HttpObs; apiBase: strin
   return problems.length ? fail(problems.join('; ')) : pass(`index with CSP, /config.js apiBase ${o.apiBase}`);
 }
 
+/**
+ * The front end served is the live release's: /lazyflow-release.json (written by rollout into each
+ * release's front end) names the app tag it was built with.
+ */
+export function evalFrontend(o: { marker: HttpObs; expected?: string; expectedStaged: boolean }): Verdict {
+  if (o.marker.error) return fail(`GET /lazyflow-release.json: ${o.marker.error}`);
+  let served: string | undefined;
+  try {
+    served = (JSON.parse(o.marker.body) as { appTag?: string }).appTag;
+  } catch {
+    /* the Mini App's index (no such file): a Caddy started before the first rollout */
+  }
+  if (o.marker.status !== 200 || !served) return skip("no per-release front end is served yet (Caddy serves its image's own Mini App until a rollout)");
+  if (!o.expected || served === o.expected) return pass(`the Mini App of ${served}`);
+  if (!o.expectedStaged) return warn(`the Mini App of ${served} is served; ${o.expected} has no front end of its own (it predates per-release front ends)`);
+  return fail(`the Mini App served is ${served}'s, the app runs ${o.expected}`);
+}
+
 /** Exit code of smoke: 1 when any check failed, else 0 (warnings allowed). */
 export function smokeExitCode(results: SmokeResult[]): number {
   return results.some((r) => r.status === 'fail') ? 1 : 0;

@@ -12,13 +12,14 @@ import { composePs, inspectProject, type ProjectContainer } from '../docker/app-
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import {
-  evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation, evalMiniApp,
+  evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation, evalMiniApp, evalFrontend,
   evalRedirect, evalRoutes, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo, expectedWebhookUrl,
   parseComposePs, type DbObs, type HttpObs, type LogConfigObs, type SmokeResult, type Verdict,
 } from './evaluate.mts';
 import { httpGet, httpsGet, tlsProbe, type HttpResult, type Target } from './http.mts';
 import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
 import { currentRelease, readJournal } from '../release/journal.mts';
+import { observeFrontend } from '../release/frontend.mts';
 import { isLocalMode } from './preflight.mts';
 import { parseApiPaths, probePathFor } from '../config/api-paths.mts';
 
@@ -305,6 +306,15 @@ export const CHECKS: SmokeCheck[] = [
         httpsGet(c.target, '/config.js', { timeoutMs: c.opts.timeoutMs }),
       ]);
       return evalMiniApp({ index, config, apiBase: c.env.appUrl.replace(/\/+$/, '') });
+    },
+  },
+  {
+    name: 'frontend',
+    describe: "the Mini App served is the live release's (its /lazyflow-release.json names the app tag)",
+    async run(c) {
+      const marker = await httpsGet(c.target, '/lazyflow-release.json', { timeoutMs: c.opts.timeoutMs });
+      const expected = c.opts.expectVersion ?? currentRelease(readJournal(c.env.layout.releases).releases)?.appTag;
+      return evalFrontend({ marker, expected, expectedStaged: Boolean(expected && observeFrontend(c.env).staged.includes(expected)) });
     },
   },
   {

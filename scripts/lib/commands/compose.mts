@@ -130,6 +130,5 @@ export function swapCommands(env: OpsEnv, opts: { stopTimeoutS?: number } = {}) 
     stop: composeArgs(ctx, 'stop', ...(opts.stopTimeoutS !== undefined ? ['-t', String(opts.stopTimeoutS)] : []), 'app'),
     up: composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'app'),
     upAll: composeArgs(ctx, 'up', '-d', '--no-build', '--pull', 'never', '--wait'),
-    buildProxy: composeArgs(ctx, 'build', 'caddy'),
   };
 }

@@ -63,6 +63,8 @@ export type ReleaseRecoveryAction =
   | { kind: 'start-proxy'; reason: string }
   /** start the one app container on this image and wait until it is healthy */
   | { kind: 'start-app'; appTag: string; reason: string }
+  /** point the served front end (STATE_DIR/frontend/current) at this release's and reload Caddy */
+  | { kind: 'activate-frontend'; appTag: string; reason: string }
   /** write the final lines: the goal is reached (or cannot be) */
   | {
       kind: 'finish';
@@ -204,6 +206,11 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
     if (goalRunning.length && goalRunning[0].health !== 'starting') return [{ kind: 'stop-app', reason: `the app on ${g.appTag} is ${goalRunning.map((a) => `${a.state}/${a.health ?? '-'}`).join(', ')}: restarting it` }];
     return [{ kind: 'start-app', appTag: g.appTag, reason: g.why }];
   }
+  // 5. the goal's front end, when it has one (releases before per-release front ends keep what is served)
+  const fe = o.frontend;
+  if (fe && fe.staged.includes(g.appTag) && fe.live !== g.appTag) {
+    return [{ kind: 'activate-frontend', appTag: g.appTag, reason: `the served front end is ${fe.live ?? "the proxy image's own"}, the app runs ${g.appTag}` }];
+  }
   return [finish({ dbRestored: restored })];
 }
 
@@ -248,6 +255,7 @@ export function describeAction(a: RecoveryAction): string {
     case 'restore-backup': return `restore backup ${a.backupId}: ${a.reason}`;
     case 'start-proxy': return `start the proxy: ${a.reason}`;
     case 'start-app': return `start the app on ${a.appTag}: ${a.reason}`;
+    case 'activate-frontend': return `serve the front end of ${a.appTag}: ${a.reason}`;
     case 'finish': return `record ${a.releaseId} as ${a.result}${a.failedReleaseId ? ` (${a.failedReleaseId}: ${a.result === 'ok' ? 'rolled-back' : 'failed'})` : ''}: ${a.reason}${a.next ? `; next: ${a.next}` : ''}`;
     case 'restore-recover': return `${a.how} the interrupted restore of ${a.backupId} (phase ${a.phase}): ${a.reason}`;
     default: return JSON.stringify(a);

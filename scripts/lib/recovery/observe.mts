@@ -8,6 +8,7 @@ import { withDbReadOnly } from '../checks/smoke.mts';
 import { isProcessAlive, processStartTime } from '../host/lock.mts';
 import type { Release } from '../release/journal.mts';
 import type { RestoreJournal } from '../restore/restore.mts';
+import { observeFrontend } from '../release/frontend.mts';
 
 /** user_version, with a read error kept as such: it never counts as "schema moved". */
 export function observeUserVersion(dbFile: string): ObservedUserVersion {
@@ -57,5 +58,6 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
     imageTags: tags,
     stateEntries,
     alivePids: alivePids.filter((p) => p !== o.selfPid),
+    frontend: observeFrontend(env),
   };
 }

@@ -35,4 +35,6 @@ export interface ObservedState {
   stateEntries: string[];
   /** pids from the journals whose process is still alive (an operation is still running: leave it) */
   alivePids: number[];
+  /** the releases' front ends (STATE_DIR/frontend): which one Caddy serves, which exist; absent: not looked at */
+  frontend?: { live: string | null; staged: string[] };
 }

@@ -2,6 +2,7 @@
 // decision is empty. The caller holds the operation lock. Used by recover.mts (boot and timer), by
 // every operation before it starts, and by the automatic revert itself (so an interrupted revert
 // and a recovered one run the same code).
+import { activateFrontend } from '../release/frontend.mts';
 import { $ } from 'zx';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
@@ -148,6 +149,10 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
       }
       await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, log);
       s.done();
+      return;
+    }
+    case 'activate-frontend': {
+      await activateFrontend(env, a.appTag, log);
       return;
     }
     case 'finish': {

@@ -19,6 +19,7 @@ import { notify } from './notify.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { restoreBackup, revert } from './revert.mts';
 import { swapApp } from './swap.mts';
+import { activateFrontend, observeFrontend } from './frontend.mts';
 import type { CommonOptions, CriticalOptions, OpResult } from './rollout.mts';
 import { runDetached } from './critical.mts';
 
@@ -183,6 +184,9 @@ export async function rollbackCritical(env: OpsEnv, log: Logger, c: RollbackCrit
     const ss = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
     const swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
     ss.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
+    // the target's front end with its app (a release from before per-release front ends keeps what is served)
+    if (observeFrontend(env).staged.includes(appTag)) await timed('frontend_switch', () => activateFrontend(env, appTag, log));
+    else log.warn(`no front end staged for ${appTag}: the Mini App served stays as it is`);
     appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases } });
     phase = 'health';
     log.ok(await timed('health', () => healthGate(env, appTag, { smoke: o.smoke })));

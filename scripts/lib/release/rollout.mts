@@ -22,6 +22,7 @@ import { preDeployBackup, revert } from './revert.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { notify } from './notify.mts';
 import { runDetached } from './critical.mts';
+import { activateFrontend, buildProxyImage, keepServedFrontend, observeFrontend, proxyImageFor, pruneFrontends, stageFrontend } from './frontend.mts';
 
 export type { GateOptions };
 
@@ -77,21 +78,6 @@ export async function gitState(dir: string): Promise<{ sha: string; dirty: boole
 
 function buildArgValues(env: OpsEnv): Record<string, string | undefined> {
   return { BUN_IMAGE: env.values.BUN_IMAGE || process.env.BUN_IMAGE || undefined };
-}
-
-async function ensureProxyImage(env: OpsEnv, log: Logger): Promise<void> {
-  const ref = `${env.values.PROXY_IMAGE || 'lazyflow-caddy'}:${env.values.PROXY_TAG || 'local'}`;
-  if (await imageExists(ref)) return;
-  const s = log.step(`build proxy image ${ref} (first deploy)`);
-  const e = composeEnv(env.values);
-  if (!env.values.CADDY_IMAGE && process.env.CADDY_IMAGE) e.CADDY_IMAGE = process.env.CADDY_IMAGE;
-  if (!env.values.BUN_IMAGE && process.env.BUN_IMAGE) e.BUN_IMAGE = process.env.BUN_IMAGE;
-  const r = await $({ quiet: true, nothrow: true, env: e })`docker ${swapCommands(env).buildProxy}`;
-  if (r.exitCode !== 0) {
-    s.fail();
-    throw new StepError(`building ${ref} failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-15).join('\n')}`, { step: 'build' });
-  }
-  s.done();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,11 +176,25 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
       await timed('build', async () => {
         const r = await $({ quiet: true, nothrow: true, cwd: source })`docker ${build.argv}`;
         if (r.exitCode !== 0) throw new StepError(`docker build failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-20).join('\n')}`, { step: 'build' });
-        if (!live) await ensureProxyImage(env, log);
       });
       bs.done();
     } catch (err) {
       bs.fail(err);
+      return fail('build', err);
+    }
+    // the front end (Mini App and Caddyfile) is part of the release: its proxy image, copied out to STATE_DIR/frontend
+    const fs0 = log.step(`build front end ${proxyImageFor(env, appTag)}`);
+    try {
+      await timed('frontend', async () => {
+        const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha });
+        await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
+        // what Caddy serves now stays available to a revert, also when it predates per-release front ends
+        if (live) await keepServedFrontend(env, live.tag);
+        appendJournal(env.layout.releases, { id, proxyImage });
+      });
+      fs0.done();
+    } catch (err) {
+      fs0.fail(err);
       return fail('build', err);
     }
 
@@ -237,7 +237,10 @@ export async function pruneImages(env: OpsEnv, keep: number, protect: string[]):
   for (const t of tags) {
     const r = await docker(['image', 'rm', `${env.appImage}:${t}`], { nothrow: true });
     if (r.exitCode === 0) removed.push(t);
+    // the release's front end goes with its app image: a rollback needs both or cannot use either
+    if (r.exitCode === 0) await docker(['image', 'rm', proxyImageFor(env, t)], { nothrow: true });
   }
+  pruneFrontends(env, localTags.filter((t) => !removed.includes(t)));
   return removed;
 }
 
@@ -297,6 +300,13 @@ export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalConte
       const s = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
       swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
       s.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
+    }
+    // the release's front end goes live once its app is healthy (atomic switch, graceful Caddy reload);
+    // a revert (recovery) points it back
+    if (observeFrontend(env).staged.includes(appTag)) {
+      const t = performance.now();
+      await activateFrontend(env, appTag, log);
+      phases.frontend_switch = Math.round(performance.now() - t);
     }
     appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases }, swap: roundSwap(swap) });
 
