@@ -46,7 +46,8 @@ describeDocker('front end per release: the Mini App and the Caddyfile ship with 
     const v1 = tagOf(src.commit('v1'));
     const r1 = await runScript('rollout.mts', args('--source', src.dir, '--json'), { timeoutMs: 240_000 });
     expect(r1.code, explain(r1)).toBe(0);
-    expect(await servedRelease()).toBe(v1);
+    const seen = await stack.compose('exec', '-T', 'caddy', 'ls', '-la', '/srv/frontend', '/srv/frontend/current/site');
+    expect(await servedRelease(), `${seen.stdout}${seen.stderr}\n${explain(r1)}`).toBe(v1);
     const caddy = await caddyId();
 
     // v2 changes only the front end: a marker in the Mini App's page and a header in the Caddyfile

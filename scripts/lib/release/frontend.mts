@@ -43,7 +43,10 @@ export function observeFrontend(env: Pick<OpsEnv, 'layout'>): FrontendState {
   }
   let staged: string[] = [];
   try {
-    staged = fs.readdirSync(root).filter((t) => TAG_RE.test(t) && fs.existsSync(path.join(root, t, RELEASE_FILE_ON_DISK)));
+    // real directories only: `current` is the symlink to one of them
+    staged = fs.readdirSync(root, { withFileTypes: true })
+      .filter((d) => d.isDirectory() && TAG_RE.test(d.name) && fs.existsSync(path.join(root, d.name, RELEASE_FILE_ON_DISK)))
+      .map((d) => d.name);
   } catch {
     /* no frontend dir yet */
   }
