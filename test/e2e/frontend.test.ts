@@ -67,7 +67,9 @@ describeDocker('front end per release: the Mini App and the Caddyfile ship with 
     expect(r2.code, explain(r2)).toBe(0);
     const res = JSON.parse(r2.stdout);
     const all = stats(samples);
-    console.log(`front-end rollout under load: ${all.requests} requests (${JSON.stringify(all.byOp)}), ${all.failed} failed; phases ${JSON.stringify(res.phases)}`);
+    // Caddy's reload closes idle keep-alive connections; a request racing that close is sent again, as
+    // every HTTP client does (counted, not failed); over HTTP/2 the client is told by GOAWAY instead
+    console.log(`front-end rollout under load: ${all.requests} requests (${JSON.stringify(all.byOp)}), ${all.failed} failed, ${all.resent} resent after an idle-connection close; phases ${JSON.stringify(res.phases)}`);
     expect(all.failures, JSON.stringify(all.failures.slice(0, 5))).toEqual([]);
     expect(all.byOp['GET /'].requests).toBeGreaterThan(20);
 

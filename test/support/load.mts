@@ -27,6 +27,12 @@ export interface Sample {
   status: number;
   ok: boolean;
   error?: string;
+  /**
+   * times the request was sent again because the server closed the idle keep-alive connection it went
+   * out on before answering anything (Caddy does so on a config reload): what browsers, curl and Node's
+   * documented pattern do (RFC 9112 9.3.1); never a request the server began to answer
+   */
+  resent?: number;
 }
 
 export interface LoadHandle {
@@ -52,10 +58,20 @@ export function appOps(auth?: string): LoadOp[] {
   return ops;
 }
 
-function request(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: number): Promise<Sample> {
+const IDLE_CLOSED = Symbol('idle keep-alive connection closed by the server before any answer');
+
+async function request(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: number): Promise<Sample> {
   const start = Date.now();
   const t0 = performance.now();
+  for (let resent = 0; ; resent++) {
+    const s = await requestOnce(t, agent, op, timeoutMs, start, t0, resent < 3);
+    if (s !== IDLE_CLOSED) return resent ? { ...s, resent } : s;
+  }
+}
+
+function requestOnce(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: number, start: number, t0: number, mayResend: boolean): Promise<Sample | typeof IDLE_CLOSED> {
   return new Promise((resolve) => {
+    let answered = false;
     const body = op.body?.();
     const req = https.request(
       {
@@ -71,6 +87,7 @@ function request(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: numbe
         timeout: timeoutMs,
       },
       (res) => {
+        answered = true;
         res.resume();
         res.on('end', () => {
           const status = res.statusCode ?? 0;
@@ -81,7 +98,10 @@ function request(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: numbe
       },
     );
     req.on('timeout', () => req.destroy(new Error(`timeout ${timeoutMs} ms`)));
-    req.on('error', (e: NodeJS.ErrnoException) => resolve({ op: op.name, start, ms: performance.now() - t0, status: 0, ok: false, error: e.code ?? e.message }));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      if (mayResend && !answered && req.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) return resolve(IDLE_CLOSED);
+      resolve({ op: op.name, start, ms: performance.now() - t0, status: 0, ok: false, error: e.code ?? e.message });
+    });
     if (body !== undefined) req.write(body);
     req.end();
   });
@@ -124,6 +144,8 @@ export interface LoadStats {
   p99Ms: number;
   byOp: Record<string, { requests: number; failed: number; maxMs: number }>;
   failures: Sample[];
+  /** requests sent again after the server closed their idle keep-alive connection (see Sample.resent) */
+  resent: number;
 }
 
 /** Stats of the samples that were in flight during [from, to] (all samples when no window). */
@@ -145,6 +167,7 @@ export function stats(samples: Sample[], window?: { from: number; to: number }):
     p99Ms: percentile(ms, 99),
     byOp,
     failures: xs.filter((s) => !s.ok),
+    resent: xs.filter((s) => s.resent).length,
   };
 }
 
