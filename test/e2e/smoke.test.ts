@@ -30,7 +30,7 @@ describeDocker('smoke: checks that name what broke', () => {
     const r = await smoke('--json');
     expect(r.code, explain(r)).toBe(0);
     const rs = results(r);
-    expect(rs.map((x) => x.name)).toEqual(['containers', 'health', 'tls', 'redirect', 'headers', 'cors', 'webhook', 'uploads', 'telegram', 'database', 'jobs', 'dead-letters', 'disk', 'backups', 'logs', 'miniapp', 'routes']);
+    expect(rs.map((x) => x.name)).toEqual(['containers', 'health', 'tls', 'redirect', 'headers', 'cors', 'webhook', 'uploads', 'telegram', 'database', 'jobs', 'dead-letters', 'disk', 'backups', 'logs', 'miniapp', 'frontend', 'routes']);
     for (const x of rs) expect(['pass', 'warn'], `${x.name}: ${x.detail}`).toContain(x.status);
     expect(statusOf(r, 'tls')).toMatchObject({ status: 'pass' });
     expect(statusOf(r, 'tls').detail).toMatch(/Pebble/);

@@ -30,6 +30,18 @@ describe('whose Telegram delivery error', () => {
     ['a 500 during the swap: the new release answered it', { last_error_date: at(1500), last_error_message: 'Wrong response from the webhook: 500 Internal Server Error' }, 'release'],
     ['a 503 well after the swap', { last_error_date: at(2000 + SWAP_WINDOW_GRACE_MS + 5000), last_error_message: 'Wrong response from the webhook: 503 Service Unavailable' }, 'release'],
     ['a connection error after the swap', { last_error_date: at(30_000), last_error_message: 'Connection refused' }, 'release'],
+    ['a connection closed after the swap, no Caddy reload', { last_error_date: at(3000), last_error_message: 'Webhook connection closed' }, 'release'],
   ];
   for (const [name, info, want] of rows) it(name, () => expect(judgeWebhookError(info, w)).toBe(want));
+
+  // the front end's switch reloads Caddy 4 s after the swap began, which closes idle keep-alive connections
+  const wr = { ...w, proxyReloadAt: began + 4000 };
+  const reloadRows: [string, { last_error_date?: number; last_error_message?: string }, string][] = [
+    ['a delivery closed by the reload', { last_error_date: at(4000), last_error_message: 'Webhook connection closed' }, 'swap-window'],
+    ['a reset by the reload, within the grace', { last_error_date: at(4000 + SWAP_WINDOW_GRACE_MS - 1000), last_error_message: 'Connection reset by peer' }, 'swap-window'],
+    ['a reset long after the reload', { last_error_date: at(4000 + SWAP_WINDOW_GRACE_MS + 5000), last_error_message: 'Connection reset by peer' }, 'release'],
+    ['a 500 at the reload: still the release', { last_error_date: at(4000), last_error_message: 'Wrong response from the webhook: 500 Internal Server Error' }, 'release'],
+    ['a refused connection at the reload: Caddy keeps its listeners, so not the reload', { last_error_date: at(4000), last_error_message: 'Connection refused' }, 'release'],
+  ];
+  for (const [name, info, want] of reloadRows) it(`Caddy reloaded: ${name}`, () => expect(judgeWebhookError(info, wr)).toBe(want));
 });

@@ -171,7 +171,8 @@ describe('front end of the live release', () => {
     ['the live release', { marker: marker('v2'), expected: 'v2', expectedStaged: true }, 'pass', /Mini App of v2/],
     ['an older release', { marker: marker('v1'), expected: 'v2', expectedStaged: true }, 'fail', /served is v1's, the app runs v2/],
     ['the live release predates per-release front ends', { marker: marker('v1'), expected: 'v0', expectedStaged: false }, 'warn', /v0 has no front end of its own/],
-    ['before the first rollout (the index page answers)', { marker: res(200, {}, '<!doctype html><html></html>'), expected: 'v2', expectedStaged: true }, 'skip', /no per-release front end/],
+    ['a release runs but Caddy serves its image\'s Mini App (the index page answers)', { marker: res(200, {}, '<!doctype html><html></html>'), expected: 'v2', expectedStaged: true }, 'warn', /not v2's/],
+    ['before the first rollout', { marker: res(200, {}, '<!doctype html><html></html>'), expectedStaged: false }, 'pass', /no release yet/],
     ['nothing answers', { marker: { status: 0, headers: {}, body: '', error: 'ECONNREFUSED' }, expected: 'v2', expectedStaged: true }, 'fail', /ECONNREFUSED/],
     ['no release recorded yet', { marker: marker('v1'), expectedStaged: false }, 'pass', /Mini App of v1/],
   ];

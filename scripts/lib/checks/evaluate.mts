@@ -353,7 +353,11 @@ export function evalFrontend(o: { marker: HttpObs; expected?: string; expectedSt
   } catch {
     /* the Mini App's index (no such file): a Caddy started before the first rollout */
   }
-  if (o.marker.status !== 200 || !served) return skip("no per-release front end is served yet (Caddy serves its image's own Mini App until a rollout)");
+  if (o.marker.status !== 200 || !served) {
+    return o.expected
+      ? warn(`Caddy serves its image's own Mini App, not ${o.expected}'s (reload it from STATE_DIR/frontend/current, or roll out)`)
+      : pass("no release yet: the Mini App baked into the proxy image");
+  }
   if (!o.expected || served === o.expected) return pass(`the Mini App of ${served}`);
   if (!o.expectedStaged) return warn(`the Mini App of ${served} is served; ${o.expected} has no front end of its own (it predates per-release front ends)`);
   return fail(`the Mini App served is ${served}'s, the app runs ${o.expected}`);

@@ -25,7 +25,12 @@ export function removeContainerArgs(container: string): string[] {
   return ['rm', '-f', container];
 }
 
-/** the running Caddy adapts the release's Caddyfile and swaps its config in place (graceful: no listener closes) */
+/**
+ * The running Caddy adapts the release's Caddyfile and swaps its config in place (graceful: no listener
+ * closes). {$MINIAPP_ROOT} is read when the Caddyfile is adapted, by this process: the release's site,
+ * as docker/caddy/entrypoint.sh sets it when Caddy starts on `current`.
+ */
 export function reloadCaddyArgs(ctx: ComposeContext): string[] {
-  return composeArgs(ctx, 'exec', '-T', 'caddy', 'caddy', 'reload', '--config', `${CONTAINER_FRONTEND_DIR}/current/Caddyfile`, '--adapter', 'caddyfile');
+  return composeArgs(ctx, 'exec', '-T', '-e', `MINIAPP_ROOT=${CONTAINER_FRONTEND_DIR}/current/site`, 'caddy',
+    'caddy', 'reload', '--config', `${CONTAINER_FRONTEND_DIR}/current/Caddyfile`, '--adapter', 'caddyfile');
 }

@@ -21,6 +21,8 @@ export function judgeSmoke(results: SmokeResult[]): { failed: SmokeResult[]; war
 export interface SwapWindow {
   beganAt: number;
   endedAt: number;
+  /** when the release's front end made Caddy reload (it closes idle keep-alive connections then) */
+  proxyReloadAt?: number;
 }
 
 export type WebhookErrorVerdict = 'none' | 'before-swap' | 'swap-window' | 'release';
@@ -30,8 +32,9 @@ export const SWAP_WINDOW_GRACE_MS = 5_000;
 
 /**
  * Whose is the last delivery error? Before the swap began: an older run's. Inside the swap window
- * and a 502/503/504 (the old app's in-flight lame-duck 503, Caddy giving up a held request): the
- * swap's own, and Telegram redelivers. Anything else, or any error after the window: the release's.
+ * and a 502/503/504 (the old app's in-flight lame-duck 503, Caddy giving up a held request), or a
+ * connection closed right when Caddy reloaded the release's front end: the swap's own, and Telegram
+ * redelivers. Anything else, or any error after the window: the release's.
  */
 export function judgeWebhookError(info: { last_error_date?: number; last_error_message?: string }, w: SwapWindow): WebhookErrorVerdict {
   if (!info.last_error_date) return 'none';
@@ -39,5 +42,9 @@ export function judgeWebhookError(info: { last_error_date?: number; last_error_m
   if (at < w.beganAt - 1000) return 'before-swap';
   const transient = /\b50[234]\b|service unavailable|bad gateway|gateway time-?out/i.test(info.last_error_message ?? '');
   if (transient && at <= w.endedAt + SWAP_WINDOW_GRACE_MS) return 'swap-window';
+  // Caddy's reload closes idle connections; a delivery that raced that close was never answered, and
+  // Telegram sends it again: the proxy's doing, not the release's
+  const dropped = /connection (closed|reset)|reset by peer/i.test(info.last_error_message ?? '');
+  if (dropped && w.proxyReloadAt !== undefined && at >= w.proxyReloadAt - 1000 && at <= w.proxyReloadAt + SWAP_WINDOW_GRACE_MS) return 'swap-window';
   return 'release';
 }

@@ -185,13 +185,16 @@ export async function rollbackCritical(env: OpsEnv, log: Logger, c: RollbackCrit
     const swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
     ss.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
     // the target's front end with its app (a release from before per-release front ends keeps what is served)
-    if (observeFrontend(env).staged.includes(appTag)) await timed('frontend_switch', () => activateFrontend(env, appTag, log));
-    else log.warn(`no front end staged for ${appTag}: the Mini App served stays as it is`);
+    let proxyReloadAt: number | undefined;
+    if (observeFrontend(env).staged.includes(appTag)) {
+      proxyReloadAt = Date.now();
+      await timed('frontend_switch', () => activateFrontend(env, appTag, log));
+    } else log.warn(`no front end staged for ${appTag}: the Mini App served stays as it is`);
     appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases } });
     phase = 'health';
     log.ok(await timed('health', () => healthGate(env, appTag, { smoke: o.smoke })));
     phase = 'telegram';
-    log.ok(`telegram: ${await timed('telegram', () => telegramGate(env, swap.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot }))}`);
+    log.ok(`telegram: ${await timed('telegram', () => telegramGate(env, swap.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: { beganAt: swap.beganAt ?? Date.parse(swap.startedAt), endedAt: swap.endedAt ?? Date.parse(swap.startedAt), proxyReloadAt } }))}`);
     phase = 'smoke';
     let smoke;
     if (!o.skipSmoke) smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));

@@ -280,6 +280,7 @@ export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalConte
   let swap: SwapTiming | undefined;
   let smoke: SmokeResult[] | undefined;
   let phase = 'swap';
+  let proxyReloadAt: number | undefined;
   try {
     if (!live || (await runningContainerCount(env, 'caddy')) === 0) {
       // first deploy (or the proxy is down): bring the whole stack up on the new tag
@@ -305,6 +306,7 @@ export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalConte
     // a revert (recovery) points it back
     if (observeFrontend(env).staged.includes(appTag)) {
       const t = performance.now();
+      proxyReloadAt = Date.now();
       await activateFrontend(env, appTag, log);
       phases.frontend_switch = Math.round(performance.now() - t);
     }
@@ -317,7 +319,7 @@ export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalConte
 
     phase = 'telegram';
     const ts = log.step('telegram gate');
-    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: { beganAt: swap!.beganAt ?? Date.parse(swap!.startedAt), endedAt: swap!.endedAt ?? Date.parse(swap!.startedAt) } }));
+    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: { beganAt: swap!.beganAt ?? Date.parse(swap!.startedAt), endedAt: swap!.endedAt ?? Date.parse(swap!.startedAt), proxyReloadAt } }));
     ts.done(td);
 
     phase = 'smoke';
