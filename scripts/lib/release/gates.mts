@@ -21,9 +21,12 @@ export interface GateOptions {
   stopTimeoutS?: number;
 }
 
+/** how long /health through Caddy may take: --health-timeout when given (a first certificate can take longer than the default), never under 30 s */
+export const healthGateMs = (healthTimeoutS?: number) => Math.max(30, healthTimeoutS ?? 30) * 1000;
+
 export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: SmokeOptions; timeoutMs?: number }): Promise<string> {
   const target = await smokeTarget(env, o.smoke ?? {});
-  const deadline = performance.now() + (o.timeoutMs ?? 30_000);
+  const deadline = performance.now() + (o.timeoutMs ?? healthGateMs());
   let last = '';
   for (;;) {
     // TLS is judged by smoke's tls check; this gate is about the version Caddy serves.

@@ -8,7 +8,7 @@ import { runRecovery } from '../recovery/run.mts';
 import { appendJournal, newReleaseId, readJournal } from './journal.mts';
 import type { RollbackDecision } from './plan.mts';
 import { runSmoke } from '../checks/smoke.mts';
-import { healthGate, telegramGate, type GateOptions } from './gates.mts';
+import { healthGate, healthGateMs, telegramGate, type GateOptions } from './gates.mts';
 
 // Imported when used: backup and restore pull in much that a plain rollout without a database never needs.
 export async function preDeployBackup(env: OpsEnv, log: Logger, appTag: string | null): Promise<string> {
@@ -81,7 +81,7 @@ export async function revert(i: RevertInput): Promise<{ ok: boolean; decision: R
   if (ok && toAppTag) {
     // reported, not acted on: there is nowhere further to go
     try {
-      log.ok(await healthGate(env, toAppTag, { smoke: i.gates.smoke }));
+      log.ok(await healthGate(env, toAppTag, { smoke: i.gates.smoke, timeoutMs: healthGateMs(i.gates.healthTimeoutS) }));
       const tg = await telegramGate(env, new Date(Date.now() - (performance.now() - t)).toISOString(), { timeoutMs: (i.gates.telegramTimeoutS ?? 60) * 1000, pendingMax: i.gates.pendingMax, apiRoot: i.gates.smoke?.telegramApiRoot });
       log.info(`telegram: ${tg}`);
       if (!i.gates.skipSmoke) {

@@ -14,7 +14,7 @@ import { readUserVersion } from '../checks/smoke.mts';
 import { GateError } from '../cli/errors.mts';
 import { composeEnvFor, swapCommands } from '../commands/compose.mts';
 import { liveApp } from '../docker/app-container.mts';
-import { healthGate, smokeGate, telegramGate } from './gates.mts';
+import { healthGate, healthGateMs, smokeGate, telegramGate } from './gates.mts';
 import { notify } from './notify.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { restoreBackup, revert } from './revert.mts';
@@ -192,7 +192,7 @@ export async function rollbackCritical(env: OpsEnv, log: Logger, c: RollbackCrit
     } else log.warn(`no front end staged for ${appTag}: the Mini App served stays as it is`);
     appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases } });
     phase = 'health';
-    log.ok(await timed('health', () => healthGate(env, appTag, { smoke: o.smoke })));
+    log.ok(await timed('health', () => healthGate(env, appTag, { smoke: o.smoke, timeoutMs: healthGateMs(o.healthTimeoutS) })));
     phase = 'telegram';
     log.ok(`telegram: ${await timed('telegram', () => telegramGate(env, swap.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: { beganAt: swap.beganAt ?? Date.parse(swap.startedAt), endedAt: swap.endedAt ?? Date.parse(swap.startedAt), proxyReloadAt } }))}`);
     phase = 'smoke';

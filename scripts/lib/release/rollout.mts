@@ -17,7 +17,7 @@ import { readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
 import type { SmokeResult } from '../checks/evaluate.mts';
 import { appDiagnostics, imageExists, liveApp, runningContainerCount, waitHealthy } from '../docker/app-container.mts';
 import { roundSwap, swapApp, type SwapTiming } from './swap.mts';
-import { healthGate, smokeGate, telegramGate, type GateOptions } from './gates.mts';
+import { healthGate, healthGateMs, smokeGate, telegramGate, type GateOptions } from './gates.mts';
 import { preDeployBackup, revert } from './revert.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { notify } from './notify.mts';
@@ -314,7 +314,7 @@ export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalConte
 
     phase = 'health';
     const hs = log.step('health gate');
-    const hd = await timed('health', () => healthGate(env, appTag, { smoke: o.smoke }));
+    const hd = await timed('health', () => healthGate(env, appTag, { smoke: o.smoke, timeoutMs: healthGateMs(o.healthTimeoutS) }));
     hs.done(hd);
 
     phase = 'telegram';
