@@ -188,6 +188,8 @@ export async function recoverRestore(ctx: OpsEnv, log: Logger, opts: { healthTim
           rmSync(layout.restoreJournal, { force: true });
           fsyncDir(layout.root);
           log.ok(`interrupted restore ${a.what}`);
+          // every write the app accepted before the stop is in the replaced state: say where it is
+          if (a.outcome === 'completed' && existsSync(k)) log.warn(`the live state it replaced (writes up to the app's stop) is kept in ${k}`);
           return { outcome: a.outcome, what: a.what, journal: done };
         }
       }
