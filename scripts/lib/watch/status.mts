@@ -36,7 +36,7 @@ async function timers(): Promise<StatusReport['timers']> {
   const out = await $({ quiet: true, nothrow: true })`systemctl list-timers --all --no-pager --output=json lazyflow-*`;
   if (out.exitCode !== 0) {
     const why = out.stderr.trim().split('\n')[0] || `exit ${out.exitCode}`;
-    return { installed: false, units: [], note: `systemctl list-timers: ${why}; not installed: node scripts/recover.mts --install (or the cron lines in RUNBOOK)` };
+    return { installed: false, units: [], note: `systemctl list-timers: ${why}; not installed: node scripts/schedules.mts --config <env file> --install` };
   }
   let rows: { unit?: string; next?: number | string; last?: number | string; activates?: string }[] = [];
   try {
@@ -46,7 +46,7 @@ async function timers(): Promise<StatusReport['timers']> {
   }
   const t = (v: number | string | undefined) => (typeof v === 'number' && v > 0 ? new Date(v / 1000).toISOString() : typeof v === 'string' ? v : '');
   const units = rows.filter((x) => x.unit).map((x) => ({ unit: String(x.unit), next: t(x.next), last: t(x.last) }));
-  return units.length ? { installed: true, units, note: '' } : { installed: false, units: [], note: 'not installed: node scripts/recover.mts --install' };
+  return units.length ? { installed: true, units, note: '' } : { installed: false, units: [], note: 'not installed: node scripts/schedules.mts --config <env file> --install' };
 }
 
 export async function gatherStatus(env: OpsEnv, o: { ca?: string; connect?: string; timeoutMs?: number; now?: Date } = {}): Promise<StatusReport> {
