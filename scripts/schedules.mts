@@ -66,7 +66,7 @@ function handWritten(p: SchedulePaths): string[] {
 function renderStatus(s: ScheduleStatus, now: number): string {
   const at = (iso: string | null | undefined, ago = true) => (iso ? `${iso.replace(/\.\d+Z$/, 'Z')}${ago ? ` (${formatAge(Math.abs(now - Date.parse(iso)))}${Date.parse(iso) > now ? ' from now' : ' ago'})` : ''}` : '');
   const out: string[] = [];
-  const where = s.mode === 'systemd' ? `systemd timers${s.systemdRunning ? '' : ' (unit files only: systemd is not running here)'}` : s.mode === 'cron' ? `cron file ${s.files[0]?.path}` : 'NOT installed';
+  const where = s.mode === 'systemd' ? `systemd timers${s.systemdRunning ? '' : ' (unit files only: systemd does not run them here)'}` : s.mode === 'cron' ? `cron file ${s.files[0]?.path}` : 'NOT installed';
   out.push(`schedules of ${s.project}: ${where}${s.mode !== 'none' && !s.upToDate ? ' (differ from this checkout)' : ''}`);
   if (s.mode === 'systemd') {
     out.push(
@@ -144,7 +144,7 @@ runMain(spec, async ({ values: v }, log) => {
   const r = await install(ctx, mode, paths, log);
   const names = jobs(ctx).map((j) => `${j.id} (${j.when})`).join(', ');
   if (r.activated) log.ok(`timers enabled: ${names}; see: node scripts/schedules.mts --config ${String(v.config)} --status`);
-  else if (r.pending) log.warn(`systemd is not running here: the units are written; where it runs: ${r.pending}`);
+  else if (r.pending) log.warn(`${systemdRunning() ? `systemd does not load units from ${paths.unitDir}` : 'systemd is not running here'}: the units are written; where it runs: ${r.pending}`);
   else log.ok(`cron runs: ${names}; output: ${path.join(ctx.logDir, '<job>.log')}${systemdRunning() ? '' : ' (systemd is not running: cron file)'}`);
   if (!r.plan.write.length && !r.plan.remove.length) log.ok('already installed, nothing changed');
   for (const f of handWritten(paths)) log.warn(`${f} is hand-written from an older RUNBOOK and runs the same jobs again: delete it (rm ${f}${f.endsWith('.timer') ? `; systemctl disable --now ${path.basename(f)}` : ''})`);

@@ -14,6 +14,11 @@ export const DEFAULT_PATHS: SchedulePaths = { unitDir: '/etc/systemd/system', cr
 /** systemd is PID 1 here (sd_booted): /run/systemd/system exists */
 export const systemdRunning = () => fs.existsSync('/run/systemd/system');
 
+/** the system unit directories systemd loads from: only units there are enabled with systemctl */
+const SYSTEMD_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];
+/** systemctl runs only when systemd runs and reads the unit directory (a --unit-dir elsewhere only gets files) */
+export const systemdManages = (unitDir: string) => systemdRunning() && SYSTEMD_DIRS.includes(path.resolve(unitDir));
+
 export function readOrNull(file: string): string | null {
   try {
     return fs.readFileSync(file, 'utf8');
@@ -70,8 +75,8 @@ export interface InstallResult {
 
 export async function install(c: ScheduleContext, mode: Mode, p: SchedulePaths, log: Logger): Promise<InstallResult> {
   const plan = planFor(c, mode, p);
-  const live = mode === 'systemd' && systemdRunning();
-  if (plan.disable.length && systemdRunning()) await systemctl(disableNowArgs(plan.disable), { nothrow: true });
+  const live = mode === 'systemd' && systemdManages(p.unitDir);
+  if (plan.disable.length && systemdManages(p.unitDir)) await systemctl(disableNowArgs(plan.disable), { nothrow: true });
   for (const f of plan.remove) fs.rmSync(f, { force: true });
   for (const w of plan.write) writeFileAtomic(w.path, w.text);
   if (mode === 'cron') fs.mkdirSync(c.logDir, { recursive: true });
@@ -97,15 +102,16 @@ export interface RemoveResult {
 export async function remove(c: ScheduleContext, p: SchedulePaths, log: Logger): Promise<RemoveResult> {
   const present = ownedFiles(c.project, p).filter((f) => readOrNull(f) !== null);
   const timers = present.filter((f) => f.endsWith('.timer')).map((f) => path.basename(f));
-  if (timers.length && systemdRunning()) await systemctl(disableNowArgs(timers), { nothrow: true });
+  const live = systemdManages(p.unitDir);
+  if (timers.length && live) await systemctl(disableNowArgs(timers), { nothrow: true });
   for (const f of present) fs.rmSync(f, { force: true });
-  if (present.some((f) => f.startsWith(p.unitDir + path.sep)) && systemdRunning()) await systemctl(daemonReloadArgs(), { nothrow: true });
+  if (timers.length && live) await systemctl(daemonReloadArgs(), { nothrow: true });
   for (const f of present) log.ok(`removed ${f}`);
-  return { removed: present, disabled: systemdRunning() ? timers : [] };
+  return { removed: present, disabled: live ? timers : [] };
 }
 
 export async function status(c: ScheduleContext, p: SchedulePaths, command: string): Promise<ScheduleStatus> {
-  const running = systemdRunning();
+  const running = systemdManages(p.unitDir);
   let show: ReturnType<typeof parseShow> = [];
   if (running) {
     const units = jobs(c).flatMap((j) => [`${j.name}.timer`, `${j.name}.service`]);
