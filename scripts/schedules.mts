@@ -12,8 +12,8 @@ import { formatAge, renderTable } from './lib/cli/log.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { offsiteEnabled } from './lib/offsite/config.mts';
 import { jobs, type ScheduleContext } from './lib/schedules/jobs.mts';
-import { desiredFiles, ownedFiles, statusOk, type ScheduleStatus, type SchedulePaths } from './lib/schedules/plan.mts';
-import { DEFAULT_PATHS, install, planFor, remove, resolveMode, status, systemdRunning } from './lib/schedules/install.mts';
+import { desiredFiles, ownedFiles, ownedReader, statusOk, type ScheduleStatus, type SchedulePaths } from './lib/schedules/plan.mts';
+import { DEFAULT_PATHS, install, planFor, readOrNull, remove, resolveMode, status, systemdRunning } from './lib/schedules/install.mts';
 
 export const spec: CommandSpec = {
   name: 'schedules.mts',
@@ -37,7 +37,7 @@ export const spec: CommandSpec = {
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
   ],
   details: [
-    'Schedules (UTC; units and the cron file are named per compose project: lazyflow-<job>-<project>):',
+    'Schedules (UTC; per compose project: units lazyflow-<job>-<project>, cron file lazyflow-schedules-<project>):',
     '  backup          daily 03:17, then retention: --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --keep-images 5',
     '  offsite-forget  daily 03:40, offsite retention with the same keep flags (only with OFFSITE_REPOSITORY)',
     '  offsite-check   Sundays 05:10, restic check re-reading 5% of the data (only with OFFSITE_REPOSITORY)',
@@ -119,7 +119,8 @@ runMain(spec, async ({ values: v }, log) => {
 
   if (v.remove) {
     if (v['dry-run']) {
-      const present = ownedFiles(ctx.project, paths).filter((f) => fs.existsSync(f));
+      const read = ownedReader(ctx.project, paths, readOrNull);
+      const present = ownedFiles(ctx.project, paths).filter((f) => read(f) !== null);
       if (v.json) log.out(JSON.stringify({ dryRun: true, remove: present }, null, 2));
       else log.out(present.length ? present.map((f) => `would remove ${f}`).join('\n') : `nothing installed for ${env.project}`);
       return 0;

@@ -125,7 +125,7 @@ describe('schedules.mts --install / --status / --remove into temp dirs (no syste
 
   it('cron: not installed -> written once -> a second --install changes nothing -> --remove deletes it', async () => {
     const cfg = envFile(dir, 'cronstack', false);
-    const cronPath = join(cronDir, 'lazyflow-cronstack');
+    const cronPath = join(cronDir, 'lazyflow-schedules-cronstack');
     const before = await schedules(['--config', cfg, '--status', '--json', ...at()]);
     expect(before.code, explain(before)).toBe(1);
     expect(JSON.parse(before.stdout)).toMatchObject({ mode: 'none', next: expect.stringMatching(/--install/) });
@@ -196,11 +196,11 @@ describe('schedules.mts --install / --status / --remove into temp dirs (no syste
 
     // the legacy recovery cron file of stack-a (recover.mts --install wrote it) is replaced
     mkdirSync(cronDir, { recursive: true });
-    writeFileSync(join(cronDir, 'lazyflow-recover-stack-a'), '* * * * * root true\n');
+    writeFileSync(join(cronDir, 'lazyflow-recover-stack-a'), '# lazyflow recovery of stack-a: finish or undo an interrupted operation\n* * * * * root true\n');
     const toCron = await schedules(['--config', a, '--install', '--mode', 'cron', ...at()]);
     expect(toCron.code, explain(toCron)).toBe(0);
     expect(readdirSync(unitDir).filter((f) => f.endsWith('-stack-a.timer') || f.endsWith('-stack-a.service'))).toEqual([]);
-    expect(readdirSync(cronDir).sort()).toEqual(['lazyflow-stack-a']);
+    expect(readdirSync(cronDir).sort()).toEqual(['lazyflow-schedules-stack-a']);
     // stack-b untouched
     expect(readdirSync(unitDir).filter((f) => f.endsWith('-stack-b.service'))).toHaveLength(6);
     for (const cfg of [a, b]) expect((await schedules(['--config', cfg, '--remove', ...at()])).code).toBe(0);
@@ -272,7 +272,7 @@ describeDocker('the scheduled commands, run as systemd and cron would run them, 
   }, 1_200_000);
 
   it('each cron line: through /bin/sh as cron runs it (its % unescaped, the file\'s variables), exits 0 and logs to STATE_DIR/logs', async () => {
-    const file = readFileSync(join(cronDir, `lazyflow-${stack.project}`), 'utf8');
+    const file = readFileSync(join(cronDir, `lazyflow-schedules-${stack.project}`), 'utf8');
     const vars: Record<string, string> = {};
     const commands: { when: string; user: string; cmd: string }[] = [];
     for (const l of file.split('\n')) {

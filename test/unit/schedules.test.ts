@@ -15,7 +15,7 @@ import {
   ALL_JOBS,
   type ScheduleContext,
 } from '../../scripts/lib/schedules/jobs.mts';
-import { desiredFiles, lastRunOf, ownedFiles, planInstall, scheduleStatus, statusOk, type SchedulePaths } from '../../scripts/lib/schedules/plan.mts';
+import { desiredFiles, lastRunOf, ownedFiles, ownedReader, planInstall, scheduleStatus, statusOk, type SchedulePaths } from '../../scripts/lib/schedules/plan.mts';
 import { daemonReloadArgs, disableNowArgs, enableNowArgs, parseShow, parseTimestamp, restartArgs, showArgs } from '../../scripts/lib/commands/systemctl.mts';
 
 const base: ScheduleContext = {
@@ -205,7 +205,7 @@ describe('install plan: idempotent (content equal -> no write)', () => {
   const owned = ownedFiles('lazyflow', paths);
   const disk = (files: Record<string, string>) => (f: string) => files[f] ?? null;
   const all = Object.fromEntries(desired.map((d) => [d.path, d.text]));
-  const cronPath = '/etc/cron.d/lazyflow-lazyflow';
+  const cronPath = '/etc/cron.d/lazyflow-schedules-lazyflow';
 
   const cases: { name: string; mode: 'systemd' | 'cron'; want: ReturnType<typeof desiredFiles>; disk: Record<string, string>; write: number; unchanged: number; remove: string[]; restart: number; disable: string[] }[] = [
     { name: 'fresh machine: everything written', mode: 'systemd', want: desired, disk: {}, write: 12, unchanged: 0, remove: [], restart: 6, disable: [] },
@@ -226,7 +226,11 @@ describe('install plan: idempotent (content equal -> no write)', () => {
     },
     {
       name: 'systemd now, a cron file and the legacy recovery cron file from before: both removed',
-      mode: 'systemd', want: desired, disk: { ...all, [cronPath]: 'x', '/etc/cron.d/lazyflow-recover-lazyflow': 'x' }, write: 0, unchanged: 12, remove: [cronPath, '/etc/cron.d/lazyflow-recover-lazyflow'], restart: 0, disable: [],
+      mode: 'systemd', want: desired, disk: { ...all, [cronPath]: 'x', '/etc/cron.d/lazyflow-recover-lazyflow': '# lazyflow recovery of lazyflow: finish or undo\n' }, write: 0, unchanged: 12, remove: [cronPath, '/etc/cron.d/lazyflow-recover-lazyflow'], restart: 0, disable: [],
+    },
+    {
+      name: 'a file at the legacy path that is not this project\'s legacy file (project "recover-lazyflow"\'s, say) is left alone',
+      mode: 'cron', want: desiredFiles(base, 'cron', paths), disk: { '/etc/cron.d/lazyflow-recover-lazyflow': '# lazyflow schedules of recover-lazyflow: ...\n' }, write: 1, unchanged: 0, remove: [], restart: 0, disable: [],
     },
     { name: 'cron: written once', mode: 'cron', want: desiredFiles(base, 'cron', paths), disk: {}, write: 1, unchanged: 0, remove: [], restart: 0, disable: [] },
     { name: 'cron: second install changes nothing', mode: 'cron', want: desiredFiles(base, 'cron', paths), disk: { [cronPath]: cronFile(base) }, write: 0, unchanged: 1, remove: [], restart: 0, disable: [] },
@@ -238,7 +242,7 @@ describe('install plan: idempotent (content equal -> no write)', () => {
   ];
   for (const t of cases) {
     it(t.name, () => {
-      const p = planInstall(t.mode, t.want, owned, disk(t.disk));
+      const p = planInstall(t.mode, t.want, owned, ownedReader('lazyflow', paths, disk(t.disk)));
       expect(p.write).toHaveLength(t.write);
       expect(p.unchanged).toHaveLength(t.unchanged);
       expect(p.remove).toEqual(t.remove);
@@ -395,9 +399,9 @@ describe('status from `systemctl show`', () => {
   });
 
   it('cron: which file, where the logs go, when each job last wrote there', () => {
-    const files: Record<string, string> = { '/etc/cron.d/lazyflow-lazyflow': cronFile(base) };
+    const files: Record<string, string> = { '/etc/cron.d/lazyflow-schedules-lazyflow': cronFile(base) };
     const s = scheduleStatus(input({ systemdRunning: false, show: [], existing: (f) => files[f] ?? null, mtime: (f) => (f.endsWith('/watch.log') ? '2026-12-02T16:00:03.000Z' : null) }));
-    expect(s).toMatchObject({ mode: 'cron', upToDate: true, next: null, files: [{ path: '/etc/cron.d/lazyflow-lazyflow', upToDate: true }] });
+    expect(s).toMatchObject({ mode: 'cron', upToDate: true, next: null, files: [{ path: '/etc/cron.d/lazyflow-schedules-lazyflow', upToDate: true }] });
     expect(s.logs).toMatch(/^\/srv\/lazyflow\/logs\/<job>\.log/);
     expect(s.jobs.map((j) => [j.id, j.installed, j.log?.file, j.log?.modifiedAt])).toEqual([
       ['backup', true, '/srv/lazyflow/logs/backup.log', null],
@@ -416,8 +420,8 @@ describe('status from `systemctl show`', () => {
   });
 
   it('the legacy recovery cron file is reported as one to replace', () => {
-    const files: Record<string, string> = { ...installed(base), '/etc/cron.d/lazyflow-recover-lazyflow': 'x' };
-    const s = scheduleStatus(input({ existing: (f) => files[f] ?? null }));
+    const files: Record<string, string> = { ...installed(base), '/etc/cron.d/lazyflow-recover-lazyflow': '# lazyflow recovery of lazyflow: finish\n' };
+    const s = scheduleStatus(input({ existing: ownedReader('lazyflow', paths, (f) => files[f] ?? null) }));
     expect(s.files.find((f) => f.path === '/etc/cron.d/lazyflow-recover-lazyflow')).toEqual({ path: '/etc/cron.d/lazyflow-recover-lazyflow', upToDate: false });
     expect(s.next).toMatch(/--install/);
   });

@@ -7,7 +7,7 @@ import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
 import { daemonReloadArgs, disableNowArgs, enableNowArgs, parseShow, restartArgs, showArgs } from '../commands/systemctl.mts';
 import { jobs, type ScheduleContext } from './jobs.mts';
-import { desiredFiles, ownedFiles, planInstall, scheduleStatus, type InstallPlan, type Mode, type SchedulePaths, type ScheduleStatus } from './plan.mts';
+import { desiredFiles, ownedFiles, ownedReader, planInstall, scheduleStatus, type InstallPlan, type Mode, type SchedulePaths, type ScheduleStatus } from './plan.mts';
 
 export const DEFAULT_PATHS: SchedulePaths = { unitDir: '/etc/systemd/system', cronDir: '/etc/cron.d' };
 
@@ -62,7 +62,7 @@ export function resolveMode(requested: string): Mode {
 }
 
 export function planFor(c: ScheduleContext, mode: Mode, p: SchedulePaths): InstallPlan {
-  return planInstall(mode, desiredFiles(c, mode, p), ownedFiles(c.project, p), readOrNull);
+  return planInstall(mode, desiredFiles(c, mode, p), ownedFiles(c.project, p), ownedReader(c.project, p, readOrNull));
 }
 
 export interface InstallResult {
@@ -100,7 +100,8 @@ export interface RemoveResult {
 }
 
 export async function remove(c: ScheduleContext, p: SchedulePaths, log: Logger): Promise<RemoveResult> {
-  const present = ownedFiles(c.project, p).filter((f) => readOrNull(f) !== null);
+  const read = ownedReader(c.project, p, readOrNull);
+  const present = ownedFiles(c.project, p).filter((f) => read(f) !== null);
   const timers = present.filter((f) => f.endsWith('.timer')).map((f) => path.basename(f));
   const live = systemdManages(p.unitDir);
   if (timers.length && live) await systemctl(disableNowArgs(timers), { nothrow: true });
@@ -118,5 +119,5 @@ export async function status(c: ScheduleContext, p: SchedulePaths, command: stri
     const r = await systemctl(showArgs(units), { nothrow: true });
     if (r.exitCode === 0) show = parseShow(r.stdout);
   }
-  return scheduleStatus({ context: c, paths: p, systemdRunning: running, existing: readOrNull, mtime: mtimeOrNull, show, command });
+  return scheduleStatus({ context: c, paths: p, systemdRunning: running, existing: ownedReader(c.project, p, readOrNull), mtime: mtimeOrNull, show, command });
 }

@@ -69,9 +69,12 @@ export const safeName = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '-');
 
 /** `lazyflow-<job>-<project>`: job first, and no job id is another's prefix followed by '-', so names never collide */
 export const unitName = (project: string, job: JobId) => `lazyflow-${job}-${safeName(project)}`;
-export const cronFileName = (project: string) => `lazyflow-${safeName(project)}`;
+/** never `lazyflow-recover-*` (the legacy name below), so one project's file is never another's legacy file */
+export const cronFileName = (project: string) => `lazyflow-schedules-${safeName(project)}`;
 /** the cron file recover.mts --install wrote before schedules.mts existed: --install replaces it */
 export const legacyCronFileName = (project: string) => `lazyflow-recover-${safeName(project)}`;
+/** its first line: only a file that starts so is the legacy file of this project (not a file of project "recover-<x>") */
+export const legacyCronHeader = (project: string) => `# lazyflow recovery of ${project}: `;
 
 export function jobs(c: ScheduleContext): Job[] {
   for (const [k, v] of Object.entries({ nodeBin: c.nodeBin, scriptsDir: c.scriptsDir, envFile: c.envFile, projectDir: c.projectDir, logDir: c.logDir })) {

@@ -1,7 +1,7 @@
 // What --install, --remove and --status decide, as pure functions of the desired files (jobs.mts),
 // what is on disk, and what `systemctl show` says. install.mts reads and writes; this decides.
 import path from 'node:path';
-import { allUnitFiles, cronFile, cronFileName, cronLogFile, jobs, legacyCronFileName, systemdUnits, type JobId, type ScheduleContext } from './jobs.mts';
+import { allUnitFiles, cronFile, cronFileName, cronLogFile, jobs, legacyCronFileName, legacyCronHeader, systemdUnits, type JobId, type ScheduleContext } from './jobs.mts';
 import { parseTimestamp, type ShowBlock } from '../commands/systemctl.mts';
 
 export type Mode = 'systemd' | 'cron';
@@ -31,6 +31,19 @@ export function ownedFiles(project: string, p: SchedulePaths): string[] {
     path.join(p.cronDir, cronFileName(project)),
     path.join(p.cronDir, legacyCronFileName(project)),
   ];
+}
+
+/**
+ * Reads a file of ours: the content, or null when absent or not ours (a file at the legacy cron path
+ * that recover.mts --install did not write for this project is left alone).
+ */
+export function ownedReader(project: string, p: SchedulePaths, read: (file: string) => string | null): (file: string) => string | null {
+  const legacy = path.join(p.cronDir, legacyCronFileName(project));
+  return (file) => {
+    const text = read(file);
+    if (file === legacy && text !== null && !text.startsWith(legacyCronHeader(project))) return null;
+    return text;
+  };
 }
 
 export interface InstallPlan {
