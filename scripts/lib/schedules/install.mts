@@ -36,14 +36,31 @@ const mtimeOrNull = (file: string) => {
   }
 };
 
+/** permission errors say what and the next command; anything else is unexpected */
+function fsStep<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      throw new StepError(`cannot ${what}: ${code}`, { step: 'schedules', hint: 'run it as root: sudo node scripts/schedules.mts --config <env file> ...', cause: e });
+    }
+    throw e;
+  }
+}
+
 /** atomic: a half-written unit or cron file is never read by systemd or cron */
 function writeFileAtomic(file: string, text: string) {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
-  fs.writeFileSync(tmp, text, { mode: 0o644 });
-  fs.chmodSync(tmp, 0o644);
-  fs.renameSync(tmp, file);
+  fsStep(`write ${file}`, () => {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+    fs.writeFileSync(tmp, text, { mode: 0o644 });
+    fs.chmodSync(tmp, 0o644);
+    fs.renameSync(tmp, file);
+  });
 }
+
+const removeFile = (file: string) => fsStep(`remove ${file}`, () => fs.rmSync(file, { force: true }));
 
 async function systemctl(args: string[], o: { nothrow?: boolean } = {}) {
   const r = await $({ quiet: true, nothrow: true })`systemctl ${args}`;
@@ -77,9 +94,9 @@ export async function install(c: ScheduleContext, mode: Mode, p: SchedulePaths, 
   const plan = planFor(c, mode, p);
   const live = mode === 'systemd' && systemdManages(p.unitDir);
   if (plan.disable.length && systemdManages(p.unitDir)) await systemctl(disableNowArgs(plan.disable), { nothrow: true });
-  for (const f of plan.remove) fs.rmSync(f, { force: true });
+  for (const f of plan.remove) removeFile(f);
   for (const w of plan.write) writeFileAtomic(w.path, w.text);
-  if (mode === 'cron') fs.mkdirSync(c.logDir, { recursive: true });
+  if (mode === 'cron') fsStep(`create ${c.logDir}`, () => fs.mkdirSync(c.logDir, { recursive: true }));
   let pending: string | null = null;
   if (live) {
     if (plan.write.length || plan.remove.length) await systemctl(daemonReloadArgs());
@@ -105,7 +122,7 @@ export async function remove(c: ScheduleContext, p: SchedulePaths, log: Logger):
   const timers = present.filter((f) => f.endsWith('.timer')).map((f) => path.basename(f));
   const live = systemdManages(p.unitDir);
   if (timers.length && live) await systemctl(disableNowArgs(timers), { nothrow: true });
-  for (const f of present) fs.rmSync(f, { force: true });
+  for (const f of present) removeFile(f);
   if (timers.length && live) await systemctl(daemonReloadArgs(), { nothrow: true });
   for (const f of present) log.ok(`removed ${f}`);
   return { removed: present, disabled: live ? timers : [] };
