@@ -4,16 +4,14 @@
 // recovery at boot and every minute, as systemd timers (or, without systemd, one cron file).
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runMain } from './lib/cli/main.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 import { UsageError } from './lib/cli/errors.mts';
 import { formatAge, renderTable } from './lib/cli/log.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
-import { offsiteEnabled } from './lib/offsite/config.mts';
-import { jobs, type ScheduleContext } from './lib/schedules/jobs.mts';
+import { jobs } from './lib/schedules/jobs.mts';
 import { desiredFiles, ownedFiles, ownedReader, statusOk, type ScheduleStatus, type SchedulePaths } from './lib/schedules/plan.mts';
-import { DEFAULT_PATHS, install, planFor, readOrNull, remove, resolveMode, status, systemdRunning } from './lib/schedules/install.mts';
+import { DEFAULT_PATHS, install, planFor, readOrNull, remove, resolveMode, scheduleContext, status, systemdRunning } from './lib/schedules/install.mts';
 
 export const spec: CommandSpec = {
   name: 'schedules.mts',
@@ -96,19 +94,10 @@ runMain(spec, async ({ values: v }, log) => {
   if (modes.length !== 1) throw new UsageError(modes.length ? `--${modes.join(' and --')} exclude each other` : 'say what to do: --install, --status or --remove (--help for more)');
   const envFile = path.resolve(String(v.config));
   const env = loadOpsEnv(envFile);
-  const scriptsDir = path.dirname(fileURLToPath(import.meta.url));
-  const ctx: ScheduleContext = {
-    project: env.project,
-    nodeBin: process.execPath,
-    scriptsDir,
-    envFile,
-    projectDir: env.projectDir,
-    logDir: env.layout.logs,
-    offsite: offsiteEnabled(env.values),
-  };
+  const ctx = scheduleContext(env);
   const paths: SchedulePaths = { unitDir: path.resolve(String(v['unit-dir'])), cronDir: path.resolve(String(v['cron-dir'])) };
   const mode = resolveMode(String(v.mode));
-  const command = `node ${path.relative(process.cwd(), path.join(scriptsDir, 'schedules.mts')) || 'scripts/schedules.mts'} --config ${String(v.config)}${v.mode !== 'auto' ? ` --mode ${v.mode}` : ''}${paths.unitDir !== DEFAULT_PATHS.unitDir ? ` --unit-dir ${paths.unitDir}` : ''}${paths.cronDir !== DEFAULT_PATHS.cronDir ? ` --cron-dir ${paths.cronDir}` : ''}`;
+  const command = `node ${path.relative(process.cwd(), path.join(ctx.scriptsDir, 'schedules.mts')) || 'scripts/schedules.mts'} --config ${String(v.config)}${v.mode !== 'auto' ? ` --mode ${v.mode}` : ''}${paths.unitDir !== DEFAULT_PATHS.unitDir ? ` --unit-dir ${paths.unitDir}` : ''}${paths.cronDir !== DEFAULT_PATHS.cronDir ? ` --cron-dir ${paths.cronDir}` : ''}`;
 
   if (v.status) {
     const s = await status(ctx, paths, command);

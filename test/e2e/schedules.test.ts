@@ -308,6 +308,13 @@ describeDocker('the scheduled commands, run as systemd and cron would run them, 
     expect(s.mode).toBe('cron');
     for (const j of s.jobs) expect(j.log.modifiedAt, j.id).not.toBeNull();
   }, 1_200_000);
+
+  it('status.mts shows the schedules as schedules.mts reads them (here: none in /etc, and the command to install them)', async () => {
+    const r = await runScript('status.mts', ['--config', stack.envFile, '--json'], { timeoutMs: 60_000 });
+    const s = JSON.parse(r.stdout);
+    if (existsSync(`/etc/cron.d/lazyflow-schedules-${stack.project}`) || existsSync(`/etc/systemd/system/lazyflow-watch-${stack.project}.timer`)) throw new Error('this test project has schedules in /etc: a leftover of another run?');
+    expect(s.timers).toEqual({ installed: false, units: [], note: `not installed: node scripts/schedules.mts --config ${stack.envFile} --install` });
+  });
 });
 
 /** the process environment systemd or cron gives: only these variables (the test runner's are not inherited) */

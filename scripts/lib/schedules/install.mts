@@ -6,8 +6,23 @@ import { $ } from 'zx';
 import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
 import { daemonReloadArgs, disableNowArgs, enableNowArgs, parseShow, restartArgs, showArgs } from '../commands/systemctl.mts';
+import { REPO_ROOT, type OpsEnv } from '../config/env.mts';
+import { offsiteEnabled } from '../offsite/config.mts';
 import { jobs, type ScheduleContext } from './jobs.mts';
 import { desiredFiles, ownedFiles, ownedReader, planInstall, scheduleStatus, type InstallPlan, type Mode, type SchedulePaths, type ScheduleStatus } from './plan.mts';
+
+/** the schedules of this checkout and env file, run by the node running now */
+export function scheduleContext(env: OpsEnv): ScheduleContext {
+  return {
+    project: env.project,
+    nodeBin: process.execPath,
+    scriptsDir: path.join(REPO_ROOT, 'scripts'),
+    envFile: env.file,
+    projectDir: env.projectDir,
+    logDir: env.layout.logs,
+    offsite: offsiteEnabled(env.values),
+  };
+}
 
 export const DEFAULT_PATHS: SchedulePaths = { unitDir: '/etc/systemd/system', cronDir: '/etc/cron.d' };
 
