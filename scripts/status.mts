@@ -51,8 +51,10 @@ function render(s: StatusReport, tty: boolean): string {
   if (s.backups.local.length > 5) out.push(`  ... ${s.backups.local.length - 5} more`);
   out.push(`  offsite: ${s.backups.offsite.note}`);
   h('Timers');
-  if (s.timers.installed) out.push(renderTable(s.timers.units.map((u) => ({ unit: u.unit, last: u.last ? age(u.last) : 'never', next: u.next })), ['unit', 'last', 'next']).trimEnd().replace(/^/gm, '  '));
-  else out.push(`  ${s.timers.note}`);
+  if (s.timers.installed) {
+    out.push(renderTable(s.timers.units.map((u) => ({ unit: u.unit, last: u.last ? `${age(u.last)} ago` : 'never', result: u.result.startsWith('FAILED') || u.result === 'not installed' ? c.red(u.result) : u.result, next: u.next })), ['unit', 'last', 'result', 'next']).trimEnd().replace(/^/gm, '  '));
+    if (s.timers.note) out.push(c.yellow(`  next: ${s.timers.note}`));
+  } else out.push(`  ${s.timers.note}`);
   h('Alerts');
   if (s.alerts.length) for (const a of s.alerts) out.push(c.red(`  ${a.problem} since ${a.since.replace(/\.\d+Z$/, 'Z')} (${age(a.since)}): ${a.detail}`));
   else out.push(`  none open${s.watchLastRun ? ` (watch last ran ${age(s.watchLastRun)} ago)` : c.yellow(' (the watch has never run: node scripts/watch.mts --config .env.prod --once)')}`);

@@ -290,6 +290,10 @@ need=()
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+# the schedule units are checked with `systemd-analyze verify` (test/e2e/schedules.test.ts); installing
+# the package only adds the tools here, systemd does not become PID 1. flock: the cron fallback's lines
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v flock >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then apt_update_once; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; fi
 echo "ok"
 

@@ -33,7 +33,7 @@ export interface OpMessage {
   alert?: AlertInfo;
 }
 
-/** The JSON body a webhook receives (documented in RUNBOOK "Alerts and status"). */
+/** The JSON body a webhook receives (documented in RUNBOOK "Alerts, schedules and status"). */
 export interface WebhookPayload {
   /** one-line human summary: Slack reads `text`, Discord `content`, ntfy shows the body */
   text: string;

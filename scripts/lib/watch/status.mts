@@ -15,6 +15,7 @@ import { formatAge } from '../cli/log.mts';
 import { errorMessage } from '../cli/errors.mts';
 import { openAlerts } from './decide.mts';
 import { readWatchState, watchStateFile } from './store.mts';
+import { DEFAULT_PATHS, scheduleContext, status as scheduleStatus } from '../schedules/install.mts';
 
 export interface StatusReport {
   at: string;
@@ -23,30 +24,24 @@ export interface StatusReport {
   operations: { id: string; kind: string; result: string; appTag: string; started: string; age: string; duration: string; reason: string }[];
   restore: { inProgress: boolean; backupId?: string; phase?: string; startedAt?: string };
   backups: { local: { id: string; createdAt: string; age: string; sizeBytes: number; verified: boolean; reason: string }[]; offsite: { available: boolean; note: string } };
-  timers: { installed: boolean; units: { unit: string; next: string; last: string }[]; note: string };
+  timers: { installed: boolean; units: { unit: string; next: string; last: string; result: string }[]; note: string };
   alerts: { problem: string; since: string; detail: string }[];
   watchLastRun: string | null;
   disk: { path: string; freeBytes: number; totalBytes: number } | { error: string };
   certificate: { daysLeft: number; validTo: string; issuer?: string } | { error: string };
 }
 
-/** `systemctl list-timers` rows for our units; the unit names are the engine's (lazyflow-*). */
-async function timers(): Promise<StatusReport['timers']> {
-  const { $ } = await import('zx');
-  const out = await $({ quiet: true, nothrow: true })`systemctl list-timers --all --no-pager --output=json lazyflow-*`;
-  if (out.exitCode !== 0) {
-    const why = out.stderr.trim().split('\n')[0] || `exit ${out.exitCode}`;
-    return { installed: false, units: [], note: `systemctl list-timers: ${why}; not installed: node scripts/recover.mts --install (or the cron lines in RUNBOOK)` };
-  }
-  let rows: { unit?: string; next?: number | string; last?: number | string; activates?: string }[] = [];
-  try {
-    rows = JSON.parse(out.stdout || '[]');
-  } catch {
-    rows = [];
-  }
-  const t = (v: number | string | undefined) => (typeof v === 'number' && v > 0 ? new Date(v / 1000).toISOString() : typeof v === 'string' ? v : '');
-  const units = rows.filter((x) => x.unit).map((x) => ({ unit: String(x.unit), next: t(x.next), last: t(x.last) }));
-  return units.length ? { installed: true, units, note: '' } : { installed: false, units: [], note: 'not installed: node scripts/recover.mts --install' };
+/** this project's schedules (systemd timers or the cron file), as schedules.mts --status reads them */
+async function timers(env: OpsEnv): Promise<StatusReport['timers']> {
+  const s = await scheduleStatus(scheduleContext(env), DEFAULT_PATHS, `node scripts/schedules.mts --config ${env.file}`);
+  if (s.mode === 'none') return { installed: false, units: [], note: `not installed: ${s.next?.replace(/ +# .*$/, '')}` };
+  const units = s.jobs.map((j) => ({
+    unit: s.mode === 'systemd' ? `${j.name}.timer` : `${j.id} (cron)`,
+    next: j.timer?.nextElapse ?? (j.installed ? j.when : ''),
+    last: j.lastRun?.finishedAt ?? j.timer?.lastTrigger ?? j.log?.modifiedAt ?? '',
+    result: !j.installed ? 'not installed' : j.lastRun ? (j.lastRun.running ? 'running' : j.lastRun.ok ? 'success' : `FAILED (${j.lastRun.result})`) : '',
+  }));
+  return { installed: true, units, note: s.next ?? '' };
 }
 
 export async function gatherStatus(env: OpsEnv, o: { ca?: string; connect?: string; timeoutMs?: number; now?: Date } = {}): Promise<StatusReport> {
@@ -58,7 +53,7 @@ export async function gatherStatus(env: OpsEnv, o: { ca?: string; connect?: stri
     smokeTarget(env, { ca: o.ca, connect: o.connect })
       .then((t) => tlsProbe(t, o.timeoutMs ?? 10_000))
       .catch((e: unknown) => ({ authorized: false, error: errorMessage(e) }) as Awaited<ReturnType<typeof tlsProbe>>),
-    timers().catch((e: unknown) => ({ installed: false, units: [], note: `systemctl failed: ${errorMessage(e)}` })),
+    timers(env).catch((e: unknown) => ({ installed: false, units: [], note: `schedules unreadable: ${errorMessage(e)}` })),
   ]);
   let running: StatusReport['running'];
   if (app && 'error' in app) running = { error: app.error };
