@@ -4,20 +4,12 @@
 // runs it, for a database of --mib MiB, split by phase. Offsite: restic to `rclone serve restic`.
 //
 //   . /var/cache/lazyflow-ci/env.sh && node bench/dr/run.mts [--mib 1024] [--out /tmp/benchmarks-dr.md]
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import minimist from 'minimist';
+import { runBenchInVitest } from '../vitest-bench.mts';
 
-const REPO = path.resolve(import.meta.dirname, '..', '..');
 const argv = minimist(process.argv.slice(2), { string: ['out'], default: { mib: 1024 } });
 if (argv.help) {
   console.log('usage: node bench/dr/run.mts [--mib 1024] [--out FILE]');
   process.exit(0);
 }
-const r = spawnSync(process.execPath, [path.join(REPO, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'bench/dr/vitest.config.mts', '--reporter', 'dot'], {
-  cwd: REPO,
-  stdio: 'inherit',
-  env: { ...process.env, NO_COLOR: '1', DR_MIB: String(argv.mib), DR_OUT: argv.out ?? '/tmp/benchmarks-dr.md' },
-  timeout: 60 * 60 * 1000,
-});
-process.exit(r.status ?? 1);
+runBenchInVitest('bench/dr/vitest.config.mts', { DR_MIB: String(argv.mib), DR_OUT: argv.out ?? '/tmp/benchmarks-dr.md' }, 60 * 60 * 1000);

@@ -12,28 +12,18 @@
 //
 // Goal (issue 7): a SIGHUP or SIGINT costs no failed request at all; a kill -9 costs at most one
 // recovery interval (plus the swap).
-import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import minimist from 'minimist';
+import { runBenchInVitest } from '../vitest-bench.mts';
 
-const REPO = path.resolve(import.meta.dirname, '..', '..');
 const argv = minimist(process.argv.slice(2), { string: ['phases', 'faults', 'out'], default: { interval: 10, settle: 90 } });
 if (argv.help) {
   console.log('usage: node bench/faults/run.mts [--interval 10] [--settle 90] [--phases swap,health,revert,with-db,restore,recovery] [--faults sighup,sigint,kill9-script,kill9-group] [--out FILE]');
   process.exit(0);
 }
-const r = spawnSync(process.execPath, [path.join(REPO, 'node_modules/vitest/vitest.mjs'), 'run', '--config', 'bench/faults/vitest.config.mts', '--reporter', 'dot'], {
-  cwd: REPO,
-  stdio: 'inherit',
-  env: {
-    ...process.env,
-    NO_COLOR: '1',
-    FAULTS_INTERVAL_S: String(argv.interval),
-    FAULTS_SETTLE_S: String(argv.settle),
-    ...(argv.phases ? { FAULTS_PHASES: argv.phases } : {}),
-    ...(argv.faults ? { FAULTS_INTERRUPTIONS: argv.faults } : {}),
-    FAULTS_OUT: argv.out ?? '/tmp/benchmarks-faults.md',
-  },
-  timeout: 3 * 60 * 60 * 1000,
-});
-process.exit(r.status ?? 1);
+runBenchInVitest('bench/faults/vitest.config.mts', {
+  FAULTS_INTERVAL_S: String(argv.interval),
+  FAULTS_SETTLE_S: String(argv.settle),
+  ...(argv.phases ? { FAULTS_PHASES: argv.phases } : {}),
+  ...(argv.faults ? { FAULTS_INTERRUPTIONS: argv.faults } : {}),
+  FAULTS_OUT: argv.out ?? '/tmp/benchmarks-faults.md',
+}, 3 * 60 * 60 * 1000);
