@@ -108,7 +108,15 @@ async function caseFor(phase: Phase, interruption: Interruption): Promise<FaultC
       const [old] = await stack.containers('app');
       const killed = startOperation(stack, 'rollout.mts', rolloutArgs(), 'rollout to leave unfinished');
       await waitForPoint(killed, 'the swap stopping the old app', swapUnderway(old));
+      // the swap runs in a detached worker that outlives the terminal's group (and would finish the
+      // release unaided): kill it too, as a reboot or the OOM killer would, so recovery has work to do
+      const lock = JSON.parse(readFileSync(join(stack.stateDir, 'ops.lock'), 'utf8')) as { pid: number };
       deliver(killed, 'kill9-group');
+      try {
+        process.kill(-lock.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
       await killed.exited;
       const journal = join(stack.stateDir, 'releases.jsonl');
       const before = readFileSync(journal, 'utf8').length;
