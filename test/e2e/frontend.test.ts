@@ -30,7 +30,8 @@ describeDocker('front end per release: the Mini App and the Caddyfile ship with 
   const caddyId = async () => (await stack.containers('caddy'))[0];
 
   beforeAll(async () => {
-    stack = await startStack({ name: 'frontend' });
+    // published on every interface (PUBLISH_ADDRESS empty, the production default): IPv6 too
+    stack = await startStack({ name: 'frontend', env: { PUBLISH_ADDRESS: '' } });
     src = ReleaseSource.create(repoRoot, 'frontend');
   });
   afterAll(async () => {
@@ -39,6 +40,13 @@ describeDocker('front end per release: the Mini App and the Caddyfile ship with 
     removeImages(e2eImages().proxyImage, tags, [e2eImages().proxyTag]);
     await stack?.down();
     src?.cleanup();
+  });
+
+  it('with PUBLISH_ADDRESS empty the site answers on IPv6 as on IPv4', async () => {
+    const v6 = await stack.fetch('/health', { connect: '::1' });
+    expect(v6.status).toBe(200);
+    expect(v6.json().status).toBe('ok');
+    expect((await stack.fetch('/health')).status).toBe(200);
   });
 
   it('a front-end-only rollout under load: zero failed requests, the new Mini App and Caddyfile served, the same Caddy container; rollback serves the old ones', async () => {

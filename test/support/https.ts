@@ -19,6 +19,8 @@ export type RequestOptions = {
   body?: string | Buffer;
   timeoutMs?: number;
   agent?: https.Agent | http.Agent | false;
+  /** address to dial instead of 127.0.0.1 (e.g. ::1) */
+  connect?: string;
 };
 
 export type Target = { domain: string; httpsPort: number; httpPort: number; ca: Buffer | string };
@@ -38,7 +40,7 @@ export function httpsRequest(t: Target, path: string, opts: RequestOptions = {})
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
-        host: '127.0.0.1',
+        host: opts.connect ?? '127.0.0.1',
         port: t.httpsPort,
         servername: t.domain,
         path,
