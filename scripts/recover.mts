@@ -12,6 +12,7 @@ import { loadOpsEnv } from './lib/config/env.mts';
 import { UsageError } from './lib/cli/errors.mts';
 import { acquireLock, describeHolder, LockBusyError } from './lib/host/lock.mts';
 import { runRecovery } from './lib/recovery/run.mts';
+import { recoverAndNotify } from './lib/release/recovery.mts';
 import { describeAction } from './lib/recovery/decide.mts';
 import { cronFile, systemdUnits, unitName, type InstallContext } from './lib/recovery/install.mts';
 
@@ -148,7 +149,8 @@ runMain(spec, async ({ values: v }, log) => {
     throw e;
   }
   try {
-    const r = await runRecovery(env, log, { healthTimeoutS: Number(v['health-timeout']) });
+    // notified (recovery) only when it acted or failed: the every-minute run with nothing to do is silent
+    const r = await recoverAndNotify(env, log, { healthTimeoutS: Number(v['health-timeout']) });
     if (v.json) log.out(JSON.stringify(r, null, 2));
     else if (!r.actions.length) log.info('nothing to recover');
     else if (r.exitCode === 0) log.ok(`recovered (${r.actions.length} action(s))`);
