@@ -22,6 +22,7 @@ describeDocker('notifications: one per operation, on both channels', () => {
   let src: ReleaseSource | undefined;
   const builtTags: string[] = [];
   let backupId = '';
+  let goodSha = '';
   const posts = () => hook.received.filter((x) => x.method === 'POST').map((x) => x.json);
   const chat = () => stack.fakeBot!.sentMessages(stack.botToken).filter((m) => String(m.chat_id) === ADMIN_CHAT).map((m) => m.text as string);
   /** what arrived on each channel while fn ran */
@@ -91,6 +92,7 @@ describeDocker('notifications: one per operation, on both channels', () => {
   it('a rollout whose gate fails is reverted: one message, failed, naming the release, the reason and the revert', async () => {
     const before = (await stack.fetch('/health')).json().version as string;
     src = ReleaseSource.create(repoRoot, 'notify');
+    goodSha = src.head;
     const sha = src.commit('bad: crash at boot', BAD.crashAtBoot);
     builtTags.push(sha.slice(0, 12));
     const { r, hooks, chats } = await during(() => runScript('rollout.mts', ['--config', stack.envFile, '--source', src!.dir, '--ca', stack.caPem], { timeoutMs: 240_000 }));
@@ -102,6 +104,25 @@ describeDocker('notifications: one per operation, on both channels', () => {
     expect(hooks[0].reason).toMatch(/^swap failed: /);
     expect(hooks[0].duration_ms).toBeGreaterThan(1000);
     expect(chats).toEqual([expect.stringMatching(new RegExp(`^❌ lazyflow rollout FAILED ${sha.slice(0, 12)}.* in .*: swap failed: .*; reverted to ${before}, data kept \\[`))]);
+  });
+
+  it('a good rollout, then a rollback: one ok message each, from the detached swap worker', async () => {
+    const before = (await stack.fetch('/health')).json().version as string;
+    src!.checkout(goodSha);
+    const good = goodSha.slice(0, 12);
+    builtTags.push(good);
+    const out = await during(() => runScript('rollout.mts', ['--config', stack.envFile, '--source', src!.dir, '--ca', stack.caPem], { timeoutMs: 240_000 }));
+    expect(out.r.code, explain(out.r)).toBe(0);
+    expect(out.hooks.map((h) => `${h.operation} ${h.outcome}`), explain(out.r)).toEqual(['rollout ok']);
+    expect(out.hooks[0]).toMatchObject({ release: expect.stringMatching(new RegExp(`^${good} \\(\\S+${good}\\)$`)), reason: null, revert: null });
+    expect(out.chats).toEqual([expect.stringMatching(new RegExp(`^✅ lazyflow rollout ok ${good} \\(`))]);
+
+    const back = await during(() => runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem], { timeoutMs: 180_000 }));
+    expect(back.r.code, explain(back.r)).toBe(0);
+    expect((await stack.fetch('/health')).json().version).toBe(before);
+    expect(back.hooks.map((h) => `${h.operation} ${h.outcome}`), explain(back.r)).toEqual(['rollback ok']);
+    expect(back.hooks[0].release).toMatch(new RegExp(`^${before} \\(`));
+    expect(back.chats).toEqual([expect.stringMatching(new RegExp(`^✅ lazyflow rollback ok ${before} `))]);
   });
 
   it('the webhook receiver is down: the backup still exits 0 and the admin chat still gets its one message', async () => {
