@@ -2,12 +2,14 @@
 // receiver as the alert webhook): each operation run produces exactly one message on each channel,
 // with the right operation, outcome, release or backup, and on failure the line that explains it.
 // A rollout whose gate fails and is reverted is one message that says so (the pre-deploy backup and
-// the revert inside it send nothing of their own). A webhook that is down fails no operation.
+// the revert inside it send nothing of their own); the detached swap worker sends it, also when the
+// rollout's terminal was killed. A webhook that is down fails no operation.
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../support/docker.ts';
-import { e2eImages, startStack, type Stack } from '../support/stack.ts';
+import { e2eImages, startStack, waitFor, type Stack } from '../support/stack.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { script, waitHealthy } from '../support/backup.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
@@ -123,6 +125,33 @@ describeDocker('notifications: one per operation, on both channels', () => {
     expect(back.hooks.map((h) => `${h.operation} ${h.outcome}`), explain(back.r)).toEqual(['rollback ok']);
     expect(back.hooks[0].release).toMatch(new RegExp(`^${before} \\(`));
     expect(back.chats).toEqual([expect.stringMatching(new RegExp(`^✅ lazyflow rollback ok ${before} `))]);
+  });
+
+  it('the terminal of a rollout is killed during the swap: the worker finishes and sends the one message', async () => {
+    src!.checkout(goodSha);
+    const good = goodSha.slice(0, 12);
+    const [h0, c0] = [posts().length, chat().length];
+    const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'rollout.mts'), '--config', stack.envFile, '--source', src!.dir, '--ca', stack.caPem], { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = ''; // both streams
+    child.stdout!.on('data', (d) => (stderr += d)); // the log's info lines go to stdout
+    child.stderr!.on('data', (d) => (stderr += d));
+    let code: number | null | undefined;
+    const exited = new Promise<number | null>((res) => child.on('close', (c) => res((code = c))));
+    const workerPid = await waitFor('the swap worker', async () => Number(/the swap runs in pid (\d+)/.exec(stderr)?.[1]) || (code !== undefined && -1), 180_000, 100);
+    expect(workerPid, `the rollout ended before its swap (exit ${code}):\n${stderr}`).toBeGreaterThan(0);
+    child.kill('SIGTERM');
+    expect(await exited, stderr).toBe(143);
+    expect(posts().length - h0).toBe(0); // not from the killed process
+    await waitFor('the worker to finish', async () => {
+      try {
+        process.kill(workerPid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 180_000, 250);
+    expect(posts().slice(h0).map((h) => `${h.operation} ${h.outcome} ${h.release}`)).toEqual([expect.stringMatching(new RegExp(`^rollout ok ${good} \\(`))]);
+    expect(chat().slice(c0)).toEqual([expect.stringMatching(/^✅ lazyflow rollout ok /)]);
   });
 
   it('the webhook receiver is down: the backup still exits 0 and the admin chat still gets its one message', async () => {
