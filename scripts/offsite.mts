@@ -11,8 +11,8 @@ import { policyIsEmpty, type RetentionPolicy } from './lib/backup/retention.mts'
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { checkRepository, forgetOffsite, initRepository, listSnapshots, pushMissing, readLastCheck, sideBySide, unlockRepository } from './lib/offsite/offsite.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
-
 import { currentReleaseLabel, withNotice } from './lib/notify/operation.mts';
+
 export const spec: CommandSpec = {
   name: 'offsite.mts',
   summary: 'encrypted offsite copies of the local backups with restic: init, push, list, forget, check',

@@ -18,9 +18,9 @@ import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 import { ConfigError } from './lib/cli/errors.mts';
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { fetchSnapshot, offsiteSource, type FetchedBackup } from './lib/offsite/offsite.mts';
-
 import { currentReleaseLabel, withNotice } from './lib/notify/operation.mts';
 import { drillReport } from './lib/notify/reports.mts';
+
 export const spec: CommandSpec = {
   name: 'restore.mts',
   summary: 'restore a verified backup over the live state, or prove one boots (--drill)',
@@ -147,7 +147,7 @@ await runMain(spec, async ({ values: v }, log) => {
   }
 
   // one notification (restore) per restore: the data it brought back, or why not
-  const r = await withNotice({ env: ctx, log, operation: 'restore', enabled: !v['dry-run'], backup: fetched?.backup.id ?? (v.from === 'latest' ? undefined : String(v.from)) }, async (n) => {
+  const r = await withNotice({ env: ctx, log, operation: 'restore', enabled: !v['dry-run'], release: currentReleaseLabel(ctx), backup: fetched?.backup.id ?? (v.from === 'latest' ? undefined : String(v.from)) }, async (n) => {
     const x = await runRestore({
       backup: fetched?.backup,
       ctx,
