@@ -13,6 +13,7 @@ import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 // offsite (issue 9)
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { pushMissing, type PushResult } from './lib/offsite/offsite.mts';
+import { currentReleaseLabel, withNotice } from './lib/notify/operation.mts';
 
 export const spec: CommandSpec = {
   name: 'backup.mts',
@@ -87,9 +88,6 @@ await runMain(spec, async ({ values: v }, log) => {
   const ctx = loadOpsEnv(String(v['config']));
   const layout = ctx.layout;
   log.setOpsLog(layout.opsLog);
-  // offsite (issue 9): a bad offsite key is a config error before anything is touched
-  const offsite = v.list || v['dry-run'] || v['skip-offsite'] ? null : loadOffsiteConfig(ctx);
-
   if (v.list) {
     const { backups, ignored } = listBackups(layout);
     for (const i of ignored) log.warn(`ignoring ${layout.backups}/${i.name}: ${i.why}`);
@@ -114,31 +112,38 @@ await runMain(spec, async ({ values: v }, log) => {
     return 0;
   }
 
-  const lock = await acquireLock(layout, { operation: v.forget ? 'backup --forget' : `backup (${v.reason})`, waitMs: waitLockS * 1000, log });
-  try {
-    let result;
-    if (!v.forget) {
-      result = await runBackup({
-        ctx,
-        reason: v.reason as BackupReason,
-        gzip: Boolean(v.gzip),
-        log,
-        lockHeld: true,
-        method: v.method as SnapshotMethod,
-        appTag: v['app-tag'] as string | undefined,
-      });
+  // one notification per run: a backup (with its offsite upload) ok or failed; a --forget-only run
+  // (retention) notifies only when it fails
+  return withNotice({ env: ctx, log, operation: 'backup', release: currentReleaseLabel(ctx) }, async (n) => {
+    // offsite (issue 9): a bad offsite key is a config error before anything is touched
+    const offsite = v['skip-offsite'] ? null : loadOffsiteConfig(ctx);
+    const lock = await acquireLock(layout, { operation: v.forget ? 'backup --forget' : `backup (${v.reason})`, waitMs: waitLockS * 1000, log });
+    try {
+      let result;
+      if (!v.forget) {
+        result = await runBackup({
+          ctx,
+          reason: v.reason as BackupReason,
+          gzip: Boolean(v.gzip),
+          log,
+          lockHeld: true,
+          method: v.method as SnapshotMethod,
+          appTag: v['app-tag'] as string | undefined,
+        });
+        n.backup = result.id;
+      }
+      let removed: string[] = [];
+      if (!policyIsEmpty(policy)) {
+        log.debug(`retention: ${describePolicy(policy)}`);
+        removed = pruneBackups({ layout, policy, keepImages, keptPolicy, log }).removed;
+      }
+      // offsite (issue 9): upload what is missing, under the lock so retention cannot race restic
+      let pushed: PushResult | null = null;
+      if (offsite && !v.forget) pushed = await pushMissing(ctx, offsite, log);
+      if (v.json) log.out(JSON.stringify({ backup: result ? { id: result.id, dir: result.dir, manifest: { ...result.manifest, uploads: { ...result.manifest.uploads, entries: undefined } } } : null, removed, ...(pushed ? { offsite: pushed } : {}) }, null, 2));
+      return 0;
+    } finally {
+      lock.release();
     }
-    let removed: string[] = [];
-    if (!policyIsEmpty(policy)) {
-      log.debug(`retention: ${describePolicy(policy)}`);
-      removed = pruneBackups({ layout, policy, keepImages, keptPolicy, log }).removed;
-    }
-    // offsite (issue 9): upload what is missing, under the lock so retention cannot race restic
-    let pushed: PushResult | null = null;
-    if (offsite && !v.forget) pushed = await pushMissing(ctx, offsite, log);
-    if (v.json) log.out(JSON.stringify({ backup: result ? { id: result.id, dir: result.dir, manifest: { ...result.manifest, uploads: { ...result.manifest.uploads, entries: undefined } } } : null, removed, ...(pushed ? { offsite: pushed } : {}) }, null, 2));
-    return 0;
-  } finally {
-    lock.release();
-  }
+  }, () => (v.forget ? null : { outcome: 'ok' }));
 });

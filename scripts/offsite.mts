@@ -11,6 +11,7 @@ import { policyIsEmpty, type RetentionPolicy } from './lib/backup/retention.mts'
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { checkRepository, forgetOffsite, initRepository, listSnapshots, pushMissing, readLastCheck, sideBySide, unlockRepository } from './lib/offsite/offsite.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { currentReleaseLabel, withNotice } from './lib/notify/operation.mts';
 
 export const spec: CommandSpec = {
   name: 'offsite.mts',
@@ -106,7 +107,10 @@ await runMain(spec, async ({ values: v }, log) => {
     return 0;
   }
   if (v.check) {
-    const rec = await checkRepository(ctx, cfg, log, { readDataSubset: subset });
+    // notified (offsite-check): the scheduled proof that the offsite copies are readable
+    const rec = await withNotice({ env: ctx, log, operation: 'offsite-check', release: currentReleaseLabel(ctx) },
+      () => checkRepository(ctx, cfg, log, { readDataSubset: subset }),
+      (r) => (r.ok ? { outcome: 'ok' } : { outcome: 'failed', reason: r.detail }));
     if (v.json) log.out(JSON.stringify(rec, null, 2));
     return rec.ok ? 0 : 1;
   }
@@ -121,15 +125,27 @@ await runMain(spec, async ({ values: v }, log) => {
     if (v.json) log.out(JSON.stringify(r, null, 2));
     return 0;
   }
+  if (v.push) {
+    // one notification (offsite) per upload run, the lock included: a busy lock is a failed upload
+    const r = await withNotice({ env: ctx, log, operation: 'offsite', release: currentReleaseLabel(ctx) },
+      async (n) => {
+        const lock = await acquireLock(ctx.layout, { operation: 'offsite push', waitMs: waitLockMs, log });
+        try {
+          const p = await pushMissing(ctx, cfg, log);
+          n.backup = p.uploaded[0]?.backupId;
+          return p;
+        } finally {
+          lock.release();
+        }
+      },
+      (p) => ({ outcome: 'ok', reason: p.uploaded.length ? undefined : `nothing to upload: ${p.alreadyOffsite} backup(s) already offsite` }));
+    if (v.json) log.out(JSON.stringify(r, null, 2));
+    return 0;
+  }
   const lock = await acquireLock(ctx.layout, { operation: `offsite ${modes[0]}`, waitMs: waitLockMs, log });
   try {
     if (v.unlock) {
       await unlockRepository(ctx, cfg, log);
-      return 0;
-    }
-    if (v.push) {
-      const r = await pushMissing(ctx, cfg, log);
-      if (v.json) log.out(JSON.stringify(r, null, 2));
       return 0;
     }
     const r = await forgetOffsite(ctx, cfg, policy, log);

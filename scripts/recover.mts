@@ -9,6 +9,7 @@ import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { acquireLock, describeHolder, LockBusyError } from './lib/host/lock.mts';
 import { runRecovery } from './lib/recovery/run.mts';
+import { recoverAndNotify } from './lib/release/recovery.mts';
 import { describeAction } from './lib/recovery/decide.mts';
 
 export const spec: CommandSpec = {
@@ -63,7 +64,8 @@ runMain(spec, async ({ values: v }, log) => {
     throw e;
   }
   try {
-    const r = await runRecovery(env, log, { healthTimeoutS: Number(v['health-timeout']) });
+    // notified (recovery) only when it acted or failed: the every-minute run with nothing to do is silent
+    const r = await recoverAndNotify(env, log, { healthTimeoutS: Number(v['health-timeout']) });
     if (v.json) log.out(JSON.stringify(r, null, 2));
     else if (!r.actions.length) log.info('nothing to recover');
     else if (r.exitCode === 0) log.ok(`recovered (${r.actions.length} action(s))`);

@@ -18,6 +18,8 @@ import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 import { ConfigError } from './lib/cli/errors.mts';
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { fetchSnapshot, offsiteSource, type FetchedBackup } from './lib/offsite/offsite.mts';
+import { currentReleaseLabel, withNotice } from './lib/notify/operation.mts';
+import { drillReport } from './lib/notify/reports.mts';
 
 export const spec: CommandSpec = {
   name: 'restore.mts',
@@ -112,7 +114,9 @@ await runMain(spec, async ({ values: v }, log) => {
   }
 
   if (v.drill) {
-    const r = await runDrill({ ctx, backup: fetched?.backup, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs, waitLockMs });
+    const r = await withNotice({ env: ctx, log, operation: 'drill', release: currentReleaseLabel(ctx) },
+      () => runDrill({ ctx, backup: fetched?.backup, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs, waitLockMs }),
+      drillReport);
     if (v.json) log.out(JSON.stringify(r, null, 2));
     else if (!log.quiet) log.table(r.checks.map((c) => ({ ...c })), ['name', 'status', 'detail']);
     if (r.failed) {
@@ -124,9 +128,16 @@ await runMain(spec, async ({ values: v }, log) => {
   }
 
   if (v.recover) {
+    // notified as a recovery, only when there was an interrupted restore to finish or undo
     const lock = await acquireLock(ctx.layout, { operation: 'restore --recover', waitMs: waitLockMs, log });
     try {
-      const r = await recoverRestore(ctx, log, { healthTimeoutMs });
+      const r = await withNotice({ env: ctx, log, operation: 'recovery' },
+        async (n) => {
+          const x = await recoverRestore(ctx, log, { healthTimeoutMs });
+          n.release = currentReleaseLabel(ctx);
+          return x;
+        },
+        (x) => (!x ? null : { outcome: x.outcome === 'left' ? 'failed' : 'ok', backup: x.journal.backupId, reason: `interrupted restore ${x.outcome}: ${x.what}` }));
       if (!r) log.ok('no interrupted restore to recover');
       else if (r.outcome === 'left') return 1;
       return 0;
@@ -135,19 +146,24 @@ await runMain(spec, async ({ values: v }, log) => {
     }
   }
 
-  const r = await runRestore({
-    backup: fetched?.backup,
-    ctx,
-    from: fetched ? fetched.backup.id : String(v.from),
-    log,
-    yes: Boolean(v.yes),
-    dryRun: Boolean(v['dry-run']),
-    waitLockMs,
-    healthTimeoutMs,
-    startApp: true,
-    smoke: !v['skip-smoke'],
-    ca: v.ca as string | undefined,
-  });
+  // one notification (restore) per restore: the data it brought back, or why not
+  const r = await withNotice({ env: ctx, log, operation: 'restore', enabled: !v['dry-run'], release: currentReleaseLabel(ctx), backup: fetched?.backup.id ?? (v.from === 'latest' ? undefined : String(v.from)) }, async (n) => {
+    const x = await runRestore({
+      backup: fetched?.backup,
+      ctx,
+      from: fetched ? fetched.backup.id : String(v.from),
+      log,
+      yes: Boolean(v.yes),
+      dryRun: Boolean(v['dry-run']),
+      waitLockMs,
+      healthTimeoutMs,
+      startApp: true,
+      smoke: !v['skip-smoke'],
+      ca: v.ca as string | undefined,
+    });
+    n.release = currentReleaseLabel(ctx);
+    return x;
+  }, (x) => (v['dry-run'] ? null : { outcome: 'ok', backup: x.backupId }));
   if (r.keptDir) log.out(`kept aside: ${r.keptDir}`);
   if (r.phases.hold !== undefined) log.info(`requests were held ${(r.phases.hold / 1000).toFixed(1)} s (app stopped until healthy; Caddy holds up to 30 s)`);
   return 0;

@@ -13,7 +13,7 @@ import { observe } from './lib/watch/observe.mts';
 import { readWatchState, watchStateFile, writeWatchState } from './lib/watch/store.mts';
 import { notifyOperation, summarize } from './lib/notify/notify.mts';
 import { redactUrl } from './lib/notify/channels.mts';
-import { currentRelease, readJournal } from './lib/release/journal.mts';
+import { currentReleaseLabel } from './lib/notify/operation.mts';
 import { acquireLock } from './lib/host/lock.mts';
 import { join } from 'node:path';
 import { watchDir } from './lib/watch/store.mts';
@@ -44,15 +44,6 @@ export const spec: CommandSpec = {
   ].join('\n'),
   exitCodes: ['Exit status:', '  0  healthy: no problem seen this run', '  1  at least one problem seen (alerts sent or not: channels never change this)', '  2  usage or config error'].join('\n'),
 };
-
-export async function alertMessageRelease(env: OpsEnv): Promise<string | undefined> {
-  try {
-    const r = currentRelease(readJournal(env.layout.releases).releases);
-    return r ? `${r.appTag ?? '?'} (${r.id})` : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 async function ping(url: string, timeoutMs: number): Promise<string> {
   try {
@@ -86,7 +77,7 @@ async function runOnceLocked(env: OpsEnv, s: WatchSettings, v: Record<string, un
   const { state, alerts } = decide(prev, obs, now, s);
   const dry = Boolean(v['dry-run']);
   if (!dry) writeWatchState(file, state); // before sending: a crash mid-send must not re-announce next minute
-  const release = await alertMessageRelease(env);
+  const release = currentReleaseLabel(env);
   const sent: { alert: Alert; channels: string }[] = [];
   for (const a of alerts) {
     const line = `${a.state} ${a.problem}: ${a.detail}`;

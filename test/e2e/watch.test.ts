@@ -20,7 +20,8 @@ describeDocker('watch: alerts on changes of state only', () => {
   const watch = () => runScript('watch.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--once', '--json', '--timeout', '5'], { timeoutMs: 60_000 });
   const parsed = (r: RunResult) => JSON.parse(r.stdout) as { ok: boolean; alerts: { problem: string; state: string; channels: string }[]; heartbeat: string };
   const hookAlerts = () => hook.received.filter((x) => x.method === 'POST').map((x) => `${x.json.alert?.state} ${x.json.alert?.problem}`);
-  const chatAlerts = () => stack.fakeBot!.sentMessages(stack.botToken).filter((m) => String(m.chat_id) === ADMIN_CHAT).map((m) => m.text);
+  let chat0 = 0; // the admin chat's messages before this test's watch runs (the setup backup notifies)
+  const chatAlerts = () => stack.fakeBot!.sentMessages(stack.botToken).filter((m) => String(m.chat_id) === ADMIN_CHAT).map((m) => m.text).slice(chat0);
   const pings = () => hook.received.filter((x) => x.method === 'GET' && x.path === '/heartbeat/uuid-1').length;
 
   beforeAll(async () => {
@@ -32,6 +33,11 @@ describeDocker('watch: alerts on changes of state only', () => {
     // a fresh backup, so that the only problem this test causes is the outage
     const b = await script(stack, 'backup.mts', ['--reason', 'manual', '--quiet']);
     expect(b.code, explain(b)).toBe(0);
+    // the backup notifies once on each channel (test/e2e/notify.test.ts); the watch's alerts start after it
+    expect(hook.received.map((x) => `${x.method} ${x.json?.operation} ${x.json?.outcome}`)).toEqual(['POST backup ok']);
+    expect(chatAlerts()).toEqual([expect.stringMatching(/^✅ lazyflow backup ok /)]);
+    hook.received.length = 0;
+    chat0 = chatAlerts().length;
   });
   afterAll(async () => {
     await stack?.down();

@@ -15,6 +15,17 @@ export interface AlertInfo {
   since: string;
 }
 
+/** What an automatic revert after a failed rollout or rollback did (part of that one message). */
+export interface RevertInfo {
+  ok: boolean;
+  /** the app tag it went back to (null: nothing to go back to, the failed app is stopped) */
+  to: string | null;
+  /** the pre-deploy backup was restored (the failed release had moved the schema) */
+  restoredDb: boolean;
+  /** why going back failed */
+  error?: string;
+}
+
 export interface OpMessage {
   /** rollout, rollback, revert, backup, offsite, restore, drill, recovery, watch, ... */
   operation: string;
@@ -22,13 +33,17 @@ export interface OpMessage {
   /** release id or app tag the operation concerned */
   release?: string;
   durationMs?: number;
+  /** the backup the operation made, restored or drilled */
+  backup?: string;
   /** the one line that explains a failure (or what the alert is about) */
   reason?: string;
+  /** a failed rollout or rollback was reverted automatically (or tried to be) */
+  revert?: RevertInfo;
   /** default: this machine's host name */
   host?: string;
   /** ISO time of the event (default: now) */
   at?: string;
-  /** free text used as the whole summary line instead of the generated one (legacy notify(text)) */
+  /** free text used as the whole summary line instead of the generated one (watch --test-alert) */
   text?: string;
   alert?: AlertInfo;
 }
@@ -42,8 +57,10 @@ export interface WebhookPayload {
   operation: string;
   outcome: Outcome;
   release: string | null;
+  backup: string | null;
   duration_ms: number | null;
   reason: string | null;
+  revert: RevertInfo | null;
   host: string;
   at: string;
   alert: AlertInfo | null;
@@ -57,8 +74,35 @@ function oneLine(s: string | undefined): string | undefined {
   return l.length > MAX_REASON ? `${l.slice(0, MAX_REASON - 1)}…` : l || undefined;
 }
 
+/**
+ * The one line of a (possibly multi-line) error that explains it: the first line, unless it only
+ * introduces what follows ("docker build failed:"), then that line and the last one (where build
+ * tools and compose put the cause).
+ */
+export function explainingLine(s: string): string {
+  const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
+  if (lines.length <= 1) return lines[0] ?? '';
+  return lines[0].endsWith(':') ? `${lines[0]} ${lines.at(-1)}` : lines[0];
+}
+
+/** env keys whose values are secrets: never in a notification, even if an error message carried one */
+const SECRET_KEY = /TOKEN|SECRET|PASSWORD|KEY_ID|_KEY$|WEBHOOK_URL|HEARTBEAT_URL/;
+
+/** Replaces every secret value of the env file found in a text with <redacted>. */
+export function redactEnvSecrets(s: string, values: Record<string, string | undefined>): string {
+  let out = s;
+  const secrets = Object.entries(values)
+    .filter(([k, v]) => SECRET_KEY.test(k) && v && v.trim().length >= 6)
+    .map(([, v]) => v!.trim())
+    .sort((a, b) => b.length - a.length);
+  for (const v of secrets) out = out.split(v).join('<redacted>');
+  return out;
+}
+
 export function completeMessage(m: OpMessage, now: Date = new Date()): Required<Pick<OpMessage, 'host' | 'at'>> & OpMessage {
-  return { ...m, reason: oneLine(m.reason), host: m.host || hostname(), at: m.at || now.toISOString() };
+  const revert = m.revert ? { ...m.revert, error: oneLine(m.revert.error) } : undefined;
+  if (revert && revert.error === undefined) delete revert.error;
+  return { ...m, reason: oneLine(m.reason), revert, host: m.host || hostname(), at: m.at || now.toISOString() };
 }
 
 /** One line, no markup (Telegram plain text; safe in any chat). */
@@ -73,8 +117,15 @@ export function formatText(m0: OpMessage, now: Date = new Date()): string {
   }
   const parts = [`${mark} lazyflow ${m.operation} ${m.outcome === 'ok' ? 'ok' : 'FAILED'}`];
   if (m.release) parts.push(m.release);
+  if (m.backup) parts.push(`backup ${m.backup}`);
   if (m.durationMs !== undefined) parts.push(`in ${formatDuration(m.durationMs)}`);
-  return `${parts.join(' ')}${m.reason ? `: ${m.reason}` : ''} [${m.host}]`;
+  return `${parts.join(' ')}${m.reason ? `: ${m.reason}` : ''}${m.revert ? `; ${revertText(m.revert)}` : ''} [${m.host}]`;
+}
+
+function revertText(r: RevertInfo): string {
+  if (!r.ok) return `automatic revert FAILED${r.error ? `: ${r.error}` : ''}`;
+  if (!r.to) return 'reverted: the failed app is stopped, there was nothing to go back to';
+  return `reverted to ${r.to}${r.restoredDb ? ', pre-deploy backup restored' : ', data kept'}`;
 }
 
 export function webhookPayload(m0: OpMessage, now: Date = new Date()): WebhookPayload {
@@ -87,8 +138,10 @@ export function webhookPayload(m0: OpMessage, now: Date = new Date()): WebhookPa
     operation: m.operation,
     outcome: m.outcome,
     release: m.release ?? null,
+    backup: m.backup ?? null,
     duration_ms: m.durationMs ?? null,
     reason: m.reason ?? null,
+    revert: m.revert ?? null,
     host: m.host,
     at: m.at,
     alert: m.alert ?? null,

@@ -161,7 +161,7 @@ export function rolloutPlan(o: {
     { phase: 'telegram', what: o.telegram ? 'getWebhookInfo: url, no new error, pending_update_count drains' : 'skipped: local mode (no BOT_TOKEN)' },
     { phase: 'smoke', what: o.skipSmoke ? 'SKIPPED (--skip-smoke)' : 'run every smoke check; any fail -> automatic rollback' },
     { phase: 'record', what: `append the release to STATE_DIR/releases.jsonl; prune release images beyond the newest ${o.keepImages}` },
-    { phase: 'notify', what: o.notify ? 'send a message to ADMIN_CHAT_ID' : 'skipped: no ADMIN_CHAT_ID or no BOT_TOKEN' },
+    { phase: 'notify', what: o.notify ? 'notify the alert channels (ADMIN_CHAT_ID, ALERT_WEBHOOK_URL): one message, ok or failed' : 'skipped: --no-notify, or no alert channel (ADMIN_CHAT_ID with a bot token, ALERT_WEBHOOK_URL)' },
   ];
   steps.push({
     phase: 'on failure',
@@ -181,5 +181,5 @@ export const GATE_OPTIONS: OptionSpec[] = [
   { name: 'skip-smoke', type: 'boolean', describe: 'skip the smoke gate (health and Telegram gates still apply)' },
   { name: 'ca', type: 'string', arg: '<pem>', describe: 'root that verifies the site certificate (private CA) for the smoke gate' },
   { name: 'telegram-api-root', type: 'string', arg: '<url>', describe: 'Bot API root as reachable from this host (default TELEGRAM_API_ROOT)' },
-  { name: 'notify', type: 'boolean', default: true, describe: 'message ADMIN_CHAT_ID when done (--no-notify: do not)' },
+  { name: 'notify', type: 'boolean', default: true, describe: 'notify the alert channels (ADMIN_CHAT_ID, ALERT_WEBHOOK_URL) of the outcome (--no-notify: do not)' },
 ];

@@ -1,13 +1,42 @@
 // Every operation runs recovery first (under its lock): what a killed process left unfinished is
 // decided by recovery/decide.mts and executed by recovery/run.mts, the same code recover.mts runs.
+// When it acted that is an operation of its own, notified as "recovery" before the operation that
+// ran it goes on; with nothing to do it is silent. When it fails there, the operation fails with
+// that reason and sends the one notification (recover.mts, on its own, notifies the failure).
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
-import { runRecovery } from '../recovery/run.mts';
+import { runRecovery, type RecoveryOptions, type RecoveryReport } from '../recovery/run.mts';
+import { currentReleaseLabel, withNotice } from '../notify/operation.mts';
+import { recoveryReport } from '../notify/reports.mts';
 import type { GateOptions } from './gates.mts';
 
-export async function recoverUnfinished(env: OpsEnv, log: Logger, gates: GateOptions, _operator: string): Promise<void> {
-  const r = await runRecovery(env, log, { healthTimeoutS: gates.healthTimeoutS, stopTimeoutS: gates.stopTimeoutS });
+/** runRecovery, notified once when it acted or failed (recover.mts, and every operation before it starts). */
+export async function recoverAndNotify(env: OpsEnv, log: Logger, o: RecoveryOptions & { notify?: boolean; apiRoot?: string; notifyFailure?: boolean }): Promise<RecoveryReport> {
+  let label: string | undefined;
+  return withNotice(
+    { env, log, operation: 'recovery', enabled: o.notify !== false, apiRoot: o.apiRoot },
+    async (n) => {
+      let r: RecoveryReport;
+      try {
+        r = await runRecovery(env, log, o);
+      } catch (err) {
+        if (o.notifyFailure === false) n.handOff(); // the operation that ran it reports it
+        throw err;
+      }
+      n.release = label = currentReleaseLabel(env);
+      return r;
+    },
+    (r) => {
+      const rep = recoveryReport(r);
+      if (rep?.outcome === 'failed' && o.notifyFailure === false) return null;
+      return rep && { ...rep, release: label };
+    },
+  );
+}
+
+export async function recoverUnfinished(env: OpsEnv, log: Logger, gates: GateOptions & { notify?: boolean }, _operator: string): Promise<void> {
+  const r = await recoverAndNotify(env, log, { healthTimeoutS: gates.healthTimeoutS, stopTimeoutS: gates.stopTimeoutS, notify: gates.notify, apiRoot: gates.smoke?.telegramApiRoot, notifyFailure: false });
   if (r.exitCode !== 0) {
     throw new StepError(`recovering what an interrupted operation left failed: ${r.error ?? 'see above'}`, { step: 'recovery', hint: r.next ?? `node scripts/recover.mts --config ${env.file} --dry-run` });
   }

@@ -15,7 +15,8 @@ import { GateError } from '../cli/errors.mts';
 import { composeEnvFor, swapCommands } from '../commands/compose.mts';
 import { liveApp } from '../docker/app-container.mts';
 import { healthGate, healthGateMs, smokeGate, telegramGate } from './gates.mts';
-import { notify } from './notify.mts';
+import { OperationNotice, releaseLabel, withNotice } from '../notify/operation.mts';
+import { releaseReport } from '../notify/reports.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { restoreBackup, revert } from './revert.mts';
 import { swapApp } from './swap.mts';
@@ -81,7 +82,16 @@ export function planRollback(releases: Release[], o: { to?: string; withDb?: boo
   return { target, current, liveTag: o.liveTag, backupId, backupFrom, userVersionNow: o.userVersionNow, warnings };
 }
 
+/** The rollback, notified once: here up to the critical section, then by the critical section (inline or detached). */
 export async function runRollback(o: RollbackOptions): Promise<OpResult> {
+  return withNotice(
+    { env: o.env, log: o.log, operation: 'rollback', enabled: o.notify !== false, apiRoot: o.smoke?.telegramApiRoot },
+    (n) => rollbackSteps(o, n),
+    releaseReport,
+  );
+}
+
+async function rollbackSteps(o: RollbackOptions, n: OperationNotice): Promise<OpResult> {
   const { env, log } = o;
   const operator = o.operator ?? currentOperator();
   const { phases, timed } = createPhaseTimer();
@@ -90,7 +100,8 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
     const results = await timed('preflight', () => runPreflight(env, {}));
     for (const r of results.filter((x) => !x.ok)) log.error(`preflight ${r.name}: ${r.message}${r.fix ? ` (fix: ${r.fix})` : ''}`);
     const code = preflightExitCode(results);
-    if (code) return { id: '', exitCode: code, result: 'failed', phases, preflight: results, reason: 'preflight failed' };
+    const bad = results.find((x) => !x.ok);
+    if (code) return { id: '', exitCode: code, result: 'failed', phases, preflight: results, reason: `preflight failed: ${bad ? `${bad.name}: ${bad.message}` : 'see above'}` };
   }
 
   const plan0 = planRollback(readJournal(env.layout.releases).releases, {
@@ -120,6 +131,7 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
     const appTag = target.appTag!;
     log.info(describe(plan));
     const id = newReleaseId(new Date(), 'rollback', journal.releases.map((r) => r.id));
+    n.release = releaseLabel(appTag, id);
     const previous = live && live.status === 'running'
       ? { id: plan.current && plan.current.appTag === live.tag ? plan.current.id : 'untracked', appTag: live.tag }
       : plan.current ? { id: plan.current.id, appTag: plan.current.appTag! } : null;
@@ -134,7 +146,9 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
     const ctx: RollbackCriticalContext = {
       id, appTag, target, backupId: plan.backupId, previous, userVersionBefore, operator, phases: { ...phases },
       options: { healthTimeoutS: o.healthTimeoutS, telegramTimeoutS: o.telegramTimeoutS, pendingMax: o.pendingMax, smoke: o.smoke ? { ca: o.smoke.ca, telegramApiRoot: o.smoke.telegramApiRoot, connect: o.smoke.connect } : undefined, skipSmoke: o.skipSmoke, stopTimeoutS: o.stopTimeoutS, notify: o.notify },
+      elapsedMs: n.elapsedMs(),
     };
+    n.handOff(); // the critical section notifies, wherever it runs
     if (o.detach === false) return await rollbackCritical(env, log, ctx);
     return await runDetached(env, log, lock, { kind: 'rollback', ...ctx });
   } finally {
@@ -155,10 +169,23 @@ export interface RollbackCriticalContext {
   operator: string;
   phases: Record<string, number>;
   options: CriticalOptions;
+  /** how long the rollback had run before the critical section (the parent's monotonic clock) */
+  elapsedMs?: number;
 }
 
-/** Restore (--with-db), swap, gates, and going back on a failed gate. The caller holds the lock. */
+/**
+ * Restore (--with-db), swap, gates, and going back on a failed gate. The caller holds the lock. Its
+ * one notification is the rollback's (a --with-db restore is part of it, not a "restore" of its own).
+ */
 export async function rollbackCritical(env: OpsEnv, log: Logger, c: RollbackCriticalContext): Promise<OpResult> {
+  return withNotice(
+    { env, log, operation: 'rollback', release: releaseLabel(c.appTag, c.id), backup: c.backupId ?? undefined, enabled: c.options.notify !== false, apiRoot: c.options.smoke?.telegramApiRoot, elapsedBeforeMs: c.elapsedMs },
+    (n) => rollbackCriticalSteps(env, log, c, n),
+    releaseReport,
+  );
+}
+
+async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCriticalContext, n: OperationNotice): Promise<OpResult> {
   const { id, appTag, target, previous, userVersionBefore, operator, phases } = c;
   const o = c.options;
   const plan = { backupId: c.backupId };
@@ -199,8 +226,7 @@ export async function rollbackCritical(env: OpsEnv, log: Logger, c: RollbackCrit
     let smoke;
     if (!o.skipSmoke) smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));
     appendJournal(env.layout.releases, { id, result: 'ok', endedAt: new Date().toISOString(), phases: { ...phases }, dbRestored: Boolean(plan.backupId), userVersionAfter: readUserVersion(env.layout.db) });
-    const n = o.notify !== false ? await notify(env, `lazyflow: rolled back to ${appTag} (${target.id})${plan.backupId ? ` with backup ${plan.backupId}` : ''}`) : '';
-    if (n) log.info(`notify: ${n}`);
+    await n.report({ outcome: 'ok' });
     log.ok(`rollback ${id} done: ${env.appUrl} runs ${appTag}`);
     return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
   } catch (err) {
@@ -222,6 +248,6 @@ export async function rollbackCritical(env: OpsEnv, log: Logger, c: RollbackCrit
     });
     log.warn(`rollback to ${appTag} failed in ${phase}; ${rb.ok ? `back on ${rb.decision.toAppTag}` : `and going back FAILED: ${rb.error}`}`);
     if (rb.next) log.error(`next: ${rb.next}`);
-    return { id, exitCode: 1, result: rb.ok ? 'rolled-back' : 'failed', appTag, phases, rollback: { decision: rb.decision, ok: rb.ok }, reason: errorMessage(err) };
+    return { id, exitCode: 1, result: rb.ok ? 'rolled-back' : 'failed', appTag, phases, rollback: { decision: rb.decision, ok: rb.ok }, revertError: rb.ok ? undefined : rb.error, reason: `${phase} failed: ${errorMessage(err)}` };
   }
 }

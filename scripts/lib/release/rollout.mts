@@ -20,7 +20,9 @@ import { roundSwap, swapApp, type SwapTiming } from './swap.mts';
 import { healthGate, healthGateMs, smokeGate, telegramGate, type GateOptions } from './gates.mts';
 import { preDeployBackup, revert } from './revert.mts';
 import { recoverUnfinished } from './recovery.mts';
-import { notify } from './notify.mts';
+import { OperationNotice, releaseLabel, withNotice } from '../notify/operation.mts';
+import { releaseReport } from '../notify/reports.mts';
+import { selectChannels } from '../notify/channels.mts';
 import { runDetached } from './critical.mts';
 import { activateFrontend, buildProxyImage, keepServedFrontend, observeFrontend, proxyImageFor, pruneFrontends, stageFrontend } from './frontend.mts';
 
@@ -58,6 +60,8 @@ export interface OpResult {
   phases: Record<string, number>;
   swap?: SwapTiming;
   rollback?: { decision: RollbackDecision; ok: boolean };
+  /** why the automatic revert failed (rollback.ok false) */
+  revertError?: string;
   preflight?: CheckResult[];
   smoke?: SmokeResult[];
   plan?: { phase: string; what: string; argv?: string[] }[];
@@ -93,7 +97,20 @@ function printPreflight(log: Logger, results: CheckResult[]) {
   }
 }
 
+/**
+ * The rollout, notified once: failures up to the pre-deploy backup are reported here; from the
+ * critical section on, the critical section reports (inline or in the detached worker, which goes on
+ * when this process is killed), so the notice is handed off.
+ */
 export async function runRollout(o: RolloutOptions): Promise<OpResult> {
+  return withNotice(
+    { env: o.env, log: o.log, operation: 'rollout', enabled: o.notify !== false, apiRoot: o.smoke?.telegramApiRoot },
+    (n) => rolloutSteps(o, n),
+    releaseReport,
+  );
+}
+
+async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpResult> {
   const { env, log } = o;
   const now = o.now ?? (() => new Date());
   const operator = o.operator ?? currentOperator();
@@ -108,8 +125,9 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     printPreflight(log, preflight);
     const code = preflightExitCode(preflight);
     if (code !== 0) {
-      s.fail(`${preflight.filter((r) => !r.ok).length} check(s) failed`);
-      return { id: '', exitCode: code, result: 'failed', phases, preflight, reason: 'preflight failed' };
+      const bad = preflight.filter((r) => !r.ok);
+      s.fail(`${bad.length} check(s) failed`);
+      return { id: '', exitCode: code, result: 'failed', phases, preflight, reason: `preflight failed: ${bad[0] ? `${bad[0].name}: ${bad[0].message}` : 'see above'}` };
     }
     s.done(`${preflight.length} checks`);
   }
@@ -125,6 +143,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     });
   }
   const appTag = o.tag ?? appTagFor(git, now());
+  n.release = appTag;
   const image = env.appImage;
   const build = buildArgs({ contextDir: source, image, appTag, buildArgs: buildArgValues(env), labels: { 'org.lazyflow.git-sha': git.sha, 'org.lazyflow.dirty': String(git.dirty) } });
   const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
@@ -136,7 +155,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     const previous0 = live0 && live0.status === 'running' ? { id: current0?.appTag === live0.tag ? current0.id : 'untracked', appTag: live0.tag } : current0;
     const plan = rolloutPlan({
       appTag, image, dirty: git.dirty, previous: previous0, build, composeUp: cmds.up,
-      keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: Boolean(env.values.BOT_TOKEN && env.values.ADMIN_CHAT_ID),
+      keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: o.notify !== false && selectChannels(env.values).length > 0,
       skipBackup: o.skipBackup, skipSmoke: o.skipSmoke,
     });
     return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag, phases, preflight, plan };
@@ -160,6 +179,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
       dirty: git.dirty, source, backupId: null, pid: process.pid, pidStart: processStartTime(process.pid),
     };
     appendJournal(env.layout.releases, base);
+    n.release = releaseLabel(appTag, id);
     log.info(`release ${id}: ${image}:${appTag}${git.dirty ? ' (DIRTY tree)' : ''}, now running: ${previous ? `${previous.appTag} (${previous.id})` : 'nothing'}`);
 
     const fail = (phase: string, err: unknown): OpResult => {
@@ -219,7 +239,8 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
 
     // 5-10. the critical section (swap, gates, automatic revert, record) runs in a process of its own
     // session: a dropped SSH session, Ctrl-C or SIGTERM to this terminal cannot stop it halfway
-    const ctx: CriticalContext = { id, appTag, previous, backupId, userVersionBefore, operator, phases: { ...phases }, options: criticalOptions(o) };
+    const ctx: CriticalContext = { id, appTag, previous, backupId, userVersionBefore, operator, phases: { ...phases }, options: criticalOptions(o), elapsedMs: n.elapsedMs() };
+    n.handOff(); // the critical section notifies, wherever it runs
     if (o.detach === false) return await criticalSection(env, log, ctx);
     return await runDetached(env, log, lock, ctx);
   } finally {
@@ -257,6 +278,8 @@ export interface CriticalContext {
   operator: string;
   phases: Record<string, number>;
   options: CriticalOptions;
+  /** how long the rollout had run before the critical section (the parent's monotonic clock) */
+  elapsedMs?: number;
 }
 
 export type CriticalOptions = Pick<RolloutOptions, 'healthTimeoutS' | 'telegramTimeoutS' | 'pendingMax' | 'smoke' | 'skipSmoke' | 'stopTimeoutS' | 'keepImages' | 'notify'>;
@@ -266,8 +289,19 @@ export function criticalOptions(o: RolloutOptions): CriticalOptions {
   return { healthTimeoutS, telegramTimeoutS, pendingMax, smoke: smoke ? { ca: smoke.ca, telegramApiRoot: smoke.telegramApiRoot, connect: smoke.connect } : undefined, skipSmoke, stopTimeoutS, keepImages, notify };
 }
 
-/** Swap, gates, automatic revert on a failed gate, record, prune, notify. The caller holds the lock. */
+/**
+ * Swap, gates, automatic revert on a failed gate, record, prune, notify. The caller holds the lock.
+ * Its one notification is the rollout's: ok, or failed with what the automatic revert did.
+ */
 export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalContext): Promise<OpResult> {
+  return withNotice(
+    { env, log, operation: 'rollout', release: releaseLabel(c.appTag, c.id), enabled: c.options.notify !== false, apiRoot: c.options.smoke?.telegramApiRoot, elapsedBeforeMs: c.elapsedMs },
+    (n) => criticalSteps(env, log, c, n),
+    releaseReport,
+  );
+}
+
+async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: OperationNotice): Promise<OpResult> {
   const { id, appTag, previous, backupId, userVersionBefore, operator } = c;
   const o = c.options;
   const phases = c.phases;
@@ -345,7 +379,7 @@ export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalConte
     (rb.ok ? log.warn : log.error)(`rollout ${id} failed in ${phase}; ${what}`);
     for (const w of rb.decision.why) log.info(`  why: ${w}`);
     if (rb.next) log.error(`next: ${rb.next}`);
-    return { id, exitCode: 1, result: rb.ok ? 'rolled-back' : 'failed', appTag, phases, swap, smoke: (err as { results?: SmokeResult[] }).results, rollback: { decision: rb.decision, ok: rb.ok }, reason: `${phase} failed: ${errorMessage(err)}` };
+    return { id, exitCode: 1, result: rb.ok ? 'rolled-back' : 'failed', appTag, phases, swap, smoke: (err as { results?: SmokeResult[] }).results, rollback: { decision: rb.decision, ok: rb.ok }, revertError: rb.ok ? undefined : rb.error, reason: `${phase} failed: ${errorMessage(err)}` };
   }
 
   // 9. record + prune
@@ -362,8 +396,7 @@ export async function criticalSection(env: OpsEnv, log: Logger, c: CriticalConte
   // 10. notify
   if (o.notify !== false) {
     const t = performance.now();
-    const n = await notify(env, `lazyflow: deployed ${appTag} (${id}) in ${formatDuration(Object.values(phases).reduce((a, b) => a + b, 0))}`);
-    if (n) log.info(`notify: ${n}`);
+    await n.report({ outcome: 'ok' });
     phases.notify = Math.round(performance.now() - t);
   }
   appendJournal(env.layout.releases, { id, phases: { ...phases } });

@@ -1,0 +1,177 @@
+// Notifications from operations on the real stack (fake Bot API as the admin chat, a local HTTP
+// receiver as the alert webhook): each operation run produces exactly one message on each channel,
+// with the right operation, outcome, release or backup, and on failure the line that explains it.
+// A rollout whose gate fails and is reverted is one message that says so (the pre-deploy backup and
+// the revert inside it send nothing of their own); the detached swap worker sends it, also when the
+// rollout's terminal was killed. A webhook that is down fails no operation.
+import fs from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeDocker } from '../support/docker.ts';
+import { e2eImages, startStack, waitFor, type Stack } from '../support/stack.ts';
+import { repoRoot, runScript, type RunResult } from '../support/run.ts';
+import { script, waitHealthy } from '../support/backup.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
+import { BAD, ReleaseSource, removeImages } from '../support/release-source.mts';
+
+const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+const ADMIN_CHAT = '777002';
+
+describeDocker('notifications: one per operation, on both channels', () => {
+  let stack: Stack;
+  let hook: WebhookReceiver;
+  let src: ReleaseSource | undefined;
+  const builtTags: string[] = [];
+  let backupId = '';
+  let goodSha = '';
+  const posts = () => hook.received.filter((x) => x.method === 'POST').map((x) => x.json);
+  const chat = () => stack.fakeBot!.sentMessages(stack.botToken).filter((m) => String(m.chat_id) === ADMIN_CHAT).map((m) => m.text as string);
+  /** what arrived on each channel while fn ran */
+  async function during<T>(fn: () => Promise<T>): Promise<{ r: T; hooks: any[]; chats: string[] }> {
+    const [h0, c0] = [posts().length, chat().length];
+    const r = await fn();
+    return { r, hooks: posts().slice(h0), chats: chat().slice(c0) };
+  }
+
+  beforeAll(async () => {
+    hook = await startWebhookReceiver();
+    stack = await startStack({ name: 'notify', env: { ADMIN_CHAT_ID: ADMIN_CHAT, ALERT_WEBHOOK_URL: `${hook.url}/hook/n0t1fy-secret` } });
+  });
+  afterAll(async () => {
+    if (stack) removeImages(e2eImages().appImage, builtTags, [e2eImages().appTag]);
+    await stack?.down();
+    await hook?.stop().catch(() => {});
+    src?.cleanup();
+  });
+
+  it('backup ok: one message naming the backup', async () => {
+    const { r, hooks, chats } = await during(() => script(stack, 'backup.mts', ['--reason', 'manual', '--json']));
+    expect(r.code, explain(r)).toBe(0);
+    backupId = JSON.parse(r.stdout).backup.id;
+    expect(hooks).toHaveLength(1);
+    expect(hooks[0]).toMatchObject({ source: 'lazyflow', operation: 'backup', outcome: 'ok', backup: backupId, reason: null, revert: null, alert: null });
+    expect(hooks[0].duration_ms).toBeGreaterThan(0);
+    expect(chats).toEqual([expect.stringMatching(new RegExp(`^✅ lazyflow backup ok .*backup ${backupId} in [\\d.]+ m?s \\[`))]);
+    expect(r.stderr).not.toContain('n0t1fy-secret');
+  });
+
+  it('restore ok: one message naming the restored backup (its lib steps send nothing of their own)', async () => {
+    const { r, hooks, chats } = await during(() => script(stack, 'restore.mts', ['--from', backupId, '--yes', '--ca', stack.caPem]));
+    expect(r.code, explain(r)).toBe(0);
+    expect(hooks).toEqual([expect.objectContaining({ operation: 'restore', outcome: 'ok', backup: backupId })]);
+    expect(chats).toEqual([expect.stringMatching(new RegExp(`^✅ lazyflow restore ok .*backup ${backupId} in `))]);
+    await waitHealthy(stack);
+  });
+
+  it('drill ok: one message naming the drilled backup', async () => {
+    const { r, hooks, chats } = await during(() => script(stack, 'restore.mts', ['--drill', '--from', backupId, '--quiet']));
+    expect(r.code, explain(r)).toBe(0);
+    expect(hooks).toEqual([expect.objectContaining({ operation: 'drill', outcome: 'ok', backup: backupId })]);
+    expect(chats).toEqual([expect.stringMatching(/^✅ lazyflow drill ok /)]);
+  });
+
+  it('backup failed (the backups directory is not one): one failure message with its one line; exit 1', async () => {
+    const dir = join(stack.stateDir, 'backups');
+    const aside = `${dir}.aside`;
+    fs.renameSync(dir, aside);
+    fs.writeFileSync(dir, 'not a directory\n');
+    try {
+      const { r, hooks, chats } = await during(() => script(stack, 'backup.mts', ['--reason', 'manual', '--quiet']));
+      expect(r.code, explain(r)).toBe(1);
+      expect(hooks).toHaveLength(1);
+      expect(hooks[0]).toMatchObject({ operation: 'backup', outcome: 'failed', backup: null });
+      expect(hooks[0].reason).toMatch(/\S/);
+      expect(hooks[0].reason).not.toContain('\n');
+      expect(r.stderr).toContain(hooks[0].reason.slice(0, 40)); // the same line the operator sees
+      expect(chats).toEqual([expect.stringMatching(/^❌ lazyflow backup FAILED .*: \S/)]);
+    } finally {
+      fs.rmSync(dir, { force: true });
+      fs.renameSync(aside, dir);
+    }
+  });
+
+  it('a rollout whose gate fails is reverted: one message, failed, naming the release, the reason and the revert', async () => {
+    const before = (await stack.fetch('/health')).json().version as string;
+    src = ReleaseSource.create(repoRoot, 'notify');
+    goodSha = src.head;
+    const sha = src.commit('bad: crash at boot', BAD.crashAtBoot);
+    builtTags.push(sha.slice(0, 12));
+    const { r, hooks, chats } = await during(() => runScript('rollout.mts', ['--config', stack.envFile, '--source', src!.dir, '--ca', stack.caPem], { timeoutMs: 240_000 }));
+    expect(r.code, explain(r)).toBe(1);
+    expect((await stack.fetch('/health')).json().version).toBe(before);
+    // the pre-deploy backup, the revert and its recovery runner are parts of this one rollout
+    expect(hooks.map((h) => `${h.operation} ${h.outcome}`), explain(r)).toEqual(['rollout failed']);
+    expect(hooks[0]).toMatchObject({ release: expect.stringContaining(sha.slice(0, 12)), revert: { ok: true, to: before, restoredDb: false } });
+    expect(hooks[0].reason).toMatch(/^swap failed: /);
+    expect(hooks[0].duration_ms).toBeGreaterThan(1000);
+    expect(chats).toEqual([expect.stringMatching(new RegExp(`^❌ lazyflow rollout FAILED ${sha.slice(0, 12)}.* in .*: swap failed: .*; reverted to ${before}, data kept \\[`))]);
+  });
+
+  it('a good rollout, then a rollback: one ok message each, from the detached swap worker', async () => {
+    const before = (await stack.fetch('/health')).json().version as string;
+    src!.checkout(goodSha);
+    const good = goodSha.slice(0, 12);
+    builtTags.push(good);
+    const out = await during(() => runScript('rollout.mts', ['--config', stack.envFile, '--source', src!.dir, '--ca', stack.caPem], { timeoutMs: 240_000 }));
+    expect(out.r.code, explain(out.r)).toBe(0);
+    expect(out.hooks.map((h) => `${h.operation} ${h.outcome}`), explain(out.r)).toEqual(['rollout ok']);
+    expect(out.hooks[0]).toMatchObject({ release: expect.stringMatching(new RegExp(`^${good} \\(\\S+${good}\\)$`)), reason: null, revert: null });
+    expect(out.chats).toEqual([expect.stringMatching(new RegExp(`^✅ lazyflow rollout ok ${good} \\(`))]);
+
+    const back = await during(() => runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem], { timeoutMs: 180_000 }));
+    expect(back.r.code, explain(back.r)).toBe(0);
+    expect((await stack.fetch('/health')).json().version).toBe(before);
+    expect(back.hooks.map((h) => `${h.operation} ${h.outcome}`), explain(back.r)).toEqual(['rollback ok']);
+    expect(back.hooks[0].release).toMatch(new RegExp(`^${before} \\(`));
+    expect(back.chats).toEqual([expect.stringMatching(new RegExp(`^✅ lazyflow rollback ok ${before} `))]);
+  });
+
+  it('the terminal of a rollout is killed during the swap: the worker finishes and sends the one message', async () => {
+    src!.checkout(goodSha);
+    const good = goodSha.slice(0, 12);
+    const [h0, c0] = [posts().length, chat().length];
+    const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'rollout.mts'), '--config', stack.envFile, '--source', src!.dir, '--ca', stack.caPem], { cwd: repoRoot, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = ''; // both streams
+    child.stdout!.on('data', (d) => (stderr += d)); // the log's info lines go to stdout
+    child.stderr!.on('data', (d) => (stderr += d));
+    let code: number | null | undefined;
+    const exited = new Promise<number | null>((res) => child.on('close', (c) => res((code = c))));
+    const workerPid = await waitFor('the swap worker', async () => Number(/the swap runs in pid (\d+)/.exec(stderr)?.[1]) || (code !== undefined && -1), 180_000, 100);
+    expect(workerPid, `the rollout ended before its swap (exit ${code}):\n${stderr}`).toBeGreaterThan(0);
+    child.kill('SIGTERM');
+    expect(await exited, stderr).toBe(143);
+    expect(posts().length - h0).toBe(0); // not from the killed process
+    await waitFor('the worker to finish', async () => {
+      try {
+        process.kill(workerPid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 180_000, 250);
+    expect(posts().slice(h0).map((h) => `${h.operation} ${h.outcome} ${h.release}`)).toEqual([expect.stringMatching(new RegExp(`^rollout ok ${good} \\(`))]);
+    expect(chat().slice(c0)).toEqual([expect.stringMatching(/^✅ lazyflow rollout ok /)]);
+  });
+
+  it('the webhook receiver is down: the backup still exits 0 and the admin chat still gets its one message', async () => {
+    await hook.stop();
+    try {
+      const { r, hooks, chats } = await during(() => script(stack, 'backup.mts', ['--reason', 'manual']));
+      expect(r.code, explain(r)).toBe(0);
+      expect(hooks).toEqual([]);
+      expect(chats).toEqual([expect.stringMatching(/^✅ lazyflow backup ok /)]);
+      expect(r.stderr).toMatch(/notification not sent via webhook: http:\/\/127\.0\.0\.1:\d+\/<redacted>: unreachable/);
+      expect(r.stderr).not.toContain('n0t1fy-secret');
+    } finally {
+      await hook.restart();
+    }
+  });
+
+  it('a recovery run with nothing to do sends nothing', async () => {
+    const { r, hooks, chats } = await during(() => runScript('recover.mts', ['--config', stack.envFile]));
+    expect(r.code, explain(r)).toBe(0);
+    expect(r.stderr + r.stdout).toMatch(/nothing to recover/);
+    expect([hooks, chats]).toEqual([[], []]);
+  });
+});
