@@ -10,6 +10,7 @@ import { docker, dockerProcess } from '../docker/run.mts';
 import { withDbReadOnly } from '../checks/smoke.mts';
 import type { Logger } from '../cli/log.mts';
 import { ConfigError } from '../cli/errors.mts';
+import { appEnv } from '../config/app-env.mts';
 import {
   appRunArgs, containerInspectArgs, imageInspectArgs, leftoverContainersArgs, leftoverNetworksArgs, logsTailArgs, networkCreateArgs, networkRmArgs,
   probeRunArgs, removeArgs, sandboxNames, signalArgs,
@@ -21,14 +22,6 @@ import {
 
 export const DEFAULT_PROBE_IMAGE = 'oven/bun:1.4.5-slim';
 const LOCAL_WEBHOOK_SECRET = 'local-try-out-secret-not-for-production-0000';
-
-/** Keys of the operator env file that belong to the toolkit or the proxy, never passed to the app. */
-const TOOLKIT_KEYS = new Set([
-  'COMPOSE_PROJECT_NAME', 'COMPOSE_FILE', 'STATE_DIR', 'APP_IMAGE', 'APP_TAG', 'PROXY_IMAGE', 'PROXY_TAG', 'PUBLISH_ADDRESS',
-  'HTTP_PORT', 'HTTPS_PORT', 'DOMAIN', 'ACME_EMAIL', 'ACME_CA', 'ACME_CA_ROOT', 'BUN_IMAGE', 'CADDY_IMAGE', 'LOG_MAX_SIZE',
-  'LOG_MAX_FILE', 'APP_MEMORY_LIMIT', 'PROXY_HOLD_DURATION', 'API_PATHS', 'BOT_TOKEN', 'TELEGRAM_API_ROOT', 'ADMIN_CHAT_ID',
-]);
-const TOOLKIT_PREFIXES = ['PEBBLE_', 'RESTIC_', 'BACKUP_', 'LAZYFLOW_', 'COMPOSE_', 'DOCKER_'];
 
 export interface ContractCheckOptions {
   /** IMAGE[:TAG] of the candidate app */
@@ -54,9 +47,8 @@ export interface ContractReport {
 
 /** The sandbox env: the toolkit's contract keys in local mode, plus the app's own keys from the env file. */
 export function sandboxEnv(appValues: Record<string, string> = {}): Record<string, string> {
-  const own = Object.fromEntries(
-    Object.entries(appValues).filter(([k, v]) => !TOOLKIT_KEYS.has(k) && !TOOLKIT_PREFIXES.some((p) => k.startsWith(p)) && !/[\r\n]/.test(v)),
-  );
+  // the same rule as the production app env file (config/app-env.mts): toolkit, proxy and backup keys stay out
+  const own = appEnv(appValues).vars;
   return {
     ...own,
     NODE_ENV: 'production',
@@ -70,6 +62,7 @@ export function sandboxEnv(appValues: Record<string, string> = {}): Record<strin
     TELEGRAM_API_ROOT: 'http://127.0.0.1:9',
     JOB_HEARTBEAT_MS: '1000',
     LOG_LEVEL: 'info',
+    UPLOAD_MAX_BYTES: /^\d+$/.test(appValues.UPLOAD_MAX_BYTES ?? '') ? appValues.UPLOAD_MAX_BYTES : '10485760',
   };
 }
 

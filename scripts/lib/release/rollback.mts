@@ -21,6 +21,7 @@ import { restoreBackup, revert } from './revert.mts';
 import { swapApp } from './swap.mts';
 import type { CommonOptions, CriticalOptions, OpResult } from './rollout.mts';
 import { runDetached } from './critical.mts';
+import { syncAppEnvFile } from '../config/app-env.mts';
 
 export interface RollbackOptions extends CommonOptions {
   to?: string;
@@ -110,6 +111,7 @@ export async function runRollback(o: RollbackOptions): Promise<OpResult> {
 
   const lock = await timed('lock', () => acquireLock(env.layout, { operation: 'rollback', operator, waitMs: (o.lockWaitS ?? 0) * 1000, log }));
   try {
+    syncAppEnvFile(env, log); // the app's own keys, for the swap and any revert
     await recoverUnfinished(env, log, o, operator);
     // re-plan under the lock: the journal may have changed while we waited or recovered
     const journal = readJournal(env.layout.releases);

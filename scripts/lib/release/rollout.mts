@@ -22,6 +22,7 @@ import { preDeployBackup, revert } from './revert.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { notify } from './notify.mts';
 import { runDetached } from './critical.mts';
+import { syncAppEnvFile } from '../config/app-env.mts';
 
 export type { GateOptions };
 
@@ -159,6 +160,8 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
   // 2. lock (a stale lock of a killed rollout is taken over), then recover what it left behind
   const lock: LockHandle = await timed('lock', () => acquireLock(env.layout, { operation: 'rollout', operator, waitMs: (o.lockWaitS ?? 0) * 1000, log }));
   try {
+    // the app's own keys, as the env file says now, for every compose up from here on (recovery, swap, revert)
+    syncAppEnvFile(env, log);
     await recoverUnfinished(env, log, o, operator);
     const journal = readJournal(env.layout.releases);
     const live = await liveApp(env);
