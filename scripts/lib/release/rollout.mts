@@ -23,6 +23,7 @@ import { recoverUnfinished } from './recovery.mts';
 import { notify } from './notify.mts';
 import { runDetached } from './critical.mts';
 import { syncAppEnvFile } from '../config/app-env.mts';
+import { contractGate } from './contract-gate.mts';
 
 export type { GateOptions };
 
@@ -48,6 +49,8 @@ export interface RolloutOptions extends CommonOptions {
   tag?: string;
   /** run the critical section in a detached worker (default true; false: in this process, for tests) */
   detach?: boolean;
+  /** do not run the contract gate (the image is not checked against the app contract's required tier) */
+  skipContract?: boolean;
 }
 
 export interface OpResult {
@@ -62,6 +65,8 @@ export interface OpResult {
   smoke?: SmokeResult[];
   plan?: { phase: string; what: string; argv?: string[] }[];
   reason?: string;
+  /** the contract gate: ran (not-cached / env-changed), cached pass, skipped, or refused the image */
+  contract?: { decision: 'not-cached' | 'env-changed' | 'cached' | 'skipped' | 'refused'; ms: number; imageId?: string };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -152,7 +157,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     const plan = rolloutPlan({
       appTag, image, dirty: git.dirty, previous: previous0, build, composeUp: cmds.up,
       keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: Boolean(env.values.BOT_TOKEN && env.values.ADMIN_CHAT_ID),
-      skipBackup: o.skipBackup, skipSmoke: o.skipSmoke,
+      skipBackup: o.skipBackup, skipSmoke: o.skipSmoke, skipContract: o.skipContract,
     });
     return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag, phases, preflight, plan };
   }
@@ -179,6 +184,7 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     appendJournal(env.layout.releases, base);
     log.info(`release ${id}: ${image}:${appTag}${git.dirty ? ' (DIRTY tree)' : ''}, now running: ${previous ? `${previous.appTag} (${previous.id})` : 'nothing'}`);
 
+    let contract: OpResult['contract'];
     const fail = (phase: string, err: unknown): OpResult => {
       const reason = `${phase} failed: ${errorMessage(err)}`;
       appendJournal(env.layout.releases, { id, result: 'failed', endedAt: now().toISOString(), phases, reason });
@@ -199,6 +205,19 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     } catch (err) {
       bs.fail(err);
       return fail('build', err);
+    }
+
+    // 3b. contract gate: the new image, in the checker's sandbox, against the contract's required
+    // tier; a refusal changes nothing live (no backup, no swap). A pass is cached per image id.
+    const cs = log.step(`contract gate ${image}:${appTag}`);
+    try {
+      const g = await timed('contract', () => contractGate(env, `${image}:${appTag}`, log, { skip: o.skipContract }));
+      contract = { decision: g.decision, ms: g.ms, ...(g.imageId ? { imageId: g.imageId } : {}) };
+      cs.done(g.decision === 'skipped' ? 'skipped (--skip-contract)' : g.decision === 'cached' ? `passed before (cached), ${formatDuration(g.ms)}` : `required tier passes, ${formatDuration(g.ms)}`);
+    } catch (err) {
+      cs.fail(); // fail() says why, once
+      const r = fail('contract', err);
+      return { ...r, contract: { decision: 'refused', ms: phases.contract ?? 0 } };
     }
 
     // 4. pre-deploy backup (only when there is a database to protect)
@@ -223,8 +242,8 @@ export async function runRollout(o: RolloutOptions): Promise<OpResult> {
     // 5-10. the critical section (swap, gates, automatic revert, record) runs in a process of its own
     // session: a dropped SSH session, Ctrl-C or SIGTERM to this terminal cannot stop it halfway
     const ctx: CriticalContext = { id, appTag, previous, backupId, userVersionBefore, operator, phases: { ...phases }, options: criticalOptions(o) };
-    if (o.detach === false) return await criticalSection(env, log, ctx);
-    return await runDetached(env, log, lock, ctx);
+    const res = o.detach === false ? await criticalSection(env, log, ctx) : await runDetached(env, log, lock, ctx);
+    return contract ? { ...res, contract } : res;
   } finally {
     lock.release();
   }
