@@ -49,6 +49,9 @@ describe('app env: which keys of the env file are the app\'s own', () => {
     ['PUBLISH_ADDRESS', 'proxy'],
     ['API_PATHS', 'proxy'],
     ['PROXY_IMAGE', 'proxy'],
+    ['CADDY_IMAGE', 'proxy'],
+    ['PROXY_URL', 'app'],
+    ['HTTPS_PROXY', 'app'],
     // the toolkit's (alerts and watch carry secrets of their own)
     ['COMPOSE_PROJECT_NAME', 'toolkit'],
     ['COMPOSE_FILE', 'toolkit'],
