@@ -253,6 +253,13 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   try {
     await docker(networkCreateArgs(sb.network));
     log?.info(`contract check of ${opts.image}: starting it in a sandbox`);
+    const badDb = () => bootApp(sb, `${id}-baddb`, { image: opts.image, probeImage, timeoutMs: Math.min(timeoutMs, 10_000), db: 'this is not a SQLite database\n'.repeat(200) });
+    // The required tier (the rollout gate) boots with the corrupt database at the same time as the
+    // main boot: the two sandboxes share nothing but the network, and the gate costs one boot instead
+    // of two. The full check keeps them apart: the SIGTERM observation is timing-sensitive.
+    const parallel = opts.tier === 'required';
+    if (parallel) log?.info('contract check: also starting it with a corrupt database at DB_PATH');
+    const badEarly = parallel ? badDb().then((b) => ({ ok: b }), (err: unknown) => ({ err })) : undefined;
     const main = await bootApp(sb, id, { image: opts.image, probeImage, timeoutMs });
     obs.boot = main.boot;
     obs.health = main.health;
@@ -267,13 +274,23 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
         obs.db = obs.db.exists ? obs.db : readDb(main.data);
       }
       await docker(removeArgs([main.name]), { nothrow: true });
-      log?.info('contract check: start with a corrupt database at DB_PATH');
-      const bad = await bootApp(sb, `${id}-baddb`, { image: opts.image, probeImage, timeoutMs: Math.min(timeoutMs, 10_000), db: 'this is not a SQLite database\n'.repeat(200) });
+      let bad: Awaited<ReturnType<typeof badDb>>;
+      if (badEarly) {
+        const r = await badEarly;
+        if ('err' in r) throw r.err;
+        bad = r.ok;
+      } else {
+        log?.info('contract check: start with a corrupt database at DB_PATH');
+        bad = await badDb();
+      }
       obs.brokenDb = { exited: Boolean(bad.boot.exitedEarly), health: bad.health };
-    } else if (main.boot.exitedEarly) {
-      log?.info('contract check: it exited; starting it once more without --read-only to see why');
-      const rw = await bootApp(sb, `${id}-rw`, { image: opts.image, probeImage, timeoutMs, readOnly: false });
-      obs.boot.startsWritable = rw.boot.answered;
+    } else {
+      await badEarly; // never judged when the app did not answer at all; settled before cleaning up
+      if (main.boot.exitedEarly) {
+        log?.info('contract check: it exited; starting it once more without --read-only to see why');
+        const rw = await bootApp(sb, `${id}-rw`, { image: opts.image, probeImage, timeoutMs, readOnly: false });
+        obs.boot.startsWritable = rw.boot.answered;
+      }
     }
   } finally {
     if (sb.containers.length) await docker(removeArgs(sb.containers), { nothrow: true });
