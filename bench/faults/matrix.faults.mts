@@ -71,7 +71,8 @@ async function caseFor(phase: Phase, interruption: Interruption): Promise<FaultC
     case 'revert': {
       const sha = newCommit(`bad ${interruption}`, BAD.crashAtBoot);
       return {
-        ...common, script: 'rollout.mts', args: rolloutArgs(),
+        // --skip-contract: the gate would refuse the image before the swap; the revert is what is interrupted
+        ...common, script: 'rollout.mts', args: [...rolloutArgs(), '--skip-contract'],
         at: {
           what: 'the automatic revert', when: () => {
             const rs = releases(stack.stateDir);

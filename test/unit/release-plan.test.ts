@@ -4,7 +4,7 @@ import { parseJournal } from '../../scripts/lib/release/journal.mts';
 
 describe('release plan', () => {
   it('phases in the documented order', () => {
-    expect(ROLLOUT_PHASES).toEqual(['preflight', 'lock', 'build', 'backup', 'swap', 'health', 'telegram', 'smoke', 'record', 'notify']);
+    expect(ROLLOUT_PHASES).toEqual(['preflight', 'lock', 'build', 'contract', 'backup', 'swap', 'health', 'telegram', 'smoke', 'record', 'notify']);
   });
 
   it('tags with the sha; dirty trees get a visible marker and a timestamp', () => {

@@ -3,6 +3,7 @@
 // Every failure names the key or file and the fix.
 import fs from 'node:fs';
 import path from 'node:path';
+import { appEnv } from '../config/app-env.mts';
 
 export interface CheckResult {
   name: string;
@@ -196,6 +197,41 @@ export function checkEnv(o: EnvObservation): CheckResult[] {
   }
 
   if (!r.some((x) => !x.ok)) r.push(ok('env file', `${file}: every required key present`, { file }));
+  return r;
+}
+
+/** Compose sets these for the app to fixed values: the env file's value never reaches it. */
+const FIXED_BY_COMPOSE = ['NODE_ENV', 'PORT', 'DB_PATH', 'UPLOADS_DIR'];
+
+/**
+ * The app's own keys (config/app-env.mts decides which): named (never their values) as the ones the
+ * app container gets; MINI_APP_URL, when set, must be an https URL; a multi-line value cannot pass.
+ */
+export function checkAppEnv(values: Record<string, string>, file: string): CheckResult[] {
+  const r: CheckResult[] = [];
+  const a = appEnv(values);
+  const keys = Object.keys(a.vars);
+  r.push(ok('app env', keys.length ? `${keys.length} app key(s) passed to the app container: ${keys.join(', ')}` : 'no app keys of its own in the env file (only the toolkit\'s standard ones reach the app)', { file }));
+  const backup = a.withheld.filter((w) => w.owner === 'backup').map((w) => w.key);
+  if (backup.length) r.push(ok('app env withheld', `kept from the app container (backup credentials): ${backup.join(', ')}`, { file }));
+  for (const k of a.multiline) {
+    r.push(fail(`key ${k}`, `${k} in ${file} spans several lines: a container env file cannot carry it to the app`, { key: k, file, fix: `put ${k} on one line (e.g. base64 it, or point ${k}_FILE at a file under STATE_DIR/data) in ${file}` }));
+  }
+  for (const k of FIXED_BY_COMPOSE) {
+    if ((values[k] ?? '') !== '') r.push(warn(`key ${k}`, `${k} in ${file} is ignored: docker-compose.yml fixes it for the app container`, { key: k, file, fix: `remove ${k} from ${file}` }));
+  }
+  const mini = (values.MINI_APP_URL ?? '').trim();
+  if (mini && !placeholderReason(mini)) {
+    let u: URL | null = null;
+    try {
+      u = new URL(mini);
+    } catch {
+      u = null;
+    }
+    if (!u) r.push(fail('key MINI_APP_URL', `MINI_APP_URL in ${file} is not a URL: "${truncate(mini)}"`, { key: 'MINI_APP_URL', file, fix: `set MINI_APP_URL=https://<the Mini App's host> in ${file} (usually APP_URL)` }));
+    else if (u.protocol !== 'https:') r.push(fail('key MINI_APP_URL', `MINI_APP_URL in ${file} must be https, got ${u.protocol}//: Telegram opens Mini Apps over HTTPS only`, { key: 'MINI_APP_URL', file, fix: `set MINI_APP_URL=https://${u.host} in ${file}` }));
+    else r.push(ok('key MINI_APP_URL', `${u.origin} is https`, { key: 'MINI_APP_URL', file }));
+  }
   return r;
 }
 
@@ -411,6 +447,7 @@ export async function runPreflight(
   const envObs = observeEnvFile(env.file, (t) => parseEnvText(t, env.file), exampleFile);
   results.push(...checkEnv(envObs));
   results.push(...checkAlertChannels(envObs.values, env.file)); // issue 10: alert channels
+  results.push(...checkAppEnv(envObs.values, env.file)); // issue 8: the app's own keys
   // offsite (issue 9)
   const { offsiteProblems, offsiteEnabled, observeFile } = await import('../offsite/config.mts');
   const offsiteOn = offsiteEnabled(envObs.values);

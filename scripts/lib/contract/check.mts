@@ -10,6 +10,7 @@ import { docker, dockerProcess } from '../docker/run.mts';
 import { withDbReadOnly } from '../checks/smoke.mts';
 import type { Logger } from '../cli/log.mts';
 import { ConfigError } from '../cli/errors.mts';
+import { appEnv } from '../config/app-env.mts';
 import {
   appRunArgs, containerInspectArgs, imageInspectArgs, leftoverContainersArgs, leftoverNetworksArgs, logsTailArgs, networkCreateArgs, networkRmArgs,
   probeRunArgs, removeArgs, sandboxNames, signalArgs,
@@ -21,14 +22,6 @@ import {
 
 export const DEFAULT_PROBE_IMAGE = 'oven/bun:1.4.5-slim';
 const LOCAL_WEBHOOK_SECRET = 'local-try-out-secret-not-for-production-0000';
-
-/** Keys of the operator env file that belong to the toolkit or the proxy, never passed to the app. */
-const TOOLKIT_KEYS = new Set([
-  'COMPOSE_PROJECT_NAME', 'COMPOSE_FILE', 'STATE_DIR', 'APP_IMAGE', 'APP_TAG', 'PROXY_IMAGE', 'PROXY_TAG', 'PUBLISH_ADDRESS',
-  'HTTP_PORT', 'HTTPS_PORT', 'DOMAIN', 'ACME_EMAIL', 'ACME_CA', 'ACME_CA_ROOT', 'BUN_IMAGE', 'CADDY_IMAGE', 'LOG_MAX_SIZE',
-  'LOG_MAX_FILE', 'APP_MEMORY_LIMIT', 'PROXY_HOLD_DURATION', 'API_PATHS', 'BOT_TOKEN', 'TELEGRAM_API_ROOT', 'ADMIN_CHAT_ID',
-]);
-const TOOLKIT_PREFIXES = ['PEBBLE_', 'RESTIC_', 'BACKUP_', 'LAZYFLOW_', 'COMPOSE_', 'DOCKER_'];
 
 export interface ContractCheckOptions {
   /** IMAGE[:TAG] of the candidate app */
@@ -54,9 +47,8 @@ export interface ContractReport {
 
 /** The sandbox env: the toolkit's contract keys in local mode, plus the app's own keys from the env file. */
 export function sandboxEnv(appValues: Record<string, string> = {}): Record<string, string> {
-  const own = Object.fromEntries(
-    Object.entries(appValues).filter(([k, v]) => !TOOLKIT_KEYS.has(k) && !TOOLKIT_PREFIXES.some((p) => k.startsWith(p)) && !/[\r\n]/.test(v)),
-  );
+  // the same rule as the production app env file (config/app-env.mts): toolkit, proxy and backup keys stay out
+  const own = appEnv(appValues).vars;
   return {
     ...own,
     NODE_ENV: 'production',
@@ -70,6 +62,7 @@ export function sandboxEnv(appValues: Record<string, string> = {}): Record<strin
     TELEGRAM_API_ROOT: 'http://127.0.0.1:9',
     JOB_HEARTBEAT_MS: '1000',
     LOG_LEVEL: 'info',
+    UPLOAD_MAX_BYTES: /^\d+$/.test(appValues.UPLOAD_MAX_BYTES ?? '') ? appValues.UPLOAD_MAX_BYTES : '10485760',
   };
 }
 
@@ -260,6 +253,13 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   try {
     await docker(networkCreateArgs(sb.network));
     log?.info(`contract check of ${opts.image}: starting it in a sandbox`);
+    const badDb = () => bootApp(sb, `${id}-baddb`, { image: opts.image, probeImage, timeoutMs: Math.min(timeoutMs, 10_000), db: 'this is not a SQLite database\n'.repeat(200) });
+    // The required tier (the rollout gate) boots with the corrupt database at the same time as the
+    // main boot: the two sandboxes share nothing but the network, and the gate costs one boot instead
+    // of two. The full check keeps them apart: the SIGTERM observation is timing-sensitive.
+    const parallel = opts.tier === 'required';
+    if (parallel) log?.info('contract check: also starting it with a corrupt database at DB_PATH');
+    const badEarly = parallel ? badDb().then((b) => ({ ok: b }), (err: unknown) => ({ err })) : undefined;
     const main = await bootApp(sb, id, { image: opts.image, probeImage, timeoutMs });
     obs.boot = main.boot;
     obs.health = main.health;
@@ -274,13 +274,23 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
         obs.db = obs.db.exists ? obs.db : readDb(main.data);
       }
       await docker(removeArgs([main.name]), { nothrow: true });
-      log?.info('contract check: start with a corrupt database at DB_PATH');
-      const bad = await bootApp(sb, `${id}-baddb`, { image: opts.image, probeImage, timeoutMs: Math.min(timeoutMs, 10_000), db: 'this is not a SQLite database\n'.repeat(200) });
+      let bad: Awaited<ReturnType<typeof badDb>>;
+      if (badEarly) {
+        const r = await badEarly;
+        if ('err' in r) throw r.err;
+        bad = r.ok;
+      } else {
+        log?.info('contract check: start with a corrupt database at DB_PATH');
+        bad = await badDb();
+      }
       obs.brokenDb = { exited: Boolean(bad.boot.exitedEarly), health: bad.health };
-    } else if (main.boot.exitedEarly) {
-      log?.info('contract check: it exited; starting it once more without --read-only to see why');
-      const rw = await bootApp(sb, `${id}-rw`, { image: opts.image, probeImage, timeoutMs, readOnly: false });
-      obs.boot.startsWritable = rw.boot.answered;
+    } else {
+      await badEarly; // never judged when the app did not answer at all; settled before cleaning up
+      if (main.boot.exitedEarly) {
+        log?.info('contract check: it exited; starting it once more without --read-only to see why');
+        const rw = await bootApp(sb, `${id}-rw`, { image: opts.image, probeImage, timeoutMs, readOnly: false });
+        obs.boot.startsWritable = rw.boot.answered;
+      }
     }
   } finally {
     if (sb.containers.length) await docker(removeArgs(sb.containers), { nothrow: true });

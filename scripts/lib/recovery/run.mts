@@ -8,6 +8,7 @@ import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { errorMessage } from '../cli/errors.mts';
 import { composeArgs, composeCtx, composeEnvFor, swapCommands } from '../commands/compose.mts';
+import { syncAppEnvFile } from '../config/app-env.mts';
 import { docker } from '../docker/run.mts';
 import { appContainers, waitHealthy } from '../docker/app-container.mts';
 import { processStartTime } from '../host/lock.mts';
@@ -142,6 +143,7 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
       return;
     case 'start-app': {
       const s = log.step(`start ${env.appImage}:${a.appTag} and wait until healthy`);
+      syncAppEnvFile(env, log);
       const r = await $({ quiet: true, nothrow: true, env: composeEnvFor(env, a.appTag) })`docker ${swapCommands(env).up}`;
       if (r.exitCode !== 0) {
         s.fail();

@@ -4,7 +4,7 @@ import type { OptionSpec } from '../cli/args.mts';
 import type { Release } from './journal.mts';
 
 export const ROLLOUT_PHASES = [
-  'preflight', 'lock', 'build', 'backup', 'swap', 'health', 'telegram', 'smoke', 'record', 'notify',
+  'preflight', 'lock', 'build', 'contract', 'backup', 'swap', 'health', 'telegram', 'smoke', 'record', 'notify',
 ] as const;
 export type RolloutPhase = (typeof ROLLOUT_PHASES)[number];
 
@@ -143,11 +143,18 @@ export function rolloutPlan(o: {
   notify: boolean;
   skipBackup?: boolean;
   skipSmoke?: boolean;
+  skipContract?: boolean;
 }): PlanStep[] {
   const steps: PlanStep[] = [
     { phase: 'preflight', what: 'check engine, Compose v2, Node, disk, env file (mode, keys, secrets), compose config, Caddyfile' },
     { phase: 'lock', what: 'take STATE_DIR/ops.lock (a stale lock of a dead process is taken over)' },
     { phase: 'build', what: `build ${o.build.ref}${o.dirty ? ' (DIRTY working tree, --allow-dirty)' : ''}`, argv: ['docker', ...o.build.argv] },
+    {
+      phase: 'contract',
+      what: o.skipContract
+        ? 'SKIPPED (--skip-contract): the image is not checked against the app contract'
+        : `run ${o.image}:${o.appTag} in the contract checker's sandbox (no ports, throwaway STATE_DIR) against the required tier; refuse it (nothing live changed) if an item fails. A pass is cached per image id in STATE_DIR/contract-cache.json`,
+    },
     {
       phase: 'backup',
       what: o.skipBackup ? 'SKIPPED (--skip-backup): no pre-deploy backup, a schema-changing failure could not be undone' : 'pre-deploy backup of the database and uploads (reason pre-deploy)',

@@ -23,6 +23,7 @@ import { swapApp } from './swap.mts';
 import { activateFrontend, observeFrontend } from './frontend.mts';
 import type { CommonOptions, CriticalOptions, OpResult } from './rollout.mts';
 import { runDetached } from './critical.mts';
+import { syncAppEnvFile } from '../config/app-env.mts';
 
 export interface RollbackOptions extends CommonOptions {
   to?: string;
@@ -122,6 +123,7 @@ async function rollbackSteps(o: RollbackOptions, n: OperationNotice): Promise<Op
 
   const lock = await timed('lock', () => acquireLock(env.layout, { operation: 'rollback', operator, waitMs: (o.lockWaitS ?? 0) * 1000, log }));
   try {
+    syncAppEnvFile(env, log); // the app's own keys, for the swap and any revert
     await recoverUnfinished(env, log, o, operator);
     // re-plan under the lock: the journal may have changed while we waited or recovered
     const journal = readJournal(env.layout.releases);

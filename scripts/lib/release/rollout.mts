@@ -25,6 +25,8 @@ import { releaseReport } from '../notify/reports.mts';
 import { selectChannels } from '../notify/channels.mts';
 import { runDetached } from './critical.mts';
 import { activateFrontend, buildProxyImage, keepServedFrontend, observeFrontend, proxyImageFor, pruneFrontends, stageFrontend } from './frontend.mts';
+import { syncAppEnvFile } from '../config/app-env.mts';
+import { contractGate } from './contract-gate.mts';
 
 export type { GateOptions };
 
@@ -50,6 +52,8 @@ export interface RolloutOptions extends CommonOptions {
   tag?: string;
   /** run the critical section in a detached worker (default true; false: in this process, for tests) */
   detach?: boolean;
+  /** do not run the contract gate (the image is not checked against the app contract's required tier) */
+  skipContract?: boolean;
 }
 
 export interface OpResult {
@@ -66,6 +70,8 @@ export interface OpResult {
   smoke?: SmokeResult[];
   plan?: { phase: string; what: string; argv?: string[] }[];
   reason?: string;
+  /** the contract gate: ran (not-cached / env-changed), cached pass, skipped, or refused the image */
+  contract?: { decision: 'not-cached' | 'env-changed' | 'cached' | 'skipped' | 'refused'; ms: number; imageId?: string };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -156,7 +162,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     const plan = rolloutPlan({
       appTag, image, dirty: git.dirty, previous: previous0, build, composeUp: cmds.up,
       keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: o.notify !== false && selectChannels(env.values).length > 0,
-      skipBackup: o.skipBackup, skipSmoke: o.skipSmoke,
+      skipBackup: o.skipBackup, skipSmoke: o.skipSmoke, skipContract: o.skipContract,
     });
     return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag, phases, preflight, plan };
   }
@@ -164,6 +170,8 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
   // 2. lock (a stale lock of a killed rollout is taken over), then recover what it left behind
   const lock: LockHandle = await timed('lock', () => acquireLock(env.layout, { operation: 'rollout', operator, waitMs: (o.lockWaitS ?? 0) * 1000, log }));
   try {
+    // the app's own keys, as the env file says now, for every compose up from here on (recovery, swap, revert)
+    syncAppEnvFile(env, log);
     await recoverUnfinished(env, log, o, operator);
     const journal = readJournal(env.layout.releases);
     const live = await liveApp(env);
@@ -182,6 +190,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     n.release = releaseLabel(appTag, id);
     log.info(`release ${id}: ${image}:${appTag}${git.dirty ? ' (DIRTY tree)' : ''}, now running: ${previous ? `${previous.appTag} (${previous.id})` : 'nothing'}`);
 
+    let contract: OpResult['contract'];
     const fail = (phase: string, err: unknown): OpResult => {
       const reason = `${phase} failed: ${errorMessage(err)}`;
       appendJournal(env.layout.releases, { id, result: 'failed', endedAt: now().toISOString(), phases, reason });
@@ -218,6 +227,19 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       return fail('build', err);
     }
 
+    // 3b. contract gate: the new image, in the checker's sandbox, against the contract's required
+    // tier; a refusal changes nothing live (no backup, no swap). A pass is cached per image id.
+    const cs = log.step(`contract gate ${image}:${appTag}`);
+    try {
+      const g = await timed('contract', () => contractGate(env, `${image}:${appTag}`, log, { skip: o.skipContract }));
+      contract = { decision: g.decision, ms: g.ms, ...(g.imageId ? { imageId: g.imageId } : {}) };
+      cs.done(g.decision === 'skipped' ? 'skipped (--skip-contract)' : g.decision === 'cached' ? `passed before (cached), ${formatDuration(g.ms)}` : `required tier passes, ${formatDuration(g.ms)}`);
+    } catch (err) {
+      cs.fail(); // fail() says why, once
+      const r = fail('contract', err);
+      return { ...r, contract: { decision: 'refused', ms: phases.contract ?? 0 } };
+    }
+
     // 4. pre-deploy backup (only when there is a database to protect)
     let backupId: string | null = null;
     const userVersionBefore = readUserVersion(env.layout.db);
@@ -241,8 +263,8 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     // session: a dropped SSH session, Ctrl-C or SIGTERM to this terminal cannot stop it halfway
     const ctx: CriticalContext = { id, appTag, previous, backupId, userVersionBefore, operator, phases: { ...phases }, options: criticalOptions(o), elapsedMs: n.elapsedMs() };
     n.handOff(); // the critical section notifies, wherever it runs
-    if (o.detach === false) return await criticalSection(env, log, ctx);
-    return await runDetached(env, log, lock, ctx);
+    const res = o.detach === false ? await criticalSection(env, log, ctx) : await runDetached(env, log, lock, ctx);
+    return contract ? { ...res, contract } : res;
   } finally {
     lock.release();
   }

@@ -6,6 +6,7 @@ import { formatDuration, type Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
 import { composeEnv, parseComposePs, psArgs, startArgs, stopArgs, upArgs, logsArgs } from '../commands/compose.mts';
 import type { RestoreJournal } from './journal.mts';
+import { syncAppEnvFile } from '../config/app-env.mts';
 
 export interface AppState {
   id: string | null;
@@ -51,6 +52,7 @@ export async function startApp(ctx: OpsEnv, log: Logger, j: RestoreJournal, appT
   if (before.id) {
     r = await $({ quiet: true, nothrow: true, env: composeEnv(ctx.values), timeout: 120_000 })`docker ${startArgs(ctx)}`;
   } else {
+    syncAppEnvFile(ctx, log); // a new container reads the app's own keys
     const env = composeEnv(ctx.values);
     const tag = appTag ?? (j.appImage && j.appImage.includes(':') ? j.appImage.slice(j.appImage.lastIndexOf(':') + 1) : undefined);
     if (tag) env.APP_TAG = tag;

@@ -1,0 +1,144 @@
+// The contract gate of a rollout: after the build and before anything of production is touched
+// (pre-deploy backup, swap), the new image runs the required tier of the app contract in the
+// checker's sandbox. A non-conforming image is refused, naming each failed item and its fix.
+// A pass is cached per image id (and the app's env) in STATE_DIR/contract-cache.json, so a re-run,
+// or a rollout back to an image already checked, does not pay again. The decisions are pure.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
+import { docker } from '../docker/run.mts';
+import type { OpsEnv } from '../config/env.mts';
+import type { Logger } from '../cli/log.mts';
+import { StepError } from '../cli/errors.mts';
+import { fsyncDir } from '../host/fsutil.mts';
+import { runContractCheck, sandboxEnv } from '../contract/check.mts';
+import type { ItemResult } from '../contract/items.mts';
+
+export const CONTRACT_CACHE_FILE = 'contract-cache.json';
+export const CONTRACT_CACHE_MAX = 20;
+
+export interface CacheEntry {
+  /** docker image id (sha256:...) */
+  imageId: string;
+  /** hash of what the sandbox ran with (the app's env and the probe image): another env, another check */
+  envHash: string;
+  /** image reference it was checked as (for people reading the file) */
+  image: string;
+  checkedAt: string;
+  ms: number;
+}
+
+export interface ContractCache {
+  version: 1;
+  entries: CacheEntry[];
+}
+
+export const contractCachePath = (stateDir: string) => path.join(path.resolve(stateDir), CONTRACT_CACHE_FILE);
+
+/** Hash of the sandbox's input: the app keys and values it gets, and the probe image. Never stored in clear. */
+export function contractEnvHash(values: Record<string, string>, probeImage: string): string {
+  const env = sandboxEnv(values);
+  const text = Object.keys(env).sort().map((k) => `${k}=${env[k]}`).join('\n');
+  return createHash('sha256').update(`probe=${probeImage}\n${text}`).digest('hex').slice(0, 32);
+}
+
+/** Parse the cache file's text; anything unreadable is an empty cache (the gate then just checks again). */
+export function parseContractCache(text: string | null): ContractCache {
+  if (!text) return { version: 1, entries: [] };
+  try {
+    const c = JSON.parse(text) as Partial<ContractCache>;
+    const entries = Array.isArray(c.entries) ? c.entries.filter((e) => e && typeof e.imageId === 'string' && typeof e.envHash === 'string') : [];
+    return { version: 1, entries };
+  } catch {
+    return { version: 1, entries: [] };
+  }
+}
+
+export type GateDecision = { run: false; reason: 'skipped' } | { run: false; reason: 'cached'; entry: CacheEntry } | { run: true; reason: 'not-cached' | 'env-changed' };
+
+/** Run the check, or not: --skip-contract, a cached pass of this image with this env, or a check to run. */
+export function contractGateDecision(cache: ContractCache, o: { imageId: string; envHash: string; skip?: boolean }): GateDecision {
+  if (o.skip) return { run: false, reason: 'skipped' };
+  const same = cache.entries.filter((e) => e.imageId === o.imageId);
+  const hit = same.find((e) => e.envHash === o.envHash);
+  if (hit) return { run: false, reason: 'cached', entry: hit };
+  return { run: true, reason: same.length ? 'env-changed' : 'not-cached' };
+}
+
+/** The cache after a pass: this entry newest, no duplicate of it, at most `max` entries (oldest dropped). */
+export function recordContractPass(cache: ContractCache, entry: CacheEntry, max = CONTRACT_CACHE_MAX): ContractCache {
+  const rest = cache.entries.filter((e) => !(e.imageId === entry.imageId && e.envHash === entry.envHash));
+  return { version: 1, entries: [...rest, entry].slice(-Math.max(1, max)) };
+}
+
+/** The refusal: each failed required item, what was seen, and its fix. */
+export function contractRefusal(image: string, results: ItemResult[]): string {
+  const failed = results.filter((r) => r.tier === 'required' && r.status !== 'pass');
+  const lines = [`${image} does not meet the required app contract (${failed.map((r) => r.id).join(', ')}); nothing live changed`];
+  for (const r of failed) {
+    lines.push(`  ${r.id} ${r.status}: ${r.detail} (${r.runbook})`);
+    if (r.fix) for (const l of `fix: ${r.fix}`.split('\n')) lines.push(`      ${l}`);
+  }
+  return lines.join('\n');
+}
+
+function writeCache(file: string, cache: ContractCache): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, JSON.stringify(cache, null, 1) + '\n');
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  fsyncDir(path.dirname(file));
+}
+
+export interface ContractGateResult {
+  decision: GateDecision['reason'];
+  imageId?: string;
+  ms: number;
+  results?: ItemResult[];
+}
+
+/** The gate: throws StepError (rollout exit 1, nothing live changed) when the image fails the required tier. */
+export async function contractGate(env: OpsEnv, image: string, log: Logger, o: { skip?: boolean } = {}): Promise<ContractGateResult> {
+  const t0 = performance.now();
+  if (o.skip) {
+    log.warn('--skip-contract: the image was not checked against the app contract (RUNBOOK "The app contract")');
+    return { decision: 'skipped', ms: 0 };
+  }
+  const inspect = await docker(['image', 'inspect', '--format', '{{.Id}}', image], { nothrow: true });
+  if (inspect.exitCode !== 0) throw new StepError(`contract gate: image ${image} does not exist: ${inspect.stderr.trim()}`, { step: 'contract' });
+  const imageId = inspect.stdout.trim();
+  const probeImage = env.values.BUN_IMAGE || process.env.BUN_IMAGE || 'oven/bun:1.4.5-slim';
+  const envHash = contractEnvHash(env.values, probeImage);
+  const file = contractCachePath(env.stateDir);
+  let text: string | null = null;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    text = null;
+  }
+  const cache = parseContractCache(text);
+  const d = contractGateDecision(cache, { imageId, envHash });
+  if (!d.run) {
+    const e = (d as { entry: CacheEntry }).entry;
+    log.info(`contract: ${image} (${imageId.slice(7, 19)}) passed the required tier on ${e.checkedAt} with this env: not checked again`);
+    return { decision: 'cached', imageId, ms: Math.round(performance.now() - t0) };
+  }
+  if (d.reason === 'env-changed') log.info('contract: this image passed before, but the app env (or the probe image) changed since: checking again');
+  const report = await runContractCheck({ image, tier: 'required', appValues: env.values, probeImage, log });
+  if (report.exitCode !== 0) {
+    const next = `next: fix the app, commit, roll out again (check an image by hand: node scripts/check-app.mts --image ${image} --config ${env.file})`;
+    throw new StepError(`${contractRefusal(image, report.results)}\n${next}`, { hint: next.slice(6) });
+  }
+  try {
+    writeCache(file, recordContractPass(cache, { imageId, envHash, image, checkedAt: new Date().toISOString(), ms: report.ms }));
+  } catch (err) {
+    log.warn(`contract: the pass could not be cached in ${file} (the next rollout checks again): ${(err as Error).message}`);
+  }
+  return { decision: d.reason, imageId, ms: Math.round(performance.now() - t0), results: report.results };
+}
