@@ -211,34 +211,36 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       bs.fail(err);
       return fail('build', err);
     }
-    // the front end (Mini App and Caddyfile) is part of the release: its proxy image, copied out to STATE_DIR/frontend
+    // the front end (Mini App and Caddyfile) is part of the release: its proxy image, copied out to
+    // STATE_DIR/frontend. It builds while the contract gate boots the new image in its sandbox: neither
+    // touches anything live, so together they cost the slower of the two.
     const fs0 = log.step(`build front end ${proxyImageFor(env, appTag)}`);
-    try {
-      await timed('frontend', async () => {
-        const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha });
-        await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
-        // what Caddy serves now stays available to a revert, also when it predates per-release front ends
-        if (live) await keepServedFrontend(env, live.tag);
-        appendJournal(env.layout.releases, { id, proxyImage });
-      });
-      fs0.done();
-    } catch (err) {
-      fs0.fail(err);
-      return fail('build', err);
-    }
+    const frontendFailed = timed('frontend', async () => {
+      const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha });
+      await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
+      // what Caddy serves now stays available to a revert, also when it predates per-release front ends
+      if (live) await keepServedFrontend(env, live.tag);
+      appendJournal(env.layout.releases, { id, proxyImage });
+    }).then(() => (fs0.done(), null), (err: unknown) => (fs0.fail(err), err));
 
     // 3b. contract gate: the new image, in the checker's sandbox, against the contract's required
     // tier; a refusal changes nothing live (no backup, no swap). A pass is cached per image id.
     const cs = log.step(`contract gate ${image}:${appTag}`);
+    let refused: unknown = null;
     try {
       const g = await timed('contract', () => contractGate(env, `${image}:${appTag}`, log, { skip: o.skipContract }));
       contract = { decision: g.decision, ms: g.ms, ...(g.imageId ? { imageId: g.imageId } : {}) };
       cs.done(g.decision === 'skipped' ? 'skipped (--skip-contract)' : g.decision === 'cached' ? `passed before (cached), ${formatDuration(g.ms)}` : `required tier passes, ${formatDuration(g.ms)}`);
     } catch (err) {
       cs.fail(); // fail() says why, once
-      const r = fail('contract', err);
+      refused = err;
+    }
+    const frontendErr = await frontendFailed;
+    if (refused) {
+      const r = fail('contract', refused);
       return { ...r, contract: { decision: 'refused', ms: phases.contract ?? 0 } };
     }
+    if (frontendErr) return fail('build', frontendErr);
 
     // 4. pre-deploy backup (only when there is a database to protect)
     let backupId: string | null = null;
