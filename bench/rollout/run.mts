@@ -170,7 +170,7 @@ const s1 = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : '-');
 const cpu = os.cpus()[0]?.model ?? '?';
 const dockerV = (() => { try { return sh('docker', ['version', '--format', '{{.Server.Version}}']).trim(); } catch { return '?'; } })();
 const composeV = (() => { try { return sh('docker', ['compose', 'version', '--short']).trim(); } catch { return '?'; } })();
-const phaseNames = ['preflight', 'lock', 'build', 'backup', 'swap', 'health', 'telegram', 'smoke', 'record', 'notify'];
+const phaseNames = ['preflight', 'lock', 'build', 'frontend', 'contract', 'backup', 'swap', 'frontend_switch', 'health', 'telegram', 'smoke', 'record', 'notify'];
 const lines: string[] = [];
 lines.push(`### Rollout under load (bench/rollout/run.mts, ${new Date().toISOString().slice(0, 10)})`);
 lines.push('');
