@@ -87,6 +87,10 @@ describeDocker('offsite backups with a running stack', () => {
     expect(w.failures).toEqual([]);
     expect(w.acked.length).toBeGreaterThan(0);
     expect(await offsiteIds()).toEqual([firstId]);
+    // the watch and status read the newest offsite copy from this record, never from restic
+    const rec = join(stack.stateDir, 'offsite', 'last-upload.json');
+    expect(JSON.parse(readFileSync(rec, 'utf8'))).toMatchObject({ backupId: firstId, source: 'upload', snapshotId: out.offsite.uploaded[0].snapshotId });
+    expect(statSync(rec).mode & 0o777).toBe(0o600);
   });
 
   it('restore from offsite brings back exactly the rows and uploads the manifest lists', async () => {
@@ -117,6 +121,12 @@ describeDocker('offsite backups with a running stack', () => {
     expect(out.checks.every((c: { status: string }) => c.status === 'pass')).toBe(true);
     expect(await fingerprint()).toEqual(before);
     expect(readdirSync(stack.stateDir).filter((n) => n.startsWith('.offsite-fetch-') || n.startsWith('.drill-'))).toEqual([]);
+    expect(JSON.parse(readFileSync(join(stack.stateDir, 'drill', 'last-drill.json'), 'utf8'))).toMatchObject({ backupId: firstId, ok: true, from: 'offsite' });
+    // status shows offsite and the drill from the records (restic is not asked)
+    const st = await script('status.mts', ['--json', '--ca', stack.caPem]);
+    const s = JSON.parse(st.stdout);
+    expect(s.backups.offsite, st.stderr).toMatchObject({ configured: true, newest: { backupId: firstId }, lastCheck: null, note: expect.stringMatching(/never checked/) });
+    expect(s.drill).toMatchObject({ backupId: firstId, ok: true, from: 'offsite' });
   });
 
   it('the backend dies mid-upload: the local backup stays published, exit 1 with the error and the next command; the next run catches up', async () => {

@@ -140,7 +140,7 @@ export function readLastDrill(ctx: OpsEnv): DrillRecord | null {
 }
 
 /** a record that cannot be written is a warning: the drill's own result stands */
-function recordDrill(ctx: OpsEnv, rec: DrillRecord, log: Logger): void {
+export function recordDrill(ctx: OpsEnv, rec: DrillRecord, log: Logger): void {
   try {
     writeJsonAtomic(ctx.layout.lastDrill, rec);
   } catch (err) {
