@@ -1,6 +1,7 @@
 // Offsite backups against a running stack and a real restic REST server (rclone serve restic):
 // upload under writes, restore from offsite, the backend dying mid-upload, a wrong password,
-// retention offsite, disaster recovery from an empty machine following RUNBOOK word for word, and
+// retention offsite, disaster recovery from an empty machine following RUNBOOK word for word, the
+// records the watch (offsite-stale) and status read instead of restic, and
 // a damaged pack file. One stack for the whole file; the cases build on each other in order.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync, chmodSync } from 'node:fs';
@@ -91,6 +92,16 @@ describeDocker('offsite backups with a running stack', () => {
     const rec = join(stack.stateDir, 'offsite', 'last-upload.json');
     expect(JSON.parse(readFileSync(rec, 'utf8'))).toMatchObject({ backupId: firstId, source: 'upload', snapshotId: out.offsite.uploaded[0].snapshotId });
     expect(statSync(rec).mode & 0o777).toBe(0o600);
+  });
+
+  it('the watch judges offsite-stale from that record: fresh with the default 26h, stale over WATCH_OFFSITE_MAX_AGE', async () => {
+    const watch = async (config?: string) => {
+      const r = await script('watch.mts', ['--once', '--dry-run', '--json', '--ca', stack.caPem, '--timeout', '5'], config, 60_000);
+      return (JSON.parse(r.stdout) as { problems: { problem: string; detail: string }[] }).problems.find((p) => p.problem === 'offsite-stale');
+    };
+    expect(await watch()).toBeUndefined();
+    const strict = envVariant(stack, 'env.offsite-strict', { WATCH_OFFSITE_MAX_AGE: '1s' });
+    expect((await watch(strict))?.detail).toMatch(new RegExp(`^newest offsite copy ${firstId} is \\d+\\.\\d h old \\(> 1s\\)`));
   });
 
   it('restore from offsite brings back exactly the rows and uploads the manifest lists', async () => {

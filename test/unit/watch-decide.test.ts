@@ -154,9 +154,10 @@ describe('facts -> problems', () => {
     ['configured, exactly at the limit', true, 26, false, /26\.0 h old$/],
     ['configured, too old', true, 27, true, /newest offsite copy b-27 is 27\.0 h old \(> 26 h\)/],
     ['configured, record unreadable', true, 'bad', true, /offsite upload record unreadable: boom/],
-  ] as const)('offsite-stale: %s', (_name, configured, hours, failing, detail) => {
+    ['WATCH_OFFSITE_MAX_AGE under an hour is shown as such', true, 1, true, /1\.0 h old \(> 90s\)/, { WATCH_OFFSITE_MAX_AGE: '90s' }],
+  ] as const)('offsite-stale: %s', (_name, configured, hours, failing, detail, over?: Record<string, string>) => {
     const newest = hours === null ? null : hours === 'bad' ? { error: 'boom' } : { backupId: `b-${hours}`, backupCreatedAt: new Date(T0 - hours * H).toISOString(), at: new Date(T0).toISOString(), snapshotId: 'abc', source: 'upload' as const };
-    const p = judgeFacts({ ...base, offsite: { configured, newest } }, settings, now);
+    const p = judgeFacts({ ...base, offsite: { configured, newest } }, over ? watchSettings(over) : settings, now);
     expect(p['offsite-stale'].failing).toBe(failing);
     expect(p['offsite-stale'].detail).toMatch(detail);
     expect(judgeFacts(base, settings, now)['offsite-stale']).toBeUndefined(); // not looked: not judged

@@ -12,6 +12,7 @@ import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mt
 import type { ContainerObs, Observations, ProblemObs } from './decide.mts';
 import type { WatchSettings } from './settings.mts';
 import { readJsonRecord, type UploadRecord } from '../host/records.mts';
+import { formatAge } from '../cli/log.mts';
 
 /** smoke checks that have a watch problem of their own (judged from the facts, not the verdict) */
 const OWN_PROBLEM = new Set(['containers', 'health', 'tls', 'disk', 'backups', 'dead-letters']);
@@ -64,7 +65,7 @@ export function judgeFacts(f: Facts, s: WatchSettings, now: Date): Record<string
   if (f.offsite) {
     const o = f.offsite;
     const n = o.newest;
-    const limit = `${(s.offsiteMaxAgeMs / HOUR_MS).toFixed(0)} h`;
+    const limit = s.offsiteMaxAgeMs >= HOUR_MS ? `${(s.offsiteMaxAgeMs / HOUR_MS).toFixed(0)} h` : formatAge(s.offsiteMaxAgeMs);
     if (!o.configured) out['offsite-stale'] = { failing: false, detail: 'offsite not configured (OFFSITE_REPOSITORY empty)' };
     else if (n && 'error' in n) out['offsite-stale'] = { failing: true, detail: `offsite upload record unreadable: ${n.error}` };
     else if (!n) out['offsite-stale'] = { failing: true, detail: 'no offsite copy recorded yet: node scripts/offsite.mts --config .env.prod --push' };
