@@ -12,7 +12,7 @@ import { backupRows } from './lib/backup/backup.mts';
 import { recoverRestore, runRestore } from './lib/restore/restore.mts';
 import { keptRoot, listKept } from './lib/restore/kept.mts';
 import { formatAge } from './lib/cli/log.mts';
-import { runDrill } from './lib/restore/drill.mts';
+import { drillRecord, recordDrill, runDrill } from './lib/restore/drill.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 // offsite (issue 9)
 import { ConfigError } from './lib/cli/errors.mts';
@@ -88,7 +88,14 @@ await runMain(spec, async ({ values: v }, log) => {
   if (offsiteWhat) {
     const cfg = loadOffsiteConfig(ctx);
     if (!cfg) throw new ConfigError(`--from ${v.from}: OFFSITE_REPOSITORY is empty in ${ctx.file}`, { file: ctx.file, key: 'OFFSITE_REPOSITORY', hint: 'set the offsite keys (see .env.prod.example), or restore a local backup: restore.mts --list' });
-    fetched = await fetchSnapshot(ctx, cfg, offsiteWhat, log);
+    const t0 = performance.now();
+    try {
+      fetched = await fetchSnapshot(ctx, cfg, offsiteWhat, log);
+    } catch (err) {
+      // a drill whose offsite copy cannot be fetched is a failed drill: status shows it as the last one
+      if (v.drill) recordDrill(ctx, drillRecord({ backupId: offsiteWhat, from: 'offsite', ms: performance.now() - t0, error: (err as Error).message }), log);
+      throw err;
+    }
   }
   try {
 

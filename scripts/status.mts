@@ -6,11 +6,11 @@ import { runMain } from './lib/cli/main.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { formatAge, formatBytes, renderTable } from './lib/cli/log.mts';
-import { gatherStatus, type StatusReport } from './lib/watch/status.mts';
+import { drillLine, gatherStatus, offsiteLines, type StatusReport } from './lib/watch/status.mts';
 
 export const spec: CommandSpec = {
   name: 'status.mts',
-  summary: 'what runs, the last operations, backups, timers, open alerts, disk and certificate, at a glance (read-only)',
+  summary: 'what runs, the last operations, backups (local and offsite, with ages), the last drill, timers, open alerts, disk and certificate, at a glance (read-only)',
   usage: ['node scripts/status.mts --config .env.prod', 'node scripts/status.mts --config .env.prod --json'],
   options: [
     ENV_FILE_OPTION,
@@ -49,7 +49,12 @@ function render(s: StatusReport, tty: boolean): string {
   if (s.backups.local.length) out.push(renderTable(s.backups.local.slice(0, 5).map((b) => ({ ...b, size: formatBytes(b.sizeBytes), verified: b.verified ? 'yes' : c.red('NO') })), ['id', 'age', 'size', 'verified']).trimEnd().replace(/^/gm, '  '));
   else out.push(c.yellow('  no local backup: node scripts/backup.mts --config .env.prod'));
   if (s.backups.local.length > 5) out.push(`  ... ${s.backups.local.length - 5} more`);
-  out.push(`  offsite: ${s.backups.offsite.note}`);
+  const o = s.backups.offsite;
+  const offsiteBad = (o.configured && (!o.newest || (o.lastCheck && !o.lastCheck.ok))) || /unreadable/.test(o.note);
+  for (const line of offsiteLines(o)) out.push(offsiteBad ? c.yellow(`  ${line}`) : `  ${line}`);
+  const d = s.drill;
+  const drillBad = !d || 'error' in d || !d.ok;
+  out.push(drillBad ? c.yellow(`  ${drillLine(d)}`) : `  ${drillLine(d)}`);
   h('Timers');
   if (s.timers.installed) {
     out.push(renderTable(s.timers.units.map((u) => ({ unit: u.unit, last: u.last ? `${age(u.last)} ago` : 'never', result: u.result.startsWith('FAILED') || u.result === 'not installed' ? c.red(u.result) : u.result, next: u.next })), ['unit', 'last', 'result', 'next']).trimEnd().replace(/^/gm, '  '));

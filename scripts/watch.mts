@@ -36,7 +36,9 @@ export const spec: CommandSpec = {
   ],
   details: [
     'Problems: app-down, cert-expiry (< WATCH_CERT_DAYS, 14), disk-low (< WATCH_MIN_FREE_MB, 1024), backup-stale',
-    '(> WATCH_BACKUP_MAX_AGE, 26h), dead-letters, container-restarts (restart or OOM kill), telegram-delivery',
+    '(> WATCH_BACKUP_MAX_AGE, 26h), offsite-stale (OFFSITE_REPOSITORY set and the newest upload, from',
+    'STATE_DIR/offsite/last-upload.json, missing or > WATCH_OFFSITE_MAX_AGE, 26h; restic is not called),',
+    'dead-letters, container-restarts (restart or OOM kill), telegram-delivery',
     '(pending_update_count growing, fresh last_error), smoke (any other failing smoke check).',
     'A problem is announced after WATCH_CONFIRM_RUNS (2) runs in a row, reminded every WATCH_REMIND_AFTER (6h),',
     'and announced once more when it ends. Channels: ADMIN_CHAT_ID (BOT_TOKEN or ALERT_BOT_TOKEN), ALERT_WEBHOOK_URL.',

@@ -1,6 +1,7 @@
 // Offsite backups against a running stack and a real restic REST server (rclone serve restic):
 // upload under writes, restore from offsite, the backend dying mid-upload, a wrong password,
-// retention offsite, disaster recovery from an empty machine following RUNBOOK word for word, and
+// retention offsite, disaster recovery from an empty machine following RUNBOOK word for word, the
+// records the watch (offsite-stale) and status read instead of restic, and
 // a damaged pack file. One stack for the whole file; the cases build on each other in order.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync, chmodSync } from 'node:fs';
@@ -87,6 +88,20 @@ describeDocker('offsite backups with a running stack', () => {
     expect(w.failures).toEqual([]);
     expect(w.acked.length).toBeGreaterThan(0);
     expect(await offsiteIds()).toEqual([firstId]);
+    // the watch and status read the newest offsite copy from this record, never from restic
+    const rec = join(stack.stateDir, 'offsite', 'last-upload.json');
+    expect(JSON.parse(readFileSync(rec, 'utf8'))).toMatchObject({ backupId: firstId, source: 'upload', snapshotId: out.offsite.uploaded[0].snapshotId });
+    expect(statSync(rec).mode & 0o777).toBe(0o600);
+  });
+
+  it('the watch judges offsite-stale from that record: fresh with the default 26h, stale over WATCH_OFFSITE_MAX_AGE', async () => {
+    const watch = async (config?: string) => {
+      const r = await script('watch.mts', ['--once', '--dry-run', '--json', '--ca', stack.caPem, '--timeout', '5'], config, 60_000);
+      return (JSON.parse(r.stdout) as { problems: { problem: string; detail: string }[] }).problems.find((p) => p.problem === 'offsite-stale');
+    };
+    expect(await watch()).toBeUndefined();
+    const strict = envVariant(stack, 'env.offsite-strict', { WATCH_OFFSITE_MAX_AGE: '1s' });
+    expect((await watch(strict))?.detail).toMatch(new RegExp(`^newest offsite copy ${firstId} is \\d+\\.\\d h old \\(> 1s\\)`));
   });
 
   it('restore from offsite brings back exactly the rows and uploads the manifest lists', async () => {
@@ -117,6 +132,12 @@ describeDocker('offsite backups with a running stack', () => {
     expect(out.checks.every((c: { status: string }) => c.status === 'pass')).toBe(true);
     expect(await fingerprint()).toEqual(before);
     expect(readdirSync(stack.stateDir).filter((n) => n.startsWith('.offsite-fetch-') || n.startsWith('.drill-'))).toEqual([]);
+    expect(JSON.parse(readFileSync(join(stack.stateDir, 'drill', 'last-drill.json'), 'utf8'))).toMatchObject({ backupId: firstId, ok: true, from: 'offsite' });
+    // status shows offsite and the drill from the records (restic is not asked)
+    const st = await script('status.mts', ['--json', '--ca', stack.caPem]);
+    const s = JSON.parse(st.stdout);
+    expect(s.backups.offsite, st.stderr).toMatchObject({ configured: true, newest: { backupId: firstId }, lastCheck: null, note: expect.stringMatching(/never checked/) });
+    expect(s.drill).toMatchObject({ backupId: firstId, ok: true, from: 'offsite' });
   });
 
   it('the backend dies mid-upload: the local backup stays published, exit 1 with the error and the next command; the next run catches up', async () => {

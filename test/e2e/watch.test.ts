@@ -1,7 +1,7 @@
 // The watch under a simulated outage on the real stack (Pebble certificate, fake Bot API as the
 // admin chat, a local HTTP receiver as the alert webhook), run as the every-minute timer would:
 // exactly one "down" and one "up" arrive on each channel; a channel that is down changes neither
-// the watch's exit code nor what the other channel gets. Then status.mts shows release and backups.
+// the watch's exit code nor what the other channel gets. Then status.mts shows release, backups, offsite and the last drill.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, waitFor, type Stack } from '../support/stack.ts';
@@ -109,11 +109,16 @@ describeDocker('watch: alerts on changes of state only', () => {
     expect(s.operations[0]).toMatchObject({ id: 'r-e2e-1', result: 'ok' });
     expect(s.backups.local).toHaveLength(1);
     expect(s.backups.local[0]).toMatchObject({ verified: true });
+    // offsite is not configured in this stack and no drill ran: said so, from the records, without restic
+    expect(s.backups.offsite).toMatchObject({ configured: false, newest: null, lastCheck: null });
+    expect(s.drill).toBeNull();
     expect(s.alerts).toEqual([]);
     expect(s.certificate.daysLeft).toBeGreaterThan(1);
     const table = await runScript('status.mts', ['--config', stack.envFile, '--ca', stack.caPem], { timeoutMs: 60_000 });
     expect(table.stdout).toMatch(/^Running\n {2}app \S+ {2}running, healthy/m);
     expect(table.stdout).toMatch(/^Backups\n {2}id/m);
+    expect(table.stdout).toMatch(/^ {2}offsite: not configured$/m);
+    expect(table.stdout).toMatch(/^ {2}last drill: never: node scripts\/restore\.mts --config \.env\.prod --drill$/m);
   });
 
   it('watch.mts --test-alert reaches both channels, and names the one that is down', async () => {

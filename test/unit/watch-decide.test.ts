@@ -145,6 +145,62 @@ describe('facts -> problems', () => {
     expect(log).toEqual(['27.0h started backup-stale', '33.0h reminder backup-stale', '35.0h resolved backup-stale']);
   });
 
+  it.each([
+    // [case, configured, newest upload (hours before now, or null / unreadable), failing, detail]
+    ['not configured: never a problem', false, null, false, /offsite not configured/],
+    ['not configured, even with an old record', false, 100, false, /offsite not configured/],
+    ['configured, nothing uploaded yet', true, null, true, /no offsite copy recorded yet: node scripts\/offsite\.mts --config \.env\.prod --push/],
+    ['configured, fresh copy', true, 2, false, /^newest offsite copy b-2 is 2\.0 h old$/],
+    ['configured, exactly at the limit', true, 26, false, /26\.0 h old$/],
+    ['configured, too old', true, 27, true, /newest offsite copy b-27 is 27\.0 h old \(> 26 h\)/],
+    ['configured, record unreadable', true, 'bad', true, /offsite upload record unreadable: boom/],
+    ['WATCH_OFFSITE_MAX_AGE under an hour is shown as such', true, 1, true, /1\.0 h old \(> 90s\)/, { WATCH_OFFSITE_MAX_AGE: '90s' }],
+  ] as const)('offsite-stale: %s', (_name, configured, hours, failing, detail, over?: Record<string, string>) => {
+    const newest = hours === null ? null : hours === 'bad' ? { error: 'boom' } : { backupId: `b-${hours}`, backupCreatedAt: new Date(T0 - hours * H).toISOString(), at: new Date(T0).toISOString(), snapshotId: 'abc', source: 'upload' as const };
+    const p = judgeFacts({ ...base, offsite: { configured, newest } }, over ? watchSettings(over) : settings, now);
+    expect(p['offsite-stale'].failing).toBe(failing);
+    expect(p['offsite-stale'].detail).toMatch(detail);
+    expect(judgeFacts(base, settings, now)['offsite-stale']).toBeUndefined(); // not looked: not judged
+  });
+
+  it('offsite-stale over time: one start, reminders at WATCH_REMIND_AFTER, one end; not held while the app is down; WATCH_OFFSITE_MAX_AGE', () => {
+    const s = watchSettings({ WATCH_REMIND_AFTER: '6h', WATCH_OFFSITE_MAX_AGE: '12h' });
+    expect(s.offsiteMaxAgeMs).toBe(12 * H);
+    const rec = (id: string, h: number) => ({ backupId: id, backupCreatedAt: new Date(T0 + h * H).toISOString(), at: new Date(T0 + h * H).toISOString(), snapshotId: null, source: 'upload' as const });
+    let state = emptyState();
+    const log: string[] = [];
+    for (let m = 0; m <= 30 * 60; m += 30) {
+      const t = new Date(T0 + m * MIN);
+      // uploads stop after the one at 0 h; the app is down from 12 h to 14 h; an upload at 25 h
+      const newest = m < 25 * 60 ? rec('b0', 0) : rec('b25', 25);
+      const appDown = m >= 12 * 60 && m < 14 * 60;
+      const r = decide(state, { problems: { ...judgeFacts({ ...base, offsite: { configured: true, newest } }, s, t), 'app-down': { failing: appDown, detail: appDown ? 'down' : 'ok' } } }, t, s);
+      state = r.state;
+      log.push(...r.alerts.map((a) => `${(m / 60).toFixed(1)}h ${a.state} ${a.problem}`));
+    }
+    expect(log).toEqual([
+      '12.5h started app-down',
+      '13.0h started offsite-stale',
+      '14.0h resolved app-down',
+      '19.0h reminder offsite-stale',
+      '25.0h resolved offsite-stale',
+    ]);
+    expect(openAlerts(state)).toEqual([]);
+  });
+
+  it('offsite-stale that was announced resolves when OFFSITE_REPOSITORY is removed', () => {
+    const old = { backupId: 'b', backupCreatedAt: new Date(T0 - 40 * H).toISOString(), at: new Date(T0 - 40 * H).toISOString(), snapshotId: null, source: 'upload' as const };
+    let state = emptyState();
+    const log: string[] = [];
+    [true, true, true, false, false].forEach((configured, i) => {
+      const t = new Date(T0 + i * MIN);
+      const r = decide(state, { problems: judgeFacts({ ...base, offsite: { configured, newest: old } }, settings, t) }, t, settings);
+      state = r.state;
+      log.push(...r.alerts.map((a) => `${i}m ${a.state} ${a.problem}`));
+    });
+    expect(log).toEqual(['1m started offsite-stale', '3m resolved offsite-stale']);
+  });
+
   it('app-down from containers or health; disk and dead letters from their facts; other smoke failures grouped', () => {
     const p = judgeFacts({
       smoke: [{ name: 'containers', status: 'fail', detail: 'app exited', ms: 1 }, pass('health'), { name: 'cors', status: 'fail', detail: 'wildcard', ms: 1 }, { name: 'disk', status: 'fail', detail: 'x', ms: 1 }],
@@ -162,8 +218,9 @@ describe('settings', () => {
   it('durations and defaults', () => {
     expect([parseDuration('90s'), parseDuration('15m'), parseDuration('6h'), parseDuration('2d'), parseDuration('30'), parseDuration('soon')]).toEqual([90_000, 900_000, 21_600_000, 172_800_000, 30_000, null]);
     const s = watchSettings({});
-    expect([s.remindAfterMs, s.confirmRuns, s.certWarnDays, s.backupMaxAgeMs]).toEqual([6 * H, 2, 14, 26 * H]);
+    expect([s.remindAfterMs, s.confirmRuns, s.certWarnDays, s.backupMaxAgeMs, s.offsiteMaxAgeMs]).toEqual([6 * H, 2, 14, 26 * H, 26 * H]);
     expect(() => watchSettings({ WATCH_REMIND_AFTER: 'never' })).toThrow(/WATCH_REMIND_AFTER/);
+    expect(() => watchSettings({ WATCH_OFFSITE_MAX_AGE: '0' })).toThrow(/WATCH_OFFSITE_MAX_AGE/);
   });
 });
 

@@ -561,7 +561,7 @@ export function checkAlertChannels(values: Record<string, string | undefined>, f
       out.push(warn('alerts', `${key} uses plain http to ${u.hostname}: the URL's secret travels in clear`, { key, file, fix: `use https:// for ${key}` }));
     }
   }
-  for (const key of ['WATCH_REMIND_AFTER', 'WATCH_INTERVAL', 'WATCH_BACKUP_MAX_AGE']) {
+  for (const key of ['WATCH_REMIND_AFTER', 'WATCH_INTERVAL', 'WATCH_BACKUP_MAX_AGE', 'WATCH_OFFSITE_MAX_AGE']) {
     const raw = v(key);
     if (raw && !/^\d+(\.\d+)?\s*(ms|s|m|min|h|d)?$/.test(raw)) out.push(fail('alerts', `${key}="${truncate(raw)}" is not a duration (e.g. 90s, 15m, 6h, 2d)`, { key, file, fix: `set ${key}=6h in ${file}` }));
   }

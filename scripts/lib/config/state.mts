@@ -16,6 +16,12 @@ export interface StateLayout {
   lockFile: string;
   /** present only while a restore is in progress (or was interrupted) */
   restoreJournal: string;
+  /** offsite records: last-check.json (restic check), last-upload.json (newest backup offsite) */
+  offsite: string;
+  offsiteLastCheck: string;
+  offsiteLastUpload: string;
+  /** drill/last-drill.json: the last restore drill, its backup and result */
+  lastDrill: string;
 }
 
 export const DB_FILE_NAME = 'lazyflow.db';
@@ -33,5 +39,9 @@ export function stateLayout(stateDir: string): StateLayout {
     opsLog: join(root, 'logs', 'ops.log'),
     lockFile: join(root, 'ops.lock'),
     restoreJournal: join(root, 'restore-journal.json'),
+    offsite: join(root, 'offsite'),
+    offsiteLastCheck: join(root, 'offsite', 'last-check.json'),
+    offsiteLastUpload: join(root, 'offsite', 'last-upload.json'),
+    lastDrill: join(root, 'drill', 'last-drill.json'),
   };
 }

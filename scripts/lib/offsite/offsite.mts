@@ -5,13 +5,13 @@
 // the same decision function as local retention (backup/retention.mts): the newest snapshot and
 // every backup a release in the journal names are always kept.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StepError, UsageError } from '../cli/errors.mts';
 import { formatBytes, formatDuration, type Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
 import { isProcessAlive } from '../host/lock.mts';
-import { fsyncPath } from '../host/fsutil.mts';
+import { newerUpload, readJsonRecord, writeJsonAtomic, type UploadRecord } from '../host/records.mts';
 import { readJournal } from '../release/journal.mts';
 import { DEFAULT_KEEP_IMAGES, rollbackPins } from '../backup/retention.mts';
 import { ID_RE, listBackups, quickCheck, readManifest, type BackupEntry } from '../backup/manifest.mts';
@@ -67,6 +67,7 @@ export async function uploadBackup(ctx: OpsEnv, cfg: OffsiteConfig, b: BackupEnt
     throw err;
   }
   step.done(`snapshot ${summary.snapshotId.slice(0, 8)}: ${formatBytes(summary.totalBytes)} read, ${formatBytes(summary.dataAddedPacked)} sent (${formatDuration(r.ms)})`);
+  noteUpload(ctx, { backupId: b.id, backupCreatedAt: b.createdAt.toISOString(), at: new Date().toISOString(), snapshotId: summary.snapshotId, source: 'upload' }, log);
   return { backupId: b.id, snapshotId: summary.snapshotId, dataAdded: summary.dataAddedPacked, dataAddedRaw: summary.dataAdded, totalBytes: summary.totalBytes, ms: r.ms };
 }
 
@@ -92,6 +93,9 @@ export async function pushMissing(ctx: OpsEnv, cfg: OffsiteConfig, log: Logger, 
     if (!(err instanceof StepError) || !local.length) throw err;
     throw new StepError(`upload of backup ${local[0].id} failed: ${err.message.replace(/^offsite: /, '')}; the local backup ${local[0].id} is intact and published`, { step: 'offsite', hint: next(ctx, '--push') });
   }
+  // the newest lazyflow snapshot the listing shows (seeds the record for copies uploaded before it existed)
+  const newestOffsite = offsite.filter((s) => s.backupId).sort((a, b) => b.time.getTime() - a.time.getTime())[0];
+  if (newestOffsite) noteUpload(ctx, { backupId: newestOffsite.backupId!, backupCreatedAt: newestOffsite.time.toISOString(), at: new Date().toISOString(), snapshotId: newestOffsite.snapshotId, source: 'listing' }, log);
   const have = new Set(offsite.map((s) => s.backupId).filter(Boolean));
   const missing = local.filter((b) => !have.has(b.id));
   const res: PushResult = { uploaded: [], alreadyOffsite: local.length - missing.length, pending: missing.map((b) => b.id) };
@@ -150,6 +154,33 @@ export async function forgetOffsite(ctx: OpsEnv, cfg: OffsiteConfig, policy: Ret
   return { decisions, forgotten: drop.map((d) => d.id), pruned: true };
 }
 
+// ---- records the watch and status read (they never call restic) --------------------------------
+
+export function readLastUpload(ctx: OpsEnv): UploadRecord | null {
+  return readJsonRecord<UploadRecord>(ctx.layout.offsiteLastUpload);
+}
+
+/**
+ * Record the newest backup known to be offsite in STATE_DIR/offsite/last-upload.json. An older
+ * backup (pushMissing uploads newest first) or a listing that shows what is recorded already does
+ * not replace it. A record that cannot be written is a warning: the upload itself succeeded.
+ */
+export function noteUpload(ctx: OpsEnv, rec: UploadRecord, log: Logger): void {
+  try {
+    let have: UploadRecord | null = null;
+    try {
+      have = readLastUpload(ctx);
+    } catch {
+      have = null; // unreadable: replace it
+    }
+    if (have && rec.source === 'listing' && have.backupId === rec.backupId) return;
+    if (!newerUpload(have, rec)) return;
+    writeJsonAtomic(ctx.layout.offsiteLastUpload, rec);
+  } catch (err) {
+    log.warn(`offsite: could not record the upload of ${rec.backupId} in ${ctx.layout.offsiteLastUpload}: ${(err as Error).message}`);
+  }
+}
+
 export interface CheckRecord {
   at: string;
   ok: boolean;
@@ -158,7 +189,7 @@ export interface CheckRecord {
 }
 
 export function lastCheckFile(ctx: OpsEnv): string {
-  return join(ctx.layout.root, 'offsite', 'last-check.json');
+  return ctx.layout.offsiteLastCheck;
 }
 
 export function readLastCheck(ctx: OpsEnv): CheckRecord | null {
@@ -182,11 +213,7 @@ export async function checkRepository(ctx: OpsEnv, cfg: OffsiteConfig, log: Logg
     rec.detail = 'no errors were found';
     step.done(rec.detail);
   }
-  const f = lastCheckFile(ctx);
-  mkdirSync(join(ctx.layout.root, 'offsite'), { recursive: true, mode: 0o700 });
-  writeFileSync(`${f}.tmp`, JSON.stringify(rec, null, 2) + '\n', { mode: 0o600 });
-  fsyncPath(`${f}.tmp`);
-  renameSync(`${f}.tmp`, f);
+  writeJsonAtomic(lastCheckFile(ctx), rec);
   return rec;
 }
 

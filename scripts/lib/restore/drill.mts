@@ -20,6 +20,7 @@ import { APP_GID, APP_UID, isRoot } from '../host/fsutil.mts';
 import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
 import { resolveBackup, stageBackup } from './stage.mts';
 import type { BackupEntry } from '../backup/manifest.mts';
+import { readJsonRecord, writeJsonAtomic, type DrillRecord } from '../host/records.mts';
 
 export interface DrillOptions {
   ctx: OpsEnv;
@@ -111,10 +112,39 @@ export async function removeDrillLeftovers(ctx: OpsEnv, log: Logger): Promise<nu
 export async function runDrill(opts: DrillOptions): Promise<DrillResult> {
   // the ops lock: retention cannot delete the backup being drilled, nor a restore swap it
   const lock = opts.lockHeld ? undefined : await acquireLock(opts.ctx.layout, { operation: `restore --drill ${opts.from}`, waitMs: opts.waitLockMs ?? 0, log: opts.log });
+  const t0 = performance.now();
+  const from: DrillRecord['from'] = opts.backup ? 'offsite' : 'local';
   try {
-    return await drill(opts);
+    const r = await drill(opts);
+    recordDrill(opts.ctx, drillRecord({ backupId: r.backupId, from, ms: r.ms, checks: r.checks }), opts.log);
+    return r;
+  } catch (err) {
+    recordDrill(opts.ctx, drillRecord({ backupId: opts.backup?.id ?? opts.from, from, ms: performance.now() - t0, error: errorMessage(err) }), opts.log);
+    throw err;
   } finally {
     lock?.release();
+  }
+}
+
+/** what STATE_DIR/drill/last-drill.json says about one drill (pure) */
+export function drillRecord(x: { backupId: string; from: DrillRecord['from']; ms: number; checks?: DrillCheck[]; error?: string; at?: Date }): DrillRecord {
+  const failed = x.checks?.find((c) => c.status === 'fail');
+  const ok = !x.error && !failed;
+  const rec: DrillRecord = { backupId: x.backupId, at: (x.at ?? new Date()).toISOString(), ok, from: x.from, ms: Math.round(x.ms) };
+  if (!ok) rec.reason = (x.error ?? `${failed!.name}: ${failed!.detail}`).split('\n')[0].slice(0, 300);
+  return rec;
+}
+
+export function readLastDrill(ctx: OpsEnv): DrillRecord | null {
+  return readJsonRecord<DrillRecord>(ctx.layout.lastDrill);
+}
+
+/** a record that cannot be written is a warning: the drill's own result stands */
+export function recordDrill(ctx: OpsEnv, rec: DrillRecord, log: Logger): void {
+  try {
+    writeJsonAtomic(ctx.layout.lastDrill, rec);
+  } catch (err) {
+    log.warn(`drill: could not record its result in ${ctx.layout.lastDrill}: ${errorMessage(err)}`);
   }
 }
 

@@ -20,7 +20,7 @@ export interface ContainerObs {
 }
 
 export interface Observations {
-  /** problems judged directly from this run: app-down, cert-expiry, disk-low, backup-stale, dead-letters, telegram, smoke */
+  /** problems judged directly from this run: app-down, cert-expiry, disk-low, backup-stale, offsite-stale, dead-letters, telegram, smoke */
   problems: Record<string, ProblemObs>;
   /** docker inspect of the project's containers; undefined when docker could not be asked */
   containers?: ContainerObs[];
@@ -107,7 +107,7 @@ export function decide(prev0: WatchState | undefined, obs: Observations, now: Da
   for (const name of [...names].sort()) {
     const was = prev.problems[name];
     const o = all[name];
-    const held = appDown && name !== 'app-down' && name !== 'disk-low' && name !== 'cert-expiry' && name !== 'backup-stale';
+    const held = appDown && name !== 'app-down' && name !== 'disk-low' && name !== 'cert-expiry' && name !== 'backup-stale' && name !== 'offsite-stale';
     if (!o || o.failing === undefined || (held && !was?.alertedAt && o.failing)) {
       // unknown this run (or masked by the outage): keep what we knew, announce nothing
       if (was) next.problems[name] = was;

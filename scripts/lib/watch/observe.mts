@@ -11,6 +11,8 @@ import { listBackups } from '../backup/manifest.mts';
 import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
 import type { ContainerObs, Observations, ProblemObs } from './decide.mts';
 import type { WatchSettings } from './settings.mts';
+import { readJsonRecord, type UploadRecord } from '../host/records.mts';
+import { formatAge } from '../cli/log.mts';
 
 /** smoke checks that have a watch problem of their own (judged from the facts, not the verdict) */
 const OWN_PROBLEM = new Set(['containers', 'health', 'tls', 'disk', 'backups', 'dead-letters']);
@@ -22,6 +24,8 @@ export interface Facts {
   /** newest local backup; null = none; undefined = not looked */
   newestBackup?: { id: string; createdAt: string } | null;
   deadLetters?: DeadLettersObs;
+  /** offsite: undefined = not looked; configured false = OFFSITE_REPOSITORY empty; newest = last-upload.json (null = none) */
+  offsite?: { configured: boolean; newest: UploadRecord | null | { error: string } };
 }
 
 export function judgeFacts(f: Facts, s: WatchSettings, now: Date): Record<string, ProblemObs> {
@@ -57,6 +61,19 @@ export function judgeFacts(f: Facts, s: WatchSettings, now: Date): Record<string
       failing,
       detail: b ? `newest backup ${b.id} is ${(age / HOUR_MS).toFixed(1)} h old${failing ? ` (> ${(s.backupMaxAgeMs / HOUR_MS).toFixed(0)} h)` : ''}` : 'no backup yet: node scripts/backup.mts --config .env.prod',
     };
+  }
+  if (f.offsite) {
+    const o = f.offsite;
+    const n = o.newest;
+    const limit = s.offsiteMaxAgeMs >= HOUR_MS ? `${(s.offsiteMaxAgeMs / HOUR_MS).toFixed(0)} h` : formatAge(s.offsiteMaxAgeMs);
+    if (!o.configured) out['offsite-stale'] = { failing: false, detail: 'offsite not configured (OFFSITE_REPOSITORY empty)' };
+    else if (n && 'error' in n) out['offsite-stale'] = { failing: true, detail: `offsite upload record unreadable: ${n.error}` };
+    else if (!n) out['offsite-stale'] = { failing: true, detail: 'no offsite copy recorded yet: node scripts/offsite.mts --config .env.prod --push' };
+    else {
+      const age = now.getTime() - Date.parse(n.backupCreatedAt);
+      const failing = !(age <= s.offsiteMaxAgeMs);
+      out['offsite-stale'] = { failing, detail: `newest offsite copy ${n.backupId} is ${(age / HOUR_MS).toFixed(1)} h old${failing ? ` (> ${limit}): node scripts/offsite.mts --config .env.prod --push` : ''}` };
+    }
   }
   if (f.deadLetters) {
     const d = f.deadLetters;
@@ -119,6 +136,17 @@ export async function observe(env: OpsEnv, s: WatchSettings, o: ObserveOptions =
     disk,
     newestBackup: newest ? { id: newest.id, createdAt: newest.createdAt.toISOString() } : null,
     deadLetters: readDeadLetters(env.layout.db),
+    offsite: { configured: Boolean((env.values.OFFSITE_REPOSITORY ?? '').trim()), newest: readUpload(env.layout.offsiteLastUpload) },
   };
   return { facts, obs: { problems: judgeFacts(facts, s, now), containers, telegram } };
+}
+
+function readUpload(file: string): UploadRecord | null | { error: string } {
+  try {
+    const r = readJsonRecord<UploadRecord>(file);
+    if (r && (typeof r.backupId !== 'string' || !Number.isFinite(Date.parse(r.backupCreatedAt)))) return { error: `${file} holds no backupId/backupCreatedAt` };
+    return r;
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
 }

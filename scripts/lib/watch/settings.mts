@@ -8,6 +8,8 @@ export interface WatchSettings {
   intervalMs: number;
   certWarnDays: number;
   backupMaxAgeMs: number;
+  /** newest offsite copy (STATE_DIR/offsite/last-upload.json) older than this is a problem, when OFFSITE_REPOSITORY is set */
+  offsiteMaxAgeMs: number;
   minFreeBytes: number;
   /** a container restart or OOM kill stays a problem this long after the last one */
   restartQuietMs: number;
@@ -27,7 +29,7 @@ export function parseDuration(s: string): number | null {
   return Math.round(Number(m[1]) * UNITS[m[2] ?? 's']);
 }
 
-export const WATCH_DURATION_KEYS = ['WATCH_REMIND_AFTER', 'WATCH_INTERVAL', 'WATCH_BACKUP_MAX_AGE'] as const;
+export const WATCH_DURATION_KEYS = ['WATCH_REMIND_AFTER', 'WATCH_INTERVAL', 'WATCH_BACKUP_MAX_AGE', 'WATCH_OFFSITE_MAX_AGE'] as const;
 export const WATCH_NUMBER_KEYS = ['WATCH_CONFIRM_RUNS', 'WATCH_CERT_DAYS', 'WATCH_MIN_FREE_MB'] as const;
 
 export class WatchSettingsError extends Error {
@@ -58,6 +60,7 @@ export function watchSettings(values: Record<string, string | undefined>): Watch
     intervalMs: dur('WATCH_INTERVAL', '60s'),
     certWarnDays: num('WATCH_CERT_DAYS', 14, 1),
     backupMaxAgeMs: dur('WATCH_BACKUP_MAX_AGE', '26h'),
+    offsiteMaxAgeMs: dur('WATCH_OFFSITE_MAX_AGE', '26h'),
     minFreeBytes: num('WATCH_MIN_FREE_MB', 1024, 1) * 2 ** 20,
     restartQuietMs: 15 * 60_000,
     telegramErrorFreshMs: 10 * 60_000,

@@ -2,7 +2,6 @@
 // certificate, gathered from the existing readers. Every section is independent: one that cannot
 // be read says why, the others are still shown.
 import fs from 'node:fs';
-import path from 'node:path';
 import type { OpsEnv } from '../config/env.mts';
 import { currentRelease, readJournal, releaseRows } from '../release/journal.mts';
 import { listBackups } from '../backup/manifest.mts';
@@ -16,6 +15,72 @@ import { errorMessage } from '../cli/errors.mts';
 import { openAlerts } from './decide.mts';
 import { readWatchState, watchStateFile } from './store.mts';
 import { DEFAULT_PATHS, scheduleContext, status as scheduleStatus } from '../schedules/install.mts';
+import { readJsonRecord, type DrillRecord, type UploadRecord } from '../host/records.mts';
+import type { CheckRecord } from '../offsite/offsite.mts';
+
+/** offsite as status shows it, from the records under STATE_DIR/offsite/ (restic is never called) */
+export interface OffsiteStatus {
+  configured: boolean;
+  newest: { backupId: string; backupCreatedAt: string; age: string; uploadedAt: string; uploadedAge: string; snapshotId: string | null } | null;
+  lastCheck: { at: string; age: string; ok: boolean; detail: string } | null;
+  /** what to do next, or why a record could not be read ('' when all is well) */
+  note: string;
+}
+
+export type DrillStatus = { backupId: string; from: string; at: string; age: string; ok: boolean; reason: string } | null;
+
+type Rec<T> = T | null | { error: string };
+const isErr = <T,>(r: Rec<T>): r is { error: string } => Boolean(r && typeof r === 'object' && 'error' in r);
+
+/** pure: the offsite section from OFFSITE_REPOSITORY and the two records, ages against `now` */
+export function offsiteStatus(configured: boolean, upload: Rec<UploadRecord>, check: Rec<CheckRecord>, now: Date): OffsiteStatus {
+  const ago = (iso: string) => formatAge(now.getTime() - Date.parse(iso));
+  const notes: string[] = [];
+  if (!configured) notes.push('not configured: set OFFSITE_REPOSITORY (RUNBOOK: offsite backups)');
+  let newest: OffsiteStatus['newest'] = null;
+  if (isErr(upload)) notes.push(`upload record unreadable: ${upload.error}`);
+  else if (upload) newest = { backupId: upload.backupId, backupCreatedAt: upload.backupCreatedAt, age: ago(upload.backupCreatedAt), uploadedAt: upload.at, uploadedAge: ago(upload.at), snapshotId: upload.snapshotId };
+  else if (configured) notes.push('nothing uploaded yet: node scripts/offsite.mts --config .env.prod --push');
+  let lastCheck: OffsiteStatus['lastCheck'] = null;
+  if (isErr(check)) notes.push(`check record unreadable: ${check.error}`);
+  else if (check) lastCheck = { at: check.at, age: ago(check.at), ok: check.ok, detail: check.detail };
+  else if (configured) notes.push('never checked: node scripts/offsite.mts --config .env.prod --check');
+  return { configured, newest, lastCheck, note: notes.join('; ') };
+}
+
+/** pure: the last drill, its age against `now` */
+export function drillStatus(rec: Rec<DrillRecord>, now: Date): DrillStatus | { error: string } {
+  if (isErr(rec)) return rec;
+  if (!rec) return null;
+  return { backupId: rec.backupId, from: rec.from, at: rec.at, age: formatAge(now.getTime() - Date.parse(rec.at)), ok: rec.ok, reason: rec.reason ?? '' };
+}
+
+/** pure: the status screen's offsite lines (no colour) */
+export function offsiteLines(o: OffsiteStatus): string[] {
+  const out: string[] = [];
+  if (o.configured || o.newest || o.lastCheck) {
+    out.push(`offsite: ${o.configured ? 'configured' : 'NOT configured'}`);
+    out.push(o.newest ? `  newest copy: ${o.newest.backupId} (backup ${o.newest.age} old, uploaded ${o.newest.uploadedAge} ago${o.newest.snapshotId ? `, snapshot ${o.newest.snapshotId.slice(0, 8)}` : ''})` : '  newest copy: none recorded');
+    out.push(o.lastCheck ? `  last check: ${o.lastCheck.ok ? 'ok' : 'FAILED'} ${o.lastCheck.age} ago${o.lastCheck.ok ? '' : `: ${o.lastCheck.detail.split('\n')[0]}`}` : '  last check: never');
+  } else out.push('offsite: not configured');
+  if (o.note) out.push(`  ${o.note}`);
+  return out;
+}
+
+/** pure: the status screen's drill line (no colour) */
+export function drillLine(d: DrillStatus | { error: string }): string {
+  if (d && 'error' in d) return `last drill: record unreadable: ${d.error}`;
+  if (!d) return 'last drill: never: node scripts/restore.mts --config .env.prod --drill';
+  return `last drill: ${d.ok ? 'passed' : 'FAILED'} on ${d.backupId} (${d.from}) ${d.age} ago${d.ok ? '' : `: ${d.reason}`}`;
+}
+
+function readRec<T>(file: string): Rec<T> {
+  try {
+    return readJsonRecord<T>(file);
+  } catch (e) {
+    return { error: errorMessage(e) };
+  }
+}
 
 export interface StatusReport {
   at: string;
@@ -23,7 +88,8 @@ export interface StatusReport {
   running: { release: string | null; appTag: string | null; since: string | null; image: string | null; status: string; health: string | null } | { error: string };
   operations: { id: string; kind: string; result: string; appTag: string; started: string; age: string; duration: string; reason: string }[];
   restore: { inProgress: boolean; backupId?: string; phase?: string; startedAt?: string };
-  backups: { local: { id: string; createdAt: string; age: string; sizeBytes: number; verified: boolean; reason: string }[]; offsite: { available: boolean; note: string } };
+  backups: { local: { id: string; createdAt: string; age: string; sizeBytes: number; verified: boolean; reason: string }[]; offsite: OffsiteStatus };
+  drill: DrillStatus | { error: string };
   timers: { installed: boolean; units: { unit: string; next: string; last: string; result: string }[]; note: string };
   alerts: { problem: string; since: string; detail: string }[];
   watchLastRun: string | null;
@@ -75,10 +141,8 @@ export async function gatherStatus(env: OpsEnv, o: { ca?: string; connect?: stri
     verified: b.verified,
     reason: String((b.manifest as unknown as { reason?: string }).reason ?? ''),
   }));
-  const offsiteDir = path.join(env.projectDir, 'scripts', 'lib', 'offsite');
-  const offsite = fs.existsSync(offsiteDir)
-    ? { available: true, note: 'offsite copies: node scripts/offsite.mts --help' }
-    : { available: false, note: 'no offsite module in this checkout' };
+  const offsite = offsiteStatus(Boolean((env.values.OFFSITE_REPOSITORY ?? '').trim()), readRec<UploadRecord>(env.layout.offsiteLastUpload), readRec<CheckRecord>(env.layout.offsiteLastCheck), now);
+  const drill = drillStatus(readRec<DrillRecord>(env.layout.lastDrill), now);
   const { state } = (() => {
     try {
       return readWatchStateNoMove(watchStateFile(env.stateDir));
@@ -104,6 +168,7 @@ export async function gatherStatus(env: OpsEnv, o: { ca?: string; connect?: stri
     operations: releaseRows(releases, now).slice(0, 10).map((r) => ({ id: r.id, kind: r.kind, result: r.result, appTag: r.appTag, started: r.started, age: r.age, duration: r.duration, reason: r.reason })),
     restore,
     backups: { local, offsite },
+    drill,
     timers: tm,
     alerts: openAlerts(state),
     watchLastRun: state?.lastRunAt ?? null,
