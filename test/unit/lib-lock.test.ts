@@ -200,10 +200,11 @@ describe('a zombie holds nothing', () => {
     const { isProcessAlive, isZombie } = await import('../../scripts/lib/host/lock.mts');
     // a child that exits while we never wait for it stays a zombie until reaped; stop Node reaping it by
     // making it a grandchild whose parent (sh) sleeps without waiting
-    const sh = spawn('sh', ['-c', '(exit 0) & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // (sleep outlives the wait below by far: when it exits, its zombie child is reaped and the test has nothing to see)
+    const sh = spawn('sh', ['-c', '(exit 0) & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const pid = Number((await new Promise<Buffer>((r) => sh.stdout.once('data', r))).toString().trim());
     // the subshell exits at once; on a loaded machine that can take a moment to show in /proc
-    for (let i = 0; i < 100 && !isZombie(pid); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 400 && !isZombie(pid); i++) await new Promise((r) => setTimeout(r, 50));
     try {
       expect(isZombie(pid)).toBe(true);
       expect(isProcessAlive(pid)).toBe(false);
