@@ -199,17 +199,18 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
   if (!goalRunning.length && stray.length) return [{ kind: 'remove-app-containers', ids: stray.map((a) => a.id), reason: 'containers left by the interrupted swap' }];
   if (!o.proxyRunning) return [{ kind: 'start-proxy', reason: 'the proxy (caddy) is not running' }];
   // (a goal container still `starting` gets start-app too: compose leaves it as it is, the runner waits until healthy)
-  if (goalRunning.length !== 1 || goalRunning[0].health === 'unhealthy' || goalRunning[0].health === 'starting' || goalRunning[0].state !== 'running') {
-    if (!o.imageTags.includes(g.appTag)) {
-      return [finish({ result: 'failed', appTag: null, reason: `${g.why}; image tag ${g.appTag} no longer exists locally`, next: `rebuild it: git checkout <sha of ${g.appRelease ?? g.appTag}> && node scripts/rollout.mts --config ${configFile}` })];
-    }
-    if (goalRunning.length && goalRunning[0].health !== 'starting') return [{ kind: 'stop-app', reason: `the app on ${g.appTag} is ${goalRunning.map((a) => `${a.state}/${a.health ?? '-'}`).join(', ')}: restarting it` }];
-    return [{ kind: 'start-app', appTag: g.appTag, reason: g.why }];
+  const needsStart = goalRunning.length !== 1 || goalRunning[0].health === 'unhealthy' || goalRunning[0].health === 'starting' || goalRunning[0].state !== 'running';
+  if (needsStart && !o.imageTags.includes(g.appTag)) {
+    return [finish({ result: 'failed', appTag: null, reason: `${g.why}; image tag ${g.appTag} no longer exists locally`, next: `rebuild it: git checkout <sha of ${g.appRelease ?? g.appTag}> && node scripts/rollout.mts --config ${configFile}` })];
   }
-  // 5. the goal's front end, when it has one (releases before per-release front ends keep what is served)
+  // 5. the goal's front end, before its app starts, as rollout does (releases before per-release front ends keep what is served)
   const fe = o.frontend;
   if (fe && fe.staged.includes(g.appTag) && fe.live !== g.appTag) {
-    return [{ kind: 'activate-frontend', appTag: g.appTag, reason: `the served front end is ${fe.live ?? "the proxy image's own"}, the app runs ${g.appTag}` }];
+    return [{ kind: 'activate-frontend', appTag: g.appTag, reason: `the served front end is ${fe.live ?? "the proxy image's own"}, the app goes back to ${g.appTag}` }];
+  }
+  if (needsStart) {
+    if (goalRunning.length && goalRunning[0].health !== 'starting') return [{ kind: 'stop-app', reason: `the app on ${g.appTag} is ${goalRunning.map((a) => `${a.state}/${a.health ?? '-'}`).join(', ')}: restarting it` }];
+    return [{ kind: 'start-app', appTag: g.appTag, reason: g.why }];
   }
   return [finish({ dbRestored: restored })];
 }

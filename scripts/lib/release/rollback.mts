@@ -210,15 +210,16 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
       s.done();
     }
     phase = 'swap';
-    const ss = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
-    const swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
-    ss.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
-    // the target's front end with its app (a release from before per-release front ends keeps what is served)
+    // the target's front end first, as rollout does (a release from before per-release front ends has none)
     let proxyReloadAt: number | undefined;
     if (observeFrontend(env).staged.includes(appTag)) {
       proxyReloadAt = Date.now();
       await timed('frontend_switch', () => activateFrontend(env, appTag, log));
     } else log.warn(`no front end staged for ${appTag}: the Mini App served stays as it is`);
+    const ss = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
+    const swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
+    ss.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
+    // the target's front end with its app (a release from before per-release front ends keeps what is served)
     appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases } });
     phase = 'health';
     log.ok(await timed('health', () => healthGate(env, appTag, { smoke: o.smoke, timeoutMs: healthGateMs(o.healthTimeoutS) })));

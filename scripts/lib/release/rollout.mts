@@ -340,6 +340,16 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   let phase = 'swap';
   let proxyReloadAt: number | undefined;
   try {
+    // The release's front end goes live first (atomic switch, graceful Caddy reload): API calls of the
+    // new Mini App are held by Caddy through the swap and answered by the new app. Reloading before the
+    // new app starts also keeps the idle connections the reload closes out of "errors since the app
+    // started". A revert (recovery) points it back.
+    if (observeFrontend(env).staged.includes(appTag)) {
+      const t = performance.now();
+      proxyReloadAt = Date.now();
+      await activateFrontend(env, appTag, log);
+      phases.frontend_switch = Math.round(performance.now() - t);
+    }
     if (!live || (await runningContainerCount(env, 'caddy')) === 0) {
       // first deploy (or the proxy is down): bring the whole stack up on the new tag
       const s = log.step(`start the stack on ${appTag}`);
@@ -359,14 +369,6 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       const s = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
       swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
       s.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
-    }
-    // the release's front end goes live once its app is healthy (atomic switch, graceful Caddy reload);
-    // a revert (recovery) points it back
-    if (observeFrontend(env).staged.includes(appTag)) {
-      const t = performance.now();
-      proxyReloadAt = Date.now();
-      await activateFrontend(env, appTag, log);
-      phases.frontend_switch = Math.round(performance.now() - t);
     }
     appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases }, swap: roundSwap(swap) });
 
