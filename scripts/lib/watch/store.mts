@@ -1,9 +1,9 @@
 // STATE_DIR/watch/state.json: the watch's memory between runs. Written atomically (temp, fsync,
 // rename); bounded by construction (one entry per problem name, per live container, a few counts).
 // An unreadable file is kept aside, not deleted, and the watch starts from a clean state.
+import { writeJsonAtomic } from '../host/records.mts';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDir, fsyncPath } from '../host/fsutil.mts';
 import { emptyState, STATE_VERSION, type WatchState } from './decide.mts';
 
 export function watchDir(stateDir: string): string {
@@ -34,10 +34,5 @@ export function readWatchState(file: string): { state: WatchState; note?: string
 }
 
 export function writeWatchState(file: string, state: WatchState): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
-  fsyncPath(tmp);
-  fs.renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
+  writeJsonAtomic(file, state);
 }
