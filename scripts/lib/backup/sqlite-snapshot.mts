@@ -58,6 +58,9 @@ export interface SnapshotOptions {
   mmap?: boolean;
 }
 
+/** after a snapshot, a source WAL larger than this is truncated (between the app's commits) */
+export const WAL_TRUNCATE_ABOVE_BYTES = 16 * 2 ** 20;
+
 export class SqliteDiskFullError extends Error {
   code = 'SQLITE_FULL';
 }
@@ -152,7 +155,6 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
   if (!existsSync(srcPath)) throw new Error(`no database at ${srcPath}`);
   if (existsSync(destPath)) throw new Error(`snapshot target ${destPath} already exists`);
   const t0 = performance.now();
-  const walBefore = existsSync(`${srcPath}-wal`) ? statSync(`${srcPath}-wal`).size : 0;
   const src = new Database(srcPath, { fileMustExist: true, timeout: 10_000 });
   let result: SnapshotResult | undefined;
   try {
@@ -239,8 +241,11 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
       // (a writer that commits back to back leaves gaps of microseconds, which busy_timeout 0 alone
       // missed 50 times in a row on a loaded machine); once we hold it, we keep it for one
       // checkpoint, like one of the app's own transactions, and wait at most that long for readers.
+      // The bound is absolute, not relative to the size before: a WAL left large by an earlier
+      // snapshot (whose truncation lost every race against the app's commits) must not raise the bar
+      // for the next one, or every backup ratchets the WAL up by what was written during its copy.
       const walNow = existsSync(`${srcPath}-wal`) ? statSync(`${srcPath}-wal`).size : 0;
-      if (walNow > Math.max(walBefore * 2, 16 * 2 ** 20)) {
+      if (walNow > WAL_TRUNCATE_ABOVE_BYTES) {
         src.pragma('busy_timeout = 25');
         result.walTruncated = false;
         const deadline = performance.now() + 5000;
