@@ -1,7 +1,7 @@
 // Gates judge the release: pre-existing host conditions are warnings; a Telegram delivery error
 // counts only when the new release caused it.
 import { describe, expect, it } from 'vitest';
-import { judgeSmoke, judgeWebhookError, SWAP_WINDOW_GRACE_MS } from '../../scripts/lib/release/judge.mts';
+import { DELIVERY_TIMEOUT_GRACE_MS, judgeQueue, judgeSmoke, judgeWebhookError, SWAP_WINDOW_GRACE_MS, type QueueObs } from '../../scripts/lib/release/judge.mts';
 import type { SmokeResult } from '../../scripts/lib/checks/evaluate.mts';
 
 const r = (name: string, status: SmokeResult['status'], detail = name): SmokeResult => ({ name, status, detail });
@@ -31,6 +31,9 @@ describe('whose Telegram delivery error', () => {
     ['a 503 well after the swap', { last_error_date: at(2000 + SWAP_WINDOW_GRACE_MS + 5000), last_error_message: 'Wrong response from the webhook: 503 Service Unavailable' }, 'release'],
     ['a connection error after the swap', { last_error_date: at(30_000), last_error_message: 'Connection refused' }, 'release'],
     ['a connection closed after the swap, no Caddy reload', { last_error_date: at(3000), last_error_message: 'Webhook connection closed' }, 'release'],
+    ['a delivery Caddy held through the swap that timed out afterwards', { last_error_date: at(2000 + 10_000), last_error_message: 'Read timeout expired' }, 'swap-window'],
+    ['a connect timeout within the delivery timeout after the swap', { last_error_date: at(2000 + DELIVERY_TIMEOUT_GRACE_MS - 1000), last_error_message: 'Connection timed out' }, 'swap-window'],
+    ['a timeout long after the swap: the release hangs', { last_error_date: at(2000 + DELIVERY_TIMEOUT_GRACE_MS + 5000), last_error_message: 'Read timeout expired' }, 'release'],
   ];
   for (const [name, info, want] of rows) it(name, () => expect(judgeWebhookError(info, w)).toBe(want));
 
@@ -44,4 +47,27 @@ describe('whose Telegram delivery error', () => {
     ['a refused connection at the reload: Caddy keeps its listeners, so not the reload', { last_error_date: at(4000), last_error_message: 'Connection refused' }, 'release'],
   ];
   for (const [name, info, want] of reloadRows) it(`Caddy reloaded: ${name}`, () => expect(judgeWebhookError(info, wr)).toBe(want));
+});
+
+describe('is the queue moving (Telegram gate)', () => {
+  const q = (pending: number, handledMax: number | null, urlOk = true): QueueObs => ({ urlOk, pending, handledMax });
+  // first look, previous look, this look, expected status, detail matching
+  const rows: [string, QueueObs, QueueObs | undefined, QueueObs, 'pass' | 'wait', RegExp][] = [
+    ['drained', q(3, 100), undefined, q(3, 100), 'pass', /pending 3/],
+    ['webhook not the release\'s yet, even with an empty queue', q(0, 100, false), undefined, q(0, 100, false), 'wait', /url/],
+    ['a backlog, and the app handled updates since the gate began', q(40, 100), q(45, 101), q(50, 130), 'pass', /handled updates up to 130.*pending 50/],
+    ['a backlog, nothing handled since the gate began: wait (the deadline fails it)', q(40, 100), q(45, 100), q(50, 100), 'wait', /no update handled/],
+    ['a backlog that shrinks does not count when the app keeps a record and it did not move', q(40, 100), q(50, 100), q(45, 100), 'wait', /no update handled/],
+    ['no record table: a queue that shrank between two looks is moving', q(40, null), q(50, null), q(45, null), 'pass', /fell from 50 to 45/],
+    ['no record table: a queue that only grows is not', q(40, null), q(45, null), q(50, null), 'wait', /no update handled/],
+    ['no record table, first look: nothing to compare yet', q(40, null), undefined, q(40, null), 'wait', /no update handled/],
+    ['a record table created after the gate began (first look had none)', q(40, null), q(40, null), q(41, 7), 'pass', /up to 7/],
+  ];
+  for (const [name, first, prev, now, status, detail] of rows) {
+    it(name, () => {
+      const v = judgeQueue(first, prev, now, 10);
+      expect(v.status).toBe(status);
+      expect(v.detail).toMatch(detail);
+    });
+  }
 });

@@ -21,6 +21,7 @@ import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mt
 import { currentRelease, readJournal } from '../release/journal.mts';
 import { observeFrontend } from '../release/frontend.mts';
 import { isLocalMode } from './preflight.mts';
+import { judgeWebhookError, type SwapWindow } from '../release/judge.mts';
 import { parseApiPaths, probePathFor } from '../config/api-paths.mts';
 
 export const APP_UID = 1000;
@@ -41,6 +42,11 @@ export interface SmokeOptions {
   telegramApiRoot?: string;
   timeoutMs?: number;
   now?: () => Date;
+  /**
+   * the swap this smoke follows (a rollout's or rollback's gate): a delivery error the swap itself
+   * caused is reported, not failed (release/judge.mts judgeWebhookError)
+   */
+  swapWindow?: SwapWindow;
 }
 
 export interface SmokeReport {
@@ -230,7 +236,13 @@ export const CHECKS: SmokeCheck[] = [
       const startedAt = app ? new Date(app.State.StartedAt) : undefined;
       try {
         const info = await getWebhookInfo(root, token);
-        return evalWebhookInfo(info, { expectedUrl: expectedWebhookUrl(c.env.appUrl, v.WEBHOOK_SECRET ?? ''), secret: v.WEBHOOK_SECRET ?? '', startedAt, pendingMax: c.opts.pendingMax ?? 100 });
+        const whose = c.opts.swapWindow ? judgeWebhookError(info, c.opts.swapWindow) : 'release';
+        const verdict = evalWebhookInfo(info, {
+          expectedUrl: expectedWebhookUrl(c.env.appUrl, v.WEBHOOK_SECRET ?? ''), secret: v.WEBHOOK_SECRET ?? '',
+          startedAt: whose === 'swap-window' ? undefined : startedAt, pendingMax: c.opts.pendingMax ?? 100,
+        });
+        if (whose === 'swap-window' && verdict.status === 'pass') verdict.detail += `; the last error (${info.last_error_message}) came from the swap window itself, not the release`;
+        return verdict;
       } catch (e) {
         return { status: 'fail', detail: redactToken((e as Error).message, token) };
       }
@@ -385,6 +397,29 @@ export function readUserVersion(dbFile: string): number | null {
   if (!fs.existsSync(dbFile)) return null;
   try {
     return withDbReadOnly(dbFile, (db) => db.pragma('user_version', { simple: true }) as number);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The highest update_id the app recorded in any table with an update_id column (processed updates,
+ * replies, dead letters: the contract's update-dedupe item), or null when it keeps none.
+ */
+export function readHandledUpdateMax(dbFile: string): number | null {
+  if (!fs.existsSync(dbFile)) return null;
+  try {
+    return withDbReadOnly(dbFile, (db) => {
+      const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[])
+        .filter((t) => (db.prepare(`PRAGMA table_info("${t.replace(/"/g, '""')}")`).all() as { name: string }[]).some((c) => c.name === 'update_id'));
+      if (!tables.length) return null;
+      let max: number | null = null;
+      for (const t of tables) {
+        const m = db.prepare(`SELECT max(update_id) FROM "${t.replace(/"/g, '""')}"`).pluck().get() as number | null;
+        if (m !== null && (max === null || m > max)) max = m;
+      }
+      return max ?? -1;
+    });
   } catch {
     return null;
   }

@@ -2,12 +2,12 @@
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { GateError, errorMessage } from '../cli/errors.mts';
-import { readDeadLetters, runSmoke, smokeTarget, type SmokeOptions } from '../checks/smoke.mts';
+import { readDeadLetters, readHandledUpdateMax, runSmoke, smokeTarget, type SmokeOptions } from '../checks/smoke.mts';
 import { httpsGet } from '../checks/http.mts';
 import { evalDeadLetters, evalWebhookInfo, expectedWebhookUrl, type SmokeResult } from '../checks/evaluate.mts';
 import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
 import { appDiagnostics } from '../docker/app-container.mts';
-import { judgeSmoke, judgeWebhookError, type SwapWindow } from './judge.mts';
+import { judgeQueue, judgeSmoke, judgeWebhookError, type QueueObs, type SwapWindow } from './judge.mts';
 
 export interface GateOptions {
   /** seconds to wait for the new container to become healthy */
@@ -45,7 +45,10 @@ export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: Smoke
   }
 }
 
-/** Telegram gate: webhook registered at APP_URL/webhook/SECRET, no delivery error since start, queue drains. */
+/**
+ * Telegram gate: webhook registered at APP_URL/webhook/SECRET, no delivery error the release caused,
+ * and the queue drains or moves (judgeQueue).
+ */
 export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutMs?: number; pendingMax?: number; apiRoot?: string; swapWindow?: SwapWindow }): Promise<string> {
   const started = Date.parse(startedAt);
   const window: SwapWindow = o.swapWindow ?? { beganAt: started, endedAt: started };
@@ -56,23 +59,28 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
   const expectedUrl = expectedWebhookUrl(env.appUrl, v.WEBHOOK_SECRET ?? '');
   const pendingMax = o.pendingMax ?? 10;
   const deadline = performance.now() + (o.timeoutMs ?? 60_000);
+  let first: QueueObs | undefined;
+  let prev: QueueObs | undefined;
   let last = '';
   for (;;) {
     try {
       const info = await getWebhookInfo(root, token);
       // errors are judged here, against the swap window, not by evalWebhookInfo's "since start"
       const whose = judgeWebhookError(info, window);
-      const verdict = evalWebhookInfo(info, { expectedUrl, secret: v.WEBHOOK_SECRET ?? '', startedAt: undefined, pendingMax });
       if (whose === 'release' && info.url === expectedUrl) {
         throw new GateError(`Telegram: delivery error at ${new Date(info.last_error_date! * 1000).toISOString()}, after the swap: ${info.last_error_message ?? '?'}`, { step: 'telegram', diagnostics: await appDiagnostics(env) });
       }
-      if (whose === 'swap-window' && verdict.status === 'pass') verdict.detail += `; the last error (${info.last_error_message}) came from the swap window itself, not the release`;
+      const now: QueueObs = { urlOk: info.url === expectedUrl, pending: info.pending_update_count, handledMax: readHandledUpdateMax(env.layout.db) };
+      first ??= now;
+      const verdict = judgeQueue(first, prev, now, pendingMax);
+      prev = now;
       if (verdict.status === 'pass') {
+        if (whose === 'swap-window') verdict.detail += `; the last error (${info.last_error_message}) came from the swap window itself, not the release`;
         // Dead letters are information, never a failure: they are updates the app gave up on, not the release.
         const dl = evalDeadLetters(readDeadLetters(env.layout.db));
         return dl.status === 'warn' ? `${verdict.detail}; ${dl.detail}` : verdict.detail;
       }
-      last = verdict.detail;
+      last = now.urlOk ? verdict.detail : evalWebhookInfo(info, { expectedUrl, secret: v.WEBHOOK_SECRET ?? '', pendingMax }).detail;
     } catch (e) {
       if (e instanceof GateError) throw e;
       last = redactToken(errorMessage(e), token);

@@ -31,6 +31,13 @@ export type WebhookErrorVerdict = 'none' | 'before-swap' | 'swap-window' | 'rele
 export const SWAP_WINDOW_GRACE_MS = 5_000;
 
 /**
+ * A delivery that timed out is dated when Telegram gave up on it, up to its webhook timeout after it
+ * was sent (the fake Bot API's default is 10 s; Telegram's is not documented and longer): a delivery
+ * Caddy held through the swap may time out this long after the swap ended.
+ */
+export const DELIVERY_TIMEOUT_GRACE_MS = 65_000;
+
+/**
  * Whose is the last delivery error? Before the swap began: an older run's. Inside the swap window
  * and a 502/503/504 (the old app's in-flight lame-duck 503, Caddy giving up a held request), or a
  * connection closed right when Caddy reloaded the release's front end: the swap's own, and Telegram
@@ -42,9 +49,49 @@ export function judgeWebhookError(info: { last_error_date?: number; last_error_m
   if (at < w.beganAt - 1000) return 'before-swap';
   const transient = /\b50[234]\b|service unavailable|bad gateway|gateway time-?out/i.test(info.last_error_message ?? '');
   if (transient && at <= w.endedAt + SWAP_WINDOW_GRACE_MS) return 'swap-window';
+  // a delivery that got no answer in time: Caddy held it through the swap (a release that hangs on
+  // every update is caught by the queue not moving, judgeQueue)
+  const timedOut = /timeout expired|timed out/i.test(info.last_error_message ?? '');
+  if (timedOut && at <= w.endedAt + DELIVERY_TIMEOUT_GRACE_MS) return 'swap-window';
   // Caddy's reload closes idle connections; a delivery that raced that close was never answered, and
   // Telegram sends it again: the proxy's doing, not the release's
   const dropped = /connection (closed|reset)|reset by peer/i.test(info.last_error_message ?? '');
   if (dropped && w.proxyReloadAt !== undefined && at >= w.proxyReloadAt - 1000 && at <= w.proxyReloadAt + SWAP_WINDOW_GRACE_MS) return 'swap-window';
   return 'release';
+}
+
+/** One look at Telegram's queue for the release's webhook during the Telegram gate. */
+export interface QueueObs {
+  /** webhook url is APP_URL/webhook/SECRET */
+  urlOk: boolean;
+  pending: number;
+  /**
+   * the highest update_id the app has recorded as handled (its update_id tables, see the contract's
+   * update-dedupe item), null when the app keeps no such table
+   */
+  handledMax: number | null;
+}
+
+export interface QueueVerdict {
+  status: 'pass' | 'wait';
+  detail: string;
+}
+
+/**
+ * Does the release take updates off Telegram's queue? Drained (pending under pendingMax) is enough;
+ * so is progress, because a busy bot's queue never drains while a deploy runs and a slow Bot API is
+ * not the release's doing: an update handled since the gate began (the app's own record), or, for an
+ * app that keeps no record, a queue that shrank between two looks. Otherwise wait, until the gate's
+ * deadline fails the release.
+ */
+export function judgeQueue(first: QueueObs, prev: QueueObs | undefined, now: QueueObs, pendingMax: number): QueueVerdict {
+  if (!now.urlOk) return { status: 'wait', detail: 'webhook url is not the release\'s yet' };
+  if (now.pending < pendingMax) return { status: 'pass', detail: `url ok, pending ${now.pending}` };
+  if (now.handledMax !== null && now.handledMax > (first.handledMax ?? -Infinity)) {
+    return { status: 'pass', detail: `url ok, queue moving: the app handled updates up to ${now.handledMax} since the gate began, pending ${now.pending}` };
+  }
+  if (now.handledMax === null && prev && now.pending < prev.pending) {
+    return { status: 'pass', detail: `url ok, queue moving: pending fell from ${prev.pending} to ${now.pending}` };
+  }
+  return { status: 'wait', detail: `pending_update_count ${now.pending} >= ${pendingMax} and no update handled since the gate began` };
 }

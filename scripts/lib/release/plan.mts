@@ -183,7 +183,7 @@ export function rolloutPlan(o: {
 export const GATE_OPTIONS: OptionSpec[] = [
   { name: 'health-timeout', type: 'number', arg: '<s>', default: 90, describe: 'how long the new container may take to become healthy' },
   { name: 'telegram-timeout', type: 'number', arg: '<s>', default: 60, describe: 'how long the webhook may take to register and drain' },
-  { name: 'pending-max', type: 'number', default: 10, describe: 'Telegram gate: pending_update_count must drain below this' },
+  { name: 'pending-max', type: 'number', default: 10, describe: 'Telegram gate: pending_update_count drains below this, or the queue must move (an update handled)' },
   { name: 'wait-lock', type: 'number', arg: '<s>', default: 0, describe: 'wait this long for another operation (backup, restore) to finish' },
   { name: 'skip-smoke', type: 'boolean', describe: 'skip the smoke gate (health and Telegram gates still apply)' },
   { name: 'ca', type: 'string', arg: '<pem>', describe: 'root that verifies the site certificate (private CA) for the smoke gate' },

@@ -82,10 +82,12 @@ export async function revert(i: RevertInput): Promise<{ ok: boolean; decision: R
     // reported, not acted on: there is nowhere further to go
     try {
       log.ok(await healthGate(env, toAppTag, { smoke: i.gates.smoke, timeoutMs: healthGateMs(i.gates.healthTimeoutS) }));
-      const tg = await telegramGate(env, new Date(Date.now() - (performance.now() - t)).toISOString(), { timeoutMs: (i.gates.telegramTimeoutS ?? 60) * 1000, pendingMax: i.gates.pendingMax, apiRoot: i.gates.smoke?.telegramApiRoot });
+      // the revert's own swap: from its start until the app it went back to is healthy (now)
+      const swapWindow = { beganAt: Date.now() - (performance.now() - t), endedAt: Date.now() };
+      const tg = await telegramGate(env, new Date(swapWindow.beganAt).toISOString(), { timeoutMs: (i.gates.telegramTimeoutS ?? 60) * 1000, pendingMax: i.gates.pendingMax, apiRoot: i.gates.smoke?.telegramApiRoot, swapWindow });
       log.info(`telegram: ${tg}`);
       if (!i.gates.skipSmoke) {
-        const rep = await runSmoke(env, { ...(i.gates.smoke ?? {}), expectVersion: toAppTag, log });
+        const rep = await runSmoke(env, { ...(i.gates.smoke ?? {}), expectVersion: toAppTag, log, swapWindow });
         const bad = rep.results.filter((r) => r.status === 'fail');
         if (bad.length) log.error(`smoke after the ${i.kind} still fails: ${bad.map((r) => `${r.name} (${r.detail})`).join('; ')}`);
         else log.ok(`smoke after the ${i.kind}: no check failed`);

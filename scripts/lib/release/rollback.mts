@@ -19,7 +19,7 @@ import { OperationNotice, releaseLabel, withNotice } from '../notify/operation.m
 import { releaseReport } from '../notify/reports.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { restoreBackup, revert } from './revert.mts';
-import { swapApp } from './swap.mts';
+import { swapApp, swapWindowOf } from './swap.mts';
 import { activateFrontend, observeFrontend } from './frontend.mts';
 import type { CommonOptions, CriticalOptions, OpResult } from './rollout.mts';
 import { runDetached } from './critical.mts';
@@ -223,11 +223,12 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
     appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases } });
     phase = 'health';
     log.ok(await timed('health', () => healthGate(env, appTag, { smoke: o.smoke, timeoutMs: healthGateMs(o.healthTimeoutS) })));
+    const swapWindow = swapWindowOf(swap, proxyReloadAt);
     phase = 'telegram';
-    log.ok(`telegram: ${await timed('telegram', () => telegramGate(env, swap.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: { beganAt: swap.beganAt ?? Date.parse(swap.startedAt), endedAt: swap.endedAt ?? Date.parse(swap.startedAt), proxyReloadAt } }))}`);
+    log.ok(`telegram: ${await timed('telegram', () => telegramGate(env, swap.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow }))}`);
     phase = 'smoke';
     let smoke;
-    if (!o.skipSmoke) smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));
+    if (!o.skipSmoke) smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, swapWindow }, log }));
     appendJournal(env.layout.releases, { id, result: 'ok', endedAt: new Date().toISOString(), phases: { ...phases }, dbRestored: Boolean(plan.backupId), userVersionAfter: readUserVersion(env.layout.db) });
     await n.report({ outcome: 'ok' });
     log.ok(`rollback ${id} done: ${env.appUrl} runs ${appTag}`);

@@ -16,7 +16,7 @@ import { preflightExitCode, runPreflight, type CheckResult } from '../checks/pre
 import { readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
 import type { SmokeResult } from '../checks/evaluate.mts';
 import { appDiagnostics, imageExists, liveApp, runningContainerCount, waitHealthy } from '../docker/app-container.mts';
-import { roundSwap, swapApp, type SwapTiming } from './swap.mts';
+import { roundSwap, swapWindowOf, swapApp, type SwapTiming } from './swap.mts';
 import { healthGate, healthGateMs, smokeGate, telegramGate, type GateOptions } from './gates.mts';
 import { preDeployBackup, revert } from './revert.mts';
 import { recoverUnfinished } from './recovery.mts';
@@ -377,16 +377,17 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     const hd = await timed('health', () => healthGate(env, appTag, { smoke: o.smoke, timeoutMs: healthGateMs(o.healthTimeoutS) }));
     hs.done(hd);
 
+    const swapWindow = swapWindowOf(swap, proxyReloadAt);
     phase = 'telegram';
     const ts = log.step('telegram gate');
-    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: { beganAt: swap!.beganAt ?? Date.parse(swap!.startedAt), endedAt: swap!.endedAt ?? Date.parse(swap!.startedAt), proxyReloadAt } }));
+    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow }));
     ts.done(td);
 
     phase = 'smoke';
     if (o.skipSmoke) log.warn('--skip-smoke: smoke checks skipped');
     else {
       const ss = log.step('smoke');
-      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: o.smoke, log }));
+      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, swapWindow }, log }));
       ss.done(`${smoke.filter((r) => r.status === 'pass').length} pass, ${smoke.filter((r) => r.status === 'warn').length} warn, ${smoke.filter((r) => r.status === 'skip').length} skip`);
     }
   } catch (err) {

@@ -6,6 +6,7 @@ import type { Logger } from '../cli/log.mts';
 import { GateError } from '../cli/errors.mts';
 import { composeEnvFor, swapCommands } from '../commands/compose.mts';
 import { appDiagnostics, waitHealthy } from '../docker/app-container.mts';
+import type { SwapWindow } from './judge.mts';
 
 // swap and gates
 
@@ -62,4 +63,9 @@ export async function swapApp(env: OpsEnv, appTag: string, o: { log: Logger; hea
 
 export function roundSwap(s: SwapTiming) {
   return { stopMs: Math.round(s.stopMs), startMs: Math.round(s.startMs), startToHealthyMs: Math.round(s.startToHealthyMs), totalMs: Math.round(s.totalMs), ...(s.beganAt ? { beganAt: new Date(s.beganAt).toISOString(), endedAt: new Date(s.endedAt ?? s.beganAt).toISOString() } : {}) };
+}
+
+/** The swap as the Telegram gate and smoke judge delivery errors by: wall-clock bounds, as Telegram dates its errors. */
+export function swapWindowOf(s: SwapTiming, proxyReloadAt?: number): SwapWindow {
+  return { beganAt: s.beganAt ?? Date.parse(s.startedAt), endedAt: s.endedAt ?? Date.parse(s.startedAt), proxyReloadAt };
 }
