@@ -1,8 +1,12 @@
 // Continuous HTTPS load through Caddy, for the rollout e2e test and the rollout benchmark:
 // concurrent GETs and POSTs with bodies, each request recorded (start, latency, status), so a run can
 // be cut into windows (before / during / after a swap) and every failure is listed, not just counted.
+// The requests run in a worker thread: a load generator hot enough to keep Caddy busy would otherwise
+// starve the test's own event loop, where the fake Bot API answers the app's sendMessage calls, and
+// the updates it delivers would slow down for reasons no deploy caused.
 import https from 'node:https';
 import { randomBytes } from 'node:crypto';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
 export interface LoadTarget {
   domain: string;
@@ -11,13 +15,16 @@ export interface LoadTarget {
   connect?: string;
 }
 
+/** One kind of request, as data (it crosses into the load's worker thread). */
 export interface LoadOp {
   name: string;
   method: string;
   path: string;
   headers?: Record<string, string>;
-  body?: () => string;
-  ok?: (status: number) => boolean;
+  /** a fresh task as JSON (~1 KiB) for every request */
+  body?: 'task-json';
+  /** statuses that count as ok (default: any 2xx) */
+  okStatuses?: number[];
 }
 
 export interface Sample {
@@ -36,7 +43,7 @@ export interface Sample {
 }
 
 export interface LoadHandle {
-  samples: Sample[];
+  /** stop the loops; every request's sample, once they are stopped */
   stop(): Promise<Sample[]>;
 }
 
@@ -51,8 +58,8 @@ export function appOps(auth?: string): LoadOp[] {
       path: '/tasks',
       headers: { authorization: auth, 'content-type': 'application/json' },
       // a body of ~1 KiB: a held POST must arrive whole
-      body: () => JSON.stringify({ title: `load ${randomBytes(4).toString('hex')} ${'x'.repeat(1000)}`.slice(0, 200), note: 'y'.repeat(800) }),
-      ok: (s) => s === 200 || s === 201,
+      body: 'task-json',
+      okStatuses: [200, 201],
     });
   }
   return ops;
@@ -72,7 +79,7 @@ async function request(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs:
 function requestOnce(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: number, start: number, t0: number, mayResend: boolean): Promise<Sample | typeof IDLE_CLOSED> {
   return new Promise((resolve) => {
     let answered = false;
-    const body = op.body?.();
+    const body = op.body === 'task-json' ? JSON.stringify({ title: `load ${randomBytes(4).toString('hex')} ${'x'.repeat(1000)}`.slice(0, 200), note: 'y'.repeat(800) }) : undefined;
     const req = https.request(
       {
         host: t.connect ?? '127.0.0.1',
@@ -91,7 +98,7 @@ function requestOnce(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: n
         res.resume();
         res.on('end', () => {
           const status = res.statusCode ?? 0;
-          const ok = op.ok ? op.ok(status) : status >= 200 && status < 300;
+          const ok = op.okStatuses ? op.okStatuses.includes(status) : status >= 200 && status < 300;
           resolve({ op: op.name, start, ms: performance.now() - t0, status, ok, ...(ok ? {} : { error: `HTTP ${status}` }) });
         });
         res.on('error', (e) => resolve({ op: op.name, start, ms: performance.now() - t0, status: 0, ok: false, error: e.message }));
@@ -107,8 +114,14 @@ function requestOnce(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: n
   });
 }
 
-/** Start `concurrency` loops, each issuing ops round-robin back to back (with an optional pause). */
-export function startLoad(t: LoadTarget, ops: LoadOp[], o: { concurrency?: number; pauseMs?: number; timeoutMs?: number } = {}): LoadHandle {
+interface LoadOptions {
+  concurrency?: number;
+  pauseMs?: number;
+  timeoutMs?: number;
+}
+
+/** The request loops themselves (inside the load's worker thread). */
+function runLoops(t: LoadTarget, ops: LoadOp[], o: LoadOptions) {
   const samples: Sample[] = [];
   const agent = new https.Agent({ keepAlive: true, maxSockets: o.concurrency ?? 6 });
   let running = true;
@@ -120,11 +133,36 @@ export function startLoad(t: LoadTarget, ops: LoadOp[], o: { concurrency?: numbe
     }
   });
   return {
-    samples,
     async stop() {
       running = false;
       await Promise.all(loops);
       agent.destroy();
+      return samples;
+    },
+  };
+}
+
+if (!isMainThread && (workerData as { lazyflowLoad?: boolean } | null)?.lazyflowLoad) {
+  const { t, ops, o } = workerData as { t: LoadTarget; ops: LoadOp[]; o: LoadOptions };
+  const loops = runLoops(t, ops, o);
+  parentPort!.once('message', async () => parentPort!.postMessage(await loops.stop()));
+}
+
+/** Start `concurrency` loops, each issuing ops round-robin back to back (with an optional pause), in a worker thread. */
+export function startLoad(t: LoadTarget, ops: LoadOp[], o: LoadOptions = {}): LoadHandle {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { lazyflowLoad: true, t, ops, o } });
+  let failed: Error | undefined;
+  worker.on('error', (e) => (failed = e as Error));
+  return {
+    async stop() {
+      const got = new Promise<Sample[]>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('exit', (code) => reject(failed ?? new Error(`the load's worker thread exited (${code}) before reporting`)));
+      });
+      if (failed) throw failed;
+      worker.postMessage('stop');
+      const samples = await got;
+      await worker.terminate();
       return samples;
     },
   };

@@ -224,6 +224,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
           host: '0.0.0.0',
           resolve: { [`${domain}:443`]: `127.0.0.1:${httpsPort}` },
           ca: stack.ca || undefined,
+          // Telegram delivers a bot's updates in parallel (up to max_connections, one queue per
+          // chat); one at a time, a loaded test machine's slower round trips made the queue grow
+          // behind updates that every test sends at a steady rate
+          deliveryConcurrency: 4,
         });
       }
       const upRes = await stack.compose('up', '-d', '--wait', '--pull', 'never', '--no-build');
