@@ -9,7 +9,7 @@ describe('front end commands', () => {
   it('reload: the release Caddyfile, adapted with the release site as root, in the running caddy service', () => {
     expect(reloadCaddyArgs(ctx)).toEqual([
       'compose', '--project-directory', '/srv/lazyflow deploy', '--env-file', '/srv/lazyflow deploy/.env.prod', '-p', 'lazyflow',
-      'exec', '-T', '-e', 'MINIAPP_ROOT=/srv/frontend/current/site', 'caddy', 'caddy', 'reload', '--config', '/srv/frontend/current/Caddyfile', '--adapter', 'caddyfile',
+      'exec', '-T', 'caddy', 'caddy', 'reload', '--config', '/srv/frontend/current/Caddyfile', '--adapter', 'caddyfile',
     ]);
   });
 

@@ -26,11 +26,11 @@ export function removeContainerArgs(container: string): string[] {
 }
 
 /**
- * The running Caddy adapts the release's Caddyfile and swaps its config in place (graceful: no listener
- * closes). {$MINIAPP_ROOT} is read when the Caddyfile is adapted, by this process: the release's site,
- * as docker/caddy/entrypoint.sh sets it when Caddy starts on `current`.
+ * The running Caddy adapts the release's Caddyfile and swaps its config in place. Caddy compares the
+ * adapted config with the one it runs and does nothing when they are equal, which is the usual case:
+ * the Caddyfile picks the live release's Mini App per request (docker/caddy/Caddyfile), so only a
+ * release that changes the Caddyfile itself reloads.
  */
 export function reloadCaddyArgs(ctx: ComposeContext): string[] {
-  return composeArgs(ctx, 'exec', '-T', '-e', `MINIAPP_ROOT=${CONTAINER_FRONTEND_DIR}/current/site`, 'caddy',
-    'caddy', 'reload', '--config', `${CONTAINER_FRONTEND_DIR}/current/Caddyfile`, '--adapter', 'caddyfile');
+  return composeArgs(ctx, 'exec', '-T', 'caddy', 'caddy', 'reload', '--config', `${CONTAINER_FRONTEND_DIR}/current/Caddyfile`, '--adapter', 'caddyfile');
 }
