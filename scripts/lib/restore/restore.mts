@@ -14,7 +14,7 @@ import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
-import { StepError, UsageError, errorMessage } from '../cli/errors.mts';
+import { GateError, StepError, UsageError, errorMessage } from '../cli/errors.mts';
 import { acquireLock, type LockHandle } from '../host/lock.mts';
 import { formatBytes, formatDuration, type Logger } from '../cli/log.mts';
 import { stateLayout } from '../config/state.mts';
@@ -25,7 +25,8 @@ import type { BackupEntry } from '../backup/manifest.mts';
 import { STAGING_PREFIX, readRestoreJournal, setPhase, type RestoreJournal, type RestorePhase } from './journal.mts';
 import { resolveBackup, stageBackup } from './stage.mts';
 import { swapIn } from './swap.mts';
-import { appState, startApp, stopApp } from './app.mts';
+import { startApp, stopApp } from './app.mts';
+import { liveApp } from '../docker/app-container.mts';
 import { keptDirFor, keptRoot, writeKeptMeta } from './kept.mts';
 import { recoverRestore, type RestoreRecoveryResult } from './recovery-plan.mts';
 import { runDetached } from '../release/critical.mts';
@@ -152,6 +153,12 @@ export interface RestoreCriticalContext {
   notify?: { release?: string; elapsedMs: number };
 }
 
+/** the app container before the restore: does it run, on which image (to recreate it if needed) */
+async function appNow(ctx: OpsEnv): Promise<{ running: boolean; image: string | null }> {
+  const app = await liveApp(ctx);
+  return { running: app?.status === 'running', image: app?.imageRef ?? null };
+}
+
 export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const { ctx, log } = opts;
   const layout = ctx.layout ?? stateLayout(ctx.stateDir);
@@ -192,7 +199,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     // offsite (issue 9): a fetched backup is used as given, unless an interrupted restore is continued
     const b: BackupEntry = pending ? resolveBackup(layout, pending.backupId) : (opts.backup ?? resolveBackup(layout, opts.from));
     const m = b.manifest;
-    const before0 = opts.dryRun ? null : await appState(ctx);
+    const before0 = opts.dryRun ? null : await appNow(ctx);
     // start afterwards: when asked to, or when it ran before (a stopped app stays stopped)
     const startAppAfter = opts.startApp === false ? false : opts.startApp === true || Boolean(before0?.running);
     const label = opts.keptLabel ?? 'pre-restore';
@@ -221,7 +228,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
 
     const op = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${process.pid}`;
     const staging = join(layout.root, `${STAGING_PREFIX}${op}`);
-    const before = before0 ?? (await appState(ctx));
+    const before = before0 ?? (await appNow(ctx));
     const j: RestoreJournal = {
       op,
       requested,
@@ -321,6 +328,7 @@ export async function restoreCritical(ctx: OpsEnv, log: Logger, c: RestoreCritic
       await startApp(ctx, log, j, c.appTag, c.healthTimeoutMs ?? 120_000);
     } catch (err) {
       log.error(`the app did not come up on backup ${c.backupId}: ${errorMessage(err)}`);
+      if (err instanceof GateError && err.diagnostics) log.error(`diagnostics:\n${err.diagnostics}`);
       setPhase(layout, j, 'rolling-back', opts);
       await recoverRestore(ctx, log, { healthTimeoutMs: c.healthTimeoutMs, appTag: c.appTag });
       throw new StepError(`restore of ${c.backupId} rolled back: the app did not become healthy on it; the previous live state is back`, {
