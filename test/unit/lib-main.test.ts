@@ -87,6 +87,19 @@ describe('runMain', () => {
   });
 });
 
+describe('the env option is --config: neither Node nor zx takes it, so a missing file keeps exit 2 and the hint', () => {
+  const repo = resolve(__dirname, '../..');
+  it.each([
+    { how: 'node scripts/smoke.mts', cmd: process.execPath, argv: ['scripts/smoke.mts'] },
+    { how: 'npx zx scripts/smoke.mts', cmd: 'npx', argv: ['--no-install', 'zx', 'scripts/smoke.mts'] },
+  ])('$how --config /nonexistent.env', ({ cmd, argv }) => {
+    const r = spawnSync(cmd, [...argv, '--config', '/nonexistent.env'], { cwd: repo, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/error env file \/nonexistent\.env does not exist/);
+    expect(r.stderr).toMatch(/next: create it: cp \.env\.prod\.example \/nonexistent\.env && chmod 600 \/nonexistent\.env/);
+  }, 60_000);
+});
+
 describe('scriptArgv', () => {
   it('works for node and for zx', () => {
     expect(scriptArgv(['/usr/bin/node', '/r/scripts/backup.mts', '--list'])).toEqual(['--list']);
