@@ -228,7 +228,7 @@ describe('recovery decision: idempotent', () => {
 describe('recovery runner: an action that throws closes every open release as failed, never rolled-back', () => {
   const at = '2026-12-06T12:00:00.000Z';
   const err = 'start-app failed: the new app container is unhealthy';
-  it.each([
+  it.each<{ name: string; lines: ReleaseLine[]; want: ReleaseLine[] }>([
     {
       name: 'the automatic revert of r2 and r2 itself',
       lines: [R1, r2('health'), revert('start')],
