@@ -326,6 +326,10 @@ export interface DataCheck {
   lostUpdates: number[];
   /** updates whose chat got more than one reply (handled twice) */
   duplicateUpdates: number[];
+  /** of the lost ones: still queued at the (fake) Bot API at the end, never acknowledged by the app (a backlog, not a drop) */
+  stillQueued: number;
+  /** webhook delivery attempts of this case's updates that failed (no 2xx, or no answer) */
+  failedDeliveries: number;
 }
 
 export function checkData(stack: Stack, writer: Writer, updates: Traffic['updates'], output: string): DataCheck {
@@ -348,7 +352,10 @@ export function checkData(stack: Stack, writer: Writer, updates: Traffic['update
   const replies = new Map<number, number>();
   for (const m of stack.fakeBot?.sentMessages(stack.botToken) ?? []) replies.set(Number(m.chat_id), (replies.get(Number(m.chat_id)) ?? 0) + 1);
   const duplicateUpdates = updates.filter((u) => (replies.get(u.chat) ?? 0) > 1).map((u) => u.id);
-  return { acked: writer.acked.length, lostWrites, keptAside, updates: updates.length, lostUpdates, duplicateUpdates };
+  const queued = new Set((stack.fakeBot?.pendingUpdates(stack.botToken) ?? []).map((u) => u.update_id));
+  const ours = new Set(updates.map((u) => u.id));
+  const failedDeliveries = (stack.fakeBot?.deliveries ?? []).filter((d) => d.token === stack.botToken && ours.has(d.update_id) && !d.ok).length;
+  return { acked: writer.acked.length, lostWrites, keptAside, updates: updates.length, lostUpdates, duplicateUpdates, stillQueued: lostUpdates.filter((id) => queued.has(id)).length, failedDeliveries };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -512,7 +519,7 @@ export function summarize(r: FaultResult): string {
   const s = (x: number | null) => (x === null ? 'never' : `${x.toFixed(1)} s`);
   return `${r.label} / ${r.interruption}: 2xx after ${s(r.secondsToFirst2xx)}, settled after ${s(r.secondsToSettled)}${r.unsettledWhy ? ` (${r.unsettledWhy})` : ''}; ` +
     `${r.failedRequests}/${r.requests} failed; max ${r.maxAppContainers} app container(s); lost writes ${r.data.lostWrites.length}/${r.data.acked}` +
-    `${Object.keys(r.data.keptAside).length ? ` (kept aside: ${JSON.stringify(r.data.keptAside)})` : ''}; lost updates ${r.data.lostUpdates.length}/${r.data.updates}, duplicates ${r.data.duplicateUpdates.length}; ` +
+    `${Object.keys(r.data.keptAside).length ? ` (kept aside: ${JSON.stringify(r.data.keptAside)})` : ''}; lost updates ${r.data.lostUpdates.length}/${r.data.updates}${r.data.stillQueued ? ` (${r.data.stillQueued} still queued at the Bot API)` : ''}, duplicates ${r.data.duplicateUpdates.length}, failed deliveries ${r.data.failedDeliveries}; ` +
     `apps 2 s after the fault: ${r.appsAfterFault}; at the end: ${r.appsAtEnd}; script ${r.scriptExit === 'still running' ? 'still running' : `exit ${r.scriptExit.code ?? r.scriptExit.signal}`}; ` +
     `timer runs ${r.timerRuns}${r.timerMissing ? ` (scripts/${RECOVER_SCRIPT} does not exist)` : ''}`;
 }
