@@ -111,14 +111,15 @@ export function deliver(op: RunningOp, what: Interruption): void {
       signalGroup('SIGKILL');
       break;
     case 'reboot': {
-      // the holder named by the lock before anything dies: the detached worker after the handover
+      signalGroup('SIGKILL');
+      // then the holder the lock names: once the script is dead the lock cannot change hands any more,
+      // so this is the detached worker if it got the lock, and no worker runs without it
       let holder: number | undefined;
       try {
         holder = (JSON.parse(readFileSync(join(op.stateDir ?? '', 'ops.lock'), 'utf8')) as { pid?: number }).pid;
       } catch {
         /* no lock: nothing detached to kill */
       }
-      signalGroup('SIGKILL');
       if (holder && holder !== op.pid) {
         try {
           process.kill(-holder, 'SIGKILL'); // its whole session: the worker leads it, its docker compose child dies with it

@@ -10,13 +10,28 @@ import { readLock } from '../host/lock.mts';
 import { criticalSection } from './rollout.mts';
 import { rollbackCritical } from './rollback.mts';
 import { restoreCriticalNotified } from '../restore/restore.mts';
-import { describeJob, type WorkerOutcome, type WorkerPayload } from './critical.mts';
+import { HANDOVER_WAIT_MS, describeJob, type WorkerOutcome, type WorkerPayload } from './critical.mts';
+import { deadline } from '../host/deadline.mts';
 
 const payload = JSON.parse(fs.readFileSync(process.argv[2], 'utf8')) as WorkerPayload;
 const env = loadOpsEnv(payload.envFile);
 const job = payload.ctx;
 const words = describeJob(env, job);
 for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.stderr.write(`worker: ignoring ${sig}: the ${words.noun} finishes first\n`));
+// The parent hands the lock over right after spawning us. If it died before doing so, the lock is
+// not ours and nothing stops another operation or recovery: do nothing (the journals show the
+// operation as interrupted; recovery finishes or undoes it).
+{
+  const until = deadline(HANDOVER_WAIT_MS);
+  while (readLock(env.layout.lockFile)?.token !== payload.lockToken) {
+    if (until.passed()) {
+      process.stderr.write(`worker: the operation lock was never handed to pid ${process.pid} (the parent died first?): not starting the ${words.noun}\n`);
+      process.exit(EXIT_FAILED);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 // its output file is the critical log the parent follows by name: pruned, never rotated under it
 const log = createLogger({ op: job.kind ?? 'rollout', rotateOutputLog: false });
 log.setOpsLog(env.layout.opsLog);

@@ -43,6 +43,9 @@ export interface WorkerPayload {
   resultFile: string;
 }
 
+/** how long the worker waits for the lock to name it before it gives up (the parent hands it over at once) */
+export const HANDOVER_WAIT_MS = 10_000;
+
 export const runDir = (env: OpsEnv) => path.join(env.layout.root, 'run');
 export const criticalLog = (env: OpsEnv, id: string) => path.join(env.layout.logs, `critical-${id}.log`);
 
