@@ -52,7 +52,9 @@ export const spec: CommandSpec = {
     'it (sha256 of every file, integrity_check, row counts) before touching anything, stops the app (Caddy holds',
     'requests), moves the live data/ and uploads/ aside by rename into STATE_DIR/kept/<op>-pre-restore/ (every write',
     'the app accepted is there; removed only by backup.mts retention), renames the verified copies live, starts the',
-    'app, waits until healthy and runs the smoke checks. If it is killed, run it again (any --from) or --recover:',
+    'app, waits until healthy and runs the smoke checks. From the stop on it runs in a worker of its own session',
+    '(log: STATE_DIR/logs/critical-restore-<op>.log): SIGHUP, Ctrl-C or SIGTERM here do not stop it halfway; this',
+    'terminal says where it continues. If it is killed anyway, run it again (any --from) or --recover:',
     'it continues the same restore: rolls back when the live state was not touched yet, completes it otherwise.',
     '--list shows the backups and the kept-aside states.',
     'From offsite (--from offsite:latest): the snapshot is fetched into STATE_DIR/.offsite-fetch-*, then verified',
@@ -167,6 +169,7 @@ await runMain(spec, async ({ values: v }, log) => {
       startApp: true,
       smoke: !v['skip-smoke'],
       ca: v.ca as string | undefined,
+      notice: n,
     });
     n.release = currentReleaseLabel(ctx);
     return x;

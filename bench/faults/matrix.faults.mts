@@ -169,7 +169,7 @@ it('fault matrix', async () => {
     }
   }
   const table = [
-    `Fault matrix: recovery timer every ${intervalS} s; kill -9 goal: 2xx within ${intervalS + SWAP_BOUND_S} s (interval + ${SWAP_BOUND_S} s swap bound); SIGHUP/SIGINT goal: 0 failed. ` +
+    `Fault matrix: recovery timer every ${intervalS} s; kill -9 and reboot goal: 2xx within ${intervalS + SWAP_BOUND_S} s (interval + ${SWAP_BOUND_S} s swap bound); SIGHUP/SIGINT goal: 0 failed. ` +
       `Run ${new Date().toISOString()}, ${((Date.now() - started) / 60000).toFixed(1)} min, scripts/recover.mts ${recoverScriptExists() ? 'present' : 'ABSENT'}.`,
     '',
     '| phase | interruption | s to 2xx | s settled | failed requests | max app containers | lost writes | lost/duplicate updates | goal; notes |',

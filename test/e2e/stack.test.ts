@@ -44,6 +44,19 @@ describeDocker('production stack (Pebble ACME, real containers)', () => {
     expect(JSON.parse(curl).status).toBe('ok');
   });
 
+  it('keeps the internal probes internal: /health/write and /ready answer the app inside, 404 through Caddy', async () => {
+    // the app serves them (so the 404 below is Caddy's, not a missing route)...
+    const inside = (path: string) => stack.mustCompose('exec', '-T', 'app', 'bun', '-e', `const r = await fetch('http://127.0.0.1:3000${path}'); console.log(r.status)`);
+    expect((await inside('/health/write')).trim()).toBe('200');
+    expect((await inside('/ready')).trim()).toBe('200');
+    // ...and no one outside reaches them: the write probe writes to the database, readiness is the swap's business
+    for (const path of ['/health/write', '/ready', '/ready/x']) {
+      const r = await stack.fetch(path);
+      expect(r.status, path).toBe(404);
+    }
+    expect((await stack.fetch('/health')).status).toBe(200);
+  });
+
   it('redirects HTTP to HTTPS', async () => {
     const r = await stack.fetchHttp('/tasks?x=1');
     expect([301, 302, 307, 308]).toContain(r.status);

@@ -6,7 +6,11 @@
 //                 as a vanished terminal's would)
 //   sigint        SIGINT to the group (Ctrl-C)
 //   kill9-script  SIGKILL of the script process only (OOM killer); its children live on
-//   kill9-group   SIGKILL of the whole group (a reboot, as far as this process tree is concerned)
+//   kill9-group   SIGKILL of the whole group (the terminal's processes; a detached critical-section
+//                 worker, in its own session, lives on)
+//   reboot        SIGKILL of the group and of the session of the operation lock's holder (the detached
+//                 worker and its docker compose child): nothing of the operation survives, as at a
+//                 reboot or power loss; only the recovery timer can finish it
 // Shared by test/e2e/faults-*.test.ts (one representative fault per phase) and bench/faults/run.mts
 // (the whole matrix).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -20,7 +24,7 @@ import { makeMessageUpdate, signInitData } from './telegram.ts';
 import { startWriter, type Writer } from './backup.ts';
 import { readJournal, type Release } from '../../scripts/lib/release/journal.mts';
 
-export const INTERRUPTIONS = ['sighup', 'sigint', 'kill9-script', 'kill9-group'] as const;
+export const INTERRUPTIONS = ['sighup', 'sigint', 'kill9-script', 'kill9-group', 'reboot'] as const;
 export type Interruption = (typeof INTERRUPTIONS)[number];
 
 /** The recovery entry point the engine installs as a boot + every-minute timer. */
@@ -51,10 +55,12 @@ export interface RunningOp {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   hasExited(): boolean;
   startedAt: number;
+  /** STATE_DIR of the stack (where ops.lock names the lock's holder) */
+  stateDir?: string;
 }
 
 /** Start `node scripts/<script> --config <env file> ...args` detached: the leader of a new process group. */
-export function startOperation(stack: Pick<Stack, 'envFile'>, script: string, args: string[], label = script): RunningOp {
+export function startOperation(stack: Pick<Stack, 'envFile'> & Partial<Pick<Stack, 'stateDir'>>, script: string, args: string[], label = script): RunningOp {
   const child = spawn(process.execPath, [resolve(repoRoot, 'scripts', script), '--config', stack.envFile, ...args], {
     cwd: repoRoot,
     env: { ...process.env, NO_COLOR: '1' },
@@ -73,7 +79,7 @@ export function startOperation(stack: Pick<Stack, 'envFile'>, script: string, ar
       res({ code, signal });
     }),
   );
-  return { label, child, pid: child.pid!, output: () => out, exited, hasExited: () => done, startedAt: Date.now() };
+  return { label, child, pid: child.pid!, output: () => out, exited, hasExited: () => done, startedAt: Date.now(), stateDir: stack.stateDir };
 }
 
 export function deliver(op: RunningOp, what: Interruption): void {
@@ -104,6 +110,25 @@ export function deliver(op: RunningOp, what: Interruption): void {
     case 'kill9-group':
       signalGroup('SIGKILL');
       break;
+    case 'reboot': {
+      signalGroup('SIGKILL');
+      // then the holder the lock names: once the script is dead the lock cannot change hands any more,
+      // so this is the detached worker if it got the lock, and no worker runs without it
+      let holder: number | undefined;
+      try {
+        holder = (JSON.parse(readFileSync(join(op.stateDir ?? '', 'ops.lock'), 'utf8')) as { pid?: number }).pid;
+      } catch {
+        /* no lock: nothing detached to kill */
+      }
+      if (holder && holder !== op.pid) {
+        try {
+          process.kill(-holder, 'SIGKILL'); // its whole session: the worker leads it, its docker compose child dies with it
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+        }
+      }
+      break;
+    }
   }
 }
 
@@ -176,9 +201,13 @@ export interface RecoveryTimer {
   stop(): Promise<void>;
 }
 
-/** Run `node scripts/recover.mts --config F` every `intervalS` seconds, as the installed timer would (never two at once). */
-export function startRecoveryTimer(stack: Pick<Stack, 'envFile'>, intervalS: number): RecoveryTimer {
+/**
+ * Run `node scripts/recover.mts --config F` every `intervalS` seconds, as the installed timer would (never
+ * two at once); null: no timer at all (what the operation's own processes do, unaided).
+ */
+export function startRecoveryTimer(stack: Pick<Stack, 'envFile'>, intervalS: number | null): RecoveryTimer {
   const t: RecoveryTimer = { runs: [], missing: !recoverScriptExists(), stop: async () => {} };
+  if (intervalS === null) return t;
   let running = true;
   let wake: () => void = () => {};
   const loop = (async () => {
@@ -298,6 +327,10 @@ export interface DataCheck {
   lostUpdates: number[];
   /** updates whose chat got more than one reply (handled twice) */
   duplicateUpdates: number[];
+  /** of the lost ones: still queued at the (fake) Bot API at the end, never acknowledged by the app (a backlog, not a drop) */
+  stillQueued: number;
+  /** webhook delivery attempts of this case's updates that failed (no 2xx, or no answer) */
+  failedDeliveries: number;
 }
 
 export function checkData(stack: Stack, writer: Writer, updates: Traffic['updates'], output: string): DataCheck {
@@ -320,7 +353,10 @@ export function checkData(stack: Stack, writer: Writer, updates: Traffic['update
   const replies = new Map<number, number>();
   for (const m of stack.fakeBot?.sentMessages(stack.botToken) ?? []) replies.set(Number(m.chat_id), (replies.get(Number(m.chat_id)) ?? 0) + 1);
   const duplicateUpdates = updates.filter((u) => (replies.get(u.chat) ?? 0) > 1).map((u) => u.id);
-  return { acked: writer.acked.length, lostWrites, keptAside, updates: updates.length, lostUpdates, duplicateUpdates };
+  const queued = new Set((stack.fakeBot?.pendingUpdates(stack.botToken) ?? []).map((u) => u.update_id));
+  const ours = new Set(updates.map((u) => u.id));
+  const failedDeliveries = (stack.fakeBot?.deliveries ?? []).filter((d) => d.token === stack.botToken && ours.has(d.update_id) && !d.ok).length;
+  return { acked: writer.acked.length, lostWrites, keptAside, updates: updates.length, lostUpdates, duplicateUpdates, stillQueued: lostUpdates.filter((id) => queued.has(id)).length, failedDeliveries };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,8 +370,8 @@ export interface FaultCase {
   /** the point to interrupt at (polled every 20 ms while the operation runs) */
   at: { what: string; when: () => boolean | Promise<boolean> };
   interruption: Interruption;
-  /** seconds between simulated timer runs of recover.mts */
-  recoveryIntervalS: number;
+  /** seconds between simulated timer runs of recover.mts; null: no timer (the operation must recover unaided) */
+  recoveryIntervalS: number | null;
   /** give up waiting for the site to settle after this long */
   settleTimeoutS?: number;
   /** extra work right after the fault (e.g. interrupt the recovery itself); its output counts */
@@ -363,6 +399,8 @@ export interface FaultResult {
   timerRuns: number;
   timerMissing: boolean;
   output: string;
+  /** STATE_DIR/logs/*.log at the end (ops.log, the detached worker's critical-<id>.log): what a terminal that went away missed */
+  logs: string;
   appsAtEnd: string;
 }
 
@@ -472,6 +510,7 @@ export async function runFault(c: FaultCase): Promise<FaultResult> {
     timerRuns: timer.runs.length,
     timerMissing: timer.missing,
     output,
+    logs: opsLog,
     appsAtEnd: describeApps(await appContainerStates(stack)),
   };
 }
@@ -481,7 +520,7 @@ export function summarize(r: FaultResult): string {
   const s = (x: number | null) => (x === null ? 'never' : `${x.toFixed(1)} s`);
   return `${r.label} / ${r.interruption}: 2xx after ${s(r.secondsToFirst2xx)}, settled after ${s(r.secondsToSettled)}${r.unsettledWhy ? ` (${r.unsettledWhy})` : ''}; ` +
     `${r.failedRequests}/${r.requests} failed; max ${r.maxAppContainers} app container(s); lost writes ${r.data.lostWrites.length}/${r.data.acked}` +
-    `${Object.keys(r.data.keptAside).length ? ` (kept aside: ${JSON.stringify(r.data.keptAside)})` : ''}; lost updates ${r.data.lostUpdates.length}/${r.data.updates}, duplicates ${r.data.duplicateUpdates.length}; ` +
+    `${Object.keys(r.data.keptAside).length ? ` (kept aside: ${JSON.stringify(r.data.keptAside)})` : ''}; lost updates ${r.data.lostUpdates.length}/${r.data.updates}${r.data.stillQueued ? ` (${r.data.stillQueued} still queued at the Bot API)` : ''}, duplicates ${r.data.duplicateUpdates.length}, failed deliveries ${r.data.failedDeliveries}; ` +
     `apps 2 s after the fault: ${r.appsAfterFault}; at the end: ${r.appsAtEnd}; script ${r.scriptExit === 'still running' ? 'still running' : `exit ${r.scriptExit.code ?? r.scriptExit.signal}`}; ` +
     `timer runs ${r.timerRuns}${r.timerMissing ? ` (scripts/${RECOVER_SCRIPT} does not exist)` : ''}`;
 }

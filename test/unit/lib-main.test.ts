@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { scriptArgv } from '../../scripts/lib/cli/main.mts';
-import { createLogger, renderTable } from '../../scripts/lib/cli/log.mts';
+import { OUTPUT_LOG_ROTATION, createLogger, renderTable, rotateOutputLog } from '../../scripts/lib/cli/log.mts';
 
 const lib = resolve(__dirname, '../../scripts/lib');
 let dir: string;
@@ -85,6 +85,19 @@ describe('runMain', () => {
     expect(r.err).toContain('unexpected error: undefined is not a function');
     expect(r.err).toMatch(/\n\s+at /);
   });
+});
+
+describe('the env option is --config: neither Node nor zx takes it, so a missing file keeps exit 2 and the hint', () => {
+  const repo = resolve(__dirname, '../..');
+  it.each([
+    { how: 'node scripts/smoke.mts', cmd: process.execPath, argv: ['scripts/smoke.mts'] },
+    { how: 'npx zx scripts/smoke.mts', cmd: 'npx', argv: ['--no-install', 'zx', 'scripts/smoke.mts'] },
+  ])('$how --config /nonexistent.env', ({ cmd, argv }) => {
+    const r = spawnSync(cmd, [...argv, '--config', '/nonexistent.env'], { cwd: repo, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/error env file \/nonexistent\.env does not exist/);
+    expect(r.stderr).toMatch(/next: create it: cp \.env\.prod\.example \/nonexistent\.env && chmod 600 \/nonexistent\.env/);
+  }, 60_000);
 });
 
 describe('scriptArgv', () => {
@@ -196,4 +209,73 @@ for (let i = 0; i < Number(n); i++) log.info('writer ' + w + ' seq ' + i + ' ' +
     expect([...seen.keys()].sort()).toEqual(Array.from({ length: writers }, (_, w) => String(w)));
     for (const seqs of seen.values()) expect(seqs.sort((a, b) => a - b)).toEqual(Array.from({ length: perWriter }, (_, i) => i));
   }, 30_000);
+});
+
+describe('a scheduled job\'s own log (cron: >>STATE_DIR/logs/<job>.log 2>&1) is bounded like ops.log', () => {
+  const rotation = { maxBytes: 1000, keep: 3 };
+
+  it('a simulated year of daily runs keeps at most keep + 1 files of at most maxBytes plus two runs, the newest run last', () => {
+    const logs = join(dir, 'cron-year', 'logs');
+    mkdirSync(logs, { recursive: true });
+    const ops = join(logs, 'ops.log');
+    const job = join(logs, 'backup.log');
+    for (let day = 0; day < 365; day++) {
+      // what cron does: open the job's log for appending, then the job starts, rotates, and writes to that same descriptor
+      const fd = openSync(job, 'a');
+      try {
+        rotateOutputLog(ops, rotation, fd);
+        writeSync(fd, `day ${String(day).padStart(3, '0')} ${'e'.repeat(130)}\n`);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    const files = readdirSync(logs).sort();
+    expect(files).toEqual(['backup.log', 'backup.log.1', 'backup.log.2', 'backup.log.3']);
+    // the run that took it past maxBytes, and the one that rotated it (that run's output goes on in .1)
+    const run = 139;
+    for (const f of files) expect(statSync(join(logs, f)).size).toBeLessThanOrEqual(rotation.maxBytes + 2 * run);
+    const days = ['backup.log.3', 'backup.log.2', 'backup.log.1', 'backup.log']
+      .flatMap((f) => readFileSync(join(logs, f), 'utf8').trimEnd().split('\n'))
+      .map((l) => Number(/^day (\d{3}) e+$/.exec(l)![1]));
+    expect(days.at(-1)).toBe(364);
+    expect(days).toEqual(days.map((_, i) => days[0] + i)); // unbroken, in order
+  });
+
+  it.each([
+    { name: 'the ops log itself (rotated by the logger per line)', file: 'logs/ops.log' },
+    { name: 'a file outside the ops log\'s directory (an operator\'s own redirect)', file: 'elsewhere/mine.log' },
+    { name: 'a file in that directory not named *.log', file: 'logs/notes.txt' },
+  ])('leaves alone: $name', ({ file }) => {
+    const base = mkdtempSync(join(dir, 'cron-not-'));
+    const p = join(base, file);
+    mkdirSync(join(p, '..'), { recursive: true });
+    writeFileSync(p, 'x'.repeat(5000));
+    const fd = openSync(p, 'a');
+    try {
+      expect(rotateOutputLog(join(base, 'logs', 'ops.log'), rotation, fd)).toBe(false);
+    } finally {
+      closeSync(fd);
+    }
+    expect(statSync(p).size).toBe(5000);
+  });
+
+  it('a script run as cron runs it rotates its full log when it sets the ops log, and this run goes on in <job>.log.1', () => {
+    const logs = join(dir, 'cron-real', 'logs');
+    mkdirSync(logs, { recursive: true });
+    const job = join(logs, 'watch.log');
+    const old = 'old run\n'.repeat(Math.ceil((OUTPUT_LOG_ROTATION.maxBytes + 1) / 8));
+    writeFileSync(job, old);
+    const jobScript = join(dir, 'cron-job.mts');
+    writeFileSync(jobScript, `import { createLogger } from ${JSON.stringify(join(lib, 'cli', 'log.mts'))};
+const log = createLogger({ quiet: true, op: 'watch' });
+log.setOpsLog(${JSON.stringify(join(logs, 'ops.log'))});
+log.error('this run failed');
+`);
+    const r = spawnSync('/bin/sh', ['-c', `"${process.execPath}" "${jobScript}" >>"${job}" 2>&1`], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readdirSync(logs).sort()).toEqual(['ops.log', 'watch.log.1']);
+    const rotated = readFileSync(join(logs, 'watch.log.1'), 'utf8');
+    expect(rotated.startsWith(old)).toBe(true);
+    expect(rotated.slice(old.length)).toMatch(/this run failed/);
+  });
 });

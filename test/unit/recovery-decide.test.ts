@@ -7,7 +7,7 @@
 // after any number of its actions ends in the same place.
 import { describe, expect, it } from 'vitest';
 import { parseJournal, type Release, type ReleaseLine } from '../../scripts/lib/release/journal.mts';
-import { decideRecovery, type RecoveryAction } from '../../scripts/lib/recovery/decide.mts';
+import { closeAfterFailure, decideRecovery, type RecoveryAction } from '../../scripts/lib/recovery/decide.mts';
 import type { ObservedApp, ObservedState } from '../../scripts/lib/recovery/observed.mts';
 import type { RestoreJournal } from '../../scripts/lib/restore/restore.mts';
 
@@ -154,6 +154,7 @@ const rows: Row[] = [
   { name: 'revert killed after its restore, v1 Created', world: world([R1, r2('health'), revert('start', { dbRestored: true })], { apps: [app('v1', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
   { name: 'revert killed during its health gate on v1 (healthy): only the final lines', world: world([R1, r2('health'), revert('health')], { apps: [app('v1')] }), kinds: ['finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
   { name: 'revert killed during its restore (restore journal mid swap): restore half first, then v1', world: world([R1, r2('health'), revert('restore')], { apps: [], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapping')), kinds: ['restore-recover', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: 'revert killed before its stop, user_version unreadable: stops the failed app, then stops and asks (never restores, never starts v1 on a schema it cannot judge)', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')], userVersion: { kind: 'unreadable', error: 'database disk image is malformed' } }), kinds: ['stop-app', 'finish'], runs: null, results: { r2: 'failed', rb: 'failed' }, asks: /rollback\.mts --config \.env\.prod --to r1 --force .*--with-db to restore the backup taken before r2/ },
   { name: 'revert whose pid is alive: left alone', world: world([R1, r2('health'), revert('swap', { pid: 903 })], { apps: [], alivePids: [903] }), kinds: [], runs: null, results: { rb: 'in-progress', r2: 'in-progress' } },
   // manual rollback (v2 -> v1, data kept)
   { name: 'rollback killed before its swap acted: v2 still runs', world: world([R1, R2ok, manual('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['finish'], runs: 'v2', results: { m1: 'failed' } },
@@ -219,5 +220,34 @@ describe('recovery decision: idempotent', () => {
   it('a release with an unreadable user_version is never treated as "schema moved"', () => {
     const w = world([R1, r2('health')], { apps: [], userVersion: { kind: 'unreadable', error: 'disk I/O error' } });
     expect(decide(w).some((a) => a.kind === 'restore-backup')).toBe(false);
+  });
+});
+
+// recovery/run.mts: when an action throws (a restore that fails, an app that never becomes healthy),
+// the goal cannot be reached; these are the lines it appends to the journal then.
+describe('recovery runner: an action that throws closes every open release as failed, never rolled-back', () => {
+  const at = '2026-12-06T12:00:00.000Z';
+  const err = 'start-app failed: the new app container is unhealthy';
+  it.each<{ name: string; lines: ReleaseLine[]; want: ReleaseLine[] }>([
+    {
+      name: 'the automatic revert of r2 and r2 itself',
+      lines: [R1, r2('health'), revert('start')],
+      want: [
+        { id: 'r2', result: 'failed', endedAt: at, reason: `its rollback failed: ${err}` },
+        { id: 'rb', result: 'failed', endedAt: at, reason: `automatic rollback of r2 failed: ${err}` },
+      ],
+    },
+    { name: 'an interrupted rollout recovery was taking back', lines: [R1, r2('swap')], want: [{ id: 'r2', result: 'failed', endedAt: at, reason: `recovery failed: ${err}` }] },
+    { name: 'rollback --with-db', lines: [R1, R2ok, manual('swap', { withDb: true, backupId: 'b-r2', dbRestored: true })], want: [{ id: 'm1', result: 'failed', endedAt: at, reason: `recovery failed: ${err}` }] },
+    {
+      name: 'a revert that already finished is not reopened; only what is still open is closed',
+      lines: [R1, r2('health'), revert('health'), { id: 'rb', result: 'ok' }, { id: 'r2', result: 'rolled-back' }, { id: 'r3', kind: 'rollout', appTag: 'v3', result: 'in-progress', phase: 'swap', previousRelease: 'r1', previousAppTag: 'v1' }],
+      want: [{ id: 'r3', result: 'failed', endedAt: at, reason: `recovery failed: ${err}` }],
+    },
+    { name: 'nothing open: nothing written', lines: [R1, R2ok], want: [] },
+  ])('$name', ({ lines, want }) => {
+    const closed = closeAfterFailure(releases(world(lines)), err, at);
+    expect(closed).toEqual(want);
+    expect(closed.some((l) => l.result === 'rolled-back')).toBe(false);
   });
 });

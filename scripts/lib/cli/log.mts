@@ -5,7 +5,7 @@
 // ops.log has a bound: before a write would take it past maxBytes it is rotated (ops.log ->
 // ops.log.1 -> ... -> ops.log.<keep>, the oldest dropped), by rename, under a small lock file so
 // that two operations writing at once rotate once and lose no line.
-import { appendFileSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { errorMessage, isToolkitError } from './errors.mts';
@@ -23,6 +23,12 @@ export interface LoggerOptions {
   opsLogRotation?: OpsLogRotation;
   /** operation name written in the ops log (backup, restore, rollout, ...) */
   op?: string;
+  /**
+   * when the ops log is set, rotate this process's own output file if it is a log beside it (cron's
+   * `>>STATE_DIR/logs/<job>.log`; see rotateOutputLog). Default true; the detached critical-section
+   * worker turns it off: its output file is followed by name and bounded by pruning instead.
+   */
+  rotateOutputLog?: boolean;
   /** print debug lines (also LOG_LEVEL=debug) */
   verbose?: boolean;
   /** for tests: where terminal output goes */
@@ -39,6 +45,35 @@ export interface OpsLogRotation {
 
 /** at most (keep + 1) x maxBytes on disk: 60 MiB, months of daily operations */
 export const OPS_LOG_ROTATION: OpsLogRotation = { maxBytes: 10 * 1024 * 1024, keep: 5 };
+
+/**
+ * A scheduled job's output file (cron appends each run to STATE_DIR/logs/<job>.log; the jobs run with
+ * --quiet, so errors only): at most (keep + 1) x (maxBytes + two runs' output) per job.
+ */
+export const OUTPUT_LOG_ROTATION: OpsLogRotation = { maxBytes: 1024 * 1024, keep: 3 };
+
+/** The regular file this process's file descriptor `fd` writes to, or null (a terminal, pipe, socket, or no /proc). */
+export function outputFile(fd = 1): string | null {
+  try {
+    const p = readlinkSync(`/proc/self/fd/${fd}`);
+    return p.startsWith('/') && statSync(p).isFile() ? p : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Bound the file this process's output is appended to, the way ops.log is bounded (rotateIfFull, at
+ * the start of a run): only a `*.log` directly in the ops log's directory (a cron job's
+ * `>>STATE_DIR/logs/<job>.log 2>&1`), never the ops log itself and never a file elsewhere (an
+ * operator's own redirect). This run's output then goes on into <job>.log.1; the next run starts
+ * the fresh <job>.log. Returns whether it rotated.
+ */
+export function rotateOutputLog(opsLogPath: string, rotation: OpsLogRotation = OUTPUT_LOG_ROTATION, fd = 1): boolean {
+  const out = outputFile(fd);
+  if (!out || out === opsLogPath || dirname(out) !== dirname(opsLogPath) || !out.endsWith('.log')) return false;
+  return rotateIfFull(out, rotation);
+}
 
 /** a rotation lock older than this belongs to a writer that died while rotating */
 const ROTATION_LOCK_MAX_AGE_MS = 30_000;
@@ -343,6 +378,13 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     setOpsLog(path) {
       opsLogPath = path;
       opsLogBroken = false;
+      if (path && opts.rotateOutputLog !== false) {
+        try {
+          rotateOutputLog(path);
+        } catch (err) {
+          stderr.write(`warning: cannot rotate this job's log beside ${path}: ${errorMessage(err)}\n`);
+        }
+      }
     },
     get quiet() {
       return quiet;

@@ -1,6 +1,9 @@
-// The one app container of the project: which runs, on which image, is it healthy, and what to print
-// when it is not. Every operation asks here instead of parsing `docker ps` itself.
+// The one app container of the project: which runs, on which image, is it healthy (and waiting until
+// it is), and what to print when it is not. Every operation (rollout, rollback, restore, recovery)
+// asks here instead of parsing `docker ps` or `docker compose ps` itself.
 import type { OpsEnv } from '../config/env.mts';
+import type { ObservedApp } from '../recovery/observed.mts';
+import { deadline } from '../host/deadline.mts';
 import type { Logger } from '../cli/log.mts';
 import { formatDuration } from '../cli/log.mts';
 import { GateError } from '../cli/errors.mts';
@@ -59,6 +62,15 @@ export async function liveApp(env: OpsEnv): Promise<LiveApp | null> {
   return { id: c.Id, imageRef: c.Config.Image, image, tag, status: c.State.Status, health: c.State.Health?.Status, startedAt: c.State.StartedAt };
 }
 
+/** Every app container of the project as recovery sees it (state, health, start time), as plain data. */
+export async function observeApps(env: OpsEnv): Promise<ObservedApp[]> {
+  return (await appContainers(env)).map((c) => ({
+    id: c.Id, tag: splitRef(c.Config.Image).tag, state: c.State.Status as ObservedApp['state'],
+    health: c.State.Health?.Status as ObservedApp['health'],
+    startedAt: c.State.StartedAt && !c.State.StartedAt.startsWith('0001-') ? new Date(c.State.StartedAt).toISOString() : undefined,
+  }));
+}
+
 export async function runningContainerCount(env: OpsEnv, service = 'app'): Promise<number> {
   const out = await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${env.project}`, '--filter', `label=com.docker.compose.service=${service}`]);
   return out.stdout.split('\n').filter(Boolean).length;
@@ -88,10 +100,23 @@ export async function appDiagnostics(env: OpsEnv, containerId?: string): Promise
   return parts.join('\n');
 }
 
-/** Poll docker inspect until the container is healthy; fail fast on exit, restart or unhealthy. */
-export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger): Promise<{ c: ContainerInspect; startToHealthyMs: number }> {
-  const deadline = performance.now() + timeoutMs;
+export interface WaitHealthyOptions {
+  /** how errors name the container (default: the new app container, as in a swap) */
+  what?: string;
+  /** the step errors belong to (default swap) */
+  step?: string;
+}
+
+/**
+ * Poll docker inspect until the app container is healthy; fail fast on exit, restart or unhealthy.
+ * The deadline is monotonic; an image without a healthcheck counts as healthy after 2 s running.
+ */
+export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger, o: WaitHealthyOptions = {}): Promise<{ c: ContainerInspect; startToHealthyMs: number }> {
+  const what = o.what ?? 'the new app container';
+  const step = o.step ?? 'swap';
+  const until = deadline(timeoutMs);
   let last = '';
+  let running = null as { id: string; since: number } | null;
   for (;;) {
     const list = await appContainers(env);
     const c = list.find((x) => x.State.Running) ?? list[0];
@@ -100,20 +125,22 @@ export async function waitHealthy(env: OpsEnv, timeoutMs: number, log?: Logger):
       const h = st.Health?.Status;
       if (c.RestartCount > 0 || st.Status === 'restarting' || st.Status === 'exited' || st.Status === 'dead') {
         const how = c.RestartCount > 0 ? `exited and was restarted ${c.RestartCount} time(s) by the restart policy` : `${st.Status} with exit code ${st.ExitCode}`;
-        throw new GateError(`the new app container ${how}: it crashes at boot`, { step: 'swap', diagnostics: await appDiagnostics(env, c.Id) });
+        throw new GateError(`${what} ${how}: it crashes at boot`, { step, diagnostics: await appDiagnostics(env, c.Id) });
       }
-      if (st.Running && (h === 'healthy' || (!st.Health && Date.now() - Date.parse(st.StartedAt) > 2000))) {
+      if (st.Running && running?.id !== c.Id) running = { id: c.Id, since: until.elapsedMs() };
+      if (st.Running && (h === 'healthy' || (!st.Health && until.elapsedMs() - running!.since > 2000))) {
+        // Docker's StartedAt is a wall-clock timestamp: this figure is a report, never a deadline
         return { c, startToHealthyMs: Date.now() - Date.parse(st.StartedAt) };
       }
       if (h === 'unhealthy') {
-        throw new GateError('the new app container is unhealthy', { step: 'swap', diagnostics: await appDiagnostics(env, c.Id) });
+        throw new GateError(`${what} is unhealthy`, { step, diagnostics: await appDiagnostics(env, c.Id) });
       }
       const now = `${st.Status}/${h ?? 'no healthcheck'}`;
       if (now !== last) log?.debug(`app container ${c.Id.slice(0, 12)}: ${now}`);
       last = now;
     }
-    if (performance.now() > deadline) {
-      throw new GateError(`the new app container did not become healthy within ${formatDuration(timeoutMs)} (last: ${last || 'no container'})`, { step: 'swap', diagnostics: await appDiagnostics(env, c?.Id) });
+    if (until.passed()) {
+      throw new GateError(`${what} did not become healthy within ${formatDuration(timeoutMs)} (last: ${last || 'no container'})`, { step, diagnostics: await appDiagnostics(env, c?.Id) });
     }
     await new Promise((r) => setTimeout(r, 150));
   }

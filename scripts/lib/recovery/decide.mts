@@ -19,7 +19,7 @@
 //   still be migrating), from user_version read then: moved and a pre-deploy backup exists -> restore
 //   it; unreadable -> stop and ask (never "moved"); otherwise keep the data.
 import type { ObservedApp, ObservedState } from './observed.mts';
-import type { Release } from '../release/journal.mts';
+import type { Release, ReleaseLine } from '../release/journal.mts';
 import type { RestoreJournal } from '../restore/restore.mts';
 import { decideRestoreRecovery, type RestoreRecoveryAction as RestoreStep } from '../restore/recovery-plan.mts';
 
@@ -246,6 +246,19 @@ export function decideRecovery(i: DecideInput): RecoveryAction[] {
   const g = recoveryGoal(newest, releases);
   actions.push(...stepsToGoal(g, observed, i.configFile));
   return actions;
+}
+
+/**
+ * An action threw: the goal cannot be reached automatically. Every open release is closed as failed,
+ * never rolled-back (a revert that did not finish undid nothing), each naming the failure: the revert
+ * as the failed automatic rollback of its release, that release as the one whose rollback failed.
+ */
+export function closeAfterFailure(releases: Release[], error: string, endedAt: string): ReleaseLine[] {
+  const open = releases.filter(unfinished);
+  return open.map((r) => ({
+    id: r.id, result: 'failed', endedAt,
+    reason: r.revertOf ? `automatic rollback of ${String(r.revertOf)} failed: ${error}` : open.some((x) => x.revertOf === r.id) ? `its rollback failed: ${error}` : `recovery failed: ${error}`,
+  }));
 }
 
 export function describeAction(a: RecoveryAction): string {

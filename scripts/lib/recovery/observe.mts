@@ -1,8 +1,8 @@
 // Fill ObservedState from Docker, the database and STATE_DIR: the one impure input of the decision.
 import fs from 'node:fs';
 import type { OpsEnv } from '../config/env.mts';
-import type { ObservedApp, ObservedState, ObservedUserVersion } from './observed.mts';
-import { appContainers, splitRef, runningContainerCount } from '../docker/app-container.mts';
+import type { ObservedState, ObservedUserVersion } from './observed.mts';
+import { observeApps, runningContainerCount } from '../docker/app-container.mts';
 import { docker } from '../docker/run.mts';
 import { withDbReadOnly } from '../checks/smoke.mts';
 import { isProcessAlive, processStartTime } from '../host/lock.mts';
@@ -28,12 +28,7 @@ export function journalPidAlive(pid: unknown, pidStart: unknown): boolean {
 }
 
 export async function observeState(env: OpsEnv, journals: { releases: Release[]; restoreJournal: RestoreJournal | null }, o: { selfPid?: number } = {}): Promise<ObservedState> {
-  const list = await appContainers(env);
-  const apps: ObservedApp[] = list.map((c) => ({
-    id: c.Id, tag: splitRef(c.Config.Image).tag, state: c.State.Status as ObservedApp['state'],
-    health: c.State.Health?.Status as ObservedApp['health'],
-    startedAt: c.State.StartedAt && !c.State.StartedAt.startsWith('0001-') ? new Date(c.State.StartedAt).toISOString() : undefined,
-  }));
+  const apps = await observeApps(env);
   const tags = (await docker(['images', env.appImage, '--format', '{{.Tag}}'], { nothrow: true })).stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
   const alivePids: number[] = [];
   for (const r of journals.releases) if (r.result === 'in-progress' && journalPidAlive(r.pid, r.pidStart)) alivePids.push(r.pid as number);

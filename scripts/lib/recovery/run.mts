@@ -14,7 +14,7 @@ import { appContainers, waitHealthy } from '../docker/app-container.mts';
 import { processStartTime } from '../host/lock.mts';
 import { appendJournal, readJournal } from '../release/journal.mts';
 import { readRestoreJournal, recoverRestore } from '../restore/restore.mts';
-import { decideRecovery, describeAction, type RecoveryAction } from './decide.mts';
+import { closeAfterFailure, decideRecovery, describeAction, type RecoveryAction } from './decide.mts';
 import { observeState } from './observe.mts';
 import type { ObservedUserVersion } from './observed.mts';
 
@@ -78,13 +78,7 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
       report.error = `${a.kind} failed: ${errorMessage(err)}`;
       log.error(`recovery: ${report.error}`);
       // the goal cannot be reached automatically: close the open releases, naming the failure
-      const open = readJournal(env.layout.releases).releases.filter((r) => r.result === 'in-progress');
-      for (const r of open) {
-        appendJournal(env.layout.releases, {
-          id: r.id, result: 'failed', endedAt: new Date().toISOString(),
-          reason: r.revertOf ? `automatic rollback of ${String(r.revertOf)} failed: ${report.error}` : open.some((x) => x.revertOf === r.id) ? `its rollback failed: ${report.error}` : `recovery failed: ${report.error}`,
-        });
-      }
+      for (const line of closeAfterFailure(readJournal(env.layout.releases).releases, report.error, new Date().toISOString())) appendJournal(env.layout.releases, line);
       report.next = `node scripts/smoke.mts --config ${env.file}   # then: node scripts/rollback.mts --config ${env.file} --list`;
       return report;
     }

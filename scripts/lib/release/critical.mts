@@ -1,9 +1,12 @@
-// The critical section of a rollout (stop old, start new, gates, automatic revert, record) runs in
-// a worker spawned detached: its own session and process group (setsid), no controlling terminal,
-// stdio to STATE_DIR/logs/critical-<id>.log. SIGHUP from a dropped SSH session, Ctrl-C or SIGTERM to
-// the operator's process group reach only this parent, which then says plainly that the swap
-// continues in pid N and how to follow it. The operation lock is handed to the worker (pid and a new
-// token), so no other operation or recovery starts while it runs; the worker releases it.
+// The critical section of an operation (a rollout's or rollback's stop old, start new, gates,
+// automatic revert, record; a restore's stop the app, swap in the restored data, start it and wait
+// until healthy, or put the kept-aside state back) runs in a worker spawned detached: its own session
+// and process group (setsid), no controlling terminal, stdio to STATE_DIR/logs/critical-<id>.log.
+// SIGHUP from a dropped SSH session, Ctrl-C or SIGTERM to the operator's process group reach only this
+// parent, which then says plainly that the operation continues in pid N and how to follow it. The
+// operation lock is handed to the worker (pid and a new token), so no other operation or recovery
+// starts while it runs; the worker releases it. The worker's outcome (its value, or the error it
+// threw) comes back through a result file, so the parent exits as the operation did.
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
@@ -15,8 +18,20 @@ import { StepError } from '../cli/errors.mts';
 import { processStartTime, readLock, type LockHandle, type LockInfo } from '../host/lock.mts';
 import type { CriticalContext, OpResult } from './rollout.mts';
 import type { RollbackCriticalContext } from './rollback.mts';
+import type { RestoreCriticalContext, RestoreResult } from '../restore/restore.mts';
 
-export type WorkerJob = ({ kind?: 'rollout' } & CriticalContext) | ({ kind: 'rollback' } & RollbackCriticalContext);
+export type WorkerJob =
+  | ({ kind?: 'rollout' } & CriticalContext)
+  | ({ kind: 'rollback' } & RollbackCriticalContext)
+  | ({ kind: 'restore' } & RestoreCriticalContext);
+
+/** what each kind of job returns through the result file */
+export type WorkerValue<J extends WorkerJob> = J extends { kind: 'restore' } ? RestoreResult : OpResult;
+
+/** the result file: the critical section's value, or the error it threw (message with its step, hint, exit code) */
+export type WorkerOutcome<T = unknown> =
+  | { ok: true; value: T }
+  | { ok: false; error: { message: string; step?: string; hint?: string; exitCode: number } };
 
 export const WORKER_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'critical-worker.mts');
 
@@ -28,13 +43,16 @@ export interface WorkerPayload {
   resultFile: string;
 }
 
+/** how long the worker waits for the lock to name it before it gives up (the parent hands it over at once) */
+export const HANDOVER_WAIT_MS = 10_000;
+
 export const runDir = (env: OpsEnv) => path.join(env.layout.root, 'run');
 export const criticalLog = (env: OpsEnv, id: string) => path.join(env.layout.logs, `critical-${id}.log`);
 
 /** Rewrite the lock for the worker: same operation, the worker's pid, a new token (atomic rename). */
-function handOverLock(lock: LockHandle, pid: number, token: string): void {
+function handOverLock(lock: LockHandle, pid: number, token: string, step: string): void {
   const cur = readLock(lock.path);
-  if (!cur || cur.token !== lock.info.token) throw new StepError(`the operation lock ${lock.path} is no longer ours: cannot hand it to the worker`, { step: 'swap' });
+  if (!cur || cur.token !== lock.info.token) throw new StepError(`the operation lock ${lock.path} is no longer ours: cannot hand it to the worker`, { step });
   const next: LockInfo = { ...cur, pid, pidStart: processStartTime(pid), token };
   const tmp = `${lock.path}.handover-${process.pid}`;
   fs.writeFileSync(tmp, JSON.stringify(next) + '\n', { mode: 0o644 });
@@ -43,9 +61,39 @@ function handOverLock(lock: LockHandle, pid: number, token: string): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function runDetached(env: OpsEnv, log: Logger, lock: LockHandle, ctx: WorkerJob): Promise<OpResult> {
+/** How the parent names a job to the operator: what continues, its steps, where its result shows. */
+export function describeJob(env: Pick<OpsEnv, 'file'>, job: WorkerJob): { noun: string; what: string; steps: string; result: string } {
+  switch (job.kind) {
+    case 'restore':
+      return {
+        noun: 'restore',
+        what: `the restore of backup ${job.backupId}`,
+        steps: 'stop the app, swap in the restored data, start it and wait until healthy, or put the kept-aside state back',
+        result: `node scripts/restore.mts --config ${env.file} --list`,
+      };
+    default:
+      return {
+        noun: 'swap',
+        what: `the swap of ${job.id}`,
+        steps: 'stop old, start new, gates, or revert',
+        result: `node scripts/rollback.mts --config ${env.file} --list`,
+      };
+  }
+}
+
+/** Rebuild the worker's error in the parent: same message, step, hint and exit code. */
+export function workerError(e: Extract<WorkerOutcome, { ok: false }>['error']): StepError {
+  const err = new StepError(e.message, { hint: e.hint });
+  if (e.step) err.step = e.step;
+  err.exitCode = e.exitCode;
+  return err;
+}
+
+export async function runDetached<J extends WorkerJob>(env: OpsEnv, log: Logger, lock: LockHandle, ctx: J): Promise<WorkerValue<J>> {
   fs.mkdirSync(runDir(env), { recursive: true, mode: 0o700 });
   fs.mkdirSync(env.layout.logs, { recursive: true });
+  pruneCriticalLogs(env.layout.logs, CRITICAL_LOGS_KEPT);
+  const words = describeJob(env, ctx);
   const logFile = criticalLog(env, ctx.id);
   const payloadFile = path.join(runDir(env), `${ctx.id}.json`);
   const resultFile = path.join(runDir(env), `${ctx.id}.result.json`);
@@ -62,18 +110,18 @@ export async function runDetached(env: OpsEnv, log: Logger, lock: LockHandle, ct
   });
   fs.closeSync(out);
   const pid = child.pid;
-  if (!pid) throw new StepError('could not start the swap worker', { step: 'swap' });
-  handOverLock(lock, pid, token);
+  if (!pid) throw new StepError(`could not start the ${words.noun} worker`, { step: words.noun });
+  handOverLock(lock, pid, token, words.noun);
   const follow = `tail -f ${logFile}`;
-  log.info(`the swap runs in pid ${pid} (its own session: closing this terminal does not stop it); log: ${logFile}`);
+  log.info(`the ${words.noun} runs in pid ${pid} (its own session: closing this terminal does not stop it); log: ${logFile}`);
 
   let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   child.on('exit', (code, signal) => (exited = { code, signal }));
-  // operator's signals: say where the swap continues, then leave it to the worker
+  // operator's signals: say where the operation continues, then leave it to the worker
   const saved = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => [sig, process.listeners(sig)] as const);
   const onSignal = (sig: NodeJS.Signals) => {
-    const msg = `\n${sig}: this terminal stops following, but the swap of ${ctx.id} continues in pid ${pid} and finishes on its own (stop old, start new, gates, or revert).\n` +
-      `  follow it: ${follow}\n  result:    node scripts/rollback.mts --config ${env.file} --list\n`;
+    const msg = `\n${sig}: this terminal stops following, but ${words.what} continues in pid ${pid} and finishes on its own (${words.steps}).\n` +
+      `  follow it: ${follow}\n  result:    ${words.result}\n`;
     try {
       fs.appendFileSync(env.layout.opsLog, msg);
     } catch {
@@ -126,19 +174,56 @@ export async function runDetached(env: OpsEnv, log: Logger, lock: LockHandle, ct
     }
   }
   const done = exited as unknown as { code: number | null; signal: NodeJS.Signals | null };
-  let result: OpResult | null = null;
+  let outcome: WorkerOutcome<WorkerValue<J>> | null = null;
   try {
-    result = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as OpResult;
+    outcome = JSON.parse(fs.readFileSync(resultFile, 'utf8')) as WorkerOutcome<WorkerValue<J>>;
   } catch {
     /* the worker died without a result */
   }
   fs.rmSync(payloadFile, { force: true });
   fs.rmSync(resultFile, { force: true });
-  if (!result) {
-    throw new StepError(`the swap worker (pid ${pid}) ended without a result (${done.signal ? `signal ${done.signal}` : `exit ${done.code}`})`, {
-      step: 'swap',
+  if (!outcome) {
+    throw new StepError(`the ${words.noun} worker (pid ${pid}) ended without a result (${done.signal ? `signal ${done.signal}` : `exit ${done.code}`})`, {
+      step: words.noun,
       hint: `see ${logFile}; the recovery timer (or: node scripts/recover.mts --config ${env.file}) finishes what it left`,
     });
   }
-  return result;
+  if (!outcome.ok) throw workerError(outcome.error);
+  return outcome.value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bounds: one critical-<id>.log per operation, pruned to the newest N when the next one starts
+
+/** how many critical-<id>.log files are kept (the newest; the ops log keeps the one-line history of every operation) */
+export const CRITICAL_LOGS_KEPT = 20;
+
+/** Pure: which critical logs to delete, given their names and modification times: all but the newest `keep`. */
+export function criticalLogsToPrune(files: { name: string; mtimeMs: number }[], keep: number): string[] {
+  return files
+    .filter((f) => /^critical-.+\.log$/.test(f.name))
+    .sort((a, b) => b.mtimeMs - a.mtimeMs || b.name.localeCompare(a.name))
+    .slice(Math.max(0, keep))
+    .map((f) => f.name);
+}
+
+/** Delete all but the newest `keep` critical logs in `dir` (never anything else); returns the names removed. */
+export function pruneCriticalLogs(dir: string, keep: number): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const files = names.flatMap((name) => {
+    try {
+      const st = fs.statSync(path.join(dir, name));
+      return st.isFile() ? [{ name, mtimeMs: st.mtimeMs }] : [];
+    } catch {
+      return [];
+    }
+  });
+  const gone = criticalLogsToPrune(files, keep);
+  for (const n of gone) fs.rmSync(path.join(dir, n), { force: true });
+  return gone;
 }

@@ -14,8 +14,9 @@ import { $ } from 'zx';
 import { StepError, errorMessage } from '../cli/errors.mts';
 import { formatDuration, type Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
-import { composeEnv, parseComposePs, psArgs } from '../commands/compose.mts';
+import { appContainers, imageExists } from '../docker/app-container.mts';
 import { acquireLock, isProcessAlive } from '../host/lock.mts';
+import { deadline } from '../host/deadline.mts';
 import { APP_GID, APP_UID, isRoot } from '../host/fsutil.mts';
 import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
 import { resolveBackup, stageBackup } from './stage.mts';
@@ -60,17 +61,11 @@ async function dockerq(args: string[], timeoutMs = 60_000) {
 
 /** the image the running app container uses (its image id), else APP_IMAGE:APP_TAG if present */
 export async function drillImage(ctx: OpsEnv): Promise<string> {
-  const r = await $({ quiet: true, nothrow: true, env: composeEnv(ctx.values), timeout: 30_000 })`docker ${psArgs(ctx, { all: true, service: 'app' })}`;
-  if (r.exitCode === 0) {
-    const app = parseComposePs(r.stdout).find((e) => e.Service === 'app');
-    if (app?.ID) {
-      const img = await dockerq(['inspect', '--format', '{{.Image}}', app.ID]);
-      if (img.exitCode === 0 && img.stdout.trim()) return img.stdout.trim();
-    }
-  }
+  const list = await appContainers(ctx).catch(() => []);
+  const app = list.find((x) => x.State.Running) ?? list[0];
+  if (app?.Image) return app.Image;
   const fallback = `${ctx.appImage}:${ctx.appTag}`;
-  const has = await dockerq(['image', 'inspect', '--format', '{{.Id}}', fallback]);
-  if (has.exitCode === 0) return fallback;
+  if (await imageExists(fallback)) return fallback;
   throw new StepError(`no app image to boot the drill with: no app container in project ${ctx.project}, and no image ${fallback}`, {
     step: 'drill',
     hint: 'deploy first (rollout.mts), or pass --image <image>',
@@ -211,7 +206,7 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
     createdContainer = true;
 
     // health: the image's HEALTHCHECK, then /health itself from inside the container
-    const deadline = Date.now() + (opts.healthTimeoutMs ?? 90_000);
+    const until = deadline(opts.healthTimeoutMs ?? 90_000);
     let state = '';
     for (;;) {
       const s = await dockerq(['inspect', '--format', '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}', name]);
@@ -221,7 +216,7 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
         const probe = await dockerq(['exec', name, 'bun', '-e', 'const r = await fetch("http://127.0.0.1:3000/health"); process.exit(r.status === 200 ? 0 : 1)']);
         if (probe.exitCode === 0) break;
       }
-      if (/^(exited|dead)/.test(state) || Date.now() > deadline) {
+      if (/^(exited|dead)/.test(state) || until.passed()) {
         const logs = await dockerq(['logs', '--tail', '30', name]);
         check('app boots and is healthy', false, `${state || 'unknown'} after ${formatDuration(performance.now() - t0)}:\n${(logs.stdout + logs.stderr).trim()}`);
         throw new StepError(`the drill app did not become healthy on backup ${b.id} (${state})`, { step: 'drill', hint: 'see the container log above; the backup may need another app release (schema)' });

@@ -15,7 +15,9 @@ import type { ObservedState } from '../recovery/observed.mts';
 import { STAGING_PREFIX, readRestoreJournal, setPhase, type RestoreJournal, type RestorePhase } from './journal.mts';
 import { keptDirFor, keptRoot } from './kept.mts';
 import { KEPT_META, swapBack, swapIn } from './swap.mts';
-import { appState, containerHealth, startApp, stopApp } from './app.mts';
+import { startApp, stopApp } from './app.mts';
+import { observeApps } from '../docker/app-container.mts';
+import { GateError } from '../cli/errors.mts';
 
 export type RestoreRecoveryAction =
   /** the restore's own process still runs (it holds the lock): leave everything to it */
@@ -97,13 +99,10 @@ export interface RestoreRecoveryResult {
 
 /** what a restore's recovery observes: only the parts of ObservedState it reads */
 export async function observeForRestore(ctx: OpsEnv): Promise<ObservedState> {
-  const st = await appState(ctx);
   const { isProcessAlive } = await import('../host/lock.mts');
   const j = readRestoreJournal(ctx.layout);
-  const h = st.id ? await containerHealth(st.id) : null;
-  const health = h?.health === 'healthy' || h?.health === 'starting' || h?.health === 'unhealthy' ? h.health : undefined;
   return {
-    apps: st.id ? [{ id: st.id, tag: st.image?.split(':').pop() ?? '', state: st.running ? 'running' : 'exited', health }] : [],
+    apps: await observeApps(ctx),
     proxyRunning: true,
     userVersion: { kind: 'absent' },
     backupIds: [],
@@ -168,10 +167,11 @@ export async function recoverRestore(ctx: OpsEnv, log: Logger, opts: { healthTim
           break;
         case 'start-app':
           try {
-            await startApp(ctx, log, j!, opts.appTag, timeout);
+            await startApp(ctx, log, j!, opts.appTag, timeout, a.on);
           } catch (err) {
             if (a.on === 'old') throw err;
             log.error(`the restored state did not come up: ${errorMessage(err)}; putting the kept-aside state back`);
+            if (err instanceof GateError && err.diagnostics) log.error(`diagnostics:\n${err.diagnostics}`);
             setPhase(layout, j!, 'rolling-back', {});
             again = true;
           }

@@ -14,7 +14,7 @@ import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
-import { StepError, UsageError, errorMessage } from '../cli/errors.mts';
+import { GateError, StepError, UsageError, errorMessage } from '../cli/errors.mts';
 import { acquireLock, type LockHandle } from '../host/lock.mts';
 import { formatBytes, formatDuration, type Logger } from '../cli/log.mts';
 import { stateLayout } from '../config/state.mts';
@@ -25,9 +25,12 @@ import type { BackupEntry } from '../backup/manifest.mts';
 import { STAGING_PREFIX, readRestoreJournal, setPhase, type RestoreJournal, type RestorePhase } from './journal.mts';
 import { resolveBackup, stageBackup } from './stage.mts';
 import { swapIn } from './swap.mts';
-import { appState, startApp, stopApp } from './app.mts';
+import { startApp, stopApp } from './app.mts';
+import { liveApp } from '../docker/app-container.mts';
 import { keptDirFor, keptRoot, writeKeptMeta } from './kept.mts';
 import { recoverRestore, type RestoreRecoveryResult } from './recovery-plan.mts';
+import { runDetached } from '../release/critical.mts';
+import { currentReleaseLabel, withNotice, type OperationNotice } from '../notify/operation.mts';
 
 export type { RestoreJournal, RestorePhase } from './journal.mts';
 export { readRestoreJournal } from './journal.mts';
@@ -61,6 +64,13 @@ export interface RestoreOptions {
   onPhase?: (phase: RestorePhase) => void;
   /** offsite (issue 9): a backup the caller fetched (offsite:...); verified and swapped like a local one */
   backup?: BackupEntry;
+  /**
+   * run the critical section (stop, swap, start, healthy, smoke) in a detached worker of its own
+   * session (default true; only when this restore takes the lock itself, never under a caller's lock)
+   */
+  detach?: boolean;
+  /** the caller's notification: handed to the worker when the critical section runs detached */
+  notice?: OperationNotice;
 }
 
 export interface RestoreResult {
@@ -123,6 +133,32 @@ async function recoverUnfinishedRelease(ctx: OpsEnv, log: Logger, healthTimeoutM
   }
 }
 
+/** What the restore's critical section needs, as plain data (it crosses into the detached worker as JSON). */
+export interface RestoreCriticalContext {
+  /** names the worker's log: logs/critical-<id>.log */
+  id: string;
+  /** written at phase staging: the verified copy is in journal.staging */
+  journal: RestoreJournal;
+  backupId: string;
+  backupSchema: number | null;
+  /** RestoreOptions.startApp as the caller gave it */
+  startAppOption?: boolean;
+  appTag?: string;
+  healthTimeoutMs?: number;
+  smoke: boolean;
+  ca?: string;
+  phases: Record<string, number>;
+  recovered?: string;
+  /** set when the caller's notice was handed to the worker: it reports the restore */
+  notify?: { release?: string; elapsedMs: number };
+}
+
+/** the app container before the restore: does it run, on which image (to recreate it if needed) */
+async function appNow(ctx: OpsEnv): Promise<{ running: boolean; image: string | null }> {
+  const app = await liveApp(ctx);
+  return { running: app?.status === 'running', image: app?.imageRef ?? null };
+}
+
 export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
   const { ctx, log } = opts;
   const layout = ctx.layout ?? stateLayout(ctx.stateDir);
@@ -163,7 +199,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     // offsite (issue 9): a fetched backup is used as given, unless an interrupted restore is continued
     const b: BackupEntry = pending ? resolveBackup(layout, pending.backupId) : (opts.backup ?? resolveBackup(layout, opts.from));
     const m = b.manifest;
-    const before0 = opts.dryRun ? null : await appState(ctx);
+    const before0 = opts.dryRun ? null : await appNow(ctx);
     // start afterwards: when asked to, or when it ran before (a stopped app stays stopped)
     const startAppAfter = opts.startApp === false ? false : opts.startApp === true || Boolean(before0?.running);
     const label = opts.keptLabel ?? 'pre-restore';
@@ -192,7 +228,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
 
     const op = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${process.pid}`;
     const staging = join(layout.root, `${STAGING_PREFIX}${op}`);
-    const before = before0 ?? (await appState(ctx));
+    const before = before0 ?? (await appNow(ctx));
     const j: RestoreJournal = {
       op,
       requested,
@@ -236,75 +272,119 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     t('verify', t0);
 
-    // 2. stop the app: from here until healthy, Caddy holds the requests
-    setPhase(layout, j, 'stopping', opts);
-    const hold0 = performance.now();
-    t0 = hold0;
-    if (before.running) await stopApp(ctx, log);
-    t('stop', t0);
-
-    // 3. move aside and swap: renames only, instant whatever the database size
-    setPhase(layout, j, 'swapping', opts);
-    t0 = performance.now();
-    const hadLive = existsSync(layout.data) || existsSync(layout.uploads);
-    swapIn(layout, staging, j.kept!);
-    setPhase(layout, j, 'swapped', opts);
-    t('swap', t0);
-    log.ok(`swapped in backup ${b.id} in ${formatDuration(phases.swap)}${hadLive ? `; the replaced state is kept in ${j.kept}` : ''}`);
-
-    // 4. start, wait healthy
-    if (startAppAfter) {
-      setPhase(layout, j, 'starting', opts);
-      t0 = performance.now();
-      try {
-        await startApp(ctx, log, j, opts.appTag, opts.healthTimeoutMs ?? 120_000);
-      } catch (err) {
-        log.error(`the app did not come up on backup ${b.id}: ${errorMessage(err)}`);
-        setPhase(layout, j, 'rolling-back', opts);
-        await recoverRestore(ctx, log, { healthTimeoutMs: opts.healthTimeoutMs, appTag: opts.appTag });
-        throw new StepError(`restore of ${b.id} rolled back: the app did not become healthy on it; the previous live state is back`, {
-          step: 'restore',
-          hint: `check the app logs (docker compose logs app); the backup's schema is ${m.database.userVersion}: it may need another app release`,
-        });
-      }
-      t('start', t0);
-      if (before.running) phases.hold = Math.round(performance.now() - hold0);
-      setPhase(layout, j, 'started', opts);
-    } else if (opts.startApp !== false) {
-      log.warn('the app was not running before the restore: left stopped (start it with: docker compose up -d app, or rollout)');
+    // 2-5. the critical section: from the app's stop until it is healthy on the restored data (or back
+    // on the kept-aside state). Taking its own lock, a restore runs it in a worker of its own session:
+    // a dropped SSH session, Ctrl-C or SIGTERM here cannot leave the app stopped halfway
+    const job: RestoreCriticalContext = {
+      id: `restore-${op}`, journal: j, backupId: b.id, backupSchema: m.database.userVersion, startAppOption: opts.startApp,
+      appTag: opts.appTag, healthTimeoutMs: opts.healthTimeoutMs, smoke: opts.smoke ?? true, ca: opts.ca,
+      phases: { ...phases }, recovered: recovered?.what,
+      notify: opts.notice ? { release: opts.notice.release, elapsedMs: opts.notice.elapsedMs() } : undefined,
+    };
+    if (lock && opts.detach !== false) {
+      opts.notice?.handOff(); // the worker notifies, wherever it runs
+      return await runDetached(ctx, log, lock, { kind: 'restore' as const, ...job });
     }
-
-    setPhase(layout, j, 'cleanup', opts);
-    rmSync(staging, { recursive: true, force: true });
-    const keptDir = hadLive ? j.kept! : null;
-    if (!hadLive) rmSync(j.kept!, { recursive: true, force: true });
-    rmSync(layout.restoreJournal, { force: true });
-    fsyncDir(layout.root);
-
-    // 5. smoke
-    let smoke: RestoreResult['smoke'];
-    if (startAppAfter && (opts.smoke ?? true)) {
-      const runSmoke = await loadSmoke();
-      if (runSmoke) {
-        t0 = performance.now();
-        const step = log.step('smoke checks');
-        const r = await runSmoke(ctx, { log, ...(opts.ca ? { ca: opts.ca } : {}) });
-        const failed = r.results.filter((x) => x.status === 'fail');
-        if (r.failed) step.fail(failed.map((f) => `${f.name}: ${f.detail}`).join('; '));
-        else step.done(`${r.results.filter((x) => x.status === 'pass').length} passed, ${r.results.filter((x) => x.status === 'warn').length} warnings`);
-        smoke = { failed: r.failed, results: r.results };
-        t('smoke', t0);
-      }
-    }
-    log.ok(`restored ${b.id}${keptDir ? `; the previous state is kept in ${keptDir}` : ''} (${Object.entries(phases).map(([k, v]) => `${k} ${formatDuration(v)}`).join(', ')})`);
-    if (smoke?.failed) {
-      throw new StepError(`restore of ${b.id} done, but smoke checks failed`, {
-        step: 'smoke',
-        hint: `inspect: smoke.mts --config ${ctx.file}${opts.ca ? ` --ca ${opts.ca}` : ''}; the previous state is in ${keptDir ?? '(none)'} (RUNBOOK: Restore, "go back to the kept-aside state")`,
-      });
-    }
-    return { backupId: b.id, keptDir, restored: true, recovered: recovered?.what, phases, smoke };
+    return await restoreCritical(ctx, log, job, opts);
   } finally {
     lock?.release();
   }
+}
+
+/**
+ * Stop the app, move the live state aside and swap the verified copy in, start the app and wait until
+ * healthy (or put the kept-aside state back), clean up, smoke. The caller holds the lock; the journal
+ * is at phase staging. Runs in the detached worker (critical-worker.mts) or inline under a caller's lock.
+ */
+export async function restoreCritical(ctx: OpsEnv, log: Logger, c: RestoreCriticalContext, opts: { onPhase?: (p: RestorePhase) => void } = {}): Promise<RestoreResult> {
+  const layout = ctx.layout;
+  // this process does the work from here: recovery must leave the journal to it while it runs
+  const j: RestoreJournal = { ...c.journal, pid: process.pid };
+  const phases = { ...c.phases };
+  const t = (name: string, t0: number) => (phases[name] = Math.round(performance.now() - t0));
+  const startAppAfter = j.startApp;
+
+  // 2. stop the app: from here until healthy, Caddy holds the requests
+  setPhase(layout, j, 'stopping', opts);
+  const hold0 = performance.now();
+  let t0 = hold0;
+  if (j.appWasRunning) await stopApp(ctx, log);
+  t('stop', t0);
+
+  // 3. move aside and swap: renames only, instant whatever the database size
+  setPhase(layout, j, 'swapping', opts);
+  t0 = performance.now();
+  const hadLive = existsSync(layout.data) || existsSync(layout.uploads);
+  swapIn(layout, j.staging, j.kept!);
+  setPhase(layout, j, 'swapped', opts);
+  t('swap', t0);
+  log.ok(`swapped in backup ${c.backupId} in ${formatDuration(phases.swap)}${hadLive ? `; the replaced state is kept in ${j.kept}` : ''}`);
+
+  // 4. start, wait healthy
+  if (startAppAfter) {
+    setPhase(layout, j, 'starting', opts);
+    t0 = performance.now();
+    try {
+      await startApp(ctx, log, j, c.appTag, c.healthTimeoutMs ?? 120_000);
+    } catch (err) {
+      log.error(`the app did not come up on backup ${c.backupId}: ${errorMessage(err)}`);
+      if (err instanceof GateError && err.diagnostics) log.error(`diagnostics:\n${err.diagnostics}`);
+      setPhase(layout, j, 'rolling-back', opts);
+      await recoverRestore(ctx, log, { healthTimeoutMs: c.healthTimeoutMs, appTag: c.appTag });
+      throw new StepError(`restore of ${c.backupId} rolled back: the app did not become healthy on it; the previous live state is back`, {
+        step: 'restore',
+        hint: `check the app logs (docker compose logs app); the backup's schema is ${c.backupSchema}: it may need another app release`,
+      });
+    }
+    t('start', t0);
+    if (j.appWasRunning) phases.hold = Math.round(performance.now() - hold0);
+    setPhase(layout, j, 'started', opts);
+  } else if (c.startAppOption !== false) {
+    log.warn('the app was not running before the restore: left stopped (start it with: docker compose up -d app, or rollout)');
+  }
+
+  setPhase(layout, j, 'cleanup', opts);
+  rmSync(j.staging, { recursive: true, force: true });
+  const keptDir = hadLive ? j.kept! : null;
+  if (!hadLive) rmSync(j.kept!, { recursive: true, force: true });
+  rmSync(layout.restoreJournal, { force: true });
+  fsyncDir(layout.root);
+
+  // 5. smoke
+  let smoke: RestoreResult['smoke'];
+  if (startAppAfter && c.smoke) {
+    const runSmoke = await loadSmoke();
+    if (runSmoke) {
+      t0 = performance.now();
+      const step = log.step('smoke checks');
+      const r = await runSmoke(ctx, { log, ...(c.ca ? { ca: c.ca } : {}) });
+      const failed = r.results.filter((x) => x.status === 'fail');
+      if (r.failed) step.fail(failed.map((f) => `${f.name}: ${f.detail}`).join('; '));
+      else step.done(`${r.results.filter((x) => x.status === 'pass').length} passed, ${r.results.filter((x) => x.status === 'warn').length} warnings`);
+      smoke = { failed: r.failed, results: r.results };
+      t('smoke', t0);
+    }
+  }
+  log.ok(`restored ${c.backupId}${keptDir ? `; the previous state is kept in ${keptDir}` : ''} (${Object.entries(phases).map(([k, v]) => `${k} ${formatDuration(v)}`).join(', ')})`);
+  if (smoke?.failed) {
+    throw new StepError(`restore of ${c.backupId} done, but smoke checks failed`, {
+      step: 'smoke',
+      hint: `inspect: smoke.mts --config ${ctx.file}${c.ca ? ` --ca ${c.ca}` : ''}; the previous state is in ${keptDir ?? '(none)'} (RUNBOOK: Restore, "go back to the kept-aside state")`,
+    });
+  }
+  return { backupId: c.backupId, keptDir, restored: true, recovered: c.recovered, phases, smoke };
+}
+
+/** The critical section in the detached worker: it reports the restore when the caller handed its notice over. */
+export async function restoreCriticalNotified(ctx: OpsEnv, log: Logger, c: RestoreCriticalContext): Promise<RestoreResult> {
+  if (!c.notify) return restoreCritical(ctx, log, c);
+  return withNotice(
+    { env: ctx, log, operation: 'restore', release: c.notify.release, backup: c.backupId, elapsedBeforeMs: c.notify.elapsedMs },
+    async (n) => {
+      const r = await restoreCritical(ctx, log, c);
+      n.release = currentReleaseLabel(ctx);
+      return r;
+    },
+    (r) => ({ outcome: 'ok', backup: r.backupId }),
+  );
 }

@@ -268,7 +268,7 @@ export function cronFile(c: ScheduleContext, user = 'root'): string {
     `# lazyflow schedules of ${c.project}: written by node scripts/schedules.mts --install; do not edit`,
     '# (run --install again after moving the checkout or the env file; --remove deletes this file).',
     '# Times are UTC: CRON_TZ=UTC where cron supports it; Debian cron uses the system time zone, keep the VPS on UTC (timedatectl).',
-    `# Output of each job: ${path.join(c.logDir, '<job>.log')}`,
+    `# Output of each job: ${path.join(c.logDir, '<job>.log')} (rotated by the job at 1 MiB, <job>.log.1-3 kept)`,
     'SHELL=/bin/sh',
     `PATH=${SCHEDULE_PATH}`,
     'CRON_TZ=UTC',

@@ -183,7 +183,7 @@ export function scheduleStatus(i: StatusInput): ScheduleStatus {
 
   const upToDate = files.length > 0 && files.every((f) => f.upToDate);
   const logs =
-    mode === 'cron' ? `${path.join(c.logDir, '<job>.log')} (cron appends each run's output; errors only, the jobs run with --quiet)`
+    mode === 'cron' ? `${path.join(c.logDir, '<job>.log')} (cron appends each run's output; errors only, the jobs run with --quiet; each job rotates its own at 1 MiB, keeping <job>.log.1-3)`
     : `journalctl -u 'lazyflow-*-${c.project}.service' -n 50`;
   const install = `${i.command} --install`;
   let next: string | null = null;
