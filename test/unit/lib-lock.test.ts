@@ -125,6 +125,8 @@ try {
   }, 20_000);
 
   /** a real process that waits for the lock and reports its own CPU time spent waiting */
+  /** resolves once the newest waiter's process has started waiting for the lock */
+  let waiting: Promise<void> = Promise.resolve();
   function waiter(opts: { waitMs: number; pollMs?: number }) {
     const lockModule = resolve(__dirname, '../../scripts/lib/host/lock.mts');
     const script = join(dir, 'waiter.mts');
@@ -133,6 +135,7 @@ try {
       `import { acquireLock } from ${JSON.stringify(lockModule)};
 const cpu0 = process.cpuUsage();
 const t0 = Date.now();
+console.error('waiter: waiting');
 try {
   const l = await acquireLock({ lockFile: ${JSON.stringify(layout.lockFile)} }, ${JSON.stringify({ operation: 'waiter', ...opts })});
   const got = Date.now();
@@ -148,8 +151,13 @@ try {
     const c = spawn(process.execPath, [script]);
     let out = '';
     let err = '';
+    let markWaiting: () => void = () => {};
+    waiting = new Promise<void>((r) => (markWaiting = r));
     c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (err += d));
+    c.stderr.on('data', (d) => {
+      err += d;
+      if (err.includes('waiter: waiting')) markWaiting();
+    });
     return new Promise<{ ok: boolean; gotAt: number; waitedMs: number; cpuMs: number; error?: string }>((res) =>
       c.on('exit', () => {
         process.stderr.write(err);
@@ -165,14 +173,17 @@ try {
   it('a waiter sleeps while the lock is held (little CPU) and gets it soon after the release', async () => {
     const holder = await acquireLock(layout, { operation: 'rollout' });
     const result = waiter({ waitMs: 30_000 });
+    // held for 2.5 s from when the waiter began to wait (a loaded machine is slow to start its process)
+    await waiting;
     await new Promise((r) => setTimeout(r, 2500));
-    holder.release();
     const releasedAt = Date.now();
+    holder.release();
     const r = await result;
     expect(r.ok, r.error).toBe(true);
     // a busy loop burns hundreds of ms of CPU here even on a loaded machine; sleeping costs about
     // 10 ms (the bound is kept generous for a loaded 2-core machine)
     expect(r.cpuMs).toBeLessThan(200);
+    expect(r.gotAt).toBeGreaterThanOrEqual(releasedAt);
     expect(r.waitedMs).toBeGreaterThanOrEqual(2000);
     // well before waitMs ran out: the release woke it
     expect(r.gotAt - releasedAt).toBeLessThan(3000);
