@@ -46,6 +46,7 @@ export async function download(stack: Stack, mediaId: string, userId = 424242) {
 export interface Writer {
   /** tasks the API acknowledged (201), with the time the reply arrived */
   acked: { id: number; title: string; at: number }[];
+  /** "<ISO time> <error>" of each write that failed */
   failures: string[];
   stop(): Promise<void>;
 }
@@ -62,7 +63,8 @@ export function startWriter(stack: Stack, prefix: string, concurrency = 2): Writ
         const t = await createTask(stack, title);
         w.acked.push({ id: t.id, title, at: Date.now() });
       } catch (err) {
-        w.failures.push((err as Error).message);
+        // when it failed, to find it in the proxy's and the app's logs
+        w.failures.push(`${new Date().toISOString()} ${(err as Error).message}`);
       }
     }
   });

@@ -402,6 +402,8 @@ export interface FaultResult {
   /** STATE_DIR/logs/*.log at the end (ops.log, the detached worker's critical-<id>.log): what a terminal that went away missed */
   logs: string;
   appsAtEnd: string;
+  /** when a request failed: the proxy's and the apps' log lines other than successful requests */
+  proxyLog: string;
 }
 
 /** One healthy running app container, no unfinished release, no pending restore, and /health 200 through Caddy. */
@@ -493,6 +495,13 @@ export async function runFault(c: FaultCase): Promise<FaultResult> {
   })();
   const output = [op.output(), extraOutput, ...timer.runs.map((r) => r.output)].join('\n');
   const data = checkData(stack, traffic.writer, traffic.updates, `${output}\n${opsLog}`);
+  // a failed request: what the proxy and the apps logged around it, beyond their requests that went well
+  let proxyLog = '';
+  if (load.failed + writeFailures.length) {
+    const since = new Date(faultAt - 120_000).toISOString();
+    const logs = await stack.compose('logs', '--no-color', '--timestamps', '--since', since, 'caddy', 'app');
+    proxyLog = logs.stdout.split('\n').filter((l) => !/"status":(20\d|30\d)/.test(l)).slice(-60).join('\n');
+  }
   return {
     label: c.label,
     interruption: c.interruption,
@@ -512,6 +521,7 @@ export async function runFault(c: FaultCase): Promise<FaultResult> {
     output,
     logs: opsLog,
     appsAtEnd: describeApps(await appContainerStates(stack)),
+    proxyLog,
   };
 }
 
@@ -526,7 +536,8 @@ export function summarize(r: FaultResult): string {
 }
 
 export function explainResult(r: FaultResult): string {
-  return `${summarize(r)}\nfailures: ${JSON.stringify(r.failures.slice(0, 5))}\nlost writes: ${r.data.lostWrites.slice(0, 5).join(', ')}\n--- output (tail) ---\n${r.output.slice(-4000)}`;
+  return `${summarize(r)}\nfailures: ${JSON.stringify(r.failures.slice(0, 5))}\nlost writes: ${r.data.lostWrites.slice(0, 5).join(', ')}\n--- output (tail) ---\n${r.output.slice(-4000)}` +
+    (r.proxyLog ? `\n--- caddy and app logs around the fault, successful requests left out ---\n${r.proxyLog}` : '');
 }
 
 export type { RunResult };
