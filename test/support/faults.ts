@@ -402,7 +402,7 @@ export interface FaultResult {
   /** STATE_DIR/logs/*.log at the end (ops.log, the detached worker's critical-<id>.log): what a terminal that went away missed */
   logs: string;
   appsAtEnd: string;
-  /** when a request failed: the proxy's and the apps' log lines other than successful requests */
+  /** when a request failed: the proxy's and the apps' log lines from 5 s before the first failure, without successful requests and health checks */
   proxyLog: string;
 }
 
@@ -497,10 +497,11 @@ export async function runFault(c: FaultCase): Promise<FaultResult> {
   const data = checkData(stack, traffic.writer, traffic.updates, `${output}\n${opsLog}`);
   // a failed request: what the proxy and the apps logged around it, beyond their requests that went well
   let proxyLog = '';
-  if (load.failed + writeFailures.length) {
-    const since = new Date(faultAt - 120_000).toISOString();
-    const logs = await stack.compose('logs', '--no-color', '--timestamps', '--since', since, 'caddy', 'app');
-    proxyLog = logs.stdout.split('\n').filter((l) => !/"status":(20\d|30\d)/.test(l)).slice(-60).join('\n');
+  const failedAt = [...load.failures.map((f) => f.start), ...writeFailures.map((e) => Date.parse(e.split(' ')[0]))].filter(Number.isFinite).sort((a, b) => a - b);
+  if (failedAt.length) {
+    const first = failedAt[0];
+    const logs = await stack.compose('logs', '--no-color', '--timestamps', '--since', new Date(first - 5_000).toISOString(), '--until', new Date(first + 3_000).toISOString(), 'caddy', 'app');
+    proxyLog = logs.stdout.split('\n').filter((l) => !/"status":(20\d|30\d)|status code out of tolerances|HTTP request failed/.test(l)).slice(0, 80).join('\n');
   }
   return {
     label: c.label,

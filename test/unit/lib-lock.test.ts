@@ -189,6 +189,27 @@ try {
     expect(r.gotAt - releasedAt).toBeLessThan(3000);
   }, 20_000);
 
+  it("the recovery timer's run is waited for without --wait-lock; another operation is refused at once", async () => {
+    const timer = await acquireLock(layout, { operation: 'recover' });
+    const result = waiter({ waitMs: 0 });
+    await waiting;
+    await new Promise((r) => setTimeout(r, 1000));
+    const releasedAt = Date.now();
+    timer.release();
+    const r = await result;
+    expect(r.ok, r.error).toBe(true);
+    expect(r.gotAt).toBeGreaterThanOrEqual(releasedAt);
+
+    const rollout = await acquireLock(layout, { operation: 'rollout' });
+    try {
+      const refused = await waiter({ waitMs: 0 });
+      expect(refused.ok).toBe(false);
+      expect(refused.error).toMatch(/another operation holds the lock: rollout/);
+    } finally {
+      rollout.release();
+    }
+  }, 30_000);
+
   it('a stale lock whose takeover another (dead) taker left half done is waited for without spinning, then taken over', async () => {
     const pid = await deadPid();
     writeFileSync(layout.lockFile, JSON.stringify({ pid, host: hostname(), operation: 'rollout', operator: 'x', startedAt: new Date().toISOString() }));

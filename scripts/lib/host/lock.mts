@@ -248,6 +248,13 @@ function installExitHook() {
   });
 }
 
+/**
+ * Holders an operation waits for even without --wait-lock: the recovery timer's runs are automatic and
+ * short (finishing an interrupted swap is the longest), and an operator who started nothing should not
+ * be refused because the timer fired at that moment.
+ */
+export const WAIT_FOR_HOLDER_MS: Readonly<Record<string, number>> = { recover: 120_000 };
+
 export async function acquireLock(layout: Pick<StateLayout, 'lockFile'>, opts: AcquireOptions): Promise<LockHandle> {
   const path = layout.lockFile;
   const now = opts.now ?? (() => new Date());
@@ -275,7 +282,8 @@ export async function acquireLock(layout: Pick<StateLayout, 'lockFile'>, opts: A
       if (tryCreate(path, info)) break;
       const holder = readLock(path);
       if (!holder) continue; // released between our attempt and the read: retry at once (progress)
-      let deadline = t0 + waitMs;
+      const patience = holder.operation === opts.operation ? 0 : (WAIT_FOR_HOLDER_MS[holder.operation] ?? 0);
+      let deadline = t0 + Math.max(waitMs, patience);
       if (isStale(holder)) {
         if (removeStale(path, holder)) {
           opts.log?.warn(`took over a stale lock: ${holder.operation} (pid ${holder.pid} on ${holder.host}, operator ${holder.operator}, since ${holder.startedAt}) is no longer running`);
@@ -287,7 +295,7 @@ export async function acquireLock(layout: Pick<StateLayout, 'lockFile'>, opts: A
       if (waited >= deadline - t0) throw new LockBusyError(path, holder, now(), Math.round(waited));
       if (!announced && !isStale(holder)) {
         announced = true;
-        opts.log?.info(`${describeHolder(holder, now())}; waiting up to ${formatDuration(waitMs)}`);
+        opts.log?.info(`${describeHolder(holder, now())}; waiting up to ${formatDuration(deadline - t0)}`);
       }
       // Never spin: sleep with a jittered exponential backoff (25 ms doubling up to pollMs), woken
       // early when the lock's directory changes (the holder's unlink), never past the deadline.
