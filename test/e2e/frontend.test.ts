@@ -57,6 +57,12 @@ describeDocker('front end per release: the Mini App and the Caddyfile ship with 
     const seen = await stack.compose('exec', '-T', 'caddy', 'ls', '-la', '/srv/frontend', '/srv/frontend/current/site');
     expect(await servedRelease(), `${seen.stdout}${seen.stderr}\n${explain(r1)}`).toBe(v1);
     const caddy = await caddyId();
+    // the same Caddyfile text: Caddy kept its config (a real reload resets connections it is accepting)
+    const loads = async () => {
+      const out = (await stack.compose('logs', '--no-color', 'caddy')).stdout;
+      return { reloaded: (out.match(/"msg":"load complete"/g) ?? []).length, unchanged: (out.match(/"msg":"config is unchanged"/g) ?? []).length };
+    };
+    expect(await loads(), 'the first front end of its own must not reload Caddy').toEqual({ reloaded: 0, unchanged: 1 });
 
     // v2 changes only the front end: a marker in the Mini App's page and a header in the Caddyfile
     const v2 = tagOf(src.commit('v2: front end only', (dir) => {
@@ -86,6 +92,8 @@ describeDocker('front end per release: the Mini App and the Caddyfile ship with 
     expect(page.headers['x-lazyflow-e2e']).toBe('v2');
     expect(await servedRelease()).toBe(v2);
     expect(await caddyId()).toBe(caddy);
+    // a changed Caddyfile is loaded: the one reload of this test
+    expect((await loads()).reloaded).toBe(1);
     expect(res.smoke.find((s: { name: string }) => s.name === 'frontend')).toMatchObject({ status: 'pass' });
     expect(journal().at(-1)).toMatchObject({ appTag: v2, result: 'ok', proxyImage: `${e2eImages().proxyImage}:${v2}` });
 
