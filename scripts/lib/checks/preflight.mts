@@ -235,6 +235,18 @@ export function checkAppEnv(values: Record<string, string>, file: string): Check
   return r;
 }
 
+/**
+ * App keys the contract checker found missing: the last refused image exited at start-up naming them
+ * (STATE_DIR/contract-cache.json), and the env file still does not set them. A warning, not a
+ * failure: the app may no longer need them, and the rollout's contract gate checks again.
+ */
+export function checkMissingAppKeys(missing: { image: string; at: string; keys: string[] } | null, file: string): CheckResult[] {
+  if (!missing?.keys.length) return [];
+  return missing.keys.map((k) => warn(`app key ${k}`, `${k} is not set in ${file}: the contract check of ${missing.image} (${missing.at}) saw the app exit at start-up naming it`, {
+    key: k, file, fix: `add ${k}=<value> to ${file} (RUNBOOK "The app's own settings"), then roll out again`,
+  }));
+}
+
 function isLocalValue(v: string): boolean {
   return /localhost|127\.0\.0\.1/.test(v) || v === LOCAL_DEFAULT_SECRET;
 }
@@ -448,6 +460,8 @@ export async function runPreflight(
   results.push(...checkEnv(envObs));
   results.push(...checkAlertChannels(envObs.values, env.file)); // issue 10: alert channels
   results.push(...checkAppEnv(envObs.values, env.file)); // issue 8: the app's own keys
+  const { readContractCache, stillMissingKeys } = await import('../release/contract-gate.mts');
+  results.push(...checkMissingAppKeys(stillMissingKeys(readContractCache(env.stateDir), envObs.values), env.file));
   // offsite (issue 9)
   const { offsiteProblems, offsiteEnabled, observeFile } = await import('../offsite/config.mts');
   const offsiteOn = offsiteEnabled(envObs.values);
