@@ -45,16 +45,19 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
 
   /** the environment of "the operator's shell": the guide's variables, git's identity, this Node first on PATH */
   const shellEnv = () => ({
+    // a login shell of its own: none of the npm_* settings vitest runs under (npm ci would obey them)
+    ...Object.fromEntries(Object.keys(process.env).filter((k) => k.toLowerCase().startsWith('npm_')).map((k) => [k, undefined])),
     ...vars,
     PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
     GIT_AUTHOR_NAME: 'Adopter', GIT_AUTHOR_EMAIL: 'adopter@lazyflow.invalid', GIT_COMMITTER_NAME: 'Adopter', GIT_COMMITTER_EMAIL: 'adopter@lazyflow.invalid',
-    // trust Pebble's root for the toolkit's HTTPS checks, as a VPS trusts Let's Encrypt's
+    // Pebble's root trusted as a VPS trusts Let's Encrypt's (Node's own variable; the toolkit honours it)
     NODE_EXTRA_CA_CERTS: stack.caPem,
   });
 
   /** One guide block, as an operator pastes it into a root shell (this machine has no sudo; root needs none). */
   async function runBlock(b: GuideBlock, timeoutMs = 600_000): Promise<RunResult> {
     const r = await run('bash', ['-c', `set -eo pipefail\nsudo() { "$@"; }\n${b.text}`], { env: shellEnv(), cwd: work, timeoutMs });
+    console.log(`adopter: ${(r.ms / 1000).toFixed(1)} s for the guide's block ${JSON.stringify(b.text.split('\n').filter(Boolean).slice(0, 3).join('; ').slice(0, 120))}`);
     expect(r.code, `guide block failed:\n${b.text}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`).toBe(0);
     return r;
   }
@@ -144,7 +147,7 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     expect(out).toMatch(/smoke passed/);
     expect(stack.fakeBot!.webhookInfo(stack.botToken).url).toBe(`https://${stack.domain}/webhook/${stack.webhookSecret}`);
     expect(await runningImage()).toBe(`${appImage}:${head}`);
-  });
+  }, 900_000);
 
   it('GET /folders and GET /google/callback through Caddy reach the app; the Mini App is the fixture\'s own build', async () => {
     await addFolder('inbox');
@@ -206,7 +209,7 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     expect(JSON.parse((await stack.fetch('/google/callback')).text())).toMatchObject({ v: 2 });
     expect((await stack.fetch('/')).text()).toContain('<title>LazyFlow fixture v2</title>');
     expect(JSON.parse((await stack.fetch('/lazyflow-release.json')).text())).toMatchObject({ appTag: head });
-  });
+  }, 600_000);
 
   it('rollback: the previous release and its front end serve again, data kept', async () => {
     const before = (await folders()).length;
@@ -216,7 +219,7 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     expect((await stack.fetch('/')).text()).toContain('<title>LazyFlow fixture</title>');
     expect(JSON.parse((await stack.fetch('/google/callback')).text())).not.toHaveProperty('v');
     expect((await folders()).length).toBe(before);
-  });
+  }, 300_000);
 
   it('backup and restore: the folders rows of the backup come back, a later one is gone', async () => {
     await addFolder('kept-by-the-backup');
@@ -230,5 +233,5 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     expect(await folders()).toEqual(backedUp);
     expect(backedUp).toContain('kept-by-the-backup');
     expect(await runningImage()).toBe(`${appImage}:${releases[0]}`);
-  });
+  }, 300_000);
 });
