@@ -8,7 +8,7 @@
 // smoke's notices, rollback, backup and restore.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -50,11 +50,23 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     ...vars,
     PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
     GIT_AUTHOR_NAME: 'Adopter', GIT_AUTHOR_EMAIL: 'adopter@lazyflow.invalid', GIT_COMMITTER_NAME: 'Adopter', GIT_COMMITTER_EMAIL: 'adopter@lazyflow.invalid',
-    // Pebble's root trusted as a VPS trusts Let's Encrypt's (Node's own variable; the toolkit honours it)
-    NODE_EXTRA_CA_CERTS: stack.caPem,
+    // Pebble's root trusted as a VPS trusts Let's Encrypt's (Node's own variable; the toolkit honours
+    // it), added to what this machine already trusts that way (its egress proxy, for npm)
+    NODE_EXTRA_CA_CERTS: trustedRoots(),
   });
 
+  function trustedRoots(): string | undefined {
+    const machine = process.env.NODE_EXTRA_CA_CERTS;
+    if (!existsSync(stack.caPem)) return machine;
+    const file = join(work, 'trusted-roots.pem');
+    writeFileSync(file, `${machine && existsSync(machine) ? readFileSync(machine, 'utf8') : ''}\n${readFileSync(stack.caPem, 'utf8')}`);
+    return file;
+  }
+
   /** One guide block, as an operator pastes it into a root shell (this machine has no sudo; root needs none). */
+  /** the phase table a rollout prints, on one line (for the test log) */
+  const phaseLine = (out: string) => out.split('\n').map((l) => /^(preflight|lock|build|frontend|contract|backup|frontend_switch|swap|health|telegram|smoke|record|notify)\s+(\S+ ?\S*)$/.exec(l.trim())).filter(Boolean).map((m) => `${m![1]} ${m![2]}`).join(', ');
+
   async function runBlock(b: GuideBlock, timeoutMs = 600_000): Promise<RunResult> {
     const r = await run('bash', ['-c', `set -eo pipefail\nsudo() { "$@"; }\n${b.text}`], { env: shellEnv(), cwd: work, timeoutMs });
     console.log(`adopter: ${(r.ms / 1000).toFixed(1)} s for the guide's block ${JSON.stringify(b.text.split('\n').filter(Boolean).slice(0, 3).join('; ').slice(0, 120))}`);
@@ -136,7 +148,7 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     const t0 = Date.now();
     const r = await runBlock(deploy);
     const out = r.stdout + r.stderr;
-    console.log(`adopter: preflight, first rollout and smoke in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`adopter: preflight, first rollout and smoke in ${((Date.now() - t0) / 1000).toFixed(1)} s; first rollout phases: ${phaseLine(out)}`);
     const head = tagOf(git(vars.DEPLOY_DIR, 'rev-parse', 'HEAD'));
     releases.push(head);
     expect(out).toMatch(new RegExp(`rollout \\S+ done: https://${stack.domain.replace(/\./g, '\\.')} runs ${head}`));
@@ -201,7 +213,7 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     const all = stats(await load.stop());
     const head = tagOf(git(vars.DEPLOY_DIR, 'rev-parse', 'HEAD'));
     releases.push(head);
-    console.log(`adopter: routine rollout under load in ${(ms / 1000).toFixed(1)} s: ${all.requests} requests (${JSON.stringify(all.byOp)}), ${all.failed} failed, max ${all.maxMs.toFixed(0)} ms`);
+    console.log(`adopter: routine rollout under load in ${(ms / 1000).toFixed(1)} s (${phaseLine(r.stdout + r.stderr)}): ${all.requests} requests (${JSON.stringify(all.byOp)}), ${all.failed} failed, max ${all.maxMs.toFixed(0)} ms`);
     expect(r.stdout + r.stderr).toMatch(new RegExp(`done: https://\\S+ runs ${head}`));
     expect(all.failures, JSON.stringify(all.failures.slice(0, 5))).toEqual([]);
     expect(all.byOp['POST /folders'].requests).toBeGreaterThan(20);
