@@ -72,7 +72,7 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     console.log(`adopter: ${(r.ms / 1000).toFixed(1)} s for the guide's block ${JSON.stringify(b.text.split('\n').filter(Boolean).slice(0, 3).join('; ').slice(0, 120))}`);
     if (r.code !== 0 && existsSync(join(stack.projectDir, 'docker-compose.yml'))) {
       const logs = await stack.compose('logs', '--no-color', '--tail', '40', 'app', 'caddy');
-      console.log(`adopter: compose logs after the failed block:\n${logs.stdout.slice(-12000)}`);
+      console.log(`adopter: compose logs after the failed block (exit ${logs.code}):\n${(logs.stdout + logs.stderr).slice(-12000)}`);
     }
     expect(r.code, `guide block failed:\n${b.text}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`).toBe(0);
     return r;

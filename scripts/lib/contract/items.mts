@@ -130,7 +130,7 @@ export const ITEMS: ContractItem[] = [
     title: 'readiness path with a lame-duck period after SIGTERM',
     requirement: 'GET READY_PATH (env file, default /ready) answers 200 while serving and 503 from SIGTERM on, for about a second while every other route still answers; then the app stops accepting and drains',
     without: 'Caddy learns only from refused dials and a failing /health that the old container is going away',
-    degrades: "set READY_PATH=/health: Caddy polls /health instead, and the toolkit's drain relies on Caddy retrying refused dials. Requests wait through the swap, but one that reaches the old app in the instant it closes its listener fails (a GET is retried, a POST gets 502), and an app that ignores SIGTERM is killed after stop_grace_period (15 s) with whatever it was serving",
+    degrades: "with READY_PATH=/health Caddy polls /health instead, and the toolkit's drain relies on Caddy retrying refused dials: requests wait through the swap, but one that reaches the old app in the instant it closes its listener fails (a GET is retried, a POST gets 502), and an app that ignores SIGTERM is killed after stop_grace_period (15 s) with whatever it was serving",
     fix: [
       'let draining = false;',
       'app.get("/ready", (c) => c.json({ status: draining ? "draining" : "ready" }, draining ? 503 : 200));',
