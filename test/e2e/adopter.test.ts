@@ -143,11 +143,28 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     // step 6: the env file, as the operator leaves it after the editor: the stack's keys, and the guide's lines for the app
     const guideEnv = envBlock.text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.replaceAll('bot.example.com', stack.domain));
     expect(guideEnv.map((l) => l.split('=')[0])).toEqual(['READY_PATH', 'HEALTHCHECK_PATH', 'FRONTEND_DIR', 'FRONTEND_BUILD', 'FRONTEND_DIST', 'MINI_APP_URL']);
-    writeFileSync(join(deployDir, '.env.prod'), `${readFileSync(stack.envFile, 'utf8')}${guideEnv.join('\n')}\n`, { mode: 0o600 });
-    chmodSync(join(deployDir, '.env.prod'), 0o600);
-    writeFileSync(stack.envFile, readFileSync(join(deployDir, '.env.prod')));
+    const harnessEnv = readFileSync(stack.envFile, 'utf8');
+    const writeEnv = (lines: string[]) => {
+      writeFileSync(join(deployDir, '.env.prod'), `${harnessEnv}${lines.join('\n')}\n`, { mode: 0o600 });
+      chmodSync(join(deployDir, '.env.prod'), 0o600);
+      writeFileSync(stack.envFile, readFileSync(join(deployDir, '.env.prod')));
+    };
     // "the internet": Pebble as Let's Encrypt, the fake Bot API as Telegram
     await stack.upSupport();
+
+    // first, an operator who forgot the app's own key: the contract gate boots the app exactly as
+    // production would (no stand-in value), refuses it naming the key, and nothing starts; preflight
+    // then names the key until the env file sets it
+    writeEnv(guideEnv.filter((l) => !l.startsWith('MINI_APP_URL=')));
+    const refused = await toolkit('rollout.mts', []);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(1);
+    expect(refused.stderr).toMatch(/FAILED in contract: .*the app exited at start-up naming MINI_APP_URL, which \S+\.env\.prod does not set/s);
+    expect(await stack.containers('app')).toEqual([]);
+    const pre = await toolkit('rollout.mts', ['--check', '--json']);
+    expect(pre.code, pre.stderr).toBe(0);
+    expect((JSON.parse(pre.stdout) as { results: { name: string; level: string; message: string }[] }).results.find((x) => x.name === 'app key MINI_APP_URL'))
+      .toMatchObject({ level: 'warn', message: expect.stringMatching(/^MINI_APP_URL is not set in .*: the contract check of \S+ \(.*\) saw the app exit at start-up naming it$/) });
+    writeEnv(guideEnv);
 
     const t0 = Date.now();
     const r = await runBlock(deploy);
@@ -161,6 +178,7 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     expect(out).toMatch(/so the running app container was compared instead: its image \S+ is the release/);
     expect(out).toMatch(/webhook registered by the toolkit \(it was not set\)/);
     expect(out).toMatch(/smoke passed/);
+    expect(out).not.toMatch(/app key MINI_APP_URL/);
     expect(stack.fakeBot!.webhookInfo(stack.botToken).url).toBe(`https://${stack.domain}/webhook/${stack.webhookSecret}`);
     expect(await runningImage()).toBe(`${appImage}:${head}`);
   }, 900_000);
