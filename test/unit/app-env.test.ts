@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { appEnv, appEnvPath, appEnvText, keyOwner, COMPOSE_APP_KEYS } from '../../scripts/lib/config/app-env.mts';
-import { checkAppEnv, checkMissingAppKeys } from '../../scripts/lib/checks/preflight.mts';
+import { checkAppEnv, checkMissingAppKeys, checkStackKeys } from '../../scripts/lib/checks/preflight.mts';
 import { sandboxEnv } from '../../scripts/lib/contract/check.mts';
 import { parseEnvText } from '../../scripts/lib/config/env.mts';
 
@@ -139,6 +139,19 @@ describe('preflight: the app\'s own keys', () => {
   });
   it('unset MINI_APP_URL is not preflight\'s business (the contract checker finds an app that needs it)', () => {
     expect(failed({})).toEqual([]);
+  });
+  it.each([
+    [{ READY_PATH: '/ready', HEALTHCHECK_PATH: '/health/write', FRONTEND_DIR: 'app/web', FRONTEND_DIST: 'app/web/dist' }, []],
+    [{ READY_PATH: '/health', HEALTHCHECK_PATH: '/health', FRONTEND_DIR: 'frontend', FRONTEND_DIST: 'frontend/dist' }, []],
+    [{ HEALTHCHECK_PATH: "/health'; exit 0; '" }, ['HEALTHCHECK_PATH']],
+    [{ READY_PATH: 'ready' }, ['READY_PATH']],
+    [{ READY_PATH: '/ready $HOME' }, ['READY_PATH']],
+    [{ FRONTEND_DIR: '../elsewhere' }, ['FRONTEND_DIR']],
+    [{ FRONTEND_DIST: '/srv/www' }, ['FRONTEND_DIST']],
+  ])('the stack\'s own keys: %o fails %o', (values, keys) => {
+    const f = checkStackKeys(values as Record<string, string>, file);
+    expect(f.map((x) => x.key)).toEqual(keys);
+    for (const x of f) expect(x).toMatchObject({ ok: false, file, fix: expect.stringContaining(String(x.key)) });
   });
   it('app keys the contract checker found missing are named, with the image that needed them, as warnings', () => {
     const r = checkMissingAppKeys({ image: 'lazyflow-app:abc', at: '2026-03-01T00:00:00.000Z', keys: ['MINI_APP_URL'] }, file);
