@@ -196,6 +196,10 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     expect(js).toContain('LAZYFLOW_API_BASE_URL');
     expect(js).not.toBe(readFileSync(join(FIXTURE, 'frontend/app.js'), 'utf8'));
     expect((await stack.fetch('/config.js')).text()).toContain(`window.LAZYFLOW_API_BASE_URL = "https://${stack.domain}"`);
+    // READY_PATH=/health: /health is Caddy's readiness path and stays public; /health/* stays internal
+    expect((await stack.fetch('/health')).status).toBe(200);
+    const internal = await stack.fetch('/health/anything');
+    expect(`${internal.status} ${internal.text()}`).toBe('404 Not Found');
   });
 
   it('smoke passes with notices naming each recommended item the app lacks and the RUNBOOK section', async () => {

@@ -159,6 +159,14 @@ describeDocker('routing that fits the app (API_PATHS)', () => {
     expect(unknown.text()).toBe(index.text());
   });
 
+  it('the internal probes stay off the public site (READY_PATH /ready, /health/write); /health is public', async () => {
+    for (const path of ['/ready', '/health/write']) {
+      const r = await stack.fetch(path);
+      expect(`${path} -> ${r.status} ${r.text()}`).toBe(`${path} -> 404 Not Found`);
+    }
+    expect((await stack.fetch('/health')).status).toBe(200);
+  });
+
   it('/config.js sets window.LAZYFLOW_API_BASE_URL', async () => {
     const r = await stack.fetch('/config.js');
     expect(r.text()).toContain('window.LAZYFLOW_API_BASE_URL = "https://localhost"');
