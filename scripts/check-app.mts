@@ -17,7 +17,7 @@ export const spec: CommandSpec = {
   ],
   options: [
     { name: 'image', type: 'string', arg: '<image[:tag]>', describe: 'the candidate app image (required)' },
-    { name: 'config', type: 'string', arg: '<file>', describe: "operator env file: the app's own keys (e.g. MINI_APP_URL) are passed to the sandbox" },
+    { name: 'config', type: 'string', arg: '<file>', describe: "operator env file: the app's own keys (e.g. MINI_APP_URL) are passed to the sandbox, exactly as to production; READY_PATH, HEALTHCHECK_PATH and COMPOSE_FILE say what the stack probes" },
     { name: 'tier', type: 'string', arg: '<tier>', choices: ['required', 'all'], default: 'all', describe: 'which items to check (required: the rollout gate, faster)' },
     { name: 'probe-image', type: 'string', arg: '<image>', describe: 'image with bun on PATH that runs the probe (default BUN_IMAGE, else oven/bun:1.4.5-slim)' },
     { name: 'boot-timeout', type: 'number', arg: '<s>', default: 20, describe: 'how long the app may take to answer HTTP' },
@@ -51,7 +51,7 @@ runMain(spec, async ({ values: v }, log) => {
     log: v.json ? undefined : log,
   });
   if (v.json) {
-    log.out(JSON.stringify({ ok: report.exitCode === 0, image: report.image, ms: report.ms, results: report.results }, null, 2));
+    log.out(JSON.stringify({ ok: report.exitCode === 0, image: report.image, ms: report.ms, results: report.results, missingKeys: report.missingKeys }, null, 2));
     return report.exitCode;
   }
   const rows = report.results
@@ -63,6 +63,9 @@ runMain(spec, async ({ values: v }, log) => {
     const say = r.tier === 'required' ? log.error : log.warn;
     say(r.tier === 'required' ? `${r.id} (required) ${r.status}: ${r.detail} (${r.runbook})` : recommendedNotice(r));
     for (const line of `fix: ${r.fix}`.split('\n')) say(`    ${line}`);
+  }
+  if (report.missingKeys.length) {
+    log.error(`the app exited at start-up naming ${report.missingKeys.join(', ')}, which ${v.config ? String(v.config) : 'the sandbox (no --config)'} does not set: add ${report.missingKeys.length > 1 ? 'them' : 'it'} to the env file and pass it with --config (RUNBOOK "The app's own settings")`);
   }
   const failed = report.results.filter((r) => r.tier === 'required' && r.status !== 'pass').map((r) => r.id);
   if (report.exitCode === 0) log.ok(`${report.image} meets the required contract (${(report.ms / 1000).toFixed(1)} s)`);

@@ -16,7 +16,7 @@ import { APP_GID, APP_UID, isRoot } from './lib/host/fsutil.mts';
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { fetchSnapshot, offsiteSource } from './lib/offsite/offsite.mts';
 import { runRestore } from './lib/restore/restore.mts';
-import { runRollout } from './lib/release/rollout.mts';
+import { releaseLayout, runRollout } from './lib/release/rollout.mts';
 import { GATE_OPTIONS } from './lib/release/plan.mts';
 import { liveApp } from './lib/docker/app-container.mts';
 
@@ -87,7 +87,7 @@ runMain(spec, async ({ values: v }, log) => {
   }
 
   // 4. the release the backup names, from git
-  const source = String(v.source ?? REPO_ROOT);
+  const source = String(v.source ?? (await releaseLayout(REPO_ROOT)).root);
   const tag = m.app.tag ?? '';
   const sha = tag ? git(source, 'rev-parse', '--verify', '--quiet', `${tag.replace(/-dirty-.*$/, '')}^{commit}`) : null;
   let buildFrom = source;

@@ -21,7 +21,7 @@ export const spec: CommandSpec = {
     ENV_FILE_OPTION,
     { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'run preflight, print the plan (commands included) and change nothing' },
     { name: 'check', type: 'boolean', describe: 'run preflight only and exit' },
-    { name: 'source', type: 'string', arg: '<dir>', describe: 'git working tree to build from (default: the repository of this toolkit)' },
+    { name: 'source', type: 'string', arg: '<dir>', describe: 'git working tree to build from (default: the git repository this toolkit sits in: its own, or the app repository that carries it in deploy/)' },
     { name: 'allow-dirty', type: 'boolean', describe: 'deploy uncommitted changes; the image tag gets a visible -dirty-<time> marker' },
     { name: 'keep-images', type: 'number', default: 5, describe: 'keep the images of the newest N releases, prune older ones' },
     { name: 'skip-backup', type: 'boolean', describe: 'no pre-deploy backup (a schema-changing failure could then not be undone)' },

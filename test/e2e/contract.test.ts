@@ -23,13 +23,16 @@ const VARIANTS: Record<string, Record<string, string>> = {
   'db-outside': { BROKEN: 'db-outside' },
 };
 
-type Report = { ok: boolean; results: { id: string; tier: string; status: string; detail: string; fix?: string }[] };
+type Report = { ok: boolean; results: { id: string; tier: string; status: string; detail: string; fix?: string }[]; missingKeys: string[] };
 
 let dir = '';
 let config = '';
+/** the env files of the stack's other shapes: the lazyflow app's key missing, the default healthcheck path */
+let noMiniApp = '';
+let defaultProbe = '';
 
-async function check(img: string, extra: string[] = []) {
-  const r = await runScript('check-app.mts', ['--image', img, '--config', config, '--json', ...extra], { timeoutMs: 120_000 });
+async function check(img: string, extra: string[] = [], cfg = config) {
+  const r = await runScript('check-app.mts', ['--image', img, '--config', cfg, '--json', ...extra], { timeoutMs: 120_000 });
   let report: Report | undefined;
   try {
     report = JSON.parse(r.stdout) as Report;
@@ -45,8 +48,14 @@ describeDocker('contract checker', () => {
     if (dockerMissingReason) return;
     dir = mkdtempSync(join(tmpdir(), 'lzf-e2e-contract-'));
     config = join(dir, 'env.prod');
-    // the fixture's own key reaches the sandbox through the env file; toolkit keys do not
-    writeFileSync(config, 'MINI_APP_URL=https://mini.example.test\nSTATE_DIR=/nonexistent\n', { mode: 0o600 });
+    // the fixture's own key reaches the sandbox through the env file; toolkit keys do not. The fixture
+    // has no readiness path and no write probe (READY_PATH, HEALTHCHECK_PATH), and its healthcheck runs
+    // in Bun here (the compose file for images without bash)
+    writeFileSync(config, 'MINI_APP_URL=https://mini.example.test\nSTATE_DIR=/nonexistent\nREADY_PATH=/health\nHEALTHCHECK_PATH=/health\nCOMPOSE_FILE=docker-compose.yml:docker/compose.bun-healthcheck.yml\n', { mode: 0o600 });
+    noMiniApp = join(dir, 'env.no-mini-app');
+    writeFileSync(noMiniApp, 'STATE_DIR=/nonexistent\nREADY_PATH=/health\nHEALTHCHECK_PATH=/health\n', { mode: 0o600 });
+    defaultProbe = join(dir, 'env.default-probe');
+    writeFileSync(defaultProbe, 'MINI_APP_URL=https://mini.example.test\n', { mode: 0o600 });
     for (const [variant, args] of Object.entries(VARIANTS)) {
       const buildArgs = Object.entries({ ...args, ...(process.env.BUN_IMAGE ? { BUN_IMAGE: process.env.BUN_IMAGE } : {}) }).flatMap(([k, v]) => ['--build-arg', `${k}=${v}`]);
       execFileSync('docker', ['build', '-q', '-t', image(variant), ...buildArgs, FIXTURE_DIR], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -65,9 +74,10 @@ describeDocker('contract checker', () => {
   });
 
   it('the reference app passes every item, required and recommended', async () => {
-    const r = await check(`${inject('appImage')}:${inject('appTag')}`);
+    // the stack's defaults: READY_PATH /ready, the bash probe of /health/write
+    const r = await check(`${inject('appImage')}:${inject('appTag')}`, [], defaultProbe);
     expect(r.status).toEqual({
-      port: 'pass', health: 'pass', 'read-only-root': 'pass', 'non-root': 'pass', database: 'pass',
+      port: 'pass', health: 'pass', healthcheck: 'pass', 'read-only-root': 'pass', 'non-root': 'pass', database: 'pass',
       'health-version': 'pass', readiness: 'pass', 'user-version': 'pass', 'jobs-heartbeat': 'pass', 'update-dedupe': 'pass',
     });
     expect(r.code).toBe(0);
@@ -77,26 +87,32 @@ describeDocker('contract checker', () => {
     const r = await check(image('good'));
     expect(r.code).toBe(0);
     expect(r.report.ok).toBe(true);
-    for (const id of ['port', 'health', 'read-only-root', 'non-root', 'database']) expect(`${id}: ${r.status[id]}`).toBe(`${id}: pass`);
+    for (const id of ['port', 'health', 'healthcheck', 'read-only-root', 'non-root', 'database']) expect(`${id}: ${r.status[id]}`).toBe(`${id}: pass`);
+    expect(r.report.results.find((x) => x.id === 'healthcheck')!.detail).toBe('the bun probe of GET /health -> 200');
     for (const id of ['health-version', 'readiness', 'user-version', 'jobs-heartbeat', 'update-dedupe']) {
       const item = r.report.results.find((x) => x.id === id)!;
       expect(`${id}: ${item.status}`).toBe(`${id}: missing`);
       expect(item.fix).toBeTruthy();
     }
-    // Bun as PID 1 without a handler ignores SIGTERM: the checker says so
-    expect(r.report.results.find((x) => x.id === 'readiness')!.detail).toMatch(/ignored SIGTERM/);
+    // it stops on SIGTERM (plain shutdown), but has no readiness path: READY_PATH=/health says so
+    expect(r.report.results.find((x) => x.id === 'readiness')!.detail).toBe('READY_PATH=/health: Caddy polls /health, the app has no readiness path (GET /ready -> 404)');
   });
 
-  it('without MINI_APP_URL the fixture exits at start-up and says which key is missing', () => {
-    let out = '';
-    try {
-      execFileSync('docker', ['run', '--rm', image('good')], { stdio: 'pipe' });
-    } catch (e) {
-      const err = e as { status: number; stderr: Buffer };
-      expect(err.status).toBe(2);
-      out = err.stderr.toString();
-    }
-    expect(out).toMatch(/MINI_APP_URL is required/);
+  it('without MINI_APP_URL in the env file the fixture exits in the sandbox as in production, and the check names the key', async () => {
+    const r = await check(image('good'), ['--tier', 'required'], noMiniApp);
+    expect(r.code).toBe(1);
+    expect(r.status.port).toBe('unchecked');
+    expect(r.report.results.find((x) => x.id === 'port')!.detail).toMatch(/exited with code 2 before answering: .*MINI_APP_URL is required/);
+    expect(r.report.missingKeys).toEqual(['MINI_APP_URL']);
+  });
+
+  it('with the default healthcheck path the fixture is refused: it has no /health/write (HEALTHCHECK_PATH named), exit 1', async () => {
+    const r = await check(image('good'), ['--tier', 'required'], defaultProbe);
+    const item = r.report.results.find((x) => x.id === 'healthcheck')!;
+    expect(`${item.status}: ${item.detail}`).toMatch(/^missing: the bash probe of GET \/health\/write -> 404: the app has no \/health\/write; set HEALTHCHECK_PATH=\/health$/);
+    expect(item.fix).toMatch(/HEALTHCHECK_PATH=\/health/);
+    expect(r.report.ok).toBe(false);
+    expect(r.code).toBe(1);
   });
 
   it.each([
@@ -141,6 +157,14 @@ describeDocker('routing that fits the app (API_PATHS)', () => {
     }
     const unknown = await stack.fetch('/some/page/of/the/mini-app');
     expect(unknown.text()).toBe(index.text());
+  });
+
+  it('the internal probes stay off the public site (READY_PATH /ready, /health/write); /health is public', async () => {
+    for (const path of ['/ready', '/health/write']) {
+      const r = await stack.fetch(path);
+      expect(`${path} -> ${r.status} ${r.text()}`).toBe(`${path} -> 404 Not Found`);
+    }
+    expect((await stack.fetch('/health')).status).toBe(200);
   });
 
   it('/config.js sets window.LAZYFLOW_API_BASE_URL', async () => {

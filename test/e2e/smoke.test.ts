@@ -30,13 +30,15 @@ describeDocker('smoke: checks that name what broke', () => {
     const r = await smoke('--json');
     expect(r.code, explain(r)).toBe(0);
     const rs = results(r);
-    expect(rs.map((x) => x.name)).toEqual(['containers', 'health', 'tls', 'redirect', 'headers', 'cors', 'webhook', 'uploads', 'telegram', 'database', 'jobs', 'dead-letters', 'disk', 'backups', 'logs', 'miniapp', 'frontend', 'routes']);
+    expect(rs.map((x) => x.name)).toEqual(['containers', 'health', 'tls', 'redirect', 'headers', 'cors', 'webhook', 'uploads', 'telegram', 'database', 'jobs', 'dead-letters', 'contract', 'disk', 'backups', 'logs', 'miniapp', 'frontend', 'routes']);
     for (const x of rs) expect(['pass', 'warn'], `${x.name}: ${x.detail}`).toContain(x.status);
     expect(statusOf(r, 'tls')).toMatchObject({ status: 'pass' });
     expect(statusOf(r, 'tls').detail).toMatch(/Pebble/);
     expect(statusOf(r, 'telegram')).toMatchObject({ status: 'pass' });
     expect(statusOf(r, 'backups')).toMatchObject({ status: 'warn' }); // no backup taken on this stack
     expect(statusOf(r, 'dead-letters')).toMatchObject({ status: 'pass', detail: 'no dead letters' });
+    // the reference app keeps every recommended contract item: no notice
+    expect(statusOf(r, 'contract')).toMatchObject({ status: 'pass' });
     expect(JSON.parse(r.stdout).ms).toBeLessThan(10_000);
     const table = await smoke();
     expect(table.code).toBe(0);

@@ -21,11 +21,19 @@ export interface LoadOp {
   method: string;
   path: string;
   headers?: Record<string, string>;
-  /** a fresh task as JSON (~1 KiB) for every request */
-  body?: 'task-json';
+  /** a fresh body for every request, by kind (BODIES) */
+  body?: keyof typeof BODIES;
   /** statuses that count as ok (default: any 2xx) */
   okStatuses?: number[];
 }
+
+/** Request bodies by kind: functions cannot cross into the load's worker thread, names can. */
+const BODIES = {
+  /** a task for the reference app, ~1 KiB: a held POST must arrive whole */
+  'task-json': () => JSON.stringify({ title: `load ${randomBytes(4).toString('hex')} ${'x'.repeat(1000)}`.slice(0, 200), note: 'y'.repeat(800) }),
+  /** a folder for the lazyflow-layout fixture (test/fixtures/lazyflow-app) */
+  'folder-json': () => JSON.stringify({ name: `load ${randomBytes(3).toString('hex')}` }),
+} as const;
 
 export interface Sample {
   op: string;
@@ -57,7 +65,6 @@ export function appOps(auth?: string): LoadOp[] {
       method: 'POST',
       path: '/tasks',
       headers: { authorization: auth, 'content-type': 'application/json' },
-      // a body of ~1 KiB: a held POST must arrive whole
       body: 'task-json',
       okStatuses: [200, 201],
     });
@@ -79,7 +86,7 @@ async function request(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs:
 function requestOnce(t: LoadTarget, agent: https.Agent, op: LoadOp, timeoutMs: number, start: number, t0: number, mayResend: boolean): Promise<Sample | typeof IDLE_CLOSED> {
   return new Promise((resolve) => {
     let answered = false;
-    const body = op.body === 'task-json' ? JSON.stringify({ title: `load ${randomBytes(4).toString('hex')} ${'x'.repeat(1000)}`.slice(0, 200), note: 'y'.repeat(800) }) : undefined;
+    const body = op.body ? BODIES[op.body]() : undefined;
     const req = https.request(
       {
         host: t.connect ?? '127.0.0.1',

@@ -29,6 +29,12 @@ export type StackOptions = {
   appTag?: string;
   /** Bring the stack up right away (default true). */
   start?: boolean;
+  /** Compose project directory, whose docker-compose.yml the stack runs (default: this repository);
+   * the adopter test passes the deploy/ directory of an app repository that carries the toolkit. */
+  projectDir?: string;
+  /** The app and proxy images to run (default: the ones built for this test run). Without tags, the
+   * env file pins none: rollout builds and tags each release, as on a VPS. */
+  images?: { appImage: string; appTag?: string; proxyImage: string; proxyTag?: string };
 };
 
 export type Stack = Target & {
@@ -49,6 +55,9 @@ export type Stack = Target & {
   fetch(path: string, init?: RequestOptions): Promise<Reply>;
   fetchHttp(path: string, init?: RequestOptions): Promise<Reply>;
   up(): Promise<void>;
+  /** Only what the stack needs from outside: Pebble (the ACME server) and the fake Bot API; the
+   * app and Caddy are then brought up by the toolkit (a first rollout). up() does this first. */
+  upSupport(): Promise<void>;
   down(): Promise<void>;
   /** Ids of the running containers of one service. */
   containers(service: string): Promise<string[]>;
@@ -120,7 +129,8 @@ export async function waitFor<T>(
 }
 
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
-  const images = e2eImages();
+  const images = opts.images ?? e2eImages();
+  const projectDir = opts.projectDir ?? repoRoot;
   const usePebble = opts.pebble ?? true;
   const useFakeBot = opts.fakeBot ?? usePebble;
   const suffix = randomBytes(3).toString('hex');
@@ -137,7 +147,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const domain = usePebble ? `${label}-${suffix}.lazyflow.test` : 'localhost';
   const botToken = useFakeBot ? randomBotToken() : '';
   const webhookSecret = usePebble || useFakeBot ? randomSecret(48) : 'local-try-out-secret-not-for-production-0000';
-  const composeFiles = [resolve(repoRoot, 'docker-compose.yml')];
+  const composeFiles = [resolve(projectDir, 'docker-compose.yml')];
   if (usePebble) composeFiles.push(resolve(repoRoot, 'test/support/pebble.compose.yml'));
 
   const env: Record<string, string> = {
@@ -145,9 +155,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     COMPOSE_FILE: composeFiles.join(':'),
     STATE_DIR: stateDir,
     APP_IMAGE: images.appImage,
-    APP_TAG: opts.appTag ?? images.appTag,
+    ...(opts.appTag ?? images.appTag ? { APP_TAG: (opts.appTag ?? images.appTag)! } : {}),
     PROXY_IMAGE: images.proxyImage,
-    PROXY_TAG: images.proxyTag,
+    ...(images.proxyTag ? { PROXY_TAG: images.proxyTag } : {}),
     PUBLISH_ADDRESS: '127.0.0.1',
     HTTP_PORT: String(httpPort),
     HTTPS_PORT: String(httpsPort),
@@ -173,13 +183,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const envFile = join(runDir, 'env.prod');
   writeEnvFile(envFile, env);
 
-  const composeArgs = (...args: string[]) => ['compose', '--project-directory', repoRoot, '--env-file', envFile, ...args];
+  const composeArgs = (...args: string[]) => ['compose', '--project-directory', projectDir, '--env-file', envFile, ...args];
   const caPem = join(runDir, 'site-root.pem');
   let fakeBot: FakeBotApi | undefined;
 
   const stack: Stack = {
     project,
-    projectDir: repoRoot,
+    projectDir,
     runDir,
     stateDir,
     envFile,
@@ -212,24 +222,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       return (r.stdout.match(/POST \/order-plz/g) ?? []).length;
     },
     async up() {
-      if (usePebble) {
-        await stack.mustCompose('up', '-d', '--pull', 'never', '--no-build', 'pebble');
-        const root = await fetchPebbleRoot(pebbleMgmtPort, readFileSync(join(pebbleDir, 'listener-ca.pem')));
-        writeFileSync(caPem, root);
-        stack.ca = root;
-      }
-      if (useFakeBot && !fakeBot) {
-        fakeBot = await startFakeBotApi({
-          port: fakeBotPort,
-          host: '0.0.0.0',
-          resolve: { [`${domain}:443`]: `127.0.0.1:${httpsPort}` },
-          ca: stack.ca || undefined,
-          // Telegram delivers a bot's updates in parallel (up to max_connections, one queue per
-          // chat); one at a time, a loaded test machine's slower round trips made the queue grow
-          // behind updates that every test sends at a steady rate
-          deliveryConcurrency: 4,
-        });
-      }
+      await stack.upSupport();
       const upRes = await stack.compose('up', '-d', '--wait', '--pull', 'never', '--no-build');
       if (upRes.code !== 0) {
         const logs = await stack.compose('logs', '--no-color', '--tail', '80');
@@ -250,6 +243,26 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         const r = await stack.fetch('/health', { timeoutMs: 5_000 });
         return r.status === 200;
       }, 90_000, 500);
+    },
+    async upSupport() {
+      if (usePebble) {
+        await stack.mustCompose('up', '-d', '--pull', 'never', '--no-build', 'pebble');
+        const root = await fetchPebbleRoot(pebbleMgmtPort, readFileSync(join(pebbleDir, 'listener-ca.pem')));
+        writeFileSync(caPem, root);
+        stack.ca = root;
+      }
+      if (useFakeBot && !fakeBot) {
+        fakeBot = await startFakeBotApi({
+          port: fakeBotPort,
+          host: '0.0.0.0',
+          resolve: { [`${domain}:443`]: `127.0.0.1:${httpsPort}` },
+          ca: stack.ca || undefined,
+          // Telegram delivers a bot's updates in parallel (up to max_connections, one queue per
+          // chat); one at a time, a loaded test machine's slower round trips made the queue grow
+          // behind updates that every test sends at a steady rate
+          deliveryConcurrency: 4,
+        });
+      }
     },
     async down() {
       await stack.compose('down', '-v', '--remove-orphans', '--timeout', '5');

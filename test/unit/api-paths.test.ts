@@ -31,6 +31,8 @@ const rows: Row[] = [
   ['app answers JSON (even 404) on every path', [{ pattern: '/folders', r: json(404) }, { pattern: '/google/*', r: json(200, '{}') }], 'pass', /2 API paths reach the app/],
   ['a path answered with the index page', [{ pattern: '/folders', r: html() }, { pattern: '/me', r: json(401) }], 'fail', /GET \/folders \(\/folders\) answered with the Mini App's index page/],
   ['caddy could not reach the app', [{ pattern: '/health', r: { status: 502, headers: {}, body: '' } }], 'fail', /502: Caddy did not reach the app/],
+  ['caddy had no healthy upstream (503, no body)', [{ pattern: '/folders', r: { status: 503, headers: {}, body: '' } }], 'fail', /503: Caddy did not reach the app/],
+  ['the app itself answers 503', [{ pattern: '/health', r: json(503, '{"status":"error"}') }], 'pass', /reach the app/],
   ['no answer', [{ pattern: '/me', r: { status: 0, headers: {}, body: '', error: 'ECONNREFUSED' } }], 'fail', /ECONNREFUSED/],
   ['a pattern that is not a path', [{ pattern: 'folders', r: json(404) }], 'fail', /not a path/],
   ['an app HTML page that is not the index', [{ pattern: '/google/*', r: html('<html><body>signed in</body></html>') }], 'pass', /reach the app/],

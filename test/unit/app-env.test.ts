@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { appEnv, appEnvPath, appEnvText, keyOwner, COMPOSE_APP_KEYS } from '../../scripts/lib/config/app-env.mts';
-import { checkAppEnv } from '../../scripts/lib/checks/preflight.mts';
+import { checkAppEnv, checkMissingAppKeys, checkStackKeys } from '../../scripts/lib/checks/preflight.mts';
 import { sandboxEnv } from '../../scripts/lib/contract/check.mts';
 import { parseEnvText } from '../../scripts/lib/config/env.mts';
 
@@ -50,6 +50,11 @@ describe('app env: which keys of the env file are the app\'s own', () => {
     ['API_PATHS', 'proxy'],
     ['PROXY_IMAGE', 'proxy'],
     ['CADDY_IMAGE', 'proxy'],
+    ['READY_PATH', 'proxy'],
+    ['FRONTEND_DIR', 'proxy'],
+    ['FRONTEND_BUILD', 'proxy'],
+    ['FRONTEND_DIST', 'proxy'],
+    ['FRONTEND_URL', 'app'],
     ['PROXY_URL', 'app'],
     ['HTTPS_PROXY', 'app'],
     // the toolkit's (alerts and watch carry secrets of their own)
@@ -66,6 +71,7 @@ describe('app env: which keys of the env file are the app\'s own', () => {
     ['PEBBLE_DIR', 'toolkit'],
     ['LAZYFLOW_RESTIC_BIN', 'toolkit'],
     ['DOCKER_HOST', 'toolkit'],
+    ['HEALTHCHECK_PATH', 'toolkit'],
   ])('%s -> %s', (key, owner) => {
     expect(keyOwner(key)).toBe(owner);
   });
@@ -103,6 +109,8 @@ describe('app env: which keys of the env file are the app\'s own', () => {
     const e = sandboxEnv({ MINI_APP_URL: 'https://m.example', EXTRA_APP_SETTING: 'on', AWS_SECRET_ACCESS_KEY: 'k', OFFSITE_REPOSITORY: 's3:x', ALERT_WEBHOOK_URL: 'https://h/x', HEARTBEAT_URL: 'https://h/y' });
     expect(e).toMatchObject({ MINI_APP_URL: 'https://m.example', EXTRA_APP_SETTING: 'on' });
     for (const k of ['AWS_SECRET_ACCESS_KEY', 'OFFSITE_REPOSITORY', 'ALERT_WEBHOOK_URL', 'HEARTBEAT_URL']) expect(e[k], k).toBeUndefined();
+    // exactly the app keys production gets: none made up for the ones the env file lacks
+    expect(sandboxEnv({}).MINI_APP_URL).toBeUndefined();
   });
 });
 
@@ -131,6 +139,27 @@ describe('preflight: the app\'s own keys', () => {
   });
   it('unset MINI_APP_URL is not preflight\'s business (the contract checker finds an app that needs it)', () => {
     expect(failed({})).toEqual([]);
+  });
+  it.each([
+    [{ READY_PATH: '/ready', HEALTHCHECK_PATH: '/health/write', FRONTEND_DIR: 'app/web', FRONTEND_DIST: 'app/web/dist' }, []],
+    [{ READY_PATH: '/health', HEALTHCHECK_PATH: '/health', FRONTEND_DIR: 'frontend', FRONTEND_DIST: 'frontend/dist' }, []],
+    [{ HEALTHCHECK_PATH: "/health'; exit 0; '" }, ['HEALTHCHECK_PATH']],
+    [{ READY_PATH: 'ready' }, ['READY_PATH']],
+    [{ READY_PATH: '/ready $HOME' }, ['READY_PATH']],
+    [{ FRONTEND_DIR: '../elsewhere' }, ['FRONTEND_DIR']],
+    [{ FRONTEND_DIST: '/srv/www' }, ['FRONTEND_DIST']],
+  ])('the stack\'s own keys: %o fails %o', (values, keys) => {
+    const f = checkStackKeys(values as Record<string, string>, file);
+    expect(f.map((x) => x.key)).toEqual(keys);
+    for (const x of f) expect(x).toMatchObject({ ok: false, file, fix: expect.stringContaining(String(x.key)) });
+  });
+  it('app keys the contract checker found missing are named, with the image that needed them, as warnings', () => {
+    const r = checkMissingAppKeys({ image: 'lazyflow-app:abc', at: '2026-03-01T00:00:00.000Z', keys: ['MINI_APP_URL'] }, file);
+    expect(r).toHaveLength(1);
+    expect(r[0]).toMatchObject({ ok: true, level: 'warn', key: 'MINI_APP_URL', file });
+    expect(r[0].message).toBe('MINI_APP_URL is not set in /srv/.env.prod: the contract check of lazyflow-app:abc (2026-03-01T00:00:00.000Z) saw the app exit at start-up naming it');
+    expect(r[0].fix).toMatch(/^add MINI_APP_URL=<value> to \/srv\/.env.prod/);
+    expect(checkMissingAppKeys(null, file)).toEqual([]);
   });
   it('a multi-line app value fails, naming the key; a key compose fixes is a warning', () => {
     expect(failed({ GOOGLE_KEY_PEM: '-----BEGIN\nx' })[0]).toMatchObject({ key: 'GOOGLE_KEY_PEM' });

@@ -17,12 +17,14 @@ describe('contract checker commands', () => {
   });
   it('the probe reaches the app by its container name, from the Bun image', () => {
     const p = probeRunArgs({ name: n.probe, network: n.network, probeImage: 'oven/bun:1.4.5-slim', mode: 'boot', appHost: n.app, port: '3000', deadlineMs: 5000 });
-    expect(p).toEqual(expect.arrayContaining(['--entrypoint', 'bun', 'oven/bun:1.4.5-slim', '-e', `PROBE_BASE=http://${n.app}:3000`, '-e', 'PROBE_MODE=boot']));
+    expect(p).toEqual(expect.arrayContaining(['--entrypoint', 'bun', 'oven/bun:1.4.5-slim', '-e', `PROBE_BASE=http://${n.app}:3000`, '-e', 'PROBE_MODE=boot', '-e', 'PROBE_READY=/ready']));
+    expect(probeRunArgs({ name: n.probe, network: n.network, probeImage: 'b', mode: 'drain', appHost: n.app, port: '3000', readyPath: '/live/ready', deadlineMs: 5000 })).toEqual(expect.arrayContaining(['-e', 'PROBE_READY=/live/ready']));
   });
   it('sandbox env: local mode, the contract paths, the app keys from the env file, toolkit keys left out', () => {
     const e = sandboxEnv({ MINI_APP_URL: 'https://m.example', GOOGLE_OAUTH_STATE_SECRET: 's', BOT_TOKEN: '1:x', STATE_DIR: '/srv', RESTIC_REPOSITORY: 'r', DB_PATH: '/elsewhere.db' });
     expect(e).toMatchObject({ MINI_APP_URL: 'https://m.example', GOOGLE_OAUTH_STATE_SECRET: 's', DB_PATH: '/app/data/lazyflow.db', PORT: '3000', APP_URL: 'https://localhost' });
     for (const k of ['BOT_TOKEN', 'STATE_DIR', 'RESTIC_REPOSITORY']) expect(e[k]).toBeUndefined();
-    expect(sandboxEnv({}).MINI_APP_URL).toBe('https://localhost');
+    // an app key the env file lacks is absent in the sandbox too, as in production (no stand-in value)
+    expect(sandboxEnv({}).MINI_APP_URL).toBeUndefined();
   });
 });

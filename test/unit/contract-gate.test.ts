@@ -1,9 +1,9 @@
 import { describe, it, expect } from 'vitest';
 import {
-  contractEnvHash, contractGateDecision, contractRefusal, parseContractCache, recordContractPass, CONTRACT_CACHE_MAX,
+  contractEnvHash, contractGateDecision, contractRefusal, parseContractCache, recordContractPass, recordMissingKeys, stillMissingKeys, CONTRACT_CACHE_MAX,
   type CacheEntry, type ContractCache,
 } from '../../scripts/lib/release/contract-gate.mts';
-import type { ItemResult } from '../../scripts/lib/contract/items.mts';
+import { missingKeysInLog, type ItemResult } from '../../scripts/lib/contract/items.mts';
 
 const entry = (imageId: string, envHash = 'e1', n = 0): CacheEntry => ({ imageId, envHash, image: `lazyflow-app:${imageId}`, checkedAt: new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString(), ms: 5000 });
 const cache = (...entries: CacheEntry[]): ContractCache => ({ version: 1, entries });
@@ -56,6 +56,33 @@ describe('contract gate: run the check, or trust a cached pass', () => {
     expect(contractEnvHash(base, 'oven/bun:2')).not.toBe(h);
     expect(contractEnvHash({ ...base, STATE_DIR: '/other', AWS_SECRET_ACCESS_KEY: 'k', OFFSITE_TIMEOUT: '60' }, 'oven/bun:1')).toBe(h);
     expect(h).not.toContain('a.example');
+    // what the stack probes is part of the check: another readiness or healthcheck path checks again
+    expect(contractEnvHash({ ...base, READY_PATH: '/health' }, 'oven/bun:1')).not.toBe(h);
+    expect(contractEnvHash({ ...base, HEALTHCHECK_PATH: '/health' }, 'oven/bun:1')).not.toBe(h);
+    expect(contractEnvHash({ ...base, COMPOSE_FILE: 'docker-compose.yml:docker/compose.bun-healthcheck.yml' }, 'oven/bun:1')).not.toBe(h);
+    expect(contractEnvHash({ ...base, READY_PATH: '/ready', HEALTHCHECK_PATH: '/health/write', COMPOSE_FILE: 'docker-compose.yml' }, 'oven/bun:1')).toBe(h);
+  });
+
+  it('the keys an app named when it exited at start-up: recorded on a refusal, named while the env file lacks them, cleared by a pass', () => {
+    const at = new Date(Date.UTC(2026, 2, 1));
+    const refused = recordMissingKeys(cache(entry('sha256:a')), 'app:1', ['MINI_APP_URL', 'GOOGLE_OAUTH_STATE_SECRET'], at);
+    expect(parseContractCache(JSON.stringify(refused))).toEqual(refused);
+    expect(stillMissingKeys(refused, {})).toEqual({ image: 'app:1', at: at.toISOString(), keys: ['MINI_APP_URL', 'GOOGLE_OAUTH_STATE_SECRET'] });
+    expect(stillMissingKeys(refused, { MINI_APP_URL: 'https://m.example' })?.keys).toEqual(['GOOGLE_OAUTH_STATE_SECRET']);
+    expect(stillMissingKeys(refused, { MINI_APP_URL: 'x', GOOGLE_OAUTH_STATE_SECRET: ' ' })?.keys).toEqual(['GOOGLE_OAUTH_STATE_SECRET']);
+    expect(stillMissingKeys(refused, { MINI_APP_URL: 'x', GOOGLE_OAUTH_STATE_SECRET: 'y' })).toBeNull();
+    expect(recordMissingKeys(refused, 'app:2', [], at).missingKeys).toBeUndefined();
+    expect(recordMissingKeys(refused, 'app:2', [], at).entries).toEqual(refused.entries);
+  });
+
+  it.each([
+    ['lazyflow-app: MINI_APP_URL is required (the https URL of the Mini App)', ['MINI_APP_URL']],
+    ['{"level":"fatal","msg":"config","errors":["GOOGLE_OAUTH_STATE_SECRET is missing","DB_PATH is not set"]}', ['GOOGLE_OAUTH_STATE_SECRET']],
+    ['error: SQLITE_CANTOPEN: unable to open database file (required)', []],
+    ['ERR_MODULE_NOT_FOUND: Cannot find package hono', []],
+    ['FEATURE_FLAGS parsed; listening', []],
+  ])('keys an app names as missing in its last log lines: %s', (log, keys) => {
+    expect(missingKeysInLog(log, ['DB_PATH', 'PORT'])).toEqual(keys);
   });
 
   it('the refusal names each failed required item with what was seen and its fix', () => {

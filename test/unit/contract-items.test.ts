@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import {
-  ITEMS, contractExitCode, judgeContract, type ContractObs, type ItemStatus,
+  ITEMS, contractExitCode, judgeContract, recommendedNotices, type ContractObs, type ItemStatus,
 } from '../../scripts/lib/contract/items.mts';
 
 const ok = (body: unknown, status = 200) => ({ status, body: JSON.stringify(body) });
@@ -10,6 +10,7 @@ const full: ContractObs = {
   boot: { answered: true },
   health: ok({ status: 'ok', version: 'abc123', jobs: { lastTickAt: '2026-12-01T00:00:00.000Z' } }),
   ready: ok({ status: 'ready' }),
+  healthcheck: { kind: 'bash', path: '/health/write', exitCode: 0, output: '' },
   brokenDb: { exited: true },
   db: { exists: true, journalMode: 'wal', userVersion: 3, ownerUid: 1000, updateIdTables: ['processed_updates'], heartbeatRows: 1 },
   shutdown: { readyTurned503: true, lameDuckMs: 1000, servedWhileDraining: true },
@@ -19,7 +20,9 @@ const minimal: ContractObs = {
   imageUser: 'bun',
   boot: { answered: true },
   health: { status: 200, body: '{"status":"ok"}' },
+  readyPath: '/health',
   ready: { status: 404, body: '' },
+  healthcheck: { kind: 'bash', path: '/health', exitCode: 0, output: '' },
   brokenDb: { exited: false, health: { status: 503, body: '' } },
   db: { exists: true, journalMode: 'wal', userVersion: 0, ownerUid: 1000, updateIdTables: [], heartbeatRows: 0 },
   shutdown: { readyTurned503: false, lameDuckMs: null, servedWhileDraining: false },
@@ -32,7 +35,7 @@ type Row = [name: string, obs: ContractObs, expected: Record<string, ItemStatus>
 const rows: Row[] = [
   ['reference app: all pass', full, Object.fromEntries(ITEMS.map((i) => [i.id, 'pass'])), 0],
   ['required only: recommended missing', minimal,
-    { port: 'pass', health: 'pass', 'read-only-root': 'pass', 'non-root': 'pass', database: 'pass',
+    { port: 'pass', health: 'pass', healthcheck: 'pass', 'read-only-root': 'pass', 'non-root': 'pass', database: 'pass',
       'health-version': 'missing', readiness: 'missing', 'user-version': 'missing', 'jobs-heartbeat': 'missing', 'update-dedupe': 'missing' }, 0],
   ['image runs as root', { ...full, imageUser: '' }, { 'non-root': 'wrong' }, 1],
   ['USER set but files owned by root', { ...full, imageUser: 'app', db: { ...full.db!, ownerUid: 0 } }, { 'non-root': 'wrong' }, 1],
@@ -53,6 +56,12 @@ const rows: Row[] = [
   ['/ready 503 while serving', { ...full, ready: { status: 503, body: '' } }, { readiness: 'wrong' }, 0],
   ['ignores SIGTERM, no /ready', { ...minimal, shutdown: { readyTurned503: false, lameDuckMs: null, servedWhileDraining: false, stillServing: true } }, { readiness: 'missing' }, 0],
   ['/ready never 503 and ignores SIGTERM', { ...full, shutdown: { readyTurned503: false, lameDuckMs: null, servedWhileDraining: true, stillServing: true } }, { readiness: 'wrong' }, 0],
+  ['healthcheck path the app does not have', { ...minimal, healthcheck: { kind: 'bash', path: '/health/write', exitCode: 1, output: 'health: HTTP/1.1 404 Not Found {"error":"not_found"}' } }, { healthcheck: 'missing' }, 1],
+  ['no bash in the image', { ...minimal, healthcheck: { kind: 'bash', path: '/health', exitCode: 126, output: 'OCI runtime exec failed: exec failed: unable to start container process: exec: "bash": executable file not found in $PATH: unknown' } }, { healthcheck: 'wrong' }, 1],
+  ['healthcheck path answers 503', { ...minimal, healthcheck: { kind: 'bun', path: '/health', exitCode: 1, output: 'health: 503 {"status":"error"}' } }, { healthcheck: 'wrong' }, 1],
+  ['healthcheck not run (the app never answered)', { imageUser: 'bun', boot: { answered: false } }, { healthcheck: 'unchecked' }, 1],
+  ['READY_PATH=/health although the app answers /ready', { ...full, readyPath: '/health' }, { readiness: 'wrong' }, 0],
+  ['a readiness path of its own', { ...full, readyPath: '/live/ready' }, { readiness: 'pass' }, 0],
   ['heartbeat from the table only', { ...minimal, db: { ...minimal.db!, heartbeatRows: 2 } }, { 'jobs-heartbeat': 'pass' }, 0],
   ['jobs.lastTickAt null', { ...full, health: ok({ status: 'ok', version: 'v', jobs: { lastTickAt: null } }) }, { 'jobs-heartbeat': 'wrong' }, 0],
 ];
@@ -72,7 +81,7 @@ describe('contract verdicts', () => {
 
   it('required tier only for the gate', () => {
     const req = judgeContract(minimal, 'required');
-    expect(req.map((r) => r.id)).toEqual(['port', 'health', 'read-only-root', 'non-root', 'database']);
+    expect(req.map((r) => r.id)).toEqual(['port', 'health', 'healthcheck', 'read-only-root', 'non-root', 'database']);
     expect(contractExitCode(req)).toBe(0);
   });
 
@@ -80,6 +89,21 @@ describe('contract verdicts', () => {
     const r = judgeContract({ ...minimal, shutdown: { readyTurned503: false, lameDuckMs: null, servedWhileDraining: false, stillServing: true } });
     expect(r.find((x) => x.id === 'readiness')!.detail).toMatch(/ignored SIGTERM/);
     expect(judgeContract(minimal).find((x) => x.id === 'readiness')!.detail).not.toMatch(/SIGTERM/);
+  });
+
+  it('the healthcheck verdict says what to set: HEALTHCHECK_PATH for a missing path, the Bun probe for an image without bash', () => {
+    const by = (o: ContractObs) => judgeContract(o).find((x) => x.id === 'healthcheck')!;
+    expect(by({ ...minimal, healthcheck: { kind: 'bash', path: '/health/write', exitCode: 1, output: 'health: HTTP/1.1 404 Not Found' } }).detail).toMatch(/no \/health\/write; set HEALTHCHECK_PATH=\/health/);
+    expect(by({ ...minimal, healthcheck: { kind: 'bash', path: '/health', exitCode: 126, output: 'exec: "bash": executable file not found in $PATH' } }).detail).toMatch(/no bash.*docker\/compose\.bun-healthcheck\.yml/);
+    expect(by(minimal).detail).toBe('the bash probe of GET /health -> 200');
+  });
+
+  it('recommended notices name the item and the RUNBOOK section, only for what the app lacks', () => {
+    expect(recommendedNotices(judgeContract(full))).toEqual([]);
+    const n = recommendedNotices(judgeContract(minimal));
+    expect(n.map((x) => x.split(' ')[0])).toEqual(['health-version', 'readiness', 'user-version', 'jobs-heartbeat', 'update-dedupe']);
+    for (const x of n) expect(x).toMatch(/\(recommended\) missing: .*\(RUNBOOK\.md#the-app-contract\)$/);
+    expect(n[1]).toMatch(/READY_PATH=\/health: Caddy polls \/health/);
   });
 
   it('every item says what is lost, how the toolkit degrades and the fix', () => {

@@ -1,7 +1,7 @@
 // The front end's docker commands as data: each argument one array element.
 import { describe, expect, it } from 'vitest';
 import { copyOutArgs, createForCopyArgs, reloadCaddyArgs, removeContainerArgs } from '../../scripts/lib/commands/frontend.mts';
-import { proxyBuildArgs } from '../../scripts/lib/release/frontend.mts';
+import { frontendBuildArgs, proxyBuildArgs } from '../../scripts/lib/release/frontend.mts';
 
 const ctx = { projectDir: '/srv/lazyflow deploy', envFile: '/srv/lazyflow deploy/.env.prod', project: 'lazyflow', composeFiles: [] };
 
@@ -27,5 +27,30 @@ describe('front end commands', () => {
     expect(b.argv.at(-1)).toBe('/tmp/src dir');
     expect(b.argv).toContain('CADDY_IMAGE=caddy:2.11.4-alpine');
     expect(b.argv).toContain('org.lazyflow.git-sha=abc123def');
+    // the reference app: the Dockerfile's own defaults, nothing about the front end passed
+    expect(b.argv.join(' ')).not.toMatch(/FRONTEND_|TOOLKIT_DIR/);
+  });
+
+  it('the lazyflow layout: the toolkit in deploy/, the front end in frontend/ with the root package.json, its own build command', () => {
+    const values = { PROXY_IMAGE: 'lazyflow-caddy', BUN_IMAGE: 'oven/bun:1.4.5-slim', CADDY_IMAGE: 'caddy:2.11.4-alpine', FRONTEND_DIR: 'frontend/', FRONTEND_BUILD: 'bun run build:frontend' };
+    const b = proxyBuildArgs({ values }, 'abc123', '/srv/myapp', {}, { toolkitDir: 'deploy', exists: (rel) => rel === 'package.json' });
+    expect(b.argv).toEqual([
+      'build', '--tag', 'lazyflow-caddy:abc123', '--file', '/srv/myapp/deploy/docker/caddy/Dockerfile',
+      '--build-arg', 'APP_VERSION=abc123', '--build-arg', 'BUN_IMAGE=oven/bun:1.4.5-slim', '--build-arg', 'CADDY_IMAGE=caddy:2.11.4-alpine', '--build-arg', 'TOOLKIT_DIR=deploy',
+      '--build-arg', 'FRONTEND_PACKAGE_DIR=.', '--build-arg', 'FRONTEND_DIR=frontend', '--build-arg', 'FRONTEND_BUILD=bun run build:frontend', '--build-arg', 'FRONTEND_DIST=frontend/dist',
+      '/srv/myapp',
+    ]);
+  });
+
+  it.each<[string, Record<string, string>, string[], Record<string, string | undefined>]>([
+    ['nothing set: the Dockerfile defaults (app/web, bun run build:web)', {}, ['app/package.json'], {}],
+    ['a front end with a package.json of its own', { FRONTEND_DIR: 'web/mini-app' }, ['web/mini-app/package.json', 'package.json'],
+      { FRONTEND_PACKAGE_DIR: 'web/mini-app', FRONTEND_DIR: 'web/mini-app', FRONTEND_BUILD: undefined, FRONTEND_DIST: 'web/mini-app/dist' }],
+    ['the nearest package.json above', { FRONTEND_DIR: './packages/web/src', FRONTEND_DIST: 'packages/web/out/' }, ['packages/web/package.json'],
+      { FRONTEND_PACKAGE_DIR: 'packages/web', FRONTEND_DIR: 'packages/web/src', FRONTEND_BUILD: undefined, FRONTEND_DIST: 'packages/web/out' }],
+    ['static files, no build', { FRONTEND_DIR: 'public', FRONTEND_BUILD: 'true', FRONTEND_DIST: 'public' }, ['package.json'],
+      { FRONTEND_PACKAGE_DIR: '.', FRONTEND_DIR: 'public', FRONTEND_BUILD: 'true', FRONTEND_DIST: 'public' }],
+  ])('front end build args: %s', (_n, values, files, expected) => {
+    expect(frontendBuildArgs(values, (rel) => files.includes(rel))).toEqual(expected);
   });
 });

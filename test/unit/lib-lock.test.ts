@@ -233,9 +233,11 @@ describe('a zombie holds nothing', () => {
     // a child that exits while we never wait for it stays a zombie until reaped; stop Node reaping it by
     // making it a grandchild whose parent (sh) sleeps without waiting
     // (sleep outlives the wait below by far: when it exits, its zombie child is reaped and the test has nothing to see)
-    const sh = spawn('sh', ['-c', '(exit 0) & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // (the child lives a second, so it exits after sh has become sleep: a child that exited before the
+    // exec was sometimes reaped by sh itself on a loaded machine, and no zombie ever showed)
+    const sh = spawn('sh', ['-c', '(sleep 1; exit 0) & echo $!; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'] });
     const pid = Number((await new Promise<Buffer>((r) => sh.stdout.once('data', r))).toString().trim());
-    // the subshell exits at once; on a loaded machine that can take a moment to show in /proc
+    // on a loaded machine the exit can take a moment to show in /proc
     for (let i = 0; i < 400 && !isZombie(pid); i++) await new Promise((r) => setTimeout(r, 50));
     try {
       expect(isZombie(pid)).toBe(true);

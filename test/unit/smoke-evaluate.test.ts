@@ -40,6 +40,20 @@ describe('smoke evaluators', () => {
     expect(evalHealth({ ...res(0), error: 'ECONNREFUSED' }).status).toBe('fail');
   });
 
+  it.each<[string, HttpObs, string | undefined, { imageRef: string; tag: string; status: string } | null, 'pass' | 'fail', RegExp]>([
+    ['no version, the running container runs the release', res(200, {}, '{"status":"ok"}'), 'abc', { imageRef: 'app:abc', tag: 'abc', status: 'running' }, 'pass', /no version \(health-version \(recommended, RUNBOOK\.md#the-app-contract\)\), so the running app container was compared instead: its image app:abc is the release/],
+    ['no version, the container runs another image', res(200, {}, '{"status":"ok"}'), 'abc', { imageRef: 'app:old', tag: 'old', status: 'running' }, 'fail', /no version .* the running app container is app:old \(running\), not abc/],
+    ['no version, no container', res(200, {}, '{"status":"ok"}'), 'abc', null, 'fail', /is missing, not abc/],
+    ['no version, plain text body (the contract asks only for 200)', res(200, {}, 'OK'), 'abc', { imageRef: 'app:abc', tag: 'abc', status: 'running' }, 'pass', /is the release/],
+    ['no version, nothing expected', res(200, {}, '{"status":"ok"}'), undefined, null, 'pass', /^200, no version in \/health \(health-version/],
+    ['a version wins over the image', res(200, {}, '{"status":"ok","version":"old"}'), 'abc', { imageRef: 'app:abc', tag: 'abc', status: 'running' }, 'fail', /reports version "old", expected "abc"/],
+    ['200 but status error', res(200, {}, '{"status":"error"}'), 'abc', { imageRef: 'app:abc', tag: 'abc', status: 'running' }, 'fail', /status=error/],
+  ])('health without a version: %s', (_n, r, expected, running, status, detail) => {
+    const v = evalHealth(r, expected, running);
+    expect(v.status).toBe(status);
+    expect(v.detail).toMatch(detail);
+  });
+
   it('TLS: < 14 d warn, < 3 d fail, not covering or unverified fails', () => {
     const base = { authorized: true, subjectAltNames: 'DNS:bot.acme.dev', issuer: 'R3' };
     const exp = (days: number) => new Date(now.getTime() + days * DAY_MS).toUTCString();
@@ -84,7 +98,14 @@ describe('smoke evaluators', () => {
     const evil = 'https://evil.invalid';
     expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204, { 'access-control-allow-origin': o }), other: res(204) }).status).toBe('pass');
     expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204, { 'access-control-allow-origin': '*' }), other: res(204, { 'access-control-allow-origin': '*' }) }).detail).toMatch(/wildcard/);
-    expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204), other: res(204) }).detail).toMatch(/not answered/);
+    // a CORS middleware that does not answer the allowed origin is broken
+    expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204, { 'access-control-allow-methods': 'GET' }), other: res(204, { 'access-control-allow-methods': 'GET' }) })).toMatchObject({ status: 'fail', detail: expect.stringMatching(/not answered/) });
+    // an app without CORS at all (no Access-Control-* header for anyone): skipped with a notice naming the contract section
+    const none = evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(404, { 'content-type': 'application/json' }), other: res(404) });
+    expect(none.status).toBe('skip');
+    expect(none.detail).toMatch(/no CORS preflight \(OPTIONS \/me -> 404.*\(cors, RUNBOOK\.md#also-relied-on\)$/);
+    // an app without CORS never hides a foreign origin answered
+    expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204), other: res(204, { 'access-control-allow-origin': evil }) }).status).toBe('fail');
     expect(evalCors({ allowedOrigin: o, otherOrigin: evil, allowed: res(204, { 'access-control-allow-origin': o }), other: res(204, { 'access-control-allow-origin': evil }) }).detail).toMatch(/foreign origin/);
   });
 
@@ -134,6 +155,10 @@ describe('smoke evaluators', () => {
     expect(evalJobs({ lastTickAt: at(31), now, maxAgeMs: 30_000 }).detail).toMatch(/stalled/);
     expect(evalJobs({ lastTickAt: null, now, maxAgeMs: 30_000, startedAt: new Date(now.getTime() - 5000) }).status).toBe('warn');
     expect(evalJobs({ lastTickAt: null, now, maxAgeMs: 30_000, startedAt: new Date(now.getTime() - 60_000) }).status).toBe('fail');
+    // no heartbeat at all (recommended item jobs-heartbeat absent): skipped, naming the item and the RUNBOOK section
+    const absent = evalJobs({ lastTickAt: undefined, now, maxAgeMs: 30_000, startedAt: new Date(now.getTime() - 60_000) });
+    expect(absent.status).toBe('skip');
+    expect(absent.detail).toMatch(/^jobs-heartbeat \(recommended\) missing: .*skipped.*\(RUNBOOK\.md#the-app-contract\)$/);
   });
 
   it('disk thresholds', () => {

@@ -1,5 +1,6 @@
 // Pure evaluators of the smoke checks: observed facts in, {status, detail} out. No I/O here, so every
 // threshold is unit-tested with fixed inputs and a fixed clock (test/unit/smoke-*.test.ts).
+import { RUNBOOK_CONTRACT, recommendedNotice } from '../contract/items.mts';
 
 export type SmokeStatus = 'pass' | 'warn' | 'fail' | 'skip';
 export interface Verdict {
@@ -68,19 +69,45 @@ export interface HttpObs {
   error?: string;
 }
 
-export function evalHealth(r: HttpObs, expectedVersion?: string): Verdict {
-  if (r.error) return fail(`GET /health: ${r.error}`);
-  let j: { status?: string; version?: string; db?: string } = {};
+/** The app container that runs now, as the health check compares it with the release when /health has no version. */
+export interface RunningApp {
+  /** image reference it was created from (lazyflow-app:<tag>) */
+  imageRef: string;
+  tag: string;
+  status: string;
+}
+
+const HEALTH_VERSION = 'health-version (recommended, RUNBOOK.md#the-app-contract)';
+
+/** /health's JSON fields, or {} when the body is not a JSON object (the contract asks only for 200). */
+export function healthFields(body: string): { status?: unknown; version?: unknown; db?: unknown } {
   try {
-    j = JSON.parse(r.body);
+    const j = JSON.parse(body) as unknown;
+    return j && typeof j === 'object' && !Array.isArray(j) ? (j as Record<string, unknown>) : {};
   } catch {
-    return fail(`GET /health -> ${r.status}, body is not JSON: ${r.body.slice(0, 80)}`);
+    return {};
   }
-  if (r.status !== 200 || j.status !== 'ok') return fail(`GET /health -> ${r.status} status=${j.status ?? '?'} db=${j.db ?? '?'}`);
-  if (expectedVersion && j.version !== expectedVersion) {
-    return fail(`/health reports version "${j.version}", expected "${expectedVersion}"`);
+}
+
+/**
+ * /health through Caddy: 200 (the required contract item), and the release answers. With a version in
+ * /health it must be the release's; without one (the recommended item health-version is absent) the
+ * running app container's image must be the release's, and the verdict says that is what was compared.
+ */
+export function evalHealth(r: HttpObs, expectedVersion?: string, running?: RunningApp | null): Verdict {
+  if (r.error) return fail(`GET /health: ${r.error}`);
+  const j = healthFields(r.body);
+  if (r.status !== 200 || (j.status !== undefined && j.status !== 'ok')) return fail(`GET /health -> ${r.status} status=${String(j.status ?? '?')} db=${String(j.db ?? '?')}`);
+  const db = j.db !== undefined ? `, db ${String(j.db)}` : '';
+  if (typeof j.version === 'string' && j.version !== '') {
+    if (expectedVersion && j.version !== expectedVersion) return fail(`/health reports version "${j.version}", expected "${expectedVersion}"`);
+    return pass(`200 ok, version ${j.version}${expectedVersion ? ' (expected)' : ''}${db}`);
   }
-  return pass(`200 ok, version ${j.version}${expectedVersion ? ' (expected)' : ''}, db ${j.db}`);
+  if (!expectedVersion) return pass(`200, no version in /health (${HEALTH_VERSION})${db}`);
+  if (running && running.tag === expectedVersion && running.status === 'running') {
+    return pass(`200; /health has no version (${HEALTH_VERSION}), so the running app container was compared instead: its image ${running.imageRef} is the release${db}`);
+  }
+  return fail(`/health has no version (${HEALTH_VERSION}) and the running app container is ${running ? `${running.imageRef} (${running.status})` : 'missing'}, not ${expectedVersion}`);
 }
 
 // ---- TLS ----------------------------------------------------------------------------------------
@@ -168,6 +195,12 @@ export function evalSecurityHeaders(responses: { path: string; r: HttpObs }[]): 
 export function evalCors(o: { allowedOrigin: string; allowed: HttpObs; other: HttpObs; otherOrigin: string }): Verdict {
   const problems: string[] = [];
   const acao = (r: HttpObs) => (r.headers['access-control-allow-origin'] as string | undefined) ?? '';
+  // An app without CORS answers the preflight with no Access-Control-* header for any origin: fine
+  // while the Mini App calls the API on its own origin; nothing is exposed, so it is a notice.
+  const anyCors = (r: HttpObs) => Object.keys(r.headers).some((h) => h.toLowerCase().startsWith('access-control-'));
+  if (!o.allowed.error && !o.other.error && !anyCors(o.allowed) && !anyCors(o.other)) {
+    return skip(`the app answers no CORS preflight (OPTIONS /me -> ${o.allowed.status}, no Access-Control-* header for any origin): fine while the Mini App calls the API on its own origin; one on another origin needs CORS for ALLOWED_ORIGINS (cors, RUNBOOK.md#also-relied-on)`);
+  }
   if (o.allowed.error) problems.push(`preflight from ${o.allowedOrigin}: ${o.allowed.error}`);
   else if (acao(o.allowed) !== o.allowedOrigin) problems.push(`allowed origin ${o.allowedOrigin} not answered (Access-Control-Allow-Origin: "${acao(o.allowed)}")`);
   if (o.other.error) problems.push(`preflight from ${o.otherOrigin}: ${o.other.error}`);
@@ -264,7 +297,11 @@ export function evalDb(o: DbObs, appUid = 1000): Verdict {
 
 // ---- jobs -------------------------------------------------------------------------------------------
 
+/** lastTickAt: undefined when the app has no heartbeat at all (neither in /health nor a job_heartbeats table), null when it has one that never ticked. */
 export function evalJobs(o: { lastTickAt: string | null | undefined; now: Date; maxAgeMs: number; startedAt?: Date }): Verdict {
+  if (o.lastTickAt === undefined) {
+    return skip(recommendedNotice({ id: 'jobs-heartbeat', status: 'missing', detail: 'neither /health jobs.lastTickAt nor a job_heartbeats table', runbook: RUNBOOK_CONTRACT }));
+  }
   if (!o.lastTickAt) {
     if (o.startedAt && o.now.getTime() - o.startedAt.getTime() < o.maxAgeMs) return warn('no job tick yet (app just started)');
     return fail('the background jobs never ticked (jobs.lastTickAt is empty)');
@@ -410,7 +447,8 @@ export function evalRoutes(o: { index: HttpObs; probes: RouteProbe[] }): Verdict
       continue;
     }
     if (p.r.error) problems.push(`GET ${p.path}: ${p.r.error}`);
-    else if (p.r.status === 502 || p.r.status === 504) problems.push(`GET ${p.path} -> ${p.r.status}: Caddy did not reach the app`);
+    // 502/504: Caddy's dial or round trip failed; 503 with no body: Caddy had no healthy upstream (an app's own 503 says why)
+    else if (p.r.status === 502 || p.r.status === 504 || (p.r.status === 503 && p.r.body.trim() === '')) problems.push(`GET ${p.path} -> ${p.r.status}: Caddy did not reach the app`);
     else if ((indexBody !== null && p.r.body === indexBody) || (/text\/html/.test(String(p.r.headers['content-type'] ?? '')) && /<html/i.test(p.r.body) && indexBody !== null && p.r.body.trim() === indexBody.trim())) {
       problems.push(`GET ${p.path} (${p.pattern}) answered with the Mini App's index page, not the app`);
     }

@@ -235,6 +235,42 @@ export function checkAppEnv(values: Record<string, string>, file: string): Check
   return r;
 }
 
+/**
+ * The keys that say what the stack asks of the app (READY_PATH, HEALTHCHECK_PATH) and how the Mini App
+ * builds (FRONTEND_DIR, FRONTEND_DIST): a path that would break Caddy's config, the healthcheck's
+ * bash or Bun script, or leave the repository is refused, naming the key.
+ */
+export function checkStackKeys(values: Record<string, string>, file: string): CheckResult[] {
+  const r: CheckResult[] = [];
+  for (const k of ['READY_PATH', 'HEALTHCHECK_PATH'] as const) {
+    const v = (values[k] ?? '').trim();
+    if (!v) continue;
+    if (!/^\/[A-Za-z0-9._~/%?=&-]*$/.test(v)) {
+      r.push(fail(`key ${k}`, `${k} in ${file} is "${truncate(v)}": an absolute URL path of letters, digits and . _ ~ / - % ? = & only`, { key: k, file, fix: `set ${k}=/health in ${file} (RUNBOOK "The app contract")` }));
+    }
+  }
+  for (const k of ['FRONTEND_DIR', 'FRONTEND_DIST'] as const) {
+    const v = (values[k] ?? '').trim();
+    if (!v) continue;
+    if (v.startsWith('/') || v.split('/').includes('..') || !/^[A-Za-z0-9._/-]+$/.test(v)) {
+      r.push(fail(`key ${k}`, `${k} in ${file} is "${truncate(v)}": a directory inside the repository, relative to its root (e.g. frontend)`, { key: k, file, fix: `set ${k} relative to the repository root in ${file}, e.g. ${k === 'FRONTEND_DIR' ? 'FRONTEND_DIR=frontend' : 'FRONTEND_DIST=frontend/dist'}` }));
+    }
+  }
+  return r;
+}
+
+/**
+ * App keys the contract checker found missing: the last refused image exited at start-up naming them
+ * (STATE_DIR/contract-cache.json), and the env file still does not set them. A warning, not a
+ * failure: the app may no longer need them, and the rollout's contract gate checks again.
+ */
+export function checkMissingAppKeys(missing: { image: string; at: string; keys: string[] } | null, file: string): CheckResult[] {
+  if (!missing?.keys.length) return [];
+  return missing.keys.map((k) => warn(`app key ${k}`, `${k} is not set in ${file}: the contract check of ${missing.image} (${missing.at}) saw the app exit at start-up naming it`, {
+    key: k, file, fix: `add ${k}=<value> to ${file} (RUNBOOK "The app's own settings"), then roll out again`,
+  }));
+}
+
 function isLocalValue(v: string): boolean {
   return /localhost|127\.0\.0\.1/.test(v) || v === LOCAL_DEFAULT_SECRET;
 }
@@ -448,6 +484,9 @@ export async function runPreflight(
   results.push(...checkEnv(envObs));
   results.push(...checkAlertChannels(envObs.values, env.file)); // issue 10: alert channels
   results.push(...checkAppEnv(envObs.values, env.file)); // issue 8: the app's own keys
+  results.push(...checkStackKeys(envObs.values, env.file));
+  const { readContractCache, stillMissingKeys } = await import('../release/contract-gate.mts');
+  results.push(...checkMissingAppKeys(stillMissingKeys(readContractCache(env.stateDir), envObs.values), env.file));
   // offsite (issue 9)
   const { offsiteProblems, offsiteEnabled, observeFile } = await import('../offsite/config.mts');
   const offsiteOn = offsiteEnabled(envObs.values);

@@ -23,6 +23,9 @@ import { observeFrontend } from '../release/frontend.mts';
 import { isLocalMode } from './preflight.mts';
 import { judgeWebhookError, type SwapWindow } from '../release/judge.mts';
 import { parseApiPaths, probePathFor } from '../config/api-paths.mts';
+import { withDbReadOnly } from '../host/sqlite-read.mts';
+import { readContractDb } from '../contract/check.mts';
+import { RUNBOOK_CONTRACT, judgeContract, readyPathOf, recommendedNotice, recommendedNotices } from '../contract/items.mts';
 
 export const APP_UID = 1000;
 
@@ -124,7 +127,10 @@ export const CHECKS: SmokeCheck[] = [
       const r = await c.memo('health', () => httpsGet(c.target, '/health', { timeoutMs: c.opts.timeoutMs }));
       let expected = c.opts.expectVersion;
       if (!expected) expected = currentRelease(readJournal(c.env.layout.releases).releases)?.appTag;
-      return evalHealth(obs(r), expected);
+      // without a version in /health (contract item health-version), the running container's image is compared
+      const app = running((await c.memo('inspect', () => inspectProject(c.env))).app);
+      const ref = app?.Config.Image ?? '';
+      return evalHealth(obs(r), expected, app ? { imageRef: ref, tag: ref.includes(':') ? ref.slice(ref.lastIndexOf(':') + 1) : 'latest', status: app.State.Status } : null);
     },
   },
   {
@@ -171,9 +177,11 @@ export const CHECKS: SmokeCheck[] = [
     async run(c) {
       const secret = c.env.values.WEBHOOK_SECRET || 'local-try-out-secret-not-for-production-0000';
       const p = `/webhook/${secret}`;
+      // The POST carries no body: it is about the header. An app may refuse before reading a body (the
+      // fixture does), and Caddy, still streaming that body, then answers 502 for the app's 401.
       const [get, postNoHeader] = await Promise.all([
         httpsGet(c.target, p, { timeoutMs: c.opts.timeoutMs }),
-        httpsGet(c.target, p, { method: 'POST', timeoutMs: c.opts.timeoutMs, headers: { 'content-type': 'application/json' }, body: '{"update_id":0}' }),
+        httpsGet(c.target, p, { method: 'POST', timeoutMs: c.opts.timeoutMs, headers: { 'content-type': 'application/json', 'content-length': '0' } }),
       ]);
       return evalWebhook({ get, postNoHeader });
     },
@@ -266,6 +274,7 @@ export const CHECKS: SmokeCheck[] = [
       } catch {
         lastTickAt = undefined;
       }
+      // undefined from both: the app keeps no heartbeat (contract item jobs-heartbeat), the check is skipped
       if (lastTickAt === undefined) lastTickAt = lastTickFromDb(c.env.layout.db);
       const by = await c.memo('inspect', () => inspectProject(c.env));
       const app = running(by.app);
@@ -279,6 +288,23 @@ export const CHECKS: SmokeCheck[] = [
     describe: 'Telegram updates the app gave up on (dead_letters table): warn with count and newest; skipped when the app has no such table',
     async run(c) {
       return evalDeadLetters(readDeadLetters(c.env.layout.db));
+    },
+  },
+  {
+    name: 'contract',
+    describe: 'the recommended app contract items the live app shows (health-version, user-version, jobs-heartbeat, update-dedupe, readiness): a notice naming each one it lacks',
+    async run(c) {
+      const r = await c.memo('health', () => httpsGet(c.target, '/health', { timeoutMs: c.opts.timeoutMs }));
+      if (r.error || r.status !== 200) return { status: 'skip', detail: `/health does not answer 200 (${r.error ?? r.status}): see the health check` };
+      const readyPath = readyPathOf(c.env.values);
+      const results = judgeContract({ imageUser: '', boot: { answered: true }, health: { status: r.status, body: r.body }, readyPath, db: readContractDb(c.env.layout.db) }, 'recommended')
+        // readiness is judged from READY_PATH alone: Caddy keeps the path off the public site
+        .filter((x) => x.id !== 'readiness');
+      // only what the app lacks: a value that is there but off (a heartbeat that has not ticked yet) is the jobs and health checks' business
+      const notices = recommendedNotices(results.filter((x) => x.status === 'missing'));
+      if (readyPath === '/health') notices.push(recommendedNotice({ id: 'readiness', status: 'missing', detail: 'READY_PATH=/health: Caddy polls /health, the app has no readiness path', runbook: RUNBOOK_CONTRACT }));
+      if (notices.length) return { status: 'warn', detail: notices.join('; ') };
+      return { status: 'pass', detail: `${results.filter((x) => x.status === 'pass').map((x) => x.id).join(', ')} present; readiness at ${readyPath} (its lame-duck period: check-app.mts)` };
     },
   },
   {
@@ -349,27 +375,8 @@ export const CHECK_NAMES = CHECKS.map((c) => c.name);
 // ---------------------------------------------------------------------------------------------
 // host-side readers
 
-/** Opens the live database read-only; files SQLite creates as root are handed back to the app user. */
-export function withDbReadOnly<T>(dbFile: string, f: (db: Database.Database) => T): T {
-  const side = ['-wal', '-shm'].map((s) => dbFile + s);
-  const existed = side.map((p) => fs.existsSync(p));
-  const db = new Database(dbFile, { readonly: true, fileMustExist: true, timeout: 5000 });
-  try {
-    return f(db);
-  } finally {
-    db.close();
-    side.forEach((p, i) => {
-      if (!existed[i] && fs.existsSync(p)) {
-        try {
-          const st = fs.statSync(dbFile);
-          fs.chownSync(p, st.uid, st.gid);
-        } catch {
-          /* ignore */
-        }
-      }
-    });
-  }
-}
+// opening the live database read-only: host/sqlite-read.mts (the contract checker reads with it too)
+export { withDbReadOnly };
 
 export function inspectDb(dbFile: string): DbObs {
   let st: fs.Stats;
@@ -450,9 +457,11 @@ export function readDeadLetters(dbFile: string): DeadLettersObs {
   }
 }
 
-function lastTickFromDb(dbFile: string): string | null {
+/** The newest tick in job_heartbeats; null when the table is empty (or unreadable), undefined when the app has no such table. */
+function lastTickFromDb(dbFile: string): string | null | undefined {
   try {
     return withDbReadOnly(dbFile, (db) => {
+      if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'job_heartbeats'").get()) return undefined;
       const row = db.prepare('SELECT max(last_tick_at) AS t FROM job_heartbeats').get() as { t: string | null } | undefined;
       return row?.t ?? null;
     });

@@ -70,6 +70,8 @@ export interface ProbeRunSpec {
   /** the app container's name: each run has its own, so a lingering container never answers for another */
   appHost: string;
   port: string;
+  /** the readiness path to probe (READY_PATH, default /ready) */
+  readyPath?: string;
   deadlineMs: number;
 }
 
@@ -86,6 +88,7 @@ export function probeRunArgs(s: ProbeRunSpec): string[] {
     '-e', `PROBE_MODE=${s.mode}`,
     '-e', `PROBE_BASE=http://${s.appHost}:${s.port}`,
     '-e', `PROBE_DEADLINE_MS=${s.deadlineMs}`,
+    '-e', `PROBE_READY=${s.readyPath ?? '/ready'}`,
     '--entrypoint', 'bun',
     s.probeImage,
     '-e', PROBE_SCRIPT,
@@ -110,11 +113,12 @@ export function removeArgs(names: string[]): string[] {
 
 /**
  * Runs inside the probe container. boot: wait until the app answers HTTP, then GET /health and
- * /ready. drain: print "polling", then poll /ready and /health every 50 ms until the listener has
- * been closed for 300 ms, and report how /ready and the other route behaved in between.
+ * the readiness path (PROBE_READY). drain: print "polling", then poll the readiness path and /health
+ * every 50 ms until the listener has been closed for 300 ms, and report how the readiness path and
+ * the other route behaved in between.
  */
 export const PROBE_SCRIPT = String.raw`
-const base = process.env.PROBE_BASE, mode = process.env.PROBE_MODE;
+const base = process.env.PROBE_BASE, mode = process.env.PROBE_MODE, readyPath = process.env.PROBE_READY || '/ready';
 const deadline = Date.now() + Number(process.env.PROBE_DEADLINE_MS || 15000);
 async function get(path, ms = 2000) {
   try {
@@ -131,14 +135,14 @@ if (mode === 'boot') {
     await Bun.sleep(100);
   }
   const out = { answered };
-  if (answered) { out.health = await get('/health'); out.ready = await get('/ready'); }
+  if (answered) { out.health = await get('/health'); out.ready = await get(readyPath); }
   console.log(JSON.stringify(out));
 } else {
   console.log('polling');
   let first503 = null, firstRefused = null, servedWhileDraining = false, seen = false;
   while (Date.now() < deadline) {
     const t = Date.now();
-    const [ready, health] = await Promise.all([get('/ready', 1000), get('/health', 1000)]);
+    const [ready, health] = await Promise.all([get(readyPath, 1000), get('/health', 1000)]);
     if (!ready.error) seen = true;
     if (ready.status === 503 && first503 === null) first503 = t;
     if (first503 !== null && t > first503 && health.status > 0) servedWhileDraining = true;

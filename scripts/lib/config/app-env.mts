@@ -22,12 +22,18 @@ export const COMPOSE_APP_KEYS: readonly string[] = [
 /** The toolkit's own keys: compose project, images, state, alerts, watch. */
 export const TOOLKIT_KEYS: readonly string[] = [
   'COMPOSE_PROJECT_NAME', 'COMPOSE_FILE', 'STATE_DIR', 'APP_IMAGE', 'APP_TAG', 'BUN_IMAGE', 'LOG_MAX_SIZE', 'LOG_MAX_FILE', 'APP_MEMORY_LIMIT', 'ALERT_BOT_TOKEN', 'ALERT_WEBHOOK_URL', 'HEARTBEAT_URL',
+  // the app container's healthcheck (docker-compose.yml), not a setting of the app
+  'HEALTHCHECK_PATH',
 ];
 export const TOOLKIT_PREFIXES: readonly string[] = ['COMPOSE_', 'DOCKER_', 'LAZYFLOW_', 'PEBBLE_', 'WATCH_', 'ALERT_'];
 
 /** The proxy's keys (Caddy, published ports, routing). Named one by one: none is a secret, and a broad
  * prefix would swallow an app key of the same shape (PROXY_URL). Secrets get prefixes (backup, alerts). */
-export const PROXY_KEYS: readonly string[] = ['DOMAIN', 'PUBLISH_ADDRESS', 'HTTP_PORT', 'HTTPS_PORT', 'PROXY_HOLD_DURATION', 'API_PATHS', 'PROXY_IMAGE', 'PROXY_TAG', 'CADDY_IMAGE'];
+export const PROXY_KEYS: readonly string[] = [
+  'DOMAIN', 'PUBLISH_ADDRESS', 'HTTP_PORT', 'HTTPS_PORT', 'PROXY_HOLD_DURATION', 'API_PATHS', 'READY_PATH', 'PROXY_IMAGE', 'PROXY_TAG', 'CADDY_IMAGE',
+  // how the proxy image builds the Mini App (docker/caddy/Dockerfile)
+  'FRONTEND_DIR', 'FRONTEND_BUILD', 'FRONTEND_DIST',
+];
 export const PROXY_PREFIXES: readonly string[] = ['ACME_'];
 
 /** Offsite backup credentials and settings, restic's backends included (s3, b2, azure, gs, swift, rclone). */

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { docker, dockerProcess } from '../docker/run.mts';
-import { withDbReadOnly } from '../checks/smoke.mts';
+import { withDbReadOnly } from '../host/sqlite-read.mts';
 import type { Logger } from '../cli/log.mts';
 import { ConfigError } from '../cli/errors.mts';
 import { appEnv } from '../config/app-env.mts';
@@ -15,9 +15,10 @@ import {
   appRunArgs, containerInspectArgs, imageInspectArgs, leftoverContainersArgs, leftoverNetworksArgs, logsTailArgs, networkCreateArgs, networkRmArgs,
   probeRunArgs, removeArgs, sandboxNames, signalArgs,
 } from '../commands/contract.mts';
+import { healthcheckExecArgs, healthcheckKind, healthcheckPath } from '../commands/healthcheck.mts';
 import {
-  CONTRACT_ENV, contractExitCode, judgeContract,
-  type BootObs, type ContractObs, type DbFileObs, type HttpProbe, type ItemResult, type ShutdownObs, type Tier,
+  CONTRACT_ENV, contractExitCode, judgeContract, missingKeysInLog, readinessProbePath, readyPathOf, recommendedNotices,
+  type BootObs, type ContractObs, type DbFileObs, type HealthcheckObs, type HttpProbe, type ItemResult, type ShutdownObs, type Tier,
 } from './items.mts';
 
 export const DEFAULT_PROBE_IMAGE = 'oven/bun:1.4.5-slim';
@@ -26,7 +27,8 @@ const LOCAL_WEBHOOK_SECRET = 'local-try-out-secret-not-for-production-0000';
 export interface ContractCheckOptions {
   /** IMAGE[:TAG] of the candidate app */
   image: string;
-  /** values of the operator env file: the app's own keys (e.g. MINI_APP_URL) reach the sandbox */
+  /** values of the operator env file: the app's own keys (e.g. MINI_APP_URL) reach the sandbox;
+   * READY_PATH, HEALTHCHECK_PATH and COMPOSE_FILE say what the stack will probe */
   appValues?: Record<string, string>;
   /** judge only this tier ('required' for the rollout gate: skips the slower SIGTERM and corrupt-database runs) */
   tier?: Tier;
@@ -43,9 +45,17 @@ export interface ContractReport {
   /** 0 when the required tier passes, 1 otherwise */
   exitCode: 0 | 1;
   ms: number;
+  /** the recommended items the app lacks, one notice each (judged from the same run, also for --tier required) */
+  notices: string[];
+  /** env keys the app named as missing when it exited at start-up (not set in the env file) */
+  missingKeys: string[];
 }
 
-/** The sandbox env: the toolkit's contract keys in local mode, plus the app's own keys from the env file. */
+/**
+ * The sandbox env: the toolkit's contract keys in local mode, plus the app's own keys from the env
+ * file, exactly as production passes them (config/app-env.mts): an app key the env file lacks is
+ * absent here too, so an app that cannot start without it fails the check instead of production.
+ */
 export function sandboxEnv(appValues: Record<string, string> = {}): Record<string, string> {
   // the same rule as the production app env file (config/app-env.mts): toolkit, proxy and backup keys stay out
   const own = appEnv(appValues).vars;
@@ -54,7 +64,6 @@ export function sandboxEnv(appValues: Record<string, string> = {}): Record<strin
     NODE_ENV: 'production',
     PORT: CONTRACT_ENV.PORT,
     APP_URL: 'https://localhost',
-    MINI_APP_URL: own.MINI_APP_URL || 'https://localhost',
     ALLOWED_ORIGINS: 'https://localhost',
     DB_PATH: CONTRACT_ENV.DB_PATH,
     UPLOADS_DIR: CONTRACT_ENV.UPLOADS_DIR,
@@ -114,14 +123,22 @@ interface BootResult {
   ready?: HttpProbe;
 }
 
+/** Docker's healthcheck probe, run in the app container exactly as Docker runs it every 2 s. */
+async function runHealthcheck(app: string, values: Record<string, string>): Promise<HealthcheckObs> {
+  const kind = healthcheckKind((values.COMPOSE_FILE ?? '').split(':').map((f) => f.trim()).filter(Boolean));
+  const path = healthcheckPath(values);
+  const r = await docker(healthcheckExecArgs(app, kind, path), { nothrow: true });
+  return { kind, path, exitCode: r.exitCode ?? 1, output: `${r.stdout}\n${r.stderr}`.trim().slice(0, 1000) };
+}
+
 /** Starts the app container and waits, with a probe, until it answers HTTP; notices an early exit. */
-async function bootApp(sb: Sandbox, id: string, opts: { image: string; probeImage: string; timeoutMs: number; readOnly?: boolean; db?: string }): Promise<BootResult & { name: string; data: string }> {
+async function bootApp(sb: Sandbox, id: string, opts: { image: string; probeImage: string; timeoutMs: number; readOnly?: boolean; db?: string; readyPath?: string }): Promise<BootResult & { name: string; data: string }> {
   const names = sandboxNames(id);
   const dirs = makeStateDir(sb.root, id, opts.db);
   sb.containers.push(names.app, names.probe);
   const run = await docker(appRunArgs({ name: names.app, network: sb.network, image: opts.image, dataDir: dirs.data, uploadsDir: dirs.uploads, envFile: sb.envFile, readOnly: opts.readOnly }), { nothrow: true });
   if (run.exitCode !== 0) throw new Error(`docker run ${opts.image} failed: ${run.stderr.trim()}`);
-  const probe = docker(probeRunArgs({ name: names.probe, network: sb.network, probeImage: opts.probeImage, mode: 'boot', appHost: names.app, port: CONTRACT_ENV.PORT, deadlineMs: opts.timeoutMs }), { nothrow: true });
+  const probe = docker(probeRunArgs({ name: names.probe, network: sb.network, probeImage: opts.probeImage, mode: 'boot', appHost: names.app, port: CONTRACT_ENV.PORT, readyPath: opts.readyPath, deadlineMs: opts.timeoutMs }), { nothrow: true });
   let exited: { exitCode: number } | undefined;
   let done = false;
   const watch = (async () => {
@@ -154,7 +171,11 @@ async function bootApp(sb: Sandbox, id: string, opts: { image: string; probeImag
 }
 
 function readDb(dataDir: string): DbFileObs {
-  const file = path.join(dataDir, path.basename(CONTRACT_ENV.DB_PATH));
+  return readContractDb(path.join(dataDir, path.basename(CONTRACT_ENV.DB_PATH)));
+}
+
+/** What the contract asks of the database file: WAL, user_version, owner, update_id tables, heartbeat rows (read-only). */
+export function readContractDb(file: string): DbFileObs {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
@@ -185,10 +206,10 @@ function readDb(dataDir: string): DbFileObs {
 }
 
 /** SIGTERM the app while a probe polls /ready and /health: is there a lame-duck period? */
-async function observeShutdown(sb: Sandbox, id: string, app: string, probeImage: string): Promise<ShutdownObs | undefined> {
+async function observeShutdown(sb: Sandbox, id: string, app: string, probeImage: string, readyPath: string): Promise<ShutdownObs | undefined> {
   const names = sandboxNames(`${id}-drain`);
   sb.containers.push(names.probe);
-  const probe = dockerProcess(probeRunArgs({ name: names.probe, network: sb.network, probeImage, mode: 'drain', appHost: app, port: CONTRACT_ENV.PORT, deadlineMs: 6000 }));
+  const probe = dockerProcess(probeRunArgs({ name: names.probe, network: sb.network, probeImage, mode: 'drain', appHost: app, port: CONTRACT_ENV.PORT, readyPath, deadlineMs: 6000 }));
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 8000);
     probe.stdout.on('data', (d: Buffer) => {
@@ -249,7 +270,10 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   const env = sandboxEnv(opts.appValues);
   fs.writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
   const sb: Sandbox = { root, envFile, network: sandboxNames(id).network, containers: [] };
-  const obs: ContractObs = { imageUser: config.User ?? '', boot: { answered: false } };
+  const values = opts.appValues ?? {};
+  const readyPath = readyPathOf(values);
+  const probeReady = readinessProbePath(readyPath);
+  const obs: ContractObs = { imageUser: config.User ?? '', boot: { answered: false }, readyPath };
   try {
     await docker(networkCreateArgs(sb.network));
     log?.info(`contract check of ${opts.image}: starting it in a sandbox`);
@@ -260,17 +284,18 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
     const parallel = opts.tier === 'required';
     if (parallel) log?.info('contract check: also starting it with a corrupt database at DB_PATH');
     const badEarly = parallel ? badDb().then((b) => ({ ok: b }), (err: unknown) => ({ err })) : undefined;
-    const main = await bootApp(sb, id, { image: opts.image, probeImage, timeoutMs });
+    const main = await bootApp(sb, id, { image: opts.image, probeImage, timeoutMs, readyPath: probeReady });
     obs.boot = main.boot;
     obs.health = main.health;
     obs.ready = main.ready;
     if (main.boot.answered) {
+      obs.healthcheck = await runHealthcheck(main.name, values);
       // the heartbeat's first tick may follow the first request by a moment
       await new Promise((r) => setTimeout(r, 1200));
       obs.db = readDb(main.data);
       if (opts.tier !== 'required') {
         log?.info('contract check: SIGTERM with a probe polling /ready');
-        obs.shutdown = await observeShutdown(sb, id, main.name, probeImage);
+        obs.shutdown = await observeShutdown(sb, id, main.name, probeImage, probeReady);
         obs.db = obs.db.exists ? obs.db : readDb(main.data);
       }
       await docker(removeArgs([main.name]), { nothrow: true });
@@ -297,6 +322,12 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
     await docker(networkRmArgs(sb.network), { nothrow: true });
     fs.rmSync(root, { recursive: true, force: true });
   }
-  const results = judgeContract(obs, opts.tier);
-  return { image: opts.image, results, exitCode: contractExitCode(results), ms: Math.round(performance.now() - t0) };
+  const all = judgeContract(obs);
+  const results = opts.tier ? all.filter((r) => r.tier === opts.tier) : all;
+  const exitCode = contractExitCode(results);
+  return {
+    image: opts.image, results, exitCode, ms: Math.round(performance.now() - t0),
+    notices: exitCode === 0 ? recommendedNotices(all) : [],
+    missingKeys: obs.boot.exitedEarly ? missingKeysInLog(obs.boot.exitedEarly.logTail, Object.keys(env)) : [],
+  };
 }

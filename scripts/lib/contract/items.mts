@@ -31,9 +31,15 @@ export const CONTRACT_ENV = {
   DB_PATH: '/app/data/lazyflow.db',
   UPLOADS_DIR: '/app/uploads',
   DATA_DIR: '/app/data',
+  /** READY_PATH's default (docker-compose.yml); an app without a readiness path sets READY_PATH=/health */
   READY_PATH: '/ready',
   APP_UID: 1000,
 } as const;
+
+/** The readiness path Caddy polls, from the env file's READY_PATH (default /ready). */
+export function readyPathOf(values: Record<string, string | undefined> = {}): string {
+  return (values.READY_PATH ?? '').trim() || CONTRACT_ENV.READY_PATH;
+}
 
 export const ITEMS: ContractItem[] = [
   {
@@ -58,6 +64,19 @@ export const ITEMS: ContractItem[] = [
       '  try { db.query("SELECT 1").get(); return c.json({ status: "ok" }); }',
       '  catch { return c.json({ status: "error" }, 503); }',
       '});',
+    ].join('\n'),
+    runbook: '#the-app-contract',
+  },
+  {
+    id: 'healthcheck',
+    tier: 'required',
+    title: "Docker's healthcheck probe gets 200 in the image",
+    requirement: "GET HEALTHCHECK_PATH (env file; default /health/write, the reference app's write probe; an app without it sets /health) answers 200 to the probe Docker runs inside the container every 2 s: bash's /dev/tcp (docker-compose.yml), or Bun for an image without bash (COMPOSE_FILE adds docker/compose.bun-healthcheck.yml)",
+    without: 'Docker never reports the container healthy: the first deploy never starts the proxy, and every later swap times out and is rolled back',
+    degrades: 'no degradation: the rollout refuses the image',
+    fix: [
+      'in .env.prod: HEALTHCHECK_PATH=/health   (any path that answers 200 without auth while the app is usable)',
+      'an image without bash (alpine, distroless): COMPOSE_FILE=docker-compose.yml:docker/compose.bun-healthcheck.yml',
     ].join('\n'),
     runbook: '#the-app-contract',
   },
@@ -109,9 +128,9 @@ export const ITEMS: ContractItem[] = [
     id: 'readiness',
     tier: 'recommended',
     title: 'readiness path with a lame-duck period after SIGTERM',
-    requirement: 'GET /ready answers 200 while serving and 503 from SIGTERM on, for about a second while every other route still answers; then the app stops accepting and drains',
-    without: 'Caddy learns only from refused dials that the old container is going away',
-    degrades: "the toolkit's own drain keeps requests safe (Caddy retries refused dials), at the cost of a longer hold during the swap (see BENCHMARKS.md)",
+    requirement: 'GET READY_PATH (env file, default /ready) answers 200 while serving and 503 from SIGTERM on, for about a second while every other route still answers; then the app stops accepting and drains',
+    without: 'Caddy learns only from refused dials and a failing /health that the old container is going away',
+    degrades: "with READY_PATH=/health Caddy polls /health instead, and the toolkit's drain relies on Caddy retrying refused dials: requests wait through the swap, but one that reaches the old app in the instant it closes its listener fails (a GET is retried, a POST gets 502), and an app that ignores SIGTERM is killed after stop_grace_period (15 s) with whatever it was serving",
     fix: [
       'let draining = false;',
       'app.get("/ready", (c) => c.json({ status: draining ? "draining" : "ready" }, draining ? 503 : 200));',
@@ -204,12 +223,25 @@ export interface ShutdownObs {
   stillServing?: boolean;
 }
 
+/** Docker's healthcheck probe, run in the app container as Docker runs it */
+export interface HealthcheckObs {
+  kind: 'bash' | 'bun';
+  path: string;
+  exitCode: number;
+  /** what the probe (or docker exec) printed */
+  output: string;
+}
+
 export interface ContractObs {
   /** image Config.User ('' = root) */
   imageUser: string;
   boot: BootObs;
   health?: HttpProbe;
+  /** READY_PATH as configured (default /ready); /health means the app has none */
+  readyPath?: string;
+  /** GET of the readiness path (READY_PATH, or /ready when READY_PATH is /health) */
   ready?: HttpProbe;
+  healthcheck?: HealthcheckObs;
   /** the app started with a corrupt file at DB_PATH */
   brokenDb?: { exited: boolean; health?: HttpProbe };
   db?: DbFileObs;
@@ -272,6 +304,20 @@ export function judgeHealth(o: ContractObs): Verdict {
   return pass(`GET /health -> 200; ${b.status} with a corrupt database`);
 }
 
+export function judgeHealthcheck(o: ContractObs): Verdict {
+  if (!o.boot.answered) return unchecked(NOT_ANSWERING);
+  const h = o.healthcheck;
+  if (!h) return unchecked('the healthcheck probe was not run');
+  const probe = `the ${h.kind} probe of GET ${h.path}`;
+  if (h.exitCode === 0) return pass(`${probe} -> 200`);
+  const out = h.output.trim().split('\n').slice(-2).join(' | ').slice(0, 240);
+  if (/executable file not found|no such file or directory/i.test(h.output)) {
+    return wrong(`the image has no ${h.kind}, so Docker cannot run ${probe} (${out})${h.kind === 'bash' ? ': add docker/compose.bun-healthcheck.yml to COMPOSE_FILE' : ''}`);
+  }
+  if (/\b404\b/.test(h.output)) return missing(`${probe} -> 404: the app has no ${h.path}${h.path !== '/health' ? '; set HEALTHCHECK_PATH=/health' : ''}`);
+  return wrong(`${probe} failed (exit ${h.exitCode}): ${out || 'no output'}`);
+}
+
 export function judgeReadOnlyRoot(o: ContractObs): Verdict {
   if (o.boot.answered) return pass('starts and serves with --read-only, only /app/data, /app/uploads and /tmp writable');
   if (o.boot.exitedEarly && o.boot.startsWritable === true) {
@@ -310,19 +356,30 @@ export function judgeHealthVersion(o: ContractObs): Verdict {
   return pass(`/health reports version ${v}`);
 }
 
+/** the path the checker probes for readiness: READY_PATH, or the default /ready when READY_PATH is /health */
+export function readinessProbePath(readyPath: string): string {
+  return readyPath === '/health' ? CONTRACT_ENV.READY_PATH : readyPath;
+}
+
 export function judgeReadiness(o: ContractObs): Verdict {
   if (!o.boot.answered) return unchecked(NOT_ANSWERING);
+  const configured = o.readyPath ?? CONTRACT_ENV.READY_PATH;
+  const path = readinessProbePath(configured);
   const r = o.ready;
   const ignoresTerm = o.shutdown?.stillServing
     ? '; it also ignored SIGTERM (still serving seconds later: a Bun process as PID 1 needs a SIGTERM handler, else compose kills it after stop_grace_period)'
     : '';
-  if (!r || r.error || r.status === 404) return missing(`GET ${CONTRACT_ENV.READY_PATH} -> ${r?.error ?? r?.status ?? 'no answer'}${ignoresTerm}`);
-  if (r.status !== 200) return wrong(`GET ${CONTRACT_ENV.READY_PATH} -> ${r.status} while serving`);
+  if (configured === '/health') {
+    if (r && !r.error && r.status === 200) return wrong(`READY_PATH=/health, but the app answers GET ${path} with 200: set READY_PATH=${path} so Caddy uses it`);
+    return missing(`READY_PATH=/health: Caddy polls /health, the app has no readiness path (GET ${path} -> ${r?.error ?? r?.status ?? 'no answer'})${ignoresTerm}`);
+  }
+  if (!r || r.error || r.status === 404) return missing(`GET ${path} -> ${r?.error ?? r?.status ?? 'no answer'}${ignoresTerm}`);
+  if (r.status !== 200) return wrong(`GET ${path} -> ${r.status} while serving`);
   const s = o.shutdown;
-  if (!s) return pass(`GET ${CONTRACT_ENV.READY_PATH} -> 200 (SIGTERM not observed)`);
-  if (!s.readyTurned503) return wrong(`${CONTRACT_ENV.READY_PATH} kept answering 200 after SIGTERM${s.stillServing ? ignoresTerm : ' until the listener closed: no lame-duck period'}`);
-  if (!s.servedWhileDraining) return wrong(`${CONTRACT_ENV.READY_PATH} turned 503 after SIGTERM, but other routes stopped at the same time: no lame-duck period`);
-  return pass(`GET ${CONTRACT_ENV.READY_PATH} -> 200; 503 after SIGTERM while still serving${s.lameDuckMs !== null ? ` for ${s.lameDuckMs} ms` : ''}`);
+  if (!s) return pass(`GET ${path} -> 200 (SIGTERM not observed)`);
+  if (!s.readyTurned503) return wrong(`${path} kept answering 200 after SIGTERM${s.stillServing ? ignoresTerm : ' until the listener closed: no lame-duck period'}`);
+  if (!s.servedWhileDraining) return wrong(`${path} turned 503 after SIGTERM, but other routes stopped at the same time: no lame-duck period`);
+  return pass(`GET ${path} -> 200; 503 after SIGTERM while still serving${s.lameDuckMs !== null ? ` for ${s.lameDuckMs} ms` : ''}`);
 }
 
 export function judgeUserVersion(o: ContractObs): Verdict {
@@ -354,6 +411,7 @@ export function judgeUpdateDedupe(o: ContractObs): Verdict {
 const JUDGES: Record<string, (o: ContractObs) => Verdict> = {
   port: judgePort,
   health: judgeHealth,
+  healthcheck: judgeHealthcheck,
   'read-only-root': judgeReadOnlyRoot,
   'non-root': judgeNonRoot,
   database: judgeDatabase,
@@ -390,9 +448,32 @@ export function failedRequired(results: ItemResult[]): ItemResult[] {
 }
 
 /** The warning a gate or smoke prints for a recommended item the app lacks. */
-export function recommendedNotice(r: ItemResult): string {
+export function recommendedNotice(r: Pick<ItemResult, 'id' | 'status' | 'detail' | 'runbook'>): string {
   const it = item(r.id);
   return `${r.id} (recommended) ${r.status}: ${r.detail}; ${it.degrades} (${r.runbook})`;
+}
+
+/** The recommended items the app lacks (missing or wrong), as notices; nothing for items that pass or could not be observed. */
+export function recommendedNotices(results: ItemResult[]): string[] {
+  return results.filter((r) => r.tier === 'recommended' && (r.status === 'missing' || r.status === 'wrong')).map(recommendedNotice);
+}
+
+/**
+ * Env keys an app that exited at start-up names as missing in its last log lines ("MINI_APP_URL is
+ * required"), and that the sandbox did not set: what preflight then names. Heuristic on purpose: a
+ * line must say required / missing / not set, and error codes (SQLITE_*, ERR_*) are not keys.
+ */
+export function missingKeysInLog(logTail: string, present: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (const line of logTail.split('\n')) {
+    if (!/\b(required|missing|not set|unset|must be set|is empty|undefined)\b/i.test(line)) continue;
+    for (const m of line.matchAll(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g)) {
+      const k = m[0];
+      if (/^(SQLITE|ERR)_/.test(k)) continue;
+      if (!present.includes(k)) found.add(k);
+    }
+  }
+  return [...found];
 }
 
 // ---------------------------------------------------------------------------------------------

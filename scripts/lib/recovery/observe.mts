@@ -4,7 +4,7 @@ import type { OpsEnv } from '../config/env.mts';
 import type { ObservedState, ObservedUserVersion } from './observed.mts';
 import { observeApps, runningContainerCount } from '../docker/app-container.mts';
 import { docker } from '../docker/run.mts';
-import { withDbReadOnly } from '../checks/smoke.mts';
+import { withDbReadOnly } from '../host/sqlite-read.mts';
 import { isProcessAlive, processStartTime } from '../host/lock.mts';
 import type { Release } from '../release/journal.mts';
 import type { RestoreJournal } from '../restore/restore.mts';

@@ -12,7 +12,8 @@ import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
 import { fsyncDir } from '../host/fsutil.mts';
 import { runContractCheck, sandboxEnv } from '../contract/check.mts';
-import type { ItemResult } from '../contract/items.mts';
+import { readyPathOf, type ItemResult } from '../contract/items.mts';
+import { healthcheckKind, healthcheckPath } from '../commands/healthcheck.mts';
 
 export const CONTRACT_CACHE_FILE = 'contract-cache.json';
 export const CONTRACT_CACHE_MAX = 20;
@@ -26,20 +27,33 @@ export interface CacheEntry {
   image: string;
   checkedAt: string;
   ms: number;
+  /** the recommended items the image lacks (recommendedNotice lines), printed again on a cached pass */
+  notices?: string[];
+}
+
+/** The last refusal whose app exited at start-up naming env keys: preflight names those still missing. */
+export interface MissingKeysRecord {
+  image: string;
+  at: string;
+  keys: string[];
 }
 
 export interface ContractCache {
   version: 1;
   entries: CacheEntry[];
+  missingKeys?: MissingKeysRecord;
 }
 
 export const contractCachePath = (stateDir: string) => path.join(path.resolve(stateDir), CONTRACT_CACHE_FILE);
 
-/** Hash of the sandbox's input: the app keys and values it gets, and the probe image. Never stored in clear. */
+/** Hash of the sandbox's input: the app keys and values it gets, the probe image, and what the stack
+ * probes (READY_PATH, the healthcheck's kind and path). Never stored in clear. */
 export function contractEnvHash(values: Record<string, string>, probeImage: string): string {
   const env = sandboxEnv(values);
   const text = Object.keys(env).sort().map((k) => `${k}=${env[k]}`).join('\n');
-  return createHash('sha256').update(`probe=${probeImage}\n${text}`).digest('hex').slice(0, 32);
+  const kind = healthcheckKind((values.COMPOSE_FILE ?? '').split(':').map((f) => f.trim()).filter(Boolean));
+  const stack = `ready=${readyPathOf(values)}\nhealthcheck=${kind} ${healthcheckPath(values)}`;
+  return createHash('sha256').update(`probe=${probeImage}\n${stack}\n${text}`).digest('hex').slice(0, 32);
 }
 
 /** Parse the cache file's text; anything unreadable is an empty cache (the gate then just checks again). */
@@ -48,7 +62,9 @@ export function parseContractCache(text: string | null): ContractCache {
   try {
     const c = JSON.parse(text) as Partial<ContractCache>;
     const entries = Array.isArray(c.entries) ? c.entries.filter((e) => e && typeof e.imageId === 'string' && typeof e.envHash === 'string') : [];
-    return { version: 1, entries };
+    const m = c.missingKeys;
+    const missingKeys = m && typeof m.image === 'string' && Array.isArray(m.keys) ? { image: m.image, at: String(m.at), keys: m.keys.filter((k) => typeof k === 'string') } : undefined;
+    return { version: 1, entries, ...(missingKeys ? { missingKeys } : {}) };
   } catch {
     return { version: 1, entries: [] };
   }
@@ -65,10 +81,33 @@ export function contractGateDecision(cache: ContractCache, o: { imageId: string;
   return { run: true, reason: same.length ? 'env-changed' : 'not-cached' };
 }
 
-/** The cache after a pass: this entry newest, no duplicate of it, at most `max` entries (oldest dropped). */
+/** The cache after a pass: this entry newest, no duplicate of it, at most `max` entries (oldest dropped); a pass clears the missing keys. */
 export function recordContractPass(cache: ContractCache, entry: CacheEntry, max = CONTRACT_CACHE_MAX): ContractCache {
   const rest = cache.entries.filter((e) => !(e.imageId === entry.imageId && e.envHash === entry.envHash));
   return { version: 1, entries: [...rest, entry].slice(-Math.max(1, max)) };
+}
+
+/** The cache after a refusal: the keys the app named as missing (none: the record goes). */
+export function recordMissingKeys(cache: ContractCache, image: string, keys: string[], at: Date): ContractCache {
+  const { missingKeys: _old, ...rest } = cache;
+  return keys.length ? { ...rest, missingKeys: { image, at: at.toISOString(), keys } } : rest;
+}
+
+/** Keys of the last refusal that the env file still does not set (preflight names them). */
+export function stillMissingKeys(cache: ContractCache, values: Record<string, string>): MissingKeysRecord | null {
+  const m = cache.missingKeys;
+  if (!m) return null;
+  const keys = m.keys.filter((k) => (values[k] ?? '').trim() === '');
+  return keys.length ? { ...m, keys } : null;
+}
+
+/** The cache file as it is on disk (unreadable or absent: empty). */
+export function readContractCache(stateDir: string): ContractCache {
+  try {
+    return parseContractCache(fs.readFileSync(contractCachePath(stateDir), 'utf8'));
+  } catch {
+    return parseContractCache(null);
+  }
 }
 
 /** The refusal: each failed required item, what was seen, and its fix. */
@@ -101,6 +140,8 @@ export interface ContractGateResult {
   imageId?: string;
   ms: number;
   results?: ItemResult[];
+  /** the recommended items the image lacks (printed as warnings by the gate) */
+  notices?: string[];
 }
 
 /** The gate: throws StepError (rollout exit 1, nothing live changed) when the image fails the required tier. */
@@ -116,29 +157,33 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
   const probeImage = env.values.BUN_IMAGE || process.env.BUN_IMAGE || 'oven/bun:1.4.5-slim';
   const envHash = contractEnvHash(env.values, probeImage);
   const file = contractCachePath(env.stateDir);
-  let text: string | null = null;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    text = null;
-  }
-  const cache = parseContractCache(text);
+  const cache = readContractCache(env.stateDir);
   const d = contractGateDecision(cache, { imageId, envHash });
   if (!d.run) {
     const e = (d as { entry: CacheEntry }).entry;
     log.info(`contract: ${image} (${imageId.slice(7, 19)}) passed the required tier on ${e.checkedAt} with this env: not checked again`);
-    return { decision: 'cached', imageId, ms: Math.round(performance.now() - t0) };
+    for (const n of e.notices ?? []) log.warn(`contract: ${n}`);
+    return { decision: 'cached', imageId, ms: Math.round(performance.now() - t0), notices: e.notices ?? [] };
   }
   if (d.reason === 'env-changed') log.info('contract: this image passed before, but the app env (or the probe image) changed since: checking again');
   const report = await runContractCheck({ image, tier: 'required', appValues: env.values, probeImage, log });
   if (report.exitCode !== 0) {
-    const next = `next: fix the app, commit, roll out again (check an image by hand: node scripts/check-app.mts --image ${image} --config ${env.file})`;
-    throw new StepError(`${contractRefusal(image, report.results)}\n${next}`, { hint: next.slice(6) });
+    const keys = report.missingKeys.length
+      ? `\nthe app exited at start-up naming ${report.missingKeys.join(', ')}, which ${env.file} does not set: add ${report.missingKeys.length > 1 ? 'them' : 'it'} there (RUNBOOK.md#the-apps-own-settings)`
+      : '';
+    try {
+      writeCache(file, recordMissingKeys(cache, image, report.missingKeys, new Date()));
+    } catch {
+      /* preflight then cannot name the keys; the refusal below does */
+    }
+    const next = `next: ${report.missingKeys.length ? `add ${report.missingKeys.join(', ')} to ${env.file}, or ` : ''}fix the app, commit, roll out again (check an image by hand: node scripts/check-app.mts --image ${image} --config ${env.file})`;
+    throw new StepError(`${contractRefusal(image, report.results)}${keys}\n${next}`, { hint: next.slice(6) });
   }
+  for (const n of report.notices) log.warn(`contract: ${n}`);
   try {
-    writeCache(file, recordContractPass(cache, { imageId, envHash, image, checkedAt: new Date().toISOString(), ms: report.ms }));
+    writeCache(file, recordContractPass(recordMissingKeys(cache, image, [], new Date()), { imageId, envHash, image, checkedAt: new Date().toISOString(), ms: report.ms, notices: report.notices }));
   } catch (err) {
     log.warn(`contract: the pass could not be cached in ${file} (the next rollout checks again): ${(err as Error).message}`);
   }
-  return { decision: d.reason, imageId, ms: Math.round(performance.now() - t0), results: report.results };
+  return { decision: d.reason, imageId, ms: Math.round(performance.now() - t0), results: report.results, notices: report.notices };
 }

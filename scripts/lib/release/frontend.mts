@@ -57,8 +57,8 @@ export function observeFrontend(env: Pick<OpsEnv, 'layout'>): FrontendState {
 const RELEASE_FILE_ON_DISK = path.join('site', RELEASE_FILE);
 
 /** Build the release's proxy image from the release's own source (docker's layer cache makes an unchanged front end cheap). */
-export async function buildProxyImage(env: OpsEnv, tag: string, source: string, labels: Record<string, string> = {}): Promise<string> {
-  const build = proxyBuildArgs(env, tag, source, labels);
+export async function buildProxyImage(env: OpsEnv, tag: string, source: string, labels: Record<string, string> = {}, toolkitDir = ''): Promise<string> {
+  const build = proxyBuildArgs(env, tag, source, labels, { toolkitDir });
   const r = await docker(build.argv, { nothrow: true });
   if (r.exitCode !== 0) {
     throw new StepError(`building the proxy image ${build.ref} failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-15).join('\n')}`, { step: 'build' });
@@ -69,11 +69,50 @@ export async function buildProxyImage(env: OpsEnv, tag: string, source: string, 
   return build.ref;
 }
 
-export function proxyBuildArgs(env: Pick<OpsEnv, 'values'>, tag: string, source: string, labels: Record<string, string> = {}) {
+/**
+ * The proxy image's build args for the front end: FRONTEND_DIR (its sources), FRONTEND_BUILD (the
+ * command), FRONTEND_DIST (its output), relative to the repository root, from the env file; and
+ * FRONTEND_PACKAGE_DIR, the nearest directory at or above FRONTEND_DIR with a package.json (where the
+ * dependencies are installed and the command runs). Unset keys are left to the Dockerfile's defaults
+ * (the reference app's app/web, `bun run build:web`). `exists` looks at the release's source.
+ */
+export function frontendBuildArgs(values: Record<string, string | undefined>, exists: (rel: string) => boolean): Record<string, string | undefined> {
+  const clean = (p: string | undefined) => (p ?? '').trim().replace(/^\.\/+/, '').replace(/\/+$/, '');
+  const dir = clean(values.FRONTEND_DIR);
+  if (!dir && !values.FRONTEND_BUILD?.trim() && !values.FRONTEND_DIST?.trim()) return {};
+  let pkg: string | undefined;
+  if (dir) {
+    const parts = dir.split('/');
+    for (let n = parts.length; n >= 0 && pkg === undefined; n--) {
+      const at = parts.slice(0, n).join('/') || '.';
+      if (exists(`${at === '.' ? '' : `${at}/`}package.json`)) pkg = at;
+    }
+  }
+  return {
+    FRONTEND_PACKAGE_DIR: pkg,
+    FRONTEND_DIR: dir || undefined,
+    FRONTEND_BUILD: values.FRONTEND_BUILD?.trim() || undefined,
+    FRONTEND_DIST: clean(values.FRONTEND_DIST) || (dir ? `${dir}/dist` : undefined),
+  };
+}
+
+/**
+ * `docker build` of the release's proxy image: the release's own docker/caddy/Dockerfile, Caddyfile and
+ * front end. toolkitDir: where the toolkit sits in the source ('' in its own repository, e.g. 'deploy'
+ * in an app's repository that carries it); the build context is always the repository root.
+ */
+export function proxyBuildArgs(env: Pick<OpsEnv, 'values'>, tag: string, source: string, labels: Record<string, string> = {}, o: { toolkitDir?: string; exists?: (rel: string) => boolean } = {}) {
   const ctx = source.replace(/\/$/, '');
+  const toolkitDir = (o.toolkitDir ?? '').replace(/^\.?\/*|\/+$/g, '');
+  const exists = o.exists ?? ((rel: string) => fs.existsSync(path.join(ctx, rel)));
   return buildArgs({
-    contextDir: ctx, dockerfile: `${ctx}/${PROXY_DOCKERFILE}`, image: env.values.PROXY_IMAGE || 'lazyflow-caddy', appTag: tag, labels,
-    buildArgs: { BUN_IMAGE: env.values.BUN_IMAGE || process.env.BUN_IMAGE || undefined, CADDY_IMAGE: env.values.CADDY_IMAGE || process.env.CADDY_IMAGE || undefined },
+    contextDir: ctx, dockerfile: `${ctx}/${toolkitDir ? `${toolkitDir}/` : ''}${PROXY_DOCKERFILE}`, image: env.values.PROXY_IMAGE || 'lazyflow-caddy', appTag: tag, labels,
+    buildArgs: {
+      BUN_IMAGE: env.values.BUN_IMAGE || process.env.BUN_IMAGE || undefined,
+      CADDY_IMAGE: env.values.CADDY_IMAGE || process.env.CADDY_IMAGE || undefined,
+      TOOLKIT_DIR: toolkitDir || undefined,
+      ...frontendBuildArgs(env.values, exists),
+    },
   });
 }
 

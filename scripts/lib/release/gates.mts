@@ -4,9 +4,9 @@ import type { Logger } from '../cli/log.mts';
 import { GateError, errorMessage } from '../cli/errors.mts';
 import { readDeadLetters, readHandledUpdateMax, runSmoke, smokeTarget, type SmokeOptions } from '../checks/smoke.mts';
 import { httpsGet } from '../checks/http.mts';
-import { evalDeadLetters, evalWebhookInfo, expectedWebhookUrl, type SmokeResult } from '../checks/evaluate.mts';
-import { getWebhookInfo, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
-import { appDiagnostics } from '../docker/app-container.mts';
+import { evalDeadLetters, evalHealth, evalWebhookInfo, expectedWebhookUrl, healthFields, redactSecret, type SmokeResult } from '../checks/evaluate.mts';
+import { getWebhookInfo, hostApiRoot, redactToken, setWebhook } from '../telegram/bot-api.mts';
+import { appDiagnostics, liveApp } from '../docker/app-container.mts';
 import { judgeQueue, judgeSmoke, judgeWebhookError, type QueueObs, type SwapWindow } from './judge.mts';
 
 export interface GateOptions {
@@ -24,30 +24,36 @@ export interface GateOptions {
 /** how long /health through Caddy may take: --health-timeout when given (a first certificate can take longer than the default), never under 30 s */
 export const healthGateMs = (healthTimeoutS?: number) => Math.max(30, healthTimeoutS ?? 30) * 1000;
 
+/**
+ * /health through Caddy answers 200 and the release answers: /health reports the release's version, or,
+ * for an app without one (contract item health-version), the running app container's image is the
+ * release's (there is never a second app container), and the result says that is what was compared.
+ */
 export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: SmokeOptions; timeoutMs?: number }): Promise<string> {
   const target = await smokeTarget(env, o.smoke ?? {});
   const deadline = performance.now() + (o.timeoutMs ?? healthGateMs());
   let last = '';
   for (;;) {
-    // TLS is judged by smoke's tls check; this gate is about the version Caddy serves.
+    // TLS is judged by smoke's tls check; this gate is about the release Caddy serves.
     const r = await httpsGet(target, '/health', { timeoutMs: 10_000 });
     if (!r.error && r.status === 200) {
-      try {
-        const j = JSON.parse(r.body) as { version?: string; status?: string };
-        if (j.version === appTag && j.status === 'ok') return `https://${env.domain}/health -> 200, version ${j.version}`;
-        last = `version ${j.version}, status ${j.status}`;
-      } catch {
-        last = 'body is not JSON';
-      }
+      const version = healthFields(r.body).version;
+      const live = typeof version === 'string' && version !== '' ? null : await liveApp(env);
+      const v = evalHealth(r, appTag, live && { imageRef: live.imageRef, tag: live.tag, status: live.status });
+      if (v.status === 'pass') return `https://${env.domain}/health -> ${v.detail}`;
+      last = v.detail;
     } else last = r.error ?? `HTTP ${r.status}`;
-    if (performance.now() > deadline) throw new GateError(`/health through Caddy did not report version ${appTag} (last: ${last})`, { step: 'health', diagnostics: await appDiagnostics(env) });
+    if (performance.now() > deadline) throw new GateError(`/health through Caddy did not answer for ${appTag} (last: ${last})`, { step: 'health', diagnostics: await appDiagnostics(env) });
     await new Promise((res) => setTimeout(res, 250));
   }
 }
 
 /**
  * Telegram gate: webhook registered at APP_URL/webhook/SECRET, no delivery error the release caused,
- * and the queue drains or moves (judgeQueue).
+ * and the queue drains or moves (judgeQueue). Registering the webhook is not part of the app contract:
+ * an app may do it at start-up (the reference app does), and when the webhook points elsewhere or
+ * nowhere once the release is healthy, the toolkit registers it itself (setWebhook with secret_token)
+ * and says so.
  */
 export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutMs?: number; pendingMax?: number; apiRoot?: string; swapWindow?: SwapWindow }): Promise<string> {
   const started = Date.parse(startedAt);
@@ -62,9 +68,15 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
   let first: QueueObs | undefined;
   let prev: QueueObs | undefined;
   let last = '';
+  let registered = '';
   for (;;) {
     try {
       const info = await getWebhookInfo(root, token);
+      if (info.url !== expectedUrl && !registered) {
+        await setWebhook(root, token, expectedUrl, v.WEBHOOK_SECRET ?? '');
+        registered = `webhook registered by the toolkit (it was ${info.url ? `"${redactSecret(redactToken(info.url, token), v.WEBHOOK_SECRET ?? '')}"` : 'not set'})`;
+        continue;
+      }
       // errors are judged here, against the swap window, not by evalWebhookInfo's "since start"
       const whose = judgeWebhookError(info, window);
       if (whose === 'release' && info.url === expectedUrl) {
@@ -78,7 +90,8 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
         if (whose === 'swap-window') verdict.detail += `; the last error (${info.last_error_message}) came from the swap window itself, not the release`;
         // Dead letters are information, never a failure: they are updates the app gave up on, not the release.
         const dl = evalDeadLetters(readDeadLetters(env.layout.db));
-        return dl.status === 'warn' ? `${verdict.detail}; ${dl.detail}` : verdict.detail;
+        const detail = registered ? `${registered}; ${verdict.detail}` : verdict.detail;
+        return dl.status === 'warn' ? `${detail}; ${dl.detail}` : detail;
       }
       last = now.urlOk ? verdict.detail : evalWebhookInfo(info, { expectedUrl, secret: v.WEBHOOK_SECRET ?? '', pendingMax }).detail;
     } catch (e) {

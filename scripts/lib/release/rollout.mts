@@ -86,6 +86,18 @@ export async function gitState(dir: string): Promise<{ sha: string; dirty: boole
   return { sha: head.stdout.trim(), dirty: isDirtyPorcelain(st.stdout), porcelain: st.stdout };
 }
 
+/**
+ * The git repository that holds the compose project directory (what a release is built from by
+ * default), and where this toolkit sits in it: '' when the toolkit is the repository, e.g. 'deploy'
+ * when an app's repository carries the toolkit in deploy/ (RUNBOOK "Adopting the toolkit").
+ */
+export async function releaseLayout(projectDir: string): Promise<{ root: string; toolkitDir: string }> {
+  const r = await $({ quiet: true, nothrow: true, cwd: projectDir })`git rev-parse --show-toplevel --show-prefix`;
+  if (r.exitCode !== 0) return { root: path.resolve(projectDir), toolkitDir: '' };
+  const [root, prefix = ''] = r.stdout.split('\n');
+  return { root: root.trim(), toolkitDir: prefix.trim().replace(/\/+$/, '') };
+}
+
 function buildArgValues(env: OpsEnv): Record<string, string | undefined> {
   return { BUN_IMAGE: env.values.BUN_IMAGE || process.env.BUN_IMAGE || undefined };
 }
@@ -121,7 +133,8 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
   const now = o.now ?? (() => new Date());
   const operator = o.operator ?? currentOperator();
   const { phases, timed } = createPhaseTimer();
-  const source = path.resolve(o.source ?? env.projectDir);
+  const layout = await releaseLayout(env.projectDir);
+  const source = path.resolve(o.source ?? layout.root);
 
   // 1. preflight (read-only, also in --dry-run)
   let preflight: CheckResult[] = [];
@@ -216,7 +229,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     // touches anything live, so together they cost the slower of the two.
     const fs0 = log.step(`build front end ${proxyImageFor(env, appTag)}`);
     const frontendFailed = timed('frontend', async () => {
-      const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha });
+      const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha }, layout.toolkitDir);
       await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
       // what Caddy serves now stays available to a revert, also when it predates per-release front ends
       if (live) await keepServedFrontend(env, live.tag);

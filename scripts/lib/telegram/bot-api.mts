@@ -57,6 +57,15 @@ export function getWebhookInfo(root: string, token: string): Promise<WebhookInfo
   return callBotApi<WebhookInfo>(root, token, 'getWebhookInfo');
 }
 
+/**
+ * setWebhook as the toolkit does it when the app has not registered one: the URL and the secret_token
+ * header only. allowed_updates is left out (Telegram keeps the previous setting) and pending updates
+ * are kept.
+ */
+export function setWebhook(root: string, token: string, url: string, secretToken: string): Promise<unknown> {
+  return callBotApi(root, token, 'setWebhook', { url, secret_token: secretToken, drop_pending_updates: false });
+}
+
 export function sendMessage(root: string, token: string, chatId: string, text: string): Promise<unknown> {
   return callBotApi(root, token, 'sendMessage', { chat_id: chatId, text, disable_notification: false });
 }

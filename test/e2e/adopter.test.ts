@@ -1,0 +1,275 @@
+// An adopter's app, deployed by following RUNBOOK "Adopting the toolkit: your own Bun bot" word for
+// word: the lazyflow-layout fixture (src/index.ts, frontend/, MINI_APP_URL required, the required
+// contract tier only) as a repository of its own, with the toolkit added in deploy/, pushed to a
+// stand-in for GitHub and checked out on the "VPS". Every block the guide marks adopter:run is run by
+// bash as written; only the four variables its adopter:vars block names are set (to this test's
+// directories), and the env file is the stack harness's (Pebble, the fake Bot API, free ports) plus
+// the guide's adopter:env lines. Then, on the same stack: a second version under HTTPS load, routes,
+// smoke's notices, rollback, backup and restore.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeDocker, dockerMissingReason } from '../support/docker.ts';
+import { mustRun, repoRoot, run, type RunResult } from '../support/run.ts';
+import { startStack, type Stack } from '../support/stack.ts';
+import { startLoad, stats, type LoadOp } from '../support/load.mts';
+
+const FIXTURE = join(repoRoot, 'test/fixtures/lazyflow-app');
+const GUIDE = '## Adopting the toolkit: your own Bun bot';
+
+interface GuideBlock { marker: string; lang: string; text: string }
+
+/** The guide's fenced blocks, each with the adopter:* marker on the line before it (or none). */
+function guideBlocks(): GuideBlock[] {
+  const runbook = readFileSync(join(repoRoot, 'RUNBOOK.md'), 'utf8');
+  const start = runbook.indexOf(`\n${GUIDE}\n`);
+  expect(start, `RUNBOOK.md has the section "${GUIDE}"`).toBeGreaterThan(0);
+  const next = runbook.indexOf('\n## ', start + GUIDE.length + 2);
+  const section = runbook.slice(start, next < 0 ? undefined : next);
+  return [...section.matchAll(/(?:<!-- (adopter:[a-z]+) -->\n)?```(\w*)\n([\s\S]*?)```/g)].map((m) => ({ marker: m[1] ?? '', lang: m[2], text: m[3] }));
+}
+
+describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by following RUNBOOK word for word', () => {
+  let stack: Stack;
+  let work = '';
+  const suffix = randomBytes(3).toString('hex');
+  const appImage = `lzf-e2e-adopter-app-${suffix}`;
+  const proxyImage = `lzf-e2e-adopter-caddy-${suffix}`;
+  let vars: Record<string, string> = {};
+  let deployDir = '';
+  const releases: string[] = [];
+  let blocks: GuideBlock[] = [];
+
+  /** the environment of "the operator's shell": the guide's variables, git's identity, this Node first on PATH */
+  const shellEnv = () => ({
+    // a login shell of its own: none of the npm_* settings vitest runs under (npm ci would obey them)
+    ...Object.fromEntries(Object.keys(process.env).filter((k) => k.toLowerCase().startsWith('npm_')).map((k) => [k, undefined])),
+    ...vars,
+    PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
+    GIT_AUTHOR_NAME: 'Adopter', GIT_AUTHOR_EMAIL: 'adopter@lazyflow.invalid', GIT_COMMITTER_NAME: 'Adopter', GIT_COMMITTER_EMAIL: 'adopter@lazyflow.invalid',
+    // Pebble's root trusted as a VPS trusts Let's Encrypt's (Node's own variable; the toolkit honours
+    // it), added to what this machine already trusts that way (its egress proxy, for npm)
+    NODE_EXTRA_CA_CERTS: trustedRoots(),
+  });
+
+  function trustedRoots(): string | undefined {
+    const machine = process.env.NODE_EXTRA_CA_CERTS;
+    if (!existsSync(stack.caPem)) return machine;
+    const file = join(work, 'trusted-roots.pem');
+    writeFileSync(file, `${machine && existsSync(machine) ? readFileSync(machine, 'utf8') : ''}\n${readFileSync(stack.caPem, 'utf8')}`);
+    return file;
+  }
+
+  /** One guide block, as an operator pastes it into a root shell (this machine has no sudo; root needs none). */
+  /** the phase table a rollout prints, on one line (for the test log) */
+  const phaseLine = (out: string) => out.split('\n').map((l) => /^(preflight|lock|build|frontend|contract|backup|frontend_switch|swap|health|telegram|smoke|record|notify)\s+(\S+ ?\S*)$/.exec(l.trim())).filter(Boolean).map((m) => `${m![1]} ${m![2]}`).join(', ');
+
+  async function runBlock(b: GuideBlock, timeoutMs = 600_000): Promise<RunResult> {
+    const r = await run('bash', ['-c', `set -eo pipefail\nsudo() { "$@"; }\n${b.text}`], { env: shellEnv(), cwd: work, timeoutMs });
+    console.log(`adopter: ${(r.ms / 1000).toFixed(1)} s for the guide's block ${JSON.stringify(b.text.split('\n').filter(Boolean).slice(0, 3).join('; ').slice(0, 120))}`);
+    if (r.code !== 0 && existsSync(join(stack.projectDir, 'docker-compose.yml'))) {
+      const logs = await stack.compose('logs', '--no-color', '--tail', '40', 'app', 'caddy');
+      console.log(`adopter: compose logs after the failed block (exit ${logs.code}):\n${(logs.stdout + logs.stderr).slice(-12000)}`);
+    }
+    expect(r.code, `guide block failed:\n${b.text}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`).toBe(0);
+    return r;
+  }
+
+  /** A toolkit script of the deployed checkout, run in deploy/ as the guide's commands are. */
+  const toolkit = (script: string, args: string[], timeoutMs = 300_000) =>
+    run(process.execPath, [join(deployDir, 'scripts', script), '--config', '.env.prod', ...args], { cwd: deployDir, env: shellEnv(), timeoutMs });
+
+  const tagOf = (sha: string) => sha.slice(0, 12);
+  const git = (dir: string, ...args: string[]) => execFileSync('git', ['-C', dir, ...args], { env: { ...process.env, ...shellEnv() }, stdio: 'pipe' }).toString().trim();
+  const runningImage = async () => (await mustRun('docker', ['inspect', '--format', '{{.Config.Image}}', (await stack.containers('app'))[0]])).trim();
+  const folders = async () => (JSON.parse((await stack.fetch('/folders')).text()) as { folders: { name: string }[] }).folders.map((f) => f.name);
+  const addFolder = async (name: string) => {
+    const r = await stack.fetch('/folders', { method: 'POST', body: JSON.stringify({ name }), headers: { 'content-type': 'application/json' } });
+    expect(r.status).toBe(201);
+  };
+
+  beforeAll(async () => {
+    if (dockerMissingReason) return;
+    work = mkdtempSync(join(tmpdir(), 'lzf-e2e-adopter-'));
+    // "GitHub": the fixture as a repository of its own, in a bare repository the machine and the VPS clone
+    const seed = join(work, 'seed');
+    cpSync(FIXTURE, seed, { recursive: true, filter: (p) => !p.includes('node_modules') });
+    const bare = join(work, 'github', 'mybot.git');
+    mkdirSync(dirname(bare), { recursive: true });
+    vars = { APP_DIR: join(work, 'machine', 'mybot'), TOOLKIT_URL: repoRoot, APP_REPO_URL: bare, DEPLOY_DIR: join(work, 'vps', 'mybot') };
+    deployDir = join(vars.DEPLOY_DIR, 'deploy');
+    stack = await startStack({ name: 'adopter', start: false, projectDir: deployDir, images: { appImage, proxyImage } });
+    git(seed, 'init', '-q', '-b', 'main');
+    git(seed, 'add', '-A');
+    git(seed, 'commit', '-q', '-m', 'The bot, before the toolkit');
+    execFileSync('git', ['clone', '-q', '--bare', seed, bare], { stdio: 'pipe' });
+    mkdirSync(dirname(vars.APP_DIR), { recursive: true });
+    execFileSync('git', ['clone', '-q', bare, vars.APP_DIR], { stdio: 'pipe' });
+    mkdirSync(dirname(vars.DEPLOY_DIR), { recursive: true });
+    blocks = guideBlocks();
+  }, 120_000);
+
+  afterAll(async () => {
+    await stack?.down();
+    for (const image of [appImage, proxyImage]) {
+      const refs = (await run('docker', ['images', image, '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter(Boolean);
+      if (refs.length) await run('docker', ['image', 'rm', '-f', ...refs]);
+    }
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('RUNBOOK\'s guide, word for word: the toolkit in deploy/, the app image, the checkout on the VPS, the first rollout green, smoke passes', async () => {
+    // the guide's shape: the variables it names are exactly the ones this test sets
+    const varsBlock = blocks.find((b) => b.marker === 'adopter:vars')!;
+    expect([...varsBlock.text.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1])).toEqual(Object.keys(vars));
+    const runBlocks = blocks.filter((b) => b.marker === 'adopter:run');
+    const envBlock = blocks.find((b) => b.marker === 'adopter:env')!;
+    expect(runBlocks).toHaveLength(6);
+    expect(envBlock.lang).toBe('ini');
+    const [addToolkit, appImageFiles, commit, checkout, deploy] = runBlocks;
+
+    // on the machine: the toolkit, the Dockerfile, commit and push
+    await runBlock(addToolkit);
+    await runBlock(appImageFiles);
+    await runBlock(commit);
+    expect(git(vars.APP_DIR, 'status', '--porcelain')).toBe('');
+    // on the VPS: the checkout and the toolkit's dependencies
+    await runBlock(checkout);
+    expect(git(vars.DEPLOY_DIR, 'log', '-1', '--format=%s')).toBe('Deploy with the lazyflow-deploy toolkit in deploy/');
+
+    // step 6: the env file, as the operator leaves it after the editor: the stack's keys, and the guide's lines for the app
+    const guideEnv = envBlock.text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.replaceAll('bot.example.com', stack.domain));
+    expect(guideEnv.map((l) => l.split('=')[0])).toEqual(['READY_PATH', 'HEALTHCHECK_PATH', 'FRONTEND_DIR', 'FRONTEND_BUILD', 'FRONTEND_DIST', 'MINI_APP_URL']);
+    const harnessEnv = readFileSync(stack.envFile, 'utf8');
+    const writeEnv = (lines: string[]) => {
+      writeFileSync(join(deployDir, '.env.prod'), `${harnessEnv}${lines.join('\n')}\n`, { mode: 0o600 });
+      chmodSync(join(deployDir, '.env.prod'), 0o600);
+      writeFileSync(stack.envFile, readFileSync(join(deployDir, '.env.prod')));
+    };
+    // "the internet": Pebble as Let's Encrypt, the fake Bot API as Telegram
+    await stack.upSupport();
+
+    // first, an operator who forgot the app's own key: the contract gate boots the app exactly as
+    // production would (no stand-in value), refuses it naming the key, and nothing starts; preflight
+    // then names the key until the env file sets it
+    writeEnv(guideEnv.filter((l) => !l.startsWith('MINI_APP_URL=')));
+    const refused = await toolkit('rollout.mts', []);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(1);
+    expect(refused.stderr).toMatch(/FAILED in contract: .*the app exited at start-up naming MINI_APP_URL, which \S+\.env\.prod does not set/s);
+    expect(await stack.containers('app')).toEqual([]);
+    const pre = await toolkit('rollout.mts', ['--check', '--json']);
+    expect(pre.code, pre.stderr).toBe(0);
+    expect((JSON.parse(pre.stdout) as { results: { name: string; level: string; message: string }[] }).results.find((x) => x.name === 'app key MINI_APP_URL'))
+      .toMatchObject({ level: 'warn', message: expect.stringMatching(/^MINI_APP_URL is not set in .*: the contract check of \S+ \(.*\) saw the app exit at start-up naming it$/) });
+    writeEnv(guideEnv);
+
+    const t0 = Date.now();
+    const r = await runBlock(deploy);
+    const out = r.stdout + r.stderr;
+    console.log(`adopter: preflight, first rollout and smoke in ${((Date.now() - t0) / 1000).toFixed(1)} s; first rollout phases: ${phaseLine(out)}`);
+    const head = tagOf(git(vars.DEPLOY_DIR, 'rev-parse', 'HEAD'));
+    releases.push(head);
+    expect(out).toMatch(new RegExp(`rollout \\S+ done: https://${stack.domain.replace(/\./g, '\\.')} runs ${head}`));
+    // the gate names what the app lacks; the health gate says what it compared; the toolkit registered the webhook
+    for (const id of ['health-version', 'readiness', 'user-version', 'jobs-heartbeat', 'update-dedupe']) expect(out).toContain(`${id} (recommended) missing`);
+    expect(out).toMatch(/so the running app container was compared instead: its image \S+ is the release/);
+    expect(out).toMatch(/webhook registered by the toolkit \(it was not set\)/);
+    expect(out).toMatch(/smoke passed/);
+    expect(out).not.toMatch(/app key MINI_APP_URL/);
+    expect(stack.fakeBot!.webhookInfo(stack.botToken).url).toBe(`https://${stack.domain}/webhook/${stack.webhookSecret}`);
+    expect(await runningImage()).toBe(`${appImage}:${head}`);
+  }, 900_000);
+
+  it('GET /folders and GET /google/callback through Caddy reach the app; the Mini App is the fixture\'s own build', async () => {
+    await addFolder('inbox');
+    expect(await folders()).toEqual(['inbox']);
+    const cb = await stack.fetch('/google/callback?code=abc');
+    expect(`${cb.status} ${String(cb.headers['content-type'])}`).toMatch(/^200 application\/json/);
+    expect(JSON.parse(cb.text())).toEqual({ route: 'google-callback', code: 'abc' });
+    const index = await stack.fetch('/');
+    expect(index.text()).toContain('<title>LazyFlow fixture</title>');
+    // built by FRONTEND_BUILD (bun build --minify) into FRONTEND_DIST, not copied from frontend/
+    const js = (await stack.fetch('/app.js')).text();
+    expect(js).toContain('LAZYFLOW_API_BASE_URL');
+    expect(js).not.toBe(readFileSync(join(FIXTURE, 'frontend/app.js'), 'utf8'));
+    expect((await stack.fetch('/config.js')).text()).toContain(`window.LAZYFLOW_API_BASE_URL = "https://${stack.domain}"`);
+    // READY_PATH=/health: /health is Caddy's readiness path and stays public; /health/* stays internal
+    expect((await stack.fetch('/health')).status).toBe(200);
+    const internal = await stack.fetch('/health/anything');
+    expect(`${internal.status} ${internal.text()}`).toBe('404 Not Found');
+  });
+
+  it('smoke passes with notices naming each recommended item the app lacks and the RUNBOOK section', async () => {
+    const r = await toolkit('smoke.mts', ['--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const results = Object.fromEntries((JSON.parse(r.stdout) as { results: { name: string; status: string; detail: string }[] }).results.map((x) => [x.name, x]));
+    expect(results.contract.status).toBe('warn');
+    for (const id of ['health-version', 'readiness', 'user-version', 'jobs-heartbeat', 'update-dedupe']) {
+      expect(results.contract.detail).toMatch(new RegExp(`${id} \\(recommended\\) missing: [^;]*; .*\\(RUNBOOK\\.md#the-app-contract\\)`));
+    }
+    expect(results.jobs).toMatchObject({ status: 'skip', detail: expect.stringMatching(/^jobs-heartbeat \(recommended\) missing/) });
+    expect(results.cors).toMatchObject({ status: 'skip', detail: expect.stringMatching(/\(cors, RUNBOOK\.md#also-relied-on\)$/) });
+    expect(results.health).toMatchObject({ status: 'pass', detail: expect.stringMatching(/compared instead/) });
+    for (const name of ['containers', 'tls', 'telegram', 'routes', 'frontend', 'webhook', 'uploads']) expect(`${name}: ${results[name].status}`).toBe(`${name}: pass`);
+  });
+
+  it('a second version under HTTPS load, as the guide\'s routine deploy: zero failed requests, the new app and front end served', async () => {
+    // on the machine: a change to the app and to the Mini App, committed and pushed
+    const dev = vars.APP_DIR;
+    writeFileSync(join(dev, 'src/index.ts'), readFileSync(join(dev, 'src/index.ts'), 'utf8').replace('route: "google-callback"', 'route: "google-callback", v: 2'));
+    writeFileSync(join(dev, 'frontend/index.html'), readFileSync(join(dev, 'frontend/index.html'), 'utf8').replace('<title>LazyFlow fixture</title>', '<title>LazyFlow fixture v2</title>'));
+    git(dev, 'commit', '-qam', 'v2: app and Mini App');
+    git(dev, 'push', '-q');
+
+    const ops: LoadOp[] = [
+      { name: 'GET /health', method: 'GET', path: '/health' },
+      { name: 'GET /folders', method: 'GET', path: '/folders' },
+      { name: 'POST /folders', method: 'POST', path: '/folders', headers: { 'content-type': 'application/json' }, body: 'folder-json', okStatuses: [201] },
+    ];
+    const load = startLoad({ domain: stack.domain, httpsPort: stack.httpsPort, ca: stack.ca }, ops, { concurrency: 4 });
+    await new Promise((res) => setTimeout(res, 1000));
+    const t0 = Date.now();
+    const routine = blocks.filter((b) => b.marker === 'adopter:run')[5];
+    const r = await runBlock(routine);
+    const ms = Date.now() - t0;
+    await new Promise((res) => setTimeout(res, 1000));
+    const all = stats(await load.stop());
+    const head = tagOf(git(vars.DEPLOY_DIR, 'rev-parse', 'HEAD'));
+    releases.push(head);
+    console.log(`adopter: routine rollout under load in ${(ms / 1000).toFixed(1)} s (${phaseLine(r.stdout + r.stderr)}): ${all.requests} requests (${JSON.stringify(all.byOp)}), ${all.failed} failed, max ${all.maxMs.toFixed(0)} ms`);
+    expect(r.stdout + r.stderr).toMatch(new RegExp(`done: https://\\S+ runs ${head}`));
+    expect(all.failures, JSON.stringify(all.failures.slice(0, 5))).toEqual([]);
+    expect(all.byOp['POST /folders'].requests).toBeGreaterThan(20);
+    expect(await runningImage()).toBe(`${appImage}:${head}`);
+    expect(JSON.parse((await stack.fetch('/google/callback')).text())).toMatchObject({ v: 2 });
+    expect((await stack.fetch('/')).text()).toContain('<title>LazyFlow fixture v2</title>');
+    expect(JSON.parse((await stack.fetch('/lazyflow-release.json')).text())).toMatchObject({ appTag: head });
+  }, 600_000);
+
+  it('rollback: the previous release and its front end serve again, data kept', async () => {
+    const before = (await folders()).length;
+    const r = await toolkit('rollback.mts', ['--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await runningImage()).toBe(`${appImage}:${releases[0]}`);
+    expect((await stack.fetch('/')).text()).toContain('<title>LazyFlow fixture</title>');
+    expect(JSON.parse((await stack.fetch('/google/callback')).text())).not.toHaveProperty('v');
+    expect((await folders()).length).toBe(before);
+  }, 300_000);
+
+  it('backup and restore: the folders rows of the backup come back, a later one is gone', async () => {
+    await addFolder('kept-by-the-backup');
+    const b = await toolkit('backup.mts', ['--json', '--quiet']);
+    expect(b.code, b.stdout + b.stderr).toBe(0);
+    const id = (JSON.parse(b.stdout) as { backup: { id: string } }).backup.id;
+    const backedUp = await folders();
+    await addFolder('after-the-backup');
+    const r = await toolkit('restore.mts', ['--from', id, '--yes']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(await folders()).toEqual(backedUp);
+    expect(backedUp).toContain('kept-by-the-backup');
+    expect(await runningImage()).toBe(`${appImage}:${releases[0]}`);
+  }, 300_000);
+});
