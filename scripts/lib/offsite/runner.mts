@@ -71,7 +71,16 @@ export function runRestic(cfg: OffsiteConfig, args: string[], opts: RunResticOpt
   });
 }
 
-/** the one line of restic's stderr that says what went wrong (Fatal: ..., or the last error) */
+/** restic's closing lines that only count what went wrong above them */
+const SUMMARY_FATAL = /^Fatal: (there were \d+ errors?|repository contains errors)\.?$/i;
+const ERRORISH = /error|failed|refused|denied|timeout|no such|unable|cannot|wrong/i;
+
+/**
+ * The one line of restic's stderr that says what went wrong: its Fatal line, or the last error. A
+ * Fatal line that only counts ("There were 2 errors", "repository contains errors") gets the first
+ * error it counts appended, which names the damage ("... ciphertext verification failed"); restic's
+ * 64-hex ids are shortened to its 8-character short ids so the line stays one readable line.
+ */
 export function resticErrorLine(stderr: string, secrets: string[] = []): string {
   // with --json, restic reports its fatal error as {"message_type":"exit_error","message":"Fatal: ..."}
   const lines = stderr
@@ -88,12 +97,14 @@ export function resticErrorLine(stderr: string, secrets: string[] = []): string 
         return [l];
       }
     });
+  const fatal = lines.find((l) => /^Fatal:/.test(l));
+  const first = lines.find((l) => !/^Fatal:/.test(l) && ERRORISH.test(l));
   const pick =
-    lines.find((l) => /^Fatal:/.test(l)) ??
-    [...lines].reverse().find((l) => /error|failed|refused|denied|timeout|no such|unable|cannot|wrong/i.test(l)) ??
+    (fatal && SUMMARY_FATAL.test(fatal) && first ? `${fatal}: ${first}` : fatal) ??
+    [...lines].reverse().find((l) => ERRORISH.test(l)) ??
     lines[lines.length - 1] ??
     '';
-  return redact(pick.replace(/^Fatal:\s*/, ''), secrets).slice(0, 400);
+  return redact(pick.replace(/^Fatal:\s*/, '').replace(/\b([0-9a-f]{8})[0-9a-f]{56}\b/g, '$1'), secrets).slice(0, 400);
 }
 
 export function redact(s: string, secrets: string[]): string {
