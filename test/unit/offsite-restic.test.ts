@@ -168,6 +168,16 @@ describe('a damaged pack: the line names the damage, not only a count (restic 0.
     ].join('\n');
     expect(resticErrorLine(stderr)).toBe('repository contains errors: pack d6f5532c contains 2 errors: [blob 6a0a6b6d: decrypting blob <data/6a0a6b6d> from pack d6f5532c failed: ciphertext verification failed unexpected pack id 758fa3d0]');
   });
+  it('a run interrupted at OFFSITE_TIMEOUT: the backend error restic retried on, not its "context canceled"', () => {
+    const stderr = [
+      'Stat(<config/>) returned error, retrying after 1.173219875s: Head "http://:***@127.0.0.1:38231/x/config": dial tcp 127.0.0.1:38231: connect: connection refused',
+      'Stat(<config/>) returned error, retrying after 3.773770994s: Head "http://:***@127.0.0.1:38231/x/config": dial tcp 127.0.0.1:38231: connect: connection refused',
+      'signal interrupt received, cleaning up ',
+      '{"message_type":"exit_error","code":130,"message":"Fatal: unable to open config file: context canceled\\nrest:http://127.0.0.1:38231/x/"}',
+    ].join('\n');
+    expect(resticErrorLine(stderr, [], { interrupted: true })).toBe('Stat(<config/>) failed: Head "http://:***@127.0.0.1:38231/x/config": dial tcp 127.0.0.1:38231: connect: connection refused');
+    expect(resticErrorLine(stderr)).toBe('unable to open config file: context canceled');
+  });
   it('a Fatal line that says what is wrong stays as it is', () => {
     expect(resticErrorLine('Load(<data/1>) failed: x\nFatal: unable to open config file: Stat: connection refused')).toBe('unable to open config file: Stat: connection refused');
   });
