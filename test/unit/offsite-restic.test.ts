@@ -175,7 +175,7 @@ describe('a damaged pack: the line names the damage, not only a count (restic 0.
       'signal interrupt received, cleaning up ',
       '{"message_type":"exit_error","code":130,"message":"Fatal: unable to open config file: context canceled\\nrest:http://127.0.0.1:38231/x/"}',
     ].join('\n');
-    expect(resticErrorLine(stderr, [], { interrupted: true })).toBe('Stat(<config/>) failed: Head "http://:***@127.0.0.1:38231/x/config": dial tcp 127.0.0.1:38231: connect: connection refused');
+    expect(resticErrorLine(stderr, [], { interrupted: true })).toBe('Stat(<config/>) failed: dial tcp 127.0.0.1:38231: connect: connection refused');
     expect(resticErrorLine(stderr)).toBe('unable to open config file: context canceled');
   });
   it('a Fatal line that says what is wrong stays as it is', () => {

@@ -111,6 +111,8 @@ export function resticErrorLine(stderr: string, secrets: string[] = [], opts: { 
   const line = pick
     .replace(/^Fatal:\s*/, '')
     .replace(/ returned error, retrying after [\d.hmsµn]+: /, ' failed: ')
+    // Go's url.Error ('Head "http://user:***@host/repo/config": dial tcp ...'): the repository is named already
+    .replace(/\b(Get|Head|Post|Put|Delete) "[a-z]+:\/\/[^"]*": /g, '')
     .replace(/\b([0-9a-f]{8})[0-9a-f]{56}\b/g, '$1');
   return redact(line, secrets).slice(0, 400);
 }
