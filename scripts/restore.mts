@@ -125,7 +125,7 @@ await runMain(spec, async ({ values: v }, log) => {
   }
 
   if (v.drill) {
-    const r = await withNotice({ env: ctx, log, operation: 'drill', release: currentReleaseLabel(ctx) },
+    const r = await withNotice({ env: ctx, log, operation: 'drill', release: currentReleaseLabel(ctx), backup: fetched?.backup.id ?? (v.from && v.from !== 'latest' ? String(v.from) : undefined) },
       () => runDrill({ ctx, backup: fetched?.backup, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs, waitLockMs }),
       drillReport);
     if (v.json) log.out(JSON.stringify(r, null, 2));
