@@ -22,6 +22,7 @@ import { currentRelease, readJournal } from '../release/journal.mts';
 import { observeFrontend } from '../release/frontend.mts';
 import { isLocalMode } from './preflight.mts';
 import { parseApiPaths, probePathFor } from '../config/api-paths.mts';
+import { evalHardening } from './hardening.mts';
 
 export const APP_UID = 1000;
 
@@ -295,6 +296,17 @@ export const CHECKS: SmokeCheck[] = [
         return { service: s, type: ct.HostConfig.LogConfig?.Type, config: ct.HostConfig.LogConfig?.Config };
       });
       return evalLogRotation(list);
+    },
+  },
+  {
+    name: 'hardening',
+    describe: 'app and caddy: read-only root, capabilities dropped (caddy: only NET_BIND_SERVICE), no-new-privileges, app not root',
+    async run(c) {
+      const by = await c.memo('inspect', () => inspectProject(c.env));
+      return evalHardening(['app', 'caddy'].map((service) => {
+        const ct = (running(by[service]) ?? by[service]?.[0]) as (Inspect & { HostConfig: { ReadonlyRootfs?: boolean; Privileged?: boolean; CapDrop?: string[] | null; CapAdd?: string[] | null; SecurityOpt?: string[] | null }; Config: { User?: string } }) | undefined;
+        return ct ? { service, readonlyRootfs: ct.HostConfig.ReadonlyRootfs, privileged: ct.HostConfig.Privileged, capDrop: ct.HostConfig.CapDrop, capAdd: ct.HostConfig.CapAdd, securityOpt: ct.HostConfig.SecurityOpt, user: ct.Config.User } : { service, error: 'no container' };
+      }));
     },
   },
   {
