@@ -19,6 +19,10 @@ import { runRestore } from './lib/restore/restore.mts';
 import { releaseLayout, runRollout } from './lib/release/rollout.mts';
 import { GATE_OPTIONS } from './lib/release/plan.mts';
 import { liveApp } from './lib/docker/app-container.mts';
+import { releaseLabel, withNotice, type OperationNotice } from './lib/notify/operation.mts';
+import type { OpsEnv } from './lib/config/env.mts';
+import type { OffsiteConfig } from './lib/offsite/config.mts';
+import type { Logger } from './lib/cli/log.mts';
 
 export const spec: CommandSpec = {
   name: 'recover-vps.mts',
@@ -36,6 +40,8 @@ export const spec: CommandSpec = {
     'Refuses to run where a live database or an app container exists (use restore.mts --from offsite:latest there).',
     'The release is the app tag the backup recorded (a git sha); when that commit is not in the checkout, the',
     "checkout's HEAD is built instead, with a warning. Phases and their times are printed at the end.",
+    'One notification (recover-vps) to the alert channels the env file names: ok, or failed with the line that',
+    'explains it wherever it failed (fetch, verify, build, gates); the rollout inside sends none of its own.',
   ].join('\n'),
   exitCodes: [
     'Exit status:',
@@ -54,9 +60,6 @@ function git(dir: string, ...args: string[]): string | null {
 }
 
 runMain(spec, async ({ values: v }, log) => {
-  const t0 = performance.now();
-  const phases: Record<string, number> = {};
-  const { timed } = createPhaseTimer(phases);
   const what = offsiteSource(String(v.from)) ?? 'latest';
   const ctx = loadOpsEnv(String(v['config']));
   const cfg = loadOffsiteConfig(ctx);
@@ -64,6 +67,21 @@ runMain(spec, async ({ values: v }, log) => {
   const layout = ctx.layout;
   if (existsSync(layout.db)) throw new ConfigError(`${layout.db} exists: this machine has live state, it is not an empty machine`, { file: layout.db, hint: `restore over it instead: npx zx scripts/restore.mts --config ${ctx.file} --from offsite:${what}` });
   if (await liveApp(ctx)) throw new ConfigError(`an app container of project ${ctx.project} exists on this machine`, { hint: `restore over it instead: npx zx scripts/restore.mts --config ${ctx.file} --from offsite:${what}` });
+
+  // one notification for the whole recovery, from here on (the refusals above changed nothing): a
+  // failure at fetch or verify is the one an operator most needs to hear of
+  const r = await withNotice({ env: ctx, log, operation: 'recover-vps', enabled: v.notify !== false, apiRoot: v['telegram-api-root'] as string | undefined },
+    (n) => recoverSteps({ ctx, cfg, what, v, log }, n),
+    (x) => (x.code === 0 ? { outcome: 'ok' } : { outcome: 'failed', reason: x.failure ?? 'failed (see the ops log)' }));
+  return r.code;
+});
+
+async function recoverSteps(o: { ctx: OpsEnv; cfg: OffsiteConfig; what: string; v: Record<string, unknown>; log: Logger }, n: OperationNotice): Promise<{ code: number; failure?: string }> {
+  const { ctx, cfg, what, v, log } = o;
+  const layout = ctx.layout;
+  const t0 = performance.now();
+  const phases: Record<string, number> = {};
+  const { timed } = createPhaseTimer(phases);
 
   // 1. the state directory
   await timed('state', async () => {
@@ -79,6 +97,7 @@ runMain(spec, async ({ values: v }, log) => {
   // 2. fetch, 3. verify and put in place: the restore path, with the app not started yet
   const fetched = await timed('fetch', () => fetchSnapshot(ctx, cfg, what, log));
   const m = fetched.backup.manifest;
+  n.backup = fetched.backup.id;
   try {
     const r = await timed('verify', () => runRestore({ ctx, backup: fetched.backup, from: fetched.backup.id, log, yes: true, startApp: false, smoke: false }));
     log.ok(`backup ${r.backupId} verified and in place (${Object.entries(m.database.rowCounts).map(([t, n]) => `${t} ${n}`).join(', ')}, ${m.uploads.files} uploads)`);
@@ -113,7 +132,7 @@ runMain(spec, async ({ values: v }, log) => {
       pendingMax: Number(v['pending-max']),
       lockWaitS: Number(v['wait-lock']),
       skipSmoke: Boolean(v['skip-smoke']),
-      notify: Boolean(v.notify),
+      notify: false, // a part of this recovery: its one notification is recover-vps's
       smoke: { ca: v.ca as string | undefined, telegramApiRoot: v['telegram-api-root'] as string | undefined },
     }));
     for (const [k, ms] of Object.entries(res.phases)) phases[`rollout.${k}`] = ms;
@@ -121,17 +140,19 @@ runMain(spec, async ({ values: v }, log) => {
     const result = { backupId: fetched.backup.id, backupCreatedAt: m.createdAt, release: res.appTag, releaseNamedByBackup: tag || null, result: res.result, phases };
     if (v.json) log.out(JSON.stringify(result, null, 2));
     else if (!log.quiet) log.table(Object.entries(phases).map(([phase, ms]) => ({ phase, time: formatDuration(ms) })), ['phase', { key: 'time', align: 'right' }]);
+    n.release = releaseLabel(res.appTag, res.id || undefined);
     if (res.exitCode !== 0) {
-      log.error(`the data is restored in ${layout.root}, but the rollout failed: ${res.reason ?? res.result}`);
+      const failure = `the data is restored in ${layout.root}, but the rollout failed: ${res.reason ?? res.result}`;
+      log.error(failure);
       log.error(`next: fix the cause above, then: npx zx scripts/rollout.mts --config ${ctx.file}`);
-      return res.exitCode;
+      return { code: res.exitCode, failure };
     }
     log.ok(`the service is back: backup ${fetched.backup.id} (taken ${m.createdAt}) on release ${res.appTag}, smoke green, in ${formatDuration(phases.total)}`);
-    return 0;
+    return { code: 0 };
   } finally {
     if (worktree) {
       git(source, 'worktree', 'remove', '--force', worktree);
       rmSync(worktree, { recursive: true, force: true });
     }
   }
-});
+}

@@ -18,7 +18,7 @@ import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
 import { ConfigError } from './lib/cli/errors.mts';
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { fetchSnapshot, offsiteSource, type FetchedBackup } from './lib/offsite/offsite.mts';
-import { currentReleaseLabel, withNotice } from './lib/notify/operation.mts';
+import { currentReleaseLabel, OperationNotice, withNotice } from './lib/notify/operation.mts';
 import { drillReport } from './lib/notify/reports.mts';
 
 export const spec: CommandSpec = {
@@ -96,6 +96,10 @@ await runMain(spec, async ({ values: v }, log) => {
     } catch (err) {
       // a drill whose offsite copy cannot be fetched is a failed drill: status shows it as the last one
       if (v.drill) recordDrill(ctx, drillRecord({ backupId: offsiteWhat, from: 'offsite', ms: performance.now() - t0, error: (err as Error).message }), log);
+      // and a failed restore or drill: its one notification (the operation's own notice starts after the fetch)
+      if (!v.list && !v.recover) {
+        await new OperationNotice({ env: ctx, log, operation: v.drill ? 'drill' : 'restore', enabled: Boolean(v.drill) || !v['dry-run'], release: currentReleaseLabel(ctx), backup: offsiteWhat === 'latest' ? undefined : offsiteWhat, elapsedBeforeMs: performance.now() - t0 }).fail(err);
+      }
       throw err;
     }
   }
@@ -123,7 +127,7 @@ await runMain(spec, async ({ values: v }, log) => {
   }
 
   if (v.drill) {
-    const r = await withNotice({ env: ctx, log, operation: 'drill', release: currentReleaseLabel(ctx) },
+    const r = await withNotice({ env: ctx, log, operation: 'drill', release: currentReleaseLabel(ctx), backup: fetched?.backup.id ?? (v.from && v.from !== 'latest' ? String(v.from) : undefined) },
       () => runDrill({ ctx, backup: fetched?.backup, from: String(v.from ?? 'latest'), log, image: v.image as string | undefined, healthTimeoutMs, waitLockMs }),
       drillReport);
     if (v.json) log.out(JSON.stringify(r, null, 2));

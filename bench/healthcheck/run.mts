@@ -2,10 +2,13 @@
 // Healthcheck cost benchmark (not a test): what the app container's Docker healthcheck costs on an
 // idle app, per hour. Three copies of the same app image run side by side, configured as in
 // docker-compose.yml (read-only root, tmpfs /tmp, no capabilities), that differ only in the probe:
-//   none  healthcheck disabled (the baseline: an idle app's own cost)
-//   bun   ["bun", "/app/src/healthcheck.ts"]: a new Bun process every interval (the old probe)
-//   bash  one bash process: GET /health over bash's /dev/tcp, status line read with a builtin
-// Every probe asks the same question: does GET http://127.0.0.1:$PORT/health answer 200.
+//   none       healthcheck disabled (the baseline: an idle app's own cost)
+//   bun        ["bun", "/app/src/healthcheck.ts"]: a new Bun process every interval (the old probe)
+//   bash       one bash process: GET /health/write over bash's /dev/tcp, status line read with a
+//              builtin: the probe docker-compose.yml and the Dockerfile run (read from compose)
+//   bash-read  the same bash probe against GET /health (reads only): what the write costs
+// bun and bash ask the same question: does GET http://127.0.0.1:$PORT/health/write answer 200 (the
+// app serves and its database takes a write; the app writes at most once a second).
 //
 // Measured over --seconds after all are healthy, from cgroup v1 (the container's cgroup holds every
 // probe process Docker execs into it):
@@ -37,6 +40,8 @@ const seconds = Number(argv.seconds);
 const interval = Number(argv.interval);
 const BASH_PROBE = fs.readFileSync(path.join(REPO, 'docker-compose.yml'), 'utf8').match(/^\s*test: \["CMD", "bash", "-c", (".*")\]\s*$/m)?.[1];
 if (!BASH_PROBE) throw new Error('docker-compose.yml: no bash healthcheck found for the app service');
+if (!BASH_PROBE.includes('GET /health/write ')) throw new Error('docker-compose.yml: the bash healthcheck no longer asks GET /health/write: update bash-read below');
+const BASH_READ_PROBE = BASH_PROBE.replace('GET /health/write ', 'GET /health ');
 
 const sh = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) =>
   execFileSync(cmd, args, { cwd: REPO, encoding: 'utf8', env: env ?? process.env, maxBuffer: 64 << 20 }).trim();
@@ -46,7 +51,7 @@ const suffix = randomBytes(3).toString('hex');
 const project = `lzf-bench-health-${suffix}`;
 const image = `lazyflow-bench-health:${suffix}`;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lzf-bench-health-'));
-const variants = ['none', 'bun', 'bash'] as const;
+const variants = ['none', 'bun', 'bash', 'bash-read'] as const;
 type Variant = (typeof variants)[number];
 
 function composeFile(): string {
@@ -54,6 +59,7 @@ function composeFile(): string {
     none: '    healthcheck:\n      disable: true\n',
     bun: `    healthcheck:\n      test: ["CMD", "bun", "/app/src/healthcheck.ts"]\n      interval: ${interval}s\n      timeout: 2s\n      retries: 3\n`,
     bash: `    healthcheck:\n      test: ["CMD", "bash", "-c", ${BASH_PROBE}]\n      interval: ${interval}s\n      timeout: 2s\n      retries: 3\n`,
+    'bash-read': `    healthcheck:\n      test: ["CMD", "bash", "-c", ${BASH_READ_PROBE}]\n      interval: ${interval}s\n      timeout: 2s\n      retries: 3\n`,
   };
   let y = 'services:\n';
   for (const v of variants) {
@@ -97,14 +103,14 @@ async function main() {
   const file = composeFile();
   const compose = (...a: string[]) => sh('docker', ['compose', '-p', project, '-f', file, ...a]);
   try {
-    compose('up', '-d', '--wait', '--pull', 'never', 'bun', 'bash'); // --wait refuses a service without a healthcheck
+    compose('up', '-d', '--wait', '--pull', 'never', 'bun', 'bash', 'bash-read'); // --wait refuses a service without a healthcheck
     compose('up', '-d', '--pull', 'never', 'none');
     const ids = Object.fromEntries(variants.map((v) => [v, sh('docker', ['inspect', '-f', '{{.Id}}', compose('ps', '-q', v)])])) as Record<Variant, string>;
     await sleep(10_000); // let boot-time work settle
     for (const v of variants) fs.writeFileSync(cg('memory', ids[v], 'memory.max_usage_in_bytes'), '0');
     const cpu0 = Object.fromEntries(variants.map((v) => [v, readNum(cg('cpuacct', ids[v], 'cpuacct.usage'))]));
     const shim0 = Object.fromEntries(variants.map((v) => [v, shimCpuS(ids[v])]));
-    const rss: Record<Variant, number[]> = { none: [], bun: [], bash: [] };
+    const rss: Record<Variant, number[]> = { none: [], bun: [], bash: [], 'bash-read': [] };
     const t0 = performance.now();
     console.error(`measuring for ${seconds} s (probe interval ${interval} s) ...`);
     while (performance.now() - t0 < seconds * 1000) {
@@ -136,7 +142,8 @@ async function main() {
       const [u, sy] = out.trim().split(/\s+/).slice(-2).map(Number);
       return ((u + sy) * 1000) / 50;
     };
-    const aloneMs = { none: NaN, bun: alone(['bun', '/app/src/healthcheck.ts']), bash: alone(['bash', '-c', probeCmd]) } as Record<Variant, number>;
+    const readCmd = (JSON.parse(BASH_READ_PROBE) as string).replaceAll('$$', '$');
+    const aloneMs = { none: NaN, bun: alone(['bun', '/app/src/healthcheck.ts']), bash: alone(['bash', '-c', probeCmd]), 'bash-read': alone(['bash', '-c', readCmd]) } as Record<Variant, number>;
     for (const r of rows) (r as Record<string, string>)['probe alone CPU ms'] = Number.isNaN(aloneMs[r.probe]) ? '' : aloneMs[r.probe].toFixed(1);
     const cols = Object.keys(rows[0]);
     const md = [

@@ -1,7 +1,12 @@
 // The watch under a simulated outage on the real stack (Pebble certificate, fake Bot API as the
 // admin chat, a local HTTP receiver as the alert webhook), run as the every-minute timer would:
 // exactly one "down" and one "up" arrive on each channel; a channel that is down changes neither
-// the watch's exit code nor what the other channel gets. Then status.mts shows release, backups, offsite and the last drill.
+// the watch's exit code nor what the other channel gets. A certificate near expiry and a stale backup
+// go through the same real path (observe -> decide -> notify -> state file), made real by the env
+// file's own thresholds (a WATCH_CERT_DAYS above Pebble's 90-day lifetime, a WATCH_BACKUP_MAX_AGE of
+// one second), with a short WATCH_REMIND_AFTER: one alert each when they start, a reminder once the
+// interval has passed and none before, one "resolved" each when the thresholds are back to normal.
+// Then status.mts shows release, backups, offsite and the last drill.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, waitFor, type Stack } from '../support/stack.ts';
@@ -10,6 +15,7 @@ import { script, waitHealthy } from '../support/backup.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
 import { appendJournal } from '../../scripts/lib/release/journal.mts';
 import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 const ADMIN_CHAT = '777001';
@@ -17,8 +23,8 @@ const ADMIN_CHAT = '777001';
 describeDocker('watch: alerts on changes of state only', () => {
   let stack: Stack;
   let hook: WebhookReceiver;
-  const watch = () => runScript('watch.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--once', '--json', '--timeout', '5'], { timeoutMs: 60_000 });
-  const parsed = (r: RunResult) => JSON.parse(r.stdout) as { ok: boolean; alerts: { problem: string; state: string; channels: string }[]; heartbeat: string };
+  const watch = (config?: string) => runScript('watch.mts', ['--config', config ?? stack.envFile, '--ca', stack.caPem, '--once', '--json', '--timeout', '5'], { timeoutMs: 60_000 });
+  const parsed = (r: RunResult) => JSON.parse(r.stdout) as { ok: boolean; at: string; alerts: { problem: string; state: string; detail: string; channels: string }[]; heartbeat: string };
   const hookAlerts = () => hook.received.filter((x) => x.method === 'POST').map((x) => `${x.json.alert?.state} ${x.json.alert?.problem}`);
   let chat0 = 0; // the admin chat's messages before this test's watch runs (the setup backup notifies)
   const chatAlerts = () => stack.fakeBot!.sentMessages(stack.botToken).filter((m) => String(m.chat_id) === ADMIN_CHAT).map((m) => m.text).slice(chat0);
@@ -92,6 +98,62 @@ describeDocker('watch: alerts on changes of state only', () => {
     expect(parsed(r3).heartbeat).toMatch(/ping failed: unreachable/);
     expect(chatAlerts()).toHaveLength(4);
     await hook.restart();
+  });
+
+  it('a certificate near expiry and a stale backup: one alert each, a reminder at WATCH_REMIND_AFTER and none before, one resolved each', async () => {
+    const REMIND_S = 8;
+    // the same stack and STATE_DIR, stricter thresholds: documented settings in the env file, no fake clock
+    const strict = join(stack.runDir, 'env.strict');
+    const lines = readFileSync(stack.envFile, 'utf8').split('\n').filter((l) => !/^WATCH_(CERT_DAYS|BACKUP_MAX_AGE|REMIND_AFTER)=/.test(l));
+    writeFileSync(strict, [...lines, 'WATCH_CERT_DAYS=100', 'WATCH_BACKUP_MAX_AGE=1s', `WATCH_REMIND_AFTER=${REMIND_S}s`].join('\n') + '\n', { mode: 0o600 });
+    const state = () => JSON.parse(readFileSync(join(stack.stateDir, 'watch', 'state.json'), 'utf8')) as { problems: Record<string, { since: string; alertedAt?: string; lastAlertAt?: string }> };
+    const alerts = (r: RunResult) => parsed(r).alerts.map((a) => `${a.state} ${a.problem}`);
+    const [h0, c0] = [hookAlerts().length, chatAlerts().length];
+
+    const first = await watch(strict);
+    expect(first.code, explain(first)).toBe(1);
+    expect(alerts(first)).toEqual([]); // seen once: not yet confirmed
+    const start = await watch(strict);
+    expect(start.code, explain(start)).toBe(1);
+    expect(alerts(start)).toEqual(['started backup-stale', 'started cert-expiry']);
+    const byName = Object.fromEntries(parsed(start).alerts.map((a) => [a.problem, a]));
+    expect(byName['cert-expiry'].detail).toMatch(/^certificate expires in (8\d|9\d)\.\d days \(\d{4}-\d\d-\d\d\), under 100$/);
+    expect(byName['backup-stale'].detail).toMatch(/^newest backup \S+ is \d+\.\d h old \(> 1s\)$/);
+    const startedAt = parsed(start).at;
+    expect(state().problems['cert-expiry']).toMatchObject({ alertedAt: startedAt, lastAlertAt: startedAt });
+    expect(state().problems['backup-stale']).toMatchObject({ alertedAt: startedAt, lastAlertAt: startedAt });
+    expect(hookAlerts().slice(h0)).toEqual(['started backup-stale', 'started cert-expiry']);
+    expect(chatAlerts().slice(c0)).toEqual([
+      expect.stringMatching(/^❌ lazyflow PROBLEM backup-stale: newest backup .* \(> 1s\) \[/),
+      expect.stringMatching(/^❌ lazyflow PROBLEM cert-expiry: certificate expires in .* under 100 \[/),
+    ]);
+
+    // before the interval: still failing, nothing sent
+    const early = await watch(strict);
+    const earlyMs = Date.parse(parsed(early).at) - Date.parse(startedAt);
+    expect(earlyMs, `the harness needs a watch run under ${REMIND_S} s; this one came ${earlyMs} ms after the alert`).toBeLessThan(REMIND_S * 1000);
+    expect([early.code, alerts(early)]).toEqual([1, []]);
+
+    // at the interval: one reminder each
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(startedAt) + REMIND_S * 1000 - Date.now())));
+    const remind = await watch(strict);
+    expect(alerts(remind), explain(remind)).toEqual(['reminder backup-stale', 'reminder cert-expiry']);
+    expect(state().problems['cert-expiry']).toMatchObject({ alertedAt: startedAt, lastAlertAt: parsed(remind).at });
+    expect(chatAlerts().slice(c0 + 2)).toEqual([
+      expect.stringMatching(/^❌ lazyflow STILL FAILING backup-stale \(since .*\): newest backup /),
+      expect.stringMatching(/^❌ lazyflow STILL FAILING cert-expiry \(since .*\): certificate expires in /),
+    ]);
+
+    // the thresholds back to normal (the env file the stack runs with): one resolved each
+    const back = await watch();
+    expect(back.code, explain(back)).toBe(0);
+    expect(alerts(back)).toEqual(['resolved backup-stale', 'resolved cert-expiry']);
+    expect(state().problems).toEqual({});
+    expect(hookAlerts().slice(h0)).toEqual(['started backup-stale', 'started cert-expiry', 'reminder backup-stale', 'reminder cert-expiry', 'resolved backup-stale', 'resolved cert-expiry']);
+    expect(chatAlerts().slice(c0 + 4)).toEqual([
+      expect.stringMatching(/^✅ lazyflow RESOLVED backup-stale \(since .*\): newest backup \S+ is \d+\.\d h old \[/),
+      expect.stringMatching(/^✅ lazyflow RESOLVED cert-expiry \(since .*\): certificate expires in .* days \(\S+\) \[/),
+    ]);
   });
 
   it('status.mts --json shows the release, the running image and the backups', async () => {

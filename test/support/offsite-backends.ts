@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync 
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { freePorts } from './ports.ts';
 import { mustRun, run } from './run.ts';
 
@@ -87,7 +87,10 @@ export async function startBackend(kind: BackendKind): Promise<OffsiteBackend> {
     mkdirSync(repoDir);
     const user = 'lazyflow';
     const pass = randomBytes(12).toString('hex');
-    const proc = hostProcess(RCLONE_BIN, ['serve', 'restic', '--addr', `127.0.0.1:${port}`, '--user', user, '--pass', pass, repoDir]);
+    // the server's copy of the credentials: an htpasswd file, so the password is in no argv that `ps` shows
+    // (the e2e tests sample every process's command line for it)
+    const htpasswd = secretFile(base, 'htpasswd', `${user}:{SHA}${createHash('sha1').update(pass).digest('base64')}\n`);
+    const proc = hostProcess(RCLONE_BIN, ['serve', 'restic', '--addr', `127.0.0.1:${port}`, '--htpasswd', htpasswd, repoDir]);
     const be: OffsiteBackend = {
       kind,
       repoDir: join(repoDir, 'lazyflow'),

@@ -23,10 +23,13 @@ describe('message formatting', () => {
   ];
   for (const c of cases) it(c.name, () => expect(formatText(c.m, now)).toBe(c.text));
 
-  it('a long reason is cut to one line of 300 characters', () => {
+  it('a long reason is cut to one line of 500 characters', () => {
     const t = formatText({ operation: 'restore', outcome: 'failed', reason: 'x'.repeat(1000), host: 'h' }, now);
-    expect(t.length).toBeLessThan(340);
+    expect(t.length).toBeLessThan(540);
     expect(t).toContain('…');
+    // an offsite upload that timed out, as the toolkit words it: whole, with what it means at the end
+    const upload = 'offsite: upload of backup 20261206T234038Z-manual failed: listing offsite snapshots failed: no result from the rest repository rest:http://127.0.0.1:42855/lazyflow/ within 15 s (OFFSITE_TIMEOUT): Stat(<config/>) failed: dial tcp 127.0.0.1:42855: connect: connection refused; the local backup 20261206T234038Z-manual is intact and published';
+    expect(formatText({ operation: 'backup', outcome: 'failed', reason: upload, host: 'h' }, now)).toBe(`❌ lazyflow backup FAILED: ${upload} [h]`);
   });
 
   it('the webhook payload carries text for Slack, content for Discord, and the fields', () => {

@@ -147,3 +147,38 @@ describe('restic --json errors', () => {
     expect(resticErrorLine(stderr)).toBe('unable to open config file: Stat: connection refused');
   });
 });
+
+describe('a damaged pack: the line names the damage, not only a count (restic 0.19.1 output)', () => {
+  const pack = 'd6f5532cb12bd913c86d3d4576af80fc360425172827fad3ff8c5a3872e2c529';
+  it('restore --json: "There were 2 errors" gets the first error it counts', () => {
+    const stderr = [
+      `{"message_type":"error","error":{"message":"decrypting blob \\u003cdata/f220fff3\\u003e from pack ${pack} failed: ciphertext verification failed"},"during":"restore","item":"/b/lazyflow.db"}`,
+      '{"message_type":"error","error":{"message":"lchown /t/b/lazyflow.db: no such file or directory"},"during":"restore","item":"/b/lazyflow.db"}',
+      '{"message_type":"exit_error","code":1,"message":"Fatal: There were 2 errors"}',
+    ].join('\n');
+    expect(resticErrorLine(stderr)).toBe('There were 2 errors: decrypting blob <data/f220fff3> from pack d6f5532c failed: ciphertext verification failed');
+  });
+  it('check: "repository contains errors" gets the damaged pack', () => {
+    const stderr = [
+      `pack ${pack} contains 2 errors: [blob 6a0a6b6deee27c91093b2ac74dcf990ac1ed39e0c669dc5e076018f57b422933: decrypting blob <data/6a0a6b6d> from pack ${pack} failed: ciphertext verification failed unexpected pack id 758fa3d0dcea5e0069a31a87dbd28d90130565c8587de7ff2196293da918c1f3]`,
+      '',
+      'The repository contains damaged pack files. These damaged files must be removed to repair the repository.',
+      `restic repair packs ${pack}`,
+      'Fatal: repository contains errors',
+    ].join('\n');
+    expect(resticErrorLine(stderr)).toBe('repository contains errors: pack d6f5532c contains 2 errors: [blob 6a0a6b6d: decrypting blob <data/6a0a6b6d> from pack d6f5532c failed: ciphertext verification failed unexpected pack id 758fa3d0]');
+  });
+  it('a run interrupted at OFFSITE_TIMEOUT: the backend error restic retried on, not its "context canceled"', () => {
+    const stderr = [
+      'Stat(<config/>) returned error, retrying after 1.173219875s: Head "http://:***@127.0.0.1:38231/x/config": dial tcp 127.0.0.1:38231: connect: connection refused',
+      'Stat(<config/>) returned error, retrying after 3.773770994s: Head "http://:***@127.0.0.1:38231/x/config": dial tcp 127.0.0.1:38231: connect: connection refused',
+      'signal interrupt received, cleaning up ',
+      '{"message_type":"exit_error","code":130,"message":"Fatal: unable to open config file: context canceled\\nrest:http://127.0.0.1:38231/x/"}',
+    ].join('\n');
+    expect(resticErrorLine(stderr, [], { interrupted: true })).toBe('Stat(<config/>) failed: dial tcp 127.0.0.1:38231: connect: connection refused');
+    expect(resticErrorLine(stderr)).toBe('unable to open config file: context canceled');
+  });
+  it('a Fatal line that says what is wrong stays as it is', () => {
+    expect(resticErrorLine('Load(<data/1>) failed: x\nFatal: unable to open config file: Stat: connection refused')).toBe('unable to open config file: Stat: connection refused');
+  });
+});

@@ -75,12 +75,27 @@ describe('watch decision', () => {
     expect(state.restarts).toEqual({ a1: 1 });
   });
 
+  it('an OOM kill in a container already seen (no restart: a child process killed) is a problem; a flag already seen is not news', () => {
+    const c = (oom: boolean, n = 0): Observations => ({ problems: {}, containers: [{ id: 'a1', service: 'app', restartCount: n, oomKilled: oom }] });
+    const steps: [number, Observations][] = [[0, c(false)], [MIN, c(true)], [2 * MIN, c(true)], [10 * MIN, c(true)], [17 * MIN, c(true)], [18 * MIN, c(false)], [19 * MIN, c(true)], [20 * MIN, c(true)]];
+    const { log, state } = simulate(steps);
+    expect(log).toEqual(['2m started container-restarts', '17m resolved container-restarts', '20m started container-restarts']);
+    expect(state.lastRestartDetail).toBe('app was OOM killed');
+    expect(state.oomKilled).toEqual(['a1']);
+    // a container first seen with the flag set was killed before this watch knew it: still news, once
+    expect(simulate([[0, c(true)], [MIN, c(true)], [16 * MIN, c(true)]]).log).toEqual(['1m started container-restarts', '16m resolved container-restarts']);
+  });
+
   it('restart counts of containers that are gone are forgotten (bounded state)', () => {
     const { state } = simulate([
       { problems: {}, containers: [{ id: 'old', service: 'app', restartCount: 3, oomKilled: false }] },
       { problems: {}, containers: [{ id: 'new', service: 'app', restartCount: 0, oomKilled: false }] },
     ]);
     expect(Object.keys(state.restarts)).toEqual(['new']);
+    expect(simulate([
+      { problems: {}, containers: [{ id: 'old', service: 'app', restartCount: 0, oomKilled: true }] },
+      { problems: {}, containers: [{ id: 'new', service: 'app', restartCount: 0, oomKilled: false }] },
+    ]).state.oomKilled).toEqual([]);
   });
 
   it('Telegram: pending_update_count rising on 3 runs in a row, or a fresh last_error, is a problem', () => {
@@ -111,6 +126,17 @@ describe('facts -> problems', () => {
     expect(judgeFacts({ ...base, tls: cert(20) }, settings, now)['cert-expiry'].failing).toBe(false);
     expect(judgeFacts({ ...base, tls: cert(0.4, 0.5) }, settings, now)['cert-expiry'].failing).toBe(false);
     expect(judgeFacts({ ...base, tls: { authorized: false, error: 'ECONNREFUSED' } }, settings, now)['cert-expiry'].failing).toBeUndefined();
+  });
+
+  it('a larger WATCH_CERT_DAYS makes more certificates near expiry, never exempts them as short-lived', () => {
+    const strict = watchSettings({ WATCH_CERT_DAYS: '60' });
+    expect(judgeFacts({ ...base, tls: cert(45) }, strict, now)['cert-expiry']).toMatchObject({ failing: true, detail: expect.stringMatching(/expires in 45\.0 days.*under 60/) });
+    expect(judgeFacts({ ...base, tls: cert(45, 45) }, strict, now)['cert-expiry'].failing).toBe(true); // a fresh 45-day certificate
+    expect(judgeFacts({ ...base, tls: cert(61) }, strict, now)['cert-expiry'].failing).toBe(false);
+    // 6-day and 12-hour certificates stay the tls check's to judge, whatever the threshold
+    expect(judgeFacts({ ...base, tls: cert(3, 6) }, strict, now)['cert-expiry'].failing).toBe(false);
+    const tlsFails: Facts = { smoke: [...base.smoke.filter((r) => r.name !== 'tls'), { name: 'tls', status: 'fail', detail: 'nearly expired', ms: 1 }] };
+    expect(judgeFacts({ ...tlsFails, tls: cert(0.05, 6) }, strict, now)['cert-expiry'].failing).toBe(true);
   });
 
   it('certificate near expiry over days: one alert when it crosses 14 days, one when renewed', () => {

@@ -41,14 +41,15 @@ export interface Req {
 export type HttpResult = HttpObs & { tls?: TlsObs };
 
 /**
- * System trust plus Node's default roots (its bundled ones and NODE_EXTRA_CA_CERTS, Node's documented
- * way to add a private CA), when this Node can read the system store.
+ * System trust plus Node's bundled roots, when this Node can read the system store, plus the roots of
+ * NODE_EXTRA_CA_CERTS (Node's own way to trust a private CA in every command, as --ca does for one):
+ * an explicit `ca` replaces Node's defaults, so the extra roots are added here or never.
  */
 export function defaultRoots(): string[] | undefined {
   const getCA = (tls as unknown as { getCACertificates?: (t?: string) => string[] }).getCACertificates;
   if (!getCA) return undefined;
   try {
-    return [...new Set([...getCA('default'), ...getCA('system')])];
+    return [...new Set([...getCA('bundled'), ...getCA('system'), ...getCA('extra')])];
   } catch {
     return undefined;
   }

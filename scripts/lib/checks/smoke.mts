@@ -26,6 +26,7 @@ import { parseApiPaths, probePathFor } from '../config/api-paths.mts';
 import { withDbReadOnly } from '../host/sqlite-read.mts';
 import { readContractDb } from '../contract/check.mts';
 import { RUNBOOK_CONTRACT, judgeContract, readyPathOf, recommendedNotice, recommendedNotices } from '../contract/items.mts';
+import { evalHardening } from './hardening.mts';
 
 export const APP_UID = 1000;
 
@@ -333,6 +334,17 @@ export const CHECKS: SmokeCheck[] = [
         return { service: s, type: ct.HostConfig.LogConfig?.Type, config: ct.HostConfig.LogConfig?.Config };
       });
       return evalLogRotation(list);
+    },
+  },
+  {
+    name: 'hardening',
+    describe: 'app and caddy: read-only root, capabilities dropped (caddy: only NET_BIND_SERVICE), no-new-privileges, app not root',
+    async run(c) {
+      const by = await c.memo('inspect', () => inspectProject(c.env));
+      return evalHardening(['app', 'caddy'].map((service) => {
+        const ct = (running(by[service]) ?? by[service]?.[0]) as (Inspect & { HostConfig: { ReadonlyRootfs?: boolean; Privileged?: boolean; CapDrop?: string[] | null; CapAdd?: string[] | null; SecurityOpt?: string[] | null }; Config: { User?: string } }) | undefined;
+        return ct ? { service, readonlyRootfs: ct.HostConfig.ReadonlyRootfs, privileged: ct.HostConfig.Privileged, capDrop: ct.HostConfig.CapDrop, capAdd: ct.HostConfig.CapAdd, securityOpt: ct.HostConfig.SecurityOpt, user: ct.Config.User } : { service, error: 'no container' };
+      }));
     },
   },
   {

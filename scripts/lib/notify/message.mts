@@ -66,7 +66,9 @@ export interface WebhookPayload {
   alert: AlertInfo | null;
 }
 
-const MAX_REASON = 300;
+// long enough for the longest one-line errors (an offsite upload that timed out: what failed, the
+// backend's error, and what it means for the local backup, at the end); a chat message holds 4096
+const MAX_REASON = 500;
 
 function oneLine(s: string | undefined): string | undefined {
   if (s === undefined) return undefined;

@@ -71,8 +71,19 @@ export function runRestic(cfg: OffsiteConfig, args: string[], opts: RunResticOpt
   });
 }
 
-/** the one line of restic's stderr that says what went wrong (Fatal: ..., or the last error) */
-export function resticErrorLine(stderr: string, secrets: string[] = []): string {
+/** restic's closing lines that only count what went wrong above them */
+const SUMMARY_FATAL = /^Fatal: (there were \d+ errors?|repository contains errors)\.?$/i;
+const ERRORISH = /error|failed|refused|denied|timeout|no such|unable|cannot|wrong/i;
+
+/**
+ * The one line of restic's stderr that says what went wrong: its Fatal line, or the last error. A
+ * Fatal line that only counts ("There were 2 errors", "repository contains errors") gets the first
+ * error it counts appended, which names the damage ("... ciphertext verification failed"); restic's
+ * 64-hex ids are shortened to its 8-character short ids so the line stays one readable line. A run
+ * we interrupted (OFFSITE_TIMEOUT) ends with restic's "context canceled": the cause is the last error
+ * it reported while retrying (the backend's own, e.g. "connection refused"), so that line is taken.
+ */
+export function resticErrorLine(stderr: string, secrets: string[] = [], opts: { interrupted?: boolean } = {}): string {
   // with --json, restic reports its fatal error as {"message_type":"exit_error","message":"Fatal: ..."}
   const lines = stderr
     .split('\n')
@@ -88,12 +99,22 @@ export function resticErrorLine(stderr: string, secrets: string[] = []): string 
         return [l];
       }
     });
+  const fatal = lines.find((l) => /^Fatal:/.test(l));
+  const first = lines.find((l) => !/^Fatal:/.test(l) && ERRORISH.test(l));
+  const last = [...lines].reverse().find((l) => !/^Fatal:/.test(l) && ERRORISH.test(l));
   const pick =
-    lines.find((l) => /^Fatal:/.test(l)) ??
-    [...lines].reverse().find((l) => /error|failed|refused|denied|timeout|no such|unable|cannot|wrong/i.test(l)) ??
+    (opts.interrupted ? last : undefined) ??
+    (fatal && SUMMARY_FATAL.test(fatal) && first ? `${fatal}: ${first}` : fatal) ??
+    last ??
     lines[lines.length - 1] ??
     '';
-  return redact(pick.replace(/^Fatal:\s*/, ''), secrets).slice(0, 400);
+  const line = pick
+    .replace(/^Fatal:\s*/, '')
+    .replace(/ returned error, retrying after [\d.hmsµn]+: /, ' failed: ')
+    // Go's url.Error ('Head "http://user:***@host/repo/config": dial tcp ...'): the repository is named already
+    .replace(/\b(Get|Head|Post|Put|Delete) "[a-z]+:\/\/[^"]*": /g, '')
+    .replace(/\b([0-9a-f]{8})[0-9a-f]{56}\b/g, '$1');
+  return redact(line, secrets).slice(0, 400);
 }
 
 export function redact(s: string, secrets: string[]): string {
@@ -111,7 +132,7 @@ export function configSecrets(cfg: OffsiteConfig): string[] {
  * ("upload of backup X"); `next` is the command that retries it.
  */
 export function resticFailure(cfg: OffsiteConfig, r: ResticRun, what: string, next: string, file = '<env file>'): ConfigError | StepError {
-  const line = resticErrorLine(r.stderr, configSecrets(cfg));
+  const line = resticErrorLine(r.stderr, configSecrets(cfg), { interrupted: r.timedOut });
   const where = `${cfg.backend} repository ${redact(cfg.target.repository, configSecrets(cfg))}`;
   if (r.timedOut) {
     return new StepError(`${what} failed: no result from the ${where} within ${Math.round(cfg.timeoutMs / 1000)} s (OFFSITE_TIMEOUT)${line ? `: ${line}` : ''}`, { step: 'offsite', hint: next });

@@ -44,6 +44,8 @@ export interface WatchState {
   problems: Record<string, ProblemState>;
   /** last seen RestartCount by container id (only the containers that exist now: bounded) */
   restarts: Record<string, number>;
+  /** ids of live containers whose last seen State.OOMKilled was true (a kill is announced when it turns true) */
+  oomKilled?: string[];
   lastRestartAt?: string;
   lastRestartDetail?: string;
   /** the last few pending_update_count values, oldest first (bounded) */
@@ -66,13 +68,18 @@ function derived(prev: WatchState, obs: Observations, now: Date, s: WatchSetting
   if (obs.containers) {
     const restarts: Record<string, number> = {};
     const news: string[] = [];
+    // Docker sets State.OOMKilled on an OOM kill inside a container that keeps running (a child
+    // process killed: no restart to count) and clears it when the container starts again
+    const oomBefore = new Set(prev.oomKilled ?? []);
     for (const c of obs.containers) {
       restarts[c.id] = c.restartCount;
       const before = prev.restarts[c.id];
+      const newOom = c.oomKilled && !oomBefore.has(c.id);
       if (before !== undefined && c.restartCount > before) news.push(`${c.service} restarted ${c.restartCount - before}x${c.oomKilled ? ' (OOM killed)' : ''}`);
-      else if (before === undefined && c.oomKilled) news.push(`${c.service} was OOM killed`);
+      else if (newOom) news.push(`${c.service} was OOM killed`);
     }
     next.restarts = restarts;
+    next.oomKilled = obs.containers.filter((c) => c.oomKilled).map((c) => c.id);
     if (news.length) {
       next.lastRestartAt = now.toISOString();
       next.lastRestartDetail = news.join('; ');
@@ -98,7 +105,7 @@ function derived(prev: WatchState, obs: Observations, now: Date, s: WatchSetting
 export function decide(prev0: WatchState | undefined, obs: Observations, now: Date, s: WatchSettings): { state: WatchState; alerts: Alert[] } {
   const prev = prev0 && prev0.version === STATE_VERSION ? prev0 : emptyState();
   const nowIso = now.toISOString();
-  const next: WatchState = { version: STATE_VERSION, lastRunAt: nowIso, problems: {}, restarts: prev.restarts, lastRestartAt: prev.lastRestartAt, lastRestartDetail: prev.lastRestartDetail, pending: prev.pending };
+  const next: WatchState = { version: STATE_VERSION, lastRunAt: nowIso, problems: {}, restarts: prev.restarts, oomKilled: prev.oomKilled, lastRestartAt: prev.lastRestartAt, lastRestartDetail: prev.lastRestartDetail, pending: prev.pending };
   const all: Record<string, ProblemObs> = { ...obs.problems, ...derived(prev, obs, now, s, next) };
   // while the app is down most other checks fail with it: hold them, announce only the outage
   const appDown = all['app-down']?.failing === true;

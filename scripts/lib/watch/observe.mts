@@ -14,6 +14,9 @@ import type { WatchSettings } from './settings.mts';
 import { readJsonRecord, type UploadRecord } from '../host/records.mts';
 import { formatAge } from '../cli/log.mts';
 
+/** under this lifetime a certificate is short-lived (twice the tls check's 14-day warning: evalTls in checks/evaluate.mts) */
+export const SHORT_LIVED_CERT_DAYS = 28;
+
 /** smoke checks that have a watch problem of their own (judged from the facts, not the verdict) */
 const OWN_PROBLEM = new Set(['containers', 'health', 'tls', 'disk', 'backups', 'dead-letters']);
 
@@ -42,8 +45,11 @@ export function judgeFacts(f: Facts, s: WatchSettings, now: Date): Record<string
     else {
       const days = (exp - now.getTime()) / DAY_MS;
       const from = f.tls.validFrom ? Date.parse(f.tls.validFrom) : NaN;
-      // a short-lived certificate (Caddy's internal CA, 12 h) never has 14 days: judge it by the smoke tls check
-      const shortLived = Number.isFinite(from) && (exp - from) / DAY_MS < 2 * s.certWarnDays;
+      // a short-lived certificate (Caddy's internal CA: 12 h; Let's Encrypt's 6-day profile) never has
+      // 14 days: judge it by the smoke tls check, which judges it against its lifetime. What is short-lived
+      // is the certificate's property (the tls check's own line), never the operator's WATCH_CERT_DAYS:
+      // a larger threshold must make more certificates "near expiry", not exempt them.
+      const shortLived = Number.isFinite(from) && (exp - from) / DAY_MS < SHORT_LIVED_CERT_DAYS;
       const failing = shortLived ? byName.get('tls')?.status === 'fail' : days < s.certWarnDays;
       out['cert-expiry'] = { failing, detail: `certificate expires in ${days.toFixed(1)} days (${new Date(exp).toISOString().slice(0, 10)})${failing ? `, under ${s.certWarnDays}` : ''}` };
     }
@@ -53,19 +59,21 @@ export function judgeFacts(f: Facts, s: WatchSettings, now: Date): Record<string
     const failing = f.disk.freeBytes < s.minFreeBytes;
     out['disk-low'] = { failing, detail: `${mib(f.disk.freeBytes)} free at ${f.disk.path}${failing ? ` (< ${mib(s.minFreeBytes)})` : ''}` };
   }
+  // a limit as the operator set it: hours, or (under an hour) the age format ("90s", "15m")
+  const limitText = (ms: number) => (ms >= HOUR_MS ? `${(ms / HOUR_MS).toFixed(0)} h` : formatAge(ms));
   if (f.newestBackup !== undefined) {
     const b = f.newestBackup;
     const age = b ? now.getTime() - Date.parse(b.createdAt) : Infinity;
     const failing = !(age <= s.backupMaxAgeMs);
     out['backup-stale'] = {
       failing,
-      detail: b ? `newest backup ${b.id} is ${(age / HOUR_MS).toFixed(1)} h old${failing ? ` (> ${(s.backupMaxAgeMs / HOUR_MS).toFixed(0)} h)` : ''}` : 'no backup yet: node scripts/backup.mts --config .env.prod',
+      detail: b ? `newest backup ${b.id} is ${(age / HOUR_MS).toFixed(1)} h old${failing ? ` (> ${limitText(s.backupMaxAgeMs)})` : ''}` : 'no backup yet: node scripts/backup.mts --config .env.prod',
     };
   }
   if (f.offsite) {
     const o = f.offsite;
     const n = o.newest;
-    const limit = s.offsiteMaxAgeMs >= HOUR_MS ? `${(s.offsiteMaxAgeMs / HOUR_MS).toFixed(0)} h` : formatAge(s.offsiteMaxAgeMs);
+    const limit = limitText(s.offsiteMaxAgeMs);
     if (!o.configured) out['offsite-stale'] = { failing: false, detail: 'offsite not configured (OFFSITE_REPOSITORY empty)' };
     else if (n && 'error' in n) out['offsite-stale'] = { failing: true, detail: `offsite upload record unreadable: ${n.error}` };
     else if (!n) out['offsite-stale'] = { failing: true, detail: 'no offsite copy recorded yet: node scripts/offsite.mts --config .env.prod --push' };
