@@ -5,6 +5,8 @@
 // the swap next to the app's start-to-healthy time measured in the same run, and wall time per phase.
 //
 //   . /var/cache/lazyflow-ci/env.sh && node bench/rollout/run.mts [--rounds 3] [--concurrency 8] [--out /tmp/benchmarks-rollout.md]
+//       [--ready-path /health]   Caddy's health check on /health instead of the lame-duck /ready: the
+//                                contract's readiness item absent (what an app without one costs)
 //
 // Targets (issue 4): 0 failed; max latency during the swap <= 1.5 x start-to-healthy;
 // rollout overhead beyond build and backup < 10 s.
@@ -20,9 +22,9 @@ import { appOps, startLoad, stats, sampleContainers, type Sample } from '../../t
 import { signInitData } from '../../test/support/telegram.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
-const argv = minimist(process.argv.slice(2), { string: ['out'], default: { rounds: 3, concurrency: 8 } });
+const argv = minimist(process.argv.slice(2), { string: ['out', 'ready-path'], default: { rounds: 3, concurrency: 8 } });
 if (argv.help) {
-  console.log('usage: node bench/rollout/run.mts [--rounds 3] [--concurrency 8] [--out FILE] [--keep]');
+  console.log('usage: node bench/rollout/run.mts [--rounds 3] [--concurrency 8] [--ready-path /health] [--out FILE] [--keep]');
   process.exit(0);
 }
 const rounds = Number(argv.rounds);
@@ -66,7 +68,8 @@ const envFile = path.join(dir, 'env.local');
 fs.writeFileSync(envFile, [
   `COMPOSE_PROJECT_NAME=${project}`, `STATE_DIR=${stateDir}`, `APP_IMAGE=${appImage}`, `PROXY_IMAGE=${proxyImage}`, 'PROXY_TAG=bench',
   'PUBLISH_ADDRESS=127.0.0.1', `HTTP_PORT=${httpPort}`, `HTTPS_PORT=${httpsPort}`, 'DOMAIN=localhost', 'APP_URL=https://localhost',
-  'ALLOWED_ORIGINS=https://localhost', 'BOT_TOKEN=', `WEBHOOK_SECRET=${randomBytes(24).toString('hex')}`, 'JOB_HEARTBEAT_MS=1000', '',
+  'ALLOWED_ORIGINS=https://localhost', 'BOT_TOKEN=', `WEBHOOK_SECRET=${randomBytes(24).toString('hex')}`, 'JOB_HEARTBEAT_MS=1000',
+  ...(argv['ready-path'] ? [`READY_PATH=${argv['ready-path']}`] : []), '',
 ].join('\n'), { mode: 0o600 });
 const src = ReleaseSource.create(REPO, 'bench');
 const composeEnv = { ...process.env };
@@ -175,6 +178,7 @@ const lines: string[] = [];
 lines.push(`### Rollout under load (bench/rollout/run.mts, ${new Date().toISOString().slice(0, 10)})`);
 lines.push('');
 lines.push(`Machine: ${os.cpus().length} vCPU (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Docker ${dockerV}, Compose ${composeV}, Node ${process.versions.node}.`);
+lines.push(`Caddy's upstream health check: ${argv['ready-path'] ? `READY_PATH=${argv['ready-path']} (no lame-duck readiness signal: Caddy learns of the swap from refused dials)` : 'the app\'s /ready (503 for a lame-duck second after SIGTERM)'}.`);
 lines.push(`Swap mode: ${process.env.LAZYFLOW_SWAP === 'stop-first' ? 'stop-first (compose stop app, then compose up)' : 'recreate (one compose up: create new, stop + remove old, start new)'}.`);
 lines.push(`Stack: local mode (Caddy internal CA), app + Caddy as in docker-compose.yml. Load: ${concurrency} concurrent keep-alive HTTPS clients through Caddy, round-robin GET /health, GET /tasks, POST /tasks (~1 KiB JSON body, initData auth), back to back. Each round rolls out a new commit (real docker build, cached layers).`);
 lines.push('');
