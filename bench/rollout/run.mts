@@ -178,7 +178,7 @@ const lines: string[] = [];
 lines.push(`### Rollout under load (bench/rollout/run.mts, ${new Date().toISOString().slice(0, 10)})`);
 lines.push('');
 lines.push(`Machine: ${os.cpus().length} vCPU (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Docker ${dockerV}, Compose ${composeV}, Node ${process.versions.node}.`);
-lines.push(`Caddy's upstream health check: ${argv['ready-path'] ? `READY_PATH=${argv['ready-path']} (no lame-duck readiness signal: Caddy learns of the swap from refused dials)` : 'the app\'s /ready (503 for a lame-duck second after SIGTERM)'}.`);
+lines.push(`Caddy's upstream health check: ${argv['ready-path'] ? `READY_PATH=${argv['ready-path']} (no lame-duck readiness signal: the toolkit drains the app itself, docker/drain.mts)` : 'the app\'s /ready (503 for a lame-duck second after SIGTERM)'}.`);
 lines.push(`Swap mode: ${process.env.LAZYFLOW_SWAP === 'stop-first' ? 'stop-first (compose stop app, then compose up)' : 'recreate (one compose up: create new, stop + remove old, start new)'}.`);
 lines.push(`Stack: local mode (Caddy internal CA), app + Caddy as in docker-compose.yml. Load: ${concurrency} concurrent keep-alive HTTPS clients through Caddy, round-robin GET /health, GET /tasks, POST /tasks (~1 KiB JSON body, initData auth), back to back. Each round rolls out a new commit (real docker build, cached layers).`);
 lines.push('');

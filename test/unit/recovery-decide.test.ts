@@ -48,6 +48,9 @@ function apply(w: World, a: RecoveryAction): World {
     case 'start-app':
       o.apps = [{ id: `c${++nextId}`, tag: a.appTag, state: 'running', health: 'healthy' }];
       break;
+    case 'undrain':
+      o.drain = null;
+      break;
     case 'activate-frontend':
       o.frontend = { ...o.frontend!, live: a.appTag };
       break;
@@ -124,6 +127,8 @@ interface Row {
 
 // per-release front ends: v1 and v2 are staged; `live` is what Caddy serves at the interruption
 const fe = (live: string | null, staged = ['v1', 'v2']) => ({ frontend: { live, staged } });
+// STATE_DIR/proxy/draining, written by the process that stops the app (alive or not)
+const drain = (ownerAlive: boolean) => ({ drain: { what: 'swap to v2', since: '2026-12-01T10:00:00.000Z', ownerAlive } });
 
 const rows: Row[] = [
   // rollout
@@ -168,6 +173,12 @@ const rows: Row[] = [
   { name: 'restore killed in its safety backup: rolled back, live untouched', world: world([R1], { apps: [app('v1')] }, restoreJ('safety-backup')), kinds: ['restore-recover'], runs: 'v1', results: { r1: 'ok' } },
   { name: 'restore killed mid swap: rolled forward', world: world([R1], { apps: [app('v1', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapping')), kinds: ['restore-recover'], runs: null, results: { r1: 'ok' }, userVersion: 3 },
   { name: 'restore still running (pid alive): nothing, also no release action', world: world([R1, r2('swap')], { apps: [], alivePids: [902] }, restoreJ('swapping')), kinds: [], runs: null, results: { r2: 'in-progress' } },
+  // the toolkit's drain (an app without readiness): a flag whose owner died makes Caddy hold every request
+  { name: 'rollout killed in its drain, before compose up: the flag goes, v1 serves again', world: world([R1, r2('swap')], { apps: [app('v1')], ...drain(false) }), kinds: ['undrain', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
+  { name: 'rollout killed mid compose up with its drain flag left: the flag goes first, then v1', world: world([R1, r2('swap')], { apps: [app('v1', 'exited', undefined), app('v2', 'created', undefined)], ...drain(false) }), kinds: ['undrain', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
+  { name: 'restore killed in its drain, before the stop: the flag goes, the restore is rolled back', world: world([R1], { apps: [app('v1')], ...drain(false) }, restoreJ('stopping')), kinds: ['undrain', 'restore-recover'], runs: 'v1', results: { r1: 'ok' } },
+  { name: 'a reboot with nothing open but a drain flag: only the flag goes', world: world([R1], { apps: [app('v1')], ...drain(false) }), kinds: ['undrain'], runs: 'v1', results: { r1: 'ok' } },
+  { name: 'the drain of a swap still running (its worker alive): left alone', world: world([R1, r2('swap')], { apps: [app('v1')], alivePids: [900], ...drain(true) }), kinds: [], runs: 'v1', results: { r2: 'in-progress' } },
   // recovery itself: a recovery that died left its claim (pid dead) on the release
   { name: 'recovery killed after it stopped the failed app (its pid is dead): the next one finishes', world: world([R1, r2('health'), { id: 'r2', pid: 904, recoveryStartedAt: 'x' }], { apps: [app('v2', 'exited', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'recovery still running (its pid alive): left alone', world: world([R1, r2('health'), { id: 'r2', pid: 904 }], { apps: [], alivePids: [904] }), kinds: [], runs: null, results: { r2: 'in-progress' } },
@@ -187,6 +198,8 @@ describe('recovery decision: every interruption point', () => {
       expect(resultsOf(end, Object.keys(row.results))).toEqual(row.results);
       if (row.userVersion !== undefined) expect(end.observed.userVersion).toEqual({ kind: 'read', value: row.userVersion });
       if (row.frontend !== undefined) expect(end.observed.frontend?.live).toBe(row.frontend);
+      // no flag of a dead process is left to hold requests
+      expect(end.observed.drain?.ownerAlive ?? true).toBe(true);
       const fin = trace.find((a) => a.kind === 'finish');
       if (row.asks) expect(fin && 'next' in fin ? fin.next : '').toMatch(row.asks);
       else if (fin && fin.kind === 'finish') expect(fin.next).toBeUndefined();

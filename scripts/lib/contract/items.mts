@@ -129,8 +129,8 @@ export const ITEMS: ContractItem[] = [
     tier: 'recommended',
     title: 'readiness path with a lame-duck period after SIGTERM',
     requirement: 'GET READY_PATH (env file, default /ready) answers 200 while serving and 503 from SIGTERM on, for about a second while every other route still answers; then the app stops accepting and drains',
-    without: 'Caddy learns only from refused dials and a failing /health that the old container is going away',
-    degrades: "with READY_PATH=/health Caddy polls /health instead, and the toolkit's drain relies on Caddy retrying refused dials: requests wait through the swap, but one that reaches the old app in the instant it closes its listener fails (a GET is retried, a POST gets 502), and an app that ignores SIGTERM is killed after stop_grace_period (15 s) with whatever it was serving",
+    without: 'nothing tells Caddy that the old container is about to close its listener: the toolkit has to, which makes every swap hold requests longer',
+    degrades: "with READY_PATH=/health Caddy polls /health instead, and the toolkit drains the app itself: before it stops the app it makes Caddy's health check fail (STATE_DIR/proxy/draining) and waits 0.75 s, so Caddy holds new requests rather than sending one to a listener about to close; each swap holds requests that much longer (BENCHMARKS.md, \"Without a readiness path\"). An app that ignores SIGTERM is killed after stop_grace_period (15 s) with whatever it was serving",
     fix: [
       'let draining = false;',
       'app.get("/ready", (c) => c.json({ status: draining ? "draining" : "ready" }, draining ? 503 : 200));',

@@ -63,6 +63,8 @@ export type ReleaseRecoveryAction =
   | { kind: 'start-proxy'; reason: string }
   /** start the one app container on this image and wait until it is healthy */
   | { kind: 'start-app'; appTag: string; reason: string }
+  /** remove the drain flag its dead owner left: Caddy would hold every request until it is gone */
+  | { kind: 'undrain'; reason: string }
   /** point the served front end (STATE_DIR/frontend/current) at this release's and reload Caddy */
   | { kind: 'activate-frontend'; appTag: string; reason: string }
   /** write the final lines: the goal is reached (or cannot be) */
@@ -216,11 +218,18 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
 }
 
 /**
- * The whole decision. Restore actions first; then, for each unfinished release, either mark it
+ * The whole decision. A drain flag whose owner died first; then restore actions; then, for each unfinished release, either mark it
  * failed (it never touched the live app) or the steps towards its goal. Releases with a live pid are
  * left alone; a release an unfinished revert covers is handled through that revert.
  */
 export function decideRecovery(i: DecideInput): RecoveryAction[] {
+  const d = i.observed.drain;
+  // first, whatever else is to do: while the flag exists no app container can serve
+  const undrain: RecoveryAction[] = d && !d.ownerAlive ? [{ kind: 'undrain', reason: `the drain flag of "${d.what}" (since ${d.since}) outlived its process: Caddy holds every request while it exists` }] : [];
+  return [...undrain, ...decideJournals(i)];
+}
+
+function decideJournals(i: DecideInput): RecoveryAction[] {
   const { releases, restoreJournal, observed } = i;
   const restore = restoreHalf(restoreJournal, observed);
   if (restore.length) return restore;
@@ -265,6 +274,7 @@ export function describeAction(a: RecoveryAction): string {
   switch (a.kind) {
     case 'mark-failed': return `mark ${a.releaseId} failed: ${a.reason}`;
     case 'stop-app': return `stop the app: ${a.reason}`;
+    case 'undrain': return `let Caddy route to the app again: ${a.reason}`;
     case 'remove-app-containers': return `remove app container(s) ${a.ids.map((x) => x.slice(0, 12)).join(', ')}: ${a.reason}`;
     case 'restore-backup': return `restore backup ${a.backupId}: ${a.reason}`;
     case 'start-proxy': return `start the proxy: ${a.reason}`;

@@ -37,4 +37,6 @@ export interface ObservedState {
   alivePids: number[];
   /** the releases' front ends (STATE_DIR/frontend): which one Caddy serves, which exist; absent: not looked at */
   frontend?: { live: string | null; staged: string[] };
+  /** STATE_DIR/proxy/draining (docker/drain.mts): Caddy routes nothing to the app while it exists; absent: none */
+  drain?: { what: string; since: string; ownerAlive: boolean } | null;
 }

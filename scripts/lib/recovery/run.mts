@@ -11,6 +11,7 @@ import { composeArgs, composeCtx, composeEnvFor, swapCommands } from '../command
 import { syncAppEnvFile } from '../config/app-env.mts';
 import { docker } from '../docker/run.mts';
 import { appContainers, waitHealthy } from '../docker/app-container.mts';
+import { clearDrain, withDrain } from '../docker/drain.mts';
 import { processStartTime } from '../host/lock.mts';
 import { appendJournal, readJournal } from '../release/journal.mts';
 import { readRestoreJournal, recoverRestore } from '../restore/restore.mts';
@@ -110,12 +111,17 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
       return;
     case 'stop-app': {
       const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
-      await $({ quiet: true, nothrow: true, env: composeEnvFor(env, null) })`docker ${cmds.stop}`;
-      // whatever compose did not see (a container renamed mid-recreate) is stopped by id
-      const still = (await appContainers(env)).filter((c) => c.State.Running).map((c) => c.Id);
-      if (still.length) await docker(['stop', ...(o.stopTimeoutS !== undefined ? ['-t', String(o.stopTimeoutS)] : []), ...still]);
+      await withDrain(env, log, 'recovery: stop the app', async () => {
+        await $({ quiet: true, nothrow: true, env: composeEnvFor(env, null) })`docker ${cmds.stop}`;
+        // whatever compose did not see (a container renamed mid-recreate) is stopped by id
+        const still = (await appContainers(env)).filter((c) => c.State.Running).map((c) => c.Id);
+        if (still.length) await docker(['stop', ...(o.stopTimeoutS !== undefined ? ['-t', String(o.stopTimeoutS)] : []), ...still]);
+      });
       return;
     }
+    case 'undrain':
+      clearDrain(env.layout);
+      return;
     case 'remove-app-containers':
       await docker(['rm', '-f', ...a.ids]);
       return;

@@ -6,6 +6,7 @@ import type { Logger } from '../cli/log.mts';
 import { GateError } from '../cli/errors.mts';
 import { composeEnvFor, swapCommands } from '../commands/compose.mts';
 import { appDiagnostics, waitHealthy } from '../docker/app-container.mts';
+import { withDrain } from '../docker/drain.mts';
 import type { SwapWindow } from './judge.mts';
 
 // swap and gates
@@ -45,9 +46,13 @@ export async function swapApp(env: OpsEnv, appTag: string, o: { log: Logger; hea
   // running and never two SQLite writers, but container creation and one compose start-up are no
   // longer inside the gap, and if creating fails the old container keeps serving. Measured in
   // bench/rollout against LAZYFLOW_SWAP=stop-first (an explicit `compose stop app` first).
-  if (swapMode() === 'stop-first') await $({ quiet: true, env: e })`docker ${cmds.stop}`;
-  const t1 = performance.now();
-  const up = await $({ quiet: true, nothrow: true, env: e })`docker ${cmds.up}`;
+  // (an app without a readiness path: Caddy is first told to route around it, docker/drain.mts)
+  let t1 = t0;
+  const up = await withDrain(env, o.log, `swap to ${appTag}`, async () => {
+    if (swapMode() === 'stop-first') await $({ quiet: true, env: e })`docker ${cmds.stop}`;
+    t1 = performance.now();
+    return $({ quiet: true, nothrow: true, env: e })`docker ${cmds.up}`;
+  });
   const t2 = performance.now();
   if (up.exitCode !== 0) {
     throw new GateError(`docker compose up app (APP_TAG=${appTag}) failed: ${(up.stderr || up.stdout).trim().split('\n').slice(-3).join(' | ')}`, { step: 'swap', diagnostics: await appDiagnostics(env) });

@@ -7,12 +7,13 @@ import type { Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
 import { composeEnv, startArgs, stopArgs, upArgs } from '../commands/compose.mts';
 import { liveApp, waitHealthy } from '../docker/app-container.mts';
+import { withDrain } from '../docker/drain.mts';
 import type { RestoreJournal } from './journal.mts';
 import { syncAppEnvFile } from '../config/app-env.mts';
 
 export async function stopApp(ctx: OpsEnv, log: Logger) {
   const step = log.step('stop the app (Caddy holds incoming requests)');
-  const r = await $({ quiet: true, nothrow: true, env: composeEnv(ctx.values), timeout: 120_000 })`docker ${stopArgs(ctx, { timeoutS: 30 })}`;
+  const r = await withDrain(ctx, log, 'restore', () => $({ quiet: true, nothrow: true, env: composeEnv(ctx.values), timeout: 120_000 })`docker ${stopArgs(ctx, { timeoutS: 30 })}`);
   if (r.exitCode !== 0) {
     step.fail(r.stderr.trim());
     throw new StepError(`docker compose stop app failed: ${r.stderr.trim()}`, { step: 'restore' });
