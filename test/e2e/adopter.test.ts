@@ -251,6 +251,25 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     expect(JSON.parse((await stack.fetch('/lazyflow-release.json')).text())).toMatchObject({ appTag: head });
   }, 600_000);
 
+  it('a drain flag left by a process killed in its drain holds requests (Caddy sees it) until recovery removes it', async () => {
+    const flag = join(stack.stateDir, 'proxy', 'draining');
+    mkdirSync(dirname(flag), { recursive: true });
+    writeFileSync(flag, `${JSON.stringify({ pid: 2 ** 22 + 11, since: new Date().toISOString(), what: 'swap to a killed release' })}\n`, { mode: 0o644 });
+    await new Promise((res) => setTimeout(res, 1000)); // a few of Caddy's 250 ms health checks
+    const t0 = Date.now();
+    let answeredAt = 0;
+    const held = stack.fetch('/folders', { timeoutMs: 60_000 }).then((r) => { answeredAt = Date.now(); return r; });
+    await new Promise((res) => setTimeout(res, 2000));
+    expect(answeredAt, 'with the flag, Caddy must hold the request, not send it to the app').toBe(0);
+    const r = await toolkit('recover.mts', []);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/let Caddy route to the app again: the drain flag of "swap to a killed release" .* outlived its process/);
+    expect(existsSync(flag)).toBe(false);
+    const reply = await held;
+    expect(reply.status).toBe(200);
+    console.log(`adopter: a request held by a stale drain flag answered ${((answeredAt - t0) / 1000).toFixed(1)} s after it was sent (recovery ran after 2 s)`);
+  }, 120_000);
+
   it('rollback: the previous release and its front end serve again, data kept', async () => {
     const before = (await folders()).length;
     const r = await toolkit('rollback.mts', ['--json']);
