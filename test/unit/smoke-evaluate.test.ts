@@ -32,6 +32,16 @@ describe('smoke evaluators', () => {
       { Service: 'caddy', State: 'running', Health: 'healthy' }]).detail).toMatch(/2 containers/);
   });
 
+  it('containers: a drain flag whose process died fails, naming the flag and the command that removes it; a live one warns', () => {
+    const ok = [{ Service: 'app', State: 'running', Health: 'healthy' }, { Service: 'caddy', State: 'running', Health: 'healthy' }];
+    const drain = { what: 'swap to v2', since: '2026-12-07T02:00:00.000Z', next: 'node scripts/recover.mts --config .env.prod' };
+    const stale = evalContainers(ok, undefined, { ...drain, ownerAlive: false });
+    expect(stale.status).toBe('fail');
+    expect(stale.detail).toMatch(/STATE_DIR\/proxy\/draining, left by "swap to v2" .*whose process is gone: Caddy holds every request .*next: node scripts\/recover\.mts --config \.env\.prod/);
+    expect(evalContainers(ok, undefined, { ...drain, ownerAlive: true }).status).toBe('warn');
+    expect(evalContainers(ok, undefined, null).status).toBe('pass');
+  });
+
   it('health: version match', () => {
     const body = JSON.stringify({ status: 'ok', version: 'v2', db: 'ok' });
     expect(evalHealth(res(200, {}, body), 'v2').status).toBe('pass');

@@ -41,8 +41,19 @@ export interface PsRow {
   Image?: string;
 }
 
-export function evalContainers(rows: PsRow[], services = ['app', 'caddy']): Verdict {
+/** STATE_DIR/proxy/draining as smoke sees it (docker/drain.mts): while it exists Caddy routes nothing to the app. */
+export interface DrainObs {
+  what: string;
+  since: string;
+  ownerAlive: boolean;
+  /** the command that removes a stale one */
+  next: string;
+}
+
+export function evalContainers(rows: PsRow[], services = ['app', 'caddy'], drain: DrainObs | null = null): Verdict {
   const out: Verdict[] = [];
+  if (drain && !drain.ownerAlive) out.push(fail(`STATE_DIR/proxy/draining, left by "${drain.what}" (since ${drain.since}) whose process is gone: Caddy holds every request to the app while it exists; next: ${drain.next}`));
+  else if (drain) out.push(warn(`a drain is in progress ("${drain.what}", since ${drain.since}): Caddy holds requests to the app until the old container has stopped`));
   for (const s of services) {
     const mine = rows.filter((r) => r.Service === s);
     const running = mine.filter((r) => r.State === 'running');

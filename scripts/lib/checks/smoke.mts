@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { composeArgs, composeEnv, type ComposeContext } from '../commands/compose.mts';
 import { docker } from '../docker/run.mts';
 import { composePs, inspectProject, type ProjectContainer } from '../docker/app-container.mts';
+import { drainStatus } from '../docker/drain.mts';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import {
@@ -118,7 +119,9 @@ export const CHECKS: SmokeCheck[] = [
     describe: 'app and caddy are running and healthy (exactly one app container)',
     async run(c) {
       const rows = await composePs(c.env);
-      return evalContainers(rows);
+      const d = drainStatus(c.env.layout);
+      const drain = d && { ...d, next: `node scripts/recover.mts --config ${c.env.file}` };
+      return evalContainers(rows, undefined, drain);
     },
   },
   {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { StateLayout } from '../config/state.mts';
 import type { Logger } from '../cli/log.mts';
 import { fsyncDir, fsyncPath } from '../host/fsutil.mts';
-import { processStartTime } from '../host/lock.mts';
+import { isProcessAlive, processStartTime } from '../host/lock.mts';
 
 /**
  * How long after writing the flag the old container may be stopped: Caddy checks every 250 ms
@@ -47,6 +47,14 @@ export function readDrainFlag(layout: Pick<StateLayout, 'root'>): DrainFlag | nu
     // a torn or foreign file still drains (Caddy only looks at its existence): report it as ownerless
     return { pid: 0, since: '?', what: `unreadable flag (${(err as Error).message})` };
   }
+}
+
+/** The flag as recovery and smoke judge it: stale once its owner is gone (a reused pid is not the owner). */
+export function drainStatus(layout: Pick<StateLayout, 'root'>): { what: string; since: string; ownerAlive: boolean } | null {
+  const flag = readDrainFlag(layout);
+  if (!flag) return null;
+  const ownerAlive = isProcessAlive(flag.pid) && (!flag.pidStart || processStartTime(flag.pid) === flag.pidStart);
+  return { what: flag.what, since: flag.since, ownerAlive };
 }
 
 export function clearDrain(layout: Pick<StateLayout, 'root'>): void {

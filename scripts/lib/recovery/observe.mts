@@ -9,7 +9,7 @@ import { isProcessAlive, processStartTime } from '../host/lock.mts';
 import type { Release } from '../release/journal.mts';
 import type { RestoreJournal } from '../restore/restore.mts';
 import { observeFrontend } from '../release/frontend.mts';
-import { readDrainFlag } from '../docker/drain.mts';
+import { drainStatus } from '../docker/drain.mts';
 
 /** user_version, with a read error kept as such: it never counts as "schema moved". */
 export function observeUserVersion(dbFile: string): ObservedUserVersion {
@@ -55,11 +55,7 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
     stateEntries,
     alivePids: alivePids.filter((p) => p !== o.selfPid),
     frontend: observeFrontend(env),
-    drain: observeDrain(env),
+    drain: drainStatus(env.layout),
   };
 }
 
-function observeDrain(env: OpsEnv): ObservedState['drain'] {
-  const flag = readDrainFlag(env.layout);
-  return flag && { what: flag.what, since: flag.since, ownerAlive: journalPidAlive(flag.pid, flag.pidStart) };
-}
