@@ -1,5 +1,6 @@
 // Pure evaluators of the smoke checks: observed facts in, {status, detail} out. No I/O here, so every
 // threshold is unit-tested with fixed inputs and a fixed clock (test/unit/smoke-*.test.ts).
+import type { DrainStatus } from '../docker/drain.mts';
 import { RUNBOOK_CONTRACT, recommendedNotice } from '../contract/items.mts';
 
 export type SmokeStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -41,14 +42,8 @@ export interface PsRow {
   Image?: string;
 }
 
-/** STATE_DIR/proxy/draining as smoke sees it (docker/drain.mts): while it exists Caddy routes nothing to the app. */
-export interface DrainObs {
-  what: string;
-  since: string;
-  ownerAlive: boolean;
-  /** the command that removes a stale one */
-  next: string;
-}
+/** STATE_DIR/proxy/draining (docker/drain.mts), with the command that removes a stale one. */
+export type DrainObs = DrainStatus & { next: string };
 
 export function evalContainers(rows: PsRow[], services = ['app', 'caddy'], drain: DrainObs | null = null): Verdict {
   const out: Verdict[] = [];

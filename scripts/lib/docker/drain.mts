@@ -12,8 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { StateLayout } from '../config/state.mts';
 import type { Logger } from '../cli/log.mts';
-import { fsyncDir, fsyncPath } from '../host/fsutil.mts';
-import { isProcessAlive, processStartTime } from '../host/lock.mts';
+import { processStartTime, recordedPidAlive } from '../host/lock.mts';
+import { writeJsonAtomic } from '../host/records.mts';
 
 /**
  * How long after writing the flag the old container may be stopped: Caddy checks every 250 ms
@@ -49,12 +49,16 @@ export function readDrainFlag(layout: Pick<StateLayout, 'root'>): DrainFlag | nu
   }
 }
 
-/** The flag as recovery and smoke judge it: stale once its owner is gone (a reused pid is not the owner). */
-export function drainStatus(layout: Pick<StateLayout, 'root'>): { what: string; since: string; ownerAlive: boolean } | null {
+/** The flag as recovery and smoke judge it: stale once its owner is gone. */
+export interface DrainStatus {
+  what: string;
+  since: string;
+  ownerAlive: boolean;
+}
+
+export function drainStatus(layout: Pick<StateLayout, 'root'>): DrainStatus | null {
   const flag = readDrainFlag(layout);
-  if (!flag) return null;
-  const ownerAlive = isProcessAlive(flag.pid) && (!flag.pidStart || processStartTime(flag.pid) === flag.pidStart);
-  return { what: flag.what, since: flag.since, ownerAlive };
+  return flag && { what: flag.what, since: flag.since, ownerAlive: recordedPidAlive(flag.pid, flag.pidStart) };
 }
 
 export function clearDrain(layout: Pick<StateLayout, 'root'>): void {
@@ -62,16 +66,10 @@ export function clearDrain(layout: Pick<StateLayout, 'root'>): void {
 }
 
 function writeDrainFlag(layout: Pick<StateLayout, 'root'>, what: string): void {
-  const file = drainFlagFile(layout);
+  const flag: DrainFlag = { pid: process.pid, pidStart: processStartTime(process.pid), since: new Date().toISOString(), what };
   // 0755/0644: Caddy (root in its container, without CAP_DAC_OVERRIDE) must see the file whoever runs
   // the toolkit; it holds no secret
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o755 });
-  const flag: DrainFlag = { pid: process.pid, pidStart: processStartTime(process.pid), since: new Date().toISOString(), what };
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(flag)}\n`, { mode: 0o644 });
-  fsyncPath(tmp);
-  fs.renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
+  writeJsonAtomic(drainFlagFile(layout), flag, { dirMode: 0o755, fileMode: 0o644 });
 }
 
 /**

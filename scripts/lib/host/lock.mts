@@ -80,6 +80,16 @@ export function processStartTime(pid: number): string | undefined {
   }
 }
 
+/**
+ * The process a journal or flag names (pid, and its /proc start time when recorded) still runs: a pid
+ * reused by another process since is not it.
+ */
+export function recordedPidAlive(pid: unknown, pidStart: unknown): boolean {
+  if (typeof pid !== 'number' || !isProcessAlive(pid)) return false;
+  if (typeof pidStart === 'string' && pidStart) return processStartTime(pid) === pidStart;
+  return true;
+}
+
 export function isProcessAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {

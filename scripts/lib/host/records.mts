@@ -27,10 +27,10 @@ export interface DrillRecord {
   ms?: number;
 }
 
-export function writeJsonAtomic(file: string, value: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+export function writeJsonAtomic(file: string, value: unknown, modes: { dirMode?: number; fileMode?: number } = {}): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: modes.dirMode ?? 0o700 });
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+  fs.writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: modes.fileMode ?? 0o600 });
   fsyncPath(tmp);
   fs.renameSync(tmp, file);
   fsyncDir(path.dirname(file));

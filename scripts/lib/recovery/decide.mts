@@ -218,8 +218,8 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
 }
 
 /**
- * The whole decision. A drain flag whose owner died first; then restore actions; then, for each unfinished release, either mark it
- * failed (it never touched the live app) or the steps towards its goal. Releases with a live pid are
+ * The whole decision. A drain flag whose owner died goes first; then restore actions; then, for each
+ * unfinished release, either mark it failed (it never touched the live app) or the steps towards its goal. Releases with a live pid are
  * left alone; a release an unfinished revert covers is handled through that revert.
  */
 export function decideRecovery(i: DecideInput): RecoveryAction[] {

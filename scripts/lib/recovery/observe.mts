@@ -5,7 +5,7 @@ import type { ObservedState, ObservedUserVersion } from './observed.mts';
 import { observeApps, runningContainerCount } from '../docker/app-container.mts';
 import { docker } from '../docker/run.mts';
 import { withDbReadOnly } from '../host/sqlite-read.mts';
-import { isProcessAlive, processStartTime } from '../host/lock.mts';
+import { recordedPidAlive } from '../host/lock.mts';
 import type { Release } from '../release/journal.mts';
 import type { RestoreJournal } from '../restore/restore.mts';
 import { observeFrontend } from '../release/frontend.mts';
@@ -22,18 +22,12 @@ export function observeUserVersion(dbFile: string): ObservedUserVersion {
 }
 
 /** A journal pid counts as alive only if it is the same process (start time matches when recorded). */
-export function journalPidAlive(pid: unknown, pidStart: unknown): boolean {
-  if (typeof pid !== 'number' || !isProcessAlive(pid)) return false;
-  if (typeof pidStart === 'string' && pidStart) return processStartTime(pid) === pidStart;
-  return true;
-}
-
 export async function observeState(env: OpsEnv, journals: { releases: Release[]; restoreJournal: RestoreJournal | null }, o: { selfPid?: number } = {}): Promise<ObservedState> {
   const apps = await observeApps(env);
   const tags = (await docker(['images', env.appImage, '--format', '{{.Tag}}'], { nothrow: true })).stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
   const alivePids: number[] = [];
-  for (const r of journals.releases) if (r.result === 'in-progress' && journalPidAlive(r.pid, r.pidStart)) alivePids.push(r.pid as number);
-  if (journals.restoreJournal && journalPidAlive(journals.restoreJournal.pid, undefined)) alivePids.push(journals.restoreJournal.pid);
+  for (const r of journals.releases) if (r.result === 'in-progress' && recordedPidAlive(r.pid, r.pidStart)) alivePids.push(r.pid as number);
+  if (journals.restoreJournal && recordedPidAlive(journals.restoreJournal.pid, undefined)) alivePids.push(journals.restoreJournal.pid);
   let stateEntries: string[] = [];
   try {
     stateEntries = fs.readdirSync(env.layout.root);
