@@ -1,10 +1,11 @@
 // Faults under load during release operations, one representative interruption per phase, on one
 // shared stack (Pebble ACME, fake Bot API): SIGHUP to the group during the swap, SIGINT during the
-// automatic revert of a bad release, kill -9 of the group during `rollback --with-db`, and kill -9 of
-// recovery itself. Nothing acts afterwards but the simulated recovery timer (scripts/recover.mts every
+// automatic revert of a bad release, kill -9 of the group during `rollback --with-db`, kill -9 of
+// recovery itself, and, for an app without a readiness path, SIGHUP and a reboot during the toolkit's
+// drain. Nothing acts afterwards but the simulated recovery timer (scripts/recover.mts every
 // RECOVERY_INTERVAL_S). The whole matrix is bench/faults/run.mts.
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, e2eImages, type Stack } from '../support/stack.ts';
@@ -149,6 +150,51 @@ describeDocker('faults during release operations, under load', () => {
     console.log(summarize(r));
     expectNoHarm(r);
     expect(r.secondsToFirst2xx, explainResult(r)).toBeLessThanOrEqual(KILL9_BOUND_S);
+    expect(inProgress(stack.stateDir)).toEqual([]);
+  }, CASE_TIMEOUT_MS);
+
+  // From here on the stack stands in for an app without a readiness path (READY_PATH=/health): the
+  // toolkit drains it itself (scripts/lib/docker/drain.mts), and these cases interrupt that drain.
+  const drainFlag = () => join(stack.stateDir, 'proxy', 'draining');
+  const withoutReadiness = async () => {
+    if (readFileSync(stack.envFile, 'utf8').includes('\nREADY_PATH=/health\n')) return;
+    appendFileSync(stack.envFile, '\nREADY_PATH=/health\n');
+    // Caddy's health check now polls /health (its certificate stays in its volume)
+    const up = await stack.compose('up', '-d', '--no-deps', '--wait', 'caddy');
+    expect(up.code, up.stdout + up.stderr).toBe(0);
+  };
+
+  it('READY_PATH=/health, SIGHUP to the group during the toolkit\'s drain: the swap finishes, no request fails, no flag left', async () => {
+    await withoutReadiness();
+    if (good) src.checkout(good);
+    const sha = src.commit('v5');
+    good = sha;
+    builtTags.push(tagOf(sha));
+    const r = await runFault({
+      stack, label: 'rollout: drain', script: 'rollout.mts', args: args(), interruption: 'sighup', recoveryIntervalS: RECOVERY_INTERVAL_S, settleTimeoutS: SETTLE_TIMEOUT_S,
+      at: { what: 'the toolkit draining the old app', when: () => existsSync(drainFlag()) },
+    });
+    console.log(summarize(r));
+    expectNoHarm(r);
+    expect(r.failures, explainResult(r)).toEqual([]);
+    expect(await version()).toBe(tagOf(sha));
+    expect(existsSync(drainFlag()), explainResult(r)).toBe(false);
+  }, CASE_TIMEOUT_MS);
+
+  it(`READY_PATH=/health, a reboot during the toolkit's drain: the flag it left is removed by the timer's recovery, back within ${KILL9_BOUND_S} s, no write lost`, async () => {
+    await withoutReadiness();
+    if (good) src.checkout(good);
+    const sha = src.commit('v6');
+    builtTags.push(tagOf(sha));
+    const r = await runFault({
+      stack, label: 'rollout: drain', script: 'rollout.mts', args: args(), interruption: 'reboot', recoveryIntervalS: RECOVERY_INTERVAL_S, settleTimeoutS: SETTLE_TIMEOUT_S,
+      at: { what: 'the toolkit draining the old app', when: () => existsSync(drainFlag()) },
+    });
+    console.log(summarize(r));
+    expectNoHarm(r);
+    expect(r.secondsToFirst2xx, explainResult(r)).toBeLessThanOrEqual(KILL9_BOUND_S);
+    expect(r.timerRuns, explainResult(r)).toBeGreaterThan(0);
+    expect(existsSync(drainFlag()), explainResult(r)).toBe(false);
     expect(inProgress(stack.stateDir)).toEqual([]);
   }, CASE_TIMEOUT_MS);
 });
