@@ -45,6 +45,8 @@ export function localEnvText(o: { httpsPort: number; httpPort: number; secret: s
     `HTTP_PORT=${o.httpPort}`,
     `HTTPS_PORT=${o.httpsPort}`,
     'LOG_LEVEL=info',
+    '# a try-out: no recovery timer in /etc (RUNBOOK "The safety net"); a server leaves this out',
+    'LAZYFLOW_SAFETY_NET=off',
     '',
   ].join('\n');
 }

@@ -30,7 +30,8 @@ export const spec: CommandSpec = {
     'Recovery is a pure decision from STATE_DIR/releases.jsonl, STATE_DIR/restore-journal.json and what Docker',
     'and the database show; running it twice is running it once. If another operation holds the lock, it does',
     'nothing and exits 0 ("operation in progress"): that operation recovers first itself.',
-    'The timer (at boot and every minute) is installed with the other schedules:',
+    'The timer (at boot and every minute) is installed by every rollout when it is missing (the safety net),',
+    'and with the other schedules:',
     '  node scripts/schedules.mts --config .env.prod --install   (--status, --remove)',
   ].join('\n'),
   exitCodes: [

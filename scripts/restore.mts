@@ -7,6 +7,7 @@ import { runMain } from './lib/cli/main.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { UsageError } from './lib/cli/errors.mts';
 import { acquireLock } from './lib/host/lock.mts';
+import { warnWithoutNet } from './lib/schedules/net.mts';
 import { listBackups } from './lib/backup/manifest.mts';
 import { backupRows } from './lib/backup/backup.mts';
 import { recoverRestore, runRestore } from './lib/restore/restore.mts';
@@ -159,6 +160,8 @@ await runMain(spec, async ({ values: v }, log) => {
     }
   }
 
+  // its critical section (app stopped, data swapped) is finished or undone only by recovery: say when none runs
+  if (!v['dry-run']) await warnWithoutNet(ctx, log, 'restore');
   // one notification (restore) per restore: the data it brought back, or why not
   const r = await withNotice({ env: ctx, log, operation: 'restore', enabled: !v['dry-run'], release: currentReleaseLabel(ctx), backup: fetched?.backup.id ?? (v.from === 'latest' ? undefined : String(v.from)) }, async (n) => {
     const x = await runRestore({

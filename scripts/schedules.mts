@@ -12,6 +12,7 @@ import { loadOpsEnv } from './lib/config/env.mts';
 import { jobs } from './lib/schedules/jobs.mts';
 import { desiredFiles, ownedFiles, ownedReader, statusOk, type ScheduleStatus, type SchedulePaths } from './lib/schedules/plan.mts';
 import { DEFAULT_PATHS, install, planFor, readOrNull, remove, resolveMode, scheduleContext, status, systemdRunning } from './lib/schedules/install.mts';
+import { schedulePaths } from './lib/schedules/net.mts';
 
 export const spec: CommandSpec = {
   name: 'schedules.mts',
@@ -30,8 +31,8 @@ export const spec: CommandSpec = {
     { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'with --install/--remove: print the unit files (or cron file) and what would change; change nothing' },
     { name: 'json', type: 'boolean', describe: 'with --status (or --dry-run): print JSON on stdout' },
     { name: 'mode', type: 'string', arg: '<mode>', default: 'auto', choices: ['auto', 'systemd', 'cron'], describe: 'auto: systemd timers when systemd runs (/run/systemd/system), else a cron file' },
-    { name: 'unit-dir', type: 'string', arg: '<dir>', default: DEFAULT_PATHS.unitDir, describe: 'where the systemd units go' },
-    { name: 'cron-dir', type: 'string', arg: '<dir>', default: DEFAULT_PATHS.cronDir, describe: 'where the cron file goes' },
+    { name: 'unit-dir', type: 'string', arg: '<dir>', describe: `where the systemd units go (default: LAZYFLOW_UNIT_DIR of the env file, else ${DEFAULT_PATHS.unitDir})` },
+    { name: 'cron-dir', type: 'string', arg: '<dir>', describe: `where the cron file goes (default: LAZYFLOW_CRON_DIR of the env file, else ${DEFAULT_PATHS.cronDir})` },
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
   ],
   details: [
@@ -95,9 +96,11 @@ runMain(spec, async ({ values: v }, log) => {
   const envFile = path.resolve(String(v.config));
   const env = loadOpsEnv(envFile);
   const ctx = scheduleContext(env);
-  const paths: SchedulePaths = { unitDir: path.resolve(String(v['unit-dir'])), cronDir: path.resolve(String(v['cron-dir'])) };
+  // the env file's LAZYFLOW_UNIT_DIR / LAZYFLOW_CRON_DIR, as the rollout's safety net uses them (schedules/net.mts)
+  const envPaths = schedulePaths(env.values);
+  const paths: SchedulePaths = { unitDir: v['unit-dir'] ? path.resolve(String(v['unit-dir'])) : envPaths.unitDir, cronDir: v['cron-dir'] ? path.resolve(String(v['cron-dir'])) : envPaths.cronDir };
   const mode = resolveMode(String(v.mode));
-  const command = `node ${path.relative(process.cwd(), path.join(ctx.scriptsDir, 'schedules.mts')) || 'scripts/schedules.mts'} --config ${String(v.config)}${v.mode !== 'auto' ? ` --mode ${v.mode}` : ''}${paths.unitDir !== DEFAULT_PATHS.unitDir ? ` --unit-dir ${paths.unitDir}` : ''}${paths.cronDir !== DEFAULT_PATHS.cronDir ? ` --cron-dir ${paths.cronDir}` : ''}`;
+  const command = `node ${path.relative(process.cwd(), path.join(ctx.scriptsDir, 'schedules.mts')) || 'scripts/schedules.mts'} --config ${String(v.config)}${v.mode !== 'auto' ? ` --mode ${v.mode}` : ''}${paths.unitDir !== envPaths.unitDir ? ` --unit-dir ${paths.unitDir}` : ''}${paths.cronDir !== envPaths.cronDir ? ` --cron-dir ${paths.cronDir}` : ''}`;
 
   if (v.status) {
     const s = await status(ctx, paths, command);

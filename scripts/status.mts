@@ -60,6 +60,10 @@ function render(s: StatusReport, tty: boolean): string {
     out.push(renderTable(s.timers.units.map((u) => ({ unit: u.unit, last: u.last ? `${age(u.last)} ago` : 'never', result: u.result.startsWith('FAILED') || u.result === 'not installed' ? c.red(u.result) : u.result, next: u.next })), ['unit', 'last', 'result', 'next']).trimEnd().replace(/^/gm, '  '));
     if (s.timers.note) out.push(c.yellow(`  next: ${s.timers.note}`));
   } else out.push(`  ${s.timers.note}`);
+  const net = s.safetyNet;
+  if ('error' in net) out.push(c.yellow(`  safety net: cannot read the schedules: ${net.error}`));
+  else if (net.inPlace || net.state === 'off') out.push(`  safety net: ${net.detail}`);
+  else out.push(c.yellow(`  safety net: NOT in place: ${net.detail}${net.next ? `; install it: ${net.next}` : ''}`));
   h('Alerts');
   if (s.alerts.length) for (const a of s.alerts) out.push(c.red(`  ${a.problem} since ${a.since.replace(/\.\d+Z$/, 'Z')} (${age(a.since)}): ${a.detail}`));
   else out.push(`  none open${s.watchLastRun ? ` (watch last ran ${age(s.watchLastRun)} ago)` : c.yellow(' (the watch has never run: node scripts/watch.mts --config .env.prod --once)')}`);

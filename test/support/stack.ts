@@ -175,6 +175,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     UPLOAD_MAX_BYTES: String(2 * 1024 * 1024),
     ...(useFakeBot ? { TELEGRAM_API_ROOT: `http://host.docker.internal:${fakeBotPort}` } : {}),
     ...(usePebble ? { PEBBLE_DIR: pebbleDir, PEBBLE_MGMT_PORT: String(pebbleMgmtPort) } : {}),
+    // the rollout installs recovery (the safety net) where these say: in this stack's own directory,
+    // never the machine's /etc (nothing runs it there; a test that needs it runs what it installed)
+    LAZYFLOW_UNIT_DIR: join(runDir, 'schedules', 'systemd'),
+    LAZYFLOW_CRON_DIR: join(runDir, 'schedules', 'cron.d'),
     ...(process.env.BUN_IMAGE ? { BUN_IMAGE: process.env.BUN_IMAGE } : {}),
     ...(process.env.CADDY_IMAGE ? { CADDY_IMAGE: process.env.CADDY_IMAGE } : {}),
     ...(process.env.PEBBLE_IMAGE ? { PEBBLE_IMAGE: process.env.PEBBLE_IMAGE } : {}),

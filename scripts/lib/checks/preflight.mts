@@ -464,6 +464,16 @@ export interface PreflightOptions {
   caddy?: boolean;
   /** override the Caddyfile validated (default <projectDir>/docker/caddy/Caddyfile) */
   caddyfile?: string;
+  /** report the safety net (default true; the rollout installs it instead: schedules/net.mts) */
+  net?: boolean;
+}
+
+/** pure: the safety net as a preflight line (a warning when recovery would not run: it never blocks a deploy) */
+export function checkNet(v: { inPlace: boolean; state: string; detail: string; next: string | null } | { error: string }, bad: string | null, envFile: string): CheckResult[] {
+  if (bad !== null) return [{ name: 'safety net', ok: false, level: 'error', key: 'LAZYFLOW_SAFETY_NET', file: envFile, message: `LAZYFLOW_SAFETY_NET=${bad} is neither auto nor off`, fix: `remove the line (auto: the rollout installs recovery), or set LAZYFLOW_SAFETY_NET=off if you run recovery yourself (RUNBOOK "The safety net")` }];
+  if ('error' in v) return [{ name: 'safety net', ok: true, level: 'warn', message: `cannot read the schedules: ${v.error}` }];
+  if (v.inPlace || v.state === 'off') return [{ name: 'safety net', ok: true, level: 'ok', message: v.detail }];
+  return [{ name: 'safety net', ok: true, level: 'warn', message: `${v.detail}; the next rollout installs it before its swap${v.next ? `, or now: ${v.next}` : ''}`, ...(v.next ? { fix: v.next } : {}) }];
 }
 
 export interface ComposeService {
@@ -516,6 +526,16 @@ export async function runPreflight(
     }
   }
   results.push(...checkSystem(sys));
+  if (opts.net !== false) {
+    const { netVerdict, badNetSetting } = await import('../schedules/net.mts');
+    const { stateLayout } = await import('../config/state.mts');
+    const v = await netVerdict({ ...env, layout: stateLayout(env.stateDir) }).catch((e: unknown) => ({ error: e instanceof Error ? e.message : String(e) }));
+    results.push(...checkNet(v, badNetSetting(envObs.values), env.file));
+  } else {
+    const { badNetSetting } = await import('../schedules/net.mts');
+    const bad = badNetSetting(envObs.values);
+    if (bad !== null) results.push(...checkNet({ error: '' }, bad, env.file));
+  }
   if (fs.existsSync(env.stateDir)) {
     const os = sys.docker.ok ? (await q`docker info --format {{.OperatingSystem}}`).stdout.trim() : undefined;
     const root = path.resolve(env.stateDir);

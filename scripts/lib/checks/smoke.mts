@@ -28,6 +28,7 @@ import { withDbReadOnly } from '../host/sqlite-read.mts';
 import { readContractDb } from '../contract/check.mts';
 import { RUNBOOK_CONTRACT, judgeContract, readyPathOf, recommendedNotice, recommendedNotices } from '../contract/items.mts';
 import { evalHardening } from './hardening.mts';
+import { evalNet, netVerdict } from '../schedules/net.mts';
 
 export const APP_UID = 1000;
 
@@ -381,6 +382,13 @@ export const CHECKS: SmokeCheck[] = [
         ...paths.map((p) => (p === '/health' ? c.memo('health', () => httpsGet(c.target, p, { timeoutMs: c.opts.timeoutMs })) : httpsGet(c.target, p, { timeoutMs: c.opts.timeoutMs }))),
       ]);
       return evalRoutes({ index, probes: patterns.map((pattern, i) => ({ pattern, path: paths[i], r: rs[i] })) });
+    },
+  },
+  {
+    name: 'safety-net',
+    describe: 'recovery runs at boot and every minute (the rollout installs it; warn when missing, naming the command; skipped with LAZYFLOW_SAFETY_NET=off)',
+    async run(c) {
+      return evalNet(await netVerdict(c.env));
     },
   },
 ];

@@ -144,10 +144,15 @@ export function rolloutPlan(o: {
   skipBackup?: boolean;
   skipSmoke?: boolean;
   skipContract?: boolean;
+  /** the safety net as it is now (schedules/net.mts): the rollout installs it when it is not in place */
+  safetyNet?: { inPlace: boolean; state: string; detail: string } | null;
 }): PlanStep[] {
   const steps: PlanStep[] = [
     { phase: 'preflight', what: 'check engine, Compose v2, Node, disk, env file (mode, keys, secrets), compose config, Caddyfile' },
     { phase: 'lock', what: 'take STATE_DIR/ops.lock (a stale lock of a dead process is taken over)' },
+    ...(o.safetyNet
+      ? [{ phase: 'safety net', what: o.safetyNet.inPlace || o.safetyNet.state === 'off' ? o.safetyNet.detail : `install recovery (scripts/recover.mts at boot and every minute; systemd timer, else the cron file) next to the installed schedules; now: ${o.safetyNet.detail}` }]
+      : []),
     { phase: 'build', what: `build ${o.build.ref}${o.dirty ? ' (DIRTY working tree, --allow-dirty)' : ''}`, argv: ['docker', ...o.build.argv] },
     {
       phase: 'contract',

@@ -18,6 +18,7 @@ import { healthGate, healthGateMs, smokeGate, telegramGate } from './gates.mts';
 import { OperationNotice, releaseLabel, withNotice } from '../notify/operation.mts';
 import { releaseReport } from '../notify/reports.mts';
 import { recoverUnfinished } from './recovery.mts';
+import { warnWithoutNet } from '../schedules/net.mts';
 import { restoreBackup, revert } from './revert.mts';
 import { swapApp, swapWindowOf } from './swap.mts';
 import { activateFrontend, observeFrontend } from './frontend.mts';
@@ -124,6 +125,7 @@ async function rollbackSteps(o: RollbackOptions, n: OperationNotice): Promise<Op
   const lock = await timed('lock', () => acquireLock(env.layout, { operation: 'rollback', operator, waitMs: (o.lockWaitS ?? 0) * 1000, log }));
   try {
     syncAppEnvFile(env, log); // the app's own keys, for the swap and any revert
+    await warnWithoutNet(env, log, 'rollback'); // says what an interruption would cost without recovery
     await recoverUnfinished(env, log, o, operator);
     // re-plan under the lock: the journal may have changed while we waited or recovered
     const journal = readJournal(env.layout.releases);

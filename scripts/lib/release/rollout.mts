@@ -27,6 +27,7 @@ import { runDetached } from './critical.mts';
 import { activateFrontend, buildProxyImage, keepServedFrontend, observeFrontend, proxyImageFor, pruneFrontends, stageFrontend } from './frontend.mts';
 import { syncAppEnvFile } from '../config/app-env.mts';
 import { contractGate } from './contract-gate.mts';
+import { ensureNet, netVerdict } from '../schedules/net.mts';
 
 export type { GateOptions };
 
@@ -140,7 +141,8 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
   let preflight: CheckResult[] = [];
   if (!o.skipPreflight) {
     const s = log.step('preflight');
-    preflight = await timed('preflight', () => runPreflight(env, {}));
+    // the safety net is this rollout's own step (ensureNet, below), not a preflight warning
+    preflight = await timed('preflight', () => runPreflight(env, { net: false }));
     printPreflight(log, preflight);
     const code = preflightExitCode(preflight);
     if (code !== 0) {
@@ -176,6 +178,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       appTag, image, dirty: git.dirty, previous: previous0, build, composeUp: cmds.up,
       keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: o.notify !== false && selectChannels(env.values).length > 0,
       skipBackup: o.skipBackup, skipSmoke: o.skipSmoke, skipContract: o.skipContract,
+      safetyNet: await netVerdict(env).catch(() => null),
     });
     return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag, phases, preflight, plan };
   }
@@ -185,6 +188,8 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
   try {
     // the app's own keys, as the env file says now, for every compose up from here on (recovery, swap, revert)
     syncAppEnvFile(env, log);
+    // recovery at boot and every minute, before anything live changes (RUNBOOK "The safety net")
+    await ensureNet(env, log);
     await recoverUnfinished(env, log, o, operator);
     const journal = readJournal(env.layout.releases);
     const live = await liveApp(env);

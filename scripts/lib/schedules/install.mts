@@ -12,7 +12,7 @@ import { jobs, type ScheduleContext } from './jobs.mts';
 import { desiredFiles, ownedFiles, ownedReader, planInstall, scheduleStatus, type InstallPlan, type Mode, type SchedulePaths, type ScheduleStatus } from './plan.mts';
 
 /** the schedules of this checkout and env file, run by the node running now */
-export function scheduleContext(env: OpsEnv): ScheduleContext {
+export function scheduleContext(env: Pick<OpsEnv, 'project' | 'file' | 'projectDir' | 'values' | 'layout'>): ScheduleContext {
   return {
     project: env.project,
     nodeBin: process.execPath,
@@ -30,7 +30,7 @@ export const DEFAULT_PATHS: SchedulePaths = { unitDir: '/etc/systemd/system', cr
 export const systemdRunning = () => fs.existsSync('/run/systemd/system');
 
 /** the system unit directories systemd loads from: only units there are enabled with systemctl */
-const SYSTEMD_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];
+export const SYSTEMD_DIRS = ['/etc/systemd/system', '/run/systemd/system', '/usr/local/lib/systemd/system', '/usr/lib/systemd/system', '/lib/systemd/system'];
 /** systemctl runs only when systemd runs and reads the unit directory (a --unit-dir elsewhere only gets files) */
 export const systemdManages = (unitDir: string) => systemdRunning() && SYSTEMD_DIRS.includes(path.resolve(unitDir));
 

@@ -36,6 +36,8 @@ export interface ScheduleContext {
   logDir: string;
   /** OFFSITE_REPOSITORY is set: offsite retention and the weekly check are scheduled too */
   offsite: boolean;
+  /** only these jobs (the rollout's safety net writes recovery next to what is installed: schedules/net.mts); default every job */
+  only?: readonly JobId[];
 }
 
 export interface Job {
@@ -173,7 +175,7 @@ export function jobs(c: ScheduleContext): Job[] {
       failureMeans: 'recovery failed or stopped to ask: run node scripts/recover.mts --config <env file> --dry-run',
     },
   ];
-  return all.filter((j) => c.offsite || !j.id.startsWith('offsite-'));
+  return all.filter((j) => (c.offsite || !j.id.startsWith('offsite-')) && (!c.only || c.only.includes(j.id)));
 }
 
 // ---- systemd ---------------------------------------------------------------------------------

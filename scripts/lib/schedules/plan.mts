@@ -188,6 +188,7 @@ export function scheduleStatus(i: StatusInput): ScheduleStatus {
   const install = `${i.command} --install`;
   let next: string | null = null;
   if (mode === 'none') next = `${install}   # not installed: ${i.systemdRunning ? 'systemd timers' : 'cron file'} for ${wanted.map((j) => j.id).join(', ')}`;
+  else if (jobsOut.every((j) => j.installed === (j.id === 'recover'))) next = `${install}   # only recovery is installed (the rollout's safety net): this adds ${wanted.filter((j) => j.id !== 'recover').map((j) => j.id).join(', ')}`;
   else if (!upToDate || jobsOut.some((j) => !j.installed)) next = `${install}   # the installed schedules differ from this checkout`;
   else if (mode === 'systemd' && !i.systemdRunning) next = `systemctl daemon-reload && systemctl enable --now ${wanted.map((j) => `${j.name}.timer`).join(' ')}   # where systemd runs`;
   else if (mode === 'systemd' && jobsOut.some((j) => j.timer && j.timer.activeState !== 'active')) next = `${install}   # a timer is not active`;

@@ -14,7 +14,8 @@ import { formatAge } from '../cli/log.mts';
 import { errorMessage } from '../cli/errors.mts';
 import { openAlerts } from './decide.mts';
 import { readWatchState, watchStateFile } from './store.mts';
-import { DEFAULT_PATHS, scheduleContext, status as scheduleStatus } from '../schedules/install.mts';
+import { scheduleContext, status as scheduleStatus } from '../schedules/install.mts';
+import { netVerdict, schedulePaths, type NetVerdict } from '../schedules/net.mts';
 import { readJsonRecord, type DrillRecord, type UploadRecord } from '../host/records.mts';
 import type { CheckRecord } from '../offsite/offsite.mts';
 
@@ -91,6 +92,8 @@ export interface StatusReport {
   backups: { local: { id: string; createdAt: string; age: string; sizeBytes: number; verified: boolean; reason: string }[]; offsite: OffsiteStatus };
   drill: DrillStatus | { error: string };
   timers: { installed: boolean; units: { unit: string; next: string; last: string; result: string }[]; note: string };
+  /** recovery at boot and every minute (schedules/net.mts) */
+  safetyNet: NetVerdict | { error: string };
   alerts: { problem: string; since: string; detail: string }[];
   watchLastRun: string | null;
   disk: { path: string; freeBytes: number; totalBytes: number } | { error: string };
@@ -99,7 +102,7 @@ export interface StatusReport {
 
 /** this project's schedules (systemd timers or the cron file), as schedules.mts --status reads them */
 async function timers(env: OpsEnv): Promise<StatusReport['timers']> {
-  const s = await scheduleStatus(scheduleContext(env), DEFAULT_PATHS, `node scripts/schedules.mts --config ${env.file}`);
+  const s = await scheduleStatus(scheduleContext(env), schedulePaths(env.values), `node scripts/schedules.mts --config ${env.file}`);
   if (s.mode === 'none') return { installed: false, units: [], note: `not installed: ${s.next?.replace(/ +# .*$/, '')}` };
   const units = s.jobs.map((j) => ({
     unit: s.mode === 'systemd' ? `${j.name}.timer` : `${j.id} (cron)`,
@@ -114,12 +117,13 @@ export async function gatherStatus(env: OpsEnv, o: { ca?: string; connect?: stri
   const now = o.now ?? new Date();
   const { releases } = readJournal(env.layout.releases);
   const cur = currentRelease(releases);
-  const [app, tls, tm] = await Promise.all([
+  const [app, tls, tm, safetyNet] = await Promise.all([
     liveApp(env).catch((e: unknown) => ({ error: errorMessage(e) })),
     smokeTarget(env, { ca: o.ca, connect: o.connect })
       .then((t) => tlsProbe(t, o.timeoutMs ?? 10_000))
       .catch((e: unknown) => ({ authorized: false, error: errorMessage(e) }) as Awaited<ReturnType<typeof tlsProbe>>),
     timers(env).catch((e: unknown) => ({ installed: false, units: [], note: `schedules unreadable: ${errorMessage(e)}` })),
+    netVerdict(env).catch((e: unknown) => ({ error: errorMessage(e) })),
   ]);
   let running: StatusReport['running'];
   if (app && 'error' in app) running = { error: app.error };
@@ -170,6 +174,7 @@ export async function gatherStatus(env: OpsEnv, o: { ca?: string; connect?: stri
     backups: { local, offsite },
     drill,
     timers: tm,
+    safetyNet,
     alerts: openAlerts(state),
     watchLastRun: state?.lastRunAt ?? null,
     disk,
