@@ -13,7 +13,7 @@ import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { BAD, ReleaseSource, removeImages } from '../support/release-source.mts';
 import {
   RECOVERY_INTERVAL_S, SWAP_BOUND_S, appContainerStates, deliver, describeApps, ensureServing, explainResult, inProgress, recoverScriptExists,
-  releases, runFault, startOperation, summarize, swapUnderway, waitForPoint, type FaultResult,
+  releases, revertUnderway, runFault, startOperation, summarize, swapUnderway, waitForPoint, type FaultResult,
 } from '../support/faults.ts';
 
 const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
@@ -80,11 +80,7 @@ describeDocker('faults during release operations, under load', () => {
     if (good) src.checkout(good);
     const sha = src.commit('bad: crash at boot', BAD.crashAtBoot);
     builtTags.push(tagOf(sha));
-    const revertLine = () => {
-      const rs = releases(stack.stateDir);
-      const bad = rs.find((x) => x.gitSha === sha);
-      return Boolean(bad && rs.some((x) => x.previousRelease === bad.id && x.result === 'in-progress'));
-    };
+    const revertLine = revertUnderway(stack.stateDir, sha);
     const r = await runFault({
       // --skip-contract: the contract gate would refuse the image before the swap; the revert is what is interrupted here
       stack, label: 'rollout: automatic revert', script: 'rollout.mts', args: args('--skip-contract'), interruption: 'sigint', recoveryIntervalS: RECOVERY_INTERVAL_S, settleTimeoutS: SETTLE_TIMEOUT_S,

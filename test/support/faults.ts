@@ -154,6 +154,14 @@ export async function waitForPoint(op: RunningOp, what: string, trigger: () => b
 
 export const releases = (stateDir: string): Release[] => readJournal(join(stateDir, 'releases.jsonl')).releases;
 export const inProgress = (stateDir: string) => releases(stateDir).filter((r) => r.result === 'in-progress');
+/** the automatic revert of the release built from `gitSha` has begun (its revert line is in progress) */
+export function revertUnderway(stateDir: string, gitSha: string): () => boolean {
+  return () => {
+    const rs = releases(stateDir);
+    const bad = rs.find((x) => x.gitSha === gitSha);
+    return Boolean(bad && rs.some((x) => x.previousRelease === bad.id && x.result === 'in-progress'));
+  };
+}
 
 export function restoreJournal(stateDir: string): { phase?: string; [k: string]: unknown } | null {
   try {

@@ -187,7 +187,9 @@ export async function ensureNet(env: NetEnv, log: Logger): Promise<NetVerdict> {
     log.info(`safety net: ${before.detail}`);
     return before;
   }
-  const mode: Mode = seen.observation.mode === 'none' ? resolveMode('auto') : seen.observation.mode;
+  // the mode of what is installed; units that no systemd runs give way to what this host runs (cron)
+  const o = seen.observation;
+  const mode: Mode = o.mode === 'none' || (o.mode === 'systemd' && o.live && !o.systemdRunning) ? resolveMode('auto') : o.mode;
   try {
     await install({ ...seen.context, only: [...new Set<JobId>([...seen.installed, 'recover'])] }, mode, seen.paths, log);
   } catch (e) {
