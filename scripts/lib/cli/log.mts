@@ -7,6 +7,7 @@
 // that two operations writing at once rotate once and lose no line.
 import { appendFileSync, mkdirSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { errorMessage, isToolkitError } from './errors.mts';
 
@@ -240,10 +241,13 @@ export function renderTable(rows: Record<string, unknown>[], columns: (string | 
   const cell = (v: unknown) => (v === undefined || v === null ? '' : String(v));
   const header = cols.map((c) => c.label ?? c.key);
   const body = rows.map((r) => cols.map((c) => cell(r[c.key])));
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  // a cell's width is what the terminal shows: colour codes take no column
+  const width = (v: string) => stripVTControlCharacters(v).length;
+  const widths = header.map((h, i) => Math.max(width(h), ...body.map((b) => width(b[i]))));
+  const pad = (v: string, w: number, right: boolean) => (right ? ' '.repeat(Math.max(0, w - width(v))) + v : v + ' '.repeat(Math.max(0, w - width(v))));
   const line = (cells: string[]) =>
     cells
-      .map((v, i) => (cols[i].align === 'right' ? v.padStart(widths[i]) : v.padEnd(widths[i])))
+      .map((v, i) => pad(v, widths[i], cols[i].align === 'right'))
       .join('  ')
       .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n') + '\n';
