@@ -166,6 +166,8 @@ function shiftInto(path: string, pending: string, keep: number) {
 export interface StepHandle {
   done(detail?: string): number;
   fail(err?: unknown): number;
+  /** where a long step is now (e.g. the build's current Dockerfile step): beside the spinner on a terminal, a line otherwise */
+  progress(detail: string): void;
 }
 
 export interface TableColumn {
@@ -330,7 +332,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         spinnerTimer = setInterval(() => {
           frame = (frame + 1) % SPINNER.length;
           const secs = ((performance.now() - started) / 1000).toFixed(0);
-          spinnerText = `${c.cyan(SPINNER[frame])} ${name} ${c.dim(`${secs}s`)}`;
+          spinnerText = `${c.cyan(SPINNER[frame])} ${name} ${c.dim(`${secs}s`)}${now ? ` ${c.dim(now)}` : ''}`;
           redrawSpinner();
         }, 100);
         spinnerTimer.unref();
@@ -340,6 +342,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         humanStream.write(`${ts()} ${c.blue('info ')} ${name} ...\n`);
       }
       let finished = false;
+      let now = '';
       const stop = () => {
         const ms = performance.now() - started;
         if (showSpinner && spinnerTimer) {
@@ -356,6 +359,13 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
           const ms = stop();
           emit('ok', `${name} (${formatDuration(ms)})${detail ? `: ${detail}` : ''}`);
           return ms;
+        },
+        progress(detail: string) {
+          if (finished || detail === now) return;
+          now = detail;
+          appendOps('debug', `${name}: ${detail}`);
+          // the spinner shows it at its next frame; without one, each new stage is a line
+          if (!showSpinner && !quiet) humanStream.write(`${ts()} ${c.blue('info ')} ${name}: ${detail}\n`);
         },
         fail(err?: unknown) {
           if (finished) return 0;
