@@ -60,11 +60,16 @@ export function startArgs(ctx: ComposeContext, opts: { service?: string } = {}):
   return composeArgs(ctx, 'start', opts.service ?? APP_SERVICE);
 }
 
-export function logsArgs(ctx: ComposeContext, opts: { service?: string; tail?: number; since?: string; timestamps?: boolean } = {}): string[] {
+export function logsArgs(
+  ctx: ComposeContext,
+  opts: { service?: string; tail?: number; since?: string; timestamps?: boolean; noLogPrefix?: boolean; follow?: boolean } = {},
+): string[] {
   return composeArgs(
     ctx,
     'logs',
     '--no-color',
+    ...(opts.noLogPrefix ? ['--no-log-prefix'] : []),
+    ...(opts.follow ? ['--follow'] : []),
     ...(opts.timestamps ? ['--timestamps'] : []),
     ...(opts.tail !== undefined ? ['--tail', String(opts.tail)] : []),
     ...(opts.since ? ['--since', opts.since] : []),

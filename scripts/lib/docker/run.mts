@@ -8,6 +8,6 @@ export async function docker(args: string[], opts: { nothrow?: boolean; env?: No
 }
 
 /** the running `docker <args>` process, to read its stdout while it runs (never throws on exit) */
-export function dockerProcess(args: string[]) {
-  return $({ quiet: true, nothrow: true })`docker ${args}`;
+export function dockerProcess(args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {
+  return $({ quiet: true, nothrow: true, env: opts.env ?? process.env })`docker ${args}`;
 }
