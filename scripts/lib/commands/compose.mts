@@ -137,3 +137,12 @@ export function swapCommands(env: OpsEnv, opts: { stopTimeoutS?: number } = {}) 
     upAll: composeArgs(ctx, 'up', '-d', '--no-build', '--pull', 'never', '--wait'),
   };
 }
+
+/**
+ * A command in the running container of a service (`compose exec`): -T without a terminal (a pipe, a
+ * script, a test), so compose does not ask for one; the container's own user and environment.
+ */
+export function execArgs(ctx: ComposeContext, command: readonly string[], opts: { service?: string; tty?: boolean } = {}): string[] {
+  if (command.length === 0) throw new Error('execArgs: empty command');
+  return composeArgs(ctx, 'exec', ...(opts.tty ? [] : ['-T']), opts.service ?? APP_SERVICE, ...command);
+}
