@@ -8,8 +8,9 @@ import {
 
 const T = (s: string) => Date.parse(`2026-12-07T${s}Z`);
 const appLine = (time: string, o: Record<string, unknown>) => `2026-12-07T${time}123456Z ${JSON.stringify({ ts: `2026-12-07T${time}Z`, ...o })}`;
+// Docker stamps Caddy's line a little after Caddy's own ts (seconds since the epoch), which wins
 const caddyLine = (time: string, uri: string, status: number, duration: number) =>
-  `2026-12-07T${time}000000Z ${JSON.stringify({ level: 'info', ts: 1, logger: 'http.log.access', msg: 'handled request', request: { method: 'POST', uri }, status, duration })}`;
+  `2026-12-07T${time}090000Z ${JSON.stringify({ level: 'info', ts: T(time) / 1000, logger: 'http.log.access', msg: 'handled request', request: { method: 'POST', uri }, status, duration })}`;
 
 describe('parsing each source', () => {
   it.each([
@@ -17,6 +18,11 @@ describe('parsing each source', () => {
       name: 'app JSON lines take Docker\'s time and the line\'s level',
       got: () => parseComposeLines([appLine('10:00:00.', { level: 'warn', msg: 'update_attempt_failed', update_id: 7 })], 'app'),
       want: [{ at: T('10:00:00.123'), source: 'app', level: 'warn', fields: { ts: '2026-12-07T10:00:00.Z', level: 'warn', msg: 'update_attempt_failed', update_id: 7 } }],
+    },
+    {
+      name: 'a JSON line with its own ts takes that time, not the (later) Docker stamp',
+      got: () => parseComposeLines(['2026-12-07T10:00:00.200Z {"ts":"2026-12-07T10:00:00.100Z","level":"info","msg":"x"}', '2026-12-07T10:00:00.300Z {"ts":1796637600.25,"level":"error"}'], 'app'),
+      want: [{ at: T('10:00:00.100'), level: 'info' }, { at: Date.UTC(2026, 11, 7, 10, 0, 0, 250), level: 'error' }],
     },
     {
       name: 'a stack trace (not JSON, no time of its own after the stamp) is text, unknown level',

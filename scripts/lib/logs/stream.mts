@@ -54,8 +54,20 @@ export function parseTime(iso: string): number | null {
 }
 
 /**
+ * The time a JSON line gives itself: the app's `ts` (ISO) or Caddy's `ts` (seconds since the epoch).
+ * Preferred over Docker's stamp, which is when Docker read the line from the container's pipe (a few
+ * ms later, and not in the same order across containers); all containers share the host's clock.
+ */
+function ownTime(fields: Record<string, unknown> | null): number | null {
+  const ts = fields?.ts;
+  if (typeof ts === 'number' && ts > 1e9 && ts < 1e11) return Math.round(ts * 1000);
+  if (typeof ts === 'string' && /^\d{4}-\d\d-\d\dT/.test(ts)) return parseTime(ts);
+  return null;
+}
+
+/**
  * Lines of `docker compose logs --timestamps --no-log-prefix <service>`: Docker's timestamp, then
- * the container's line. The time is Docker's (one clock for app and Caddy).
+ * the container's line; a JSON line's own time wins (ownTime).
  */
 export function parseComposeLines(lines: readonly string[], source: 'app' | 'caddy', startAt = 0): LogEntry[] {
   const out: LogEntry[] = [];
@@ -63,10 +75,11 @@ export function parseComposeLines(lines: readonly string[], source: 'app' | 'cad
   for (const line of lines) {
     if (!line.trim()) continue;
     const m = DOCKER_TS.exec(line);
-    const at = m ? parseTime(m[1]) : null;
-    const text = m && at !== null ? m[2] : line;
-    if (at !== null) prev = at;
+    const stamped = m ? parseTime(m[1]) : null;
+    const text = m && stamped !== null ? m[2] : line;
     const fields = parseJsonObject(text);
+    const at = ownTime(fields) ?? stamped;
+    if (at !== null) prev = at;
     out.push({ at: prev, source, level: fields ? normalLevel(fields.level) : null, fields, text });
   }
   return out;
