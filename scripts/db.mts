@@ -11,12 +11,11 @@ import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv, type OpsEnv } from './lib/config/env.mts';
 import type { Logger } from './lib/cli/log.mts';
 import { sqliteArgs } from './lib/commands/sqlite.mts';
-import { dbOwner, runSqlite, runSqliteInteractive, unreachableFor } from './lib/host/sqlite-cli.mts';
+import { reachableOwner, runSqlite, runSqliteInteractive } from './lib/host/sqlite-cli.mts';
 import { acquireLock } from './lib/host/lock.mts';
 import { runBackup } from './lib/backup/backup.mts';
 import { clearDeadLetters, listDeadLetters, retryDeadLetter } from './lib/db/dead-letters.mts';
 import { redactEnvSecrets } from './lib/notify/message.mts';
-import path from 'node:path';
 
 export const spec: CommandSpec = {
   name: 'db.mts',
@@ -145,9 +144,7 @@ await runMain(spec, async ({ values: v, positionals }, log) => {
 
   // a shell or one query
   const db = env.layout.db;
-  const owner = dbOwner(db);
-  const blocked = unreachableFor(path.dirname(db), owner);
-  if (blocked) throw new StepError(`uid ${owner.uid} (the database's owner) cannot reach ${db}: ${blocked} is not searchable for it`, { step: 'db', hint: `sudo chmod o+x ${blocked}` });
+  const owner = reachableOwner(db);
   const mode = o.json ? 'json' : process.stdout.isTTY ? 'box' : 'list';
   const argv = sqliteArgs({ db, readonly: !v.write, busyTimeoutMs, mode, sql });
   if (o.dryRun) {

@@ -14,6 +14,9 @@ export interface SqliteCliOptions {
 
 export function sqliteArgs(o: SqliteCliOptions): string[] {
   if (!Number.isInteger(o.busyTimeoutMs) || o.busyTimeoutMs < 0) throw new Error(`sqliteArgs: bad busy timeout ${o.busyTimeoutMs}`);
+  // sqlite3 reads every argument that starts with "-" as an option, wherever it is (3.40 has no
+  // `--`): the database path is absolute, and SQL starting with "-" (a `-- comment`) gets a space
+  if (!o.db.startsWith('/')) throw new Error(`sqliteArgs: the database path must be absolute, got ${o.db}`);
   return [
     'sqlite3',
     ...(o.readonly ? ['-readonly'] : []),
@@ -21,10 +24,8 @@ export function sqliteArgs(o: SqliteCliOptions): string[] {
     '-bail',
     '-cmd',
     `.timeout ${o.busyTimeoutMs}`,
-    // `--` ends the options: a database path or SQL starting with "-" is never read as one
-    '--',
     o.db,
-    ...(o.sql !== undefined ? [o.sql] : []),
+    ...(o.sql !== undefined ? [o.sql.startsWith('-') ? ` ${o.sql}` : o.sql] : []),
   ];
 }
 

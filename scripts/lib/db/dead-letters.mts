@@ -8,7 +8,7 @@ import { composeCtx, composeEnv, execArgs } from '../commands/compose.mts';
 import { deadLetterSql, sqliteArgs, DEAD_LETTERS_TABLE } from '../commands/sqlite.mts';
 import { appContainers } from '../docker/app-container.mts';
 import { docker } from '../docker/run.mts';
-import { dbOwner, runSqlite } from '../host/sqlite-cli.mts';
+import { reachableOwner, runSqlite } from '../host/sqlite-cli.mts';
 
 export const RETRY_LABEL = 'lazyflow.dead-letter-retry';
 
@@ -17,7 +17,7 @@ export type DeadLetter = Record<string, unknown> & { update_id: number };
 /** one query, read-only unless told, JSON rows back */
 export async function queryJson(env: OpsEnv, sql: string, o: { write?: boolean; busyTimeoutMs: number }): Promise<Record<string, unknown>[]> {
   const db = env.layout.db;
-  const r = await runSqlite(sqliteArgs({ db, readonly: !o.write, busyTimeoutMs: o.busyTimeoutMs, mode: 'json', sql }), dbOwner(db));
+  const r = await runSqlite(sqliteArgs({ db, readonly: !o.write, busyTimeoutMs: o.busyTimeoutMs, mode: 'json', sql }), reachableOwner(db));
   if (r.code !== 0) throw new StepError(`sqlite3 failed on ${db}: ${r.stderr.trim() || `exit ${r.code}`}`, { step: 'db' });
   // sqlite3 -json prints one array per statement that returns rows, nothing for none
   const out: Record<string, unknown>[] = [];

@@ -50,6 +50,14 @@ export function unreachableFor(dir: string, owner: DbOwner): string | null {
   return null;
 }
 
+/** The database's owner, once it is sure that owner can reach the file (else a StepError naming the directory). */
+export function reachableOwner(dbFile: string): DbOwner {
+  const owner = dbOwner(dbFile);
+  const blocked = unreachableFor(path.dirname(dbFile), owner);
+  if (blocked) throw new StepError(`uid ${owner.uid} (the database's owner) cannot reach ${dbFile}: ${blocked} is not searchable for it`, { step: 'db', hint: `sudo chmod o+x ${blocked}` });
+  return owner;
+}
+
 export interface SqliteRun {
   code: number;
   stdout: string;
