@@ -170,3 +170,14 @@ export function update(updateId: number, text: string, chatId = 42): Record<stri
     },
   };
 }
+
+/** Telegram delivering an update to the app's webhook, secret header and all. */
+export const postUpdate = (c: Ctx, body: unknown) =>
+  c.app.request(`/webhook/${c.env.WEBHOOK_SECRET}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": c.env.WEBHOOK_SECRET },
+    body: JSON.stringify(body),
+  });
+
+/** One `SELECT count(*) AS n ...` */
+export const count = (c: Ctx, sql: string, ...args: number[]) => (c.db.query(sql).get(...args) as { n: number }).n;

@@ -3,7 +3,7 @@
 // once: the dead letter goes in the commit that records the update_id; a failed retry stays a dead letter.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { baseRaw, makeApp, startFakeBotApi, update, type Ctx, type FakeBotApi } from "./helpers.ts";
+import { baseRaw, count as n, makeApp, postUpdate as post, startFakeBotApi, update, type Ctx, type FakeBotApi } from "./helpers.ts";
 
 let api: FakeBotApi;
 beforeAll(() => {
@@ -11,13 +11,6 @@ beforeAll(() => {
 });
 afterAll(() => api.stop());
 
-const post = (c: Ctx, body: unknown) =>
-  c.app.request(`/webhook/${c.env.WEBHOOK_SECRET}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": c.env.WEBHOOK_SECRET },
-    body: JSON.stringify(body),
-  });
-const n = (c: Ctx, sql: string, ...args: number[]) => (c.db.query(sql).get(...args) as { n: number }).n;
 
 /**
  * the script as the toolkit runs it in the container: its own process, the container's environment

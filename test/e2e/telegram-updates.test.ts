@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { join, dirname } from 'node:path';
 import { chmodSync, readdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, waitFor, e2eImages, type Stack } from '../support/stack.ts';
@@ -239,5 +240,24 @@ describeDocker('telegram updates: a poison update becomes a dead letter and bloc
     const f = await runScript('exec.mts', ['--config', stack.envFile, '--', 'sh', '-c', 'exit 3'], { timeoutMs: 60_000 });
     expect(f.code, explain(f)).toBe(1);
     expect(f.stderr).toContain('exited 3 in the app container');
+  }, 120_000);
+  it('logs -f prints the lines of an update that arrives while it follows; Ctrl-C ends it', async () => {
+    const child = spawn(process.execPath, [join(repoRoot, 'scripts', 'logs.mts'), '--config', stack.envFile, '-f', '--since', '1s', '--grep', 'update_processed'], {
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    try {
+      await sleep(3000); // the history is read and the follow started
+      const id = send(6_800_001, '/start');
+      await waitFor(`update ${id} in the followed stream`, async () => new RegExp(`app +info +update_processed update_id=${id}`).test(out), 60_000);
+      expect(out).not.toContain(stack.botToken);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited, out).toBe(130);
   }, 120_000);
 });
