@@ -3,7 +3,7 @@
 // JSON are kept.
 import { describe, expect, it } from 'vitest';
 import {
-  effectiveLevel, filterEntries, formatEntry, mergeEntries, parseComposeLines, parseCriticalLines, parseOpsLines, parseSince, parseGrep, updatePath, type LogEntry,
+  dropEchoes, effectiveLevel, filterEntries, formatEntry, mergeEntries, parseComposeLines, parseCriticalLines, parseOpsLines, parseSince, parseGrep, updatePath, type LogEntry,
 } from '../../scripts/lib/logs/stream.mts';
 
 const T = (s: string) => Date.parse(`2026-12-07T${s}Z`);
@@ -54,6 +54,24 @@ describe('parsing each source', () => {
 
   it('a critical log whose name has no time is not placed (null)', () => {
     expect(parseCriticalLines('critical-x.log', ['10:00:00 info a'])).toBeNull();
+  });
+});
+
+describe('the critical-section worker writes its lines to ops.log and its own log', () => {
+  it('keeps the ops.log copy, and the critical log\'s lines that never went through the logger', () => {
+    const ops = parseOpsLines([
+      '2026-12-07T10:00:01.400Z INFO  [rollout 77] swap: stop old',
+      '2026-12-07T10:00:01.400Z INFO  [rollout 77]   second line of it',
+      '2026-12-07T10:00:03.900Z OK    [rollout 77] health (2.1 s)',
+    ]);
+    const crit = parseCriticalLines('critical-20261207T100000Z-rollout.log', [
+      '10:00:01 info  swap: stop old',
+      '  second line of it',
+      'Error response from daemon: container is restarting',
+      '10:00:03 ok    health (2.1 s)',
+      '10:00:09 info  swap: stop old',
+    ])!;
+    expect(dropEchoes(crit, ops).map((e) => e.text)).toEqual(['Error response from daemon: container is restarting', 'swap: stop old']);
   });
 });
 

@@ -8,7 +8,7 @@ import type { OpsEnv } from '../config/env.mts';
 import { composeCtx, composeEnv, logsArgs } from '../commands/compose.mts';
 import { docker, dockerProcess } from '../docker/run.mts';
 import { redactEnvSecrets } from '../notify/message.mts';
-import { mergeEntries, parseComposeLines, parseCriticalLines, parseOpsLines, type LogEntry } from './stream.mts';
+import { dropEchoes, mergeEntries, parseComposeLines, parseCriticalLines, parseOpsLines, type LogEntry } from './stream.mts';
 
 export const LOG_SERVICES = ['app', 'caddy'] as const;
 
@@ -73,7 +73,8 @@ export function readCriticalLogs(env: OpsEnv, sinceMs: number, redact: Redact): 
 /** everything since `sinceMs`, one stream in time order */
 export async function readAll(env: OpsEnv, sinceMs: number, redact: Redact = redactorFor(env)): Promise<LogEntry[]> {
   const [app, caddy] = await Promise.all(LOG_SERVICES.map((s) => readServiceLog(env, s, sinceMs, redact)));
-  return mergeEntries(app, caddy, readOpsLog(env, sinceMs, redact), readCriticalLogs(env, sinceMs, redact));
+  const ops = readOpsLog(env, sinceMs, redact);
+  return mergeEntries(app, caddy, ops, dropEchoes(readCriticalLogs(env, sinceMs, redact), ops));
 }
 
 /**
@@ -108,6 +109,7 @@ export async function follow(env: OpsEnv, fromMs: number, onEntry: (e: LogEntry)
       /* not there yet */
     }
   }
+  let recentOps: LogEntry[] = [];
   const poll = () => {
     for (const f of startFiles()) {
       let size: number;
@@ -130,7 +132,12 @@ export async function follow(env: OpsEnv, fromMs: number, onEntry: (e: LogEntry)
       const whole = text.lastIndexOf('\n') + 1;
       offsets.set(f, from + Buffer.byteLength(text.slice(0, whole)));
       const ls = lines(redact(text.slice(0, whole)));
-      const entries = f === env.layout.opsLog ? parseOpsLines(ls, Date.now()) : (parseCriticalLines(path.basename(f), ls) ?? []);
+      let entries: LogEntry[];
+      if (f === env.layout.opsLog) {
+        entries = parseOpsLines(ls, Date.now());
+        // ops.log is read first in each poll, and the worker writes it before its own log: its echo is here
+        recentOps = [...recentOps, ...entries].filter((e) => e.at > Date.now() - 10_000);
+      } else entries = dropEchoes(parseCriticalLines(path.basename(f), ls) ?? [], recentOps);
       for (const e of entries) onEntry(e);
     }
   };

@@ -137,6 +137,17 @@ export function parseCriticalLines(fileName: string, lines: readonly string[]): 
   return out;
 }
 
+/**
+ * The critical-section worker logs each line twice: to ops.log (`[rollout 123] msg`, ms precision) and
+ * to its critical-<id>.log (`HH:MM:SS level msg`). Keep the ops.log copy; the critical log adds what did
+ * not go through the logger (a child's output, a stack trace), and those stay.
+ */
+export function dropEchoes(critical: readonly LogEntry[], ops: readonly LogEntry[]): LogEntry[] {
+  const opsText = ops.map((o) => ({ at: o.at, msg: o.text.replace(/^\[[^\]]*\] /, '') }));
+  // (a multi-line message's later lines carry no time in the critical log, each is a line of its own in ops.log)
+  return critical.filter((c) => !opsText.some((o) => o.msg === c.text && Math.abs(o.at - c.at) < 2000));
+}
+
 /** Merge already-parsed sources into one stream ordered by time; equal times keep their source's order. */
 export function mergeEntries(...sources: LogEntry[][]): LogEntry[] {
   const all = sources.flatMap((s, si) => s.map((e, i) => ({ e, si, i })));
