@@ -8,14 +8,9 @@ import { runMain } from './lib/cli/main.mts';
 import { StepError, UsageError } from './lib/cli/errors.mts';
 import { type CommandSpec } from './lib/cli/args.mts';
 import { sharedOption, sharedValues } from './lib/cli/shared.mts';
-import { loadOpsEnv, type OpsEnv } from './lib/config/env.mts';
+import type { OpsEnv } from './lib/config/env.mts';
 import type { Logger } from './lib/cli/log.mts';
 import { sqliteArgs } from './lib/commands/sqlite.mts';
-import { reachableOwner, runSqlite, runSqliteInteractive } from './lib/host/sqlite-cli.mts';
-import { acquireLock } from './lib/host/lock.mts';
-import { runBackup } from './lib/backup/backup.mts';
-import { clearDeadLetters, listDeadLetters, retryDeadLetter } from './lib/db/dead-letters.mts';
-import { redactEnvSecrets } from './lib/notify/message.mts';
 
 export const spec: CommandSpec = {
   name: 'db.mts',
@@ -65,6 +60,8 @@ function updateIdArg(flag: string, v: string): number {
 
 /** the verified backup before anything is written, under the operation lock (held until the write is done) */
 async function withBackup<T>(env: OpsEnv, log: Logger, what: string, f: () => Promise<T>): Promise<T> {
+  const { acquireLock } = await import('./lib/host/lock.mts');
+  const { runBackup } = await import('./lib/backup/backup.mts');
   const lock = await acquireLock(env.layout, { operation: `db ${what}`, waitMs: 0, log });
   try {
     const b = await runBackup({ ctx: env, reason: 'manual', log, lockHeld: true });
@@ -89,6 +86,11 @@ await runMain(spec, async ({ values: v, positionals }, log) => {
   if (modes.length && (sql !== undefined || v.write)) throw new UsageError(`${modes[0]} takes no SQL and no --write`, { hint: 'see: db.mts --help' });
   if (o.dryRun && !modes.length && !v.write) throw new UsageError('--dry-run goes with --write, --retry or --clear (a read-only query changes nothing)');
 
+  // loaded only now: --help and a usage error answer at once
+  const { loadOpsEnv } = await import('./lib/config/env.mts');
+  const { reachableOwner, runSqlite, runSqliteInteractive } = await import('./lib/host/sqlite-cli.mts');
+  const { clearDeadLetters, listDeadLetters, retryDeadLetter } = await import('./lib/db/dead-letters.mts');
+  const { redactEnvSecrets } = await import('./lib/notify/message.mts');
   const env = loadOpsEnv(o.config);
   log.setOpsLog(env.layout.opsLog);
   const redact = (s: string) => redactEnvSecrets(s, env.values);

@@ -6,10 +6,6 @@ import { runMain } from './lib/cli/main.mts';
 import { StepError } from './lib/cli/errors.mts';
 import { type CommandSpec } from './lib/cli/args.mts';
 import { sharedOption, sharedValues } from './lib/cli/shared.mts';
-import { loadOpsEnv } from './lib/config/env.mts';
-import { composeCtx, composeEnv, execArgs } from './lib/commands/compose.mts';
-import { liveApp } from './lib/docker/app-container.mts';
-import { dockerInteractive } from './lib/docker/run.mts';
 
 export const spec: CommandSpec = {
   name: 'exec.mts',
@@ -33,6 +29,11 @@ export const spec: CommandSpec = {
 
 await runMain(spec, async ({ values: v, positionals }, log) => {
   const o = sharedValues(v);
+  // loaded only now: --help and a usage error answer at once
+  const { loadOpsEnv } = await import('./lib/config/env.mts');
+  const { composeCtx, composeEnv, execArgs } = await import('./lib/commands/compose.mts');
+  const { liveApp } = await import('./lib/docker/app-container.mts');
+  const { dockerInteractive } = await import('./lib/docker/run.mts');
   const env = loadOpsEnv(o.config);
   const command = positionals.length ? positionals : ['sh'];
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);

@@ -8,8 +8,6 @@ import { runMain } from './lib/cli/main.mts';
 import { UsageError } from './lib/cli/errors.mts';
 import { type CommandSpec } from './lib/cli/args.mts';
 import { sharedOption, sharedValues } from './lib/cli/shared.mts';
-import { loadOpsEnv } from './lib/config/env.mts';
-import { follow, readAll } from './lib/logs/read.mts';
 import { entryJson, filterEntries, formatEntry, LOG_LEVELS, parseGrep, parseSince, type LogEntry, type LogFilter, type LogLevel } from './lib/logs/stream.mts';
 
 export const spec: CommandSpec = {
@@ -61,6 +59,9 @@ await runMain(spec, async ({ values: v }, log) => {
   if (grep === null) throw new UsageError(`--grep "${grepText}" is not a valid regular expression`, { hint: 'escape special characters, e.g. --grep "update_dead_letter"' });
   const filter: LogFilter = { since, grep, level: v.level as LogLevel | undefined, update };
 
+  // loaded only now: --help and a usage error answer at once
+  const { loadOpsEnv } = await import('./lib/config/env.mts');
+  const { follow, readAll } = await import('./lib/logs/read.mts');
   const env = loadOpsEnv(o.config);
   const c = new Chalk({ level: process.stdout.isTTY && !process.env.NO_COLOR ? 1 : 0 });
   const paint = (e: LogEntry, line: string) => (e.level === 'error' ? c.red(line) : e.level === 'warn' ? c.yellow(line) : e.level === 'debug' ? c.dim(line) : line);
