@@ -36,7 +36,8 @@ ARG APP_VERSION=dev
 ENV APP_VERSION=${APP_VERSION}
 LABEL org.opencontainers.image.title="lazyflow-app" \
       org.opencontainers.image.version="${APP_VERSION}" \
-      org.opencontainers.image.description="LazyFlow Telegram bot + Mini App API (Bun, Hono, grammY, SQLite)"
+      org.opencontainers.image.description="LazyFlow Telegram bot + Mini App API (Bun, Hono, grammY, SQLite)" \
+      lazyflow.dead-letter-retry="bun src/retry-dead-letter.ts"
 
 USER bun
 EXPOSE 3000

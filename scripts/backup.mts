@@ -9,7 +9,8 @@ import { runBackup, pruneBackups, backupRows } from './lib/backup/backup.mts';
 import { listBackups, BACKUP_REASONS, type BackupReason } from './lib/backup/manifest.mts';
 import { SNAPSHOT_METHODS, DEFAULT_SNAPSHOT_METHOD, type SnapshotMethod } from './lib/backup/sqlite-snapshot.mts';
 import { describePolicy, policyIsEmpty, type RetentionPolicy } from './lib/backup/retention.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { type CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 // offsite (issue 9)
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { pushMissing, type PushResult } from './lib/offsite/offsite.mts';
@@ -24,7 +25,7 @@ export const spec: CommandSpec = {
     'npx zx scripts/backup.mts --config .env.prod --forget --keep-daily N [--keep-weekly N] [--keep-monthly N] [--dry-run]',
   ],
   options: [
-    ENV_FILE_OPTION,
+    sharedOption('config'),
     { name: 'reason', type: 'string', arg: '<reason>', choices: [...BACKUP_REASONS], default: 'manual', describe: 'recorded in the manifest' },
     { name: 'gzip', type: 'boolean', describe: 'store the database gzip-compressed (checksums cover the stored file)' },
     { name: 'keep-daily', type: 'number', describe: 'retention: keep the newest backup of each of the last N days' },
@@ -35,10 +36,10 @@ export const spec: CommandSpec = {
     { name: 'keep-kept', type: 'number', default: 3, describe: 'retention: keep the N newest kept-aside states (STATE_DIR/kept/, what restores replaced)' },
     { name: 'keep-kept-days', type: 'number', default: 30, describe: 'retention: and none older than N days' },
     { name: 'forget', type: 'boolean', describe: 'apply the retention policy only, take no new backup' },
-    { name: 'dry-run', type: 'boolean', describe: 'print what would be done (and deleted); change nothing' },
+    sharedOption('dryRun', 'with retention flags: which backups would be deleted'),
     { name: 'list', type: 'boolean', describe: 'list backups: id, age, reason, size, verified' },
-    { name: 'json', type: 'boolean', describe: 'with --list (or after a backup): print JSON on stdout' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print errors only (for cron)' },
+    sharedOption('json', 'with --list, or after a backup'),
+    sharedOption('quiet'),
     { name: 'wait-lock', type: 'number', arg: '<seconds>', default: 0, describe: 'wait this long for a running restore/rollout to finish instead of refusing' },
     { name: 'method', type: 'string', arg: '<method>', choices: SNAPSHOT_METHODS, default: DEFAULT_SNAPSHOT_METHOD, describe: 'how the database snapshot is copied (see bench/backup)' },
     { name: 'app-tag', type: 'string', arg: '<tag>', describe: 'app release recorded in the manifest (default: the running app image tag)' },
@@ -85,7 +86,7 @@ await runMain(spec, async ({ values: v }, log) => {
   const waitLockS = num(v['wait-lock'], '--wait-lock') ?? 0;
   if (v.forget && policyIsEmpty(policy)) throw new UsageError('--forget needs a policy: --keep-daily/--keep-weekly/--keep-monthly/--keep-last', { hint: 'e.g. --forget --keep-daily 7 --keep-weekly 4 --keep-monthly 6' });
   if (v.list && (v.forget || !policyIsEmpty(policy))) throw new UsageError('--list cannot be combined with retention flags');
-  const ctx = loadOpsEnv(String(v['config']));
+  const ctx = loadOpsEnv(sharedValues(v).config);
   const layout = ctx.layout;
   log.setOpsLog(layout.opsLog);
   if (v.list) {

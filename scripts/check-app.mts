@@ -3,6 +3,7 @@
 //   node scripts/check-app.mts --image lazyflow-app:abc1234 [--config .env.prod] [--json]
 import { runMain } from './lib/cli/main.mts';
 import type { CommandSpec } from './lib/cli/args.mts';
+import { sharedOption } from './lib/cli/shared.mts';
 import { UsageError } from './lib/cli/errors.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { runContractCheck } from './lib/contract/check.mts';
@@ -17,12 +18,12 @@ export const spec: CommandSpec = {
   ],
   options: [
     { name: 'image', type: 'string', arg: '<image[:tag]>', describe: 'the candidate app image (required)' },
-    { name: 'config', type: 'string', arg: '<file>', describe: "operator env file: the app's own keys (e.g. MINI_APP_URL) are passed to the sandbox, exactly as to production; READY_PATH, HEALTHCHECK_PATH and COMPOSE_FILE say what the stack probes" },
+    sharedOption('config', undefined, { default: null, describe: "operator env file: the app's own keys (e.g. MINI_APP_URL) are passed to the sandbox, exactly as to production; READY_PATH, HEALTHCHECK_PATH and COMPOSE_FILE say what the stack probes" }),
     { name: 'tier', type: 'string', arg: '<tier>', choices: ['required', 'all'], default: 'all', describe: 'which items to check (required: the rollout gate, faster)' },
     { name: 'probe-image', type: 'string', arg: '<image>', describe: 'image with bun on PATH that runs the probe (default BUN_IMAGE, else oven/bun:1.4.5-slim)' },
     { name: 'boot-timeout', type: 'number', arg: '<s>', default: 20, describe: 'how long the app may take to answer HTTP' },
-    { name: 'json', type: 'boolean', describe: 'print the results as JSON on stdout' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print only items that are not passing' },
+    sharedOption('json'),
+    sharedOption('quiet', 'here: only the items that are not passing'),
   ],
   details: [
     'Sandbox: a private internal network, no published port, a throwaway STATE_DIR, local mode (no BOT_TOKEN),',

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { $ } from 'zx';
 import { runMain } from './lib/cli/main.mts';
 import type { CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv, REPO_ROOT } from './lib/config/env.mts';
 import { composeArgs, composeEnv } from './lib/commands/compose.mts';
 import { runRollout } from './lib/release/rollout.mts';
@@ -19,12 +20,12 @@ export const spec: CommandSpec = {
   summary: 'bring the stack up locally on https://localhost (Caddy internal CA, no Telegram token) with a real rollout',
   usage: ['npm run demo', 'node scripts/demo.mts [--config .env.local] [--https-port 8443 --http-port 8080]', 'node scripts/demo.mts --down'],
   options: [
-    { name: 'config', type: 'string', default: '.env.local', arg: '<file>', describe: 'local env file; created (mode 600) when missing' },
+    sharedOption('config', undefined, { default: '.env.local', describe: 'local env file; created (mode 600) when missing' }),
     { name: 'https-port', type: 'number', default: 443, describe: 'HTTPS port written into a new env file' },
     { name: 'http-port', type: 'number', default: 80, describe: 'HTTP port written into a new env file' },
     { name: 'down', type: 'boolean', describe: 'stop and remove the demo containers (STATE_DIR and certificates are kept)' },
-    { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'print the rollout plan only' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
+    sharedOption('dryRun', 'here: the rollout plan'),
+    sharedOption('quiet'),
   ],
   details: 'Local mode: no webhook is registered and Telegram checks are skipped. Uncommitted changes are deployed with a -dirty tag.',
 };
@@ -75,7 +76,7 @@ export function ensureStateDir(stateDir: string): string[] {
 }
 
 runMain(spec, async ({ values: v }, log) => {
-  const file = path.resolve(String(v['config']));
+  const file = path.resolve(sharedValues(v).config);
   if (v.down) {
     const env = loadOpsEnv(file);
     await $({ env: composeEnv(env.values), stdio: 'inherit' })`docker ${composeArgs(env, 'down', '--remove-orphans')}`;

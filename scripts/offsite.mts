@@ -10,7 +10,8 @@ import { listBackups } from './lib/backup/manifest.mts';
 import { policyIsEmpty, type RetentionPolicy } from './lib/backup/retention.mts';
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
 import { checkRepository, forgetOffsite, initRepository, listSnapshots, pushMissing, readLastCheck, sideBySide, unlockRepository } from './lib/offsite/offsite.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { type CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { currentReleaseLabel, withNotice } from './lib/notify/operation.mts';
 
 export const spec: CommandSpec = {
@@ -24,7 +25,7 @@ export const spec: CommandSpec = {
     'npx zx scripts/offsite.mts --config .env.prod --check [--read-data-subset 5%]',
   ],
   options: [
-    ENV_FILE_OPTION,
+    sharedOption('config'),
     { name: 'init', type: 'boolean', describe: 'create the restic repository at OFFSITE_REPOSITORY (once; a no-op when it exists)' },
     { name: 'push', type: 'boolean', describe: 'upload every verified local backup that is not offsite yet (backup.mts does this after each backup)' },
     { name: 'list', type: 'boolean', describe: 'local and offsite backups side by side: id, age, size, verified' },
@@ -36,9 +37,9 @@ export const spec: CommandSpec = {
     { name: 'keep-weekly', type: 'number', describe: 'retention: newest backup of each of the last N ISO weeks' },
     { name: 'keep-monthly', type: 'number', describe: 'retention: newest backup of each of the last N months' },
     { name: 'keep-last', type: 'number', describe: 'retention: the N newest backups' },
-    { name: 'dry-run', type: 'boolean', describe: 'with --push/--forget: say what would be done; change nothing' },
-    { name: 'json', type: 'boolean', describe: 'print the result as JSON on stdout' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only (cron)' },
+    sharedOption('dryRun', 'with --push/--forget'),
+    sharedOption('json'),
+    sharedOption('quiet'),
     { name: 'wait-lock', type: 'number', arg: '<seconds>', default: 0, describe: 'wait this long for a running backup/restore/rollout' },
   ],
   details: [
@@ -74,7 +75,7 @@ await runMain(spec, async ({ values: v }, log) => {
   const subset = String(v['read-data-subset']);
   if (!/^(\d+(\.\d+)?%|\d+\/\d+|\d+[KMGT]?)$/.test(subset)) throw new UsageError(`--read-data-subset expects n% or n/t, got "${subset}"`);
   const waitLockMs = (num(v['wait-lock'], '--wait-lock') ?? 0) * 1000;
-  const ctx = loadOpsEnv(String(v['config']));
+  const ctx = loadOpsEnv(sharedValues(v).config);
   log.setOpsLog(ctx.layout.opsLog);
   const cfg = loadOffsiteConfig(ctx);
   if (!cfg) throw new ConfigError(`offsite backups are not configured: OFFSITE_REPOSITORY is empty in ${ctx.file}`, { file: ctx.file, key: 'OFFSITE_REPOSITORY', hint: 'see .env.prod.example (Offsite backups) and RUNBOOK.md (Offsite backups)' });

@@ -8,7 +8,8 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { runMain } from './lib/cli/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { type CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv, REPO_ROOT } from './lib/config/env.mts';
 import { ConfigError, StepError } from './lib/cli/errors.mts';
 import { createPhaseTimer, formatDuration } from './lib/cli/log.mts';
@@ -29,12 +30,12 @@ export const spec: CommandSpec = {
   summary: 'disaster recovery on an empty machine: restore the newest offsite backup, build its release, start the stack, smoke',
   usage: ['npx zx scripts/recover-vps.mts --config .env.prod [--from offsite:latest|offsite:<id>]'],
   options: [
-    ENV_FILE_OPTION,
+    sharedOption('config'),
     { name: 'from', type: 'string', arg: '<offsite:latest|offsite:id>', default: 'offsite:latest', describe: 'the offsite backup to bring back' },
     { name: 'source', type: 'string', arg: '<dir>', describe: 'git checkout holding the release (default: this repository)' },
     ...GATE_OPTIONS,
-    { name: 'json', type: 'boolean', describe: 'print the result (backup, release, phases) as JSON on stdout' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
+    sharedOption('json', 'the result: backup, release, phases'),
+    sharedOption('quiet'),
   ],
   details: [
     'Refuses to run where a live database or an app container exists (use restore.mts --from offsite:latest there).',
@@ -61,7 +62,7 @@ function git(dir: string, ...args: string[]): string | null {
 
 runMain(spec, async ({ values: v }, log) => {
   const what = offsiteSource(String(v.from)) ?? 'latest';
-  const ctx = loadOpsEnv(String(v['config']));
+  const ctx = loadOpsEnv(sharedValues(v).config);
   const cfg = loadOffsiteConfig(ctx);
   if (!cfg) throw new ConfigError(`OFFSITE_REPOSITORY is empty in ${ctx.file}: there is nothing to recover from`, { file: ctx.file, key: 'OFFSITE_REPOSITORY', hint: 'restore the env file from your password manager (RUNBOOK: The VPS is gone)' });
   const layout = ctx.layout;

@@ -5,7 +5,8 @@
 // scripts/schedules.mts --install (RUNBOOK: Alerts and schedules).
 import path from 'node:path';
 import { runMain } from './lib/cli/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { type CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { acquireLock, describeHolder, LockBusyError } from './lib/host/lock.mts';
 import { runRecovery } from './lib/recovery/run.mts';
@@ -20,11 +21,11 @@ export const spec: CommandSpec = {
     'node scripts/recover.mts --config .env.prod --dry-run      # what it would do',
   ],
   options: [
-    ENV_FILE_OPTION,
-    { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'print the actions and change nothing' },
+    sharedOption('config'),
+    sharedOption('dryRun', 'here: the recovery actions'),
     { name: 'health-timeout', type: 'number', arg: '<s>', default: 90, describe: 'how long a restarted app may take to become healthy' },
-    { name: 'json', type: 'boolean', describe: 'print the actions and the result as JSON' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
+    sharedOption('json', 'the actions and the result'),
+    sharedOption('quiet'),
   ],
   details: [
     'Recovery is a pure decision from STATE_DIR/releases.jsonl, STATE_DIR/restore-journal.json and what Docker',
@@ -43,7 +44,7 @@ export const spec: CommandSpec = {
 };
 
 runMain(spec, async ({ values: v }, log) => {
-  const env = loadOpsEnv(path.resolve(String(v['config'])));
+  const env = loadOpsEnv(path.resolve(sharedValues(v).config));
   log.setOpsLog(env.layout.opsLog);
 
   if (v['dry-run']) {

@@ -14,7 +14,8 @@ import { recoverRestore, runRestore } from './lib/restore/restore.mts';
 import { keptRoot, listKept } from './lib/restore/kept.mts';
 import { formatAge } from './lib/cli/log.mts';
 import { drillRecord, recordDrill, runDrill } from './lib/restore/drill.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { type CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 // offsite (issue 9)
 import { ConfigError } from './lib/cli/errors.mts';
 import { loadOffsiteConfig } from './lib/offsite/config.mts';
@@ -33,11 +34,11 @@ export const spec: CommandSpec = {
     'npx zx scripts/restore.mts --config .env.prod --from offsite:<latest|id> [--drill]',
   ],
   options: [
-    ENV_FILE_OPTION,
+    sharedOption('config'),
     { name: 'list', type: 'boolean', describe: 'list backups: id, age, reason, size, verified' },
-    { name: 'json', type: 'boolean', describe: 'with --list / --drill: JSON on stdout' },
+    sharedOption('json', 'with --list / --drill'),
     { name: 'from', type: 'string', arg: '<id|latest>', describe: 'the backup to restore (see --list); offsite:latest or offsite:<id> fetches it from OFFSITE_REPOSITORY first' },
-    { name: 'dry-run', type: 'boolean', describe: 'print the plan; change nothing' },
+    sharedOption('dryRun', 'here: the restore plan'),
     { name: 'yes', type: 'boolean', alias: 'y', describe: 'do not ask for confirmation' },
     { name: 'recover', type: 'boolean', describe: 'only finish or roll back an interrupted restore' },
     { name: 'drill', type: 'boolean', describe: 'boot a throwaway app on the backup (private network, no ports, local mode); production untouched' },
@@ -46,7 +47,7 @@ export const spec: CommandSpec = {
     { name: 'skip-smoke', type: 'boolean', describe: 'do not run the smoke checks after the restore' },
     { name: 'wait-lock', type: 'number', arg: '<seconds>', default: 0, describe: 'wait this long for a running backup/rollout instead of refusing' },
     { name: 'health-timeout', type: 'number', arg: '<seconds>', default: 120, describe: 'how long the app may take to become healthy' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print errors only' },
+    sharedOption('quiet'),
   ],
   details: [
     'A restore resolves the backup once (latest included) and records it in STATE_DIR/restore-journal.json, verifies',
@@ -82,7 +83,7 @@ await runMain(spec, async ({ values: v }, log) => {
   const waitLockMs = Number(v['wait-lock']) * 1000;
   const healthTimeoutMs = Number(v['health-timeout']) * 1000;
   if (!(waitLockMs >= 0) || !(healthTimeoutMs > 0)) throw new UsageError('--wait-lock and --health-timeout must be positive');
-  const ctx = loadOpsEnv(String(v['config']));
+  const ctx = loadOpsEnv(sharedValues(v).config);
   log.setOpsLog(ctx.layout.opsLog);
 
   // offsite (issue 9): fetch the snapshot first, then take exactly the local path with it

@@ -2,7 +2,8 @@
 // Roll back to the previous successful release (or --to one), with the same gates as a rollout.
 import { createInterface } from 'node:readline/promises';
 import { runMain } from './lib/cli/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { type CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { UsageError } from './lib/cli/errors.mts';
 import { currentRelease, readJournal, releaseRows } from './lib/release/journal.mts';
@@ -21,17 +22,17 @@ export const spec: CommandSpec = {
     'APP_TAG=$(node scripts/rollback.mts --config .env.prod --current) docker compose --env-file .env.prod up -d',
   ],
   options: [
-    ENV_FILE_OPTION,
+    sharedOption('config'),
     { name: 'list', type: 'boolean', alias: 'l', describe: 'list the releases (newest first; * = current) and exit' },
     { name: 'current', type: 'boolean', describe: 'print the app tag of the current release and exit (for manual compose commands)' },
     { name: 'to', type: 'string', arg: '<release|sha|tag>', describe: 'the release to go back to: release id (or prefix), git sha prefix, or image tag' },
     { name: 'with-db', type: 'boolean', describe: 'also restore the backup holding that release\'s data (taken right before it was replaced); asks first' },
     { name: 'yes', type: 'boolean', alias: 'y', describe: 'do not ask for confirmation (--with-db)' },
     { name: 'force', type: 'boolean', describe: 'roll back although the database schema is newer than the target ran with' },
-    { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'print what would happen and change nothing' },
+    sharedOption('dryRun'),
     ...GATE_OPTIONS,
-    { name: 'json', type: 'boolean', describe: 'machine-readable output (--list, --current and the result)' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
+    sharedOption('json', '--list, --current and the result'),
+    sharedOption('quiet'),
   ],
   details: [
     'Without --with-db the data is kept. A rollback to a release whose schema (user_version) is older than',
@@ -56,7 +57,7 @@ async function ask(question: string): Promise<boolean> {
 }
 
 runMain(spec, async ({ values: v }, log) => {
-  const env = loadOpsEnv(String(v['config']));
+  const env = loadOpsEnv(sharedValues(v).config);
   log.setOpsLog(env.layout.opsLog);
   const journal = readJournal(env.layout.releases);
   if (journal.skipped.length) log.warn(`releases journal: skipped ${journal.skipped.length} unreadable line(s) (${journal.skipped.map((s) => s.line).join(', ')}); a torn last line follows a crash`);

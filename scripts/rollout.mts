@@ -3,7 +3,8 @@
 // container while Caddy holds requests, health/Telegram/smoke gates, record, notify. Any failed gate
 // rolls back automatically (restoring the pre-deploy backup only if the schema moved).
 import { runMain } from './lib/cli/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { type CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { runRollout } from './lib/release/rollout.mts';
 import { GATE_OPTIONS, ROLLOUT_PHASES } from './lib/release/plan.mts';
@@ -18,8 +19,8 @@ export const spec: CommandSpec = {
     'node scripts/rollout.mts --config .env.prod --check      # preflight only',
   ],
   options: [
-    ENV_FILE_OPTION,
-    { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'run preflight, print the plan (commands included) and change nothing' },
+    sharedOption('config'),
+    sharedOption('dryRun', 'here: preflight runs, then the plan (commands included)'),
     { name: 'check', type: 'boolean', describe: 'run preflight only and exit' },
     { name: 'source', type: 'string', arg: '<dir>', describe: 'git working tree to build from (default: the git repository this toolkit sits in: its own, or the app repository that carries it in deploy/)' },
     { name: 'allow-dirty', type: 'boolean', describe: 'deploy uncommitted changes; the image tag gets a visible -dirty-<time> marker' },
@@ -27,8 +28,8 @@ export const spec: CommandSpec = {
     { name: 'skip-backup', type: 'boolean', describe: 'no pre-deploy backup (a schema-changing failure could then not be undone)' },
     { name: 'skip-contract', type: 'boolean', describe: "do not check the new image against the app contract's required tier before touching production (RUNBOOK: The app contract)" },
     ...GATE_OPTIONS,
-    { name: 'json', type: 'boolean', describe: 'print the result (release id, phases, swap timings) as JSON on stdout' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
+    sharedOption('json', 'the result: release id, phases, swap timings'),
+    sharedOption('quiet'),
   ],
   details: [
     `Phases: ${ROLLOUT_PHASES.join(' -> ')} (each timed, recorded in STATE_DIR/releases.jsonl).`,
@@ -59,7 +60,7 @@ export const spec: CommandSpec = {
 };
 
 runMain(spec, async ({ values: v }, log) => {
-  const env = loadOpsEnv(String(v['config']));
+  const env = loadOpsEnv(sharedValues(v).config);
   log.setOpsLog(env.layout.opsLog);
   if (v.check) {
     const { runPreflight, preflightExitCode } = await import('./lib/checks/preflight.mts');

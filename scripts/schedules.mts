@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { runMain } from './lib/cli/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { type CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { UsageError } from './lib/cli/errors.mts';
 import { formatAge, renderTable } from './lib/cli/log.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
@@ -24,16 +25,16 @@ export const spec: CommandSpec = {
     'node scripts/schedules.mts --config .env.prod --remove',
   ],
   options: [
-    ENV_FILE_OPTION,
+    sharedOption('config'),
     { name: 'install', type: 'boolean', describe: 'write the units (or the cron file) and enable the timers; idempotent: a file is written only when its content differs' },
     { name: 'status', type: 'boolean', describe: 'each timer, its last run and its result, and its next run (cron: the file and where the output goes)' },
     { name: 'remove', type: 'boolean', describe: "disable and delete this project's timers and its cron file" },
-    { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'with --install/--remove: print the unit files (or cron file) and what would change; change nothing' },
-    { name: 'json', type: 'boolean', describe: 'with --status (or --dry-run): print JSON on stdout' },
+    sharedOption('dryRun', 'with --install/--remove: the unit files (or cron file) and what would change'),
+    sharedOption('json', 'with --status (or --dry-run)'),
     { name: 'mode', type: 'string', arg: '<mode>', default: 'auto', choices: ['auto', 'systemd', 'cron'], describe: 'auto: systemd timers when systemd runs (/run/systemd/system), else a cron file' },
     { name: 'unit-dir', type: 'string', arg: '<dir>', describe: `where the systemd units go (default: LAZYFLOW_UNIT_DIR of the env file, else ${DEFAULT_PATHS.unitDir})` },
     { name: 'cron-dir', type: 'string', arg: '<dir>', describe: `where the cron file goes (default: LAZYFLOW_CRON_DIR of the env file, else ${DEFAULT_PATHS.cronDir})` },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
+    sharedOption('quiet'),
   ],
   details: [
     'Schedules (UTC; per compose project: units lazyflow-<job>-<project>, cron file lazyflow-schedules-<project>):',
@@ -93,14 +94,14 @@ function renderStatus(s: ScheduleStatus, now: number): string {
 runMain(spec, async ({ values: v }, log) => {
   const modes = ['install', 'status', 'remove'].filter((m) => v[m]);
   if (modes.length !== 1) throw new UsageError(modes.length ? `--${modes.join(' and --')} exclude each other` : 'say what to do: --install, --status or --remove (--help for more)');
-  const envFile = path.resolve(String(v.config));
+  const envFile = path.resolve(sharedValues(v).config);
   const env = loadOpsEnv(envFile);
   const ctx = scheduleContext(env);
   // the env file's LAZYFLOW_UNIT_DIR / LAZYFLOW_CRON_DIR, as the rollout's safety net uses them (schedules/net.mts)
   const envPaths = schedulePaths(env.values);
   const paths: SchedulePaths = { unitDir: v['unit-dir'] ? path.resolve(String(v['unit-dir'])) : envPaths.unitDir, cronDir: v['cron-dir'] ? path.resolve(String(v['cron-dir'])) : envPaths.cronDir };
   const mode = resolveMode(String(v.mode));
-  const command = `node ${path.relative(process.cwd(), path.join(ctx.scriptsDir, 'schedules.mts')) || 'scripts/schedules.mts'} --config ${String(v.config)}${v.mode !== 'auto' ? ` --mode ${v.mode}` : ''}${paths.unitDir !== envPaths.unitDir ? ` --unit-dir ${paths.unitDir}` : ''}${paths.cronDir !== envPaths.cronDir ? ` --cron-dir ${paths.cronDir}` : ''}`;
+  const command = `node ${path.relative(process.cwd(), path.join(ctx.scriptsDir, 'schedules.mts')) || 'scripts/schedules.mts'} --config ${sharedValues(v).config}${v.mode !== 'auto' ? ` --mode ${v.mode}` : ''}${paths.unitDir !== envPaths.unitDir ? ` --unit-dir ${paths.unitDir}` : ''}${paths.cronDir !== envPaths.cronDir ? ` --cron-dir ${paths.cronDir}` : ''}`;
 
   if (v.status) {
     const s = await status(ctx, paths, command);
@@ -136,7 +137,7 @@ runMain(spec, async ({ values: v }, log) => {
   }
   const r = await install(ctx, mode, paths, log);
   const names = jobs(ctx).map((j) => `${j.id} (${j.when})`).join(', ');
-  if (r.activated) log.ok(`timers enabled: ${names}; see: node scripts/schedules.mts --config ${String(v.config)} --status`);
+  if (r.activated) log.ok(`timers enabled: ${names}; see: node scripts/schedules.mts --config ${sharedValues(v).config} --status`);
   else if (r.pending) log.warn(`${systemdRunning() ? `systemd does not load units from ${paths.unitDir}` : 'systemd is not running here'}: the units are written; where it runs: ${r.pending}`);
   else log.ok(`cron runs: ${names}; output: ${path.join(ctx.logDir, '<job>.log')}${systemdRunning() ? '' : ' (systemd is not running: cron file)'}`);
   if (!r.plan.write.length && !r.plan.remove.length) log.ok('already installed, nothing changed');

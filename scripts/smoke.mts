@@ -2,7 +2,8 @@
 // Smoke checks of the running stack: run after every restart, or any time.
 //   node scripts/smoke.mts --config .env.prod [--json] [--only a,b] [--skip c] [--ca root.pem]
 import { runMain } from './lib/cli/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import { type CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { UsageError } from './lib/cli/errors.mts';
 import { CHECKS, CHECK_NAMES, runSmoke } from './lib/checks/smoke.mts';
@@ -19,8 +20,8 @@ export const spec: CommandSpec = {
     'node scripts/smoke.mts --config .env.prod --only health,tls --ca /path/root.pem',
   ],
   options: [
-    ENV_FILE_OPTION,
-    { name: 'json', type: 'boolean', describe: 'print the results as JSON on stdout' },
+    sharedOption('config'),
+    sharedOption('json'),
     { name: 'only', type: 'string', arg: '<a,b>', describe: `run only these checks (${CHECK_NAMES.join(', ')})` },
     { name: 'skip', type: 'string', arg: '<a,b>', describe: 'skip these checks' },
     { name: 'ca', type: 'string', arg: '<pem>', describe: 'trust this root for the site certificate (private CA); default: system trust, or Caddy\'s local root when DOMAIN=localhost' },
@@ -32,7 +33,7 @@ export const spec: CommandSpec = {
     { name: 'telegram-api-root', type: 'string', arg: '<url>', describe: 'Bot API root as reachable from this host (default TELEGRAM_API_ROOT)' },
     { name: 'timeout', type: 'number', arg: '<s>', default: 10, describe: 'per-request timeout' },
     { name: 'list', type: 'boolean', describe: 'list the checks and exit' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print only failures' },
+    sharedOption('quiet', 'here: only the checks that fail'),
   ],
   details: [
     'Checks:',
@@ -52,7 +53,7 @@ runMain(spec, async ({ values: v }, log) => {
   const skip = list(v.skip);
   const unknown = [...(only ?? []), ...(skip ?? [])].filter((n) => !CHECK_NAMES.includes(n));
   if (unknown.length) throw new UsageError(`unknown check ${unknown.join(', ')}`, { hint: `checks: ${CHECK_NAMES.join(', ')}` });
-  const env = loadOpsEnv(String(v['config']));
+  const env = loadOpsEnv(sharedValues(v).config);
   log.setOpsLog(env.layout.opsLog);
   const report = await runSmoke(env, {
     only,

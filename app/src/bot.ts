@@ -73,6 +73,12 @@ export interface CreateBotOptions {
   log: Logger;
   /** Skip getMe (tests). Local mode always uses LOCAL_BOT_INFO. */
   botInfo?: UserFromGetMe;
+  /**
+   * Re-process dead letters (retry-dead-letter.ts): an update is handled although it is a dead letter;
+   * success removes the dead letter in the commit that records it (commitRetry), a failure leaves it a
+   * dead letter with one more attempt and rejects handleUpdate.
+   */
+  retryDeadLetters?: boolean;
 }
 
 /** In local mode every Bot API call is answered locally and logged instead of reaching Telegram. */
@@ -94,7 +100,7 @@ function messageOf(ctx: Context): BotMessageInput | null {
   return { chat_id: m.chat?.id ?? null, from_id: m.from?.id ?? null, text: m.text ?? m.caption ?? null };
 }
 
-export function createBot({ env, store, log, botInfo }: CreateBotOptions): Bot<BotContext> {
+export function createBot({ env, store, log, botInfo, retryDeadLetters = false }: CreateBotOptions): Bot<BotContext> {
   const bot = new Bot<BotContext>(effectiveBotToken(env), {
     botInfo: env.LOCAL_MODE ? LOCAL_BOT_INFO : botInfo,
     // timeoutSeconds: grammY's default (500 s) would stall a webhook handler or the setWebhook retry
@@ -121,7 +127,7 @@ export function createBot({ env, store, log, botInfo }: CreateBotOptions): Bot<B
       log.info("update_duplicate", { update_id: id });
       return;
     }
-    if (store.isDeadLetter(id)) {
+    if (!retryDeadLetters && store.isDeadLetter(id)) {
       log.info("update_dead_letter_redelivered", { update_id: id });
       return;
     }
@@ -133,9 +139,14 @@ export function createBot({ env, store, log, botInfo }: CreateBotOptions): Bot<B
       let recorded: boolean;
       try {
         await next();
-        recorded = store.commitUpdate(id, messageOf(ctx), effects);
+        recorded = retryDeadLetters ? store.commitRetry(id, messageOf(ctx), effects) : store.commitUpdate(id, messageOf(ctx), effects);
       } catch (err) {
         const error = describeFailure(err, secrets);
+        if (retryDeadLetters) {
+          store.recordRetryFailure(id, error);
+          log.warn("dead_letter_retry_failed", { update_id: id, error });
+          throw err;
+        }
         let outcome;
         try {
           outcome = store.recordFailure(id, {
@@ -143,6 +154,7 @@ export function createBot({ env, store, log, botInfo }: CreateBotOptions): Bot<B
             permanent: isPermanentFailure(err),
             maxAttempts: env.UPDATE_MAX_ATTEMPTS,
             chatId: messageOf(ctx)?.chat_id ?? null,
+            update: ctx.update,
           });
         } catch (dbErr) {
           // Cannot even count the attempt (database busy or broken): let Telegram redeliver.
@@ -156,7 +168,8 @@ export function createBot({ env, store, log, botInfo }: CreateBotOptions): Bot<B
         log.warn("update_dead_letter", { update_id: id, attempts: outcome.attempts, reason: outcome.reason, error });
         return;
       }
-      log.info(recorded ? "update_processed" : "update_duplicate", { update_id: id, late: !recorded || undefined });
+      if (retryDeadLetters) log.info(recorded ? "dead_letter_retried" : "dead_letter_retry_skipped", { update_id: id });
+      else log.info(recorded ? "update_processed" : "update_duplicate", { update_id: id, late: !recorded || undefined });
     } finally {
       inFlight.delete(id);
     }

@@ -88,6 +88,11 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX processed_updates_processed_at ON processed_updates(processed_at);
   CREATE INDEX bot_messages_created_at ON bot_messages(created_at);
   `,
+  // v4: a dead letter keeps its update (the JSON Telegram sent), so the operator can have the app
+  // process it again once the cause is fixed (retry-dead-letter.ts); older rows have none.
+  `
+  ALTER TABLE dead_letters ADD COLUMN update_json TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -221,6 +226,8 @@ export interface UpdateFailure {
   permanent: boolean;
   maxAttempts: number;
   chatId: number | null;
+  /** the update as Telegram sent it: kept with a dead letter so it can be retried */
+  update?: unknown;
 }
 
 export type FailureOutcome =
@@ -234,6 +241,14 @@ export interface DeadLetterRow {
   last_error: string;
   chat_id: number | null;
   failed_at: string;
+  update_json: string | null;
+}
+
+/** The update JSON kept with a dead letter; null when there is none or it would be too large (1 MiB, the webhook's own limit). */
+function keptUpdate(update: unknown): string | null {
+  if (update === undefined || update === null) return null;
+  const json = JSON.stringify(update);
+  return json.length <= 1024 * 1024 ? json : null;
 }
 
 export function createStore(db: Database) {
@@ -286,8 +301,13 @@ export function createStore(db: Database) {
     ),
     clearAttempts: db.query(`DELETE FROM update_attempts WHERE update_id = ?`),
     insertDeadLetter: db.query(
-      `INSERT OR IGNORE INTO dead_letters (update_id, attempts, reason, last_error, chat_id, failed_at)
-       VALUES ($id, $attempts, $reason, $error, $chat_id, $now)`,
+      `INSERT OR IGNORE INTO dead_letters (update_id, attempts, reason, last_error, chat_id, failed_at, update_json)
+       VALUES ($id, $attempts, $reason, $error, $chat_id, $now, $update_json)`,
+    ),
+    getDeadLetter: db.query(`SELECT * FROM dead_letters WHERE update_id = ?`),
+    deleteDeadLetter: db.query(`DELETE FROM dead_letters WHERE update_id = ?`),
+    retryFailed: db.query(
+      `UPDATE dead_letters SET attempts = attempts + 1, last_error = $error, failed_at = $now WHERE update_id = $id`,
     ),
   };
 
@@ -312,9 +332,26 @@ export function createStore(db: Database) {
     const { attempts } = q.countAttempt.get({ id: updateId, error: f.error, now: ts }) as { attempts: number };
     const reason = f.permanent ? "permanent" : attempts >= f.maxAttempts ? "max_attempts" : null;
     if (!reason) return { deadLetter: false, attempts };
-    q.insertDeadLetter.run({ id: updateId, attempts, reason, error: f.error, chat_id: f.chatId, now: ts });
+    q.insertDeadLetter.run({ id: updateId, attempts, reason, error: f.error, chat_id: f.chatId, now: ts, update_json: keptUpdate(f.update) });
     q.clearAttempts.run(updateId);
     return { deadLetter: true, attempts, reason };
+  });
+
+  // The commit of a retried dead letter (retry-dead-letter.ts): the dead letter goes in the same
+  // transaction that records the update_id and applies the handler's writes, so the update is either
+  // still a dead letter or processed, exactly once, whatever crashes and however many retries race.
+  // false (nothing written) when it is no longer a dead letter or was processed meanwhile.
+  const commitRetry = db.transaction((updateId: number, message: BotMessageInput | null, effects: readonly UpdateEffect[]): boolean => {
+    // checked before anything changes: returning false commits nothing (an immediate transaction, so
+    // no other writer slips in between the checks and the writes)
+    if (q.isProcessed.get(updateId) !== null) return false;
+    if (q.deleteDeadLetter.run(updateId).changes === 0) return false;
+    const ts = now();
+    q.markProcessed.run(updateId, ts);
+    for (const effect of effects) effect(store);
+    if (message) q.insertBotMessage.run(updateId, message.chat_id, message.from_id, message.text, ts);
+    q.clearAttempts.run(updateId);
+    return true;
   });
 
   // Deletes at most `batch` rows of one table per statement, so the write lock is held only briefly.
@@ -369,6 +406,11 @@ export function createStore(db: Database) {
     commitUpdate: (updateId: number, message: BotMessageInput | null, effects: readonly UpdateEffect[] = []) =>
       commitUpdate.immediate(updateId, message, effects),
     recordFailure: (updateId: number, failure: UpdateFailure) => recordFailure.immediate(updateId, failure),
+    deadLetter: (updateId: number) => (q.getDeadLetter.get(updateId) as DeadLetterRow | null) ?? null,
+    commitRetry: (updateId: number, message: BotMessageInput | null, effects: readonly UpdateEffect[] = []) =>
+      commitRetry.immediate(updateId, message, effects),
+    /** A retry that failed again: it stays a dead letter, one more attempt and the new error on it. */
+    recordRetryFailure: (updateId: number, error: string) => void q.retryFailed.run({ id: updateId, error, now: now() }),
     deadLetters: () => db.query(`SELECT * FROM dead_letters ORDER BY failed_at DESC, update_id DESC`).all() as DeadLetterRow[],
     /**
      * One pass of at most `batch` deletions per table and rule (age, then count), each its own short

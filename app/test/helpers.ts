@@ -37,6 +37,8 @@ export interface FakeBotApi {
   failNext(n: number, error?: { error_code: number; description: string }): void;
   /** Every call addressing this chat answers like Telegram for a user who blocked the bot (403). */
   blockChat(chatId: number): void;
+  /** The user unblocked the bot: calls to the chat succeed again. */
+  unblockChat(chatId: number): void;
   /** Answer sendMessage only after this long (a slow Bot API makes handlers slow). */
   setSendDelay(ms: number): void;
   sendMessages(): { method: string; payload: Record<string, unknown> }[];
@@ -64,6 +66,8 @@ export function startFakeBotApi(): FakeBotApi {
       }
       if (blocked.has(Number(payload.chat_id)))
         return Response.json({ ok: false, error_code: 403, description: "Forbidden: bot was blocked by the user" }, { status: 403 });
+      if (m[1] === "getMe")
+        return Response.json({ ok: true, result: { id: 123456, is_bot: true, first_name: "Test", username: "test_bot" } });
       if (m[1] === "sendMessage" && sendDelayMs > 0) await Bun.sleep(sendDelayMs);
       if (m[1] === "sendMessage")
         return Response.json({
@@ -81,6 +85,7 @@ export function startFakeBotApi(): FakeBotApi {
       failure = error;
     },
     blockChat: (chatId) => void blocked.add(chatId),
+    unblockChat: (chatId) => void blocked.delete(chatId),
     setSendDelay: (ms) => void (sendDelayMs = ms),
     sendMessages: () => calls.filter((c) => c.method === "sendMessage"),
     stop: () => void server.stop(true),
@@ -165,3 +170,14 @@ export function update(updateId: number, text: string, chatId = 42): Record<stri
     },
   };
 }
+
+/** Telegram delivering an update to the app's webhook, secret header and all. */
+export const postUpdate = (c: Ctx, body: unknown) =>
+  c.app.request(`/webhook/${c.env.WEBHOOK_SECRET}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": c.env.WEBHOOK_SECRET },
+    body: JSON.stringify(body),
+  });
+
+/** One `SELECT count(*) AS n ...` */
+export const count = (c: Ctx, sql: string, ...args: number[]) => (c.db.query(sql).get(...args) as { n: number }).n;

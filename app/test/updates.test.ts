@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { GrammyError, HttpError } from "grammy";
 import { describeFailure, isPermanentFailure } from "../src/bot.ts";
-import { makeApp, startFakeBotApi, TOKEN, update, type Ctx, type FakeBotApi } from "./helpers.ts";
+import { count as n, makeApp, postUpdate as post, startFakeBotApi, TOKEN, update, type Ctx, type FakeBotApi } from "./helpers.ts";
 
 let api: FakeBotApi;
 beforeAll(() => {
@@ -11,13 +11,6 @@ beforeAll(() => {
 });
 afterAll(() => api.stop());
 
-const post = (c: Ctx, body: unknown) =>
-  c.app.request(`/webhook/${c.env.WEBHOOK_SECRET}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": c.env.WEBHOOK_SECRET },
-    body: JSON.stringify(body),
-  });
-const n = (c: Ctx, sql: string, ...args: number[]) => (c.db.query(sql).get(...args) as { n: number }).n;
 const tasksOf = (c: Ctx, userId: number) =>
   (c.db.query("SELECT title FROM tasks WHERE user_id = ? ORDER BY id").all(userId) as { title: string }[]).map((t) => t.title);
 const deadLetter = (c: Ctx, id: number) =>

@@ -177,6 +177,8 @@ export interface FakeBotApi {
    * answers 403 "Forbidden: bot was blocked by the user", as Telegram does, until the end of the run.
    */
   blockChat(token: string, chatId: number): void;
+  /** The user unblocked the bot again: methods sent to the chat succeed from now on. */
+  unblockChat(token: string, chatId: number): void;
   /** Add or change a --resolve style mapping after start. */
   resolve(hostPort: string, target: string): void;
   /** Trust another root for webhook HTTPS after start (e.g. an ACME server's root fetched later). */
@@ -1139,6 +1141,10 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
     blockChat(token, chatId) {
       checkToken(token);
       bot(token).blocked.add(String(chatId));
+    },
+    unblockChat(token, chatId) {
+      checkToken(token);
+      bot(token).blocked.delete(String(chatId));
     },
     resolve(hostPort, target) {
       resolveMap.set(hostPort.toLowerCase(), target);

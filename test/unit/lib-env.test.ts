@@ -60,7 +60,8 @@ describe('loadOpsEnv', () => {
     expect(err.exitCode).toBe(2);
     expect(err.message).toContain(join(dir, 'nope.env'));
     expect(err.message).toContain('does not exist');
-    expect(err.hint).toMatch(/cp \.env\.prod\.example .*chmod 600/);
+    // both paths absolute: right from any directory, not only the checkout
+    expect(err.hint).toContain(`cp ${join(import.meta.dirname, '..', '..', '.env.prod.example')} ${join(dir, 'nope.env')} && chmod 600 ${join(dir, 'nope.env')}`);
   });
 
   it('a required key that is missing or empty is named, with the file', () => {

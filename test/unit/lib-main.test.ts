@@ -96,7 +96,7 @@ describe('the env option is --config: neither Node nor zx takes it, so a missing
     const r = spawnSync(cmd, [...argv, '--config', '/nonexistent.env'], { cwd: repo, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
     expect(r.status, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/error env file \/nonexistent\.env does not exist/);
-    expect(r.stderr).toMatch(/next: create it: cp \.env\.prod\.example \/nonexistent\.env && chmod 600 \/nonexistent\.env/);
+    expect(r.stderr).toContain(`next: create it: cp ${join(repo, '.env.prod.example')} /nonexistent.env && chmod 600 /nonexistent.env`);
   }, 60_000);
 });
 
@@ -144,6 +144,13 @@ describe('logger', () => {
     expect(renderTable([{ id: 'a', size: 10 }, { id: 'bbb', size: 2000 }], ['id', { key: 'size', align: 'right' }])).toBe(
       'id   size\n---  ----\na      10\nbbb  2000\n',
     );
+  });
+  it('aligns coloured cells by what a terminal shows: colour codes take no column', () => {
+    const red = (t: string) => `\u001b[31m${t}\u001b[39m`;
+    const plain = renderTable([{ unit: 'backup', result: 'ok' }, { unit: 'x', result: 'FAILED' }], ['unit', 'result']);
+    const coloured = renderTable([{ unit: 'backup', result: 'ok' }, { unit: red('x'), result: red('FAILED') }], ['unit', 'result']);
+    expect(coloured.replace(/\u001b\[\d+m/g, '')).toBe(plain);
+    expect(renderTable([{ n: red('7') }, { n: '1000' }], [{ key: 'n', align: 'right' }])).toBe(`   n\n----\n   ${red('7')}\n1000\n`);
   });
 
   it('rotates the ops log by size and keeps a bounded number of old files, the newest lines last', () => {

@@ -82,7 +82,7 @@ export function checkEnv(o: EnvObservation): CheckResult[] {
   const r: CheckResult[] = [];
   const file = o.file;
   if (!o.exists) {
-    r.push(fail('env file', `env file ${file} does not exist`, { file, fix: `cp .env.prod.example ${file} && chmod 600 ${file}, then fill in every key` }));
+    r.push(fail('env file', `env file ${file} does not exist`, { file, fix: `cp ${o.exampleFile ?? '.env.prod.example'} ${file} && chmod 600 ${file}, then fill in every key` }));
     return r;
   }
   if (o.mode !== undefined) {

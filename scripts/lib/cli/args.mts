@@ -2,6 +2,7 @@
 // UsageError (exit 2) before anything is touched. `--help` is always available.
 import minimist from 'minimist';
 import { EXIT_CODES_TEXT, UsageError } from './errors.mts';
+import { CONFIG_OPTION } from './shared.mts';
 
 export type OptionType = 'boolean' | 'string' | 'number';
 
@@ -17,14 +18,8 @@ export interface OptionSpec {
   arg?: string;
 }
 
-/** The operator env file every toolkit script reads (it is also the compose --env-file). */
-export const ENV_FILE_OPTION: OptionSpec = {
-  name: 'config',
-  type: 'string',
-  default: '.env.prod',
-  arg: '<file>',
-  describe: 'operator env file, mode 600 (STATE_DIR, COMPOSE_PROJECT_NAME, ...; also the compose --env-file)',
-};
+/** The operator env file every toolkit script reads: the shared --config (cli/shared.mts). */
+export const ENV_FILE_OPTION: OptionSpec = CONFIG_OPTION;
 
 export interface CommandSpec {
   name: string;

@@ -7,6 +7,7 @@
 // that two operations writing at once rotate once and lose no line.
 import { appendFileSync, mkdirSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
 import { errorMessage, isToolkitError } from './errors.mts';
 
@@ -165,6 +166,8 @@ function shiftInto(path: string, pending: string, keep: number) {
 export interface StepHandle {
   done(detail?: string): number;
   fail(err?: unknown): number;
+  /** where a long step is now (e.g. the build's current Dockerfile step): beside the spinner on a terminal, a line otherwise */
+  progress(detail: string): void;
 }
 
 export interface TableColumn {
@@ -240,10 +243,13 @@ export function renderTable(rows: Record<string, unknown>[], columns: (string | 
   const cell = (v: unknown) => (v === undefined || v === null ? '' : String(v));
   const header = cols.map((c) => c.label ?? c.key);
   const body = rows.map((r) => cols.map((c) => cell(r[c.key])));
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  // a cell's width is what the terminal shows: colour codes take no column
+  const width = (v: string) => stripVTControlCharacters(v).length;
+  const widths = header.map((h, i) => Math.max(width(h), ...body.map((b) => width(b[i]))));
+  const pad = (v: string, w: number, right: boolean) => (right ? ' '.repeat(Math.max(0, w - width(v))) + v : v + ' '.repeat(Math.max(0, w - width(v))));
   const line = (cells: string[]) =>
     cells
-      .map((v, i) => (cols[i].align === 'right' ? v.padStart(widths[i]) : v.padEnd(widths[i])))
+      .map((v, i) => pad(v, widths[i], cols[i].align === 'right'))
       .join('  ')
       .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n') + '\n';
@@ -326,7 +332,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         spinnerTimer = setInterval(() => {
           frame = (frame + 1) % SPINNER.length;
           const secs = ((performance.now() - started) / 1000).toFixed(0);
-          spinnerText = `${c.cyan(SPINNER[frame])} ${name} ${c.dim(`${secs}s`)}`;
+          spinnerText = `${c.cyan(SPINNER[frame])} ${name} ${c.dim(`${secs}s`)}${now ? ` ${c.dim(now)}` : ''}`;
           redrawSpinner();
         }, 100);
         spinnerTimer.unref();
@@ -336,6 +342,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         humanStream.write(`${ts()} ${c.blue('info ')} ${name} ...\n`);
       }
       let finished = false;
+      let now = '';
       const stop = () => {
         const ms = performance.now() - started;
         if (showSpinner && spinnerTimer) {
@@ -352,6 +359,13 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
           const ms = stop();
           emit('ok', `${name} (${formatDuration(ms)})${detail ? `: ${detail}` : ''}`);
           return ms;
+        },
+        progress(detail: string) {
+          if (finished || detail === now) return;
+          now = detail;
+          appendOps('debug', `${name}: ${detail}`);
+          // the spinner shows it at its next frame; without one, each new stage is a line
+          if (!showSpinner && !quiet) humanStream.write(`${ts()} ${c.blue('info ')} ${name}: ${detail}\n`);
         },
         fail(err?: unknown) {
           if (finished) return 0;

@@ -5,6 +5,7 @@ import { basename } from 'node:path';
 import { parseArgs, helpText, type CommandSpec, type ParsedArgs } from './args.mts';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorMessage, isToolkitError } from './errors.mts';
 import { createLogger, type Logger } from './log.mts';
+import { sharedValues } from './shared.mts';
 
 export type CommandFn = (args: ParsedArgs, log: Logger) => Promise<number | void>;
 
@@ -41,7 +42,7 @@ export async function runCommand(spec: CommandSpec, fn: CommandFn, opts: RunOpti
   }
   const log =
     opts.logger?.(args) ??
-    createLogger({ quiet: Boolean(args.values.quiet), json: Boolean(args.values.json), op: spec.name.replace(/\.mts$/, '') });
+    createLogger({ quiet: sharedValues(args.values).quiet, json: sharedValues(args.values).json, op: spec.name.replace(/\.mts$/, '') });
   try {
     const code = await fn(args, log);
     return typeof code === 'number' ? code : EXIT_OK;

@@ -60,11 +60,16 @@ export function startArgs(ctx: ComposeContext, opts: { service?: string } = {}):
   return composeArgs(ctx, 'start', opts.service ?? APP_SERVICE);
 }
 
-export function logsArgs(ctx: ComposeContext, opts: { service?: string; tail?: number; since?: string; timestamps?: boolean } = {}): string[] {
+export function logsArgs(
+  ctx: ComposeContext,
+  opts: { service?: string; tail?: number; since?: string; timestamps?: boolean; noLogPrefix?: boolean; follow?: boolean } = {},
+): string[] {
   return composeArgs(
     ctx,
     'logs',
     '--no-color',
+    ...(opts.noLogPrefix ? ['--no-log-prefix'] : []),
+    ...(opts.follow ? ['--follow'] : []),
     ...(opts.timestamps ? ['--timestamps'] : []),
     ...(opts.tail !== undefined ? ['--tail', String(opts.tail)] : []),
     ...(opts.since ? ['--since', opts.since] : []),
@@ -131,4 +136,13 @@ export function swapCommands(env: OpsEnv, opts: { stopTimeoutS?: number } = {}) 
     up: composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'app'),
     upAll: composeArgs(ctx, 'up', '-d', '--no-build', '--pull', 'never', '--wait'),
   };
+}
+
+/**
+ * A command in the running container of a service (`compose exec`): -T without a terminal (a pipe, a
+ * script, a test), so compose does not ask for one; the container's own user and environment.
+ */
+export function execArgs(ctx: ComposeContext, command: readonly string[], opts: { service?: string; tty?: boolean } = {}): string[] {
+  if (command.length === 0) throw new Error('execArgs: empty command');
+  return composeArgs(ctx, 'exec', ...(opts.tty ? [] : ['-T']), opts.service ?? APP_SERVICE, ...command);
 }

@@ -87,7 +87,8 @@ export function loadOpsEnv(file: string, opts: LoadOpsEnvOptions = {}): OpsEnv {
     if (code === 'ENOENT') {
       throw new ConfigError(`env file ${abs} does not exist`, {
         file: abs,
-        hint: `create it: cp .env.prod.example ${file} && chmod 600 ${file}, then fill in the values (RUNBOOK.md, VPS preparation)`,
+        // absolute paths: the operator may run the script from anywhere, and the example lives in the checkout
+        hint: `create it: cp ${resolve(opts.projectDir ?? REPO_ROOT, '.env.prod.example')} ${abs} && chmod 600 ${abs}, then fill in the values (RUNBOOK.md, VPS preparation)`,
       });
     }
     throw new ConfigError(`cannot read env file ${abs}: ${(err as Error).message}`, { file: abs, cause: err });

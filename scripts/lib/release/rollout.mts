@@ -28,6 +28,7 @@ import { activateFrontend, buildProxyImage, keepServedFrontend, observeFrontend,
 import { syncAppEnvFile } from '../config/app-env.mts';
 import { contractGate } from './contract-gate.mts';
 import { ensureNet, netVerdict } from '../schedules/net.mts';
+import { buildProgressReader } from './build-progress.mts';
 
 export type { GateOptions };
 
@@ -221,7 +222,12 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     const bs = log.step(`build ${image}:${appTag}`);
     try {
       await timed('build', async () => {
-        const r = await $({ quiet: true, nothrow: true, cwd: source })`docker ${build.argv}`;
+        const p = $({ quiet: true, nothrow: true, cwd: source })`docker ${build.argv}`;
+        // progress: the Dockerfile step the build is at (classic builder on stdout, BuildKit on stderr)
+        const read = buildProgressReader((d) => bs.progress(d));
+        p.stdout.on('data', read);
+        p.stderr.on('data', buildProgressReader((d) => bs.progress(d)));
+        const r = await p;
         if (r.exitCode !== 0) throw new StepError(`docker build failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-20).join('\n')}`, { step: 'build' });
       });
       bs.done();
