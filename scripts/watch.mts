@@ -49,7 +49,8 @@ export const spec: CommandSpec = {
 
 async function ping(url: string, timeoutMs: number): Promise<string> {
   try {
-    const res = await fetch(url, { method: 'GET', signal: AbortSignal.timeout(timeoutMs), headers: { 'user-agent': 'lazyflow-watch/1' } });
+    // redirect: 'manual': a 3xx is a failed ping (res.ok is false), never followed elsewhere
+    const res = await fetch(url, { method: 'GET', signal: AbortSignal.timeout(timeoutMs), headers: { 'user-agent': 'lazyflow-watch/1' }, redirect: 'manual' });
     await res.arrayBuffer().catch(() => undefined);
     return res.ok ? '' : `HTTP ${res.status}`;
   } catch (e) {
