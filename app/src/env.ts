@@ -27,6 +27,8 @@ export interface Env {
   PRUNE_INTERVAL_MS: number;
   /** Derived: BOT_TOKEN empty AND APP_URL host is a loopback name. */
   LOCAL_MODE: boolean;
+  /** Local mode only: the install's own stand-in token (grammY's token, and the key initData is signed with); "" = the public dummy. */
+  LOCAL_BOT_TOKEN: string;
 }
 
 export interface EnvError {
@@ -127,6 +129,14 @@ export function parseEnv(raw: Raw): ParseEnvResult {
       err("BOT_TOKEN", `is required unless APP_URL is a localhost URL (local mode)${appHost ? `; APP_URL host is "${appHost}"` : ""}`);
   } else if (!BOT_TOKEN_RE.test(botTokenRaw)) err("BOT_TOKEN", "does not look like a Telegram bot token (<digits>:<token>)");
   else BOT_TOKEN = botTokenRaw;
+
+  // local mode: `npm run demo` generates a token per install, so initData signed with the public dummy is refused
+  let LOCAL_BOT_TOKEN = "";
+  const localTokenRaw = get("LOCAL_BOT_TOKEN");
+  if (localTokenRaw !== undefined) {
+    if (!BOT_TOKEN_RE.test(localTokenRaw)) err("LOCAL_BOT_TOKEN", "does not look like a bot token (<digits>:<token>)");
+    else if (LOCAL_MODE) LOCAL_BOT_TOKEN = localTokenRaw;
+  }
 
   let WEBHOOK_SECRET = "";
   const secretRaw = get("WEBHOOK_SECRET");
@@ -232,6 +242,7 @@ export function parseEnv(raw: Raw): ParseEnvResult {
       UPDATE_MAX_ATTEMPTS,
       PRUNE_INTERVAL_MS,
       LOCAL_MODE,
+      LOCAL_BOT_TOKEN,
     },
   };
 }
@@ -245,5 +256,5 @@ export function formatEnvErrors(errors: EnvError[]): string {
 
 /** Token grammY is constructed with: the real one, or the local-mode dummy. */
 export function effectiveBotToken(env: Env): string {
-  return env.LOCAL_MODE ? LOCAL_MODE_BOT_TOKEN : env.BOT_TOKEN;
+  return env.LOCAL_MODE ? env.LOCAL_BOT_TOKEN || LOCAL_MODE_BOT_TOKEN : env.BOT_TOKEN;
 }
