@@ -19,6 +19,13 @@ export interface Env {
   ADMIN_CHAT_ID: number | null;
   APP_VERSION: string;
   UPLOAD_MAX_BYTES: number;
+  /** bytes of uploads one user may store in total */
+  UPLOAD_QUOTA_BYTES: number;
+  /** uploads in progress at once on this instance, and per user (more get 429) */
+  UPLOAD_CONCURRENCY: number;
+  UPLOAD_USER_CONCURRENCY: number;
+  /** free space UPLOADS_DIR's disk keeps after an upload (the backups share it): below it, 507 */
+  UPLOAD_MIN_FREE_BYTES: number;
   JOB_HEARTBEAT_MS: number;
   INITDATA_MAX_AGE_S: number;
   /** Failed attempts of one update (counted across redeliveries) before it becomes a dead letter. */
@@ -215,6 +222,10 @@ export function parseEnv(raw: Raw): ParseEnvResult {
   if (!/^[A-Za-z0-9._+-]{1,128}$/.test(APP_VERSION)) err("APP_VERSION", `must be 1-128 characters of A-Za-z0-9._+-, got "${APP_VERSION}"`);
 
   const UPLOAD_MAX_BYTES = int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, 1, 1024 * 1024 * 1024);
+  const UPLOAD_QUOTA_BYTES = int("UPLOAD_QUOTA_BYTES", 256 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER);
+  const UPLOAD_CONCURRENCY = int("UPLOAD_CONCURRENCY", 4, 1, 1000);
+  const UPLOAD_USER_CONCURRENCY = int("UPLOAD_USER_CONCURRENCY", 2, 1, 1000);
+  const UPLOAD_MIN_FREE_BYTES = int("UPLOAD_MIN_FREE_BYTES", 1024 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER);
   const JOB_HEARTBEAT_MS = int("JOB_HEARTBEAT_MS", 5000, 100, 24 * 3600 * 1000);
   const INITDATA_MAX_AGE_S = int("INITDATA_MAX_AGE_S", 86400, 1, 365 * 86400);
   const UPDATE_MAX_ATTEMPTS = int("UPDATE_MAX_ATTEMPTS", 5, 1, 1000);
@@ -237,6 +248,10 @@ export function parseEnv(raw: Raw): ParseEnvResult {
       ADMIN_CHAT_ID,
       APP_VERSION,
       UPLOAD_MAX_BYTES,
+      UPLOAD_QUOTA_BYTES,
+      UPLOAD_CONCURRENCY,
+      UPLOAD_USER_CONCURRENCY,
+      UPLOAD_MIN_FREE_BYTES,
       JOB_HEARTBEAT_MS,
       INITDATA_MAX_AGE_S,
       UPDATE_MAX_ATTEMPTS,
