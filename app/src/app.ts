@@ -41,7 +41,8 @@ const TITLE_MAX = 200;
 const MULTIPART_OVERHEAD = 64 * 1024;
 
 export function redactPath(path: string): string {
-  return path.replace(/^\/webhook\/[^/]*/, "/webhook/[redacted]");
+  // any case, and an encoded slash: Caddy routes /WEBHOOK/<secret> and /webhook%2F<secret> here too
+  return path.replace(/\/webhook(\/|%2f)[^/]*/gi, "/webhook/[redacted]");
 }
 
 function safeEqual(a: string, b: string): boolean {

@@ -8,18 +8,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { jobs, systemdUnits, writePaths, type ScheduleContext } from '../../scripts/lib/schedules/jobs.mts';
 import { checkPath, untrusted, type Owned } from '../../scripts/lib/schedules/trust.mts';
+import { baseScheduleContext } from '../support/schedule-context.ts';
 
-const base: ScheduleContext = {
-  project: 'lazyflow',
-  nodeBin: '/usr/bin/node',
-  scriptsDir: '/srv/lazyflow-deploy/scripts',
-  envFile: '/srv/lazyflow-deploy/.env.prod',
-  projectDir: '/srv/lazyflow-deploy',
-  logDir: '/srv/lazyflow/logs',
-  stateDir: '/srv/lazyflow',
-  localRepository: null,
-  offsite: true,
-};
+const base: ScheduleContext = { ...baseScheduleContext, offsite: true };
 
 describe('what each unit may write', () => {
   it('STATE_DIR and the Docker config for every job; a local offsite repository only for the jobs that write it', () => {

@@ -18,19 +18,10 @@ import {
   type ScheduleContext,
 } from '../../scripts/lib/schedules/jobs.mts';
 import { desiredFiles, lastRunOf, ownedFiles, ownedReader, planInstall, scheduleStatus, statusOk, type SchedulePaths } from '../../scripts/lib/schedules/plan.mts';
+import { baseScheduleContext } from '../support/schedule-context.ts';
 import { daemonReloadArgs, disableNowArgs, enableNowArgs, parseShow, parseTimestamp, restartArgs, showArgs } from '../../scripts/lib/commands/systemctl.mts';
 
-const base: ScheduleContext = {
-  project: 'lazyflow',
-  nodeBin: '/usr/bin/node',
-  scriptsDir: '/srv/lazyflow-deploy/scripts',
-  envFile: '/srv/lazyflow-deploy/.env.prod',
-  projectDir: '/srv/lazyflow-deploy',
-  logDir: '/srv/lazyflow/logs',
-  stateDir: '/srv/lazyflow',
-  localRepository: null,
-  offsite: false,
-};
+const base: ScheduleContext = baseScheduleContext;
 const withOffsite = { ...base, offsite: true };
 const paths: SchedulePaths = { unitDir: '/etc/systemd/system', cronDir: '/etc/cron.d' };
 const KEEP = '--keep-daily 7 --keep-weekly 4 --keep-monthly 6';
