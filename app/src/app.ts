@@ -14,7 +14,7 @@ import type { Logger } from "./log.ts";
 import type { Store, TaskRow, UserRow } from "./db.ts";
 import { validateInitData } from "./initdata.ts";
 import { BadUpdateError, UpdateInFlightError, type BotContext } from "./bot.ts";
-import { streamFilePart, uploadSlots, UploadError } from "./upload.ts";
+import { discardBody, streamFilePart, uploadSlots, UploadError } from "./upload.ts";
 
 export interface AppDeps {
   env: Env;
@@ -374,6 +374,8 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
       await fh?.close().catch(() => {});
       await unlink(partPath).catch(() => {});
       if (err instanceof UploadError) {
+        // refused before the body was looked at (busy, quota): read it to its end, so the client gets this answer
+        await discardBody(c.req.raw.body);
         if (err.status !== 400) log.info("media_refused", { user_id: user.id, code: err.code });
         if (err.status === 429) c.header("Retry-After", "5");
         return c.json({ error: err.code, message: err.message }, err.status);

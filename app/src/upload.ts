@@ -131,9 +131,24 @@ export async function streamFilePart(
       buf = buf.length ? Buffer.concat([buf, value]) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
     }
   } finally {
-    // the rest of the body (if any) is not needed; a refused upload stops here too
-    reader.cancel().catch(() => {});
+    // the rest of the body is read and dropped, not cancelled: a proxy still sending it (Caddy) would
+    // otherwise answer 502 for the app's 413 or 429. Memory stays at one chunk; Caddy bounds the size.
+    await discardRest(reader);
   }
+}
+
+async function discardRest(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  try {
+    for (;;) if ((await reader.read()).done) return;
+  } catch {
+    /* the client went away: nothing left to read */
+  }
+}
+
+/** Reads and drops a body the app refuses before looking at it (see discardRest). */
+export async function discardBody(body: ReadableStream<Uint8Array> | null): Promise<void> {
+  if (!body || body.locked) return;
+  await discardRest(body.getReader());
 }
 
 /**
