@@ -4,7 +4,6 @@
 // uid 1000 when missing, then runs scripts/lib/rollout.mts on it and prints how to open and trust it.
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { $ } from 'zx';
 import { runMain } from './lib/cli/main.mts';
 import type { CommandSpec } from './lib/cli/args.mts';
@@ -12,6 +11,8 @@ import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv, REPO_ROOT } from './lib/config/env.mts';
 import { composeArgs, composeEnv } from './lib/commands/compose.mts';
 import { runRollout } from './lib/release/rollout.mts';
+import { generateLocalSecrets, localEnvText, missingLocalLines } from './lib/config/local-mode.mts';
+import { LOCAL_DEFAULT_SECRET } from './lib/checks/preflight.mts';
 
 export const APP_UID = 1000;
 
@@ -29,28 +30,6 @@ export const spec: CommandSpec = {
   ],
   details: 'Local mode: no webhook is registered and Telegram checks are skipped. Uncommitted changes are deployed with a -dirty tag.',
 };
-
-export function localEnvText(o: { httpsPort: number; httpPort: number; secret: string }): string {
-  const origin = o.httpsPort === 443 ? 'https://localhost' : `https://localhost:${o.httpsPort}`;
-  return [
-    '# Local try-out written by `npm run demo` (scripts/demo.mts). Not a production file:',
-    '# for a server copy .env.prod.example to .env.prod and fill it in (RUNBOOK.md).',
-    'COMPOSE_PROJECT_NAME=lazyflow',
-    'STATE_DIR=./.state',
-    'DOMAIN=localhost',
-    `APP_URL=${origin}`,
-    `ALLOWED_ORIGINS=${origin}`,
-    '# empty token + localhost = local mode: no webhook registration, Telegram calls skipped',
-    'BOT_TOKEN=',
-    `WEBHOOK_SECRET=${o.secret}`,
-    `HTTP_PORT=${o.httpPort}`,
-    `HTTPS_PORT=${o.httpsPort}`,
-    'LOG_LEVEL=info',
-    '# a try-out: no recovery timer in /etc (RUNBOOK "The safety net"); a server leaves this out',
-    'LAZYFLOW_SAFETY_NET=off',
-    '',
-  ].join('\n');
-}
 
 export function ensureStateDir(stateDir: string): string[] {
   const made: string[] = [];
@@ -84,8 +63,16 @@ runMain(spec, async ({ values: v }, log) => {
     return 0;
   }
   if (!fs.existsSync(file)) {
-    fs.writeFileSync(file, localEnvText({ httpsPort: Number(v['https-port']), httpPort: Number(v['http-port']), secret: randomBytes(32).toString('hex') }), { mode: 0o600, flag: 'wx' });
-    log.info(`created ${path.relative(process.cwd(), file) || file} (mode 600, local mode)`);
+    fs.writeFileSync(file, localEnvText({ httpsPort: Number(v['https-port']), httpPort: Number(v['http-port']), secrets: generateLocalSecrets() }), { mode: 0o600, flag: 'wx' });
+    log.info(`created ${path.relative(process.cwd(), file) || file} (mode 600, local mode, loopback only, its own secrets)`);
+  } else {
+    // a demo file from before: its own secrets and the loopback address, added once, kept from then on
+    const add = missingLocalLines(loadOpsEnv(file, { projectDir: REPO_ROOT }).values, generateLocalSecrets(), LOCAL_DEFAULT_SECRET);
+    if (add.length) {
+      fs.chmodSync(file, 0o600);
+      fs.appendFileSync(file, `\n# added by npm run demo: this install's own secrets, published on the loopback only\n${add.join('\n')}\n`);
+      log.info(`added ${add.map((l) => l.split('=')[0]).join(', ')} to ${path.relative(process.cwd(), file) || file}`);
+    }
   }
   const env = loadOpsEnv(file, { projectDir: REPO_ROOT });
   log.setOpsLog(env.layout.opsLog);

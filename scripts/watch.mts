@@ -14,6 +14,7 @@ import { readWatchState, watchStateFile, writeWatchState } from './lib/watch/sto
 import { notifyOperation, summarize } from './lib/notify/notify.mts';
 import { redactUrl } from './lib/notify/channels.mts';
 import { currentReleaseLabel } from './lib/notify/operation.mts';
+import { redactEnvSecrets } from './lib/notify/message.mts';
 import { acquireLock } from './lib/host/lock.mts';
 import { join } from 'node:path';
 import { watchDir } from './lib/watch/store.mts';
@@ -49,7 +50,8 @@ export const spec: CommandSpec = {
 
 async function ping(url: string, timeoutMs: number): Promise<string> {
   try {
-    const res = await fetch(url, { method: 'GET', signal: AbortSignal.timeout(timeoutMs), headers: { 'user-agent': 'lazyflow-watch/1' } });
+    // redirect: 'manual': a 3xx is a failed ping (res.ok is false), never followed elsewhere
+    const res = await fetch(url, { method: 'GET', signal: AbortSignal.timeout(timeoutMs), headers: { 'user-agent': 'lazyflow-watch/1' }, redirect: 'manual' });
     await res.arrayBuffer().catch(() => undefined);
     return res.ok ? '' : `HTTP ${res.status}`;
   } catch (e) {
@@ -82,7 +84,8 @@ async function runOnceLocked(env: OpsEnv, s: WatchSettings, v: Record<string, un
   const release = currentReleaseLabel(env);
   const sent: { alert: Alert; channels: string }[] = [];
   for (const a of alerts) {
-    const line = `${a.state} ${a.problem}: ${a.detail}`;
+    // the unit's output (journal) and ops.log get the same redaction as the alert itself
+    const line = redactEnvSecrets(`${a.state} ${a.problem}: ${a.detail}`, env.values);
     if (a.state === 'resolved') log.ok(`alert ${line}`);
     else log.error(`alert ${line}`);
     if (dry) {

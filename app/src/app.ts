@@ -2,7 +2,8 @@
 // in-process with app.request(...); server.ts wires env + db + bot + jobs + Bun.serve.
 
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { rename, unlink } from "node:fs/promises";
+import { statfsSync } from "node:fs";
+import { open, rename, unlink, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -13,6 +14,7 @@ import type { Logger } from "./log.ts";
 import type { Store, TaskRow, UserRow } from "./db.ts";
 import { validateInitData } from "./initdata.ts";
 import { BadUpdateError, UpdateInFlightError, type BotContext } from "./bot.ts";
+import { discardBody, streamFilePart, uploadSlots, UploadError } from "./upload.ts";
 
 export interface AppDeps {
   env: Env;
@@ -39,7 +41,8 @@ const TITLE_MAX = 200;
 const MULTIPART_OVERHEAD = 64 * 1024;
 
 export function redactPath(path: string): string {
-  return path.replace(/^\/webhook\/[^/]*/, "/webhook/[redacted]");
+  // any case, and an encoded slash: Caddy routes /WEBHOOK/<secret> and /webhook%2F<secret> here too
+  return path.replace(/\/webhook(\/|%2f)[^/]*/gi, "/webhook/[redacted]");
 }
 
 function safeEqual(a: string, b: string): boolean {
@@ -79,28 +82,6 @@ function cleanMime(type: string): string {
   return /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$/.test(base)
     ? base
     : "application/octet-stream";
-}
-
-/**
- * Content-Type the client declared for multipart field `field`. Needed because Bun's formData()
- * ignores the part header and guesses the type from the file name's extension.
- */
-export function declaredPartType(body: Uint8Array, contentType: string, field: string): string | null {
-  const b = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
-  const boundary = b?.[1] ?? b?.[2];
-  if (!boundary) return null;
-  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("latin1");
-  for (let i = text.indexOf(`--${boundary}\r\n`); i !== -1; i = text.indexOf(`\r\n--${boundary}\r\n`, i + 1)) {
-    const start = text.indexOf("\r\n", i + 2) + 2;
-    const end = text.indexOf("\r\n\r\n", start);
-    if (start < 2 || end === -1) return null;
-    const headers = text.slice(start, end).split("\r\n");
-    const disp = headers.find((h) => /^content-disposition:/i.test(h)) ?? "";
-    if (!new RegExp(`[;\\s]name="${field}"(;|$)`).test(disp)) continue;
-    const ct = headers.find((h) => /^content-type:/i.test(h));
-    return ct ? ct.slice(ct.indexOf(":") + 1).trim() : null;
-  }
-  return null;
 }
 
 function cleanName(name: string): string {
@@ -328,48 +309,84 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
     return c.body(null, 204);
   });
 
-  app.post("/media", bodyLimit({ maxSize: env.UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD }), async (c) => {
-    let form: FormData;
-    let declaredType: string | null = null;
-    try {
-      const contentType = c.req.header("content-type") ?? "";
-      const raw = new Uint8Array(await c.req.arrayBuffer());
-      declaredType = declaredPartType(raw, contentType, "file");
-      form = await new Response(raw, { headers: { "Content-Type": contentType } }).formData();
-    } catch {
-      return jsonError(c, 400, "invalid_body", "multipart/form-data with a `file` field expected");
-    }
-    const file = form.get("file");
-    if (!(file instanceof File)) return jsonError(c, 400, "invalid_body", "multipart field `file` missing");
-    if (file.size > env.UPLOAD_MAX_BYTES)
-      return jsonError(c, 413, "payload_too_large", `limit is ${env.UPLOAD_MAX_BYTES} bytes`);
-
+  // Uploads stream to disk (upload.ts): a few chunks in memory per upload, at most UPLOAD_CONCURRENCY
+  // at once (UPLOAD_USER_CONCURRENCY per user), each byte counted against the file limit, the user's
+  // quota (stored plus in progress) and the disk's free-space floor as it arrives.
+  const slots = uploadSlots(env.UPLOAD_CONCURRENCY, env.UPLOAD_USER_CONCURRENCY);
+  const inProgress = new Map<number, number>();
+  const freeBytes = () => {
+    const s = statfsSync(env.UPLOADS_DIR);
+    return s.bavail * s.bsize;
+  };
+  app.post("/media", async (c) => {
     const user = c.get("user");
+    const declared = Number(c.req.header("content-length") ?? NaN);
+    if (declared > env.UPLOAD_MAX_BYTES + MULTIPART_OVERHEAD)
+      return jsonError(c, 413, "payload_too_large", `limit is ${env.UPLOAD_MAX_BYTES} bytes`);
     const id = randomBytes(16).toString("base64url");
     const fileName = randomBytes(16).toString("hex");
     const finalPath = join(env.UPLOADS_DIR, fileName);
     const partPath = `${finalPath}.part`;
-    const mime = cleanMime(declaredType || file.type);
-    const name = cleanName(file.name);
+    let release: (() => void) | null = null;
+    let fh: FileHandle | null = null;
+    let counted = 0;
+    const count = (n: number) => {
+      inProgress.set(user.id, (inProgress.get(user.id) ?? 0) + n - counted);
+      counted = n;
+    };
     try {
-      await Bun.write(partPath, file);
+      release = slots.acquire(user.id);
+      const stored = store.mediaBytes(user.id);
+      const quotaLeft = () => env.UPLOAD_QUOTA_BYTES - stored - ((inProgress.get(user.id) ?? 0) - counted);
+      if (declared > quotaLeft() + MULTIPART_OVERHEAD)
+        throw new UploadError(413, "quota_exceeded", `upload quota is ${env.UPLOAD_QUOTA_BYTES} bytes per user; ${Math.max(0, quotaLeft())} left`);
+      let nextFreeCheck = 0;
+      fh = await open(partPath, "wx", 0o600);
+      const file = await streamFilePart(
+        c.req.raw.body,
+        c.req.header("content-type") ?? "",
+        "file",
+        (chunk) => fh!.write(chunk),
+        (total) => {
+          if (total > env.UPLOAD_MAX_BYTES) throw new UploadError(413, "payload_too_large", `limit is ${env.UPLOAD_MAX_BYTES} bytes`);
+          if (total > quotaLeft())
+            throw new UploadError(413, "quota_exceeded", `upload quota is ${env.UPLOAD_QUOTA_BYTES} bytes per user`);
+          count(total);
+          // statfs every MiB: the disk the backups share keeps its floor
+          if (total >= nextFreeCheck) {
+            nextFreeCheck = total + 1024 * 1024;
+            if (freeBytes() < env.UPLOAD_MIN_FREE_BYTES)
+              throw new UploadError(507, "insufficient_storage", "the server is low on disk space; try again later");
+          }
+        },
+      );
+      await fh.close();
+      fh = null;
+      if (freeBytes() < env.UPLOAD_MIN_FREE_BYTES)
+        throw new UploadError(507, "insufficient_storage", "the server is low on disk space; try again later");
       await rename(partPath, finalPath);
-      store.insertMedia({
-        id,
-        user_id: user.id,
-        file_name: fileName,
-        original_name: name,
-        mime,
-        size: file.size,
-        created_at: new Date().toISOString(),
-      });
+      const mime = cleanMime(file.type ?? "");
+      const name = cleanName(file.name);
+      store.insertMedia({ id, user_id: user.id, file_name: fileName, original_name: name, mime, size: file.size, created_at: new Date().toISOString() });
+      log.info("media_stored", { id, user_id: user.id, size: file.size, mime });
+      return c.json({ id, size: file.size, mime, name }, 201);
     } catch (err) {
+      await fh?.close().catch(() => {});
       await unlink(partPath).catch(() => {});
+      if (err instanceof UploadError) {
+        // refused before the body was looked at (busy, quota): read it to its end, so the client gets this answer
+        await discardBody(c.req.raw.body);
+        if (err.status !== 400) log.info("media_refused", { user_id: user.id, code: err.code });
+        if (err.status === 429) c.header("Retry-After", "5");
+        return c.json({ error: err.code, message: err.message }, err.status);
+      }
       await unlink(finalPath).catch(() => {});
       throw err;
+    } finally {
+      if (counted) count(0);
+      if (inProgress.get(user.id) === 0) inProgress.delete(user.id);
+      release?.();
     }
-    log.info("media_stored", { id, user_id: user.id, size: file.size, mime });
-    return c.json({ id, size: file.size, mime, name }, 201);
   });
 
   app.get("/files/:mediaId", async (c) => {

@@ -275,6 +275,7 @@ export function createStore(db: Database) {
        VALUES ($id, $user_id, $file_name, $original_name, $mime, $size, $created_at)`,
     ),
     getMedia: db.query(`SELECT * FROM media WHERE id = ? AND user_id = ?`),
+    mediaBytes: db.query(`SELECT coalesce(sum(size), 0) AS n FROM media WHERE user_id = ?`),
     isProcessed: db.query(`SELECT 1 AS x FROM processed_updates WHERE update_id = ?`),
     markProcessed: db.query(`INSERT OR IGNORE INTO processed_updates (update_id, processed_at) VALUES (?, ?)`),
     insertBotMessage: db.query(
@@ -401,6 +402,8 @@ export function createStore(db: Database) {
     deleteTask: (userId: number, id: number) => q.deleteTask.run(id, userId).changes > 0,
     insertMedia: (m: MediaRow) => void q.insertMedia.run({ ...m }),
     getMedia: (userId: number, id: string) => (q.getMedia.get(id, userId) as MediaRow | null) ?? null,
+    /** bytes of uploads the user has stored (the per-user quota counts these) */
+    mediaBytes: (userId: number) => (q.mediaBytes.get(userId) as { n: number }).n,
     isProcessed: (updateId: number) => q.isProcessed.get(updateId) !== null,
     isDeadLetter: (updateId: number) => q.isDeadLetter.get(updateId) !== null,
     commitUpdate: (updateId: number, message: BotMessageInput | null, effects: readonly UpdateEffect[] = []) =>

@@ -19,6 +19,13 @@ export interface Env {
   ADMIN_CHAT_ID: number | null;
   APP_VERSION: string;
   UPLOAD_MAX_BYTES: number;
+  /** bytes of uploads one user may store in total */
+  UPLOAD_QUOTA_BYTES: number;
+  /** uploads in progress at once on this instance, and per user (more get 429) */
+  UPLOAD_CONCURRENCY: number;
+  UPLOAD_USER_CONCURRENCY: number;
+  /** free space UPLOADS_DIR's disk keeps after an upload (the backups share it): below it, 507 */
+  UPLOAD_MIN_FREE_BYTES: number;
   JOB_HEARTBEAT_MS: number;
   INITDATA_MAX_AGE_S: number;
   /** Failed attempts of one update (counted across redeliveries) before it becomes a dead letter. */
@@ -27,6 +34,8 @@ export interface Env {
   PRUNE_INTERVAL_MS: number;
   /** Derived: BOT_TOKEN empty AND APP_URL host is a loopback name. */
   LOCAL_MODE: boolean;
+  /** Local mode only: the install's own stand-in token (grammY's token, and the key initData is signed with); "" = the public dummy. */
+  LOCAL_BOT_TOKEN: string;
 }
 
 export interface EnvError {
@@ -128,6 +137,14 @@ export function parseEnv(raw: Raw): ParseEnvResult {
   } else if (!BOT_TOKEN_RE.test(botTokenRaw)) err("BOT_TOKEN", "does not look like a Telegram bot token (<digits>:<token>)");
   else BOT_TOKEN = botTokenRaw;
 
+  // local mode: `npm run demo` generates a token per install, so initData signed with the public dummy is refused
+  let LOCAL_BOT_TOKEN = "";
+  const localTokenRaw = get("LOCAL_BOT_TOKEN");
+  if (localTokenRaw !== undefined) {
+    if (!BOT_TOKEN_RE.test(localTokenRaw)) err("LOCAL_BOT_TOKEN", "does not look like a bot token (<digits>:<token>)");
+    else if (LOCAL_MODE) LOCAL_BOT_TOKEN = localTokenRaw;
+  }
+
   let WEBHOOK_SECRET = "";
   const secretRaw = get("WEBHOOK_SECRET");
   if (secretRaw === undefined) err("WEBHOOK_SECRET", "is required (at least 32 characters of A-Za-z0-9_-)");
@@ -205,6 +222,10 @@ export function parseEnv(raw: Raw): ParseEnvResult {
   if (!/^[A-Za-z0-9._+-]{1,128}$/.test(APP_VERSION)) err("APP_VERSION", `must be 1-128 characters of A-Za-z0-9._+-, got "${APP_VERSION}"`);
 
   const UPLOAD_MAX_BYTES = int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024, 1, 1024 * 1024 * 1024);
+  const UPLOAD_QUOTA_BYTES = int("UPLOAD_QUOTA_BYTES", 256 * 1024 * 1024, 1, Number.MAX_SAFE_INTEGER);
+  const UPLOAD_CONCURRENCY = int("UPLOAD_CONCURRENCY", 4, 1, 1000);
+  const UPLOAD_USER_CONCURRENCY = int("UPLOAD_USER_CONCURRENCY", 2, 1, 1000);
+  const UPLOAD_MIN_FREE_BYTES = int("UPLOAD_MIN_FREE_BYTES", 1024 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER);
   const JOB_HEARTBEAT_MS = int("JOB_HEARTBEAT_MS", 5000, 100, 24 * 3600 * 1000);
   const INITDATA_MAX_AGE_S = int("INITDATA_MAX_AGE_S", 86400, 1, 365 * 86400);
   const UPDATE_MAX_ATTEMPTS = int("UPDATE_MAX_ATTEMPTS", 5, 1, 1000);
@@ -227,11 +248,16 @@ export function parseEnv(raw: Raw): ParseEnvResult {
       ADMIN_CHAT_ID,
       APP_VERSION,
       UPLOAD_MAX_BYTES,
+      UPLOAD_QUOTA_BYTES,
+      UPLOAD_CONCURRENCY,
+      UPLOAD_USER_CONCURRENCY,
+      UPLOAD_MIN_FREE_BYTES,
       JOB_HEARTBEAT_MS,
       INITDATA_MAX_AGE_S,
       UPDATE_MAX_ATTEMPTS,
       PRUNE_INTERVAL_MS,
       LOCAL_MODE,
+      LOCAL_BOT_TOKEN,
     },
   };
 }
@@ -245,5 +271,5 @@ export function formatEnvErrors(errors: EnvError[]): string {
 
 /** Token grammY is constructed with: the real one, or the local-mode dummy. */
 export function effectiveBotToken(env: Env): string {
-  return env.LOCAL_MODE ? LOCAL_MODE_BOT_TOKEN : env.BOT_TOKEN;
+  return env.LOCAL_MODE ? env.LOCAL_BOT_TOKEN || LOCAL_MODE_BOT_TOKEN : env.BOT_TOKEN;
 }

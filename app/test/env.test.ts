@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { formatEnvErrors, LOCAL_DEFAULT_WEBHOOK_SECRET, parseEnv } from "../src/env.ts";
+import { effectiveBotToken, formatEnvErrors, LOCAL_DEFAULT_WEBHOOK_SECRET, LOCAL_MODE_BOT_TOKEN, parseEnv } from "../src/env.ts";
 import { baseRaw, SECRET } from "./helpers.ts";
 
 const errorKeys = (raw: Record<string, string | undefined>) => {
@@ -24,9 +24,14 @@ describe("parseEnv", () => {
       ADMIN_CHAT_ID: null,
       APP_VERSION: "dev",
       UPLOAD_MAX_BYTES: 10 * 1024 * 1024,
+      UPLOAD_QUOTA_BYTES: 256 * 1024 * 1024,
+      UPLOAD_CONCURRENCY: 4,
+      UPLOAD_USER_CONCURRENCY: 2,
+      UPLOAD_MIN_FREE_BYTES: 1024 * 1024 * 1024,
       JOB_HEARTBEAT_MS: 5000,
       INITDATA_MAX_AGE_S: 86400,
       LOCAL_MODE: false,
+      LOCAL_BOT_TOKEN: "",
     });
   });
 
@@ -102,6 +107,16 @@ describe("parseEnv", () => {
     expect(r.env.ALLOWED_ORIGINS).toEqual(["https://localhost"]);
     const port = parseEnv({ NODE_ENV: "production", APP_URL: "https://localhost:8443", WEBHOOK_SECRET: SECRET });
     expect(port.ok && port.env.LOCAL_MODE).toBe(true);
+  });
+
+  test("local mode: the install's own LOCAL_BOT_TOKEN signs initData instead of the public dummy; ignored outside local mode", () => {
+    const own = parseEnv({ NODE_ENV: "production", APP_URL: "https://localhost", WEBHOOK_SECRET: SECRET, LOCAL_BOT_TOKEN: "4242:own-install-token_abc" });
+    expect(own.ok && effectiveBotToken(own.env)).toBe("4242:own-install-token_abc");
+    const none = parseEnv({ NODE_ENV: "production", APP_URL: "https://localhost", WEBHOOK_SECRET: SECRET });
+    expect(none.ok && effectiveBotToken(none.env)).toBe(LOCAL_MODE_BOT_TOKEN);
+    expect(errorKeys({ NODE_ENV: "production", APP_URL: "https://localhost", WEBHOOK_SECRET: SECRET, LOCAL_BOT_TOKEN: "not a token" })).toEqual(["LOCAL_BOT_TOKEN"]);
+    const prod = parseEnv(baseRaw({ LOCAL_BOT_TOKEN: "4242:own-install-token_abc" }));
+    expect(prod.ok && effectiveBotToken(prod.env)).toBe(prod.ok ? prod.env.BOT_TOKEN : "");
   });
 
   test("not local mode: BOT_TOKEN required for a real host, local default secret refused", () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Database } from "bun:sqlite";
-import { parseEnv, type Env } from "../src/env.ts";
+import { effectiveBotToken, parseEnv, type Env } from "../src/env.ts";
 import { createStore, migrate, openDatabase, type Store } from "../src/db.ts";
 import { createBot, LOCAL_BOT_INFO } from "../src/bot.ts";
 import { createApp } from "../src/app.ts";
@@ -126,7 +126,7 @@ export function makeApp(
     store,
     app,
     dir,
-    botToken: env.LOCAL_MODE ? "1:LAZYFLOW_LOCAL_MODE_NOT_A_REAL_TOKEN" : env.BOT_TOKEN,
+    botToken: effectiveBotToken(env),
     close() {
       try {
         db.close();

@@ -143,7 +143,7 @@ describe('schedules.mts --install / --status / --remove into temp dirs (no syste
     const text = readFileSync(cronPath, 'utf8');
     expect(dry.stdout).toContain(text); // what --dry-run printed is what --install wrote
     expect(statSync(cronPath).mode & 0o777).toBe(0o644);
-    expect(text).toMatch(/^17 3 \* \* \* root cd /m);
+    expect(text).toMatch(/^17 3 \* \* \* root umask 077; cd /m);
     expect(text).not.toMatch(/offsite/);
     const st = statSync(cronPath);
 
@@ -255,7 +255,7 @@ describeDocker('the scheduled commands, run as systemd and cron would run them, 
     for (const f of services) {
       const u = readUnit(readFileSync(f, 'utf8'));
       expect(u.cwd).toBe(repoRoot);
-      expect(u.env).toEqual({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', NO_COLOR: '1' });
+      expect(u.env).toEqual({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', NO_COLOR: '1', LAZYFLOW_TRUST_CHECK: '1' });
       expect(u.exec).toContain('--config');
       expect(u.exec[u.exec.indexOf('--config') + 1]).toBe(stack.envFile);
       const [bin, ...args] = u.exec;

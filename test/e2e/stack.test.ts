@@ -2,6 +2,7 @@
 // ACME, the app writing real SQLite on the host, and the fake Bot API delivering updates.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
+import tls from 'node:tls';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, mkdirSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,7 +24,8 @@ describeDocker('production stack (Pebble ACME, real containers)', () => {
   const openDb = () => new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
 
   beforeAll(async () => {
-    stack = await startStack({ name: 'stack' });
+    // short bounds, so the slow-body and app-down probes below finish quickly
+    stack = await startStack({ name: 'stack', env: { PROXY_READ_BODY_TIMEOUT: '5s', PROXY_HOLD_DURATION: '3s' } });
   });
   afterAll(async () => {
     await stack?.down();
@@ -259,6 +261,178 @@ describeDocker('production stack (Pebble ACME, real containers)', () => {
     // and it still serves: TLS from its /data volume, the Mini App, the proxied API
     expect((await stack.fetch('/health')).status).toBe(200);
   });
+
+  // ---- probes from outside (issue 17) ----------------------------------------------------------
+  it('internal paths stay 404 through Caddy in every spelling: encoded, upper case, doubled slashes', async () => {
+    for (const path of ['/health/write', '/ready', '/Health/Write', '/HEALTH/WRITE', '/READY', '/Ready', '/health%2Fwrite', '/health%2fwrite',
+      '/%68ealth/write', '/%72eady', '/health//write', '//ready', '/./ready', '/health/./write', '/ready?x=1']) {
+      const r = await stack.fetch(path);
+      expect(r.status, path).toBe(404);
+      expect(r.text(), path).not.toMatch(/"status"\s*:\s*"(ok|ready)"/);
+    }
+  });
+
+  it("ports 2019, 2020 and 3000 are unreachable from outside the host: only Caddy's 80/443 are published, and Caddy's admin and drain listeners refuse even a neighbour on the compose network", async () => {
+    // "outside the host" reaches only what Docker publishes on the host's interfaces
+    const [caddyId] = await stack.containers('caddy');
+    const [appId] = await stack.containers('app');
+    const bindings = (id: string) => JSON.parse(execFileSync('docker', ['inspect', id]).toString())[0].HostConfig.PortBindings ?? {};
+    expect(Object.keys(bindings(caddyId)).sort()).toEqual(['443/tcp', '443/udp', '80/tcp']);
+    expect(bindings(appId)).toEqual({});
+    // and the app container (what a compromised app controls) cannot reach Caddy's admin API or the drain gate
+    const probe = `const net = require('net');
+      const p = (h, port) => new Promise((r) => { const s = net.connect(port, h); const t = setTimeout(() => { s.destroy(); r('timeout'); }, 3000);
+        s.on('connect', () => { clearTimeout(t); s.destroy(); r('open'); }); s.on('error', (e) => { clearTimeout(t); r(e.code); }); });
+      console.log(JSON.stringify({ admin: await p('caddy', 2019), drain: await p('caddy', 2020), https: await p('caddy', 443) }));`;
+    const seen = JSON.parse((await stack.mustCompose('exec', '-T', 'app', 'bun', '-e', probe)).trim());
+    expect(seen).toEqual({ admin: 'ECONNREFUSED', drain: 'ECONNREFUSED', https: 'open' });
+  });
+
+  it('refuses a foreign Host (421) and a foreign SNI (no certificate)', async () => {
+    const foreign = await stack.fetch('/health', { headers: { host: 'evil.example' } });
+    expect(foreign.status).toBe(421);
+    expect(foreign.text()).not.toContain('"status":"ok"');
+    const handshake = await new Promise<string>((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port: stack.httpsPort, servername: 'evil.example', rejectUnauthorized: false });
+      s.on('secureConnect', () => {
+        s.destroy();
+        resolve(`handshake completed for ${String((s.getPeerCertificate() as { subject?: { CN?: string } }).subject?.CN)}`);
+      });
+      s.on('error', (e) => resolve(`refused: ${e.message}`));
+    });
+    expect(handshake).toMatch(/^refused/);
+  });
+
+  it('rejects initData signed for the future', async () => {
+    const tomorrow = Math.floor(Date.now() / 1000) + 86400;
+    expect((await stack.fetch('/me', { headers: { authorization: auth(alice, tomorrow) } })).status).toBe(401);
+  });
+
+  it('refuses 2 MiB bodies with 413 on every route that takes one, before the app', async () => {
+    const twoMiB = Buffer.alloc(2 * 1024 * 1024, 'a');
+    const json = { 'content-type': 'application/json', authorization: auth(alice) };
+    expect((await stack.fetch('/tasks', { method: 'POST', body: twoMiB, headers: json })).status).toBe(413);
+    expect((await stack.fetch(`/webhook/${stack.webhookSecret}`, { method: 'POST', body: twoMiB, headers: { ...json, 'x-telegram-bot-api-secret-token': stack.webhookSecret } })).status).toBe(413);
+    const file = multipartFile('file', 'two.bin', twoMiB);
+    expect((await stack.fetch('/media', { method: 'POST', body: file.body, headers: { 'content-type': file.contentType, authorization: auth(alice) } })).status).toBe(413);
+  });
+
+  it('cuts off a body that trickles in (PROXY_READ_BODY_TIMEOUT), and the app stores nothing of it', async () => {
+    const title = `slow-${randomBytes(4).toString('hex')}`;
+    const body = JSON.stringify({ title, pad: 'x'.repeat(20_000) });
+    const outcome = await new Promise<{ sent: number; response: string }>((resolve) => {
+      const s = tls.connect({ host: '127.0.0.1', port: stack.httpsPort, servername: stack.domain, ca: readFileSync(stack.caPem) });
+      let sent = 0;
+      let response = '';
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearInterval(timer);
+        s.destroy();
+        resolve({ sent, response });
+      };
+      s.on('secureConnect', () => {
+        s.write(`POST /tasks HTTP/1.1\r\nHost: ${stack.domain}\r\nContent-Type: application/json\r\nAuthorization: ${auth(alice)}\r\nContent-Length: ${body.length}\r\n\r\n`);
+        // one byte every 200 ms: the whole body would take over an hour
+        timer = setInterval(() => {
+          if (sent < body.length) s.write(body[sent++]!);
+        }, 200);
+      });
+      s.on('data', (d) => (response += d.toString()));
+      s.on('close', done);
+      s.on('error', done);
+      // a bound for the test itself, far beyond the 5 s the stack allows
+      setTimeout(done, 90_000);
+    });
+    // the connection was closed long before the body could arrive, and no answer of the app came back
+    // (Caddy 2.11 closes it with an empty response of its own)
+    expect(outcome.sent).toBeLessThan(body.length);
+    expect(outcome.response).not.toMatch(/^HTTP\/1\.1 201/);
+    expect(outcome.response).not.toContain(title);
+    console.log(`slow body: connection closed after ${outcome.sent} of ${body.length} bytes; answer: ${JSON.stringify(outcome.response.split('\r\n')[0] ?? '')}`);
+    const tasks = await stack.fetch('/tasks', { headers: { authorization: auth(alice) } });
+    expect(JSON.stringify(tasks.json())).not.toContain(title);
+  }, 120_000);
+
+  it('security headers on every kind of answer: the Mini App, the API, its errors, a refused internal path', async () => {
+    for (const [path, headers] of [['/', {}], ['/me', { authorization: auth(alice) }], ['/me', {}], ['/ready', {}], ['/tasks/999999', { authorization: auth(alice) }]] as const) {
+      const r = await stack.fetch(path, { headers });
+      expect(r.headers['strict-transport-security'], path).toMatch(/max-age=\d{7,}/);
+      expect(r.headers['x-content-type-options'], path).toBe('nosniff');
+      expect(r.headers['content-security-policy'], path).toBeTruthy();
+      expect(r.headers.server, path).toBeUndefined();
+    }
+  });
+
+  it("stays under its memory limit with 20 concurrent maximum-size uploads (the app's peak RSS grows by less than one upload each)", async () => {
+    const [appId] = await stack.containers('app');
+    const inspect = JSON.parse(execFileSync('docker', ['inspect', appId]).toString())[0];
+    const limit = inspect.HostConfig.Memory as number;
+    const maxBytes = Number(stack.env.UPLOAD_MAX_BYTES);
+    const hwm = async () => Number(/VmHWM:\s*(\d+) kB/.exec(await stack.mustCompose('exec', '-T', 'app', 'cat', '/proc/1/status'))![1]) * 1024;
+    // the container's peak (page cache included) from its memory cgroup: v1 (reset first) or v2's memory.peak
+    const v1 = `/sys/fs/cgroup/memory/docker/${inspect.Id}/memory.max_usage_in_bytes`;
+    const v2 = `/sys/fs/cgroup/system.slice/docker-${inspect.Id}.scope/memory.peak`;
+    let cgroupPeakFile: string | null = null;
+    try {
+      writeFileSync(v1, '0');
+      cgroupPeakFile = v1;
+    } catch {
+      try {
+        readFileSync(v2);
+        cgroupPeakFile = v2;
+      } catch {
+        /* neither layout: the RSS measure below still holds */
+      }
+    }
+    const before = await hwm();
+    // a maximum-size file: UPLOAD_MAX_BYTES is the whole request's bound at Caddy, envelope included
+    const content = randomBytes(maxBytes - 1024);
+    let refusedBusy = 0;
+    const results = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const user = { id: 900100 + i, first_name: `U${i}` };
+      for (;;) {
+        const { body, contentType } = multipartFile('file', `max-${i}.bin`, content);
+        const r = await stack.fetch('/media', { method: 'POST', body, headers: { 'content-type': contentType, authorization: auth(user) }, timeoutMs: 120_000 });
+        if (r.status !== 429) return r.status;
+        refusedBusy++;
+        await new Promise((res) => setTimeout(res, 500 + Math.random() * 500));
+      }
+    }));
+    expect(results).toEqual(Array(20).fill(201));
+    const after = await hwm();
+    const cgroupPeak = cgroupPeakFile ? Number(readFileSync(cgroupPeakFile, 'utf8').trim()) : null;
+    console.log(`20 concurrent uploads of ${content.length} bytes: ${refusedBusy} answered 429 and retried; app peak RSS ${(before / 2 ** 20).toFixed(1)} -> ${(after / 2 ** 20).toFixed(1)} MiB; container peak ${cgroupPeak === null ? 'n/a' : (cgroupPeak / 2 ** 20).toFixed(1) + ' MiB'} (${cgroupPeakFile ?? 'no cgroup file'}) of a ${(limit / 2 ** 20).toFixed(0)} MiB limit`);
+    expect(refusedBusy).toBeGreaterThan(0);
+    expect(after - before).toBeLessThan(20 * maxBytes);
+    if (cgroupPeak !== null) expect(cgroupPeak).toBeLessThan(limit);
+    expect(inspect.State.OOMKilled).toBe(false);
+    expect((await stack.containers('app'))[0]).toBe(appId);
+  }, 300_000);
+
+  it('after a run that exercised errors (app down, bad webhook calls), no secret in any log', async () => {
+    const hook = (path: string, header = stack.webhookSecret) =>
+      stack.fetch(path, { method: 'POST', body: '{"update_id":1}', headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': header }, timeoutMs: 60_000 });
+    const spellings = [`/webhook/${stack.webhookSecret}`, `/WEBHOOK/${stack.webhookSecret}`, `/webhook/${stack.webhookSecret}?x=1`, `/webhook%2F${stack.webhookSecret}`, `/webhook/${stack.webhookSecret}/extra`];
+    // app up: wrong header, wrong method, every spelling
+    for (const p of spellings) await hook(p, 'wrong-secret-header-value-000000000000000');
+    await stack.fetch(`/webhook/${stack.webhookSecret}`);
+    // app down: Caddy holds for PROXY_HOLD_DURATION, then answers with an error and writes its error log
+    await stack.mustCompose('stop', 'app');
+    try {
+      for (const p of spellings) {
+        const r = await hook(p);
+        expect(r.status, p).toBeGreaterThanOrEqual(500);
+      }
+    } finally {
+      await stack.mustCompose('start', 'app');
+      await waitFor('app healthy again', async () => (await stack.fetch('/health')).status === 200, 60_000);
+    }
+    const logs = await stack.mustCompose('logs', '--no-color', 'caddy', 'app');
+    expect(logs).toMatch(/http\.log\.error/);
+    expect(logs).toContain('/webhook/[redacted]');
+    expect(logs).not.toContain(stack.webhookSecret);
+    expect(logs).not.toContain(stack.botToken.split(':')[1]);
+  }, 180_000);
 
   it('keeps data across a restart and a recreation of the app container', async () => {
     const created = await stack.fetch('/tasks', { method: 'POST', body: JSON.stringify({ title: 'survive restarts' }), headers: { 'content-type': 'application/json', authorization: auth(alice) } });

@@ -160,6 +160,8 @@ export async function startBackend(kind: BackendKind): Promise<OffsiteBackend> {
       OFFSITE_REPOSITORY: `sftp://offsite@127.0.0.1:${port}//srv/restic/repo`,
       OFFSITE_PASSWORD_FILE: passwordFile,
       OFFSITE_SFTP_KEY: key,
+      // the server's host key, pinned as RUNBOOK says (ssh-keyscan once the server runs, below)
+      OFFSITE_SFTP_KNOWN_HOSTS: join(base, 'known_hosts'),
     },
     async start() {
       const exists = (await run('docker', ['inspect', name])).code === 0;
@@ -171,6 +173,8 @@ export async function startBackend(kind: BackendKind): Promise<OffsiteBackend> {
       await waitPort(port);
       // sshd accepts TCP before it is ready to talk: wait for its banner
       await waitBanner(port);
+      const scan = await mustRun('ssh-keyscan', ['-p', String(port), '-t', 'ed25519', '127.0.0.1']);
+      writeFileSync(join(base, 'known_hosts'), scan);
     },
     async stop() {
       await run('docker', ['kill', name]);

@@ -79,6 +79,7 @@ describe('offsite config judgement (preflight names every bad key)', () => {
     '/root/o/pw-open': { exists: true, isFile: true, mode: 0o644 },
     '/srv/lazyflow/pw': { exists: true, isFile: true, mode: 0o600 },
     '/root/o/key': { exists: true, isFile: true, mode: 0o600 },
+    '/root/o/known_hosts': { exists: true, isFile: true, mode: 0o644 },
   };
   const obs = (p: string) => files[p] ?? { exists: false };
   const keys = (v: Record<string, string>) => offsiteProblems(v, '/srv/lazyflow', '.env.prod', obs, '/repo').map((p) => p.key);
@@ -93,8 +94,10 @@ describe('offsite config judgement (preflight names every bad key)', () => {
     ['relative password file', { OFFSITE_REPOSITORY: 'rest:https://b/r', OFFSITE_PASSWORD_FILE: 'pw' }, ['OFFSITE_PASSWORD_FILE']],
     ['user:pass in a REST URL', { OFFSITE_REPOSITORY: 'rest:https://u:p@b/r', OFFSITE_PASSWORD_FILE: '/root/o/pw' }, ['OFFSITE_REPOSITORY']],
     ['s3 without keys', { OFFSITE_REPOSITORY: 's3:https://s3/b/r', OFFSITE_PASSWORD_FILE: '/root/o/pw' }, ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']],
-    ['sftp without key', { OFFSITE_REPOSITORY: 'sftp:u@h:/r', OFFSITE_PASSWORD_FILE: '/root/o/pw' }, ['OFFSITE_SFTP_KEY']],
-    ['sftp with key', { OFFSITE_REPOSITORY: 'sftp:u@h:/r', OFFSITE_PASSWORD_FILE: '/root/o/pw', OFFSITE_SFTP_KEY: '/root/o/key' }, []],
+    ['sftp without key', { OFFSITE_REPOSITORY: 'sftp:u@h:/r', OFFSITE_PASSWORD_FILE: '/root/o/pw', OFFSITE_SFTP_KNOWN_HOSTS: '/root/o/known_hosts' }, ['OFFSITE_SFTP_KEY']],
+    ['sftp with key and pinned host key', { OFFSITE_REPOSITORY: 'sftp:u@h:/r', OFFSITE_PASSWORD_FILE: '/root/o/pw', OFFSITE_SFTP_KEY: '/root/o/key', OFFSITE_SFTP_KNOWN_HOSTS: '/root/o/known_hosts' }, []],
+    ['sftp without a pinned host key (never trusted on first use)', { OFFSITE_REPOSITORY: 'sftp:u@h:/r', OFFSITE_PASSWORD_FILE: '/root/o/pw', OFFSITE_SFTP_KEY: '/root/o/key' }, ['OFFSITE_SFTP_KNOWN_HOSTS']],
+    ['sftp known_hosts file absent', { OFFSITE_REPOSITORY: 'sftp:u@h:/r', OFFSITE_PASSWORD_FILE: '/root/o/pw', OFFSITE_SFTP_KEY: '/root/o/key', OFFSITE_SFTP_KNOWN_HOSTS: '/root/o/none' }, ['OFFSITE_SFTP_KNOWN_HOSTS']],
     ['local repository inside STATE_DIR', { OFFSITE_REPOSITORY: '/srv/lazyflow/restic', OFFSITE_PASSWORD_FILE: '/root/o/pw' }, ['OFFSITE_REPOSITORY']],
     ['rest user without password file', { OFFSITE_REPOSITORY: 'rest:https://b/r', OFFSITE_PASSWORD_FILE: '/root/o/pw', OFFSITE_REST_USERNAME: 'u' }, ['OFFSITE_REST_PASSWORD_FILE']],
     ['bad timeout', { OFFSITE_REPOSITORY: 'rest:https://b/r', OFFSITE_PASSWORD_FILE: '/root/o/pw', OFFSITE_TIMEOUT: 'soon' }, ['OFFSITE_TIMEOUT']],

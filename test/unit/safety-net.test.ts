@@ -64,7 +64,7 @@ describe('what smoke, preflight and the dry-run plan make of it', () => {
     expect(steps[2].what).toMatch(/^install recovery \(scripts\/recover\.mts at boot and every minute/);
   });
   it('cronJobBlock: one job\'s lines of the cron file', () => {
-    const c: ScheduleContext = { project: 'p', nodeBin: '/n', scriptsDir: '/s', envFile: '/e', projectDir: '/d', logDir: '/l', offsite: false };
+    const c: ScheduleContext = { project: 'p', nodeBin: '/n', scriptsDir: '/s', envFile: '/e', projectDir: '/d', logDir: '/l', stateDir: '/st', localRepository: null, offsite: false };
     const all = cronFile(c);
     const block = cronJobBlock(all, 'recover')!;
     expect(block.split('\n').map((l) => l.split(' ')[0])).toEqual(['#', '@reboot', '*']);
@@ -118,7 +118,7 @@ describe('ensureNet: the rollout\'s step, on files in a temp dir (cron: no syste
 
   it('next to the schedules already installed: they stay; a moved checkout is re-written', async () => {
     // the operator's full install (what schedules.mts --install writes), then a checkout that moved
-    const c: ScheduleContext = { project: 'netp', nodeBin: process.execPath, scriptsDir: '/old/checkout/scripts', envFile: env.file, projectDir: '/old/checkout', logDir: env.layout.logs, offsite: false };
+    const c: ScheduleContext = { project: 'netp', nodeBin: process.execPath, scriptsDir: '/old/checkout/scripts', envFile: env.file, projectDir: '/old/checkout', logDir: env.layout.logs, stateDir: env.layout.root, localRepository: null, offsite: false };
     mkdirSync(join(dir, 'cron.d'), { recursive: true });
     writeFileSync(cronPath(), cronFile(c));
     expect(await netVerdict(env)).toMatchObject({ inPlace: false, state: 'stale' });

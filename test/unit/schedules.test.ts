@@ -13,20 +13,15 @@ import {
   timerUnit,
   unitName,
   ALL_JOBS,
+  hardening,
+  writePaths,
   type ScheduleContext,
 } from '../../scripts/lib/schedules/jobs.mts';
 import { desiredFiles, lastRunOf, ownedFiles, ownedReader, planInstall, scheduleStatus, statusOk, type SchedulePaths } from '../../scripts/lib/schedules/plan.mts';
+import { baseScheduleContext } from '../support/schedule-context.ts';
 import { daemonReloadArgs, disableNowArgs, enableNowArgs, parseShow, parseTimestamp, restartArgs, showArgs } from '../../scripts/lib/commands/systemctl.mts';
 
-const base: ScheduleContext = {
-  project: 'lazyflow',
-  nodeBin: '/usr/bin/node',
-  scriptsDir: '/srv/lazyflow-deploy/scripts',
-  envFile: '/srv/lazyflow-deploy/.env.prod',
-  projectDir: '/srv/lazyflow-deploy',
-  logDir: '/srv/lazyflow/logs',
-  offsite: false,
-};
+const base: ScheduleContext = baseScheduleContext;
 const withOffsite = { ...base, offsite: true };
 const paths: SchedulePaths = { unitDir: '/etc/systemd/system', cronDir: '/etc/cron.d' };
 const KEEP = '--keep-daily 7 --keep-weekly 4 --keep-monthly 6';
@@ -98,9 +93,11 @@ describe('systemd units', () => {
         'WorkingDirectory=/srv/lazyflow-deploy',
         'Environment=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
         'Environment=NO_COLOR=1',
+        'Environment=LAZYFLOW_TRUST_CHECK=1',
         `ExecStart=/usr/bin/node /srv/lazyflow-deploy/scripts/backup.mts --config /srv/lazyflow-deploy/.env.prod --reason cron --quiet --wait-lock 900 ${KEEP} --keep-images 5`,
         'TimeoutStartSec=2h',
         'Nice=10',
+        ...hardening(base, j),
         '',
       ].join('\n'),
     });
@@ -161,7 +158,7 @@ describe('systemd units', () => {
 
   it('no secret of the env file can reach a unit: the builders never see its values', () => {
     // the context has no field for env values; this pins that
-    expect(Object.keys(base).sort()).toEqual(['envFile', 'logDir', 'nodeBin', 'offsite', 'project', 'projectDir', 'scriptsDir']);
+    expect(Object.keys(base).sort()).toEqual(['envFile', 'localRepository', 'logDir', 'nodeBin', 'offsite', 'project', 'projectDir', 'scriptsDir', 'stateDir']);
   });
 });
 
@@ -173,11 +170,11 @@ describe('cron fallback', () => {
       'SHELL=/bin/sh',
       'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       'CRON_TZ=UTC',
-      `17 3 * * * root cd /srv/lazyflow-deploy && NO_COLOR=1 flock -n /srv/lazyflow/logs/.backup.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/backup.mts --config /srv/lazyflow-deploy/.env.prod --reason cron --quiet --wait-lock 900 ${KEEP} --keep-images 5 >>/srv/lazyflow/logs/backup.log 2>&1`,
-      '30 4 * * 0 root cd /srv/lazyflow-deploy && NO_COLOR=1 flock -n /srv/lazyflow/logs/.drill.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/restore.mts --config /srv/lazyflow-deploy/.env.prod --drill --quiet --wait-lock 900 >>/srv/lazyflow/logs/drill.log 2>&1',
-      '* * * * * root cd /srv/lazyflow-deploy && NO_COLOR=1 flock -n /srv/lazyflow/logs/.watch.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/watch.mts --config /srv/lazyflow-deploy/.env.prod --once --quiet >>/srv/lazyflow/logs/watch.log 2>&1',
-      '@reboot root sleep 20; cd /srv/lazyflow-deploy && NO_COLOR=1 flock -n /srv/lazyflow/logs/.recover.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/recover.mts --config /srv/lazyflow-deploy/.env.prod --quiet >>/srv/lazyflow/logs/recover.log 2>&1',
-      '* * * * * root cd /srv/lazyflow-deploy && NO_COLOR=1 flock -n /srv/lazyflow/logs/.recover.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/recover.mts --config /srv/lazyflow-deploy/.env.prod --quiet >>/srv/lazyflow/logs/recover.log 2>&1',
+      `17 3 * * * root umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.backup.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/backup.mts --config /srv/lazyflow-deploy/.env.prod --reason cron --quiet --wait-lock 900 ${KEEP} --keep-images 5 >>/srv/lazyflow/logs/backup.log 2>&1`,
+      '30 4 * * 0 root umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.drill.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/restore.mts --config /srv/lazyflow-deploy/.env.prod --drill --quiet --wait-lock 900 >>/srv/lazyflow/logs/drill.log 2>&1',
+      '* * * * * root umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.watch.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/watch.mts --config /srv/lazyflow-deploy/.env.prod --once --quiet >>/srv/lazyflow/logs/watch.log 2>&1',
+      '@reboot root sleep 20; umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.recover.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/recover.mts --config /srv/lazyflow-deploy/.env.prod --quiet >>/srv/lazyflow/logs/recover.log 2>&1',
+      '* * * * * root umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.recover.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/recover.mts --config /srv/lazyflow-deploy/.env.prod --quiet >>/srv/lazyflow/logs/recover.log 2>&1',
     ]);
     expect(f).toMatch(/^# Times are UTC/m);
     expect(f.endsWith('\n')).toBe(true);
@@ -185,9 +182,9 @@ describe('cron fallback', () => {
 
   it('with offsite: the retention and the weekly check, % escaped for cron', () => {
     const f = cronFile(withOffsite);
-    expect(f).toContain(`\n40 3 * * * root cd /srv/lazyflow-deploy && NO_COLOR=1 flock -n /srv/lazyflow/logs/.offsite-forget.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/offsite.mts --config /srv/lazyflow-deploy/.env.prod --forget ${KEEP} --quiet --wait-lock 900 >>/srv/lazyflow/logs/offsite-forget.log 2>&1\n`);
+    expect(f).toContain(`\n40 3 * * * root umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.offsite-forget.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/offsite.mts --config /srv/lazyflow-deploy/.env.prod --forget ${KEEP} --quiet --wait-lock 900 >>/srv/lazyflow/logs/offsite-forget.log 2>&1\n`);
     expect(f).toContain(' --check --read-data-subset 5\\% --quiet >>/srv/lazyflow/logs/offsite-check.log 2>&1\n');
-    expect(f).toContain('\n10 5 * * 0 root cd /srv/lazyflow-deploy && ');
+    expect(f).toContain('\n10 5 * * 0 root umask 077; cd /srv/lazyflow-deploy && ');
     expect(f.split('\n').filter((l) => /^[0-9*@]/.test(l))).toHaveLength(7);
     // every % in a command line is escaped (an unescaped one is a newline to cron)
     for (const l of f.split('\n').filter((x) => /^[0-9*@]/.test(x))) expect(l.replace(/\\%/g, '')).not.toContain('%');
@@ -195,8 +192,8 @@ describe('cron fallback', () => {
 
   it('quotes odd paths for sh and the user field is configurable', () => {
     const c = { ...base, projectDir: "/srv/it's here", logDir: '/srv/l o g' };
-    expect(cronCommand(c, jobs(c)[0])).toMatch(/^cd '\/srv\/it'\\''s here' && NO_COLOR=1 flock -n '\/srv\/l o g\/\.backup\.cron\.lock' /);
-    expect(cronFile(base, 'deploy')).toContain('\n17 3 * * * deploy cd ');
+    expect(cronCommand(c, jobs(c)[0])).toMatch(/^umask 077; cd '\/srv\/it'\\''s here' && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n '\/srv\/l o g\/\.backup\.cron\.lock' /);
+    expect(cronFile(base, 'deploy')).toContain('\n17 3 * * * deploy umask 077; cd ');
   });
 });
 

@@ -6,6 +6,8 @@ import { parseArgs, helpText, type CommandSpec, type ParsedArgs } from './args.m
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, errorMessage, isToolkitError } from './errors.mts';
 import { createLogger, type Logger } from './log.mts';
 import { sharedValues } from './shared.mts';
+import { REPO_ROOT } from '../config/env.mts';
+import { TRUST_CHECK_ENV, trustProblems } from '../schedules/trust.mts';
 
 export type CommandFn = (args: ParsedArgs, log: Logger) => Promise<number | void>;
 
@@ -39,6 +41,16 @@ export async function runCommand(spec: CommandSpec, fn: CommandFn, opts: RunOpti
   if (args.values.help) {
     process.stdout.write(helpText(spec));
     return EXIT_OK;
+  }
+  // a schedule's run (its unit or cron line sets LAZYFLOW_TRUST_CHECK=1): refuse to run as root what others can write
+  if (process.env[TRUST_CHECK_ENV] === '1') {
+    const envFile = typeof args.values.config === 'string' ? args.values.config : undefined;
+    const problems = trustProblems({ nodeBin: process.execPath, checkout: REPO_ROOT, envFile });
+    if (problems.length) {
+      for (const p of problems) process.stderr.write(`error: refusing to run as a schedule: ${p.path} is ${p.why}\n`);
+      process.stderr.write(`hint: chown root:root and chmod go-w each path above (e.g. chmod go-w ${problems[0]!.path}), then wait for the next run\n`);
+      return EXIT_USAGE;
+    }
   }
   const log =
     opts.logger?.(args) ??

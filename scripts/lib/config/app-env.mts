@@ -17,6 +17,7 @@ export type KeyOwner = 'app' | 'compose' | 'toolkit' | 'proxy' | 'backup';
 export const COMPOSE_APP_KEYS: readonly string[] = [
   'NODE_ENV', 'PORT', 'APP_URL', 'BOT_TOKEN', 'WEBHOOK_SECRET', 'DB_PATH', 'UPLOADS_DIR', 'ALLOWED_ORIGINS', 'LOG_LEVEL',
   'TELEGRAM_API_ROOT', 'ADMIN_CHAT_ID', 'UPLOAD_MAX_BYTES', 'JOB_HEARTBEAT_MS',
+  'UPLOAD_QUOTA_BYTES', 'UPLOAD_CONCURRENCY', 'UPLOAD_USER_CONCURRENCY', 'UPLOAD_MIN_FREE_BYTES',
 ];
 
 /** The toolkit's own keys: compose project, images, state, alerts, watch. */
@@ -30,7 +31,7 @@ export const TOOLKIT_PREFIXES: readonly string[] = ['COMPOSE_', 'DOCKER_', 'LAZY
 /** The proxy's keys (Caddy, published ports, routing). Named one by one: none is a secret, and a broad
  * prefix would swallow an app key of the same shape (PROXY_URL). Secrets get prefixes (backup, alerts). */
 export const PROXY_KEYS: readonly string[] = [
-  'DOMAIN', 'PUBLISH_ADDRESS', 'HTTP_PORT', 'HTTPS_PORT', 'PROXY_HOLD_DURATION', 'API_PATHS', 'READY_PATH', 'PROXY_IMAGE', 'PROXY_TAG', 'CADDY_IMAGE',
+  'DOMAIN', 'PUBLISH_ADDRESS', 'HTTP_PORT', 'HTTPS_PORT', 'PROXY_HOLD_DURATION', 'PROXY_READ_BODY_TIMEOUT', 'API_PATHS', 'READY_PATH', 'PROXY_IMAGE', 'PROXY_TAG', 'CADDY_IMAGE',
   // how the proxy image builds the Mini App (docker/caddy/Dockerfile)
   'FRONTEND_DIR', 'FRONTEND_BUILD', 'FRONTEND_DIST',
 ];

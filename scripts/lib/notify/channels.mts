@@ -93,13 +93,14 @@ async function sendWebhook(c: WebhookChannel, m: OpMessage, timeoutMs: number): 
   }
   let res: Response;
   try {
-    res = await fetch(u, { method: 'POST', headers, body: JSON.stringify(webhookPayload(m)), signal: AbortSignal.timeout(timeoutMs) });
+    // a redirect is a failure, never followed: the alert (and a Basic auth header) goes only where the operator said
+    res = await fetch(u, { method: 'POST', headers, body: JSON.stringify(webhookPayload(m)), signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     throw new Error(`unreachable: ${cause?.code ?? cause?.message ?? errorMessage(e)}`);
   }
   await res.arrayBuffer().catch(() => undefined);
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  if (!res.ok) throw new Error(`HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (a redirect: not followed; set ALERT_WEBHOOK_URL to its target)' : ''}`);
   return `posted to ${redactUrl(c.url)} (HTTP ${res.status})`;
 }
 

@@ -101,6 +101,17 @@ export function redactEnvSecrets(s: string, values: Record<string, string | unde
   return out;
 }
 
+/** The message with every secret value of the env file taken out of its free text (reason, text, revert error): every alert and notification passes here. */
+export function redactMessage(m: OpMessage, values: Record<string, string | undefined>): OpMessage {
+  const r = (x: string | undefined) => (x === undefined ? x : redactEnvSecrets(x, values));
+  const out: OpMessage = { ...m };
+  if (m.reason !== undefined) out.reason = r(m.reason);
+  if (m.text !== undefined) out.text = r(m.text);
+  if (m.revert) out.revert = { ...m.revert, ...(m.revert.error !== undefined ? { error: r(m.revert.error) } : {}) };
+  if (m.alert) out.alert = { ...m.alert, problem: r(m.alert.problem)! };
+  return out;
+}
+
 export function completeMessage(m: OpMessage, now: Date = new Date()): Required<Pick<OpMessage, 'host' | 'at'>> & OpMessage {
   const revert = m.revert ? { ...m.revert, error: oneLine(m.revert.error) } : undefined;
   if (revert && revert.error === undefined) delete revert.error;

@@ -3,7 +3,7 @@
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { selectChannels, sendToChannels, type ChannelResult } from './channels.mts';
-import type { OpMessage } from './message.mts';
+import { redactMessage, type OpMessage } from './message.mts';
 
 export type { OpMessage, Outcome, AlertInfo } from './message.mts';
 
@@ -24,7 +24,7 @@ export async function notifyOperation(env: Pick<OpsEnv, 'values'>, message: OpMe
   if (!channels.length) return [];
   let results: ChannelResult[];
   try {
-    results = await sendToChannels(channels, message, { timeoutMs: opts.timeoutMs });
+    results = await sendToChannels(channels, redactMessage(message, env.values), { timeoutMs: opts.timeoutMs });
   } catch (e) {
     // sendToChannels does not throw; this guards the promise "a channel never fails the operation"
     results = [{ channel: channels[0].name, ok: false, detail: `notify crashed: ${(e as Error).message}` }];

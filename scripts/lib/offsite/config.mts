@@ -102,8 +102,12 @@ export function offsiteProblems(values: Record<string, string | undefined>, stat
   }
   if (backend === 'sftp') {
     secretFile('OFFSITE_SFTP_KEY', 'SSH private key for the SFTP server', true);
+    // the server's host key is pinned, never trusted on first use: a machine in the path at the first
+    // connection would otherwise receive every backup (and could serve a forged repository to a restore)
     const kh = (values.OFFSITE_SFTP_KNOWN_HOSTS ?? '').trim();
-    if (kh && !observe(kh).exists) p.push({ key: 'OFFSITE_SFTP_KNOWN_HOSTS', message: `OFFSITE_SFTP_KNOWN_HOSTS names ${kh}, which does not exist`, fix: `create it: ssh-keyscan -p <port> <host> > ${kh}` });
+    const keyscan = (f: string) => `ssh-keyscan -p <port> <host> > ${f}; ssh-keygen -lf ${f} (compare the fingerprint with the one your provider publishes)`;
+    if (!kh) p.push({ key: 'OFFSITE_SFTP_KNOWN_HOSTS', message: `OFFSITE_SFTP_KNOWN_HOSTS is missing in ${file}: an sftp: repository needs the server's host key pinned`, fix: `${keyscan('/root/lazyflow-offsite/known_hosts')}, then set OFFSITE_SFTP_KNOWN_HOSTS=/root/lazyflow-offsite/known_hosts in ${file}` });
+    else if (!observe(kh).exists) p.push({ key: 'OFFSITE_SFTP_KNOWN_HOSTS', message: `OFFSITE_SFTP_KNOWN_HOSTS names ${kh}, which does not exist`, fix: `create it: ${keyscan(kh)}` });
   }
   const restUser = (values.OFFSITE_REST_USERNAME ?? '').trim();
   const restPass = (values.OFFSITE_REST_PASSWORD_FILE ?? '').trim();
@@ -153,9 +157,8 @@ export function loadOffsiteConfig(ctx: { values: Record<string, string>; stateDi
     credentials.RESTIC_REST_PASSWORD = readFileSync(v.OFFSITE_REST_PASSWORD_FILE, 'utf8').trim();
   }
   if (backend === 'sftp') {
-    const knownHosts = v.OFFSITE_SFTP_KNOWN_HOSTS || join(ctx.stateDir, 'offsite', 'known_hosts');
-    const strict = v.OFFSITE_SFTP_KNOWN_HOSTS ? 'yes' : 'accept-new';
-    options.push(`sftp.args=-i ${v.OFFSITE_SFTP_KEY} -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=${knownHosts} -o StrictHostKeyChecking=${strict} -o ServerAliveInterval=10 -o ServerAliveCountMax=3`);
+    // offsiteProblems made OFFSITE_SFTP_KNOWN_HOSTS required: only the pinned key is accepted
+    options.push(`sftp.args=-i ${v.OFFSITE_SFTP_KEY} -o IdentitiesOnly=yes -o BatchMode=yes -o UserKnownHostsFile=${v.OFFSITE_SFTP_KNOWN_HOSTS.trim()} -o StrictHostKeyChecking=yes -o ServerAliveInterval=10 -o ServerAliveCountMax=3`);
   }
   return {
     target: { repository, passwordFile: v.OFFSITE_PASSWORD_FILE.trim(), cacheDir: join(ctx.stateDir, 'offsite', 'cache'), host: ctx.project, credentials, options },

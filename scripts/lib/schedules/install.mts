@@ -7,7 +7,7 @@ import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
 import { daemonReloadArgs, disableNowArgs, enableNowArgs, parseShow, restartArgs, showArgs } from '../commands/systemctl.mts';
 import { REPO_ROOT, type OpsEnv } from '../config/env.mts';
-import { offsiteEnabled } from '../offsite/config.mts';
+import { backendOf, offsiteEnabled } from '../offsite/config.mts';
 import { jobs, type ScheduleContext } from './jobs.mts';
 import { desiredFiles, ownedFiles, ownedReader, planInstall, scheduleStatus, type InstallPlan, type Mode, type SchedulePaths, type ScheduleStatus } from './plan.mts';
 
@@ -20,8 +20,17 @@ export function scheduleContext(env: Pick<OpsEnv, 'project' | 'file' | 'projectD
     envFile: env.file,
     projectDir: env.projectDir,
     logDir: env.layout.logs,
+    stateDir: env.layout.root,
+    localRepository: localRepositoryOf(env),
     offsite: offsiteEnabled(env.values),
   };
+}
+
+/** OFFSITE_REPOSITORY when it is a path on this host (the units must be allowed to write it) */
+function localRepositoryOf(env: Pick<OpsEnv, 'values' | 'projectDir'>): string | null {
+  const repo = (env.values.OFFSITE_REPOSITORY ?? '').trim();
+  if (!offsiteEnabled(env.values) || backendOf(repo) !== 'local') return null;
+  return path.resolve(env.projectDir, repo.replace(/^local:/, ''));
 }
 
 export const DEFAULT_PATHS: SchedulePaths = { unitDir: '/etc/systemd/system', cronDir: '/etc/cron.d' };

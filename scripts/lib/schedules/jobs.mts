@@ -9,6 +9,7 @@
 // the absolute node binary, script and env file; the env file is passed as --config and no value of
 // it (no secret) is ever written into a unit or the cron file.
 import path from 'node:path';
+import { TRUST_CHECK_ENV } from './trust.mts';
 
 export type JobId = 'backup' | 'offsite-forget' | 'offsite-check' | 'drill' | 'watch' | 'recover';
 /** every job this module may install, in install order; a name not in the desired set is stale */
@@ -34,6 +35,10 @@ export interface ScheduleContext {
   projectDir: string;
   /** STATE_DIR/logs: where the cron fallback appends each job's output */
   logDir: string;
+  /** STATE_DIR: the one tree the units may write (ReadWritePaths=) */
+  stateDir: string;
+  /** a local offsite repository (OFFSITE_REPOSITORY=/path or local:/path), written by the backup and offsite jobs; null otherwise */
+  localRepository: string | null;
   /** OFFSITE_REPOSITORY is set: offsite retention and the weekly check are scheduled too */
   offsite: boolean;
   /** only these jobs (the rollout's safety net writes recovery next to what is installed: schedules/net.mts); default every job */
@@ -79,7 +84,7 @@ export const legacyCronFileName = (project: string) => `lazyflow-recover-${safeN
 export const legacyCronHeader = (project: string) => `# lazyflow recovery of ${project}: `;
 
 export function jobs(c: ScheduleContext): Job[] {
-  for (const [k, v] of Object.entries({ nodeBin: c.nodeBin, scriptsDir: c.scriptsDir, envFile: c.envFile, projectDir: c.projectDir, logDir: c.logDir })) {
+  for (const [k, v] of Object.entries({ nodeBin: c.nodeBin, scriptsDir: c.scriptsDir, envFile: c.envFile, projectDir: c.projectDir, logDir: c.logDir, stateDir: c.stateDir, ...(c.localRepository ? { localRepository: c.localRepository } : {}) })) {
     if (!path.isAbsolute(v)) throw new Error(`schedules: ${k} must be an absolute path, got ${v}`);
     // a newline would end the unit line or the cron line early: refuse rather than write a broken unit
     if (/[\0-\x1f\x7f]/.test(v)) throw new Error(`schedules: ${k} contains a control character: ${JSON.stringify(v)}`);
@@ -198,6 +203,60 @@ export interface UnitFile {
   text: string;
 }
 
+/**
+ * What a job may write: STATE_DIR, a local offsite repository for the jobs that write one, and the
+ * Docker CLI's config directory (compose may keep its build state there; `-`: fine if absent).
+ */
+export function writePaths(c: ScheduleContext, j: Job): string[] {
+  const repo = c.localRepository && (j.id === 'backup' || j.id.startsWith('offsite-')) ? [c.localRepository] : [];
+  return [c.stateDir, ...repo, '-/root/.docker'];
+}
+
+/**
+ * The sandbox of every job, as far as its work allows (RUNBOOK "Security", with each unit's score).
+ * The jobs drive Docker through its socket, which is root's power over the host whatever the unit
+ * says; what the unit takes away is everything else: writing outside STATE_DIR, the kernel's
+ * tunables, modules and logs, new privileges (setuid binaries), namespaces, raw and netlink sockets,
+ * devices, and the capabilities root does not need to read and restore the app's files.
+ * Not set, on purpose: MemoryDenyWriteExecute (V8 compiles to W+X memory), PrivateNetwork and
+ * IPAddressDeny (alerts, offsite and the Docker socket), PrivateUsers and User= (the Docker socket
+ * is root's), ProcSubset=pid (docker and node read /proc/meminfo and /proc/cpuinfo).
+ */
+export function hardening(c: ScheduleContext, j: Job): string[] {
+  return [
+    'UMask=0077',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    `ReadWritePaths=${writePaths(c, j).map(systemdWord).join(' ')}`,
+    'PrivateTmp=yes',
+    // the restic password, SFTP key and Docker config may live under /root: read, never written
+    'ProtectHome=read-only',
+    'PrivateDevices=yes',
+    'DevicePolicy=closed',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectKernelLogs=yes',
+    'ProtectControlGroups=yes',
+    'ProtectClock=yes',
+    'ProtectHostname=yes',
+    'ProtectProc=invisible',
+    'PrivateMounts=yes',
+    // the Docker socket, and HTTP(S) for alerts, heartbeats and offsite backends
+    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
+    'RestrictNamespaces=yes',
+    'RestrictRealtime=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+    'RemoveIPC=yes',
+    'KeyringMode=private',
+    'SystemCallArchitectures=native',
+    'SystemCallFilter=@system-service',
+    'SystemCallErrorNumber=EPERM',
+    // chown/chmod/read the app's files (uid 1000) while backing up and restoring them; kill(0) on recorded pids
+    'CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_KILL CAP_SETUID CAP_SETGID',
+  ];
+}
+
 export function serviceUnit(c: ScheduleContext, j: Job): UnitFile {
   const lines = [
     '[Unit]',
@@ -211,9 +270,11 @@ export function serviceUnit(c: ScheduleContext, j: Job): UnitFile {
     `WorkingDirectory=${systemdValue(c.projectDir)}`,
     `Environment=${systemdWord(`PATH=${SCHEDULE_PATH}`)}`,
     'Environment=NO_COLOR=1',
+    `Environment=${TRUST_CHECK_ENV}=1`,
     `ExecStart=${j.argv.map(systemdWord).join(' ')}`,
     `TimeoutStartSec=${j.timeoutStartSec}`,
     ...(j.nice !== undefined ? [`Nice=${j.nice}`] : []),
+    ...hardening(c, j),
     '',
   ];
   return { file: `${j.name}.service`, text: lines.join('\n') };
@@ -261,7 +322,7 @@ export const cronLogFile = (c: ScheduleContext, j: Job) => path.join(c.logDir, `
 /** the shell command of one cron line, before cron's % escaping: cd, environment, no overlap (flock), output to the job's log */
 export function cronCommand(c: ScheduleContext, j: Job): string {
   const lock = path.join(c.logDir, `.${j.id}.cron.lock`);
-  return `cd ${shWord(c.projectDir)} && NO_COLOR=1 flock -n ${shWord(lock)} ${j.argv.map(shWord).join(' ')} >>${shWord(cronLogFile(c, j))} 2>&1`;
+  return `umask 077; cd ${shWord(c.projectDir)} && NO_COLOR=1 ${TRUST_CHECK_ENV}=1 flock -n ${shWord(lock)} ${j.argv.map(shWord).join(' ')} >>${shWord(cronLogFile(c, j))} 2>&1`;
 }
 
 /** the cron fallback: one file in /etc/cron.d with the user field, every job of this project */

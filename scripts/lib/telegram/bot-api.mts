@@ -38,6 +38,8 @@ export async function callBotApi<T>(root: string, token: string, method: string,
       headers: params ? { 'content-type': 'application/json' } : undefined,
       body: params ? JSON.stringify(params) : undefined,
       signal: AbortSignal.timeout(timeoutMs),
+      // the token is in the URL: a redirect is an error, never followed to another host
+      redirect: 'manual',
     });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
