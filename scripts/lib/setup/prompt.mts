@@ -16,12 +16,14 @@ export interface Terminal {
 }
 
 /** One line from a terminal in raw mode. Ctrl-C ends the process (exit 130), Ctrl-D an empty answer. */
-function readLine(t: Terminal, secret: boolean): Promise<string> {
+function readLine(t: Terminal, prompt: string, secret: boolean): Promise<string> {
   return new Promise((resolve, reject) => {
     const { input, output } = t;
     let buf = '';
+    // echo off before the question shows: what is typed as soon as it appears is never echoed
     input.setRawMode(true);
     input.resume();
+    output.write(prompt);
     const done = (err?: Error) => {
       input.off('data', onData);
       input.setRawMode(false);
@@ -53,8 +55,7 @@ function readLine(t: Terminal, secret: boolean): Promise<string> {
 
 export async function ask(t: Terminal, q: Question, tries = 3): Promise<string> {
   for (let i = 1; ; i++) {
-    t.output.write(q.prompt);
-    const answer = (await readLine(t, Boolean(q.secret))).trim();
+    const answer = (await readLine(t, q.prompt, Boolean(q.secret))).trim();
     const why = q.invalid(answer);
     if (!why) return answer;
     if (i >= tries) throw new UsageError(`no acceptable answer after ${tries} tries: expected ${why}`);
