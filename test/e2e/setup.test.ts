@@ -13,6 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { mustRun, repoRoot, run } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
+import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 /** The operator's own values: asked by setup, so not in the settings file. */
 const ASKED_KEYS = ['DOMAIN', 'APP_URL', 'ALLOWED_ORIGINS', 'ACME_EMAIL', 'WEBHOOK_SECRET', 'BOT_TOKEN'];
@@ -132,8 +133,8 @@ describeDocker('setup.mts: from a fresh checkout, no env file and no STATE_DIR t
     expect((await stack.fetch('/health')).status).toBe(200);
     // the toolkit registered the webhook with the generated secret; the admin chat got the deploy message
     expect(stack.fakeBot!.webhookInfo(stack.botToken).url).toBe(`https://${stack.domain}/webhook/${env.WEBHOOK_SECRET}`);
-    const releases = readFileSync(join(stack.stateDir, 'releases.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { result: string });
-    expect(releases.at(-1)!.result).toBe('ok');
+    const { releases } = readJournal(join(stack.stateDir, 'releases.jsonl'));
+    expect(releases.map((x) => `${x.kind} ${x.result}`)).toEqual(['rollout ok']);
     expect(readdirSync(join(stack.stateDir, 'backups')).filter((f) => !f.startsWith('.'))).toHaveLength(1);
     expect(readdirSync(cronDir)).toHaveLength(1);
     const smoke = await run(process.execPath, ['scripts/smoke.mts', '--config', '.env.prod', '--json'], { cwd: checkout, env: shellEnv() });
