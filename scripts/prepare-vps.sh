@@ -62,6 +62,7 @@ apt_install ca-certificates curl gnupg git sqlite3 jq ufw openssl bzip2 xz-utils
 echo "ok"
 
 step "Docker Engine and Compose v2 ($DOCKER_SOURCE)"
+compose_v2() { docker compose version --short 2>/dev/null | grep -Eq '^v?2\.'; }
 case "$DOCKER_SOURCE" in
   docker)
     DOCKER_APT_URL=${DOCKER_APT_URL:-https://download.docker.com/linux/$ID}
@@ -78,7 +79,7 @@ case "$DOCKER_SOURCE" in
     ;;
   distro)
     apt_install docker.io
-    if ! docker compose version 2>/dev/null | grep -q 'v2\.'; then
+    if ! compose_v2; then
       [ -n "${COMPOSE_DEB:-}" ] || die "DOCKER_SOURCE=distro needs COMPOSE_DEB, the URL of a docker-compose (v2) .deb" 2
       tmp=$(mktemp -d)
       fetch "$COMPOSE_DEB" "$tmp/compose.deb"
@@ -93,7 +94,7 @@ case "$DOCKER_SOURCE" in
   *) die "DOCKER_SOURCE must be docker or distro, not $DOCKER_SOURCE" 2 ;;
 esac
 docker --version
-docker compose version | grep -q 'v2\.' || die "docker compose is not v2: $(docker compose version 2>&1 | head -n1)"
+compose_v2 || die "docker compose is not v2: $(docker compose version 2>&1 | head -n1)"
 docker compose version
 if [ -n "$SKIP_START" ]; then
   echo "not started (SKIP_START)"
