@@ -113,14 +113,17 @@ if have node && version_ge "$(node_version node)" "$MIN_NODE" && have npm; then
 else
   tmp=$(mktemp -d)
   fetch "$NODE_DIST_URL/SHASUMS256.txt" "$tmp/SHASUMS256.txt"
-  file=$(awk -v a="linux-$NODE_ARCH.tar.xz" '$2 ~ /^node-v[0-9.]+-/ && substr($2, length($2) - length(a) + 1) == a { print $2; exit }' "$tmp/SHASUMS256.txt")
+  file=""
+  for ext in tar.xz tar.gz; do
+    [ -n "$file" ] || file=$(awk -v a="-linux-$NODE_ARCH.$ext" '$2 ~ /^node-v[0-9.]+-linux-/ && substr($2, length($2) - length(a) + 1) == a { print $2; exit }' "$tmp/SHASUMS256.txt")
+  done
   [ -n "$file" ] || die "$NODE_DIST_URL/SHASUMS256.txt names no node-v*-linux-$NODE_ARCH.tar.xz"
   fetch "$NODE_DIST_URL/$file" "$tmp/$file"
   (cd "$tmp" && grep " $file\$" SHASUMS256.txt | sha256sum -c --quiet -) || die "checksum of $file does not match $NODE_DIST_URL/SHASUMS256.txt"
-  tar -xJf "$tmp/$file" -C /usr/local --strip-components=1 --no-same-owner --exclude='*/CHANGELOG.md' --exclude='*/README.md' --exclude='*/LICENSE'
+  tar -xf "$tmp/$file" -C /usr/local --strip-components=1 --no-same-owner --exclude='*/CHANGELOG.md' --exclude='*/README.md' --exclude='*/LICENSE'
   rm -rf "$tmp"
   hash -r
-  echo "installed ${file%.tar.xz} into /usr/local"
+  echo "installed ${file%.tar.*} into /usr/local"
 fi
 version_ge "$(node_version node)" "$MIN_NODE" || die "node $(node_version node) is older than $MIN_NODE (an older node first on PATH: $(command -v node))"
 echo "node $(node_version node), npm $(npm --version)"

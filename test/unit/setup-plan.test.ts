@@ -75,6 +75,15 @@ describe('setup: the env file', () => {
     expect(v.APP_URL).toBe('https://bot.lazyflow.dev');
   });
 
+  it('a file with only the app\'s own lines (pasted before setup): completed from the example, the lines kept', () => {
+    const p = plan('READY_PATH=/health\nFRONTEND_DIR=frontend\nMINI_APP_URL=https://bot.example.com\n', ANSWERS);
+    const v = values(p.text!);
+    expect(v).toMatchObject({ READY_PATH: '/health', FRONTEND_DIR: 'frontend', MINI_APP_URL: 'https://bot.lazyflow.dev', STATE_DIR: '/srv/lazyflow', DOMAIN: 'bot.lazyflow.dev', WEBHOOK_SECRET: gen() });
+    expect(p.text!.startsWith('READY_PATH=/health\nFRONTEND_DIR=frontend\n')).toBe(true);
+    expect(p.actions.find((a) => a.key === 'STATE_DIR')).toMatchObject({ action: 'set', source: 'example' });
+    expect(plan(p.text!, {}).text).toBeNull(); // and then it is complete
+  });
+
   it('settings: an app\'s own lines go in; a key only the operator can fill is named', () => {
     const p = plan(null, { ...ANSWERS, settings: { FRONTEND_DIR: 'frontend', FRONTEND_BUILD: 'bun run build:frontend', GOOGLE_CLIENT_ID: 'abc #1' } });
     expect(values(p.text!)).toMatchObject({ FRONTEND_DIR: 'frontend', FRONTEND_BUILD: 'bun run build:frontend', GOOGLE_CLIENT_ID: 'abc #1' });

@@ -77,7 +77,7 @@ export function formatValue(value: string): string {
 
 export type KeyAction =
   /** written now: from the operator, derived from DOMAIN, generated, or from --settings */
-  | { key: string; action: 'set'; source: 'operator' | 'derived' | 'generated' | 'settings'; value: string }
+  | { key: string; action: 'set'; source: 'operator' | 'derived' | 'generated' | 'settings' | 'example'; value: string }
   /** already right (or the operator's own choice that nothing given now contradicts) */
   | { key: string; action: 'kept'; value: string }
   /** the file says one thing, the operator now says another: reported, not changed */
@@ -161,7 +161,8 @@ export function planEnvFile(i: EnvFileInputs): EnvFilePlan {
       actions.push({ key, action: 'kept', value: have! });
       continue;
     }
-    const template = have || ex;
+    // a placeholder (bot.example.com, CHANGE_ME) of a key whose example follows DOMAIN follows it too
+    const template = have?.includes(EXAMPLE_DOMAIN) ? have : ex.includes(EXAMPLE_DOMAIN) ? ex : have || ex;
     if (template.includes(EXAMPLE_DOMAIN)) {
       // follows DOMAIN; without one yet, DOMAIN is asked for and this follows on the next plan
       if (!domain) continue;
@@ -173,8 +174,10 @@ export function planEnvFile(i: EnvFileInputs): EnvFilePlan {
       put(key, value);
       actions.push({ key, action: 'set', source: 'generated', value });
     } else if (have === undefined) {
-      // not in the file: compose's default applies, unless the example says only the operator can fill it
+      // a file that lacks a key of the example (one the operator started with only the app's lines):
+      // completed with the example's value; a placeholder there only the operator can fill
       if (placeholderReason(ex)) actions.push({ key, action: 'missing', value: ex });
+      else if (example.has(key)) { put(key, ex); actions.push({ key, action: 'set', source: 'example', value: ex }); }
     } else if (have.trim() === '') actions.push({ key, action: 'kept', value: have });
     else actions.push({ key, action: 'missing', value: have });
   }
@@ -188,7 +191,7 @@ export function describeAction(a: KeyAction): string {
   const shown = (k: string, v: string) => (isSecretKey(k) ? (v ? `(secret, ${v.length} characters)` : '(empty)') : JSON.stringify(v));
   switch (a.action) {
     case 'set':
-      return `${a.key} = ${shown(a.key, a.value)} (${a.source === 'operator' ? 'your answer' : a.source === 'settings' ? 'from --settings' : a.source === 'derived' ? 'from DOMAIN' : 'generated'})`;
+      return `${a.key} = ${shown(a.key, a.value)} (${({ operator: 'your answer', settings: 'from --settings', derived: 'from DOMAIN', generated: 'generated', example: 'the example\'s default' } as const)[a.source]})`;
     case 'kept':
       return `${a.key} kept`;
     case 'conflict':
