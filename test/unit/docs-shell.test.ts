@@ -4,7 +4,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 const repoRoot = join(import.meta.dirname, '..', '..');
 const DOCS = ['README.md', 'RUNBOOK.md'];
@@ -101,6 +101,13 @@ export function toolkitInvocations(text: string): { script: string; flags: strin
 const blocks = DOCS.flatMap(shellBlocks);
 
 describe('docs: shell blocks are copy-paste exact', () => {
+  // every script's --help once, up front: a dozen Node starts take more than one test's timeout on a loaded machine
+  beforeAll(() => {
+    for (const b of blocks) for (const { script } of toolkitInvocations(b.text)) {
+      try { helpOf(script); } catch { /* reported by the test that names it */ }
+    }
+  }, 300_000);
+
   it('finds the shell blocks (the extractor itself works)', () => {
     expect(blocks.length).toBeGreaterThan(10);
     expect(toolkitInvocations('sudo node scripts/smoke.mts --config .env.prod --json  # x --not-this')).toEqual([{ script: 'smoke.mts', flags: ['--config', '--json'] }]);
