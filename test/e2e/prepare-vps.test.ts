@@ -20,10 +20,11 @@ const CACHE = process.env.LAZYFLOW_CACHE ?? '/var/cache/lazyflow-ci';
 const IMAGE = 'lazyflow-standin/debian:bookworm';
 const SCRIPT = join(repoRoot, 'scripts', 'prepare-vps.sh');
 
-const sh = (script: string, cwd?: string) => execFileSync('bash', ['-euo', 'pipefail', '-c', script], { cwd, stdio: 'pipe' }).toString();
+// async: a minute of packing must not block the worker's event loop (vitest's RPC times out)
+const sh = (script: string, cwd?: string) => mustRun('bash', ['-euo', 'pipefail', '-c', script], { cwd, timeoutMs: 600_000 });
 
 /** The sources, built once per machine into the cache (the Node tarball takes a minute to pack). */
-function sources(): { dir: string; restic: string } {
+async function sources(): Promise<{ dir: string; restic: string }> {
   const debs = join(CACHE, 'sid', 'debs');
   const deb = (pkg: string) => {
     const f = existsSync(debs) ? readdirSync(debs).find((n) => n.startsWith(`${pkg}_`) && n.endsWith('.deb')) : undefined;
@@ -46,21 +47,21 @@ function sources(): { dir: string; restic: string } {
     mkdirSync(join(tmp, name, 'bin'), { recursive: true });
     cpSync(join(nodePkg, 'bin', 'node'), join(tmp, name, 'bin', 'node'));
     cpSync(npm, join(tmp, name, 'lib', 'node_modules', 'npm'), { recursive: true, dereference: true });
-    sh(`ln -s ../lib/node_modules/npm/bin/npm-cli.js bin/npm && ln -s ../lib/node_modules/npm/bin/npx-cli.js bin/npx`, join(tmp, name));
-    sh(`rm -f ${dir}/node/node-*; tar -C ${tmp} -c ${name} | gzip -1 > ${dir}/node/${name}.tar.gz.part && mv ${dir}/node/${name}.tar.gz.part ${dir}/node/${name}.tar.gz`);
+    await sh(`ln -s ../lib/node_modules/npm/bin/npm-cli.js bin/npm && ln -s ../lib/node_modules/npm/bin/npx-cli.js bin/npx`, join(tmp, name));
+    await sh(`rm -f ${dir}/node/node-*; tar -C ${tmp} -c ${name} | gzip -1 > ${dir}/node/${name}.tar.gz.part && mv ${dir}/node/${name}.tar.gz.part ${dir}/node/${name}.tar.gz`);
     rmSync(tmp, { recursive: true, force: true });
   }
-  sh(`sha256sum ${name}.tar.gz > SHASUMS256.txt`, join(dir, 'node'));
+  await sh(`sha256sum ${name}.tar.gz > SHASUMS256.txt`, join(dir, 'node'));
 
   // restic's release layout: restic_V_linux_amd64.bz2 and SHA256SUMS (sha256sum's binary-mode lines)
   const resticVersion = /restic_([0-9.]+)-/.exec(deb('restic'))![1];
   const bz2 = `restic_${resticVersion}_linux_amd64.bz2`;
   if (!existsSync(join(dir, 'restic', bz2))) {
     const tmp = mkdtempSync(join(tmpdir(), 'lzf-restic-'));
-    sh(`dpkg-deb -x ${deb('restic')} ${tmp} && rm -f ${dir}/restic/*.bz2 && bzip2 -c ${tmp}/usr/bin/restic > ${dir}/restic/${bz2}`);
+    await sh(`dpkg-deb -x ${deb('restic')} ${tmp} && rm -f ${dir}/restic/*.bz2 && bzip2 -c ${tmp}/usr/bin/restic > ${dir}/restic/${bz2}`);
     rmSync(tmp, { recursive: true, force: true });
   }
-  sh(`sha256sum -b ${bz2} > SHA256SUMS`, join(dir, 'restic'));
+  await sh(`sha256sum -b ${bz2} > SHA256SUMS`, join(dir, 'restic'));
   return { dir, restic: resticVersion };
 }
 
@@ -80,7 +81,7 @@ describeDocker('prepare-vps.sh: a fresh Debian 12 container, twice: everything i
 
   beforeAll(async () => {
     if (dockerMissingReason) return;
-    src = sources();
+    src = await sources();
     work = mkdtempSync(join(tmpdir(), 'lzf-e2e-prepare-vps-'));
     // apt's downloads are kept between runs (the archive is slow to reach); the container is fresh
     const apt = join(CACHE, 'prepare-vps', 'apt');
