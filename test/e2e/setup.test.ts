@@ -4,46 +4,19 @@
 // running container); then with a domain that disagrees with the env file: refused, nothing changed.
 // The stack's outside world is the harness's: Pebble as Let's Encrypt, the fake Bot API as Telegram,
 // free ports; those settings reach setup as a --settings file (on a VPS the example's defaults are right).
-import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { mustRun, repoRoot, run } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
+import { onTerminal, workingTreeClone } from '../support/terminal.ts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 /** The operator's own values: asked by setup, so not in the settings file. */
 const ASKED_KEYS = ['DOMAIN', 'APP_URL', 'ALLOWED_ORIGINS', 'ACME_EMAIL', 'WEBHOOK_SECRET', 'BOT_TOKEN'];
-
-/**
- * A command on a pseudo-terminal: each answer is typed only once its question is on the screen (what
- * is typed before would be echoed by the terminal, as it is for a person typing ahead).
- */
-function onTerminal(command: string, o: { cwd: string; env: Record<string, string | undefined>; answers: [RegExp, string][]; timeoutMs: number }) {
-  return new Promise<{ code: number | null; screen: string }>((resolve, reject) => {
-    const child = spawn('script', ['-qfec', command, '/dev/null'], { cwd: o.cwd, env: { ...process.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let screen = '';
-    let next = 0;
-    const onOutput = (d: Buffer) => {
-      screen += d.toString();
-      while (next < o.answers.length && o.answers[next][0].test(screen.slice(screen.lastIndexOf('\n', screen.length - 2) + 1))) {
-        child.stdin.write(`${o.answers[next][1]}\r`);
-        next++;
-      }
-    };
-    child.stdout.on('data', onOutput);
-    child.stderr.on('data', onOutput);
-    const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, screen });
-    });
-  });
-}
 
 describeDocker('setup.mts: from a fresh checkout, no env file and no STATE_DIR to a green smoke, answered on a terminal; run again, nothing changes', () => {
   let stack: Stack;
@@ -75,10 +48,7 @@ describeDocker('setup.mts: from a fresh checkout, no env file and no STATE_DIR t
     work = mkdtempSync(join(tmpdir(), 'lzf-e2e-setup-'));
     // the VPS's checkout: a clone of this repository with this working tree's files, committed (a clean tree)
     checkout = join(work, 'vps', 'lazyflow-deploy');
-    execFileSync('git', ['clone', '-q', repoRoot, checkout]);
-    const files = execFileSync('git', ['-C', repoRoot, 'ls-files', '-co', '--exclude-standard', '-z']).toString().split('\0').filter(Boolean);
-    for (const f of files) if (existsSync(join(repoRoot, f))) { mkdirSync(dirname(join(checkout, f)), { recursive: true }); cpSync(join(repoRoot, f), join(checkout, f)); }
-    execFileSync('bash', ['-c', 'git add -A && (git diff --cached --quiet || git -c user.name=t -c user.email=t@lazyflow.invalid commit -qm "this working tree")'], { cwd: checkout });
+    workingTreeClone(checkout);
     // npm ci's result, outside the git tree (Node looks for node_modules in the parent directories)
     symlinkSync(join(repoRoot, 'node_modules'), join(work, 'vps', 'node_modules'));
     stack = await startStack({ name: 'setup', start: false, projectDir: checkout, images });
