@@ -19,13 +19,16 @@ it('first green: git clone, npm ci, setup.mts', async () => {
   const images = { appImage: `lzf-bench-fg-app-${suffix}`, proxyImage: `lzf-bench-fg-caddy-${suffix}` };
   // "GitHub": this working tree as a repository
   const bare = join(work, 'github', 'lazyflow-deploy.git');
-  execFileSync('git', ['clone', '-q', '--bare', workingTreeClone(join(work, 'seed')), bare]);
+  const seed = workingTreeClone(join(work, 'seed'));
+  execFileSync('git', ['clone', '-q', '--bare', seed, bare]);
   const checkout = join(work, 'srv', 'lazyflow-deploy');
   mkdirSync(join(work, 'srv'));
-  const stack = await startStack({ name: 'first-green', start: false, projectDir: checkout, images });
+  // the outside world (Pebble, in the same Compose project) comes up from the seed; the stack then runs from the checkout
+  const stack = await startStack({ name: 'first-green', start: false, projectDir: seed, images });
   rmSync(stack.stateDir, { recursive: true, force: true });
   const settings = join(work, 'settings.env');
-  writeFileSync(settings, `${Object.entries(stack.env).filter(([k]) => !ASKED_KEYS.includes(k)).map(([k, v]) => `${k}=${v}`).join('\n')}\n`);
+  const values = { ...stack.env, COMPOSE_FILE: stack.env.COMPOSE_FILE.replace(join(seed, 'docker-compose.yml'), join(checkout, 'docker-compose.yml')) };
+  writeFileSync(settings, `${Object.entries(values).filter(([k]) => !ASKED_KEYS.includes(k)).map(([k, v]) => `${k}=${v}`).join('\n')}\n`);
   const cronDir = join(work, 'cron.d');
   mkdirSync(cronDir);
   const trust = join(work, 'trust.pem');
