@@ -11,7 +11,7 @@ import { formatAge, renderTable } from './lib/cli/log.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { jobs } from './lib/schedules/jobs.mts';
 import { desiredFiles, ownedFiles, ownedReader, statusOk, type ScheduleStatus, type SchedulePaths } from './lib/schedules/plan.mts';
-import { DEFAULT_PATHS, install, planFor, readOrNull, remove, resolveMode, scheduleContext, status, systemdRunning } from './lib/schedules/install.mts';
+import { DEFAULT_PATHS, SCHEDULE_PATH_OPTIONS, install, planFor, readOrNull, remove, resolveMode, scheduleContext, status, systemdRunning } from './lib/schedules/install.mts';
 
 export const spec: CommandSpec = {
   name: 'schedules.mts',
@@ -30,8 +30,7 @@ export const spec: CommandSpec = {
     { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'with --install/--remove: print the unit files (or cron file) and what would change; change nothing' },
     { name: 'json', type: 'boolean', describe: 'with --status (or --dry-run): print JSON on stdout' },
     { name: 'mode', type: 'string', arg: '<mode>', default: 'auto', choices: ['auto', 'systemd', 'cron'], describe: 'auto: systemd timers when systemd runs (/run/systemd/system), else a cron file' },
-    { name: 'unit-dir', type: 'string', arg: '<dir>', default: DEFAULT_PATHS.unitDir, describe: 'where the systemd units go' },
-    { name: 'cron-dir', type: 'string', arg: '<dir>', default: DEFAULT_PATHS.cronDir, describe: 'where the cron file goes' },
+    ...SCHEDULE_PATH_OPTIONS,
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
   ],
   details: [

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { runMain } from './lib/cli/main.mts';
 import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
-import { DEFAULT_PATHS } from './lib/schedules/install.mts';
+import { SCHEDULE_PATH_OPTIONS } from './lib/schedules/install.mts';
 import { runSetup } from './lib/setup/run.mts';
 import { terminal } from './lib/setup/prompt.mts';
 
@@ -28,8 +28,7 @@ export const spec: CommandSpec = {
     { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'print what setup would do (secrets shown as their length), ask nothing, change nothing' },
     { name: 'ca', type: 'string', arg: '<pem>', describe: 'trust this root for the site certificate in the gates and smoke (private CA)' },
     { name: 'schedules-mode', type: 'string', arg: '<mode>', default: 'auto', choices: ['auto', 'systemd', 'cron'], describe: 'as schedules.mts --mode' },
-    { name: 'unit-dir', type: 'string', arg: '<dir>', default: DEFAULT_PATHS.unitDir, describe: 'as schedules.mts --unit-dir' },
-    { name: 'cron-dir', type: 'string', arg: '<dir>', default: DEFAULT_PATHS.cronDir, describe: 'as schedules.mts --cron-dir' },
+    ...SCHEDULE_PATH_OPTIONS,
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only (and the questions)' },
   ],
   details: [

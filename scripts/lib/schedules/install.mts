@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import type { Logger } from '../cli/log.mts';
+import type { OptionSpec } from '../cli/args.mts';
 import { StepError } from '../cli/errors.mts';
 import { daemonReloadArgs, disableNowArgs, enableNowArgs, parseShow, restartArgs, showArgs } from '../commands/systemctl.mts';
 import { REPO_ROOT, type OpsEnv } from '../config/env.mts';
@@ -25,6 +26,12 @@ export function scheduleContext(env: OpsEnv): ScheduleContext {
 }
 
 export const DEFAULT_PATHS: SchedulePaths = { unitDir: '/etc/systemd/system', cronDir: '/etc/cron.d' };
+
+/** --unit-dir and --cron-dir, as schedules.mts and setup.mts take them */
+export const SCHEDULE_PATH_OPTIONS: OptionSpec[] = [
+  { name: 'unit-dir', type: 'string', arg: '<dir>', default: DEFAULT_PATHS.unitDir, describe: 'where the systemd units go' },
+  { name: 'cron-dir', type: 'string', arg: '<dir>', default: DEFAULT_PATHS.cronDir, describe: 'where the cron file goes' },
+];
 
 /** systemd is PID 1 here (sd_booted): /run/systemd/system exists */
 export const systemdRunning = () => fs.existsSync('/run/systemd/system');
