@@ -24,12 +24,12 @@ describe('setup.mts: bad input changes nothing', () => {
     expect(r.status, r.stdout + r.stderr).toBe(2);
     expect(r.stderr).toMatch(says);
     expect(existsSync(envFile)).toBe(false);
-  });
+  }, 120_000); // a Node start with zx: seconds on a loaded machine
 
   it('--help names every flag and the exit codes', () => {
     const r = setup('--help');
     expect(r.status).toBe(0);
     for (const f of ['--domain', '--acme-email', '--admin-chat-id', '--bot-token-file', '--settings', '--dry-run']) expect(r.stdout).toContain(f);
     expect(r.stdout).toMatch(/Exit status:\n {2}0 {2}set up, smoke passed/);
-  });
+  }, 120_000);
 });
