@@ -3,7 +3,7 @@
 // the text out and what changed, key by key. An existing file is completed, never overwritten: a
 // value the operator already set stays, and one that disagrees with what the operator now gives is
 // a conflict, reported and left alone.
-import { placeholderReason, BOT_TOKEN_RE, SECRET_RE } from '../checks/preflight.mts';
+import { placeholderReason, BOT_TOKEN_RE } from '../checks/preflight.mts';
 
 /** What only the operator knows, asked on a terminal or given by flags. */
 export interface OperatorInput {
@@ -200,6 +200,3 @@ export function describeAction(a: KeyAction): string {
       return `${a.key} is not set (${a.value ? placeholderReason(a.value) ?? 'empty' : 'empty'})`;
   }
 }
-
-/** Whether a WEBHOOK_SECRET-like generated value is strong enough (used by tests and the plan's own check). */
-export const strongSecret = (v: string) => SECRET_RE.test(v);
