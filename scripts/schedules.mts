@@ -12,7 +12,7 @@ import { formatAge, renderTable } from './lib/cli/log.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { jobs } from './lib/schedules/jobs.mts';
 import { desiredFiles, ownedFiles, ownedReader, statusOk, type ScheduleStatus, type SchedulePaths } from './lib/schedules/plan.mts';
-import { DEFAULT_PATHS, install, planFor, readOrNull, remove, resolveMode, scheduleContext, status, systemdRunning } from './lib/schedules/install.mts';
+import { DEFAULT_PATHS, SCHEDULE_PATH_OPTIONS, install, planFor, readOrNull, remove, resolveMode, scheduleContext, status, systemdRunning } from './lib/schedules/install.mts';
 import { schedulePaths } from './lib/schedules/net.mts';
 
 export const spec: CommandSpec = {
@@ -32,8 +32,7 @@ export const spec: CommandSpec = {
     sharedOption('dryRun', 'with --install/--remove: the unit files (or cron file) and what would change'),
     sharedOption('json', 'with --status (or --dry-run)'),
     { name: 'mode', type: 'string', arg: '<mode>', default: 'auto', choices: ['auto', 'systemd', 'cron'], describe: 'auto: systemd timers when systemd runs (/run/systemd/system), else a cron file' },
-    { name: 'unit-dir', type: 'string', arg: '<dir>', describe: `where the systemd units go (default: LAZYFLOW_UNIT_DIR of the env file, else ${DEFAULT_PATHS.unitDir})` },
-    { name: 'cron-dir', type: 'string', arg: '<dir>', describe: `where the cron file goes (default: LAZYFLOW_CRON_DIR of the env file, else ${DEFAULT_PATHS.cronDir})` },
+    ...SCHEDULE_PATH_OPTIONS,
     sharedOption('quiet'),
   ],
   details: [

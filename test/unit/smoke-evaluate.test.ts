@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import {
   certCovers, evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation,
-  evalMiniApp, evalFrontend, evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo,
+  evalMiniApp, configScriptProblem, evalFrontend, evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo,
   expectedWebhookUrl, parseComposePs, smokeExitCode, worst, DAY_MS, HOUR_MS, type HttpObs,
 } from '../../scripts/lib/checks/evaluate.mts';
 
@@ -192,11 +192,28 @@ describe('smoke evaluators', () => {
   });
 
   it('mini app', () => {
-    const index = res(200, goodHeaders, '<!doctype html><html></html>');
+    const index = res(200, goodHeaders, '<!doctype html><html><script src="/config.js"></script><script src="./main.js"></script></html>');
     const config = res(200, {}, 'window.LAZYFLOW_CONFIG = {"apiBase": "https://bot.acme.dev"};');
     expect(evalMiniApp({ index, config, apiBase: 'https://bot.acme.dev' }).status).toBe('pass');
     expect(evalMiniApp({ index: res(200, {}, '<html>'), config, apiBase: 'https://bot.acme.dev' }).detail).toMatch(/without Content-Security-Policy/);
     expect(evalMiniApp({ index, config: res(200, {}, 'x'), apiBase: 'https://bot.acme.dev' }).detail).toMatch(/API base/);
+    const page = (body: string) => evalMiniApp({ index: res(200, goodHeaders, `<!doctype html><html>${body}</html>`), config, apiBase: 'https://bot.acme.dev' }).detail;
+    expect(page('<script src="./main.js"></script>')).toMatch(/^the index never loads \/config\.js, so window\.LAZYFLOW_API_BASE_URL stays unset: add <script src="\/config\.js"><\/script> before/);
+  });
+
+  it.each([
+    ['the reference app: Telegram\'s script, /config.js, the bundle', '<script src="https://telegram.org/js/telegram-web-app.js"></script><script src="/config.js"></script><script src="./main.js"></script>', null],
+    ['/config.js in <head>, the bundle at the end of <body>', '<head><script src="/config.js"></script></head><body><script src="/app.js"></script></body>', null],
+    ['no scripts of its own (a static page)', '<p>hello</p><script src="https://telegram.org/js/telegram-web-app.js"></script>', null],
+    ['a module bundle before /config.js (modules run after the parse)', '<script type="module" src="/assets/index-abc.js"></script><script src="/config.js"></script>', null],
+    ['the bundle without /config.js', '<script src="/assets/index-abc.js"></script>', /never loads \/config\.js/],
+    ['/config.js after a classic bundle', '<script src="/app.js"></script><script src="/config.js"></script>', /loads \/config\.js after \/app\.js, which runs first/],
+    ['config.js relative to the index at /', '<script src="config.js"></script><script src="app.js"></script>', null],
+    ['another config.js (a sub-directory\'s)', '<script src="/js/config.js"></script><script src="app.js"></script>', /never loads \/config\.js/],
+  ] as const)('mini app index: %s', (_n, body, problem) => {
+    const got = configScriptProblem(`<!doctype html><html>${body}</html>`);
+    if (problem === null) expect(got).toBeNull();
+    else expect(got).toMatch(problem);
   });
 });
 

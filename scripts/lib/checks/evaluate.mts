@@ -375,6 +375,8 @@ export function evalMiniApp(o: { index: HttpObs; config: HttpObs; apiBase: strin
     const csp = String(o.index.headers['content-security-policy'] ?? '');
     if (!csp) problems.push('index page without Content-Security-Policy');
     else if (!/telegram\.org/.test(csp)) problems.push('CSP does not allow Telegram (script or frame-ancestors)');
+    const script = configScriptProblem(o.index.body);
+    if (script) problems.push(script);
   }
   if (o.config.error) problems.push(`GET /config.js: ${o.config.error}`);
   else {
@@ -382,6 +384,23 @@ export function evalMiniApp(o: { index: HttpObs; config: HttpObs; apiBase: strin
     if (!o.config.body.includes(o.apiBase)) problems.push(`/config.js does not carry the API base ${o.apiBase}: ${o.config.body.slice(0, 100)}`);
   }
   return problems.length ? fail(problems.join('; ')) : pass(`index with CSP, /config.js apiBase ${o.apiBase}`);
+}
+
+/**
+ * The Mini App reads its API base from window.LAZYFLOW_API_BASE_URL, which Caddy's /config.js sets:
+ * the index must load /config.js before the bundle that reads it (a classic script runs in document
+ * order; a module or deferred one after the parse). An index without scripts of its own needs none.
+ */
+export function configScriptProblem(html: string): string | null {
+  const scripts = [...html.matchAll(/<script\b([^>]*)>/gi)].map((m) => ({ attrs: m[1], src: /\bsrc\s*=\s*["']?([^"'\s>]+)/i.exec(m[1])?.[1] }));
+  // the Mini App is served at /: config.js and ./config.js are /config.js too
+  const isConfig = (src?: string) => Boolean(src && /^((https?:\/\/[^/]+)?\/|\.\/)?config\.js([?#].*)?$/.test(src));
+  const own = (src?: string) => Boolean(src && !/^(https?:)?\/\//.test(src));
+  const at = scripts.findIndex((x) => isConfig(x.src));
+  const fix = 'add <script src="/config.js"></script> before the bundle\'s <script> in the Mini App\'s index.html (RUNBOOK "Adopting the toolkit")';
+  if (at < 0) return scripts.some((x) => own(x.src)) ? `the index never loads /config.js, so window.LAZYFLOW_API_BASE_URL stays unset: ${fix}` : null;
+  const early = scripts.slice(0, at).find((x) => own(x.src) && !/\btype\s*=\s*["']?module|\b(defer|async)\b/i.test(x.attrs));
+  return early ? `the index loads /config.js after ${early.src}, which runs first without window.LAZYFLOW_API_BASE_URL: ${fix}` : null;
 }
 
 /**

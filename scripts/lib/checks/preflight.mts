@@ -386,8 +386,8 @@ export function checkOffsite(enabled: boolean, problems: { key: string; message:
   if (!problems.length) r.push(ok('offsite config', 'OFFSITE_* keys and their files are in order', { file }));
   if (restic) {
     const v = parseVersion(restic.version ?? '');
-    if (!restic.ok || !v) r.push(fail('restic', `restic (${restic.bin}) does not run: ${firstLine(restic.error)}`, { fix: 'install restic >= 0.17 (RUNBOOK: offsite backups), or set OFFSITE_RESTIC=/path/to/restic' }));
-    else if (!versionAtLeast(v, MIN_RESTIC_VERSION)) r.push(fail('restic', `restic ${v.join('.')} is older than ${MIN_RESTIC_VERSION.join('.')} (exit codes 10/11/12, sftp.args, RESTIC_REST_USERNAME)`, { fix: 'install restic >= 0.17 (Debian 13, or the static binary; RUNBOOK: offsite backups)' }));
+    if (!restic.ok || !v) r.push(fail('restic', `restic (${restic.bin}) does not run: ${firstLine(restic.error)}`, { fix: 'install restic >= 0.17: sudo bash scripts/prepare-vps.sh (RUNBOOK: VPS preparation), or set OFFSITE_RESTIC=/path/to/restic' }));
+    else if (!versionAtLeast(v, MIN_RESTIC_VERSION)) r.push(fail('restic', `restic ${v.join('.')} is older than ${MIN_RESTIC_VERSION.join('.')} (exit codes 10/11/12, sftp.args, RESTIC_REST_USERNAME)`, { fix: 'install restic >= 0.17: sudo bash scripts/prepare-vps.sh installs the release binary (RUNBOOK: VPS preparation)' }));
     else r.push(ok('restic', `restic ${v.join('.')}`));
   }
   return r;

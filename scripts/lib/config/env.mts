@@ -93,6 +93,12 @@ export function loadOpsEnv(file: string, opts: LoadOpsEnvOptions = {}): OpsEnv {
     }
     throw new ConfigError(`cannot read env file ${abs}: ${(err as Error).message}`, { file: abs, cause: err });
   }
+  return opsEnvFromText(abs, text, mode, opts);
+}
+
+/** The OpsEnv of an env file's text (setup's plan, before the file exists): as loadOpsEnv reads it. */
+export function opsEnvFromText(file: string, text: string, mode: number, opts: LoadOpsEnvOptions = {}): OpsEnv {
+  const abs = resolve(file);
   const values = parseEnvText(text, abs);
 
   for (const key of opts.require ?? []) {

@@ -28,9 +28,16 @@ export interface DrillRecord {
 }
 
 export function writeJsonAtomic(file: string, value: unknown, modes: { dirMode?: number; fileMode?: number } = {}): void {
+  writeTextAtomic(file, `${JSON.stringify(value, null, 2)}\n`, modes);
+}
+
+/** Any text file, atomically: readers see the old file or the new one, never a part (setup's env file). */
+export function writeTextAtomic(file: string, text: string, modes: { dirMode?: number; fileMode?: number } = {}): void {
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: modes.dirMode ?? 0o700 });
   const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: modes.fileMode ?? 0o600 });
+  // the mode is set at creation and again after (umask): a secret is never readable by others, not even briefly
+  fs.writeFileSync(tmp, text, { mode: modes.fileMode ?? 0o600, flag: 'w' });
+  fs.chmodSync(tmp, modes.fileMode ?? 0o600);
   fsyncPath(tmp);
   fs.renameSync(tmp, file);
   fsyncDir(path.dirname(file));

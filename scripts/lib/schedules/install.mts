@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import type { Logger } from '../cli/log.mts';
+import type { OptionSpec } from '../cli/args.mts';
 import { StepError } from '../cli/errors.mts';
 import { daemonReloadArgs, disableNowArgs, enableNowArgs, parseShow, restartArgs, showArgs } from '../commands/systemctl.mts';
 import { REPO_ROOT, type OpsEnv } from '../config/env.mts';
@@ -34,6 +35,13 @@ function localRepositoryOf(env: Pick<OpsEnv, 'values' | 'projectDir'>): string |
 }
 
 export const DEFAULT_PATHS: SchedulePaths = { unitDir: '/etc/systemd/system', cronDir: '/etc/cron.d' };
+
+/** --unit-dir and --cron-dir, as schedules.mts and setup.mts take them */
+export const SCHEDULE_PATH_OPTIONS: OptionSpec[] = [
+  // no default here: the env file's LAZYFLOW_UNIT_DIR / LAZYFLOW_CRON_DIR come next, as the rollout's safety net reads them
+  { name: 'unit-dir', type: 'string', arg: '<dir>', describe: `where the systemd units go (default: LAZYFLOW_UNIT_DIR of the env file, else ${DEFAULT_PATHS.unitDir})` },
+  { name: 'cron-dir', type: 'string', arg: '<dir>', describe: `where the cron file goes (default: LAZYFLOW_CRON_DIR of the env file, else ${DEFAULT_PATHS.cronDir})` },
+];
 
 /** systemd is PID 1 here (sd_booted): /run/systemd/system exists */
 export const systemdRunning = () => fs.existsSync('/run/systemd/system');
