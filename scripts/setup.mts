@@ -5,7 +5,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { runMain } from './lib/cli/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import type { CommandSpec } from './lib/cli/args.mts';
+import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { SCHEDULE_PATH_OPTIONS } from './lib/schedules/install.mts';
 import { runSetup } from './lib/setup/run.mts';
 import { terminal } from './lib/setup/prompt.mts';
@@ -19,17 +20,17 @@ export const spec: CommandSpec = {
     'sudo node scripts/setup.mts --domain bot.example.org --acme-email ops@example.org --admin-chat-id 123456789 --bot-token-file /root/bot-token',
   ],
   options: [
-    ENV_FILE_OPTION,
+    sharedOption('config'),
     { name: 'domain', type: 'string', arg: '<name>', describe: 'the bot\'s domain, whose A/AAAA records point at this VPS (asked when not given)' },
     { name: 'acme-email', type: 'string', arg: '<address>', describe: "contact for Let's Encrypt's certificate notices (asked when not given)" },
     { name: 'admin-chat-id', type: 'string', arg: '<id|none>', describe: 'chat that receives deploy and alert messages; none: no messages (asked when not given)' },
     { name: 'bot-token-file', type: 'string', arg: '<file|->', describe: 'file holding the bot token alone (- : standard input); never the token itself on a command line (asked, hidden, when not given)' },
     { name: 'settings', type: 'string', arg: '<file>', describe: "non-secret KEY=VALUE lines for the env file: your app's FRONTEND_*, READY_PATH, own keys (secrets are refused)" },
-    { name: 'dry-run', type: 'boolean', alias: 'n', describe: 'print what setup would do (secrets shown as their length), ask nothing, change nothing' },
+    sharedOption('dryRun', 'secrets shown as their length, nothing asked'),
     { name: 'ca', type: 'string', arg: '<pem>', describe: 'trust this root for the site certificate in the gates and smoke (private CA)' },
     { name: 'schedules-mode', type: 'string', arg: '<mode>', default: 'auto', choices: ['auto', 'systemd', 'cron'], describe: 'as schedules.mts --mode' },
     ...SCHEDULE_PATH_OPTIONS,
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only (and the questions)' },
+    sharedOption('quiet', 'the questions are still asked'),
   ],
   details: [
     'Steps, each skipped when what is there is right (and said so):',
@@ -54,7 +55,7 @@ export const spec: CommandSpec = {
 runMain(spec, async ({ values: v }, log) => {
   const chat = v['admin-chat-id'] as string | undefined;
   const res = await runSetup({
-    envFile: String(v.config),
+    envFile: sharedValues(v).config,
     input: {
       domain: v.domain as string | undefined,
       acmeEmail: v['acme-email'] as string | undefined,
@@ -62,13 +63,13 @@ runMain(spec, async ({ values: v }, log) => {
     },
     botTokenFile: v['bot-token-file'] as string | undefined,
     settingsFile: v.settings as string | undefined,
-    dryRun: Boolean(v['dry-run']),
+    dryRun: sharedValues(v).dryRun,
     terminal: terminal(),
     log,
     schedules: { mode: String(v['schedules-mode']), paths: { ...(v['unit-dir'] ? { unitDir: path.resolve(String(v['unit-dir'])) } : {}), ...(v['cron-dir'] ? { cronDir: path.resolve(String(v['cron-dir'])) } : {}) } },
     ca: v.ca as string | undefined,
   });
-  if (res.env && !v.quiet) {
+  if (res.env && !sharedValues(v).quiet) {
     // the status screen, as status.mts prints it (read-only)
     const args = [path.join(import.meta.dirname, 'status.mts'), '--config', res.env.file, ...(v.ca ? ['--ca', String(v.ca)] : [])];
     spawnSync(process.execPath, args, { stdio: 'inherit' });
