@@ -214,6 +214,14 @@ describe.skipIf(!ROOT)('SQLite next to the app\'s files', () => {
     expect(fingerprint(canary())).toEqual(before);
   });
 
+  it('snapshotAsApp where the app\'s uid cannot pass through to the database: taken as root, and the caller told the fix', async () => {
+    chmodSync(dir, 0o700);
+    const told: string[] = [];
+    const r = await snapshotAsApp(db, join(dir, 'backup.db'), { stagingDir: join(dir, '.backup-snapshot-2'), onRootFallback: (w) => told.push(`${w.message} | ${w.hint}`) });
+    expect(r.userVersion).toBe(3);
+    expect(told).toEqual([`the app's uid 1000 cannot reach ${db}: ${dir} is not passable for it | sudo chmod o+x ${dir}   (x only: lets uid 1000 pass through, not list)`]);
+  });
+
   it('runBackup: links in uploads/ (to the secret, to a root-only directory) never reach the backup', async () => {
     const layout = stateLayout(dir);
     mkdirSync(layout.uploads, { recursive: true });

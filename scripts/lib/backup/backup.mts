@@ -209,7 +209,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 
     // 1. the database snapshot
     let step = log.step(`snapshot ${dbPath}`);
-    const snap = await snapshotAsApp(dbPath, rawDb, { method, stagingDir: join(layout.root, `${SNAPSHOT_STAGING_PREFIX}${id}`) }).catch((err) => {
+    const snap = await snapshotAsApp(dbPath, rawDb, {
+      method,
+      stagingDir: join(layout.root, `${SNAPSHOT_STAGING_PREFIX}${id}`),
+      onRootFallback: (why) => log.warn(`${why.message}: the snapshot ran as root instead; fix: ${why.hint}`),
+    }).catch((err) => {
       step.fail(err);
       throw err;
     });

@@ -9,7 +9,6 @@ import { lstatSync, mkdirSync, openSync, closeSync, renameSync, rmSync, constant
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertNotLink, treeOwner, blockedForApp, blockedMessage, chownNoFollow, copyFromFd, mustDropTo, type AppIdentity } from '../host/app-files.mts';
-import { StepError } from '../cli/errors.mts';
 import { SqliteDiskFullError, snapshotDatabase, type SnapshotOptions, type SnapshotResult } from './sqlite-snapshot.mts';
 
 const WORKER = fileURLToPath(new URL('./snapshot-worker.mts', import.meta.url));
@@ -21,16 +20,21 @@ export interface SnapshotAsAppOptions extends Omit<SnapshotOptions, 'onProgress'
   stagingDir: string;
   /** default: the owner of the database's directory (host/app-files.mts treeOwner) */
   id?: AppIdentity;
+  /** the snapshot ran as root because the app's uid cannot reach the database: what and the fix */
+  onRootFallback?: (why: { message: string; hint: string }) => void;
 }
 
 export async function snapshotAsApp(srcPath: string, destPath: string, o: SnapshotAsAppOptions): Promise<SnapshotResult> {
-  const { stagingDir, id = treeOwner(dirname(srcPath)), ...opts } = o;
+  const { stagingDir, id = treeOwner(dirname(srcPath)), onRootFallback: _, ...opts } = o;
   // a healthy app never links its database or sidecars: say so rather than fail on EACCES below
   for (const p of [srcPath, `${srcPath}-wal`, `${srcPath}-shm`, `${srcPath}-journal`]) assertNotLink(p);
   if (!mustDropTo(id)) return snapshotDatabase(srcPath, destPath, opts);
-  for (const p of [srcPath, join(stagingDir, 'x')]) {
-    const blocked = blockedForApp(p, id);
-    if (blocked.length) throw new StepError(blockedMessage(p, blocked, id).message, { step: 'backup', hint: blockedMessage(p, blocked, id).hint });
+  // the app's uid cannot pass through to STATE_DIR: as root, with the link checks above and every
+  // copy O_NOFOLLOW, rather than no backup at all; the caller warns with the chmod that fixes it
+  const blocked = [...new Set([srcPath, join(stagingDir, 'x')].flatMap((p) => blockedForApp(p, id)))];
+  if (blocked.length) {
+    o.onRootFallback?.(blockedMessage(srcPath, blocked, id));
+    return snapshotDatabase(srcPath, destPath, opts);
   }
   mkdirSync(stagingDir, { mode: 0o700 });
   try {

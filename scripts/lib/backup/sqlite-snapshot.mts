@@ -23,7 +23,8 @@
 // opens, creates and (as root) fchowns -wal and -shm by name, in a directory the app controls.
 // In WAL mode a reader never blocks writers. A reader does keep the WAL from being reset while it
 // reads, so afterwards a PASSIVE checkpoint (never waits for, never blocks writers) folds it back.
-import { closeSync, copyFileSync, existsSync, fdatasyncSync, fstatSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fdatasyncSync, fstatSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { copyFromFd } from '../host/app-files.mts';
 import Database from 'better-sqlite3';
 
 export type SnapshotMethod = 'file-copy' | 'read-txn' | 'single-step' | 'vacuum-into';
@@ -81,7 +82,7 @@ export async function copyFilePaced(src: string, dest: string, opts: { chunkByte
   // LAZYFLOW_BACKUP_SYNC_MIB: flush interval; smaller = gentler on the app, larger = faster copy
   const syncEvery = opts.syncEveryBytes ?? Number(process.env.LAZYFLOW_BACKUP_SYNC_MIB ?? 64) * 2 ** 20;
   const buf = Buffer.allocUnsafe(chunk);
-  const fin = openSync(src, 'r');
+  const fin = openSync(src, fsc.O_RDONLY | fsc.O_NOFOLLOW); // the file in data/, never what a link there points at
   const size = fstatSync(fin).size;
   const fout = openSync(dest, 'wx', 0o600);
   let pos = 0;
@@ -106,6 +107,16 @@ export async function copyFilePaced(src: string, dest: string, opts: { chunkByte
     closeSync(fout);
   }
   return pos;
+}
+
+/** copy_file_range speed from the file opened with O_NOFOLLOW (ELOOP if the name is a link) */
+function copyNoFollow(src: string, dest: string): void {
+  const fd = openSync(src, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    copyFromFd(fd, dest);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function isFull(err: unknown): boolean {
@@ -152,8 +163,8 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
             await copyFilePaced(srcPath, destPath);
             if (existsSync(`${srcPath}-wal`)) await copyFilePaced(`${srcPath}-wal`, `${destPath}-wal`);
           } else {
-            copyFileSync(srcPath, destPath);
-            if (existsSync(`${srcPath}-wal`)) copyFileSync(`${srcPath}-wal`, `${destPath}-wal`);
+            copyNoFollow(srcPath, destPath);
+            if (existsSync(`${srcPath}-wal`)) copyNoFollow(`${srcPath}-wal`, `${destPath}-wal`);
           }
         } finally {
           src.exec('COMMIT');

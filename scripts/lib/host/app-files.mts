@@ -195,7 +195,7 @@ export function blockedForApp(target: string, id: AppIdentity = APP_IDENTITY): s
 /** the error for blockedForApp's answer, with the command that fixes it */
 export function blockedMessage(target: string, blocked: string[], id: AppIdentity = APP_IDENTITY): { message: string; hint: string } {
   return {
-    message: `the app's uid ${id.uid} cannot reach ${target}: ${blocked.join(', ')} ${blocked.length === 1 ? 'is' : 'are'} not passable for it, and the toolkit reads the app's files with the app's rights only`,
+    message: `the app's uid ${id.uid} cannot reach ${target}: ${blocked.join(', ')} ${blocked.length === 1 ? 'is' : 'are'} not passable for it`,
     hint: `sudo chmod o+x ${blocked.join(' ')}   (x only: lets uid ${id.uid} pass through, not list)`,
   };
 }
