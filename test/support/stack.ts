@@ -1,9 +1,9 @@
 // The e2e harness: brings up the real stack (our app and Caddy images, Compose, Pebble as the
 // ACME server, the fake Bot API on the host) under a unique project name and free high ports.
 // The env file it writes is an operator's env file: pass it to the toolkit with --config.
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chownSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chownSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import https from 'node:https';
 import { inject } from 'vitest';
@@ -84,6 +84,9 @@ function writeEnvFile(file: string, env: Record<string, string>) {
 export function makeStateDir(stateDir: string) {
   for (const sub of ['data', 'uploads', 'backups', 'logs']) mkdirSync(join(stateDir, sub), { recursive: true });
   for (const sub of ['data', 'uploads']) chownSync(join(stateDir, sub), APP_UID, APP_UID);
+  // the toolkit reads data/ and uploads/ with the app's uid: it must pass through STATE_DIR and the
+  // run directory above it (mkdtemp makes 0700), as through /srv/lazyflow (0755) on a VPS
+  for (const d of [stateDir, dirname(stateDir)]) chmodSync(d, statSync(d).mode & 0o7777 | 0o011);
 }
 
 async function fetchPebbleRoot(mgmtPort: number, listenerCa: Buffer): Promise<string> {

@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stateLayout } from '../../scripts/lib/config/state.mts';
-import { observeFrontend, pruneFrontends, RELEASE_FILE } from '../../scripts/lib/release/frontend.mts';
+import { linksIn, observeFrontend, pruneFrontends, RELEASE_FILE } from '../../scripts/lib/release/frontend.mts';
 import type { OpsEnv } from '../../scripts/lib/config/env.mts';
 
 let root = '';
@@ -40,5 +40,19 @@ describe('front ends on disk', () => {
     expect(observeFrontend(env)).toEqual({ live: 'v2', staged: ['v2', 'v3', 'v4'] });
     expect(existsSync(join(root, 'frontend', '.staging-v5-abc'))).toBe(false);
     expect(existsSync(join(root, 'frontend', 'current', 'site', RELEASE_FILE))).toBe(true);
+  });
+});
+
+describe('linksIn: what a copied front end must not hold (Caddy\'s file_server follows links)', () => {
+  it('names every symbolic link, nested ones and links to directories included; plain files and directories pass', () => {
+    root = mkdtempSync(join(tmpdir(), 'frontend-links-'));
+    mkdirSync(join(root, 'site', 'assets', 'deep'), { recursive: true });
+    writeFileSync(join(root, 'site', 'index.html'), '<html>');
+    writeFileSync(join(root, 'Caddyfile'), ':80');
+    expect(linksIn(root)).toEqual([]);
+    symlinkSync('/data/caddy/certificates', join(root, 'site', 'assets', 'deep', 'keys'));
+    symlinkSync('../index.html', join(root, 'site', 'assets', 'again.html'));
+    symlinkSync('/etc', join(root, 'site', 'etc'));
+    expect(linksIn(root)).toEqual(['site/assets/again.html', 'site/assets/deep/keys', 'site/etc']);
   });
 });

@@ -3,9 +3,9 @@
 // backup when unchanged), and a manifest with checksums. Everything is written under
 // STATE_DIR/backups/.tmp-<id>, verified, fsynced and only then renamed to STATE_DIR/backups/<id>:
 // a failed, interrupted or unverified backup never shows up as a backup.
-import { createReadStream, createWriteStream, chmodSync, chownSync, copyFileSync, constants as fsc, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, chmodSync, chownSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { getPriority, hostname, setPriority } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { $ } from 'zx';
@@ -16,7 +16,9 @@ import { DB_FILE_NAME, stateLayout, type StateLayout } from '../config/state.mts
 import { REPO_ROOT, type OpsEnv } from '../config/env.mts';
 import { psArgs, parseComposePs } from '../commands/compose.mts';
 import { describeFs, fsInfo, fsyncDir, fsyncPath, isDiskFull, isRoot } from '../host/fsutil.mts';
-import { snapshotDatabase, verifyDatabase, readColumn, type SnapshotMethod, DEFAULT_SNAPSHOT_METHOD } from './sqlite-snapshot.mts';
+import { verifyDatabase, readColumn, type SnapshotMethod, DEFAULT_SNAPSHOT_METHOD } from './sqlite-snapshot.mts';
+import { SNAPSHOT_STAGING_PREFIX, snapshotAsApp } from './snapshot-as-app.mts';
+import { copyFromFd, walkRegularFiles } from '../host/app-files.mts';
 import {
   BACKUP_REASONS,
   MANIFEST_FILE,
@@ -110,23 +112,22 @@ function resolveLayout(opts: { ctx?: OpsEnv; layout?: StateLayout }): StateLayou
   throw new UsageError('runBackup needs ctx or layout');
 }
 
-/** every regular file under dir, as paths relative to it; in-progress uploads (*.part) and dotfiles are skipped */
+/** in-progress uploads (*.part) and dotfiles (files or whole directories) are not backed up */
+export const skipUpload = (name: string): boolean => name.startsWith('.') || name.endsWith('.part');
+
+/** every regular file under dir (never through a link: host/app-files.mts), as paths relative to it */
 export function listUploadFiles(dir: string): string[] {
-  const out: string[] = [];
-  if (!existsSync(dir)) return out;
-  const walk = (d: string) => {
-    for (const ent of readdirSync(d, { withFileTypes: true })) {
-      if (ent.name.startsWith('.') || ent.name.endsWith('.part')) continue;
-      const p = join(d, ent.name);
-      if (ent.isDirectory()) walk(p);
-      else if (ent.isFile()) out.push(relative(dir, p));
-    }
-  };
-  walk(dir);
-  return out.sort();
+  return [...walkRegularFiles(dir, skipUpload)].map((f) => f.rel).sort();
 }
 
 function removeLeftovers(layout: StateLayout, log: Logger) {
+  // the snapshot worker's directory of a killed backup (snapshot-as-app.mts)
+  for (const name of existsSync(layout.root) ? readdirSync(layout.root) : []) {
+    if (name.startsWith(SNAPSHOT_STAGING_PREFIX)) {
+      rmSync(join(layout.root, name), { recursive: true, force: true });
+      log.warn(`removed ${name} in ${layout.root}: left by an interrupted backup`);
+    }
+  }
   if (!existsSync(layout.backups)) return;
   for (const name of readdirSync(layout.backups)) {
     if (name.startsWith(TMP_PREFIX) || name.startsWith(DELETING_PREFIX)) {
@@ -194,8 +195,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     // refuse early when the database alone cannot fit: nothing is written then
     // file-copy copies the WAL file too (then folds it in); the other methods write about the db's size
     const method = opts.method ?? DEFAULT_SNAPSHOT_METHOD;
-    const walBytes = method === 'file-copy' && existsSync(`${dbPath}-wal`) ? statSync(`${dbPath}-wal`).size : 0;
-    const dbBytes = statSync(dbPath).size + walBytes;
+    // lstat: sizes of what is in data/, never of what a link there points at
+    const walBytes = method === 'file-copy' && existsSync(`${dbPath}-wal`) ? lstatSync(`${dbPath}-wal`).size : 0;
+    const dbBytes = lstatSync(dbPath).size + walBytes;
     const fsBefore = fsInfo(layout.backups);
     if (Number.isFinite(fsBefore.freeBytes) && fsBefore.freeBytes < dbBytes) {
       throw diskFullError(layout.backups, id, new Error(`${formatBytes(dbBytes)} needed for the database, ${formatBytes(fsBefore.freeBytes)} free`));
@@ -207,7 +209,11 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
 
     // 1. the database snapshot
     let step = log.step(`snapshot ${dbPath}`);
-    const snap = await snapshotDatabase(dbPath, rawDb, { method }).catch((err) => {
+    const snap = await snapshotAsApp(dbPath, rawDb, {
+      method,
+      stagingDir: join(layout.root, `${SNAPSHOT_STAGING_PREFIX}${id}`),
+      onRootFallback: (why) => log.warn(`${why.message}: the snapshot ran as root instead; fix: ${why.hint}`),
+    }).catch((err) => {
       step.fail(err);
       throw err;
     });
@@ -236,14 +242,9 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
     let linked = 0;
     let copied = 0;
     let bytes = 0;
-    for (const rel of listUploadFiles(layout.uploads)) {
-      const live = join(layout.uploads, rel);
-      let st;
-      try {
-        st = statSync(live);
-      } catch {
-        continue; // deleted meanwhile
-      }
+    // each file is opened once, never through a link, and copied from that open file
+    const files = walkRegularFiles(layout.uploads, skipUpload);
+    for (const { rel, fd, stat: st } of files) {
       const target = join(upDir, rel);
       mkdirSync(join(target, '..'), { recursive: true, mode: 0o700 });
       const old = prevEntries.get(rel);
@@ -260,12 +261,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
         }
       }
       if (!entry) {
-        try {
-          copyFileSync(live, target, fsc.COPYFILE_FICLONE);
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-          throw err;
-        }
+        copyFromFd(fd, target);
         utimesSync(target, st.atime, st.mtime);
         // backups are immutable: read-only and, as root, owned by root, so the drill's app (uid 1000)
         // can read the hard links it gets but never change them
@@ -278,6 +274,7 @@ export async function runBackup(opts: BackupOptions): Promise<BackupResult> {
       entries.push(entry);
       bytes += entry.size;
     }
+    entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     const have = new Set(entries.map((e) => e.path));
     const missing = referenced.filter((f) => !have.has(f));
     step.done(`${entries.length} files, ${formatBytes(bytes)} (${linked} linked to ${prev?.id ?? '-'}, ${copied} copied)`);

@@ -19,9 +19,12 @@
 //                checksummed; recovery stops at the last complete commit). With read mark 0 no
 //                checkpoint writes the database file at all, and a WAL restart only appends frames
 //                on top of exactly that file. WAL databases only; otherwise read-txn is used.
+// As root, backup.mts runs this in a child process with the app's uid (snapshot-as-app.mts): SQLite
+// opens, creates and (as root) fchowns -wal and -shm by name, in a directory the app controls.
 // In WAL mode a reader never blocks writers. A reader does keep the WAL from being reset while it
 // reads, so afterwards a PASSIVE checkpoint (never waits for, never blocks writers) folds it back.
-import { chownSync, closeSync, copyFileSync, existsSync, fdatasyncSync, fstatSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, fdatasyncSync, fstatSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { copyFromFd } from '../host/app-files.mts';
 import Database from 'better-sqlite3';
 
 export type SnapshotMethod = 'file-copy' | 'read-txn' | 'single-step' | 'vacuum-into';
@@ -66,30 +69,6 @@ export class SqliteDiskFullError extends Error {
 }
 
 /**
- * Files SQLite creates next to the database (-wal, -shm) belong to whoever opens it first. When
- * the toolkit runs as root and creates them, the app (uid 1000) could not open them any more:
- * give them the database file's owner.
- */
-export function matchSidecarOwnership(dbPath: string): void {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
-  let owner: { uid: number; gid: number };
-  try {
-    const st = statSync(dbPath);
-    owner = { uid: st.uid, gid: st.gid };
-  } catch {
-    return;
-  }
-  for (const f of [`${dbPath}-wal`, `${dbPath}-shm`]) {
-    try {
-      const st = statSync(f);
-      if (st.uid !== owner.uid || st.gid !== owner.gid) chownSync(f, owner.uid, owner.gid);
-    } catch {
-      /* not there: fine */
-    }
-  }
-}
-
-/**
  * Copy a file in chunks, flushing every `syncEveryBytes` (fdatasync), so the copy never piles up
  * a gigabyte of dirty pages whose writeback would then stall the app's own writes. Yields to the
  * event loop between flushes. Copies the bytes the file had when it was opened, as copyFileSync
@@ -103,7 +82,7 @@ export async function copyFilePaced(src: string, dest: string, opts: { chunkByte
   // LAZYFLOW_BACKUP_SYNC_MIB: flush interval; smaller = gentler on the app, larger = faster copy
   const syncEvery = opts.syncEveryBytes ?? Number(process.env.LAZYFLOW_BACKUP_SYNC_MIB ?? 64) * 2 ** 20;
   const buf = Buffer.allocUnsafe(chunk);
-  const fin = openSync(src, 'r');
+  const fin = openSync(src, fsc.O_RDONLY | fsc.O_NOFOLLOW); // the file in data/, never what a link there points at
   const size = fstatSync(fin).size;
   const fout = openSync(dest, 'wx', 0o600);
   let pos = 0;
@@ -128,6 +107,16 @@ export async function copyFilePaced(src: string, dest: string, opts: { chunkByte
     closeSync(fout);
   }
   return pos;
+}
+
+/** copy_file_range speed from the file opened with O_NOFOLLOW (ELOOP if the name is a link) */
+function copyNoFollow(src: string, dest: string): void {
+  const fd = openSync(src, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  try {
+    copyFromFd(fd, dest);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function isFull(err: unknown): boolean {
@@ -163,7 +152,6 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
     // read the source through a memory map (this connection only): no pread() per page
     if (opts.mmap ?? true) src.pragma(`mmap_size = ${Math.min(statSync(srcPath).size + 2 ** 20, 2 ** 40)}`);
     const userVersion = src.pragma('user_version', { simple: true }) as number;
-    matchSidecarOwnership(srcPath);
     let pageCount = 0;
     try {
       const journalMode = String(src.pragma('journal_mode', { simple: true }));
@@ -171,13 +159,12 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
         src.exec('BEGIN');
         try {
           pageCount = src.pragma('page_count', { simple: true }) as number; // starts the read transaction
-          matchSidecarOwnership(srcPath);
           if (opts.paced ?? Boolean(process.env.LAZYFLOW_BACKUP_SYNC_MIB)) {
             await copyFilePaced(srcPath, destPath);
             if (existsSync(`${srcPath}-wal`)) await copyFilePaced(`${srcPath}-wal`, `${destPath}-wal`);
           } else {
-            copyFileSync(srcPath, destPath);
-            if (existsSync(`${srcPath}-wal`)) copyFileSync(`${srcPath}-wal`, `${destPath}-wal`);
+            copyNoFollow(srcPath, destPath);
+            if (existsSync(`${srcPath}-wal`)) copyNoFollow(`${srcPath}-wal`, `${destPath}-wal`);
           }
         } finally {
           src.exec('COMMIT');
@@ -196,18 +183,15 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
         try {
           // the first read starts the read transaction: from here on this connection sees one snapshot
           pageCount = src.pragma('page_count', { simple: true }) as number;
-          matchSidecarOwnership(srcPath);
           await backupPages(src, destPath, opts.pagesPerStep ?? 4096, opts.onProgress);
         } finally {
           src.exec('COMMIT');
         }
       } else if (method === 'single-step') {
         await backupPages(src, destPath, 0x7fffffff, opts.onProgress);
-        matchSidecarOwnership(srcPath);
       } else {
         await yieldToEventLoop();
         src.prepare('VACUUM INTO ?').run(destPath);
-        matchSidecarOwnership(srcPath);
       }
     } catch (err) {
       if (isFull(err)) throw new SqliteDiskFullError(`disk full while writing ${destPath}: ${(err as Error).message}`, { cause: err });
@@ -258,12 +242,10 @@ export async function snapshotDatabase(srcPath: string, destPath: string, opts: 
           }
           if (!result.walTruncated) await new Promise((r) => setTimeout(r, 20));
         }
-        matchSidecarOwnership(srcPath);
       }
     }
   } finally {
     src.close();
-    matchSidecarOwnership(srcPath);
   }
   return result;
 }

@@ -25,6 +25,7 @@ import { isLocalMode } from './preflight.mts';
 import { judgeWebhookError, type SwapWindow } from '../release/judge.mts';
 import { parseApiPaths, probePathFor } from '../config/api-paths.mts';
 import { withDbReadOnly } from '../host/sqlite-read.mts';
+import { asAppUser, treeOwner } from '../host/app-files.mts';
 import { readContractDb } from '../contract/check.mts';
 import { RUNBOOK_CONTRACT, judgeContract, readyPathOf, recommendedNotice, recommendedNotices } from '../contract/items.mts';
 import { evalHardening } from './hardening.mts';
@@ -212,13 +213,10 @@ export const CHECKS: SmokeCheck[] = [
       const file = path.join(layout.uploads, name);
       let wrote = false;
       try {
-        fs.writeFileSync(file, canary, { mode: 0o640, flag: 'wx' });
+        // written as the app's uid ('wx': a new file, never through a link the app left under that
+        // name), so it is the app's file with no chown by path
+        asAppUser(() => fs.writeFileSync(file, canary, { mode: 0o640, flag: 'wx' }), treeOwner(layout.uploads));
         wrote = true;
-        try {
-          fs.chownSync(file, APP_UID, APP_UID);
-        } catch {
-          /* not root: fine for a read probe */
-        }
       } catch {
         /* uploads dir not writable from here: URL probes still run with the name */
       }
@@ -232,7 +230,13 @@ export const CHECKS: SmokeCheck[] = [
         if (exposed.length) return { status: 'fail', detail: `uploads directory exposed: ${exposed.join('; ')}${v.status === 'fail' ? `; ${v.detail}` : ''}` };
         return v;
       } finally {
-        if (wrote) fs.rmSync(file, { force: true });
+        if (wrote) {
+          try {
+            fs.unlinkSync(file); // the name only: whatever the app made of it meanwhile
+          } catch {
+            /* gone or replaced by a directory: the app's business */
+          }
+        }
       }
     },
   },
@@ -404,7 +408,7 @@ export { withDbReadOnly };
 export function inspectDb(dbFile: string): DbObs {
   let st: fs.Stats;
   try {
-    st = fs.statSync(dbFile);
+    st = fs.lstatSync(dbFile);
   } catch {
     return { error: `database ${dbFile} does not exist` };
   }

@@ -5,7 +5,7 @@
 // ops.log has a bound: before a write would take it past maxBytes it is rotated (ops.log ->
 // ops.log.1 -> ... -> ops.log.<keep>, the oldest dropped), by rename, under a small lock file so
 // that two operations writing at once rotate once and lose no line.
-import { appendFileSync, mkdirSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, fchmodSync, fstatSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { stripVTControlCharacters } from 'node:util';
 import { Chalk, type ChalkInstance } from 'chalk';
@@ -163,6 +163,35 @@ function shiftInto(path: string, pending: string, keep: number) {
   renameSync(pending, `${path}.1`);
 }
 
+/**
+ * The logs hold operational detail (hosts, paths, errors): root's only. ops.log 0600, the logs
+ * directory without access for others, and a cron job's own output file (our stdout, appended by
+ * cron's shell with its umask) 0600 as well. Once per logger; a file we do not own is left alone.
+ */
+function restrictLogs(opsLogPath: string): boolean {
+  const mine = (uid: number) => typeof process.getuid !== 'function' || uid === process.getuid();
+  try {
+    const d = statSync(dirname(opsLogPath));
+    if (mine(d.uid) && d.mode & 0o007) chmodSync(dirname(opsLogPath), d.mode & 0o770);
+  } catch {
+    /* reported by the append, if at all */
+  }
+  try {
+    const f = lstatSync(opsLogPath);
+    if (f.isFile() && mine(f.uid) && f.mode & 0o077) chmodSync(opsLogPath, 0o600);
+  } catch {
+    /* created 0600 by the append */
+  }
+  try {
+    const out = fstatSync(1);
+    const file = outputFile(1);
+    if (out.isFile() && mine(out.uid) && out.mode & 0o077 && file && dirname(file) === dirname(opsLogPath)) fchmodSync(1, 0o600);
+  } catch {
+    /* stdout is no file of ours */
+  }
+  return true;
+}
+
 export interface StepHandle {
   done(detail?: string): number;
   fail(err?: unknown): number;
@@ -272,19 +301,21 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   let opsLogPath = opts.opsLogPath;
   const rotation = opts.opsLogRotation ?? OPS_LOG_ROTATION;
   let opsLogBroken = false;
+  let logsRestricted = false;
   let spinnerTimer: NodeJS.Timeout | undefined;
   let spinnerText = '';
 
   function appendOps(level: Level, msg: string) {
     if (!opsLogPath || opsLogBroken) return;
     try {
-      mkdirSync(dirname(opsLogPath), { recursive: true });
+      mkdirSync(dirname(opsLogPath), { recursive: true, mode: 0o750 });
+      if (!logsRestricted) logsRestricted = restrictLogs(opsLogPath);
       const ts = new Date().toISOString();
       const lines = msg.split('\n').map((l) => `${ts} ${level.toUpperCase().padEnd(5)} [${op} ${process.pid}] ${l}\n`);
       const text = lines.join('');
       rotateIfFull(opsLogPath, rotation, Buffer.byteLength(text));
       // one O_APPEND write per message: concurrent writers never interleave within it
-      appendFileSync(opsLogPath, text);
+      appendFileSync(opsLogPath, text, { mode: 0o600 });
     } catch (err) {
       opsLogBroken = true;
       stderr.write(`warning: cannot append to ops log ${opsLogPath}: ${errorMessage(err)}\n`);

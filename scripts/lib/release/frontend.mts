@@ -133,6 +133,13 @@ export async function stageFrontend(env: OpsEnv, tag: string, source: { image: s
     if ('image' in source) await docker(createForCopyArgs(source.image, copyFrom));
     await docker(copyOutArgs(copyFrom, IMAGE_SITE_DIR, path.join(tmp, 'site')));
     await docker(copyOutArgs(copyFrom, IMAGE_CADDYFILE, path.join(tmp, 'Caddyfile')));
+    const links = linksIn(tmp);
+    if (links.length) {
+      throw new StepError(
+        `the front end of ${'image' in source ? source.image : `container ${source.container}`} holds symbolic links (${links.slice(0, 5).join(', ')}${links.length > 5 ? `, ${links.length - 5} more` : ''}): refused, since Caddy's file_server would follow them anywhere in its container (its certificates and keys in /data/caddy included)`,
+        { step: 'build', hint: 'make the Mini App build output plain files and directories (copy instead of linking), then deploy again' },
+      );
+    }
     const marker = path.join(tmp, RELEASE_FILE_ON_DISK);
     fs.writeFileSync(marker, `${JSON.stringify({ appTag: tag, ...meta })}\n`, { mode: 0o644 });
     const fd = fs.openSync(marker, 'r');
@@ -143,11 +150,26 @@ export async function stageFrontend(env: OpsEnv, tag: string, source: { image: s
     fsyncDir(root);
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
+    if (err instanceof StepError) throw err;
     throw new StepError(`copying the front end of ${'image' in source ? source.image : `container ${source.container}`} failed: ${(err as Error).message.split('\n')[0]}`, { step: 'build' });
   } finally {
     if ('image' in source) await docker(removeContainerArgs(copyFrom), { nothrow: true });
   }
   return dir;
+}
+
+/** every symbolic link under dir (dir itself included), relative to it: `docker cp` keeps links as they are */
+export function linksIn(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string, rel: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isSymbolicLink()) out.push(r);
+      else if (e.isDirectory()) walk(path.join(d, e.name), r);
+    }
+  };
+  walk(dir, '');
+  return out.sort();
 }
 
 /** Point `current` at a staged front end (atomic) and have the running Caddy load its Caddyfile. */

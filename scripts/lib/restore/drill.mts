@@ -19,6 +19,7 @@ import { acquireLock, isProcessAlive } from '../host/lock.mts';
 import { deadline } from '../host/deadline.mts';
 import { APP_GID, APP_UID, isRoot } from '../host/fsutil.mts';
 import { verifyDatabase } from '../backup/sqlite-snapshot.mts';
+import { openAsApp } from '../host/sqlite-read.mts';
 import { resolveBackup, stageBackup } from './stage.mts';
 import type { BackupEntry } from '../backup/manifest.mts';
 import { readJsonRecord, writeJsonAtomic, type DrillRecord } from '../host/records.mts';
@@ -237,7 +238,8 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
 
     // stop gracefully (the app checkpoints), then look at the database it ran on
     await dockerq(['stop', '-t', '15', name]);
-    const v = verifyDatabase(join(scratch, 'data', 'lazyflow.db'));
+    // the drill's app (the backup's own image) had that directory: read it with the app's uid only
+    const v = openAsApp(join(scratch, 'data', 'lazyflow.db'), () => verifyDatabase(join(scratch, 'data', 'lazyflow.db')));
     check('integrity_check after boot', v.ok, v.ok ? `ok, schema ${staged.userVersion} -> ${v.userVersion}` : v.messages.slice(0, 3).join('; '));
     const core = ['users', 'tasks', 'media'];
     const diffs: string[] = [];
