@@ -50,6 +50,7 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
     alivePids: alivePids.filter((p) => p !== o.selfPid),
     frontend: observeFrontend(env),
     drain: drainStatus(env.layout),
+    now: new Date().toISOString(),
   };
 }
 

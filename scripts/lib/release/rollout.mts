@@ -27,6 +27,10 @@ import { runDetached } from './critical.mts';
 import { activateFrontend, buildProxyImage, keepServedFrontend, observeFrontend, proxyImageFor, pruneFrontends, stageFrontend } from './frontend.mts';
 import { syncAppEnvFile } from '../config/app-env.mts';
 import { contractGate } from './contract-gate.mts';
+import { holdWebhook, releaseWebhook } from './webhook-hold.mts';
+
+/** From when a release serves until its gates must have ended: health, smoke, Telegram, and room for a slow smoke. */
+export const gateWindowS = (o: GateOptions) => Math.max(30, o.healthTimeoutS ?? 30) + (o.telegramTimeoutS ?? 60) + 120;
 
 export type { GateOptions };
 
@@ -352,6 +356,11 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   let smoke: SmokeResult[] | undefined;
   let phase = 'swap';
   let proxyReloadAt: number | undefined;
+  // a release that could be reverted with a restore acknowledges no Telegram update until judged
+  const held = Boolean(backupId && env.values.BOT_TOKEN);
+  // the window in which an automatic revert may restore the pre-deploy backup (recovery: decide.mts)
+  appendJournal(env.layout.releases, { id, gateWindowS: gateWindowS(o) });
+  if (held) holdWebhook(env.layout, id);
   try {
     // The release's front end goes live first (atomic switch, graceful Caddy reload): API calls of the
     // new Mini App are held by Caddy through the swap and answered by the new app. Reloading before the
@@ -383,7 +392,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
       s.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
     }
-    appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases }, swap: roundSwap(swap) });
+    appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases }, swap: roundSwap(swap), servingSince: swap.startedAt });
 
     phase = 'health';
     const hs = log.step('health gate');
@@ -391,19 +400,25 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     hs.done(hd);
 
     const swapWindow = swapWindowOf(swap, proxyReloadAt);
-    phase = 'telegram';
-    const ts = log.step('telegram gate');
-    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow }));
-    ts.done(td);
-
     phase = 'smoke';
     if (o.skipSmoke) log.warn('--skip-smoke: smoke checks skipped');
     else {
       const ss = log.step('smoke');
-      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, swapWindow }, log }));
+      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, swapWindow, ...(held ? { skip: [...(o.smoke?.skip ?? []), 'telegram'] } : {}) }, log }));
       ss.done(`${smoke.filter((r) => r.status === 'pass').length} pass, ${smoke.filter((r) => r.status === 'warn').length} warn, ${smoke.filter((r) => r.status === 'skip').length} skip`);
     }
+
+    // judged by health and smoke: only now may it acknowledge Telegram updates (webhook-hold.mts);
+    // the 503s Telegram got meanwhile belong to the swap window, not to the release
+    phase = 'telegram';
+    if (held && releaseWebhook(env.layout)) log.info('webhook released: Telegram delivers what it queued during the gates');
+    const tgWindow = held ? { ...swapWindow, endedAt: Date.now() } : swapWindow;
+    const ts = log.step('telegram gate');
+    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: tgWindow }));
+    ts.done(td);
   } catch (err) {
+    // a failed release acknowledges nothing more while it is reverted
+    if (held) holdWebhook(env.layout, id);
     log.error(`${phase} gate FAILED: ${errorMessage(err)}`);
     if (err instanceof GateError && err.diagnostics) log.error(`diagnostics of the new container:\n${err.diagnostics}`);
     appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}`, ...(swap ? { swap: roundSwap(swap) } : {}) });
