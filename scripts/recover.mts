@@ -30,6 +30,7 @@ export const spec: CommandSpec = {
     { name: 'health-timeout', type: 'number', arg: '<s>', default: 90, describe: 'how long a restarted app may take to become healthy' },
     { name: 'keep', type: 'string', arg: '<release>', describe: 'recovery held this release (past its gate window): keep it, mark it good' },
     { name: 'roll-back', type: 'string', arg: '<release>', describe: 'recovery held this release: go back to the release before it with its pre-deploy backup (what it wrote moves to STATE_DIR/kept/)' },
+    { name: 'ca', type: 'string', arg: '<pem>', describe: 'trust this root for the site certificate when an unfinished release is judged by its gates (private CA), as rollout.mts --ca' },
     { name: 'json', type: 'boolean', describe: 'print the actions and the result as JSON' },
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'errors only' },
   ],
@@ -83,7 +84,8 @@ runMain(spec, async ({ values: v }, log) => {
       log.ok(keep ? `release ${keep} kept: it is the current release` : `release ${back}: rolling back with its pre-deploy backup, as you chose`);
     }
     // notified (recovery) only when it acted or failed: the every-minute run with nothing to do is silent
-    const r = await recoverAndNotify(env, log, { healthTimeoutS: Number(v['health-timeout']) });
+    const gates = { healthTimeoutS: Number(v['health-timeout']), smoke: v.ca ? { ca: String(v.ca) } : undefined };
+    const r = await recoverAndNotify(env, log, { healthTimeoutS: gates.healthTimeoutS, gates });
     if (v.json) log.out(JSON.stringify(r, null, 2));
     else if (!r.actions.length) log.info('nothing to recover');
     else if (r.exitCode === 0) log.ok(`recovered (${r.actions.length} action(s))`);

@@ -27,7 +27,7 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
   const tags = (await docker(['images', env.appImage, '--format', '{{.Tag}}'], { nothrow: true })).stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
   const alivePids: number[] = [];
   for (const r of journals.releases) if (r.result === 'in-progress' && recordedPidAlive(r.pid, r.pidStart)) alivePids.push(r.pid as number);
-  if (journals.restoreJournal && recordedPidAlive(journals.restoreJournal.pid, undefined)) alivePids.push(journals.restoreJournal.pid);
+  if (journals.restoreJournal && recordedPidAlive(journals.restoreJournal.pid, journals.restoreJournal.pidStart)) alivePids.push(journals.restoreJournal.pid);
   let stateEntries: string[] = [];
   try {
     stateEntries = fs.readdirSync(env.layout.root);

@@ -15,7 +15,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
 import { GateError, StepError, UsageError, errorMessage } from '../cli/errors.mts';
-import { acquireLock, type LockHandle } from '../host/lock.mts';
+import { acquireLock, processStartTime, type LockHandle } from '../host/lock.mts';
 import { formatBytes, formatDuration, type Logger } from '../cli/log.mts';
 import { stateLayout } from '../config/state.mts';
 import type { OpsEnv } from '../config/env.mts';
@@ -239,6 +239,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       startedAt: new Date().toISOString(),
       updatedAt: '',
       pid: process.pid,
+      pidStart: processStartTime(process.pid),
       appWasRunning: before.running,
       appImage: before.image,
       startApp: startAppAfter,
@@ -299,7 +300,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
 export async function restoreCritical(ctx: OpsEnv, log: Logger, c: RestoreCriticalContext, opts: { onPhase?: (p: RestorePhase) => void } = {}): Promise<RestoreResult> {
   const layout = ctx.layout;
   // this process does the work from here: recovery must leave the journal to it while it runs
-  const j: RestoreJournal = { ...c.journal, pid: process.pid };
+  const j: RestoreJournal = { ...c.journal, pid: process.pid, pidStart: processStartTime(process.pid) };
   const phases = { ...c.phases };
   const t = (name: string, t0: number) => (phases[name] = Math.round(performance.now() - t0));
   const startAppAfter = j.startApp;
