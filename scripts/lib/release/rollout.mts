@@ -10,7 +10,7 @@ import type { Logger } from '../cli/log.mts';
 import { createPhaseTimer, formatDuration } from '../cli/log.mts';
 import { GateError, StepError, ConfigError, errorMessage } from '../cli/errors.mts';
 import { acquireLock, currentOperator, processStartTime, type LockHandle } from '../host/lock.mts';
-import { appendJournal, currentRelease, newReleaseId, readJournal, type Release, type ReleaseLine } from './journal.mts';
+import { JOURNAL_KEEP_RELEASES, appendJournal, compactJournal, currentRelease, newReleaseId, readJournal, type Release, type ReleaseLine } from './journal.mts';
 import { appTagFor, buildArgs, imagesToPrune, isDirtyPorcelain, rolloutPlan, type RollbackDecision } from './plan.mts';
 import { preflightExitCode, runPreflight, type CheckResult } from '../checks/preflight.mts';
 import { readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
@@ -445,6 +445,12 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     if (pruned.length) log.info(`pruned ${pruned.length} old release image(s): ${pruned.join(', ')}`);
   } catch (err) {
     log.warn(`image pruning failed (the release is fine): ${errorMessage(err)}`);
+  }
+  try {
+    const aside = compactJournal(env.layout.releases);
+    if (aside) log.info(`the releases journal was long: compacted to one line per release (the newest ${JOURNAL_KEEP_RELEASES}); the full one is kept as ${aside}`);
+  } catch (err) {
+    log.warn(`compacting the releases journal failed (the release is fine): ${errorMessage(err)}`);
   }
   phases.record = Math.round(performance.now() - rec);
 
