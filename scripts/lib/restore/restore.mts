@@ -24,7 +24,7 @@ import { checkStateLayout, observeStateLayout } from '../checks/preflight.mts';
 import type { BackupEntry } from '../backup/manifest.mts';
 import { STAGING_PREFIX, readRestoreJournal, setPhase, type RestoreJournal, type RestorePhase } from './journal.mts';
 import { resolveBackup, stageBackup } from './stage.mts';
-import { swapIn } from './swap.mts';
+import { assertSwapRenames, swapIn } from './swap.mts';
 import { startApp, stopApp } from './app.mts';
 import { liveApp } from '../docker/app-container.mts';
 import { keptDirFor, keptRoot, writeKeptMeta } from './kept.mts';
@@ -305,7 +305,9 @@ export async function restoreCritical(ctx: OpsEnv, log: Logger, c: RestoreCritic
   const t = (name: string, t0: number) => (phases[name] = Math.round(performance.now() - t0));
   const startAppAfter = j.startApp;
 
-  // 2. stop the app: from here until healthy, Caddy holds the requests
+  // 2. stop the app: from here until healthy, Caddy holds the requests (not when the swap's renames
+  // could not work: refused while the app still runs)
+  assertSwapRenames(layout, j.staging, j.kept!);
   setPhase(layout, j, 'stopping', opts);
   const hold0 = performance.now();
   let t0 = hold0;
