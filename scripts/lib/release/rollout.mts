@@ -13,7 +13,8 @@ import { acquireLock, currentOperator, processStartTime, type LockHandle } from 
 import { JOURNAL_KEEP_RELEASES, appendJournal, compactJournal, currentRelease, newReleaseId, readJournal, type Release, type ReleaseLine } from './journal.mts';
 import { appTagFor, buildArgs, imagesToPrune, isDirtyPorcelain, rolloutPlan, type RollbackDecision } from './plan.mts';
 import { preflightExitCode, runPreflight, type CheckResult } from '../checks/preflight.mts';
-import { readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
+import { readHandledUpdateMax, readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
+import { heldNext } from '../recovery/decide.mts';
 import type { SmokeResult } from '../checks/evaluate.mts';
 import { appDiagnostics, imageExists, liveApp, runningContainerCount, waitHealthy } from '../docker/app-container.mts';
 import { roundSwap, swapWindowOf, swapApp, type SwapTiming } from './swap.mts';
@@ -358,6 +359,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   let proxyReloadAt: number | undefined;
   // a release that could be reverted with a restore acknowledges no Telegram update until judged
   const held = Boolean(backupId && env.values.BOT_TOKEN);
+  let handledAtRelease: number | null = null;
   // the window in which an automatic revert may restore the pre-deploy backup (recovery: decide.mts)
   appendJournal(env.layout.releases, { id, gateWindowS: gateWindowS(o) });
   if (held) holdWebhook(env.layout, id);
@@ -412,6 +414,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     // the 503s Telegram got meanwhile belong to the swap window, not to the release
     phase = 'telegram';
     if (held && releaseWebhook(env.layout)) log.info('webhook released: Telegram delivers what it queued during the gates');
+    handledAtRelease = readHandledUpdateMax(env.layout.db) ?? -1;
     const tgWindow = held ? { ...swapWindow, endedAt: Date.now() } : swapWindow;
     const ts = log.step('telegram gate');
     const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: tgWindow }));
@@ -419,6 +422,20 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   } catch (err) {
     // a failed release acknowledges nothing more while it is reverted
     if (held) holdWebhook(env.layout, id);
+    // It failed the Telegram gate after it had answered updates, and going back would restore the
+    // pre-deploy backup (its schema moved): those updates would leave the live database, and Telegram
+    // never resends them. Not automatic: it keeps serving, held for the operator (recovery/decide.mts).
+    const answered = handledAtRelease !== null && (readHandledUpdateMax(env.layout.db) ?? -1) > handledAtRelease;
+    const uvNow = readUserVersion(env.layout.db);
+    if (phase === 'telegram' && answered && backupId && userVersionBefore !== null && uvNow !== userVersionBefore) {
+      releaseWebhook(env.layout);
+      const next = heldNext({ id, kind: 'rollout', appTag, previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null, backupId, lines: 0 }, env.file);
+      const reason = `telegram gate failed after the release had answered Telegram updates, and its schema moved (user_version ${userVersionBefore} -> ${uvNow}): reverting would restore backup ${backupId} and drop those updates; held for your choice, it keeps serving`;
+      appendJournal(env.layout.releases, { id, held: { since: now().toISOString(), reason }, next, phases: { ...phases } });
+      log.error(`rollout ${id}: ${reason}`);
+      log.error(`choose one:\n${next}`);
+      return { id, exitCode: 1, result: 'failed', appTag, phases, swap, reason: `held: ${reason}` };
+    }
     log.error(`${phase} gate FAILED: ${errorMessage(err)}`);
     if (err instanceof GateError && err.diagnostics) log.error(`diagnostics of the new container:\n${err.diagnostics}`);
     appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}`, ...(swap ? { swap: roundSwap(swap) } : {}) });
