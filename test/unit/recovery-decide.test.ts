@@ -53,17 +53,24 @@ function apply(w: World, a: RecoveryAction): World {
     case 'undrain':
       o.drain = null;
       break;
+    case 'release-webhook':
+      o.webhookHeld = false;
+      break;
     case 'activate-frontend':
       o.frontend = { ...o.frontend!, live: a.appTag };
       break;
     case 'finish':
+      o.webhookHeld = false;
       lines.push({ id: a.releaseId, result: a.result, dbRestored: a.dbRestored });
       if (a.failedReleaseId) lines.push({ id: a.failedReleaseId, result: a.result === 'ok' ? 'rolled-back' : 'failed' });
       break;
     case 'judge-release':
+      // the runner releases the hold before the Telegram gate, whatever the gates then say
+      o.webhookHeld = false;
       lines.push(w.gates === 'pass' ? { id: a.releaseId, result: 'ok' } : { id: a.releaseId, judgedFailed: 'smoke: failed' });
       break;
     case 'hold':
+      o.webhookHeld = false;
       lines.push({ id: a.releaseId, held: { servedS: a.servedS }, next: a.next });
       break;
     case 'restore-recover':
@@ -196,6 +203,11 @@ const rows: Row[] = [
   { name: 'restore killed in its drain, before the stop: the flag goes, the restore is rolled back', world: world([R1], { apps: [app('v1')], ...drain(false) }, restoreJ('stopping')), kinds: ['undrain', 'restore-recover'], runs: 'v1', results: { r1: 'ok' } },
   { name: 'a reboot with nothing open but a drain flag: only the flag goes', world: world([R1], { apps: [app('v1')], ...drain(false) }), kinds: ['undrain'], runs: 'v1', results: { r1: 'ok' } },
   { name: 'the drain of a swap still running (its worker alive): left alone', world: world([R1, r2('swap')], { apps: [app('v1')], alivePids: [900], ...drain(true) }), kinds: [], runs: 'v1', results: { r2: 'in-progress' } },
+  // the webhook hold (release/webhook-hold.mts): released by whatever finishes the release; a stray one goes
+  { name: 'a webhook hold left with nothing open (its revert died after the finish): released', world: world([R1], { apps: [app('v1')], webhookHeld: true }), kinds: ['release-webhook'], runs: 'v1', results: { r1: 'ok' } },
+  { name: 'a webhook hold while the release it holds for is judged: the judgement releases it, not the stray rule', world: passing(world([R1, r2('health')], { apps: [app('v2')], webhookHeld: true })), kinds: ['judge-release'], runs: 'v2', results: { r2: 'ok' } },
+  { name: 'a webhook hold left by a rollout killed mid swap: going back releases it with the finish', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)], webhookHeld: true }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
+  { name: 'a webhook hold while a restore runs (its pid alive): left alone', world: world([R1], { apps: [], webhookHeld: true, alivePids: [902] }, restoreJ('swapping')), kinds: [], runs: null, results: { r1: 'ok' } },
   // recovery itself: a recovery that died left its claim (pid dead) on the release
   { name: 'recovery killed after it stopped the failed app (its pid is dead): the next one finishes', world: world([R1, r2('health'), { id: 'r2', pid: 904, recoveryStartedAt: 'x' }], { apps: [app('v2', 'exited', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'recovery still running (its pid alive): left alone', world: world([R1, r2('health'), { id: 'r2', pid: 904 }], { apps: [], alivePids: [904] }), kinds: [], runs: null, results: { r2: 'in-progress' } },
@@ -235,8 +247,9 @@ describe('recovery decision: every interruption point', () => {
       expect(resultsOf(end, Object.keys(row.results))).toEqual(row.results);
       if (row.userVersion !== undefined) expect(end.observed.userVersion).toEqual({ kind: 'read', value: row.userVersion });
       if (row.frontend !== undefined) expect(end.observed.frontend?.live).toBe(row.frontend);
-      // no flag of a dead process is left to hold requests
+      // no flag of a dead process is left to hold requests, and no webhook hold once nothing is open
       expect(end.observed.drain?.ownerAlive ?? true).toBe(true);
+      if (!releases(end).some((r) => r.result === 'in-progress') && !end.restoreJournal) expect(end.observed.webhookHeld ?? false).toBe(false);
       const fin = trace.find((a) => a.kind === 'finish' || a.kind === 'hold');
       if (row.asks) expect(fin && 'next' in fin ? fin.next : '').toMatch(row.asks);
       else if (fin && fin.kind === 'finish') expect(fin.next).toBeUndefined();

@@ -71,6 +71,8 @@ export type ReleaseRecoveryAction =
   | { kind: 'start-app'; appTag: string; reason: string }
   /** remove the drain flag its dead owner left: Caddy would hold every request until it is gone */
   | { kind: 'undrain'; reason: string }
+  /** remove a webhook hold nothing is judging any more: Telegram's updates would wait for good */
+  | { kind: 'release-webhook'; reason: string }
   /** point the served front end (STATE_DIR/frontend/current) at this release's and reload Caddy */
   | { kind: 'activate-frontend'; appTag: string; reason: string }
   /** run the gates the release has not passed yet against its running container; pass: it is kept (result ok) */
@@ -301,7 +303,11 @@ export function decideRecovery(i: DecideInput): RecoveryAction[] {
   const d = i.observed.drain;
   // first, whatever else is to do: while the flag exists no app container can serve
   const undrain: RecoveryAction[] = d && !d.ownerAlive ? [{ kind: 'undrain', reason: `the drain flag of "${d.what}" (since ${d.since}) outlived its process: Caddy holds every request while it exists` }] : [];
-  return [...undrain, ...decideJournals(i)];
+  const journals = decideJournals(i);
+  // a webhook hold outlives what it was for only when nothing is open: no release left to judge
+  const stray = i.observed.webhookHeld && !journals.length && !i.releases.some((r) => r.result === 'in-progress' && !r.held) && !i.restoreJournal;
+  const unhold: RecoveryAction[] = stray ? [{ kind: 'release-webhook', reason: 'STATE_DIR/proxy/webhook-hold outlived the release it held Telegram for: Caddy answers every update 503 while it exists' }] : [];
+  return [...undrain, ...journals, ...unhold];
 }
 
 function decideJournals(i: DecideInput): RecoveryAction[] {
@@ -352,6 +358,7 @@ export function describeAction(a: RecoveryAction): string {
     case 'mark-failed': return `mark ${a.releaseId} failed: ${a.reason}`;
     case 'stop-app': return `stop the app: ${a.reason}`;
     case 'undrain': return `let Caddy route to the app again: ${a.reason}`;
+    case 'release-webhook': return `let Telegram's updates through again: ${a.reason}`;
     case 'remove-app-containers': return `remove app container(s) ${a.ids.map((x) => x.slice(0, 12)).join(', ')}: ${a.reason}`;
     case 'restore-backup': return `restore backup ${a.backupId}: ${a.reason}`;
     case 'start-proxy': return `start the proxy: ${a.reason}`;

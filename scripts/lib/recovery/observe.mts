@@ -10,6 +10,7 @@ import type { Release } from '../release/journal.mts';
 import type { RestoreJournal } from '../restore/restore.mts';
 import { observeFrontend } from '../release/frontend.mts';
 import { drainStatus } from '../docker/drain.mts';
+import { webhookHeld } from '../release/webhook-hold.mts';
 
 /** user_version, with a read error kept as such: it never counts as "schema moved". */
 export function observeUserVersion(dbFile: string): ObservedUserVersion {
@@ -50,6 +51,7 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
     alivePids: alivePids.filter((p) => p !== o.selfPid),
     frontend: observeFrontend(env),
     drain: drainStatus(env.layout),
+    webhookHeld: webhookHeld(env.layout),
     now: new Date().toISOString(),
   };
 }

@@ -146,6 +146,9 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
     case 'undrain':
       clearDrain(env.layout);
       return;
+    case 'release-webhook':
+      releaseWebhook(env.layout);
+      return;
     case 'remove-app-containers':
       await docker(['rm', '-f', ...a.ids]);
       return;

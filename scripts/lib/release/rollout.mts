@@ -445,6 +445,9 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       previous,
       reason: `${phase} gate failed: ${errorMessage(err).split('\n')[0]}`,
     });
+    // whatever the revert reached, what serves now is not waiting to be judged: a hold left here would
+    // keep Telegram's updates out for good (recovery releases a stray one too)
+    if (held) releaseWebhook(env.layout);
     const what = rb.ok
       ? `rolled back to ${rb.decision.toAppTag ?? 'nothing (app stopped)'}${rb.decision.restoreDb ? ` and restored backup ${rb.decision.backupId}` : ', data kept'}`
       : `rollback FAILED: ${rb.error}`;
