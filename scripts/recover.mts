@@ -87,6 +87,7 @@ runMain(spec, async ({ values: v }, log) => {
     const gates = { healthTimeoutS: Number(v['health-timeout']), smoke: v.ca ? { ca: String(v.ca) } : undefined };
     const r = await recoverAndNotify(env, log, { healthTimeoutS: gates.healthTimeoutS, gates });
     if (v.json) log.out(JSON.stringify(r, null, 2));
+    else if (r.waiting) log.error(r.error!);
     else if (!r.actions.length) log.info('nothing to recover');
     else if (r.exitCode === 0) log.ok(`recovered (${r.actions.length} action(s))`);
     if (r.next && !v.json) log.error(`next: ${r.next}`);

@@ -120,6 +120,7 @@ function waitingFor(releases: { result?: string; held?: unknown; next?: unknown;
   const held = releases.find((r) => r.result === 'in-progress' && r.held);
   if (!held || report.exitCode !== 0) return report;
   report.exitCode = 1;
+  report.error ??= `release ${held.id} is held for your choice (recovery does not throw away what it wrote): run one of the two commands below`;
   report.next ??= typeof held.next === 'string' ? held.next : undefined;
   if (!report.actions.length) report.waiting = true;
   return report;
