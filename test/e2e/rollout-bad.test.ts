@@ -189,5 +189,5 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     }
     // the hold showed up as what it is: Telegram was told to retry while the release was judged
     expect(stack.fakeBot!.deliveries.some((d) => ids.includes(d.update_id) && d.status === 503)).toBe(true);
-  });
+  }, 420_000);
 });

@@ -116,3 +116,17 @@ describe('the swap renames within STATE_DIR only: checked before the app stops',
     }
   });
 });
+
+// issue 16: a restore (and the schema revert, which is one) checks the room for its staged copy first
+import { STAGING_MARGIN_BYTES, stagingSpace } from '../../scripts/lib/restore/restore.mts';
+describe('restore: room for the staged copy, checked before anything is touched', () => {
+  it.each([
+    { bytes: 1e9, free: 2e9, fits: true },
+    { bytes: 1e9, free: 1e9, fits: false }, // no room for the margin
+    { bytes: 1e9, free: 1e9 + STAGING_MARGIN_BYTES, fits: true },
+    { bytes: 5e9, free: 1e9, fits: false },
+    { bytes: 1e9, free: NaN, fits: true }, // statfs unavailable: not refused on a guess
+  ])('$bytes bytes with $free free: fits $fits', ({ bytes, free, fits }) => {
+    expect(stagingSpace(bytes, free)).toEqual({ fits, needBytes: bytes + STAGING_MARGIN_BYTES });
+  });
+});

@@ -226,6 +226,13 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     refuseBadLayout(ctx);
 
+    // the verified copy is staged in STATE_DIR before anything live is touched: refuse now, not half way
+    const space = stagingSpace(m.database.rawBytes + m.uploads.bytes, fsInfo(layout.root).freeBytes);
+    if (!space.fits) {
+      throw new StepError(`not enough free space on ${describeFs(fsInfo(layout.root), formatBytes)} to stage backup ${b.id}: it needs ${formatBytes(space.needBytes)} (database and uploads, plus ${formatBytes(STAGING_MARGIN_BYTES)} to spare); nothing was changed`, {
+        step: 'restore', hint: 'free space in STATE_DIR (old kept/ states: node scripts/restore.mts --list; old backups: node scripts/backup.mts --forget ...) and run it again',
+      });
+    }
     const op = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${process.pid}`;
     const staging = join(layout.root, `${STAGING_PREFIX}${op}`);
     const before = before0 ?? (await appNow(ctx));
@@ -390,4 +397,13 @@ export async function restoreCriticalNotified(ctx: OpsEnv, log: Logger, c: Resto
     },
     (r) => ({ outcome: 'ok', backup: r.backupId }),
   );
+}
+
+/** room kept free beyond the staged copy (the database's WAL, logs, the journal) */
+export const STAGING_MARGIN_BYTES = 64 * 2 ** 20;
+
+/** Pure: whether a staged copy of `bytes` fits in `freeBytes` (unknown free space: assumed to fit). */
+export function stagingSpace(bytes: number, freeBytes: number): { fits: boolean; needBytes: number } {
+  const needBytes = bytes + STAGING_MARGIN_BYTES;
+  return { fits: !Number.isFinite(freeBytes) || freeBytes >= needBytes, needBytes };
 }
