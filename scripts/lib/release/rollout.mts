@@ -268,12 +268,17 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     } else if (userVersionBefore === null && !fs.existsSync(env.layout.db)) {
       log.info('no database yet (first deploy): no pre-deploy backup needed');
     } else {
+      // From the backup on, an update the running release acknowledges would not be in it: if this
+      // release is reverted with that backup, the update would be gone. So Telegram waits (503, it
+      // redelivers) from before the backup until the new release is judged (webhook-hold.mts).
+      if (env.values.BOT_TOKEN) holdWebhook(env.layout, id);
       const s = log.step('pre-deploy backup');
       try {
         backupId = await timed('backup', () => preDeployBackup(env, log, previous?.appTag ?? null));
         s.done(backupId);
       } catch (err) {
         s.fail(err);
+        releaseWebhook(env.layout);
         return fail('backup', err);
       }
     }

@@ -2,8 +2,8 @@
 //
 // A release's gates run while it serves. If it fails one and its schema moved, the automatic revert
 // restores the pre-deploy backup, and an update it answered 200 meanwhile would be gone: Telegram
-// never resends an acknowledged update. So while a release that could be reverted with a restore is
-// judged (health, then smoke), Caddy answers /webhook/* with 503 (docker/caddy/Caddyfile, @webhook_held)
+// never resends an acknowledged update (nor one the old release answered after that backup was taken).
+// So from just before the pre-deploy backup until the new release is judged (health, then smoke), Caddy answers /webhook/* with 503 (docker/caddy/Caddyfile, @webhook_held)
 // as long as STATE_DIR/proxy/webhook-hold exists: Telegram keeps those updates queued and redelivers
 // them. The hold is released just before the Telegram gate, which needs the queue to move; so the
 // only updates a revert can still meet are those of a release that passed health and smoke and then
