@@ -205,7 +205,7 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
     }
     if (uv.kind === 'read' && before !== null && uv.value !== before && g.schema.backupId) {
       if (goalRunning.length) return [{ kind: 'stop-app', reason: `schema moved (user_version ${before} -> ${uv.value}): the app must stop before backup ${g.schema.backupId} is restored` }];
-      return [{ kind: 'restore-backup', releaseId: g.releaseId, backupId: g.schema.backupId, reason: `schema moved (user_version ${before} -> ${uv.value}): old code cannot run on it, restoring the pre-deploy backup ${g.schema.backupId}; what the failed release acknowledged${g.schema.servingSince ? ` since ${g.schema.servingSince}` : ''} is moved into STATE_DIR/kept/ with the live data it replaces, not deleted` }];
+      return [{ kind: 'restore-backup', releaseId: g.releaseId, backupId: g.schema.backupId, reason: `schema moved (user_version ${before} -> ${uv.value}): old code cannot run on it, restoring the pre-deploy backup ${g.schema.backupId}; every write since that backup was taken (the failed release's${g.schema.servingSince ? `, serving since ${g.schema.servingSince}` : ''}, and the previous release's between the backup and the swap) is moved into STATE_DIR/kept/ with the live data it replaces, not deleted` }];
     }
   }
   // 3. no goal image: the failed app stays stopped
