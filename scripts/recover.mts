@@ -12,6 +12,9 @@ import { acquireLock, describeHolder, LockBusyError } from './lib/host/lock.mts'
 import { runRecovery } from './lib/recovery/run.mts';
 import { recoverAndNotify } from './lib/release/recovery.mts';
 import { describeAction } from './lib/recovery/decide.mts';
+import { chooseHeld } from './lib/recovery/choose.mts';
+import { UsageError } from './lib/cli/errors.mts';
+import { currentOperator } from './lib/host/lock.mts';
 
 export const spec: CommandSpec = {
   name: 'recover.mts',
@@ -19,11 +22,16 @@ export const spec: CommandSpec = {
   usage: [
     'node scripts/recover.mts --config .env.prod',
     'node scripts/recover.mts --config .env.prod --dry-run      # what it would do',
+    'node scripts/recover.mts --config .env.prod --keep <release>        # a held release: keep it and its data',
+    'node scripts/recover.mts --config .env.prod --roll-back <release>   # a held release: back, with its pre-deploy backup',
   ],
   options: [
     sharedOption('config'),
     sharedOption('dryRun', 'here: the recovery actions'),
     { name: 'health-timeout', type: 'number', arg: '<s>', default: 90, describe: 'how long a restarted app may take to become healthy' },
+    { name: 'keep', type: 'string', arg: '<release>', describe: 'recovery held this release (past its gate window): keep it, mark it good' },
+    { name: 'roll-back', type: 'string', arg: '<release>', describe: 'recovery held this release: go back to the release before it with its pre-deploy backup (what it wrote moves to STATE_DIR/kept/)' },
+    { name: 'ca', type: 'string', arg: '<pem>', describe: 'trust this root for the site certificate when an unfinished release is judged by its gates (private CA), as rollout.mts --ca' },
     sharedOption('json', 'the actions and the result'),
     sharedOption('quiet'),
   ],
@@ -34,11 +42,15 @@ export const spec: CommandSpec = {
     'The timer (at boot and every minute) is installed by every rollout when it is missing (the safety net),',
     'and with the other schedules:',
     '  node scripts/schedules.mts --config .env.prod --install   (--status, --remove)',
+    'Finish forward: a rollout interrupted after its swap whose container runs healthy is judged by its gates and',
+    'kept when it passes. Going back with a restore of its pre-deploy backup is automatic only within its gate',
+    'window; past it recovery holds the release (it keeps serving), notifies once, exits 1 on every run and prints',
+    'the two commands to choose between: --keep <release> or --roll-back <release>.',
   ].join('\n'),
   exitCodes: [
     'Exit status:',
     '  0  nothing to do, recovered, or an operation is in progress',
-    '  1  recovery failed or stopped to ask (the exact next command is printed)',
+    '  1  recovery failed, stopped to ask, or holds a release for your choice (the exact next commands are printed)',
     '  2  usage or config error',
   ].join('\n'),
 };
@@ -47,6 +59,9 @@ runMain(spec, async ({ values: v }, log) => {
   const env = loadOpsEnv(path.resolve(sharedValues(v).config));
   log.setOpsLog(env.layout.opsLog);
 
+  const keep = v.keep ? String(v.keep) : undefined;
+  const back = v['roll-back'] ? String(v['roll-back']) : undefined;
+  if (keep && back) throw new UsageError('--keep and --roll-back exclude each other: choose one');
   if (v['dry-run']) {
     const r = await runRecovery(env, log, { dryRun: true });
     if (v.json) log.out(JSON.stringify({ dryRun: true, actions: r.actions }, null, 2));
@@ -66,9 +81,15 @@ runMain(spec, async ({ values: v }, log) => {
     throw e;
   }
   try {
+    if (keep || back) {
+      chooseHeld(env, (keep ?? back)!, keep ? 'keep' : 'roll-back', currentOperator());
+      log.ok(keep ? `release ${keep} kept: it is the current release` : `release ${back}: rolling back with its pre-deploy backup, as you chose`);
+    }
     // notified (recovery) only when it acted or failed: the every-minute run with nothing to do is silent
-    const r = await recoverAndNotify(env, log, { healthTimeoutS: Number(v['health-timeout']) });
+    const gates = { healthTimeoutS: Number(v['health-timeout']), smoke: v.ca ? { ca: String(v.ca) } : undefined };
+    const r = await recoverAndNotify(env, log, { healthTimeoutS: gates.healthTimeoutS, gates });
     if (v.json) log.out(JSON.stringify(r, null, 2));
+    else if (r.waiting) log.error(r.error!);
     else if (!r.actions.length) log.info('nothing to recover');
     else if (r.exitCode === 0) log.ok(`recovered (${r.actions.length} action(s))`);
     if (r.next && !v.json) log.error(`next: ${r.next}`);

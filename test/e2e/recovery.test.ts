@@ -5,6 +5,9 @@
 //    leaves): recover.mts, run as the timer runs it, brings the previous release back; never two app
 //    containers running.
 // 3. the same kill, then the operator runs restore.mts before any timer: the restore recovers first.
+// 4. a schema-changing release killed -9 (group and worker) during its gates, its container serving 20
+//    writes through the site, then the next rollout: recovery judges the unfinished release by its
+//    gates and keeps it; every write that got a 2xx is in the live database (issue 16).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,6 +19,8 @@ import { repoRoot, runScript } from '../support/run.ts';
 import { ReleaseSource, removeImages } from '../support/release-source.mts';
 import { appOps, sampleContainers, startLoad, stats } from '../support/load.mts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
+import Database from 'better-sqlite3';
+import { patchFile } from '../support/release-source.mts';
 
 describeDocker('recovery: an interrupted swap never leaves the site down', () => {
   let stack: Stack;
@@ -39,8 +44,13 @@ describeDocker('recovery: an interrupted swap never leaves the site down', () =>
   /** a rollout killed -9 mid-swap with its worker, as a reboot or the OOM killer leaves it */
   async function killMidSwap(): Promise<void> {
     const [oldApp] = await stack.containers('app');
+    await killWhen(async () => !(await stack.containers('app')).includes(oldApp) || undefined, 'the swap to stop the old app');
+  }
+
+  /** start a rollout and kill -9 its group and its worker once `when` holds */
+  async function killWhen(when: () => Promise<true | undefined>, what: string): Promise<void> {
     const op = startRollout();
-    await waitFor('the swap to stop the old app', async () => !(await stack.containers('app')).includes(oldApp) || undefined, 240_000, 50);
+    await waitFor(what, when, 240_000, 20);
     // the worker holds the lock once the critical section began: kill it with the terminal's group
     const lock = JSON.parse(readFileSync(join(stack.stateDir, 'ops.lock'), 'utf8')) as { pid: number };
     for (const pid of [-op.child.pid!, -lock.pid]) {
@@ -123,4 +133,38 @@ describeDocker('recovery: an interrupted swap never leaves the site down', () =>
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout).actions).toEqual([]);
   }, 480_000);
+
+  it('a schema-changing release killed -9 in its gates serves 20 writes; the next rollout keeps every acknowledged write', async () => {
+    const sha = src.commit('v5: a migration', (dir) => patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
+      '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN v5_note TEXT");\nexport const SCHEMA_VERSION = MIGRATIONS.length;'));
+    const tag = sha.slice(0, 12);
+    await killWhen(async () => (journal().find((r) => r.gitSha === sha)?.phase === 'health' ? true : undefined), 'the release to reach its health gate');
+    expect(journal().find((r) => r.gitSha === sha)).toMatchObject({ result: 'in-progress', phase: 'health' });
+    // its container keeps serving: 20 writes through the site
+    await waitFor('the killed release to serve', async () => (await version().catch(() => '')) === tag || undefined, 60_000);
+    const auth = `tma ${signInitData(stack.botToken, { user: { id: 7770005, first_name: 'Fwd' } })}`;
+    const acked: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const title = `fwd-write-${i}-${Date.now()}`;
+      const r = await stack.fetch('/tasks', { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ title }) }).catch(() => null);
+      if (r && r.status >= 200 && r.status < 300) acked.push(title);
+    }
+    expect(acked.length).toBe(20);
+    // the next rollout recovers first: the unfinished release runs healthy, is judged by its gates and kept
+    const next = src.commit('v6');
+    const r = await runScript('rollout.mts', args(), { timeoutMs: 300_000, env: { NO_COLOR: '1' } });
+    const why = `${r.stdout}\n${r.stderr}`;
+    expect(r.code, why).toBe(0);
+    expect(why).toMatch(/judge .* by its gates/);
+    expect(journal().find((x) => x.gitSha === sha), why).toMatchObject({ result: 'ok', judgedBy: 'recovery' });
+    expect(journal().find((x) => x.gitSha === next)).toMatchObject({ result: 'ok' });
+    expect(await version()).toBe(next.slice(0, 12));
+    const db = new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
+    try {
+      const titles = new Set((db.prepare('SELECT title FROM tasks').all() as { title: string }[]).map((t) => t.title));
+      expect(acked.filter((t) => !titles.has(t)), 'acknowledged writes missing from the live database').toEqual([]);
+    } finally {
+      db.close();
+    }
+  }, 600_000);
 });

@@ -1,12 +1,13 @@
 // Bad releases are rolled back automatically while the service keeps answering: one that crashes at
 // boot, one that never becomes healthy, one that fails smoke, and one that changed the schema (the
-// pre-deploy backup is restored, because old code cannot run on the new schema).
+// pre-deploy backup is restored, because old code cannot run on the new schema). A schema release that
+// serves and fails smoke while Telegram sends updates: none of them is lost with its data (issue 16).
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, e2eImages, type Stack } from '../support/stack.ts';
-import { signInitData } from '../support/telegram.ts';
+import { makeMessageUpdate, signInitData } from '../support/telegram.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { BAD, ReleaseSource, patchFile, removeImages } from '../support/release-source.mts';
 import { appOps, startLoad, stats } from '../support/load.mts';
@@ -152,4 +153,41 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     const rel = journal().find((x) => x.gitSha === sha)!;
     expect(journal().at(-1)).toMatchObject({ kind: 'rollback', result: 'ok', appTag: before, backupId: rel.backupId, dbRestored: true });
   });
+
+  it('a schema release that serves, then fails smoke, while Telegram sends updates: every update is in the live database once', async () => {
+    const uvBefore = userVersion();
+    const ids: number[] = [];
+    let sending = true;
+    const sender = (async () => {
+      for (let i = 0; sending; i++) {
+        ids.push(stack.fakeBot!.queueUpdate(stack.botToken, makeMessageUpdate({ chat_id: 8_100_000 + i, text: '/start' })));
+        await new Promise((res) => setTimeout(res, 150));
+      }
+    })();
+    const { r, before, failed } = await badRollout('schema then CORS', (dir) => {
+      patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
+        '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN tg_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;');
+      BAD.corsAnyOrigin(dir);
+    });
+    sending = false;
+    await sender;
+    await stack.fakeBot!.waitForDrained(stack.botToken, 120_000);
+    expect(r.code, explain(r)).toBe(1);
+    expect(r.stderr).toMatch(/smoke failed: cors/);
+    expect(failed).toMatchObject({ result: 'rolled-back', dbRestored: true });
+    expect(await version()).toBe(before);
+    expect(userVersion()).toBe(uvBefore);
+    // Telegram resends only what was not answered 2xx: everything it sent is in the live database, once
+    const acked = new Set(stack.fakeBot!.deliveries.filter((d) => d.ok && ids.includes(d.update_id)).map((d) => d.update_id));
+    expect(acked.size).toBe(ids.length);
+    const db = new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
+    try {
+      const live = new Set((db.prepare(`SELECT update_id FROM processed_updates WHERE update_id >= ?`).all(Math.min(...ids)) as { update_id: number }[]).map((x) => x.update_id));
+      expect(ids.filter((id) => !live.has(id)), 'updates acknowledged to Telegram but missing from the live database').toEqual([]);
+    } finally {
+      db.close();
+    }
+    // the hold showed up as what it is: Telegram was told to retry while the release was judged
+    expect(stack.fakeBot!.deliveries.some((d) => ids.includes(d.update_id) && d.status === 503)).toBe(true);
+  }, 420_000);
 });

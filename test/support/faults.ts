@@ -326,9 +326,9 @@ function readRows<T>(file: string, sql: string): T[] {
 
 export interface DataCheck {
   acked: number;
-  /** acknowledged writes found in neither the live database nor a kept-aside one the output names */
+  /** acknowledged writes not in the live database: found nowhere, or only kept aside by a step the operator did not choose */
   lostWrites: string[];
-  /** acknowledged writes found only in a kept-aside state, by file */
+  /** acknowledged writes found only in a kept-aside state, by file (lost too unless the operator chose the data) */
   keptAside: Record<string, number>;
   updates: number;
   /** queued updates processed nowhere (live or kept aside) */
@@ -341,7 +341,16 @@ export interface DataCheck {
   failedDeliveries: number;
 }
 
-export function checkData(stack: Stack, writer: Writer, updates: Traffic['updates'], output: string): DataCheck {
+/**
+ * The operator chose the data that replaces the live one: a restore, or rollback --with-db. Only then is
+ * a write moved into kept/ not lost; moved aside by anything automatic, it is (the guide: "a write moved
+ * aside that the operator did not choose to move counts as lost").
+ */
+export function operatorChoseData(script: string, args: string[]): boolean {
+  return /(^|\/)restore\.mts$/.test(script) || (/(^|\/)rollback\.mts$/.test(script) && args.includes('--with-db'));
+}
+
+export function checkData(stack: Stack, writer: Writer, updates: Traffic['updates'], output: string, chosen = false): DataCheck {
   const live = join(stack.stateDir, 'data', 'lazyflow.db');
   const aside = keptAsideDbs(stack.stateDir, output);
   const titles = (f: string) => new Set(readRows<{ title: string }>(f, 'SELECT title FROM tasks').map((r) => r.title));
@@ -354,10 +363,10 @@ export function checkData(stack: Stack, writer: Writer, updates: Traffic['update
     if (liveTitles.has(w.title)) continue;
     const where = asideTitles.find((a) => a.t.has(w.title));
     if (where) keptAside[where.f] = (keptAside[where.f] ?? 0) + 1;
-    else lostWrites.push(w.title);
+    if (!where || !chosen) lostWrites.push(w.title);
   }
   const liveUpdates = processed(live);
-  const lostUpdates = updates.filter((u) => !liveUpdates.has(u.id) && !asideTitles.some((a) => a.u.has(u.id))).map((u) => u.id);
+  const lostUpdates = updates.filter((u) => !liveUpdates.has(u.id) && (!chosen || !asideTitles.some((a) => a.u.has(u.id)))).map((u) => u.id);
   const replies = new Map<number, number>();
   for (const m of stack.fakeBot?.sentMessages(stack.botToken) ?? []) replies.set(Number(m.chat_id), (replies.get(Number(m.chat_id)) ?? 0) + 1);
   const duplicateUpdates = updates.filter((u) => (replies.get(u.chat) ?? 0) > 1).map((u) => u.id);
@@ -502,7 +511,7 @@ export async function runFault(c: FaultCase): Promise<FaultResult> {
     }
   })();
   const output = [op.output(), extraOutput, ...timer.runs.map((r) => r.output)].join('\n');
-  const data = checkData(stack, traffic.writer, traffic.updates, `${output}\n${opsLog}`);
+  const data = checkData(stack, traffic.writer, traffic.updates, `${output}\n${opsLog}`, operatorChoseData(c.script, c.args));
   // a failed request: what the proxy and the apps logged around it, beyond their requests that went well
   let proxyLog = '';
   const failedAt = [...load.failures.map((f) => f.start), ...writeFailures.map((e) => Date.parse(e.split(' ')[0]))].filter(Number.isFinite).sort((a, b) => a - b);

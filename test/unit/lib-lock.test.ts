@@ -88,6 +88,25 @@ describe('acquireLock', () => {
     expect(isStale({ pid: process.pid, host: hostname(), operation: 'x', operator: 'y', startedAt: '' })).toBe(false);
   });
 
+  // issue 16: an empty, torn or foreign lock file, or one naming another hostname, silenced recovery for good
+  it.each([['empty', ''], ['torn', '{"pid": 12'], ['foreign', 'locked by someone\n']])('takes over a lock file that is not a whole lock (%s), keeping it aside', async (_n, text) => {
+    writeFileSync(layout.lockFile, text);
+    const l = await acquireLock(layout, { operation: 'recover' });
+    expect(readLock(layout.lockFile)?.token).toBe(l.info.token);
+    l.release();
+  });
+
+  it('a holder of an earlier boot is gone, whatever hostname it names (renamed or restored VPS)', () => {
+    const boot = { id: 'boot-now', startedMs: Date.parse('2026-12-07T10:00:00.000Z') };
+    const base = { pid: process.pid, operation: 'rollout', operator: 'dan' };
+    expect(isStale({ ...base, host: 'old-name', startedAt: '2026-12-07T11:00:00.000Z', bootId: 'boot-before' }, 'new-name', boot)).toBe(true);
+    expect(isStale({ ...base, host: 'old-name', startedAt: '2026-12-06T09:00:00.000Z' }, 'new-name', boot)).toBe(true);
+    // the same boot and another hostname: not taken over (as before, a lock naming another host is not judged here)
+    expect(isStale({ ...base, host: 'old-name', startedAt: '2026-12-07T11:00:00.000Z', bootId: 'boot-now' }, 'new-name', boot)).toBe(false);
+    // an older lock without a boot id, taken after this boot began on another host: not ours to judge
+    expect(isStale({ ...base, host: 'old-name', startedAt: '2026-12-07T11:00:00.000Z' }, 'new-name', boot)).toBe(false);
+  });
+
   it('of two processes acquiring at the same moment, exactly one wins', async () => {
     const lockModule = resolve(__dirname, '../../scripts/lib/host/lock.mts');
     const script = join(dir, 'contender.mts');

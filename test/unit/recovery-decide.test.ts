@@ -17,6 +17,8 @@ interface World {
   observed: ObservedState;
   /** user_version each backup holds */
   backupSchemas: Record<string, number>;
+  /** what the gates say when recovery judges an unfinished release (judge-release) */
+  gates: 'pass' | 'fail';
 }
 
 const releases = (w: World): Release[] => parseJournal(w.lines.map((l) => JSON.stringify(l)).join('\n')).releases;
@@ -51,12 +53,25 @@ function apply(w: World, a: RecoveryAction): World {
     case 'undrain':
       o.drain = null;
       break;
+    case 'release-webhook':
+      o.webhookHeld = false;
+      break;
     case 'activate-frontend':
       o.frontend = { ...o.frontend!, live: a.appTag };
       break;
     case 'finish':
+      o.webhookHeld = false;
       lines.push({ id: a.releaseId, result: a.result, dbRestored: a.dbRestored });
       if (a.failedReleaseId) lines.push({ id: a.failedReleaseId, result: a.result === 'ok' ? 'rolled-back' : 'failed' });
+      break;
+    case 'judge-release':
+      // the runner releases the hold before the Telegram gate, whatever the gates then say
+      o.webhookHeld = false;
+      lines.push(w.gates === 'pass' ? { id: a.releaseId, result: 'ok' } : { id: a.releaseId, judgedFailed: 'smoke: failed' });
+      break;
+    case 'hold':
+      o.webhookHeld = false;
+      lines.push({ id: a.releaseId, held: { servedS: a.servedS }, next: a.next });
       break;
     case 'restore-recover':
       if (a.how === 'roll-forward') o.userVersion = { kind: 'read', value: w.backupSchemas[a.backupId] };
@@ -84,6 +99,7 @@ function world(lines: ReleaseLine[], o: Partial<ObservedState> = {}, restoreJour
     lines,
     restoreJournal,
     backupSchemas: { 'b-r2': 3, 'b-safety': 4 },
+    gates: 'fail',
     observed: {
       apps: [], proxyRunning: true, userVersion: { kind: 'read', value: 3 }, backupIds: ['b-r2'], imageTags: ['v1', 'v2'],
       stateEntries: ['data', 'uploads', 'backups', 'releases.jsonl'], alivePids: [], ...o,
@@ -93,9 +109,15 @@ function world(lines: ReleaseLine[], o: Partial<ObservedState> = {}, restoreJour
 
 // r1 is live (v1, schema 3); r2 rolls out v2 (pre-deploy backup b-r2, user_version 3 before).
 const R1: ReleaseLine = { id: 'r1', kind: 'rollout', appTag: 'v1', result: 'ok', userVersionAfter: 3, backupId: null };
+// it began serving at T0 (servingSince); a row's `served` sets the clock recovery observes
+const T0 = Date.parse('2026-12-01T10:00:00.000Z');
 const r2 = (phase: string, extra: Partial<ReleaseLine> = {}): ReleaseLine => ({
-  id: 'r2', kind: 'rollout', appTag: 'v2', result: 'in-progress', phase, previousRelease: 'r1', previousAppTag: 'v1', backupId: 'b-r2', userVersionBefore: 3, pid: 900, ...extra,
+  id: 'r2', kind: 'rollout', appTag: 'v2', result: 'in-progress', phase, previousRelease: 'r1', previousAppTag: 'v1', backupId: 'b-r2', userVersionBefore: 3, pid: 900,
+  ...(phase === 'swap' ? {} : { servingSince: new Date(T0).toISOString() }), ...extra,
 });
+const WEEKS3 = 21 * 86400;
+const passing = (w: World): World => ({ ...w, gates: 'pass' });
+const held = (extra: Partial<ReleaseLine> = {}): ReleaseLine => ({ id: 'r2', held: { servedS: WEEKS3 }, next: 'node scripts/recover.mts --keep r2 ...', ...extra });
 // the automatic revert of r2, as the fixed engine journals it: its target is v1, the failed tag is not "previous"
 const revert = (phase: string, extra: Partial<ReleaseLine> = {}): ReleaseLine => ({
   id: 'rb', kind: 'rollback', appTag: 'v1', result: 'in-progress', phase, revertOf: 'r2', failedAppTag: 'v2', previousRelease: 'r2', target: 'r1', pid: 900, ...extra,
@@ -123,6 +145,8 @@ interface Row {
   asks?: RegExp;
   /** the front end served at the end */
   frontend?: string | null;
+  /** how long the unfinished release has served (s) when recovery runs; 0 unless given (its gate window is 300 s) */
+  served?: number;
 }
 
 // per-release front ends: v1 and v2 are staged; `live` is what Caddy serves at the interruption
@@ -139,20 +163,20 @@ const rows: Row[] = [
   { name: 'rollout killed mid compose up: new Created, old stopped (the site was down)', world: world([R1, r2('swap')], { apps: [app('v1', 'exited', undefined), app('v2', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'rollout killed with the old one removed and the new one Created', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'rollout killed while the new one starts (not yet healthy), schema unchanged', world: world([R1, r2('swap')], { apps: [app('v2', 'running', 'starting')] }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
-  { name: 'rollout killed in the health gate, new release migrated (user_version 3 -> 4): judged after the stop, backup restored', world: world([R1, r2('health')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
-  { name: 'rollout killed in the smoke gate, user_version unreadable: stops and asks, never restores', world: world([R1, r2('smoke')], { apps: [app('v2')], userVersion: { kind: 'unreadable', error: 'SQLITE_BUSY' } }), kinds: ['stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollback\.mts --config \.env\.prod --to r1 --force/ },
+  { name: 'rollout killed in the health gate, new release migrated (user_version 3 -> 4): judged after the stop, backup restored (healthy, judged by its gates: they fail, within its gate window)', world: world([R1, r2('health')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['judge-release', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
+  { name: 'rollout killed in the smoke gate, user_version unreadable: stops and asks, never restores (healthy, judged by its gates: they fail, within its gate window)', world: world([R1, r2('smoke')], { apps: [app('v2')], userVersion: { kind: 'unreadable', error: 'SQLITE_BUSY' } }), kinds: ['judge-release', 'stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollback\.mts --config \.env\.prod --to r1 --force/ },
   { name: 'rollout killed in the telegram gate, no container at all and the proxy down (reboot)', world: world([R1, r2('telegram')], { apps: [], proxyRunning: false }), kinds: ['start-proxy', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
-  { name: 'first deploy killed in the health gate: nothing to go back to, the app stops', world: world([r2('health', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')] }), kinds: ['stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollout\.mts --config \.env\.prod/ },
+  { name: 'first deploy killed in the health gate: nothing to go back to, the app stops (healthy, judged by its gates: they fail, within its gate window)', world: world([r2('health', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')] }), kinds: ['judge-release', 'stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollout\.mts --config \.env\.prod/ },
   { name: 'rollout killed mid swap, the previous image was pruned: asks to rebuild', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)], imageTags: ['v2'] }), kinds: ['remove-app-containers', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rebuild it/ },
   { name: 'rollout still running (its worker pid is alive): left alone', world: world([R1, r2('health')], { apps: [app('v2')], alivePids: [900] }), kinds: [], runs: 'v2', results: { r2: 'in-progress' } },
   // front ends: the one served follows the app the goal runs
-  { name: "rollout killed in the health gate after its front end went live: v1's front end, then v1's app", world: world([R1, r2('health')], { apps: [app('v2')], ...fe('v2') }), kinds: ['stop-app', 'remove-app-containers', 'activate-frontend', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, frontend: 'v1' },
+  { name: "rollout killed in the health gate after its front end went live: v1's front end, then v1's app (healthy, judged by its gates: they fail, within its gate window)", world: world([R1, r2('health')], { apps: [app('v2')], ...fe('v2') }), kinds: ['judge-release', 'stop-app', 'remove-app-containers', 'activate-frontend', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, frontend: 'v1' },
   { name: "rollout killed mid compose up after its front end went live: v1's front end, then v1's app", world: world([R1, r2('swap')], { apps: [app('v1', 'exited', undefined), app('v2', 'created', undefined)], ...fe('v2') }), kinds: ['remove-app-containers', 'activate-frontend', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, frontend: 'v1' },
   { name: 'rollout killed mid swap before its front end went live: the front end is already right', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)], ...fe('v1') }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, frontend: 'v1' },
   { name: 'revert killed after v1 is healthy again but before it switched the front end back', world: world([R1, r2('health'), revert('health')], { apps: [app('v1')], ...fe('v2') }), kinds: ['activate-frontend', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, frontend: 'v1' },
   { name: 'rollback killed after its front end switched to v1: back to v2, app and front end', world: world([R1, R2ok, manual('smoke')], { apps: [app('v1')], userVersion: { kind: 'read', value: 4 }, ...fe('v1') }), kinds: ['stop-app', 'remove-app-containers', 'activate-frontend', 'start-app', 'finish'], runs: 'v2', results: { m1: 'failed' }, frontend: 'v2' },
-  { name: 'the goal release predates per-release front ends: what is served stays', world: world([R1, r2('health')], { apps: [app('v2')], ...fe('v2', ['v2']) }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, frontend: 'v2' },
-  { name: 'first deploy killed after its front end went live: the app stops, the front end stays (nothing to go back to)', world: world([r2('smoke', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')], ...fe('v2', ['v2']) }), kinds: ['stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollout\.mts --config \.env\.prod/, frontend: 'v2' },
+  { name: 'the goal release predates per-release front ends: what is served stays (healthy, judged by its gates: they fail, within its gate window)', world: world([R1, r2('health')], { apps: [app('v2')], ...fe('v2', ['v2']) }), kinds: ['judge-release', 'stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, frontend: 'v2' },
+  { name: 'first deploy killed after its front end went live: the app stops, the front end stays (nothing to go back to) (healthy, judged by its gates: they fail, within its gate window)', world: world([r2('smoke', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')], ...fe('v2', ['v2']) }), kinds: ['judge-release', 'stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollout\.mts --config \.env\.prod/, frontend: 'v2' },
   // the automatic revert (r2 failed its health gate; the revert rb goes back to v1)
   { name: 'revert killed after it stopped the failed app: finishes to v1, never the failed v2', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2', 'exited', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
   { name: 'revert killed before its stop, the failed release migrated: stop, restore, start v1', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
@@ -179,10 +203,36 @@ const rows: Row[] = [
   { name: 'restore killed in its drain, before the stop: the flag goes, the restore is rolled back', world: world([R1], { apps: [app('v1')], ...drain(false) }, restoreJ('stopping')), kinds: ['undrain', 'restore-recover'], runs: 'v1', results: { r1: 'ok' } },
   { name: 'a reboot with nothing open but a drain flag: only the flag goes', world: world([R1], { apps: [app('v1')], ...drain(false) }), kinds: ['undrain'], runs: 'v1', results: { r1: 'ok' } },
   { name: 'the drain of a swap still running (its worker alive): left alone', world: world([R1, r2('swap')], { apps: [app('v1')], alivePids: [900], ...drain(true) }), kinds: [], runs: 'v1', results: { r2: 'in-progress' } },
+  // the webhook hold (release/webhook-hold.mts): released by whatever finishes the release; a stray one goes
+  { name: 'rollout killed in its pre-deploy backup with the webhook held (held from before the backup): marked failed, the hold released', world: world([R1, r2('backup')], { apps: [app('v1')], webhookHeld: true }), kinds: ['mark-failed', 'release-webhook'], runs: 'v1', results: { r2: 'failed' } },
+  { name: 'a webhook hold left with nothing open (its revert died after the finish): released', world: world([R1], { apps: [app('v1')], webhookHeld: true }), kinds: ['release-webhook'], runs: 'v1', results: { r1: 'ok' } },
+  { name: 'a webhook hold while the release it holds for is judged: the judgement releases it, not the stray rule', world: passing(world([R1, r2('health')], { apps: [app('v2')], webhookHeld: true })), kinds: ['judge-release'], runs: 'v2', results: { r2: 'ok' } },
+  { name: 'a webhook hold left by a rollout killed mid swap: going back releases it with the finish', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)], webhookHeld: true }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
+  { name: 'a webhook hold while a restore runs (its pid alive): left alone', world: world([R1], { apps: [], webhookHeld: true, alivePids: [902] }, restoreJ('swapping')), kinds: [], runs: null, results: { r1: 'ok' } },
   // recovery itself: a recovery that died left its claim (pid dead) on the release
   { name: 'recovery killed after it stopped the failed app (its pid is dead): the next one finishes', world: world([R1, r2('health'), { id: 'r2', pid: 904, recoveryStartedAt: 'x' }], { apps: [app('v2', 'exited', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'recovery still running (its pid alive): left alone', world: world([R1, r2('health'), { id: 'r2', pid: 904 }], { apps: [], alivePids: [904] }), kinds: [], runs: null, results: { r2: 'in-progress' } },
+  // finish forward: an unfinished rollout whose container runs healthy is judged by its gates; a restore
+  // that would move what it acknowledged aside is automatic only within its gate window (300 s)
+  { name: 'killed in its health gate, healthy, gates pass: kept as it is, the migrated data stays', served: 40, world: passing(world([R1, r2('health')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } })), kinds: ['judge-release'], runs: 'v2', results: { r2: 'ok' }, userVersion: 4 },
+  { name: 'killed mid swap after the new app became healthy (stop-first), gates pass: kept', served: 5, world: passing(world([R1, r2('swap')], { apps: [app('v2')] })), kinds: ['judge-release'], runs: 'v2', results: { r2: 'ok' } },
+  { name: 'killed in its health gate, then served 3 weeks, gates pass: kept, weeks of writes stay', served: WEEKS3, world: passing(world([R1, r2('health')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } })), kinds: ['judge-release'], runs: 'v2', results: { r2: 'ok' }, userVersion: 4 },
+  { name: 'served 3 weeks, its gates fail, schema moved: held, it keeps serving, the operator chooses', served: WEEKS3, world: world([R1, r2('health')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['judge-release', 'hold'], runs: 'v2', results: { r2: 'in-progress' }, userVersion: 4, asks: /--keep r2[\s\S]*--roll-back r2 .*pre-deploy backup b-r2/ },
+  { name: 'served 3 weeks, its gates fail, schema unchanged: back to v1 with the data (nothing is lost)', served: WEEKS3, world: world([R1, r2('smoke')], { apps: [app('v2')] }), kinds: ['judge-release', 'stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
+  { name: 'served an hour, then a reboot: no container, proxy down, schema moved: held and started again on its own data', served: 3600, world: world([R1, r2('telegram')], { apps: [], proxyRunning: false, userVersion: { kind: 'read', value: 4 } }), kinds: ['hold', 'start-proxy', 'start-app'], runs: 'v2', results: { r2: 'in-progress' }, userVersion: 4, asks: /--keep r2/ },
+  { name: 'served an hour, its container unhealthy, schema moved: held, restarted, never restored', served: 3600, world: world([R1, r2('health')], { apps: [app('v2', 'running', 'unhealthy')], userVersion: { kind: 'read', value: 4 } }), kinds: ['hold', 'stop-app', 'remove-app-containers', 'start-app'], runs: 'v2', results: { r2: 'in-progress' }, userVersion: 4, asks: /--roll-back r2/ },
+  { name: 'a held release the operator has not answered, serving: nothing (every run says it waits)', served: WEEKS3, world: world([R1, r2('health'), held()], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: [], runs: 'v2', results: { r2: 'in-progress' }, userVersion: 4 },
+  { name: 'a held release after a reboot: started again on its own data, no restore, no judgement', served: WEEKS3, world: world([R1, r2('health'), held()], { apps: [], proxyRunning: false, userVersion: { kind: 'read', value: 4 } }), kinds: ['start-proxy', 'start-app'], runs: 'v2', results: { r2: 'in-progress' }, userVersion: 4 },
+  { name: 'the operator chose --roll-back for a held release: stop, restore its pre-deploy backup (by choice), v1', served: WEEKS3, world: world([R1, r2('health'), held({ operatorChoice: 'roll-back' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
+  { name: 'the operator chose --keep: closed as ok, nothing else', served: WEEKS3, world: world([R1, r2('health'), held({ result: 'ok', operatorChoice: 'keep' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: [], runs: 'v2', results: { r2: 'ok' }, userVersion: 4 },
+  { name: 'an interrupted first deploy, healthy: judged and kept, never torn down by the first recovery run', served: 120, world: passing(world([r2('health', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')] })), kinds: ['judge-release'], runs: 'v2', results: { r2: 'ok' } },
+  { name: 'an interrupted first deploy that served a day, gates fail: held serving (going back would only stop the site)', served: 86400, world: world([r2('health', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')] }), kinds: ['judge-release', 'hold'], runs: 'v2', results: { r2: 'in-progress' }, asks: /--roll-back r2 .*first deploy/ },
+  { name: "its journal's own gate window (600 s) counts: served 400 s, gates fail, schema moved: still reverted with the restore", served: 400, world: world([R1, r2('health', { gateWindowS: 600 })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['judge-release', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
+  { name: 'a manual rollback is not judged forward (it restores nothing): back to v2 as before', served: WEEKS3, world: world([R1, R2ok, manual('health')], { apps: [app('v1')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'failed' } },
 ];
+
+// the served column: the clock recovery observes is T0 + served
+for (const row of rows) row.world.observed.now = new Date(T0 + (row.served ?? 0) * 1000).toISOString();
 
 const runningApps = (w: World) => w.observed.apps.filter((a) => a.state === 'running');
 const resultsOf = (w: World, ids: string[]) => Object.fromEntries(ids.map((id) => [id, releases(w).find((r) => r.id === id)?.result]));
@@ -198,11 +248,16 @@ describe('recovery decision: every interruption point', () => {
       expect(resultsOf(end, Object.keys(row.results))).toEqual(row.results);
       if (row.userVersion !== undefined) expect(end.observed.userVersion).toEqual({ kind: 'read', value: row.userVersion });
       if (row.frontend !== undefined) expect(end.observed.frontend?.live).toBe(row.frontend);
-      // no flag of a dead process is left to hold requests
+      // no flag of a dead process is left to hold requests, and no webhook hold once nothing is open
       expect(end.observed.drain?.ownerAlive ?? true).toBe(true);
-      const fin = trace.find((a) => a.kind === 'finish');
+      if (!releases(end).some((r) => r.result === 'in-progress') && !end.restoreJournal) expect(end.observed.webhookHeld ?? false).toBe(false);
+      const fin = trace.find((a) => a.kind === 'finish' || a.kind === 'hold');
       if (row.asks) expect(fin && 'next' in fin ? fin.next : '').toMatch(row.asks);
       else if (fin && fin.kind === 'finish') expect(fin.next).toBeUndefined();
+      else expect(fin).toBeUndefined();
+      // past the gate window nothing automatic restores (only the operator's --roll-back does)
+      const choseRollBack = releases(row.world).some((r) => r.operatorChoice === 'roll-back');
+      if ((row.served ?? 0) > 300 && !row.world.lines.some((l) => l.gateWindowS) && !choseRollBack) expect(trace.some((a) => a.kind === 'restore-backup' || a.kind === 'restore-recover')).toBe(false);
       // the failed image of an automatic revert is never started again
       if (row.world.lines.some((l) => l.revertOf)) expect(trace.some((a) => a.kind === 'start-app' && a.appTag === 'v2')).toBe(false);
     });

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { swapBack, swapIn } from '../../scripts/lib/restore/swap.mts';
+import { assertSwapRenames, crossDevice, swapBack, swapIn } from '../../scripts/lib/restore/swap.mts';
 
 let root: string;
 let staging: string;
@@ -84,5 +84,49 @@ describe('swapIn / swapBack', () => {
     swapBack({ root }, staging, kept);
     expect([live('data'), live('uploads')]).toEqual(['old', 'old']);
     expect(readFileSync(join(staging, 'data', 'marker'), 'utf8')).toBe('new');
+  });
+});
+
+// issue 16: a kept/ (or data/, uploads/) on a filesystem of its own made the rename fail after the app
+// had stopped, every minute. The check runs before the stop.
+
+describe('the swap renames within STATE_DIR only: checked before the app stops', () => {
+  it('names every path on another filesystem', () => {
+    expect(crossDevice(1, [{ path: '/s/data', dev: 1 }, { path: '/s/kept', dev: 7 }, { path: '/s/uploads', dev: 9 }])).toEqual(['/s/kept', '/s/uploads']);
+    expect(crossDevice(1, [{ path: '/s/data', dev: 1 }])).toEqual([]);
+  });
+  it('passes for plain directories of STATE_DIR (kept/<op> not created yet: its nearest existing parent counts)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'swapfs-'));
+    try {
+      for (const d of ['data', 'uploads', '.restore-x/data', '.restore-x/uploads']) mkdirSync(join(root, d), { recursive: true });
+      expect(() => assertSwapRenames({ root }, join(root, '.restore-x'), join(root, 'kept', 'x-pre-restore'))).not.toThrow();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+  it('refuses when a path is on another filesystem (/dev/shm is a tmpfs of its own), naming it and the fix', () => {
+    const root = mkdtempSync(join(tmpdir(), 'swapfs-'));
+    const other = mkdtempSync('/dev/shm/swapfs-');
+    try {
+      mkdirSync(join(root, 'data'));
+      expect(() => assertSwapRenames({ root }, join(root, '.restore-x'), join(other, 'kept-x'))).toThrow(/\/dev\/shm\/swapfs-\w+ is not on the filesystem of .*nothing was stopped/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+});
+
+// issue 16: a restore (and the schema revert, which is one) checks the room for its staged copy first
+import { STAGING_MARGIN_BYTES, stagingSpace } from '../../scripts/lib/restore/restore.mts';
+describe('restore: room for the staged copy, checked before anything is touched', () => {
+  it.each([
+    { bytes: 1e9, free: 2e9, fits: true },
+    { bytes: 1e9, free: 1e9, fits: false }, // no room for the margin
+    { bytes: 1e9, free: 1e9 + STAGING_MARGIN_BYTES, fits: true },
+    { bytes: 5e9, free: 1e9, fits: false },
+    { bytes: 1e9, free: NaN, fits: true }, // statfs unavailable: not refused on a guess
+  ])('$bytes bytes with $free free: fits $fits', ({ bytes, free, fits }) => {
+    expect(stagingSpace(bytes, free)).toEqual({ fits, needBytes: bytes + STAGING_MARGIN_BYTES });
   });
 });

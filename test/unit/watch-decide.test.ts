@@ -157,6 +157,10 @@ describe('facts -> problems', () => {
     expect(judgeFacts({ ...base, newestBackup: null }, settings, now)['backup-stale']).toMatchObject({ failing: true, detail: expect.stringMatching(/no backup yet/) });
     expect(judgeFacts({ ...base, newestBackup: at(27) }, settings, now)['backup-stale']).toMatchObject({ failing: true, detail: expect.stringMatching(/27\.0 h old \(> 26 h\)/) });
     expect(judgeFacts({ ...base, newestBackup: at(2) }, settings, now)['backup-stale'].failing).toBe(false);
+    // issue 16: a backup recorded while the clock ran ahead never counts as newest, and raises the alert itself
+    const ahead = { id: '20270101T000000Z-daily', createdAt: '2027-01-01T00:00:00.000Z' };
+    expect(judgeFacts({ ...base, newestBackup: at(27), futureBackups: [ahead] }, settings, now)['backup-stale']).toMatchObject({ failing: true, detail: expect.stringMatching(/dated in the future .*20270101T000000Z-daily.*27\.0 h old/) });
+    expect(judgeFacts({ ...base, newestBackup: at(2), futureBackups: [ahead] }, settings, now)['backup-stale'].failing).toBe(true);
     // the daily backup stops: announced on the second run over 26 h, reminded, resolved when a backup is taken
     let state = emptyState();
     const log: string[] = [];

@@ -20,6 +20,32 @@ export interface LockInfo {
   /** process start time from /proc, to tell a reused pid from the holder */
   pidStart?: string;
   token?: string;
+  /** /proc/sys/kernel/random/boot_id when taken: a holder from another boot is gone, whatever host it names */
+  bootId?: string;
+  /** set by readLock for a file that is not a whole lock (empty, torn, foreign) */
+  unreadable?: boolean;
+}
+
+/** This boot: its id and when it began (ms); absent where /proc cannot tell. */
+export interface BootInfo {
+  id?: string;
+  startedMs?: number;
+}
+
+export function currentBoot(): BootInfo {
+  const b: BootInfo = {};
+  try {
+    b.id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    /* not Linux */
+  }
+  try {
+    const m = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    if (m) b.startedMs = Number(m[1]) * 1000;
+  } catch {
+    /* not Linux */
+  }
+  return b;
 }
 
 export interface LockHandle {
@@ -115,7 +141,16 @@ export function isZombie(pid: number): boolean {
 }
 
 /** true when the lock's holder certainly no longer runs (same host, pid dead or reused) */
-export function isStale(info: LockInfo, host: string = hostname()): boolean {
+export function isStale(info: LockInfo, host: string = hostname(), boot: BootInfo = currentBoot()): boolean {
+  // A lock is linked into place whole (tryCreate): a file that is not a whole lock was written by no
+  // live holder of ours. Treating it as held would silence recovery for good.
+  if (info.unreadable) return true;
+  // No process survives a reboot: a holder of an earlier boot is gone, also when it names another
+  // hostname (a renamed VPS, a state restored onto a new one by recover-vps.mts).
+  if (info.bootId && boot.id && info.bootId !== boot.id) return true;
+  // (a lock of an older toolkit has no boot id: another host's, taken before this boot began, is gone;
+  // on this host the pid rule below is exact and does not depend on the wall clock)
+  if (!info.bootId && info.host !== host && boot.startedMs !== undefined && Date.parse(info.startedAt) < boot.startedMs - 1000) return true;
   if (info.host !== host) return false;
   if (!isProcessAlive(info.pid)) return true;
   if (info.pidStart) {
@@ -146,7 +181,7 @@ export function readLock(path: string): LockInfo | undefined {
   } catch {
     /* ignore */
   }
-  return { pid: -1, host: 'unknown', operation: 'unknown (unreadable lock file)', operator: 'unknown', startedAt: since };
+  return { pid: -1, host: 'unknown', operation: 'unknown (unreadable lock file)', operator: 'unknown', startedAt: since, unreadable: true };
 }
 
 function tryCreate(path: string, info: LockInfo): boolean {
@@ -277,6 +312,7 @@ export async function acquireLock(layout: Pick<StateLayout, 'lockFile'>, opts: A
     startedAt: now().toISOString(),
     pidStart: processStartTime(process.pid),
     token: randomBytes(8).toString('hex'),
+    bootId: currentBoot().id,
   };
   const waitMs = opts.waitMs ?? 0;
   const pollMs = opts.pollMs ?? 500;

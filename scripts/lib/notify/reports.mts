@@ -28,7 +28,8 @@ export function drillReport(r: DrillResult): OperationReport {
 
 /** Recovery notifies only when it acted or failed: a run with nothing to do (every minute) is silent. */
 export function recoveryReport(r: RecoveryReport): OperationReport | null {
-  if (!r.actions.length && r.exitCode === 0) return null;
+  // a held release that still waits was notified when recovery held it, not again every minute
+  if (!r.actions.length && (r.exitCode === 0 || r.waiting)) return null;
   const did = r.actions.map((a) => describeAction(a)).join('; ');
   if (r.exitCode === 0) return { outcome: 'ok', reason: `recovered: ${did}` };
   return { outcome: 'failed', reason: r.error ?? (r.next ? `stopped to ask: ${r.next}` : `recovery failed after: ${did || 'nothing'}`) };

@@ -18,6 +18,12 @@
 // - The schema is judged only with no foreign app container running (the failing release might
 //   still be migrating), from user_version read then: moved and a pre-deploy backup exists -> restore
 //   it; unreadable -> stop and ask (never "moved"); otherwise keep the data.
+// - Finish forward (a rollout only): an unfinished rollout whose container runs healthy, alone, is
+//   judged by its gates (judge-release) and kept when it passes them: what it acknowledged stays.
+//   Going back with a restore of its pre-deploy backup is automatic only within its own gate window
+//   (gateWindowS from when it began serving); past it, when going back would restore, recovery holds
+//   it: it keeps (or gets) it serving on its own data, notifies once, and asks the operator to choose
+//   (recover.mts --keep / --roll-back). Nothing automatic throws away weeks of writes.
 import type { ObservedApp, ObservedState } from './observed.mts';
 import type { Release, ReleaseLine } from '../release/journal.mts';
 import type { RestoreJournal } from '../restore/restore.mts';
@@ -65,8 +71,14 @@ export type ReleaseRecoveryAction =
   | { kind: 'start-app'; appTag: string; reason: string }
   /** remove the drain flag its dead owner left: Caddy would hold every request until it is gone */
   | { kind: 'undrain'; reason: string }
+  /** remove a webhook hold nothing is judging any more: Telegram's updates would wait for good */
+  | { kind: 'release-webhook'; reason: string }
   /** point the served front end (STATE_DIR/frontend/current) at this release's and reload Caddy */
   | { kind: 'activate-frontend'; appTag: string; reason: string }
+  /** run the gates the release has not passed yet against its running container; pass: it is kept (result ok) */
+  | { kind: 'judge-release'; releaseId: string; appTag: string; fromPhase: string; reason: string }
+  /** past its gate window and going back would restore: keep it serving, notify, ask the operator (next) */
+  | { kind: 'hold'; releaseId: string; appTag: string; servedS: number; reason: string; next: string }
   /** write the final lines: the goal is reached (or cannot be) */
   | {
       kind: 'finish';
@@ -103,7 +115,7 @@ export interface RecoveryGoal {
   /** the release that last ran appTag (for the operator's next command) */
   appRelease: string | null;
   /** judge the schema against this (the failed release's pre-deploy state), or do not judge */
-  schema: { userVersionBefore: number | null; backupId: string | null; restored: boolean } | null;
+  schema: { userVersionBefore: number | null; backupId: string | null; restored: boolean; servingSince?: string | null } | null;
   /** data the goal needs (rollback --with-db): restore this backup unless it is already live */
   data: { backupId: string; restored: boolean } | null;
   /** result of the finished operation when the goal is reached */
@@ -115,6 +127,8 @@ export interface RecoveryGoal {
    * restarted, not trusted (it may be seconds from exiting, and nothing would start it again).
    */
   distrustStartedBefore?: string | null;
+  /** a held release: reach the goal (it serving) but write no final line, the operator decides */
+  open?: boolean;
 }
 
 const unfinished = (r: Release) => r.result === 'in-progress';
@@ -134,7 +148,7 @@ function goalOf(r: Release, releases: Release[]): RecoveryGoal {
     const failed = releases.find((x) => x.id === revertOf);
     return {
       releaseId: r.id, failedReleaseId: revertOf, appTag: r.appTag ?? null, appRelease: (r.target as string | undefined) ?? null,
-      schema: { userVersionBefore: failed?.userVersionBefore ?? null, backupId: failed?.backupId ?? null, restored: r.dbRestored === true },
+      schema: { userVersionBefore: failed?.userVersionBefore ?? null, backupId: failed?.backupId ?? null, restored: r.dbRestored === true, servingSince: (failed?.servingSince as string | undefined) ?? null },
       data: null, result: 'ok',
       why: `automatic revert ${r.id} of ${revertOf} (phase ${r.phase ?? '?'}): back to ${r.appTag ?? 'nothing'}, never the failed image ${String(r.failedAppTag ?? failed?.appTag ?? '?')}`,
     };
@@ -149,7 +163,7 @@ function goalOf(r: Release, releases: Release[]): RecoveryGoal {
   }
   return {
     releaseId: r.id, appTag: prevTag, appRelease: prevRelease, data: null,
-    schema: r.kind === 'rollout' ? { userVersionBefore: r.userVersionBefore ?? null, backupId: r.backupId ?? null, restored: r.dbRestored === true } : null,
+    schema: r.kind === 'rollout' ? { userVersionBefore: r.userVersionBefore ?? null, backupId: r.backupId ?? null, restored: r.dbRestored === true, servingSince: (r.servingSince as string | undefined) ?? null } : null,
     result: r.kind === 'rollout' ? 'rolled-back' : 'failed',
     why: `${r.kind ?? 'release'} ${r.id} (to ${r.appTag ?? '?'}) was interrupted in phase ${r.phase ?? '?'}: going back to ${prevTag ?? 'nothing (first deploy)'}`,
   };
@@ -191,7 +205,7 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
     }
     if (uv.kind === 'read' && before !== null && uv.value !== before && g.schema.backupId) {
       if (goalRunning.length) return [{ kind: 'stop-app', reason: `schema moved (user_version ${before} -> ${uv.value}): the app must stop before backup ${g.schema.backupId} is restored` }];
-      return [{ kind: 'restore-backup', releaseId: g.releaseId, backupId: g.schema.backupId, reason: `schema moved (user_version ${before} -> ${uv.value}): old code cannot run on it, restoring the pre-deploy backup ${g.schema.backupId}` }];
+      return [{ kind: 'restore-backup', releaseId: g.releaseId, backupId: g.schema.backupId, reason: `schema moved (user_version ${before} -> ${uv.value}): old code cannot run on it, restoring the pre-deploy backup ${g.schema.backupId}; every write since that backup was taken (the failed release's${g.schema.servingSince ? `, serving since ${g.schema.servingSince}` : ''}, and the previous release's between the backup and the swap) is moved into STATE_DIR/kept/ with the live data it replaces, not deleted` }];
     }
   }
   // 3. no goal image: the failed app stays stopped
@@ -214,7 +228,70 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
     if (goalRunning.length && goalRunning[0].health !== 'starting') return [{ kind: 'stop-app', reason: `the app on ${g.appTag} is ${goalRunning.map((a) => `${a.state}/${a.health ?? '-'}`).join(', ')}: restarting it` }];
     return [{ kind: 'start-app', appTag: g.appTag, reason: g.why }];
   }
-  return [finish({ dbRestored: restored })];
+  return g.open ? [] : [finish({ dbRestored: restored })];
+}
+
+/** How long after it began serving an unfinished rollout may still be reverted with a restore, when its journal does not say. */
+export const DEFAULT_GATE_WINDOW_S = 300;
+
+/**
+ * Seconds the release has served: from the earliest of its journaled servingSince and the start of a
+ * container on its image, to the observed clock. 0 when nothing says it served (or no clock was observed).
+ */
+export function servedSeconds(r: Release, o: ObservedState): number {
+  const now = o.now ? Date.parse(o.now) : NaN;
+  if (!Number.isFinite(now)) return 0;
+  const starts = [r.servingSince as string | undefined, ...o.apps.filter((a) => a.tag === r.appTag).map((a) => a.startedAt)]
+    .map((t) => (typeof t === 'string' ? Date.parse(t) : NaN))
+    .filter(Number.isFinite);
+  return starts.length ? Math.max(0, Math.round((now - Math.min(...starts)) / 1000)) : 0;
+}
+
+export const gateWindowOf = (r: Release) => (typeof r.gateWindowS === 'number' && r.gateWindowS > 0 ? r.gateWindowS : DEFAULT_GATE_WINDOW_S);
+
+/** The two commands an operator chooses between for a held release. */
+export function heldNext(r: Release, configFile: string): string {
+  const keep = `node scripts/recover.mts --config ${configFile} --keep ${r.id}   # keep ${r.appTag} and everything it wrote (mark the release good)`;
+  const back = !r.previousAppTag
+    ? `node scripts/recover.mts --config ${configFile} --roll-back ${r.id}   # or: stop it (the first deploy, nothing to go back to; its data stays)`
+    : r.backupId
+      ? `node scripts/recover.mts --config ${configFile} --roll-back ${r.id}   # or: back to ${String(r.previousRelease ?? r.previousAppTag)} with the pre-deploy backup ${r.backupId}; what ${r.appTag} wrote since it began serving is moved to STATE_DIR/kept/`
+      : `node scripts/recover.mts --config ${configFile} --roll-back ${r.id}   # or: back to ${String(r.previousRelease ?? r.previousAppTag)}, data kept`;
+  return `${keep}\n${back}`;
+}
+
+/**
+ * Finish forward (see the rules above): the steps for an unfinished rollout, or null to go back as
+ * before (within its gate window, the operator chose to roll back, or going back restores nothing).
+ */
+export function forwardSteps(r: Release, o: ObservedState, configFile = '<env file>'): ReleaseRecoveryAction[] | null {
+  if (r.kind !== 'rollout' || r.revertOf || !r.appTag || r.operatorChoice === 'roll-back') return null;
+  const served = servedSeconds(r, o);
+  if (r.held) {
+    // the operator decides; meanwhile the release serves on its own data (restarted if it stopped)
+    const g: RecoveryGoal = { releaseId: r.id, appTag: r.appTag, appRelease: r.id, schema: null, data: null, result: 'ok', open: true, why: `${r.id} (${r.appTag}) is held for the operator's decision` };
+    return stepsToGoal(g, o, configFile);
+  }
+  const running = o.apps.filter(isRunning);
+  const mine = running.filter((a) => a.tag === r.appTag);
+  const healthyAlone = running.length === 1 && mine.length === 1 && mine[0].state === 'running' && mine[0].health !== 'unhealthy' && mine[0].health !== 'starting';
+  if (healthyAlone && !r.judgedFailed) {
+    return [{ kind: 'judge-release', releaseId: r.id, appTag: r.appTag, fromPhase: r.phase ?? 'health', reason: `${r.id} was interrupted in phase ${r.phase ?? '?'} and its container runs healthy (serving for ${served} s): judging it by its gates instead of throwing away what it acknowledged` }];
+  }
+  const window = gateWindowOf(r);
+  if (served <= window) return null;
+  // past its window: going back is automatic only when it restores nothing (schema unchanged, or no backup)
+  const before = r.userVersionBefore ?? null;
+  const uv = o.userVersion;
+  const restores = Boolean(r.backupId) && before !== null && !(uv.kind === 'read' && uv.value === before);
+  // a first deploy has nothing to go back to: going back would only take the site down
+  const firstDeploy = !r.previousAppTag;
+  if (!restores && !firstDeploy) return null;
+  const why = r.judgedFailed ? `its gates failed (${String(r.judgedFailed)})` : `its container is not healthy (${mine.map((a) => `${a.state}/${a.health ?? '-'}`).join(', ') || 'not running'})`;
+  return [{
+    kind: 'hold', releaseId: r.id, appTag: r.appTag, servedS: served, next: heldNext(r, configFile),
+    reason: `${r.id} (${r.appTag}) has served for ${served} s, past its gate window (${window} s), and ${why}; ${firstDeploy ? 'it is the first deploy: going back would only stop the site' : `going back would restore backup ${r.backupId} and move everything it acknowledged since then into STATE_DIR/kept/`}: not doing that automatically, it keeps serving until you choose`,
+  }];
 }
 
 /**
@@ -226,7 +303,11 @@ export function decideRecovery(i: DecideInput): RecoveryAction[] {
   const d = i.observed.drain;
   // first, whatever else is to do: while the flag exists no app container can serve
   const undrain: RecoveryAction[] = d && !d.ownerAlive ? [{ kind: 'undrain', reason: `the drain flag of "${d.what}" (since ${d.since}) outlived its process: Caddy holds every request while it exists` }] : [];
-  return [...undrain, ...decideJournals(i)];
+  const journals = decideJournals(i);
+  // a webhook hold outlives what it was for only when nothing is open: no release left to judge
+  const stray = i.observed.webhookHeld && !journals.length && !i.releases.some((r) => r.result === 'in-progress' && !r.held) && !i.restoreJournal;
+  const unhold: RecoveryAction[] = stray ? [{ kind: 'release-webhook', reason: 'STATE_DIR/proxy/webhook-hold outlived the release it held Telegram for: Caddy answers every update 503 while it exists' }] : [];
+  return [...undrain, ...journals, ...unhold];
 }
 
 function decideJournals(i: DecideInput): RecoveryAction[] {
@@ -252,6 +333,8 @@ function decideJournals(i: DecideInput): RecoveryAction[] {
   // the older ones are closed as failed so their goals do not fight
   const newest = live[live.length - 1];
   for (const r of live.slice(0, -1)) actions.push({ kind: 'mark-failed', releaseId: r.id, reason: `interrupted in phase ${r.phase}; superseded by the later interrupted ${newest.id}, which recovery finishes` });
+  const forward = forwardSteps(newest, observed, i.configFile);
+  if (forward) return [...actions, ...forward];
   const g = recoveryGoal(newest, releases);
   actions.push(...stepsToGoal(g, observed, i.configFile));
   return actions;
@@ -275,12 +358,15 @@ export function describeAction(a: RecoveryAction): string {
     case 'mark-failed': return `mark ${a.releaseId} failed: ${a.reason}`;
     case 'stop-app': return `stop the app: ${a.reason}`;
     case 'undrain': return `let Caddy route to the app again: ${a.reason}`;
+    case 'release-webhook': return `let Telegram's updates through again: ${a.reason}`;
     case 'remove-app-containers': return `remove app container(s) ${a.ids.map((x) => x.slice(0, 12)).join(', ')}: ${a.reason}`;
     case 'restore-backup': return `restore backup ${a.backupId}: ${a.reason}`;
     case 'start-proxy': return `start the proxy: ${a.reason}`;
     case 'start-app': return `start the app on ${a.appTag}: ${a.reason}`;
     case 'activate-frontend': return `serve the front end of ${a.appTag}: ${a.reason}`;
     case 'finish': return `record ${a.releaseId} as ${a.result}${a.failedReleaseId ? ` (${a.failedReleaseId}: ${a.result === 'ok' ? 'rolled-back' : 'failed'})` : ''}: ${a.reason}${a.next ? `; next: ${a.next}` : ''}`;
+    case 'judge-release': return `judge ${a.releaseId} (${a.appTag}) by its gates from ${a.fromPhase}: ${a.reason}`;
+    case 'hold': return `hold ${a.releaseId} (${a.appTag}) for the operator: ${a.reason}`;
     case 'restore-recover': return `${a.how} the interrupted restore of ${a.backupId} (phase ${a.phase}): ${a.reason}`;
     default: return JSON.stringify(a);
   }

@@ -10,6 +10,7 @@ import type { Release } from '../release/journal.mts';
 import type { RestoreJournal } from '../restore/restore.mts';
 import { observeFrontend } from '../release/frontend.mts';
 import { drainStatus } from '../docker/drain.mts';
+import { webhookHeld } from '../release/webhook-hold.mts';
 
 /** user_version, with a read error kept as such: it never counts as "schema moved". */
 export function observeUserVersion(dbFile: string): ObservedUserVersion {
@@ -27,7 +28,7 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
   const tags = (await docker(['images', env.appImage, '--format', '{{.Tag}}'], { nothrow: true })).stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
   const alivePids: number[] = [];
   for (const r of journals.releases) if (r.result === 'in-progress' && recordedPidAlive(r.pid, r.pidStart)) alivePids.push(r.pid as number);
-  if (journals.restoreJournal && recordedPidAlive(journals.restoreJournal.pid, undefined)) alivePids.push(journals.restoreJournal.pid);
+  if (journals.restoreJournal && recordedPidAlive(journals.restoreJournal.pid, journals.restoreJournal.pidStart)) alivePids.push(journals.restoreJournal.pid);
   let stateEntries: string[] = [];
   try {
     stateEntries = fs.readdirSync(env.layout.root);
@@ -50,6 +51,8 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
     alivePids: alivePids.filter((p) => p !== o.selfPid),
     frontend: observeFrontend(env),
     drain: drainStatus(env.layout),
+    webhookHeld: webhookHeld(env.layout),
+    now: new Date().toISOString(),
   };
 }
 

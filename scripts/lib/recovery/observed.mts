@@ -39,4 +39,8 @@ export interface ObservedState {
   frontend?: { live: string | null; staged: string[] };
   /** STATE_DIR/proxy/draining (docker/drain.mts): Caddy routes nothing to the app while it exists; absent: none */
   drain?: { what: string; since: string; ownerAlive: boolean } | null;
+  /** STATE_DIR/proxy/webhook-hold exists (release/webhook-hold.mts): Caddy answers Telegram 503 */
+  webhookHeld?: boolean;
+  /** the clock when observed (ISO): how long an unfinished release has served; absent: it counts as 0 */
+  now?: string;
 }

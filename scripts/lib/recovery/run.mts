@@ -18,6 +18,10 @@ import { readRestoreJournal, recoverRestore } from '../restore/restore.mts';
 import { closeAfterFailure, decideRecovery, describeAction, type RecoveryAction } from './decide.mts';
 import { observeState } from './observe.mts';
 import type { ObservedUserVersion } from './observed.mts';
+import { healthGate, healthGateMs, smokeGate, telegramGate, type GateOptions } from '../release/gates.mts';
+import { readUserVersion } from '../checks/smoke.mts';
+import { GateError } from '../cli/errors.mts';
+import { holdWebhook, releaseWebhook } from '../release/webhook-hold.mts';
 
 export interface RecoveryOptions {
   dryRun?: boolean;
@@ -26,6 +30,8 @@ export interface RecoveryOptions {
   healthTimeoutS?: number;
   stopTimeoutS?: number;
   maxSteps?: number;
+  /** the gates an unfinished release is judged by (judge-release): the interrupted operation's options when it runs recovery */
+  gates?: GateOptions;
 }
 
 export interface RecoveryReport {
@@ -39,6 +45,8 @@ export interface RecoveryReport {
   /** user_version as judged with no foreign app running */
   judgedUserVersion?: ObservedUserVersion;
   error?: string;
+  /** a held release still waits for the operator (already notified when it was held): nothing was done */
+  waiting?: boolean;
 }
 
 async function decideNow(env: OpsEnv, o: RecoveryOptions) {
@@ -60,7 +68,7 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
   let claimed = false;
   for (let step = 0; step < (o.maxSteps ?? 20); step++) {
     const a = current.actions[0];
-    if (!a) return report;
+    if (!a) return waitingFor(current.releases, report);
     if (!claimed && a.kind !== 'mark-failed') {
       // journal who recovers, so a second recovery waits for this one and a dead one is taken over
       claimed = true;
@@ -84,6 +92,12 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
       return report;
     }
     if (a.kind === 'restore-backup') report.restored = true;
+    if (a.kind === 'hold') {
+      report.exitCode = 1;
+      report.next = a.next;
+      log.error(`recovery holds ${a.releaseId} for you: ${a.reason}`);
+      log.error(`choose one:\n${a.next}`);
+    }
     if (a.kind === 'finish') {
       if (a.dbRestored) report.restored = true;
       if (a.next) {
@@ -98,6 +112,17 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
   report.exitCode = 1;
   report.error = `no fixpoint after ${o.maxSteps ?? 20} steps; next decided: ${current.actions.map(describeAction).join('; ')}`;
   log.error(`recovery: ${report.error}`);
+  return report;
+}
+
+/** No action left: a held release still open waits for the operator, every run says so (exit 1), the notice went once. */
+function waitingFor(releases: { result?: string; held?: unknown; next?: unknown; id: string }[], report: RecoveryReport): RecoveryReport {
+  const held = releases.find((r) => r.result === 'in-progress' && r.held);
+  if (!held || report.exitCode !== 0) return report;
+  report.exitCode = 1;
+  report.error ??= `release ${held.id} is held for your choice (recovery does not throw away what it wrote): run one of the two commands below`;
+  report.next ??= typeof held.next === 'string' ? held.next : undefined;
+  if (!report.actions.length) report.waiting = true;
   return report;
 }
 
@@ -121,6 +146,9 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
     }
     case 'undrain':
       clearDrain(env.layout);
+      return;
+    case 'release-webhook':
+      releaseWebhook(env.layout);
       return;
     case 'remove-app-containers':
       await docker(['rm', '-f', ...a.ids]);
@@ -158,6 +186,8 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
       return;
     }
     case 'finish': {
+      // whatever runs now is final: it may acknowledge Telegram updates (release/webhook-hold.mts)
+      releaseWebhook(env.layout);
       const endedAt = now();
       appendJournal(env.layout.releases, {
         id: a.releaseId, result: a.result, endedAt, dbRestored: a.dbRestored, reason: a.reason, userVersionAfter: uvValue(uv.now), ...(a.next ? { next: a.next } : {}),
@@ -173,8 +203,56 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
       }
       return;
     }
+    case 'judge-release':
+      await judgeRelease(env, log, a, o);
+      return;
+    case 'hold':
+      // a release held for weeks cannot keep Telegram waiting: Telegram gives up on updates at some point;
+      // what it acknowledges from now on is part of the data the operator's choice keeps or moves aside
+      releaseWebhook(env.layout);
+      appendJournal(env.layout.releases, { id: a.releaseId, held: { since: now(), servedS: a.servedS, reason: a.reason }, next: a.next });
+      return;
     case 'restore-recover':
       await recoverRestore(env, log, { healthTimeoutMs: (o.healthTimeoutS ?? 120) * 1000 });
       return;
   }
+}
+
+/**
+ * The gates the interrupted rollout had not passed yet, against the container that runs it now: pass
+ * -> the release is kept (its final line, as the rollout would have written it); fail -> journaled as
+ * judged failed, and the next decision goes back (within its gate window) or holds it.
+ */
+async function judgeRelease(env: OpsEnv, log: Logger, a: Extract<RecoveryAction, { kind: 'judge-release' }>, o: RecoveryOptions): Promise<void> {
+  const g = o.gates ?? {};
+  const order = ['swap', 'health', 'telegram', 'smoke'];
+  const from = Math.max(1, order.indexOf(a.fromPhase));
+  const s = log.step(`judge ${a.releaseId} (${a.appTag}) by its gates from ${order[from]}`);
+  let phase = order[from];
+  try {
+    if (from <= 1) {
+      phase = 'health';
+      log.info(await healthGate(env, a.appTag, { smoke: g.smoke, timeoutMs: healthGateMs(g.healthTimeoutS) }));
+    }
+    if (from <= 3 && !g.skipSmoke) {
+      phase = 'smoke';
+      // no update is acknowledged until smoke passed, as in the rollout (a torn rollout may have left no hold)
+      if (env.values.BOT_TOKEN) holdWebhook(env.layout, a.releaseId);
+      await smokeGate(env, a.appTag, { smoke: { ...g.smoke, skip: [...(g.smoke?.skip ?? []), 'telegram'] }, log });
+    }
+    if (from <= 3) {
+      // last, as in the rollout: the held webhook is released only by a judged release (release/webhook-hold.mts)
+      phase = 'telegram';
+      releaseWebhook(env.layout);
+      const since = new Date().toISOString();
+      log.info(await telegramGate(env, since, { timeoutMs: (g.telegramTimeoutS ?? 60) * 1000, pendingMax: g.pendingMax, apiRoot: g.smoke?.telegramApiRoot }));
+    }
+  } catch (err) {
+    s.fail(err);
+    if (!(err instanceof GateError)) throw err;
+    appendJournal(env.layout.releases, { id: a.releaseId, judgedFailed: `${phase}: ${errorMessage(err).split('\n')[0]}`, judgedAt: new Date().toISOString() });
+    return;
+  }
+  s.done();
+  appendJournal(env.layout.releases, { id: a.releaseId, result: 'ok', endedAt: new Date().toISOString(), phase: 'record', judgedBy: 'recovery', reason: `interrupted in ${a.fromPhase}; passed its gates when recovery judged it`, userVersionAfter: readUserVersion(env.layout.db) });
 }

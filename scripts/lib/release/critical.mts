@@ -93,6 +93,7 @@ export async function runDetached<J extends WorkerJob>(env: OpsEnv, log: Logger,
   fs.mkdirSync(runDir(env), { recursive: true, mode: 0o700 });
   fs.mkdirSync(env.layout.logs, { recursive: true });
   pruneCriticalLogs(env.layout.logs, CRITICAL_LOGS_KEPT);
+  clearRunDir(runDir(env));
   const words = describeJob(env, ctx);
   const logFile = criticalLog(env, ctx.id);
   const payloadFile = path.join(runDir(env), `${ctx.id}.json`);
@@ -205,6 +206,23 @@ export function criticalLogsToPrune(files: { name: string; mtimeMs: number }[], 
     .sort((a, b) => b.mtimeMs - a.mtimeMs || b.name.localeCompare(a.name))
     .slice(Math.max(0, keep))
     .map((f) => f.name);
+}
+
+/**
+ * STATE_DIR/run/ holds one worker's payload and result while it runs; a worker killed with its parent
+ * leaves both. The caller holds the operation lock, so no worker of ours runs: what is there is left
+ * over (recovery has finished the operation from the journal, not from these). Returns the names removed.
+ */
+export function clearRunDir(dir: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const gone = names.filter((n) => /\.json$/.test(n));
+  for (const n of gone) fs.rmSync(path.join(dir, n), { force: true });
+  return gone;
 }
 
 /** Delete all but the newest `keep` critical logs in `dir` (never anything else); returns the names removed. */

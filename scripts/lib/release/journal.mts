@@ -249,3 +249,50 @@ export function backupWhileLive(releases: Release[], target: Release): { backupI
   }
   return null;
 }
+
+// ---------------------------------------------------------------------------------------------
+// bound: the journal grows by a few lines per operation; past JOURNAL_COMPACT_LINES it is rewritten
+// as one folded line per release, the newest JOURNAL_KEEP_RELEASES and every unfinished one. The
+// file it replaces is kept aside whole as releases.jsonl.1 (one generation: the bound is two files).
+
+export const JOURNAL_COMPACT_LINES = 5000;
+export const JOURNAL_KEEP_RELEASES = 500;
+
+/** Pure: the compacted journal text, or null when it is short enough. */
+export function compactedJournal(text: string, o: { maxLines?: number; keep?: number } = {}): string | null {
+  const lines = text.split('\n').filter((l) => l.trim()).length;
+  if (lines <= (o.maxLines ?? JOURNAL_COMPACT_LINES)) return null;
+  const { releases } = parseJournal(text);
+  const keep = o.keep ?? JOURNAL_KEEP_RELEASES;
+  const cut = Math.max(0, releases.length - keep);
+  const kept = releases.filter((r, i) => i >= cut || r.result === 'in-progress');
+  return kept.map(({ lines: _n, ...line }) => JSON.stringify(line)).join('\n') + '\n';
+}
+
+/** Compact the journal in place when it is long (the caller holds the operation lock); returns the aside file. */
+export function compactJournal(file: string, o: { maxLines?: number; keep?: number } = {}): string | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  const next = compactedJournal(text, o);
+  if (next === null) return null;
+  const aside = `${file}.1`;
+  const write = (to: string, data: string) => {
+    const tmp = `${to}.tmp-${process.pid}`;
+    const fd = fs.openSync(tmp, 'w', 0o640);
+    try {
+      fs.writeSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, to);
+  };
+  // the whole old file first (each step is a rename: a crash leaves either the old or the new journal)
+  write(aside, text);
+  write(file, next);
+  return aside;
+}

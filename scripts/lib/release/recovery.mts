@@ -36,7 +36,7 @@ export async function recoverAndNotify(env: OpsEnv, log: Logger, o: RecoveryOpti
 }
 
 export async function recoverUnfinished(env: OpsEnv, log: Logger, gates: GateOptions & { notify?: boolean }, _operator: string): Promise<void> {
-  const r = await recoverAndNotify(env, log, { healthTimeoutS: gates.healthTimeoutS, stopTimeoutS: gates.stopTimeoutS, notify: gates.notify, apiRoot: gates.smoke?.telegramApiRoot, notifyFailure: false });
+  const r = await recoverAndNotify(env, log, { healthTimeoutS: gates.healthTimeoutS, stopTimeoutS: gates.stopTimeoutS, notify: gates.notify, apiRoot: gates.smoke?.telegramApiRoot, notifyFailure: false, gates });
   if (r.exitCode !== 0) {
     throw new StepError(`recovering what an interrupted operation left failed: ${r.error ?? 'see above'}`, { step: 'recovery', hint: r.next ?? `node scripts/recover.mts --config ${env.file} --dry-run` });
   }

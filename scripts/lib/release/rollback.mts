@@ -24,6 +24,7 @@ import { swapApp, swapWindowOf } from './swap.mts';
 import { activateFrontend, observeFrontend } from './frontend.mts';
 import type { CommonOptions, CriticalOptions, OpResult } from './rollout.mts';
 import { runDetached } from './critical.mts';
+import { withDrain } from '../docker/drain.mts';
 import { syncAppEnvFile } from '../config/app-env.mts';
 
 export interface RollbackOptions extends CommonOptions {
@@ -205,7 +206,8 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
       phase = 'restore';
       const s = log.step(`restore backup ${plan.backupId}`);
       // stop first so nothing writes while the data is replaced
-      await $({ quiet: true, env: composeEnvFor(env, appTag) })`docker ${swapCommands(env).stop}`;
+      // (through the drain, as every stop: an app without readiness of its own gets Caddy routing around it first)
+      await withDrain(env, log, 'rollback --with-db: stop the app', () => $({ quiet: true, env: composeEnvFor(env, appTag) })`docker ${swapCommands(env).stop}`);
       await timed('restore', () => restoreBackup(env, log, plan.backupId!, appTag));
       // from here on an interruption is finished forward: the data is the target's
       appendJournal(env.layout.releases, { id, phase: 'swap', dbRestored: true, phases: { ...phases } });

@@ -10,10 +10,11 @@ import type { Logger } from '../cli/log.mts';
 import { createPhaseTimer, formatDuration } from '../cli/log.mts';
 import { GateError, StepError, ConfigError, errorMessage } from '../cli/errors.mts';
 import { acquireLock, currentOperator, processStartTime, type LockHandle } from '../host/lock.mts';
-import { appendJournal, currentRelease, newReleaseId, readJournal, type Release, type ReleaseLine } from './journal.mts';
+import { JOURNAL_KEEP_RELEASES, appendJournal, compactJournal, currentRelease, newReleaseId, readJournal, type Release, type ReleaseLine } from './journal.mts';
 import { appTagFor, buildArgs, imagesToPrune, isDirtyPorcelain, rolloutPlan, type RollbackDecision } from './plan.mts';
 import { preflightExitCode, runPreflight, type CheckResult } from '../checks/preflight.mts';
-import { readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
+import { readHandledUpdateMax, readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
+import { heldNext } from '../recovery/decide.mts';
 import type { SmokeResult } from '../checks/evaluate.mts';
 import { appDiagnostics, imageExists, liveApp, runningContainerCount, waitHealthy } from '../docker/app-container.mts';
 import { roundSwap, swapWindowOf, swapApp, type SwapTiming } from './swap.mts';
@@ -29,6 +30,10 @@ import { syncAppEnvFile } from '../config/app-env.mts';
 import { contractGate } from './contract-gate.mts';
 import { ensureNet, netVerdict } from '../schedules/net.mts';
 import { buildProgressReader } from './build-progress.mts';
+import { holdWebhook, releaseWebhook } from './webhook-hold.mts';
+
+/** From when a release serves until its gates must have ended: health, smoke, Telegram, and room for a slow smoke. */
+export const gateWindowS = (o: GateOptions) => Math.max(30, o.healthTimeoutS ?? 30) + (o.telegramTimeoutS ?? 60) + 120;
 
 export type { GateOptions };
 
@@ -274,12 +279,17 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     } else if (userVersionBefore === null && !fs.existsSync(env.layout.db)) {
       log.info('no database yet (first deploy): no pre-deploy backup needed');
     } else {
+      // From the backup on, an update the running release acknowledges would not be in it: if this
+      // release is reverted with that backup, the update would be gone. So Telegram waits (503, it
+      // redelivers) from before the backup until the new release is judged (webhook-hold.mts).
+      if (env.values.BOT_TOKEN) holdWebhook(env.layout, id);
       const s = log.step('pre-deploy backup');
       try {
         backupId = await timed('backup', () => preDeployBackup(env, log, previous?.appTag ?? null));
         s.done(backupId);
       } catch (err) {
         s.fail(err);
+        releaseWebhook(env.layout);
         return fail('backup', err);
       }
     }
@@ -363,6 +373,12 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   let smoke: SmokeResult[] | undefined;
   let phase = 'swap';
   let proxyReloadAt: number | undefined;
+  // a release that could be reverted with a restore acknowledges no Telegram update until judged
+  const held = Boolean(backupId && env.values.BOT_TOKEN);
+  let handledAtRelease: number | null = null;
+  // the window in which an automatic revert may restore the pre-deploy backup (recovery: decide.mts)
+  appendJournal(env.layout.releases, { id, gateWindowS: gateWindowS(o) });
+  if (held) holdWebhook(env.layout, id);
   try {
     // The release's front end goes live first (atomic switch, graceful Caddy reload): API calls of the
     // new Mini App are held by Caddy through the swap and answered by the new app. Reloading before the
@@ -394,7 +410,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
       s.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);
     }
-    appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases }, swap: roundSwap(swap) });
+    appendJournal(env.layout.releases, { id, phase: 'health', phases: { ...phases }, swap: roundSwap(swap), servingSince: swap.startedAt });
 
     phase = 'health';
     const hs = log.step('health gate');
@@ -402,19 +418,40 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     hs.done(hd);
 
     const swapWindow = swapWindowOf(swap, proxyReloadAt);
-    phase = 'telegram';
-    const ts = log.step('telegram gate');
-    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow }));
-    ts.done(td);
-
     phase = 'smoke';
     if (o.skipSmoke) log.warn('--skip-smoke: smoke checks skipped');
     else {
       const ss = log.step('smoke');
-      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, swapWindow }, log }));
+      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, swapWindow, ...(held ? { skip: [...(o.smoke?.skip ?? []), 'telegram'] } : {}) }, log }));
       ss.done(`${smoke.filter((r) => r.status === 'pass').length} pass, ${smoke.filter((r) => r.status === 'warn').length} warn, ${smoke.filter((r) => r.status === 'skip').length} skip`);
     }
+
+    // judged by health and smoke: only now may it acknowledge Telegram updates (webhook-hold.mts);
+    // the 503s Telegram got meanwhile belong to the swap window, not to the release
+    phase = 'telegram';
+    if (held && releaseWebhook(env.layout)) log.info('webhook released: Telegram delivers what it queued during the gates');
+    handledAtRelease = readHandledUpdateMax(env.layout.db) ?? -1;
+    const tgWindow = held ? { ...swapWindow, endedAt: Date.now() } : swapWindow;
+    const ts = log.step('telegram gate');
+    const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: tgWindow }));
+    ts.done(td);
   } catch (err) {
+    // a failed release acknowledges nothing more while it is reverted
+    if (held) holdWebhook(env.layout, id);
+    // It failed the Telegram gate after it had answered updates, and going back would restore the
+    // pre-deploy backup (its schema moved): those updates would leave the live database, and Telegram
+    // never resends them. Not automatic: it keeps serving, held for the operator (recovery/decide.mts).
+    const answered = handledAtRelease !== null && (readHandledUpdateMax(env.layout.db) ?? -1) > handledAtRelease;
+    const uvNow = readUserVersion(env.layout.db);
+    if (phase === 'telegram' && answered && backupId && userVersionBefore !== null && uvNow !== userVersionBefore) {
+      releaseWebhook(env.layout);
+      const next = heldNext({ id, kind: 'rollout', appTag, previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null, backupId, lines: 0 }, env.file);
+      const reason = `telegram gate failed after the release had answered Telegram updates, and its schema moved (user_version ${userVersionBefore} -> ${uvNow}): reverting would restore backup ${backupId} and drop those updates; held for your choice, it keeps serving`;
+      appendJournal(env.layout.releases, { id, held: { since: now().toISOString(), reason }, next, phases: { ...phases } });
+      log.error(`rollout ${id}: ${reason}`);
+      log.error(`choose one:\n${next}`);
+      return { id, exitCode: 1, result: 'failed', appTag, phases, swap, reason: `held: ${reason}` };
+    }
     log.error(`${phase} gate FAILED: ${errorMessage(err)}`);
     if (err instanceof GateError && err.diagnostics) log.error(`diagnostics of the new container:\n${err.diagnostics}`);
     appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}`, ...(swap ? { swap: roundSwap(swap) } : {}) });
@@ -424,6 +461,9 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       previous,
       reason: `${phase} gate failed: ${errorMessage(err).split('\n')[0]}`,
     });
+    // whatever the revert reached, what serves now is not waiting to be judged: a hold left here would
+    // keep Telegram's updates out for good (recovery releases a stray one too)
+    if (held) releaseWebhook(env.layout);
     const what = rb.ok
       ? `rolled back to ${rb.decision.toAppTag ?? 'nothing (app stopped)'}${rb.decision.restoreDb ? ` and restored backup ${rb.decision.backupId}` : ', data kept'}`
       : `rollback FAILED: ${rb.error}`;
@@ -441,6 +481,12 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     if (pruned.length) log.info(`pruned ${pruned.length} old release image(s): ${pruned.join(', ')}`);
   } catch (err) {
     log.warn(`image pruning failed (the release is fine): ${errorMessage(err)}`);
+  }
+  try {
+    const aside = compactJournal(env.layout.releases);
+    if (aside) log.info(`the releases journal was long: compacted to one line per release (the newest ${JOURNAL_KEEP_RELEASES}); the full one is kept as ${aside}`);
+  } catch (err) {
+    log.warn(`compacting the releases journal failed (the release is fine): ${errorMessage(err)}`);
   }
   phases.record = Math.round(performance.now() - rec);
 

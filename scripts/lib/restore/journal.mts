@@ -32,6 +32,8 @@ export interface RestoreJournal {
   startedAt: string;
   updatedAt: string;
   pid: number;
+  /** /proc start time of pid: after a reboot a reused pid is not the restore (host/lock.mts recordedPidAlive) */
+  pidStart?: string;
   /** the app container existed and ran before the restore */
   appWasRunning: boolean;
   /** image of the app container before the restore (to recreate it if needed) */

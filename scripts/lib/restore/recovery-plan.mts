@@ -99,7 +99,7 @@ export interface RestoreRecoveryResult {
 
 /** what a restore's recovery observes: only the parts of ObservedState it reads */
 export async function observeForRestore(ctx: OpsEnv): Promise<ObservedState> {
-  const { isProcessAlive } = await import('../host/lock.mts');
+  const { recordedPidAlive } = await import('../host/lock.mts');
   const j = readRestoreJournal(ctx.layout);
   return {
     apps: await observeApps(ctx),
@@ -109,7 +109,7 @@ export async function observeForRestore(ctx: OpsEnv): Promise<ObservedState> {
     imageTags: [],
     stateEntries: existsSync(ctx.layout.root) ? readdirSync(ctx.layout.root) : [],
     // our own pid is not "another restore still running": a restore recovering its own journal (rolling back)
-    alivePids: j && j.pid !== process.pid && isProcessAlive(j.pid) ? [j.pid] : [],
+    alivePids: j && j.pid !== process.pid && recordedPidAlive(j.pid, j.pidStart) ? [j.pid] : [],
   };
 }
 

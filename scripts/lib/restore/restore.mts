@@ -15,7 +15,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
 import { GateError, StepError, UsageError, errorMessage } from '../cli/errors.mts';
-import { acquireLock, type LockHandle } from '../host/lock.mts';
+import { acquireLock, processStartTime, type LockHandle } from '../host/lock.mts';
 import { formatBytes, formatDuration, type Logger } from '../cli/log.mts';
 import { stateLayout } from '../config/state.mts';
 import type { OpsEnv } from '../config/env.mts';
@@ -24,7 +24,7 @@ import { checkStateLayout, observeStateLayout } from '../checks/preflight.mts';
 import type { BackupEntry } from '../backup/manifest.mts';
 import { STAGING_PREFIX, readRestoreJournal, setPhase, type RestoreJournal, type RestorePhase } from './journal.mts';
 import { resolveBackup, stageBackup } from './stage.mts';
-import { swapIn } from './swap.mts';
+import { assertSwapRenames, swapIn } from './swap.mts';
 import { startApp, stopApp } from './app.mts';
 import { liveApp } from '../docker/app-container.mts';
 import { keptDirFor, keptRoot, writeKeptMeta } from './kept.mts';
@@ -226,6 +226,13 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     }
     refuseBadLayout(ctx);
 
+    // the verified copy is staged in STATE_DIR before anything live is touched: refuse now, not half way
+    const space = stagingSpace(m.database.rawBytes + m.uploads.bytes, fsInfo(layout.root).freeBytes);
+    if (!space.fits) {
+      throw new StepError(`not enough free space on ${describeFs(fsInfo(layout.root), formatBytes)} to stage backup ${b.id}: it needs ${formatBytes(space.needBytes)} (database and uploads, plus ${formatBytes(STAGING_MARGIN_BYTES)} to spare); nothing was changed`, {
+        step: 'restore', hint: 'free space in STATE_DIR (old kept/ states: node scripts/restore.mts --list; old backups: node scripts/backup.mts --forget ...) and run it again',
+      });
+    }
     const op = `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${process.pid}`;
     const staging = join(layout.root, `${STAGING_PREFIX}${op}`);
     const before = before0 ?? (await appNow(ctx));
@@ -239,6 +246,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
       startedAt: new Date().toISOString(),
       updatedAt: '',
       pid: process.pid,
+      pidStart: processStartTime(process.pid),
       appWasRunning: before.running,
       appImage: before.image,
       startApp: startAppAfter,
@@ -299,12 +307,14 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
 export async function restoreCritical(ctx: OpsEnv, log: Logger, c: RestoreCriticalContext, opts: { onPhase?: (p: RestorePhase) => void } = {}): Promise<RestoreResult> {
   const layout = ctx.layout;
   // this process does the work from here: recovery must leave the journal to it while it runs
-  const j: RestoreJournal = { ...c.journal, pid: process.pid };
+  const j: RestoreJournal = { ...c.journal, pid: process.pid, pidStart: processStartTime(process.pid) };
   const phases = { ...c.phases };
   const t = (name: string, t0: number) => (phases[name] = Math.round(performance.now() - t0));
   const startAppAfter = j.startApp;
 
-  // 2. stop the app: from here until healthy, Caddy holds the requests
+  // 2. stop the app: from here until healthy, Caddy holds the requests (not when the swap's renames
+  // could not work: refused while the app still runs)
+  assertSwapRenames(layout, j.staging, j.kept!);
   setPhase(layout, j, 'stopping', opts);
   const hold0 = performance.now();
   let t0 = hold0;
@@ -387,4 +397,13 @@ export async function restoreCriticalNotified(ctx: OpsEnv, log: Logger, c: Resto
     },
     (r) => ({ outcome: 'ok', backup: r.backupId }),
   );
+}
+
+/** room kept free beyond the staged copy (the database's WAL, logs, the journal) */
+export const STAGING_MARGIN_BYTES = 64 * 2 ** 20;
+
+/** Pure: whether a staged copy of `bytes` fits in `freeBytes` (unknown free space: assumed to fit). */
+export function stagingSpace(bytes: number, freeBytes: number): { fits: boolean; needBytes: number } {
+  const needBytes = bytes + STAGING_MARGIN_BYTES;
+  return { fits: !Number.isFinite(freeBytes) || freeBytes >= needBytes, needBytes };
 }

@@ -20,12 +20,17 @@ export const SHORT_LIVED_CERT_DAYS = 28;
 /** smoke checks that have a watch problem of their own (judged from the facts, not the verdict) */
 const OWN_PROBLEM = new Set(['containers', 'health', 'tls', 'disk', 'backups', 'dead-letters']);
 
+/** how far ahead of the clock a backup's created_at may be (clock adjustments, a slow NTP step) before it counts as from the future */
+export const FUTURE_TOLERANCE_MS = 10 * 60 * 1000;
+
 export interface Facts {
   smoke: SmokeResult[];
   tls?: TlsObs;
   disk?: { path: string; freeBytes: number };
   /** newest local backup; null = none; undefined = not looked */
   newestBackup?: { id: string; createdAt: string } | null;
+  /** backups dated after now (taken while the clock ran ahead): never "newest", and an alert of their own */
+  futureBackups?: { id: string; createdAt: string }[];
   deadLetters?: DeadLettersObs;
   /** offsite: undefined = not looked; configured false = OFFSITE_REPOSITORY empty; newest = last-upload.json (null = none) */
   offsite?: { configured: boolean; newest: UploadRecord | null | { error: string } };
@@ -69,6 +74,14 @@ export function judgeFacts(f: Facts, s: WatchSettings, now: Date): Record<string
       failing,
       detail: b ? `newest backup ${b.id} is ${(age / HOUR_MS).toFixed(1)} h old${failing ? ` (> ${limitText(s.backupMaxAgeMs)})` : ''}` : 'no backup yet: node scripts/backup.mts --config .env.prod',
     };
+    // a backup dated in the future would otherwise stay "newest" and keep this alert quiet until the clock catches up
+    const future = (f.futureBackups ?? []).filter((x) => Date.parse(x.createdAt) - now.getTime() > FUTURE_TOLERANCE_MS);
+    if (future.length) {
+      out['backup-stale'] = {
+        failing: true,
+        detail: `backup(s) dated in the future (the clock ran ahead when they were taken): ${future.map((x) => `${x.id} (${x.createdAt})`).join(', ')}; judged without them: ${out['backup-stale'].detail}. Check the clock (timedatectl) and take a backup: node scripts/backup.mts --config .env.prod`,
+      };
+    }
   }
   if (f.offsite) {
     const o = f.offsite;
@@ -137,12 +150,17 @@ export async function observe(env: OpsEnv, s: WatchSettings, o: ObserveOptions =
   } catch {
     disk = undefined;
   }
-  const newest = listBackups(env.layout).backups[0];
+  // a backup dated ahead of the clock is not the newest: its age says nothing (judgeFacts reports it)
+  const all = listBackups(env.layout).backups;
+  const tNow = Date.now();
+  const newest = all.find((b) => b.createdAt.getTime() - tNow <= FUTURE_TOLERANCE_MS);
+  const futureBackups = all.filter((b) => b.createdAt.getTime() - tNow > FUTURE_TOLERANCE_MS).map((b) => ({ id: b.id, createdAt: b.createdAt.toISOString() }));
   const facts: Facts = {
     smoke: report.results,
     tls,
     disk,
     newestBackup: newest ? { id: newest.id, createdAt: newest.createdAt.toISOString() } : null,
+    futureBackups,
     deadLetters: readDeadLetters(env.layout.db),
     offsite: { configured: Boolean((env.values.OFFSITE_REPOSITORY ?? '').trim()), newest: readUpload(env.layout.offsiteLastUpload) },
   };
