@@ -113,7 +113,7 @@ async function sendWebhook(c: WebhookChannel, m: OpMessage, timeoutMs: number): 
 
 export interface SendOptions {
   timeoutMs?: number;
-  /** when a failed send is tried again (default DEFAULT_RETRY: 4 attempts within 20 s) */
+  /** when a failed send is tried again (default DEFAULT_RETRY: 3 attempts within 20 s) */
   retry?: RetryPolicy;
 }
 

@@ -13,7 +13,7 @@ export interface NotifyOptions {
   /** Bot API root as reachable from this host (default TELEGRAM_API_ROOT) */
   apiRoot?: string;
   timeoutMs?: number;
-  /** how a failed send is tried again (channels.mts; default 4 attempts within 20 s) */
+  /** how a failed send is tried again (channels.mts; default 3 attempts within 20 s) */
   retry?: RetryPolicy;
 }
 

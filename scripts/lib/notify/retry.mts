@@ -22,7 +22,8 @@ export interface RetryPolicy {
   maxBackoffMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, budgetMs: 20_000, baseMs: 1000, maxBackoffMs: 8000 };
+// few and short within one send: what is still not delivered is tried again by the next watch run
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, budgetMs: 20_000, baseMs: 500, maxBackoffMs: 4000 };
 
 /** The error a sender throws, carrying what the retry decision needs. */
 export class SendError extends Error {
