@@ -10,6 +10,9 @@ import { UsageError } from './lib/cli/errors.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { parseDuration } from './lib/watch/settings.mts';
 import { formatDuration } from './lib/cli/log.mts';
+import { httpsGet } from './lib/checks/http.mts';
+import { StepError } from './lib/cli/errors.mts';
+import type { OpsEnv } from './lib/config/env.mts';
 import { MAX_FOR_MS, maintenanceFiles, maintenanceStatus, planOn, readMaintenance, turnOff, turnOn, type MaintenanceStatus } from './lib/maintenance/maintenance.mts';
 
 export const spec: CommandSpec = {
@@ -27,6 +30,7 @@ export const spec: CommandSpec = {
     { name: 'status', type: 'boolean', describe: 'show whether it is on, since when, until when (the default)' },
     { name: 'for', type: 'string', arg: '<duration>', describe: `with --on: end by itself after this long (90s, 30m, 2h; at most ${MAX_FOR_MS / 3_600_000}h); Caddy checks the end at every request, no timer needed` },
     { name: 'message', type: 'string', arg: '<text>', describe: 'with --on: the sentence on the maintenance page' },
+    { name: 'connect', type: 'string', arg: '<addr>', default: '127.0.0.1', describe: "with --on: address to dial for DOMAIN to see that Caddy answers 503 (Caddy's published ports)" },
     { name: 'json', type: 'boolean', describe: 'print the state as JSON on stdout' },
     { name: 'dry-run', type: 'boolean', describe: 'say what --on/--off would do; change nothing' },
     { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print only errors' },
@@ -39,8 +43,17 @@ export const spec: CommandSpec = {
     'rollback and restore work during it and leave it on; their checks reach the app with the key in',
     'STATE_DIR/proxy/maintenance.key. Files: STATE_DIR/proxy/maintenance-until, .key, .html, .json.',
   ].join('\n'),
-  exitCodes: ['Exit status:', '  0  done (or --status shown, on or off)', '  1  the files could not be written', '  2  usage or config error'].join('\n'),
+  exitCodes: ['Exit status:', '  0  done (or --status shown, on or off)', '  1  the files could not be written, or Caddy does not answer 503 after --on (its Caddyfile predates maintenance mode)', '  2  usage or config error'].join('\n'),
 };
+
+/**
+ * What the public gets now: a request without the key, through Caddy's published HTTPS port. A Caddy
+ * whose Caddyfile predates maintenance mode (before the first rollout of this toolkit) ignores the file.
+ */
+async function publicAnswer(env: OpsEnv, connect: string): Promise<{ status: number; error?: string }> {
+  const r = await httpsGet({ domain: env.domain, httpsPort: Number(env.values.HTTPS_PORT || 443), httpPort: Number(env.values.HTTP_PORT || 80), connect }, '/', { timeoutMs: 10_000 });
+  return { status: r.status, ...(r.error ? { error: r.error } : {}) };
+}
 
 function describe(s: MaintenanceStatus, now: Date): string {
   if (!s.on) return s.endedAt ? `maintenance is off (the last one ended ${s.endedAt})` : 'maintenance is off';
@@ -83,6 +96,13 @@ runMain(spec, async ({ values: v }, log) => {
       return 0;
     }
     turnOn(env.layout, plan, obs, now);
+    // the files alone prove nothing: Caddy must answer 503 to the public now
+    const seen = await publicAnswer(env, String(v.connect));
+    if (seen.status !== 503 && !seen.error) {
+      turnOff(env.layout, readMaintenance(env.layout), new Date());
+      throw new StepError(`Caddy still answers ${seen.status} to https://${env.domain}/: its Caddyfile predates maintenance mode; maintenance is NOT on (files removed)`, { step: 'maintenance', hint: `roll out once to update Caddy (node scripts/rollout.mts --config ${env.file}), then --on again` });
+    }
+    if (seen.error) log.warn(`could not see Caddy's answer (${seen.error}): the files are written; check with curl -sI https://${env.domain}/`);
     log.info(`maintenance on${before.on ? ' (already on: message and end updated)' : ''}: Caddy answers 503 from the next request; Telegram updates wait and arrive after --off`);
     print(maintenanceStatus(readMaintenance(env.layout), now));
     return 0;
