@@ -3,12 +3,13 @@
 //   node scripts/watch.mts --config .env.prod --once     (what the every-minute timer runs)
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runMain } from './lib/cli/main.mts';
-import { ENV_FILE_OPTION, type CommandSpec } from './lib/cli/args.mts';
+import type { CommandSpec } from './lib/cli/args.mts';
+import { sharedOption } from './lib/cli/shared.mts';
 import { ConfigError } from './lib/cli/errors.mts';
 import { loadOpsEnv, type OpsEnv } from './lib/config/env.mts';
 import type { Logger } from './lib/cli/log.mts';
 import { watchSettings, WatchSettingsError, type WatchSettings } from './lib/watch/settings.mts';
-import { decide, healthy, openAlerts, type Alert } from './lib/watch/decide.mts';
+import { afterSend, alertsToSend, decide, delivered, healthy, openAlerts, type PendingAlert } from './lib/watch/decide.mts';
 import { observe } from './lib/watch/observe.mts';
 import { readWatchState, watchStateFile, writeWatchState } from './lib/watch/store.mts';
 import { notifyOperation, summarize } from './lib/notify/notify.mts';
@@ -18,22 +19,26 @@ import { redactEnvSecrets } from './lib/notify/message.mts';
 import { acquireLock } from './lib/host/lock.mts';
 import { join } from 'node:path';
 import { watchDir } from './lib/watch/store.mts';
+import { DEFAULT_RETRY } from './lib/notify/retry.mts';
+
+/** a run sends (and retries) for at most this long, so it ends before the next timer tick (60 s) */
+const SEND_BUDGET_MS = 30_000;
 
 export const spec: CommandSpec = {
   name: 'watch.mts',
   summary: 'watch the running stack and alert on changes of state (problem starts, reminder, ends); ping HEARTBEAT_URL when healthy',
   usage: ['node scripts/watch.mts --config .env.prod --once', 'node scripts/watch.mts --config .env.prod --once --dry-run --json', 'node scripts/watch.mts --config .env.prod'],
   options: [
-    ENV_FILE_OPTION,
+    sharedOption('config'),
     { name: 'once', type: 'boolean', describe: 'one run, then exit (the systemd timer runs this every minute); without it: loop every WATCH_INTERVAL' },
-    { name: 'json', type: 'boolean', describe: 'print each run (problems, alerts, channels) as JSON on stdout' },
-    { name: 'dry-run', type: 'boolean', describe: 'observe and decide, print the alerts; send nothing, ping nothing, keep the state unchanged' },
+    sharedOption('json', 'each run: problems, alerts, channels'),
+    sharedOption('dryRun', 'observe and decide, print the alerts; send nothing, ping nothing, keep the state'),
     { name: 'ca', type: 'string', arg: '<pem>', describe: 'trust this root for the site certificate (private CA), as smoke.mts --ca' },
     { name: 'connect', type: 'string', arg: '<addr>', default: '127.0.0.1', describe: "address to dial for DOMAIN (Caddy's published ports)" },
     { name: 'telegram-api-root', type: 'string', arg: '<url>', describe: 'Bot API root as reachable from this host (default TELEGRAM_API_ROOT)' },
     { name: 'timeout', type: 'number', arg: '<s>', default: 10, describe: 'per-request timeout' },
     { name: 'test-alert', type: 'boolean', describe: 'send one test notification to every configured channel and report each (exit 1 if one failed); observes nothing' },
-    { name: 'quiet', type: 'boolean', alias: 'q', describe: 'print only errors and alerts' },
+    sharedOption('quiet', 'and the alerts'),
   ],
   details: [
     'Problems: app-down, cert-expiry (< WATCH_CERT_DAYS, 14), disk-low (< WATCH_MIN_FREE_MB, 1024), backup-stale',
@@ -43,7 +48,10 @@ export const spec: CommandSpec = {
     '(pending_update_count growing, fresh last_error), smoke (any other failing smoke check).',
     'A problem is announced after WATCH_CONFIRM_RUNS (2) runs in a row, reminded every WATCH_REMIND_AFTER (6h),',
     'and announced once more when it ends. Channels: ADMIN_CHAT_ID (BOT_TOKEN or ALERT_BOT_TOKEN), ALERT_WEBHOOK_URL.',
-    'A channel that fails is logged and never changes the exit status. State: STATE_DIR/watch/state.json.',
+    'A channel that fails is logged and never changes the exit status. A channel answering 429 is tried again',
+    'after its retry_after, a 5xx or no answer with backoff, within 30 s per run; an alert no channel took is',
+    'sent again at the next run (state saved after sending). While maintenance is on (scripts/maintenance.mts)',
+    'nothing is judged or announced and the heartbeat is fed. State: STATE_DIR/watch/state.json.',
   ].join('\n'),
   exitCodes: ['Exit status:', '  0  healthy: no problem seen this run', '  1  at least one problem seen (alerts sent or not: channels never change this)', '  2  usage or config error'].join('\n'),
 };
@@ -78,24 +86,41 @@ async function runOnceLocked(env: OpsEnv, s: WatchSettings, v: Record<string, un
   if (note) log.warn(note);
   const timeoutMs = Number(v.timeout) * 1000;
   const { obs } = await observe(env, s, { log, ca: v.ca as string | undefined, connect: v.connect as string, telegramApiRoot: v['telegram-api-root'] as string | undefined, timeoutMs, now });
-  const { state, alerts } = decide(prev, obs, now, s);
+  const { state: decided, alerts } = decide(prev, obs, now, s);
+  const maintenance = obs.maintenance?.on ?? false;
   const dry = Boolean(v['dry-run']);
-  if (!dry) writeWatchState(file, state); // before sending: a crash mid-send must not re-announce next minute
   const release = currentReleaseLabel(env);
-  const sent: { alert: Alert; channels: string }[] = [];
-  for (const a of alerts) {
+  const sendBy = Date.now() + SEND_BUDGET_MS;
+  const sent: { alert: PendingAlert; channels: string; delivered: boolean }[] = [];
+  // the alerts no channel took at earlier runs go first, then this run's; the state is saved only once
+  // they are sent, so one that no channel delivered is sent again at the next run
+  for (const a of alertsToSend(decided, alerts, now, maintenance)) {
+    const late = a.tries > 0 ? ` (again: no channel took it at ${a.at})` : '';
     // the unit's output (journal) and ops.log get the same redaction as the alert itself
-    const line = redactEnvSecrets(`${a.state} ${a.problem}: ${a.detail}`, env.values);
+    const line = redactEnvSecrets(`${a.state} ${a.problem}: ${a.detail}${late}`, env.values);
     if (a.state === 'resolved') log.ok(`alert ${line}`);
     else log.error(`alert ${line}`);
     if (dry) {
-      sent.push({ alert: a, channels: 'dry run: not sent' });
+      sent.push({ alert: a, channels: 'dry run: not sent', delivered: false });
       continue;
     }
-    const results = await notifyOperation(env, { operation: 'watch', outcome: a.state === 'resolved' ? 'ok' : 'failed', release, reason: a.detail, alert: { problem: a.problem, state: a.state, since: a.since } }, { log, apiRoot: v['telegram-api-root'] as string | undefined, timeoutMs });
-    sent.push({ alert: a, channels: summarize(results) || 'no channel configured (ADMIN_CHAT_ID, ALERT_WEBHOOK_URL)' });
+    const left = sendBy - Date.now();
+    if (left <= 0) {
+      sent.push({ alert: a, channels: 'not tried: this run is out of time; the next run sends it', delivered: false });
+      continue;
+    }
+    const results = await notifyOperation(
+      env,
+      { operation: 'watch', outcome: a.state === 'resolved' ? 'ok' : 'failed', release, reason: a.detail, at: a.at, alert: { problem: a.problem, state: a.state, since: a.since } },
+      { log, apiRoot: v['telegram-api-root'] as string | undefined, timeoutMs: Math.min(timeoutMs, left), retry: { ...DEFAULT_RETRY, budgetMs: left } },
+    );
+    const ok = delivered(results);
+    sent.push({ alert: a, channels: (summarize(results) || 'no channel configured (ADMIN_CHAT_ID, ALERT_WEBHOOK_URL)') + (ok ? '' : '; sent again at the next run'), delivered: ok });
   }
-  const ok = healthy(state);
+  const state = afterSend(decided, sent, maintenance);
+  if (!dry) writeWatchState(file, state);
+  // maintenance: the operator took the site down on purpose; nothing is judged, the heartbeat is fed
+  const ok = maintenance || healthy(state);
   let heartbeat = s.heartbeatUrl ? (ok ? 'pinged' : 'not pinged: unhealthy') : 'not configured';
   if (s.heartbeatUrl && ok && !dry) {
     const err = await ping(s.heartbeatUrl, timeoutMs);
@@ -105,7 +130,8 @@ async function runOnceLocked(env: OpsEnv, s: WatchSettings, v: Record<string, un
     }
   } else if (dry && s.heartbeatUrl && ok) heartbeat = 'dry run: not pinged';
   const problems = Object.entries(state.problems).map(([problem, p]) => ({ problem, since: p.since, runs: p.runs, announced: Boolean(p.alertedAt), detail: p.detail }));
-  if (v.json) log.out(JSON.stringify({ ok, at: now.toISOString(), problems, alerts: sent.map((x) => ({ ...x.alert, channels: x.channels })), open: openAlerts(state), heartbeat }));
+  if (v.json) log.out(JSON.stringify({ ok, at: now.toISOString(), maintenance, problems, alerts: sent.map((x) => ({ ...x.alert, channels: x.channels, delivered: x.delivered })), undelivered: state.undelivered?.length ?? 0, open: openAlerts(state), heartbeat }));
+  else if (maintenance) log.ok(`watch: maintenance on (node scripts/maintenance.mts --status): nothing judged or announced; heartbeat ${heartbeat}`);
   else if (ok) log.ok(`watch: healthy${alerts.length ? `, ${alerts.length} alert(s) sent` : ''}; heartbeat ${heartbeat}`);
   else log.warn(`watch: ${problems.map((p) => `${p.problem}${p.announced ? '' : ` (seen ${p.runs}x, not announced yet)`}`).join(', ')}`);
   return ok ? 0 : 1;

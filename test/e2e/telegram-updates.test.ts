@@ -1,6 +1,8 @@
 // Telegram updates on the real stack: a poison update (the user blocked the bot, so every sendMessage
 // to the chat answers 403) becomes a dead letter and is answered 200, Telegram's queue drains, smoke
 // reports it as a warning, and a rollout is not blocked by it; every other update is processed once.
+// A rollout during maintenance passes its gates through Caddy with the toolkit's key and leaves
+// maintenance on; the updates Telegram held meanwhile are processed once each after --off.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { join, dirname } from 'node:path';
 import { chmodSync, readdirSync, statSync } from 'node:fs';
@@ -260,4 +262,32 @@ describeDocker('telegram updates: a poison update becomes a dead letter and bloc
     }
     expect(await exited, out).toBe(130);
   }, 120_000);
+  it('a rollout during maintenance passes its gates and keeps it on; the updates held meanwhile are processed once after --off', async () => {
+    const fake = stack.fakeBot!;
+    const maintenance = (...args: string[]) => runScript('maintenance.mts', ['--config', stack.envFile, ...args], { timeoutMs: 60_000 });
+    const on = await maintenance('--on', '--message', 'deploying');
+    expect(on.code, explain(on)).toBe(0);
+    const held = [0, 1, 2].map((i) => ({ id: send(6_520_000 + i, '/start'), chat: 6_520_000 + i }));
+    const sha = src.commit('v3');
+    builtTags.push(sha.slice(0, 12));
+    const r = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', '--json'], { timeoutMs: 240_000 });
+    expect(r.code, explain(r)).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ result: 'ok', appTag: sha.slice(0, 12) });
+    expect(r.stderr).toMatch(/maintenance on: Telegram holds \d+ update\(s\) for after it \(not judged\)/);
+    // still on after the rollout: the public gets 503, Telegram still holds the updates
+    expect(JSON.parse((await maintenance('--status', '--json')).stdout)).toMatchObject({ on: true, message: 'deploying' });
+    expect((await stack.fetch('/health')).status).toBe(503);
+    expect(withDb((db) => db.prepare(`SELECT count(*) AS n FROM bot_messages WHERE update_id IN (${held.map((u) => u.id).join(',')})`).get())).toEqual({ n: 0 });
+
+    expect((await maintenance('--off')).code).toBe(0);
+    await fake.waitForDrained(stack.botToken, 60_000);
+    expect((await stack.fetch('/health')).status).toBe(200);
+    withDb((db) => {
+      const counts = new Map((db.prepare('SELECT update_id, count(*) AS n FROM bot_messages GROUP BY update_id').all() as { update_id: number; n: number }[]).map((x) => [x.update_id, x.n]));
+      for (const u of held) expect(counts.get(u.id), `update ${u.id}`).toBe(1);
+    });
+    for (const u of held) expect(fake.deliveries.some((d) => d.update_id === u.id && d.status === 503), `update ${u.id} was held`).toBe(true);
+    const smoke = await runScript('smoke.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--json', '--only', 'telegram'], { timeoutMs: 60_000 });
+    expect(smoke.code, explain(smoke)).toBe(0);
+  });
 });

@@ -6,7 +6,11 @@
 // file's own thresholds (a WATCH_CERT_DAYS above Pebble's 90-day lifetime, a WATCH_BACKUP_MAX_AGE of
 // one second), with a short WATCH_REMIND_AFTER: one alert each when they start, a reminder once the
 // interval has passed and none before, one "resolved" each when the thresholds are back to normal.
-// Then status.mts shows release, backups, offsite and the last drill.
+// Then status.mts shows release, backups, offsite and the last drill. Both channels down for two
+// watch runs (Telegram answering 502, the receiver gone): the alert arrives once each when they are
+// back. Maintenance under HTTPS load with Telegram updates flowing: every request 503 with
+// Retry-After, the updates delivered again and processed once each after it ends, no alert; `--for`
+// ends by itself.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker } from '../support/docker.ts';
 import { startStack, waitFor, type Stack } from '../support/stack.ts';
@@ -16,6 +20,9 @@ import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-r
 import { appendJournal } from '../../scripts/lib/release/journal.mts';
 import { join } from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { startLoad, type LoadOp } from '../support/load.mts';
+import { makeMessageUpdate } from '../support/telegram.ts';
 
 const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 const ADMIN_CHAT = '777001';
@@ -98,7 +105,7 @@ describeDocker('watch: alerts on changes of state only', () => {
     expect(parsed(r3).heartbeat).toMatch(/ping failed: unreachable/);
     expect(chatAlerts()).toHaveLength(4);
     await hook.restart();
-  });
+  }, 300_000); // eleven watch runs, three of them retrying the dead receiver
 
   it('a certificate near expiry and a stale backup: one alert each, a reminder at WATCH_REMIND_AFTER and none before, one resolved each', async () => {
     const REMIND_S = 8;
@@ -155,6 +162,162 @@ describeDocker('watch: alerts on changes of state only', () => {
       expect.stringMatching(/^✅ lazyflow RESOLVED cert-expiry \(since .*\): certificate expires in .* days \(\S+\) \[/),
     ]);
   });
+
+  /** the app up and the watch's state healthy whatever an earlier case left (a case's own assertions start from here) */
+  const settle = async () => {
+    await stack.mustCompose('start', 'app');
+    await waitHealthy(stack);
+    await waitFor('a healthy watch run', async () => (await watch()).code === 0, 90_000, 1000);
+  };
+
+  it('both channels down for two watch runs, then up: the alert arrives, once on each', async () => {
+    const fake = stack.fakeBot!;
+    await settle();
+    await stack.mustCompose('stop', '--timeout', '5', 'app');
+    const [h0, c0] = [hookAlerts().length, chatAlerts().length];
+    const first = await watch();
+    expect(parsed(first).alerts, explain(first)).toEqual([]); // seen once: not yet an outage
+    // Telegram answers 502 to every try of the next two runs (3 tries each), the receiver is gone
+    fake.failNext(stack.botToken, 'sendMessage', { error_code: 502, description: 'Bad Gateway' }, 6);
+    await hook.stop();
+    let lost1: RunResult, lost2: RunResult;
+    try {
+      lost1 = await watch();
+      lost2 = await watch();
+    } finally {
+      await hook.restart(); // the receiver is back, as later cases expect it, whatever failed
+    }
+    for (const r of [lost1, lost2]) {
+      expect(r.code, explain(r)).toBe(1);
+      expect(parsed(r).alerts.map((a) => `${a.state} ${a.problem} ${(a as unknown as { delivered: boolean }).delivered}`)).toEqual(['started app-down false']);
+      expect(parsed(r).alerts[0].channels).toMatch(/telegram: not sent \(chat 777001: Bot API sendMessage: 502 Bad Gateway \(3 attempts\)\); webhook: not sent .*unreachable.*; sent again at the next run$/);
+    }
+    expect(JSON.parse(readFileSync(join(stack.stateDir, 'watch', 'state.json'), 'utf8')).undelivered).toMatchObject([{ problem: 'app-down', state: 'started', tries: 2 }]);
+    expect(fake.callsTo('sendMessage', stack.botToken).slice(-6).map((c) => c.status)).toEqual([502, 502, 502, 502, 502, 502]);
+    expect([hookAlerts().length - h0, chatAlerts().length - c0]).toEqual([0, 0]);
+
+    const back = await watch();
+    expect(back.code, explain(back)).toBe(1);
+    expect(parsed(back).alerts.map((a) => `${a.state} ${a.problem}`)).toEqual(['started app-down']);
+    expect(hookAlerts().slice(h0)).toEqual(['started app-down']);
+    expect(chatAlerts().slice(c0)).toEqual([expect.stringMatching(/^❌ lazyflow PROBLEM app-down: /)]);
+    // dated when it was due, not when it finally went out
+    expect(hook.received.at(-1)!.json.at).toBe(parsed(lost1).at);
+    const quiet = await watch();
+    expect(parsed(quiet).alerts).toEqual([]);
+    expect([hookAlerts().length - h0, chatAlerts().length - c0]).toEqual([1, 1]);
+
+    await stack.mustCompose('start', 'app');
+    await waitHealthy(stack);
+    const up = await watch();
+    expect(up.code, explain(up)).toBe(0);
+    expect(hookAlerts().slice(h0)).toEqual(['started app-down', 'resolved app-down']);
+    expect(chatAlerts().slice(c0)).toHaveLength(2);
+  }, 300_000);
+
+  it('maintenance under HTTPS load and Telegram updates: 503 + Retry-After for all, updates delivered again and processed once each after it, no alert; --for ends by itself', async () => {
+    const fake = stack.fakeBot!;
+    const maintenance = (...args: string[]) => runScript('maintenance.mts', ['--config', stack.envFile, ...args], { timeoutMs: 60_000 });
+    const send = (i: number) => ({ id: fake.queueUpdate(stack.botToken, makeMessageUpdate({ chat_id: 7_100_000 + i, text: '/start' })), chat: 7_100_000 + i });
+    await settle();
+    const [h0, c0] = [hookAlerts().length, chatAlerts().length];
+    const ops: LoadOp[] = [
+      { name: 'GET /health', method: 'GET', path: '/health', okStatuses: [200, 503] },
+      { name: 'GET /', method: 'GET', path: '/', okStatuses: [200, 503] },
+      { name: 'POST /tasks', method: 'POST', path: '/tasks', headers: { 'content-type': 'application/json' }, body: 'task-json', okStatuses: [401, 503] },
+    ];
+    const load = startLoad({ domain: stack.domain, httpsPort: stack.httpsPort, ca: stack.ca }, ops, { concurrency: 4, pauseMs: 20 });
+    const updates: { id: number; chat: number }[] = [];
+    let sending = true;
+    const sender = (async () => {
+      for (let i = 0; sending; i++) {
+        updates.push(send(i));
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 1500));
+
+    const on = await maintenance('--on', '--message', 'Upgrading <the> database');
+    const onAt = Date.now();
+    expect(on.code, explain(on)).toBe(0);
+    const page = await stack.fetch('/');
+    expect([page.status, page.headers['retry-after']]).toEqual([503, '120']);
+    expect(page.text()).toContain('Upgrading &lt;the&gt; database');
+    const hookReply = await stack.fetch(`/webhook/${stack.webhookSecret}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': stack.webhookSecret }, body: '{"update_id":1}' });
+    expect([hookReply.status, hookReply.headers['retry-after']]).toEqual([503, '10']);
+    // only the toolkit's key passes, and it never reaches a log
+    const key = readFileSync(join(stack.stateDir, 'proxy', 'maintenance.key'), 'utf8').trim();
+    expect((await stack.fetch('/health', { headers: { 'x-lazyflow-maintenance-key': 'guess' } })).status).toBe(503);
+    expect((await stack.fetch('/health', { headers: { 'x-lazyflow-maintenance-key': key } })).status).toBe(200);
+    const status = await maintenance('--status', '--json');
+    expect(JSON.parse(status.stdout)).toMatchObject({ on: true, until: null, message: 'Upgrading <the> database' });
+
+    // the watch: nothing judged or announced (twice: more than WATCH_CONFIRM_RUNS), heartbeat fed
+    for (let i = 0; i < 2; i++) {
+      const w = await watch();
+      expect(w.code, explain(w)).toBe(0);
+      expect(parsed(w)).toMatchObject({ ok: true, maintenance: true, alerts: [], heartbeat: 'pinged' });
+    }
+    // smoke passes with the key: the app itself is checked, Telegram's held queue is a warning
+    const smoke = await runScript('smoke.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--json'], { timeoutMs: 60_000 });
+    expect(smoke.code, explain(smoke)).toBe(0);
+    expect(JSON.parse(smoke.stdout).results.find((r: { name: string }) => r.name === 'telegram')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^maintenance on: Telegram holds \d+ update\(s\)/) });
+    await fake.waitFor(() => fake.deliveries.some((d) => d.status === 503 && d.at > onAt), { timeoutMs: 30_000 });
+    expect(fake.webhookInfo(stack.botToken).pending_update_count).toBeGreaterThan(0);
+
+    // nothing reached either channel while it was on
+    expect([hookAlerts().length - h0, chatAlerts().length - c0]).toEqual([0, 0]);
+
+    const offAt = Date.now();
+    const off = await maintenance('--off');
+    const offDone = Date.now();
+    expect(off.code, explain(off)).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    sending = false;
+    await sender;
+    const samples = await load.stop();
+    await fake.waitForDrained(stack.botToken, 60_000);
+
+    // every request answered; those sent entirely within the window got 503, those after it 200/401
+    expect(samples.filter((x) => !x.ok).map((x) => `${x.op} ${x.status} ${x.error ?? ''}`)).toEqual([]);
+    const inside = samples.filter((x) => x.start > onAt && x.start + x.ms < offAt);
+    const after = samples.filter((x) => x.start > offDone);
+    expect(inside.length).toBeGreaterThan(0);
+    expect([...new Set(inside.map((x) => x.status))]).toEqual([503]);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.filter((x) => x.status === 503)).toEqual([]);
+    // every update processed exactly once: held by Telegram (503s) during the window, delivered after
+    const held = updates.filter((u) => fake.deliveries.some((d) => d.update_id === u.id && d.status === 503));
+    expect(held.length).toBeGreaterThan(0);
+    const db = new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
+    try {
+      const counts = new Map((db.prepare('SELECT update_id, count(*) AS n FROM bot_messages GROUP BY update_id').all() as { update_id: number; n: number }[]).map((r) => [r.update_id, r.n]));
+      for (const u of updates) expect(counts.get(u.id), `update ${u.id}`).toBe(1);
+    } finally {
+      db.close();
+    }
+    const replies = fake.sentMessages(stack.botToken);
+    for (const u of updates) expect(replies.filter((m) => Number(m.chat_id) === u.chat), `replies to chat ${u.chat}`).toHaveLength(1);
+
+    // after it: Telegram's record of the window's 503s is no delivery problem for the watch (a later
+    // error of the app's own would be, and is announced as usual: not this test's subject)
+    for (let i = 0; i < 2; i++) {
+      const w = await watch();
+      const problems = (JSON.parse(w.stdout) as { problems: { problem: string; detail: string }[] }).problems;
+      const appLog = async () => (await stack.compose('logs', '--no-color', '--tail', '200', 'app')).stdout.split('\n').filter((l) => /update_failed|update_in_flight|error/.test(l)).join('\n');
+      expect(problems.filter((p) => /\b503\b/.test(p.detail)), problems.length ? await appLog() : '').toEqual([]);
+      expect(parsed(w).alerts.filter((a) => /\b503\b/.test(a.detail))).toEqual([]);
+    }
+    expect((await stack.compose('logs', '--no-color', 'caddy')).stdout).not.toContain(key);
+
+    // --for: ends by itself; nothing of the toolkit runs in between
+    const timed = await maintenance('--on', '--for', '3s');
+    expect(timed.code, explain(timed)).toBe(0);
+    expect((await stack.fetch('/health')).status).toBe(503);
+    await waitFor('maintenance --for 3s to end by itself', async () => (await stack.fetch('/health')).status === 200, 30_000, 250);
+    expect(JSON.parse((await maintenance('--status', '--json')).stdout)).toMatchObject({ on: false, endedAt: expect.any(String) });
+    expect((await maintenance('--off')).code).toBe(0);
+  }, 300_000);
 
   it('status.mts --json shows the release, the running image and the backups', async () => {
     const tag = stack.env.APP_TAG;

@@ -6,7 +6,8 @@
 // exact wording of results and errors. Deliberate differences, all in favour of testability:
 //   - webhook ports are not restricted unless `allowedPorts` is given, loopback/private IPs are allowed,
 //     http:// webhooks only with `allowInsecureWebhook`;
-//   - retry delays are configurable (Telegram: about 1 s doubling up to about a minute) and one bot's
+//   - retry delays are configurable (Telegram: about 1 s doubling up to about a minute; a failed answer's
+//     Retry-After header, whole seconds, replaces the delay, at most 3600 s, as Telegram does) and one bot's
 //     updates are delivered strictly in update_id order, one at a time by default (Telegram keeps one
 //     queue per chat and up to max_connections in flight);
 //   - no setWebhook rate limit (Telegram answers 429 to a second setWebhook within one second).
@@ -375,6 +376,8 @@ type Outcome = {
   aborted?: boolean;
   body?: Buffer;
   contentType?: string;
+  /** a failed answer's Retry-After, in seconds (tdlib's HttpQuery::get_retry_after: a positive integer) */
+  retryAfterS?: number;
 };
 
 async function readBody(req: http.IncomingMessage): Promise<Buffer> {
@@ -856,7 +859,8 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
         } else if (generation === b.generation) {
           b.lastErrorDate = unixNow();
           b.lastErrorMessage = o.error ?? 'Unknown error';
-          q.notBefore = Date.now() + delayFor(q.attempts);
+          // Telegram waits what Retry-After asks (clamped to an hour) instead of its own backoff
+          q.notBefore = Date.now() + (o.retryAfterS ? Math.min(o.retryAfterS, 3600) * 1000 : delayFor(q.attempts));
         }
         pump(b);
       })
@@ -944,6 +948,7 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
             error: ok ? undefined : `Wrong response from the webhook: ${code} ${res.statusMessage || http.STATUS_CODES[code] || ''}`.trimEnd(),
             body: replyBody,
             contentType: String(res.headers['content-type'] ?? ''),
+            ...(!ok && /^\d+$/.test(String(res.headers['retry-after'] ?? '').trim()) && Number(res.headers['retry-after']) > 0 ? { retryAfterS: Number(res.headers['retry-after']) } : {}),
           });
         });
       });

@@ -12,6 +12,8 @@ export interface WebhookReceiver {
   readonly port: number;
   readonly received: ReceivedHook[];
   status: number;
+  /** answer the next `times` requests with this status (then `status` again): a channel failing for a while */
+  failNext(status: number, times?: number): void;
   stop(): Promise<void>;
   /** listen again on the same port after stop() */
   restart(): Promise<void>;
@@ -19,12 +21,16 @@ export interface WebhookReceiver {
 
 export async function startWebhookReceiver(port = 0): Promise<WebhookReceiver> {
   const received: ReceivedHook[] = [];
+  const failures: number[] = [];
   let server: http.Server;
   const r = {
     url: '',
     port: 0,
     received,
     status: 200,
+    failNext(status: number, times = 1) {
+      for (let i = 0; i < times; i++) failures.push(status);
+    },
     async stop() {
       await new Promise<void>((res) => {
         server.closeAllConnections?.();
@@ -49,7 +55,7 @@ export async function startWebhookReceiver(port = 0): Promise<WebhookReceiver> {
             json = undefined;
           }
           received.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, json });
-          resp.writeHead(r.status, { 'content-type': 'text/plain' }).end('ok');
+          resp.writeHead(failures.shift() ?? r.status, { 'content-type': 'text/plain' }).end('ok');
         });
       });
       server.once('error', rej);

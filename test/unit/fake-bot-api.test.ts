@@ -14,7 +14,7 @@ import { makeMessageUpdate, randomBotToken, randomSecret } from '../support/tele
 type Behaviour =
   | number
   | 'hang'
-  | { status: number; body?: string; contentType?: string; gate?: Promise<void> };
+  | { status: number; body?: string; contentType?: string; gate?: Promise<void>; headers?: Record<string, string> };
 
 type Received = { path: string; headers: http.IncomingHttpHeaders; body: string; json: any };
 
@@ -39,7 +39,7 @@ async function startReceiver(key: Buffer, cert: Buffer) {
       if (b === 'hang') return;
       const r = typeof b === 'number' ? { status: b } : b;
       if (r.gate) await r.gate;
-      res.writeHead(r.status, { 'Content-Type': r.contentType ?? 'text/plain' });
+      res.writeHead(r.status, { 'Content-Type': r.contentType ?? 'text/plain', ...(r.headers ?? {}) });
       res.end(r.body ?? '');
     });
   });
@@ -349,6 +349,19 @@ describe('fake Bot API: setWebhook, getWebhookInfo, deleteWebhook', () => {
     ]);
     expect(mine[0].error).toBe('Wrong response from the webhook: 500 Internal Server Error');
     expect(fake.webhookInfo(token).pending_update_count).toBe(0);
+  });
+
+  it("waits a failed answer's Retry-After (whole seconds) instead of its own backoff, as Telegram does", async () => {
+    const token = randomBotToken();
+    await call(fake, token, 'setWebhook', { url: hookUrl });
+    receiver.script.push({ status: 503, headers: { 'Retry-After': '2' } }, { status: 503, headers: { 'Retry-After': 'soon' } });
+    const id = fake.queueUpdate(token, makeMessageUpdate({ chat_id: 1, text: 'held' }));
+    await fake.waitForDrained(token, 15_000);
+    const mine = fake.deliveries.filter((d) => d.token === token);
+    expect(mine.map((d) => [d.update_id, d.status, d.attempt])).toEqual([[id, 503, 1], [id, 503, 2], [id, 200, 3]]);
+    // the second attempt came after the 2 s asked; the third after the fake's own short backoff ('soon' is no number)
+    expect(mine[1].at - mine[1].durationMs - mine[0].at).toBeGreaterThanOrEqual(2000);
+    expect(mine[0].error).toBe('Wrong response from the webhook: 503 Service Unavailable');
   });
 
   it('words network failures like Telegram; deleteWebhook with drop_pending_updates empties the queue', async () => {

@@ -8,6 +8,7 @@ import { notifyOperation, summarize } from '../../scripts/lib/notify/notify.mts'
 import { startFakeBotApi, type FakeBotApi } from '../support/fake-bot-api.ts';
 import { startWebhookReceiver, type WebhookReceiver } from '../support/webhook-receiver.ts';
 import { randomBotToken } from '../support/telegram.ts';
+import { parseRetryAfter, retryDelayMs, type RetryPolicy, type SendFailure } from '../../scripts/lib/notify/retry.mts';
 
 const at = '2026-12-01T10:00:00.000Z';
 const now = new Date(at);
@@ -119,13 +120,15 @@ describe('senders against a local receiver and the fake Bot API', () => {
     bot.failNext(alertToken, 'sendMessage', { error_code: 403, description: 'Forbidden: bot was blocked by the user' });
     hook.status = 500;
     const env = { values: { BOT_TOKEN: token, ALERT_BOT_TOKEN: alertToken, ADMIN_CHAT_ID: '4242', TELEGRAM_API_ROOT: bot.url, ALERT_WEBHOOK_URL: `${hook.url}/hooks/secretpath` } };
-    const r1 = await notifyOperation(env, { operation: 'restore', outcome: 'ok', host: 'h' });
+    // retried quickly here (the retry itself: 'retry: when a failed send is tried again' below)
+    const quick = { maxAttempts: 2, budgetMs: 1000, baseMs: 50, maxBackoffMs: 50 };
+    const r1 = await notifyOperation(env, { operation: 'restore', outcome: 'ok', host: 'h' }, { retry: quick });
     expect(r1.map((r) => r.ok)).toEqual([false, false]);
     expect(r1[0].detail).toMatch(/403 Forbidden/);
     expect(r1[1].detail).toMatch(/HTTP 500/);
     hook.status = 200;
     await hook.stop();
-    const r2 = await notifyOperation({ values: { ...env.values, TELEGRAM_API_ROOT: 'http://127.0.0.1:1' } }, { operation: 'restore', outcome: 'ok', host: 'h' }, { timeoutMs: 2000 });
+    const r2 = await notifyOperation({ values: { ...env.values, TELEGRAM_API_ROOT: 'http://127.0.0.1:1' } }, { operation: 'restore', outcome: 'ok', host: 'h' }, { timeoutMs: 2000, retry: quick });
     expect(r2.map((r) => r.ok)).toEqual([false, false]);
     expect(r2[1].detail).toMatch(/unreachable: (ECONNREFUSED|UND_ERR_SOCKET)/);
     for (const r of [...r1, ...r2]) {
@@ -157,4 +160,78 @@ describe('preflight: alert keys', async () => {
       expect(JSON.stringify(out)).not.toContain(T);
     });
   }
+});
+
+describe('retry: when a failed send is tried again', () => {
+  const p: RetryPolicy = { maxAttempts: 4, budgetMs: 20_000, baseMs: 1000, maxBackoffMs: 8000 };
+  const rows: { name: string; f: SendFailure; attempt: number; elapsedMs: number; want: number | null }[] = [
+    { name: "Telegram's 429 waits its retry_after", f: { status: 429, retryAfterMs: 3000 }, attempt: 1, elapsedMs: 0, want: 3000 },
+    { name: 'a 429 whose retry_after ends past the budget is left to the next watch run', f: { status: 429, retryAfterMs: 35_000 }, attempt: 1, elapsedMs: 0, want: null },
+    { name: 'a 5xx backs off 1 s', f: { status: 502 }, attempt: 1, elapsedMs: 0, want: 1000 },
+    { name: 'then 2 s', f: { status: 500 }, attempt: 2, elapsedMs: 1100, want: 2000 },
+    { name: 'then 4 s', f: { status: 503 }, attempt: 3, elapsedMs: 3200, want: 4000 },
+    { name: 'no answer at all (refused, timed out) backs off like a 5xx', f: {}, attempt: 1, elapsedMs: 0, want: 1000 },
+    { name: 'after the last attempt: give up', f: { status: 500 }, attempt: 4, elapsedMs: 7000, want: null },
+    { name: 'a wait past the budget is not started', f: { status: 500 }, attempt: 3, elapsedMs: 17_000, want: null },
+    { name: 'any other 4xx does not heal: no retry', f: { status: 403 }, attempt: 1, elapsedMs: 0, want: null },
+    { name: 'a 400 (wrong chat id) neither', f: { status: 400 }, attempt: 1, elapsedMs: 0, want: null },
+  ];
+  for (const r of rows) it(r.name, () => expect(retryDelayMs(r.f, r.attempt, r.elapsedMs, p)).toBe(r.want));
+
+  it('Retry-After as seconds or as an HTTP date', () => {
+    const t = Date.parse('2026-12-01T10:00:00Z');
+    expect(parseRetryAfter('7', t)).toBe(7000);
+    expect(parseRetryAfter('Tue, 01 Dec 2026 10:00:30 GMT', t)).toBe(30_000);
+    expect([parseRetryAfter(null, t), parseRetryAfter('soon', t)]).toEqual([undefined, undefined]);
+  });
+
+  describe('against the fake Bot API and a local receiver', () => {
+    let bot: FakeBotApi;
+    let hook: WebhookReceiver;
+    const token = randomBotToken();
+    const fast: RetryPolicy = { maxAttempts: 4, budgetMs: 5000, baseMs: 50, maxBackoffMs: 400 };
+    beforeAll(async () => {
+      bot = await startFakeBotApi({ host: '127.0.0.1' });
+      hook = await startWebhookReceiver();
+    });
+    afterAll(async () => {
+      await bot.stop();
+      await hook.stop();
+    });
+
+    it("a 429 from Telegram is sent again after its retry_after, and arrives once", async () => {
+      bot.failNext(token, 'sendMessage', { error_code: 429, description: 'Too Many Requests: retry after 1', parameters: { retry_after: 1 } });
+      const [r] = await notifyOperation({ values: { BOT_TOKEN: token, ADMIN_CHAT_ID: '77', TELEGRAM_API_ROOT: bot.url } }, { operation: 'watch', outcome: 'failed', reason: 'x', host: 'h' }, { retry: fast });
+      expect(r).toMatchObject({ channel: 'telegram', ok: true, attempts: 2 });
+      const calls = bot.callsTo('sendMessage', token);
+      expect(calls.map((c) => c.status)).toEqual([429, 200]);
+      // the second call waited what Telegram asked (retry_after 1 s), not the 50 ms backoff
+      expect(calls[1].at - calls[0].at).toBeGreaterThanOrEqual(1000);
+      expect(bot.sentMessages(token)).toHaveLength(1);
+    });
+
+    it('a 429 asking longer than the budget is not waited for: reported, for the next run', async () => {
+      bot.failNext(token, 'sendMessage', { error_code: 429, description: 'Too Many Requests: retry after 60', parameters: { retry_after: 60 } });
+      const [r] = await notifyOperation({ values: { BOT_TOKEN: token, ADMIN_CHAT_ID: '77', TELEGRAM_API_ROOT: bot.url } }, { operation: 'watch', outcome: 'failed', host: 'h' }, { retry: fast });
+      expect(r).toMatchObject({ ok: false, attempts: 1 });
+      expect(r.detail).toMatch(/429 Too Many Requests/);
+    });
+
+    it('5xx from Telegram and from the webhook are retried with backoff until one is taken', async () => {
+      bot.failNext(token, 'sendMessage', { error_code: 502, description: 'Bad Gateway' }, 2);
+      hook.failNext(503, 2);
+      const before = hook.received.length;
+      const r = await notifyOperation({ values: { BOT_TOKEN: token, ADMIN_CHAT_ID: '77', TELEGRAM_API_ROOT: bot.url, ALERT_WEBHOOK_URL: `${hook.url}/h` } }, { operation: 'watch', outcome: 'failed', host: 'h' }, { retry: fast });
+      expect(r.map((x) => [x.channel, x.ok, x.attempts])).toEqual([['telegram', true, 3], ['webhook', true, 3]]);
+      expect(r[1].detail).toMatch(/\(3 attempts\)$/);
+      expect(hook.received.length - before).toBe(3);
+    });
+
+    it('a 5xx that lasts gives up after maxAttempts, named', async () => {
+      hook.failNext(500, 10);
+      const [r] = await notifyOperation({ values: { ALERT_WEBHOOK_URL: `${hook.url}/h` } }, { operation: 'watch', outcome: 'failed', host: 'h' }, { retry: fast });
+      expect(r).toMatchObject({ ok: false, attempts: 4 });
+      expect(r.detail).toMatch(/HTTP 500 \(4 attempts\)$/);
+    });
+  });
 });

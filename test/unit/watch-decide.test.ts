@@ -2,7 +2,7 @@
 // run observed and which alerts it must send. Changes of state only: one alert when a problem is
 // confirmed, one when it ends, reminders at WATCH_REMIND_AFTER, never one per run.
 import { describe, expect, it } from 'vitest';
-import { decide, emptyState, healthy, openAlerts, type Observations, type WatchState } from '../../scripts/lib/watch/decide.mts';
+import { afterSend, alertsToSend, decide, delivered, emptyState, healthy, MAX_UNDELIVERED, openAlerts, type Observations, type WatchState } from '../../scripts/lib/watch/decide.mts';
 import { judgeFacts, type Facts } from '../../scripts/lib/watch/observe.mts';
 import { parseDuration, watchSettings } from '../../scripts/lib/watch/settings.mts';
 import type { SmokeResult } from '../../scripts/lib/checks/evaluate.mts';
@@ -277,5 +277,85 @@ describe('state file', async () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('alerts that arrive: sent again at the next run until a channel takes one', () => {
+  // each run: decide, send what alertsToSend says, then afterSend with what the channels did
+  // (`up` per run: did any channel deliver?); the log lists every send attempt, delivered or not
+  function runs(steps: { obs: Observations; channelUp: boolean; maintenance?: boolean }[]) {
+    let state = emptyState();
+    const log: string[] = [];
+    steps.forEach((st, i) => {
+      const now = new Date(T0 + i * MIN);
+      const obs = { ...st.obs, maintenance: { on: Boolean(st.maintenance) } };
+      const { state: decided, alerts } = decide(state, obs, now, settings);
+      const out = alertsToSend(decided, alerts, now, Boolean(st.maintenance));
+      for (const a of out) log.push(`${i}m ${a.state} ${a.problem}${a.tries ? ` (try ${a.tries + 1}, due ${Math.round((Date.parse(a.at) - T0) / MIN)}m)` : ''}${st.channelUp ? '' : ' LOST'}`);
+      state = afterSend(decided, out.map((alert) => ({ alert, delivered: st.channelUp })), Boolean(st.maintenance));
+    });
+    return { log, state };
+  }
+  const rows: { name: string; steps: { obs: Observations; channelUp: boolean; maintenance?: boolean }[]; want: string[]; undelivered?: number }[] = [
+    {
+      name: 'channels up: each alert once',
+      steps: [{ obs: up, channelUp: true }, { obs: down, channelUp: true }, { obs: down, channelUp: true }, { obs: down, channelUp: true }, { obs: up, channelUp: true }],
+      want: ['2m started app-down', '4m resolved app-down'],
+    },
+    {
+      name: 'the channel is down for two runs, then up: the alert is sent again until it arrives, then never again',
+      steps: [{ obs: down, channelUp: false }, { obs: down, channelUp: false }, { obs: down, channelUp: false }, { obs: down, channelUp: true }, { obs: down, channelUp: true }],
+      want: ['1m started app-down LOST', '2m started app-down (try 2, due 1m) LOST', '3m started app-down (try 3, due 1m)'],
+      undelivered: 0,
+    },
+    {
+      name: 'an outage that ends while the channel is down: both alerts arrive, in order, when it is back',
+      steps: [{ obs: down, channelUp: true }, { obs: down, channelUp: false }, { obs: up, channelUp: false }, { obs: up, channelUp: true }, { obs: up, channelUp: true }],
+      want: ['1m started app-down LOST', '2m started app-down (try 2, due 1m) LOST', '2m resolved app-down LOST', '3m started app-down (try 3, due 1m)', '3m resolved app-down (try 2, due 2m)'],
+      undelivered: 0,
+    },
+    {
+      name: 'maintenance: nothing is judged or sent while it lasts; an undelivered alert waits for its end',
+      steps: [{ obs: down, channelUp: true }, { obs: down, channelUp: false }, { obs: down, channelUp: true, maintenance: true }, { obs: down, channelUp: true, maintenance: true }, { obs: up, channelUp: true }],
+      want: ['1m started app-down LOST', '4m started app-down (try 2, due 1m)', '4m resolved app-down'],
+      undelivered: 0,
+    },
+    {
+      name: 'an outage only during maintenance is never announced',
+      steps: [{ obs: up, channelUp: true }, { obs: down, channelUp: true, maintenance: true }, { obs: down, channelUp: true, maintenance: true }, { obs: down, channelUp: true, maintenance: true }, { obs: up, channelUp: true }, { obs: up, channelUp: true }],
+      want: [],
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      const { log, state } = runs(r.steps);
+      expect(log).toEqual(r.want);
+      if (r.undelivered !== undefined) expect(state.undelivered ?? []).toHaveLength(r.undelivered);
+    });
+  }
+
+  it('a channel down for days keeps only the newest MAX_UNDELIVERED alerts', () => {
+    const many = Array.from({ length: MAX_UNDELIVERED + 5 }, (_, i) => ({ problem: `p${i}`, state: 'started' as const, since: '', detail: '', at: '', tries: 0 }));
+    const s = afterSend(emptyState(), many.map((alert) => ({ alert, delivered: false })));
+    expect(s.undelivered).toHaveLength(MAX_UNDELIVERED);
+    expect(s.undelivered![0].problem).toBe('p5');
+  });
+
+  it('delivered: any channel took it; no channel configured is not retried', () => {
+    expect([delivered([{ ok: false }, { ok: true }]), delivered([{ ok: false }, { ok: false }]), delivered([])]).toEqual([true, false, true]);
+  });
+
+  it("Telegram's 503s during a maintenance window are not a delivery problem, before or after its end; a later error is", () => {
+    const endedAt = T0 + 10 * MIN;
+    const tg = (errMin: number, message = 'Wrong response from the webhook: 503 Service Unavailable'): Observations => ({
+      problems: {},
+      telegram: { pending: 0, lastErrorDate: (T0 + errMin * MIN) / 1000, lastErrorMessage: message },
+      maintenance: { on: false, window: { since: T0, endedAt } },
+    });
+    const at = (m: number) => new Date(T0 + m * MIN);
+    const failing = (o: Observations, m: number) => decide(emptyState(), o, at(m), settings).state.problems['telegram-delivery'] !== undefined;
+    expect(failing(tg(9), 11)).toBe(false);
+    expect(failing(tg(12), 13)).toBe(true); // after the end: the app's
+    expect(failing(tg(9, 'Wrong response from the webhook: 500 Internal Server Error'), 11)).toBe(true);
   });
 });

@@ -27,6 +27,8 @@ export interface Target {
   connect?: string;
   /** PEM roots to trust; undefined = system + Node's bundled roots */
   ca?: string | string[];
+  /** sent with every HTTPS request (the maintenance key while maintenance is on: never over plain HTTP) */
+  headers?: Record<string, string>;
 }
 
 export interface Req {
@@ -76,7 +78,7 @@ export function httpsGet(t: Target, path: string, r: Req = {}): Promise<HttpResu
         servername: t.domain,
         path,
         method: r.method ?? 'GET',
-        headers: { host: hostHeader(t.domain, t.httpsPort, 443), ...(r.headers ?? {}) },
+        headers: { host: hostHeader(t.domain, t.httpsPort, 443), ...(t.headers ?? {}), ...(r.headers ?? {}) },
         ca: t.ca ?? defaultRoots(),
         rejectUnauthorized: r.verify ?? false,
         agent: false,

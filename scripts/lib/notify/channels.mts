@@ -1,9 +1,10 @@
 // Where messages go: the Telegram admin chat and a generic JSON webhook. Which channels are on is a
 // pure function of the env values; sending never throws: a channel that fails is reported (with its
 // secrets redacted) and the operation goes on.
-import { callBotApi, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
+import { BotApiError, callBotApi, hostApiRoot, redactToken } from '../telegram/bot-api.mts';
 import { errorMessage } from '../cli/errors.mts';
 import { formatText, webhookPayload, type OpMessage } from './message.mts';
+import { DEFAULT_RETRY, parseRetryAfter, SendError, sendWithRetry, type RetryPolicy } from './retry.mts';
 
 export type ChannelName = 'telegram' | 'webhook';
 
@@ -28,6 +29,8 @@ export interface ChannelResult {
   ok: boolean;
   /** where it went or why not, secrets redacted */
   detail: string;
+  /** attempts made (more than 1: a 429 or a 5xx was tried again) */
+  attempts?: number;
 }
 
 /** The channels the env file configures, in a fixed order. */
@@ -78,7 +81,12 @@ export function redactChannelSecrets(s: string, channels: Channel[]): string {
 }
 
 async function sendTelegram(c: TelegramChannel, m: OpMessage, timeoutMs: number): Promise<string> {
-  await callBotApi(c.apiRoot, c.token, 'sendMessage', { chat_id: c.chatId, text: formatText(m), disable_notification: false }, timeoutMs);
+  try {
+    await callBotApi(c.apiRoot, c.token, 'sendMessage', { chat_id: c.chatId, text: formatText(m), disable_notification: false }, timeoutMs);
+  } catch (e) {
+    if (!(e instanceof BotApiError)) throw e;
+    throw new SendError(e.message, { status: e.code, retryAfterMs: e.retryAfterS === undefined ? undefined : e.retryAfterS * 1000 });
+  }
   return `sent to chat ${c.chatId}`;
 }
 
@@ -97,28 +105,34 @@ async function sendWebhook(c: WebhookChannel, m: OpMessage, timeoutMs: number): 
     res = await fetch(u, { method: 'POST', headers, body: JSON.stringify(webhookPayload(m)), signal: AbortSignal.timeout(timeoutMs), redirect: 'manual' });
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(`unreachable: ${cause?.code ?? cause?.message ?? errorMessage(e)}`);
+    throw new SendError(`unreachable: ${cause?.code ?? cause?.message ?? errorMessage(e)}`, {});
   }
   await res.arrayBuffer().catch(() => undefined);
-  if (!res.ok) throw new Error(`HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (a redirect: not followed; set ALERT_WEBHOOK_URL to its target)' : ''}`);
+  if (!res.ok) throw new SendError(`HTTP ${res.status}${res.status >= 300 && res.status < 400 ? ' (a redirect: not followed; set ALERT_WEBHOOK_URL to its target)' : ''}`, { status: res.status, retryAfterMs: parseRetryAfter(res.headers.get('retry-after')) });
   return `posted to ${redactUrl(c.url)} (HTTP ${res.status})`;
 }
 
 export interface SendOptions {
   timeoutMs?: number;
+  /** when a failed send is tried again (default DEFAULT_RETRY: 3 attempts within 20 s) */
+  retry?: RetryPolicy;
 }
 
-/** Sends to every channel concurrently; never throws. */
+const attemptsNote = (n: number | undefined) => (n && n > 1 ? ` (${n} attempts)` : '');
+
+/** Sends to every channel concurrently, each retried on 429 and 5xx within the retry budget; never throws. */
 export async function sendToChannels(channels: Channel[], m: OpMessage, opts: SendOptions = {}): Promise<ChannelResult[]> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
+  const policy = opts.retry ?? DEFAULT_RETRY;
   return Promise.all(
     channels.map(async (c): Promise<ChannelResult> => {
       try {
-        const detail = c.name === 'telegram' ? await sendTelegram(c, m, timeoutMs) : await sendWebhook(c, m, timeoutMs);
-        return { channel: c.name, ok: true, detail };
+        const { value, attempts } = await sendWithRetry(() => (c.name === 'telegram' ? sendTelegram(c, m, timeoutMs) : sendWebhook(c, m, timeoutMs)), policy);
+        return { channel: c.name, ok: true, detail: `${value}${attemptsNote(attempts)}`, attempts };
       } catch (e) {
         const where = c.name === 'telegram' ? `chat ${c.chatId}` : redactUrl(c.url);
-        return { channel: c.name, ok: false, detail: redactChannelSecrets(`${where}: ${errorMessage(e)}`, channels) };
+        const attempts = (e as { attempts?: number }).attempts;
+        return { channel: c.name, ok: false, detail: redactChannelSecrets(`${where}: ${errorMessage(e)}${attemptsNote(attempts)}`, channels), attempts };
       }
     }),
   );

@@ -4,6 +4,7 @@ import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { selectChannels, sendToChannels, type ChannelResult } from './channels.mts';
 import { redactMessage, type OpMessage } from './message.mts';
+import type { RetryPolicy } from './retry.mts';
 
 export type { OpMessage, Outcome, AlertInfo } from './message.mts';
 
@@ -12,6 +13,8 @@ export interface NotifyOptions {
   /** Bot API root as reachable from this host (default TELEGRAM_API_ROOT) */
   apiRoot?: string;
   timeoutMs?: number;
+  /** how a failed send is tried again (channels.mts; default 3 attempts within 20 s) */
+  retry?: RetryPolicy;
 }
 
 /** One line per channel, e.g. "telegram: sent to chat 42; webhook: not sent (https://h/<redacted>: HTTP 500)"; '' when none is configured. */
@@ -24,7 +27,7 @@ export async function notifyOperation(env: Pick<OpsEnv, 'values'>, message: OpMe
   if (!channels.length) return [];
   let results: ChannelResult[];
   try {
-    results = await sendToChannels(channels, redactMessage(message, env.values), { timeoutMs: opts.timeoutMs });
+    results = await sendToChannels(channels, redactMessage(message, env.values), { timeoutMs: opts.timeoutMs, retry: opts.retry });
   } catch (e) {
     // sendToChannels does not throw; this guards the promise "a channel never fails the operation"
     results = [{ channel: channels[0].name, ok: false, detail: `notify crashed: ${(e as Error).message}` }];

@@ -8,6 +8,7 @@ import { evalDeadLetters, evalHealth, evalWebhookInfo, expectedWebhookUrl, healt
 import { getWebhookInfo, hostApiRoot, redactToken, setWebhook } from '../telegram/bot-api.mts';
 import { appDiagnostics, liveApp } from '../docker/app-container.mts';
 import { judgeQueue, judgeSmoke, judgeWebhookError, type QueueObs, type SwapWindow } from './judge.mts';
+import { maintenanceStatus, readMaintenance } from '../maintenance/maintenance.mts';
 
 export interface GateOptions {
   /** seconds to wait for the new container to become healthy */
@@ -76,6 +77,12 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
         await setWebhook(root, token, expectedUrl, v.WEBHOOK_SECRET ?? '');
         registered = `webhook registered by the toolkit (it was ${info.url ? `"${redactSecret(redactToken(info.url, token), v.WEBHOOK_SECRET ?? '')}"` : 'not set'})`;
         continue;
+      }
+      // maintenance answers Telegram 503 on purpose: no update reaches the release until it ends, so
+      // the queue cannot be judged; it stays on (rollout keeps it) and the updates arrive after --off
+      if (info.url === expectedUrl && maintenanceStatus(readMaintenance(env.layout), new Date()).on) {
+        const held = `maintenance on: Telegram holds ${info.pending_update_count} update(s) for after it (not judged)`;
+        return registered ? `${registered}; ${held}` : held;
       }
       // errors are judged here, against the swap window, not by evalWebhookInfo's "since start"
       const whose = judgeWebhookError(info, window);

@@ -18,9 +18,15 @@ export function hostApiRoot(values: Record<string, string | undefined>, override
 }
 
 export class BotApiError extends Error {
-  constructor(method: string, detail: string) {
+  /** Telegram's error_code (or the HTTP status of an answer that was not JSON); undefined when no answer came */
+  readonly code?: number;
+  /** a 429's parameters.retry_after: seconds to wait before the next call */
+  readonly retryAfterS?: number;
+  constructor(method: string, detail: string, answer: { code?: number; retryAfterS?: number } = {}) {
     super(`Bot API ${method}: ${detail}`);
     this.name = 'BotApiError';
+    this.code = answer.code;
+    this.retryAfterS = answer.retryAfterS;
   }
 }
 
@@ -45,13 +51,16 @@ export async function callBotApi<T>(root: string, token: string, method: string,
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     throw new BotApiError(method, redactToken(`${root} unreachable: ${cause?.code ?? cause?.message ?? (e as Error).message}`, token));
   }
-  let body: { ok?: boolean; result?: T; description?: string; error_code?: number };
+  let body: { ok?: boolean; result?: T; description?: string; error_code?: number; parameters?: { retry_after?: number } };
   try {
     body = (await res.json()) as typeof body;
   } catch {
-    throw new BotApiError(method, `HTTP ${res.status}, not JSON`);
+    throw new BotApiError(method, `HTTP ${res.status}, not JSON`, { code: res.status });
   }
-  if (!body.ok) throw new BotApiError(method, `${body.error_code ?? res.status} ${body.description ?? ''}`.trim());
+  if (!body.ok) {
+    const retryAfter = body.parameters?.retry_after;
+    throw new BotApiError(method, `${body.error_code ?? res.status} ${body.description ?? ''}`.trim(), { code: body.error_code ?? res.status, retryAfterS: typeof retryAfter === 'number' ? retryAfter : undefined });
+  }
   return body.result as T;
 }
 

@@ -3,6 +3,7 @@
 // problem is confirmed, once when it ends, and a reminder every remindAfterMs while it lasts.
 import type { WatchSettings } from './settings.mts';
 import type { AlertInfo } from '../notify/message.mts';
+import { maintenanceCausedError } from '../maintenance/maintenance.mts';
 
 export const STATE_VERSION = 1;
 
@@ -26,6 +27,12 @@ export interface Observations {
   containers?: ContainerObs[];
   /** Telegram getWebhookInfo, when asked */
   telegram?: { pending: number; lastErrorDate?: number; lastErrorMessage?: string };
+  /**
+   * maintenance mode (scripts/lib/maintenance): while on, nothing is judged or announced; lastEndedAt
+   * window (epoch ms) is the last one, so that Telegram's record of the 503s Caddy answered in it is
+   * not taken for a delivery problem afterwards
+   */
+  maintenance?: { on: boolean; window?: { since: number; endedAt?: number } };
 }
 
 export interface ProblemState {
@@ -50,11 +57,22 @@ export interface WatchState {
   lastRestartDetail?: string;
   /** the last few pending_update_count values, oldest first (bounded) */
   pending: number[];
+  /** alerts that no channel delivered: sent again at the next run (bounded: MAX_UNDELIVERED) */
+  undelivered?: PendingAlert[];
 }
 
 export interface Alert extends AlertInfo {
   detail: string;
 }
+
+/** An alert on its way: when it was first due, and how many runs tried to send it. */
+export interface PendingAlert extends Alert {
+  at: string;
+  tries: number;
+}
+
+/** undelivered alerts kept at most (the newest): a channel down for days must not grow the state */
+export const MAX_UNDELIVERED = 20;
 
 export function emptyState(): WatchState {
   return { version: STATE_VERSION, problems: {}, restarts: {}, pending: [] };
@@ -93,7 +111,9 @@ function derived(prev: WatchState, obs: Observations, now: Date, s: WatchSetting
     next.pending = pending;
     const growing = pending.length > s.pendingGrowRuns && pending.every((v, i) => i === 0 || v > pending[i - 1]);
     const errAt = obs.telegram.lastErrorDate ? obs.telegram.lastErrorDate * 1000 : NaN;
-    const freshError = Number.isFinite(errAt) && now.getTime() - errAt < s.telegramErrorFreshMs;
+    // the 503s Caddy answered Telegram during maintenance are what made it hold the updates, not a fault
+    const maintenanceError = obs.maintenance ? maintenanceCausedError({ last_error_date: obs.telegram.lastErrorDate, last_error_message: obs.telegram.lastErrorMessage }, obs.maintenance, now) : false;
+    const freshError = Number.isFinite(errAt) && !maintenanceError && now.getTime() - errAt < s.telegramErrorFreshMs;
     const why: string[] = [];
     if (growing) why.push(`pending_update_count growing: ${pending.join(' → ')}`);
     if (freshError) why.push(`last_error ${new Date(errAt).toISOString()}: ${obs.telegram.lastErrorMessage ?? '?'}`);
@@ -105,7 +125,16 @@ function derived(prev: WatchState, obs: Observations, now: Date, s: WatchSetting
 export function decide(prev0: WatchState | undefined, obs: Observations, now: Date, s: WatchSettings): { state: WatchState; alerts: Alert[] } {
   const prev = prev0 && prev0.version === STATE_VERSION ? prev0 : emptyState();
   const nowIso = now.toISOString();
-  const next: WatchState = { version: STATE_VERSION, lastRunAt: nowIso, problems: {}, restarts: prev.restarts, oomKilled: prev.oomKilled, lastRestartAt: prev.lastRestartAt, lastRestartDetail: prev.lastRestartDetail, pending: prev.pending };
+  const next: WatchState = { version: STATE_VERSION, lastRunAt: nowIso, problems: {}, restarts: prev.restarts, oomKilled: prev.oomKilled, lastRestartAt: prev.lastRestartAt, lastRestartDetail: prev.lastRestartDetail, pending: prev.pending, undelivered: prev.undelivered };
+  if (obs.maintenance?.on) {
+    // the operator took the app down on purpose: announce nothing, count nothing; what the maintenance
+    // did to the containers (restarts, new ids) and to Telegram's queue is not news afterwards
+    if (obs.containers) {
+      next.restarts = Object.fromEntries(obs.containers.map((c) => [c.id, c.restartCount]));
+      next.oomKilled = obs.containers.filter((c) => c.oomKilled).map((c) => c.id);
+    }
+    return { state: { ...next, problems: prev.problems, pending: [] }, alerts: [] };
+  }
   const all: Record<string, ProblemObs> = { ...obs.problems, ...derived(prev, obs, now, s, next) };
   // while the app is down most other checks fail with it: hold them, announce only the outage
   const appDown = all['app-down']?.failing === true;
@@ -141,6 +170,31 @@ export function decide(prev0: WatchState | undefined, obs: Observations, now: Da
     // a problem that ended before it was confirmed is dropped without a word
   }
   return { state: next, alerts };
+}
+
+/**
+ * What this run sends: the alerts no channel delivered at earlier runs (oldest first), then this
+ * run's. Nothing while maintenance is on: they wait for its end.
+ */
+export function alertsToSend(state: WatchState, fresh: Alert[], now: Date, maintenanceOn = false): PendingAlert[] {
+  if (maintenanceOn) return [];
+  return [...(state.undelivered ?? []), ...fresh.map((a) => ({ ...a, at: now.toISOString(), tries: 0 }))];
+}
+
+/** An alert is delivered when a channel took it; with no channel configured there is nothing to try again. */
+export function delivered(results: { ok: boolean }[]): boolean {
+  return results.length === 0 || results.some((r) => r.ok);
+}
+
+/**
+ * The state to save once the sends are done: an alert no channel delivered is kept and sent again at
+ * the next run (the newest MAX_UNDELIVERED; state is saved only after the sends, so a run that dies
+ * mid-send announces again rather than never).
+ */
+export function afterSend(state: WatchState, sent: { alert: PendingAlert; delivered: boolean }[], maintenanceOn = false): WatchState {
+  if (maintenanceOn) return state;
+  const undelivered = sent.filter((x) => !x.delivered).map((x) => ({ ...x.alert, tries: x.alert.tries + 1 }));
+  return { ...state, undelivered: undelivered.slice(-MAX_UNDELIVERED) };
 }
 
 /** Problems currently announced (what status shows as open alerts). */

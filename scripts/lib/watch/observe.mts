@@ -13,6 +13,7 @@ import type { ContainerObs, Observations, ProblemObs } from './decide.mts';
 import type { WatchSettings } from './settings.mts';
 import { readJsonRecord, type UploadRecord } from '../host/records.mts';
 import { formatAge } from '../cli/log.mts';
+import { maintenanceStatus, readMaintenance } from '../maintenance/maintenance.mts';
 
 /** under this lifetime a certificate is short-lived (twice the tls check's 14-day warning: evalTls in checks/evaluate.mts) */
 export const SHORT_LIVED_CERT_DAYS = 28;
@@ -164,7 +165,9 @@ export async function observe(env: OpsEnv, s: WatchSettings, o: ObserveOptions =
     deadLetters: readDeadLetters(env.layout.db),
     offsite: { configured: Boolean((env.values.OFFSITE_REPOSITORY ?? '').trim()), newest: readUpload(env.layout.offsiteLastUpload) },
   };
-  return { facts, obs: { problems: judgeFacts(facts, s, now), containers, telegram } };
+  const m = maintenanceStatus(readMaintenance(env.layout), now);
+  const maintenance = { on: m.on, ...(m.window ? { window: m.window } : {}) };
+  return { facts, obs: { problems: judgeFacts(facts, s, now), containers, telegram, maintenance } };
 }
 
 function readUpload(file: string): UploadRecord | null | { error: string } {
