@@ -1,0 +1,52 @@
+// Which paths the stack probes (Caddy's readiness poll READY_PATH, Docker's healthcheck
+// HEALTHCHECK_PATH): what the env file says when it says it, else what the app answered in the
+// contract sandbox, else the stack's defaults. An adopter sets nothing the toolkit can find out.
+// Pure: the contract check observes, the gate records the choice with the release.
+
+export type ProbeKey = 'READY_PATH' | 'HEALTHCHECK_PATH';
+export type ProbeSource = 'env' | 'observed' | 'default';
+
+export interface ProbeChoice {
+  value: string;
+  source: ProbeSource;
+}
+
+export type StackProbes = Record<ProbeKey, ProbeChoice>;
+
+/** The stack's defaults (docker-compose.yml, docker/caddy/Caddyfile): the reference app's paths. */
+export const PROBE_DEFAULTS: Record<ProbeKey, string> = { READY_PATH: '/ready', HEALTHCHECK_PATH: '/health/write' };
+
+/** What the contract sandbox saw: the HTTP status of GET /ready and GET /health/write (absent: not asked, 0: no answer). */
+export interface ProbeObs {
+  ready?: number;
+  healthWrite?: number;
+}
+
+/**
+ * One row per case in test/unit/contract-probes.test.ts. An explicit env value wins; a path the app
+ * answered with 200 is used; an app that did not answer it gets /health (the required tier: every app
+ * has it); nothing observed keeps the stack's default.
+ */
+export function chooseProbes(values: Record<string, string | undefined>, seen: ProbeObs): StackProbes {
+  const pick = (key: ProbeKey, status: number | undefined): ProbeChoice => {
+    const explicit = (values[key] ?? '').trim();
+    if (explicit) return { value: explicit, source: 'env' };
+    if (status === undefined) return { value: PROBE_DEFAULTS[key], source: 'default' };
+    return { value: status === 200 ? PROBE_DEFAULTS[key] : '/health', source: 'observed' };
+  };
+  return { READY_PATH: pick('READY_PATH', seen.ready), HEALTHCHECK_PATH: pick('HEALTHCHECK_PATH', seen.healthWrite) };
+}
+
+/** The env values with the chosen probes filled in where the env file leaves them unset (what the stack then runs with). */
+export function withProbes(values: Record<string, string>, probes: Partial<Record<ProbeKey, string>> | undefined): Record<string, string> {
+  const out = { ...values };
+  for (const k of ['READY_PATH', 'HEALTHCHECK_PATH'] as const) {
+    if (!(out[k] ?? '').trim() && probes?.[k]) out[k] = probes[k]!;
+  }
+  return out;
+}
+
+/** The probes as KEY=value lines (the file compose reads before the operator's env file: an explicit setting there wins). */
+export function probesEnvText(probes: StackProbes): string {
+  return `# written by the contract gate from what the app answered (RUNBOOK "The app contract"); a key set in the env file wins\n${(['READY_PATH', 'HEALTHCHECK_PATH'] as const).map((k) => `${k}=${probes[k].value}`).join('\n')}\n`;
+}
