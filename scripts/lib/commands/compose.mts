@@ -10,6 +10,8 @@ export interface ComposeContext {
   project: string;
   /** -f files; empty = compose's default (docker-compose.yml in projectDir) */
   composeFiles?: string[];
+  /** STATE_DIR/probes.env (contract/probes.mts): read before envFile, so a key set there wins */
+  probesEnvFile?: string;
 }
 
 export const APP_SERVICE = 'app';
@@ -20,6 +22,7 @@ export function composeArgs(ctx: ComposeContext, ...sub: (string | number)[]): s
     'compose',
     '--project-directory',
     ctx.projectDir,
+    ...(ctx.probesEnvFile ? ['--env-file', ctx.probesEnvFile] : []),
     '--env-file',
     ctx.envFile,
     '-p',

@@ -71,11 +71,11 @@ export const ITEMS: ContractItem[] = [
     id: 'healthcheck',
     tier: 'required',
     title: "Docker's healthcheck probe gets 200 in the image",
-    requirement: "GET HEALTHCHECK_PATH (env file; default /health/write, the reference app's write probe; an app without it sets /health) answers 200 to the probe Docker runs inside the container every 2 s: bash's /dev/tcp (docker-compose.yml), or Bun for an image without bash (COMPOSE_FILE adds docker/compose.bun-healthcheck.yml)",
+    requirement: "GET HEALTHCHECK_PATH answers 200 to the probe Docker runs inside the container every 2 s: bash's /dev/tcp (docker-compose.yml), or Bun for an image without bash (COMPOSE_FILE adds docker/compose.bun-healthcheck.yml). HEALTHCHECK_PATH is the env file's when set; unset, /health/write (the reference app's write probe) if the app answers it with 200, else /health, as the contract gate finds out and records (STATE_DIR/probes.env)",
     without: 'Docker never reports the container healthy: the first deploy never starts the proxy, and every later swap times out and is rolled back',
     degrades: 'no degradation: the rollout refuses the image',
     fix: [
-      'in .env.prod: HEALTHCHECK_PATH=/health   (any path that answers 200 without auth while the app is usable)',
+      'leave HEALTHCHECK_PATH unset (the gate then uses /health), or in .env.prod: HEALTHCHECK_PATH=/health   (any path that answers 200 without auth while the app is usable)',
       'an image without bash (alpine, distroless): COMPOSE_FILE=docker-compose.yml:docker/compose.bun-healthcheck.yml',
     ].join('\n'),
     runbook: '#the-app-contract',
@@ -128,7 +128,7 @@ export const ITEMS: ContractItem[] = [
     id: 'readiness',
     tier: 'recommended',
     title: 'readiness path with a lame-duck period after SIGTERM',
-    requirement: 'GET READY_PATH (env file, default /ready) answers 200 while serving and 503 from SIGTERM on, for about a second while every other route still answers; then the app stops accepting and drains',
+    requirement: 'GET READY_PATH answers 200 while serving and 503 from SIGTERM on, for about a second while every other route still answers; then the app stops accepting and drains. READY_PATH is the env file\'s when set; unset, /ready if the app answers it with 200, else /health, as the contract gate finds out and records',
     without: 'nothing tells Caddy that the old container is about to close its listener: the toolkit has to, which makes every swap hold requests longer',
     degrades: "with READY_PATH=/health Caddy polls /health instead, and the toolkit drains the app itself: before it stops the app it makes Caddy's health check fail (STATE_DIR/proxy/draining) and waits 0.75 s, so Caddy holds new requests rather than sending one to a listener about to close; each swap holds requests that much longer (BENCHMARKS.md, \"Without a readiness path\"). An app that ignores SIGTERM is killed after stop_grace_period (15 s) with whatever it was serving",
     fix: [

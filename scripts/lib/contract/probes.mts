@@ -50,3 +50,17 @@ export function withProbes(values: Record<string, string>, probes: Partial<Recor
 export function probesEnvText(probes: StackProbes): string {
   return `# written by the contract gate from what the app answered (RUNBOOK "The app contract"); a key set in the env file wins\n${(['READY_PATH', 'HEALTHCHECK_PATH'] as const).map((k) => `${k}=${probes[k].value}`).join('\n')}\n`;
 }
+
+/** STATE_DIR/probes.env: the probes the last passing contract check chose (written by the gate, read by loadOpsEnv and compose). */
+export const PROBES_ENV_FILE = 'probes.env';
+const PATH_RE = /^\/[A-Za-z0-9._~/%?=&-]*$/;
+
+/** Parse the probes file's text: only READY_PATH and HEALTHCHECK_PATH, only plain URL paths (anything else is ignored). */
+export function parseProbesEnv(text: string | null): Partial<Record<ProbeKey, string>> {
+  const out: Partial<Record<ProbeKey, string>> = {};
+  for (const line of (text ?? '').split('\n')) {
+    const m = /^(READY_PATH|HEALTHCHECK_PATH)=(.*)$/.exec(line.trim());
+    if (m && PATH_RE.test(m[2])) out[m[1] as ProbeKey] = m[2];
+  }
+  return out;
+}
