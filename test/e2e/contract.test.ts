@@ -263,7 +263,7 @@ describeDocker('a grammY bot deployed through the contract gate (issue 15 fixtur
     // nothing the toolkit can find out: no READY_PATH, no HEALTHCHECK_PATH
     stack = await startStack({
       name: 'grammy', pebble: false, fakeBot: true, start: false, images: { appImage, proxyImage },
-      env: { FRONTEND_DIR: 'public', FRONTEND_BUILD: 'true', FRONTEND_DIST: 'public', ACME_EMAIL: 'ops@example.com' },
+      env: { FRONTEND_DIR: 'public', FRONTEND_BUILD: 'true', FRONTEND_DIST: 'public', ACME_EMAIL: 'ops@grammy.lazyflow.test' },
     });
     expect(readFileSync(stack.envFile, 'utf8')).not.toMatch(/^(READY_PATH|HEALTHCHECK_PATH)=/m);
     await stack.upSupport();

@@ -1,7 +1,13 @@
 // Which paths the stack probes: the env file's when set, else what the app answered in the contract
 // sandbox, else the stack's defaults. An adopter sets nothing the toolkit can find out.
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { chooseProbes, probesEnvText, withProbes, type ProbeObs } from '../../scripts/lib/contract/probes.mts';
+import { loadOpsEnv } from '../../scripts/lib/config/env.mts';
+import { composeArgs } from '../../scripts/lib/commands/compose.mts';
+import { explicitValues } from '../../scripts/lib/release/contract-gate.mts';
 
 type Row = [what: string, values: Record<string, string>, seen: ProbeObs, ready: string, healthcheck: string, sources: string];
 const rows: Row[] = [
@@ -28,5 +34,36 @@ describe('stack probes', () => {
   });
   it('the file compose reads holds both keys', () => {
     expect(probesEnvText(chooseProbes({}, { ready: 404, healthWrite: 404 }))).toMatch(/\nREADY_PATH=\/health\nHEALTHCHECK_PATH=\/health\n$/);
+  });
+});
+
+describe('the recorded probes reach the toolkit and compose; the env file still wins', () => {
+  const setup = (envText: string, probes: string | null) => {
+    const dir = mkdtempSync(join(tmpdir(), 'lzf-probes-'));
+    const state = join(dir, 'state');
+    mkdirSync(state);
+    if (probes !== null) writeFileSync(join(state, 'probes.env'), probes);
+    const file = join(dir, 'env.prod');
+    writeFileSync(file, `STATE_DIR=${state}\n${envText}`, { mode: 0o600 });
+    return { env: loadOpsEnv(file), state, file };
+  };
+  it.each<[string, string, string | null, Record<string, string | undefined>, string[] | undefined]>([
+    ['no record: the env file as it is', '', null, { READY_PATH: undefined, HEALTHCHECK_PATH: undefined }, undefined],
+    ['a record fills what the env file leaves unset', '', 'READY_PATH=/health\nHEALTHCHECK_PATH=/health\n', { READY_PATH: '/health', HEALTHCHECK_PATH: '/health' }, ['READY_PATH', 'HEALTHCHECK_PATH']],
+    ['a key set in the env file wins', 'READY_PATH=/ready\n', 'READY_PATH=/health\nHEALTHCHECK_PATH=/health\n', { READY_PATH: '/ready', HEALTHCHECK_PATH: '/health' }, ['HEALTHCHECK_PATH']],
+    ['a record that is not a plain path is ignored', '', 'READY_PATH=/x;rm -rf /\nHEALTHCHECK_PATH=health\nOTHER=/x\n', { READY_PATH: undefined, HEALTHCHECK_PATH: undefined, OTHER: undefined }, []],
+  ])('%s', (_what, envText, probes, want, recorded) => {
+    const { env } = setup(envText, probes);
+    for (const [k, v] of Object.entries(want)) expect(env.values[k], k).toBe(v);
+    expect(env.recordedProbeKeys).toEqual(recorded);
+    // the gate decides anew from what the env file itself says
+    const explicit = explicitValues(env);
+    for (const k of recorded ?? []) expect(explicit[k]).toBeUndefined();
+  });
+  it('compose reads the record before the env file (a later --env-file wins in compose)', () => {
+    const { env, state, file } = setup('', 'READY_PATH=/health\n');
+    const a = composeArgs(env, 'ps');
+    expect(a.slice(0, 7)).toEqual(['compose', '--project-directory', env.projectDir, '--env-file', join(state, 'probes.env'), '--env-file', file]);
+    expect(composeArgs({ ...env, probesEnvFile: undefined }, 'ps').filter((x) => x === '--env-file')).toHaveLength(1);
   });
 });

@@ -87,11 +87,12 @@ export interface ProbeRunSpec {
   dbWaitMs?: number;
 }
 
-/** A one-shot probe: `bun -e` with the script below; prints one JSON line (drain: "polling" first).
+/** A one-shot probe: `bun -e` with the script below; prints one JSON line (drain: "polling" first). No
+ * --rm: the docker CLI would wait for the removal; the checker removes every container of a run at once.
  * It runs as nobody, or as the app's uid when it reads the app's database (mounted, never followed by root). */
 export function probeRunArgs(s: ProbeRunSpec): string[] {
   return [
-    'run', '--rm',
+    'run',
     '--name', s.name,
     '--label', `${CHECK_LABEL}=1`,
     '--network', s.mode === 'db' ? 'none' : s.network,

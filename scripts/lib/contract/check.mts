@@ -258,22 +258,28 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   const log = opts.log;
   const probeImage = opts.probeImage || process.env.BUN_IMAGE || DEFAULT_PROBE_IMAGE;
   const timeoutMs = opts.bootTimeoutMs ?? 20_000;
-  const inspect = await docker(imageInspectArgs(opts.image), { nothrow: true });
-  if (inspect.exitCode !== 0) {
-    throw new ConfigError(`image ${opts.image} does not exist on this host`, { hint: `build it first (docker build -t ${opts.image} .), or pass the tag rollout built: --image lazyflow-app:<sha>` });
+  const id = randomBytes(4).toString('hex');
+  const network = sandboxNames(id).network;
+  // independent first steps at once (each is a docker round trip; the gate's time is the rollout's)
+  const [inspect, probeInspect, swept, net] = await Promise.all([
+    docker(imageInspectArgs(opts.image), { nothrow: true }),
+    docker(['image', 'inspect', '--format', '{{.Id}}', probeImage], { nothrow: true }),
+    removeStaleSandboxes(),
+    docker(networkCreateArgs(network), { nothrow: true }),
+  ]);
+  if (inspect.exitCode !== 0 || probeInspect.exitCode !== 0 || net.exitCode !== 0) {
+    if (net.exitCode === 0) await docker(networkRmArgs(network), { nothrow: true });
+    if (inspect.exitCode !== 0) throw new ConfigError(`image ${opts.image} does not exist on this host`, { hint: `build it first (docker build -t ${opts.image} .), or pass the tag rollout built: --image lazyflow-app:<sha>` });
+    if (probeInspect.exitCode !== 0) throw new ConfigError(`probe image ${probeImage} does not exist on this host`, { hint: `docker pull ${probeImage}, or pass --probe-image (any image with bun on PATH, e.g. your app's base image)` });
+    throw new Error(`docker network create ${network} failed: ${net.stderr.trim()}`);
   }
-  if ((await docker(['image', 'inspect', '--format', '{{.Id}}', probeImage], { nothrow: true })).exitCode !== 0) {
-    throw new ConfigError(`probe image ${probeImage} does not exist on this host`, { hint: `docker pull ${probeImage}, or pass --probe-image (any image with bun on PATH, e.g. your app's base image)` });
-  }
-  const swept = await removeStaleSandboxes();
   if (swept.length) log?.info(`removed ${swept.length} leftover(s) of an interrupted contract check: ${swept.join(', ')}`);
   const config = JSON.parse(inspect.stdout) as { User?: string };
-  const id = randomBytes(4).toString('hex');
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lzf-contract-'));
   const envFile = path.join(root, 'app.env');
   const env = sandboxEnv(opts.appValues);
   fs.writeFileSync(envFile, envFileText(env), { mode: 0o600 });
-  const sb: Sandbox = { root, envFile, network: sandboxNames(id).network, containers: [] };
+  const sb: Sandbox = { root, envFile, network, containers: [] };
   const values = opts.appValues ?? {};
   // the probes the env file leaves unset are asked too, so the stack can follow what the app answers
   const explicitReady = (values.READY_PATH ?? '').trim();
@@ -283,7 +289,6 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   let probes = chooseProbes(values, {});
   const obs: ContractObs = { imageUser: config.User ?? '', boot: { answered: false }, readyPath: probes.READY_PATH.value };
   try {
-    await docker(networkCreateArgs(sb.network));
     log?.info(`contract check of ${opts.image}: starting it in a sandbox`);
     const badDb = () => bootApp(sb, `${id}-baddb`, { image: opts.image, probeImage, timeoutMs: Math.min(timeoutMs, 10_000), db: 'this is not a SQLite database\n'.repeat(200) });
     // The required tier (the rollout gate) boots with the corrupt database at the same time as the
