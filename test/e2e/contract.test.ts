@@ -254,6 +254,9 @@ describeDocker('a grammY bot deployed through the contract gate (issue 15 fixtur
     // the bot's own repository, as an adopter has it: no readiness path, no write probe, no Mini App
     src = mkdtempSync(join(tmpdir(), 'lzf-e2e-grammy-src-'));
     cpSync(GRAMMY_DIR, src, { recursive: true, filter: (p) => !p.includes('node_modules') });
+    // the proxy image of a release builds from the toolkit's docker/caddy in the source (adopter.test.ts
+    // has the whole toolkit in deploy/, as RUNBOOK's guide does; here the toolkit runs from this checkout)
+    cpSync(join(repoRoot, 'docker/caddy'), join(src, 'docker/caddy'), { recursive: true });
     execFileSync('git', ['init', '-q', src]);
     git('config', 'user.email', 'bot@lazyflow.invalid');
     git('config', 'user.name', 'bot');

@@ -313,7 +313,9 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
         obs.shutdown = await observeShutdown(sb, id, main.name, probeImage, probeReady);
         if (!obs.db.exists) obs.db = await readDbAsApp(sb, id, main.data, probeImage);
       }
-      await docker(removeArgs([main.name]), { nothrow: true });
+      // the full check frees the app before its corrupt-database boot; the gate's boots ran side by
+      // side, and the final cleanup removes both in one call
+      if (!parallel) await docker(removeArgs([main.name]), { nothrow: true });
       let bad: Awaited<ReturnType<typeof badDb>>;
       if (badEarly) {
         const r = await badEarly;
