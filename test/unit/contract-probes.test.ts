@@ -9,7 +9,7 @@ import { loadOpsEnv } from '../../scripts/lib/config/env.mts';
 import { composeArgs } from '../../scripts/lib/commands/compose.mts';
 import { explicitValues } from '../../scripts/lib/release/contract-gate.mts';
 
-type Row = [what: string, values: Record<string, string>, seen: ProbeObs, ready: string, healthcheck: string, sources: string];
+type Row = [what: string, values: Record<string, string>, seen: ProbeObs, ready: string, healthcheck: string, sources: string, recorded?: Record<string, string>];
 const rows: Row[] = [
   ['reference app (answers /ready and /health/write), nothing set', {}, { ready: 200, healthWrite: 200 }, '/ready', '/health/write', 'observed observed'],
   ['Hono app with /health only, nothing set', {}, { ready: 404, healthWrite: 404 }, '/health', '/health', 'observed observed'],
@@ -20,11 +20,15 @@ const rows: Row[] = [
   ['explicit custom path', { READY_PATH: '/live/ready' }, { ready: 404, healthWrite: 200 }, '/live/ready', '/health/write', 'env observed'],
   ['blank setting counts as unset', { READY_PATH: '  ' }, { ready: 404 }, '/health', '/health/write', 'observed default'],
   ['nothing observed (the app never answered): the stack defaults', {}, {}, '/ready', '/health/write', 'default default'],
+  // sticky: Caddy keeps the READY_PATH it started with, a rollback needs the probes its release passed with
+  ['a recorded probe stays although the app now answers /ready', {}, { ready: 200, healthWrite: 200 }, '/health', '/health', 'recorded recorded', { READY_PATH: '/health', HEALTHCHECK_PATH: '/health' }],
+  ['a recorded write probe stays (the gate then refuses a release without it, naming the key)', {}, { healthWrite: 404 }, '/ready', '/health/write', 'recorded recorded', { READY_PATH: '/ready', HEALTHCHECK_PATH: '/health/write' }],
+  ['the env file wins over the record', { HEALTHCHECK_PATH: '/health' }, {}, '/ready', '/health', 'recorded env', { READY_PATH: '/ready', HEALTHCHECK_PATH: '/health/write' }],
 ];
 
 describe('stack probes', () => {
-  it.each(rows)('%s', (_what, values, seen, ready, hc, sources) => {
-    const p = chooseProbes(values, seen);
+  it.each(rows)('%s', (_what, values, seen, ready, hc, sources, recorded) => {
+    const p = chooseProbes(values, seen, recorded);
     expect(`${p.READY_PATH.value} ${p.HEALTHCHECK_PATH.value}`).toBe(`${ready} ${hc}`);
     expect(`${p.READY_PATH.source} ${p.HEALTHCHECK_PATH.source}`).toBe(sources);
   });

@@ -32,6 +32,8 @@ export interface ContractCheckOptions {
   /** values of the operator env file: the app's own keys (e.g. MINI_APP_URL) reach the sandbox;
    * READY_PATH, HEALTHCHECK_PATH and COMPOSE_FILE say what the stack will probe */
   appValues?: Record<string, string>;
+  /** READY_PATH / HEALTHCHECK_PATH an earlier pass recorded (STATE_DIR/probes.env), where appValues sets none */
+  recordedProbes?: Partial<Record<'READY_PATH' | 'HEALTHCHECK_PATH', string>>;
   /** judge only this tier ('required' for the rollout gate: skips the slower SIGTERM and corrupt-database runs) */
   tier?: Tier;
   /** image the probe container runs (default BUN_IMAGE, else oven/bun:1.4.5-slim) */
@@ -281,12 +283,13 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   fs.writeFileSync(envFile, envFileText(env), { mode: 0o600 });
   const sb: Sandbox = { root, envFile, network, containers: [] };
   const values = opts.appValues ?? {};
-  // the probes the env file leaves unset are asked too, so the stack can follow what the app answers
-  const explicitReady = (values.READY_PATH ?? '').trim();
-  const explicitHc = (values.HEALTHCHECK_PATH ?? '').trim();
+  const recorded = opts.recordedProbes ?? {};
+  // the probes neither the env file nor a record sets are asked too, so the stack can follow what the app answers
+  const explicitReady = (values.READY_PATH ?? '').trim() || (recorded.READY_PATH ?? '');
+  const explicitHc = (values.HEALTHCHECK_PATH ?? '').trim() || (recorded.HEALTHCHECK_PATH ?? '');
   const extraPaths = [...new Set([...(explicitReady ? [] : [PROBE_DEFAULTS.READY_PATH]), ...(explicitHc ? [] : [PROBE_DEFAULTS.HEALTHCHECK_PATH])])];
   const probeReady = readinessProbePath(explicitReady || PROBE_DEFAULTS.READY_PATH);
-  let probes = chooseProbes(values, {});
+  let probes = chooseProbes(values, {}, recorded);
   const obs: ContractObs = { imageUser: config.User ?? '', boot: { answered: false }, readyPath: probes.READY_PATH.value };
   try {
     log?.info(`contract check of ${opts.image}: starting it in a sandbox`);
@@ -304,7 +307,7 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
     obs.ready = main.ready;
     if (main.boot.answered) {
       const seen = main.paths ?? {};
-      probes = chooseProbes(values, { ready: explicitReady ? undefined : (seen[PROBE_DEFAULTS.READY_PATH] ?? main.ready?.status), healthWrite: seen[PROBE_DEFAULTS.HEALTHCHECK_PATH] });
+      probes = chooseProbes(values, { ready: explicitReady ? undefined : (seen[PROBE_DEFAULTS.READY_PATH] ?? main.ready?.status), healthWrite: seen[PROBE_DEFAULTS.HEALTHCHECK_PATH] }, recorded);
       obs.readyPath = probes.READY_PATH.value;
       obs.healthcheck = await runHealthcheck(main.name, values, probes.HEALTHCHECK_PATH.value);
       obs.db = main.db ?? { exists: false };

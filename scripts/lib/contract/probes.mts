@@ -1,10 +1,13 @@
 // Which paths the stack probes (Caddy's readiness poll READY_PATH, Docker's healthcheck
-// HEALTHCHECK_PATH): what the env file says when it says it, else what the app answered in the
-// contract sandbox, else the stack's defaults. An adopter sets nothing the toolkit can find out.
-// Pure: the contract check observes, the gate records the choice with the release.
+// HEALTHCHECK_PATH): what the env file says when it says it, else what an earlier release recorded,
+// else what the app answered in the contract sandbox, else the stack's defaults. An adopter sets
+// nothing the toolkit can find out. The record is sticky on purpose: Caddy reads READY_PATH when its
+// container starts (a swap only reloads it), and a rollback must find the probes its release passed
+// with; a later release that no longer answers a recorded path is refused by the gate (healthcheck)
+// or warned about (readiness), naming the key to set. Pure: the check observes, the gate records.
 
 export type ProbeKey = 'READY_PATH' | 'HEALTHCHECK_PATH';
-export type ProbeSource = 'env' | 'observed' | 'default';
+export type ProbeSource = 'env' | 'recorded' | 'observed' | 'default';
 
 export interface ProbeChoice {
   value: string;
@@ -23,14 +26,15 @@ export interface ProbeObs {
 }
 
 /**
- * One row per case in test/unit/contract-probes.test.ts. An explicit env value wins; a path the app
- * answered with 200 is used; an app that did not answer it gets /health (the required tier: every app
+ * One row per case in test/unit/contract-probes.test.ts. An explicit env value wins, then the record of
+ * an earlier pass; else a path the app answered with 200 is used; an app that did not answer it gets /health (the required tier: every app
  * has it); nothing observed keeps the stack's default.
  */
-export function chooseProbes(values: Record<string, string | undefined>, seen: ProbeObs): StackProbes {
+export function chooseProbes(values: Record<string, string | undefined>, seen: ProbeObs, recorded: Partial<Record<ProbeKey, string>> = {}): StackProbes {
   const pick = (key: ProbeKey, status: number | undefined): ProbeChoice => {
     const explicit = (values[key] ?? '').trim();
     if (explicit) return { value: explicit, source: 'env' };
+    if (recorded[key]) return { value: recorded[key]!, source: 'recorded' };
     if (status === undefined) return { value: PROBE_DEFAULTS[key], source: 'default' };
     return { value: status === 200 ? PROBE_DEFAULTS[key] : '/health', source: 'observed' };
   };

@@ -192,7 +192,9 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
   const imageId = inspect.stdout.trim();
   const probeImage = env.values.BUN_IMAGE || process.env.BUN_IMAGE || 'oven/bun:1.4.5-slim';
   const values = explicitValues(env);
-  const envHash = contractEnvHash(values, probeImage);
+  const recordedProbes = Object.fromEntries((env.recordedProbeKeys ?? []).map((k) => [k, env.values[k]]));
+  // the hash of what the check runs with: the env file's values and the recorded probes
+  const envHash = contractEnvHash(env.values, probeImage);
   const file = contractCachePath(env.stateDir);
   const cache = readContractCache(env.stateDir);
   const d = contractGateDecision(cache, { imageId, envHash });
@@ -204,7 +206,7 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
     return { decision: 'cached', imageId, ms: Math.round(performance.now() - t0), notices: e.notices ?? [], ...(e.probes ? { probes: e.probes } : {}) };
   }
   if (d.reason === 'env-changed') log.info('contract: this image passed before, but the app env (or the probe image) changed since: checking again');
-  const report = await runContractCheck({ image, tier: 'required', appValues: values, probeImage, log });
+  const report = await runContractCheck({ image, tier: 'required', appValues: values, recordedProbes, probeImage, log });
   if (report.exitCode !== 0) {
     const keys = report.missingKeys.length
       ? `\nthe app exited at start-up naming ${report.missingKeys.join(', ')}, which ${env.file} does not set: add ${report.missingKeys.length > 1 ? 'them' : 'it'} there (RUNBOOK.md#the-apps-own-settings)`
