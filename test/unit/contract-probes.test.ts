@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { chooseProbes, probesEnvText, withProbes, type ProbeObs } from '../../scripts/lib/contract/probes.mts';
 import { loadOpsEnv } from '../../scripts/lib/config/env.mts';
-import { composeArgs } from '../../scripts/lib/commands/compose.mts';
+import { composeArgs, swapCommands } from '../../scripts/lib/commands/compose.mts';
 import { explicitValues } from '../../scripts/lib/release/contract-gate.mts';
 
 type Row = [what: string, values: Record<string, string>, seen: ProbeObs, ready: string, healthcheck: string, sources: string, recorded?: Record<string, string>];
@@ -69,5 +69,7 @@ describe('the recorded probes reach the toolkit and compose; the env file still 
     const a = composeArgs(env, 'ps');
     expect(a.slice(0, 7)).toEqual(['compose', '--project-directory', env.projectDir, '--env-file', join(state, 'probes.env'), '--env-file', file]);
     expect(composeArgs({ ...env, probesEnvFile: undefined }, 'ps').filter((x) => x === '--env-file')).toHaveLength(1);
+    // the swap's commands too (the healthcheck and Caddy's READY_PATH are set when compose creates them)
+    for (const argv of Object.values(swapCommands(env))) expect(argv.slice(3, 5)).toEqual(['--env-file', join(state, 'probes.env')]);
   });
 });

@@ -116,7 +116,7 @@ export function composeEnv(values: Record<string, string>, base: NodeJS.ProcessE
 }
 
 export function composeCtx(env: OpsEnv): ComposeContext {
-  return { projectDir: env.projectDir, envFile: env.envFile, project: env.project, composeFiles: env.composeFiles };
+  return { projectDir: env.projectDir, envFile: env.envFile, project: env.project, composeFiles: env.composeFiles, ...(env.probesEnvFile ? { probesEnvFile: env.probesEnvFile } : {}) };
 }
 
 /** Env for compose with the release tag: the shell value of APP_TAG wins over the env file's. */
