@@ -26,10 +26,16 @@ export const spec: CommandSpec = {
     sharedOption('quiet', 'here: only the items that are not passing'),
   ],
   details: [
-    'Sandbox: a private internal network, no published port, a throwaway STATE_DIR, local mode (no BOT_TOKEN),',
-    '--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges, STATE_DIR/data and /uploads bind-mounted;',
-    'a probe container from the Bun base image does the HTTP requests. The app is also sent SIGTERM and started once',
-    'with a corrupt database. Everything it creates is removed at the end (about 10 s).',
+    'Sandbox: a private internal network with no route out (Telegram unreachable), no published port, a throwaway',
+    "STATE_DIR; production's env: the app's own keys from --config, secrets replaced by placeholders of the same shape",
+    '(BOT_TOKEN a well-formed token that is no bot\'s: the real one never enters the sandbox, so a candidate cannot move',
+    'the live webhook); --user 1000:1000 --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges,',
+    'STATE_DIR/data and /uploads bind-mounted; a probe container from the Bun base image does the HTTP requests and',
+    "reads the database as uid 1000. The app is also sent SIGTERM and started once with a corrupt database.",
+    'Everything it creates is removed at the end (about 10 s).',
+    '',
+    'READY_PATH and HEALTHCHECK_PATH: set in --config, they are what is checked; unset, the check asks /ready and',
+    '/health/write and reports the paths the stack will probe (the rollout records them with the release).',
     '',
     'Items:',
     ...ITEMS.map((i) => `  ${i.id.padEnd(15)} ${i.tier.padEnd(12)} ${i.title}`),
@@ -52,7 +58,8 @@ runMain(spec, async ({ values: v }, log) => {
     log: v.json ? undefined : log,
   });
   if (v.json) {
-    log.out(JSON.stringify({ ok: report.exitCode === 0, image: report.image, ms: report.ms, results: report.results, missingKeys: report.missingKeys }, null, 2));
+    const probes = Object.fromEntries(Object.entries(report.probes).map(([k, c]) => [k, c.value]));
+    log.out(JSON.stringify({ ok: report.exitCode === 0, image: report.image, ms: report.ms, results: report.results, missingKeys: report.missingKeys, ...(report.telegramError ? { telegramError: report.telegramError } : {}), probes }, null, 2));
     return report.exitCode;
   }
   const rows = report.results
@@ -68,6 +75,8 @@ runMain(spec, async ({ values: v }, log) => {
   if (report.missingKeys.length) {
     log.error(`the app exited at start-up naming ${report.missingKeys.join(', ')}, which ${v.config ? String(v.config) : 'the sandbox (no --config)'} does not set: add ${report.missingKeys.length > 1 ? 'them' : 'it'} to the env file and pass it with --config (RUNBOOK "The app's own settings")`);
   }
+  const observed = Object.entries(report.probes).filter(([, c]) => c.source === 'observed');
+  if (observed.length) log.info(`the stack will probe ${observed.map(([k, c]) => `${k}=${c.value}`).join(', ')} (what the app answers; a value set in the env file wins)`);
   const failed = report.results.filter((r) => r.tier === 'required' && r.status !== 'pass').map((r) => r.id);
   if (report.exitCode === 0) log.ok(`${report.image} meets the required contract (${(report.ms / 1000).toFixed(1)} s)`);
   else log.error(`${report.image} does not meet the required contract: ${failed.join(', ')}`);

@@ -94,6 +94,9 @@ interface Round {
   phases: Record<string, number>;
   wallMs: number;
   overheadMs: number;
+  /** the same from the rollout's wall clock (the sum of phases counts the front-end build and the
+   * contract gate twice: they run side by side) */
+  wallOverheadMs: number;
   maxAppContainers: number;
   containerSamples: number;
   failures: Sample[];
@@ -144,7 +147,7 @@ try {
       round: i, tag: sha.slice(0, 12), code: r.code, requests: all.requests, failed: all.failed,
       swapRequests: during.requests, swapMaxMs: during.maxMs, swapP99Ms: during.p99Ms, overallP50Ms: all.p50Ms, overallMaxMs: all.maxMs,
       startToHealthyMs: sw.startToHealthyMs ?? NaN, startToListenMs, stopMs: sw.stopMs ?? NaN, startMs: sw.startMs ?? NaN, swapTotalMs: sw.totalMs ?? NaN,
-      phases, wallMs: r.ms, overheadMs: wall - (phases.build ?? 0) - (phases.backup ?? 0),
+      phases, wallMs: r.ms, overheadMs: wall - (phases.build ?? 0) - (phases.backup ?? 0), wallOverheadMs: r.ms - (phases.build ?? 0) - (phases.backup ?? 0),
       maxAppContainers: Math.max(0, ...seen.map((s) => s.n)), containerSamples: seen.length, failures: all.failures.slice(0, 5),
     });
     console.error(`round ${i}: ${all.requests} requests, ${all.failed} failed, swap max ${during.maxMs.toFixed(0)} ms, start-to-healthy ${sw.startToHealthyMs} ms`);
@@ -188,11 +191,13 @@ for (const r of results) {
   lines.push(`| ${r.round} | ${r.requests} | ${r.failed} | ${r.swapRequests} | ${f0(r.swapMaxMs)} ms | ${f0(r.swapP99Ms)} ms | ${f0(r.startToHealthyMs)} ms | ${(r.swapMaxMs / r.startToHealthyMs).toFixed(2)} | ${f0(r.startToListenMs)} ms | ${s1(r.swapTotalMs)} s (${f0(r.stopMs)} + ${f0(r.startMs)} + ${f0(r.startToHealthyMs)} ms) | ${r.maxAppContainers} (${r.containerSamples}) |`);
 }
 lines.push('');
-lines.push(`| round | ${phaseNames.join(' | ')} | total | overhead beyond build + backup |`);
-lines.push(`|---|${phaseNames.map(() => '---').join('|')}|---|---|`);
+lines.push(`| round | ${phaseNames.join(' | ')} | total | overhead beyond build + backup (sum of phases) | (wall clock) |`);
+lines.push(`|---|${phaseNames.map(() => '---').join('|')}|---|---|---|`);
 for (const r of results) {
-  lines.push(`| ${r.round} | ${phaseNames.map((p) => (r.phases[p] !== undefined ? `${s1(r.phases[p])} s` : '-')).join(' | ')} | ${s1(r.wallMs)} s | ${s1(r.overheadMs)} s |`);
+  lines.push(`| ${r.round} | ${phaseNames.map((p) => (r.phases[p] !== undefined ? `${s1(r.phases[p])} s` : '-')).join(' | ')} | ${s1(r.wallMs)} s | ${s1(r.overheadMs)} s | ${s1(r.wallOverheadMs)} s |`);
 }
+lines.push('');
+lines.push(`Load average while it ran: ${os.loadavg().map((x) => x.toFixed(1)).join(', ')} (1, 5, 15 min; ${os.cpus().length} vCPU).`);
 const worstRatio = Math.max(...results.map((r) => r.swapMaxMs / r.startToHealthyMs));
 const worstOverhead = Math.max(...results.map((r) => r.overheadMs));
 const totalFailed = results.reduce((a, r) => a + r.failed, 0);

@@ -27,9 +27,12 @@ const minimal: ContractObs = {
   db: { exists: true, journalMode: 'wal', userVersion: 0, ownerUid: 1000, updateIdTables: [], heartbeatRows: 0 },
   shutdown: { readyTurned503: false, lameDuckMs: null, servedWhileDraining: false },
 };
-const crashed = (startsWritable: boolean): ContractObs => ({
-  imageUser: 'bun', boot: { answered: false, exitedEarly: { exitCode: 1, logTail: 'EROFS: read-only file system, open /app/cache.json' }, startsWritable },
+const crashed = (readOnly: boolean): ContractObs => ({
+  imageUser: 'bun', boot: { answered: false, exitedEarly: { exitCode: 1, logTail: readOnly ? 'EROFS: read-only file system, open /app/cache.json' : 'TypeError: x is undefined' }, ...(readOnly ? { readOnlyError: 'EROFS: read-only file system, open /app/cache.json' } : {}) },
 });
+const telegram: ContractObs = {
+  imageUser: 'bun', boot: { answered: false, exitedEarly: { exitCode: 1, logTail: "error: Network request for 'setWebhook' failed!" }, telegramError: "error: Network request for 'setWebhook' failed!" },
+};
 
 type Row = [name: string, obs: ContractObs, expected: Record<string, ItemStatus>, exit: 0 | 1];
 const rows: Row[] = [
@@ -43,6 +46,7 @@ const rows: Row[] = [
   ['uid other than 1000', { ...full, imageUser: 'node', db: { ...full.db!, ownerUid: 1001 } }, { 'non-root': 'wrong' }, 1],
   ['writes to its root filesystem', crashed(true), { 'read-only-root': 'wrong', port: 'unchecked', health: 'unchecked', database: 'unchecked' }, 1],
   ['crashes whatever the filesystem', crashed(false), { 'read-only-root': 'unchecked', port: 'unchecked' }, 1],
+  ['exits because a Bot API call failed at start-up', telegram, { port: 'wrong', 'read-only-root': 'unchecked', health: 'unchecked' }, 1],
   ['nothing listens on PORT', { imageUser: 'bun', boot: { answered: false } }, { port: 'missing', health: 'unchecked' }, 1],
   ['no /health', { ...minimal, health: { status: 404, body: 'Not Found' } }, { health: 'missing', 'health-version': 'unchecked' }, 1],
   ['/health 500 with a good database', { ...minimal, health: { status: 500, body: '' } }, { health: 'wrong' }, 1],

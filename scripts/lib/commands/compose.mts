@@ -10,6 +10,8 @@ export interface ComposeContext {
   project: string;
   /** -f files; empty = compose's default (docker-compose.yml in projectDir) */
   composeFiles?: string[];
+  /** STATE_DIR/probes.env (contract/probes.mts): read before envFile, so a key set there wins */
+  probesEnvFile?: string;
 }
 
 export const APP_SERVICE = 'app';
@@ -20,6 +22,7 @@ export function composeArgs(ctx: ComposeContext, ...sub: (string | number)[]): s
     'compose',
     '--project-directory',
     ctx.projectDir,
+    ...(ctx.probesEnvFile ? ['--env-file', ctx.probesEnvFile] : []),
     '--env-file',
     ctx.envFile,
     '-p',
@@ -118,7 +121,7 @@ export function composeEnv(values: Record<string, string>, base: NodeJS.ProcessE
 }
 
 export function composeCtx(env: OpsEnv): ComposeContext {
-  return { projectDir: env.projectDir, envFile: env.envFile, project: env.project, composeFiles: env.composeFiles };
+  return { projectDir: env.projectDir, envFile: env.envFile, project: env.project, composeFiles: env.composeFiles, ...(env.probesEnvFile ? { probesEnvFile: env.probesEnvFile } : {}) };
 }
 
 /** Env for compose with the release tag: the shell value of APP_TAG wins over the env file's. */

@@ -35,13 +35,15 @@ export interface AppRunSpec {
   /** host directories bind-mounted at /app/data and /app/uploads */
   dataDir: string;
   uploadsDir: string;
-  /** env file with the app's values (secrets stay out of argv) */
+  /** env file with the app's values (placeholder secrets only; values stay out of argv) */
   envFile: string;
-  /** false only for the differential run that tells a read-only failure from any other crash */
-  readOnly?: boolean;
 }
 
-/** The app container as compose runs it in production, minus published ports and restart policy. */
+/** The app's uid:gid (owner of STATE_DIR/data and /uploads): the sandbox never runs the image as anything else. */
+export const SANDBOX_USER = '1000:1000';
+
+/** The app container as compose runs it in production, minus published ports and restart policy; always
+ * read-only and as uid 1000, whatever USER the image names (the non-root item judges that from the image). */
 export function appRunArgs(s: AppRunSpec): string[] {
   return [
     'run', '-d',
@@ -49,7 +51,11 @@ export function appRunArgs(s: AppRunSpec): string[] {
     '--label', `${CHECK_LABEL}=1`,
     '--network', s.network,
     '--network-alias', 'app',
-    ...(s.readOnly === false ? [] : ['--read-only']),
+    '--read-only',
+    '--user', SANDBOX_USER,
+    // no route out (internal network); an app that ignores TELEGRAM_API_ROOT is refused at once
+    // instead of waiting ~10 s for a DNS answer that never comes
+    '--add-host', 'api.telegram.org:127.0.0.1',
     '--tmpfs', '/tmp:size=64m,mode=1777',
     '--cap-drop', 'ALL',
     '--security-opt', 'no-new-privileges',
@@ -66,24 +72,34 @@ export interface ProbeRunSpec {
   name: string;
   network: string;
   probeImage: string;
-  mode: 'boot' | 'drain';
+  mode: 'boot' | 'drain' | 'db';
   /** the app container's name: each run has its own, so a lingering container never answers for another */
   appHost: string;
   port: string;
   /** the readiness path to probe (READY_PATH, default /ready) */
   readyPath?: string;
   deadlineMs: number;
+  /** boot: also GET these paths (the probes the stack may use: /ready, /health/write) */
+  extraPaths?: string[];
+  /** the sandbox's data directory: the probe reads the database there, as the app's uid (never root) */
+  dataDir?: string;
+  /** boot: wait this long after the HTTP probes before reading the database (a heartbeat's first tick) */
+  dbWaitMs?: number;
 }
 
-/** A one-shot probe: `bun -e` with the script below; prints one JSON line (drain: "polling" first). */
+/** A one-shot probe: `bun -e` with the script below; prints one JSON line (drain: "polling" first). No
+ * --rm: the docker CLI would wait for the removal; the checker removes every container of a run at once.
+ * It runs as nobody, or as the app's uid when it reads the app's database (mounted, never followed by root). */
 export function probeRunArgs(s: ProbeRunSpec): string[] {
   return [
-    'run', '--rm',
+    'run',
     '--name', s.name,
     '--label', `${CHECK_LABEL}=1`,
-    '--network', s.network,
+    '--network', s.mode === 'db' ? 'none' : s.network,
     '--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
-    '--user', '65534:65534',
+    '--user', s.dataDir ? SANDBOX_USER : '65534:65534',
+    ...(s.dataDir ? ['--mount', `type=bind,source=${s.dataDir},target=/app/data`, '-e', 'PROBE_DB=/app/data/lazyflow.db', '-e', `PROBE_DB_WAIT_MS=${s.dbWaitMs ?? 0}`] : []),
+    ...(s.extraPaths?.length ? ['-e', `PROBE_EXTRA=${s.extraPaths.join(',')}`] : []),
     '-e', 'BUN_RUNTIME_TRANSPILER_CACHE_PATH=0',
     '-e', `PROBE_MODE=${s.mode}`,
     '-e', `PROBE_BASE=http://${s.appHost}:${s.port}`,
@@ -127,7 +143,25 @@ async function get(path, ms = 2000) {
     return { status: r.status, body, contentType: r.headers.get('content-type') || undefined };
   } catch (e) { return { status: 0, body: '', error: String((e && (e.code || e.message)) || e) }; }
 }
-if (mode === 'boot') {
+async function readDb(file) {
+  const fs = await import('node:fs');
+  let st;
+  try { st = fs.lstatSync(file); } catch { return { exists: false }; }
+  if (!st.isFile()) return { exists: true, ownerUid: st.uid, error: 'not a regular file' };
+  try {
+    const { Database } = await import('bun:sqlite');
+    const db = new Database(file, { readonly: true });
+    try {
+      const tables = db.query("SELECT DISTINCT m.name AS name FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table' AND p.name = 'update_id'").all();
+      let heartbeatRows = 0;
+      try { heartbeatRows = db.query('SELECT count(*) AS n FROM job_heartbeats').get().n; } catch {}
+      return { exists: true, journalMode: String(db.query('PRAGMA journal_mode').get().journal_mode), userVersion: Number(db.query('PRAGMA user_version').get().user_version), ownerUid: st.uid, updateIdTables: tables.map((t) => t.name), heartbeatRows };
+    } finally { db.close(); }
+  } catch (e) { return { exists: true, ownerUid: st.uid, error: String((e && e.message) || e) }; }
+}
+if (mode === 'db') {
+  console.log(JSON.stringify({ db: await readDb(process.env.PROBE_DB) }));
+} else if (mode === 'boot') {
   let answered = false;
   while (Date.now() < deadline) {
     const r = await get('/health', 1000);
@@ -135,7 +169,15 @@ if (mode === 'boot') {
     await Bun.sleep(100);
   }
   const out = { answered };
-  if (answered) { out.health = await get('/health'); out.ready = await get(readyPath); }
+  if (answered) {
+    const extra = (process.env.PROBE_EXTRA || '').split(',').filter(Boolean);
+    const [health, ready, ...more] = await Promise.all([get('/health'), get(readyPath), ...extra.map((p) => get(p))]);
+    Object.assign(out, { health, ready, paths: Object.fromEntries(extra.map((p, i) => [p, more[i].status])) });
+    if (process.env.PROBE_DB) {
+      await Bun.sleep(Number(process.env.PROBE_DB_WAIT_MS || 0));
+      out.db = await readDb(process.env.PROBE_DB);
+    }
+  }
   console.log(JSON.stringify(out));
 } else {
   console.log('polling');

@@ -1,11 +1,12 @@
 // The operator's env file (.env.prod, mode 600) is the one source of configuration: the toolkit
 // reads it here and passes the same file to `docker compose --env-file`.
 import { readFileSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dotenv from 'dotenv';
 import { ConfigError } from '../cli/errors.mts';
 import { stateLayout, type StateLayout } from './state.mts';
+import { parseProbesEnv, PROBES_ENV_FILE, withProbes } from '../contract/probes.mts';
 
 /** repository root: scripts/lib/../.. (where docker-compose.yml lives) */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -28,6 +29,11 @@ export interface OpsEnv {
   appUrl: string;
   appImage: string;
   appTag: string;
+  /** STATE_DIR/probes.env when it exists: READY_PATH / HEALTHCHECK_PATH as the contract gate found them,
+   * read by compose before the env file (whose own setting wins) */
+  probesEnvFile?: string;
+  /** keys of `values` filled from probes.env because the env file leaves them unset */
+  recordedProbeKeys?: string[];
 }
 
 export interface LoadOpsEnvOptions {
@@ -128,11 +134,22 @@ export function opsEnvFromText(file: string, text: string, mode: number, opts: L
     .filter(Boolean)
     .map((f) => resolve(projectDir, f));
   const domain = values.DOMAIN || 'localhost';
+  // the probes the contract gate chose from what the app answers, where the env file says nothing
+  const probesEnvFile = join(stateDir, PROBES_ENV_FILE);
+  let probesText: string | null = null;
+  try {
+    probesText = readFileSync(probesEnvFile, 'utf8');
+  } catch {
+    probesText = null;
+  }
+  const effective = withProbes(values, parseProbesEnv(probesText));
+  const recordedProbeKeys = ['READY_PATH', 'HEALTHCHECK_PATH'].filter((k) => !(values[k] ?? '').trim() && effective[k]);
   return {
     file: abs,
     envFile: abs,
     mode,
-    values,
+    values: effective,
+    ...(probesText !== null ? { probesEnvFile, recordedProbeKeys } : {}),
     projectDir,
     composeFiles,
     project,

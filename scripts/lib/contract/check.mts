@@ -1,5 +1,6 @@
-// The contract checker: runs a candidate app image in a sandbox (private internal network, no
-// published port, a throwaway STATE_DIR, local mode, the production container restrictions),
+// The contract checker: runs a candidate app image in a sandbox (private internal network with no
+// route out, no published port, a throwaway STATE_DIR, production's env with placeholder secrets
+// (contract/sandbox-env.mts), the production container restrictions, uid 1000, read-only root),
 // observes each contract item and judges it with contract/items.mts. Nothing of production is
 // touched: rollout can call runContractCheck({ image, tier: 'required' }) as a gate before it swaps.
 import fs from 'node:fs';
@@ -10,19 +11,20 @@ import { docker, dockerProcess } from '../docker/run.mts';
 import { withDbReadOnly } from '../host/sqlite-read.mts';
 import type { Logger } from '../cli/log.mts';
 import { ConfigError } from '../cli/errors.mts';
-import { appEnv } from '../config/app-env.mts';
+import { envFileText, sandboxEnv, sandboxSetKeys } from './sandbox-env.mts';
+import { chooseProbes, PROBE_DEFAULTS, type StackProbes } from './probes.mts';
 import {
   appRunArgs, containerInspectArgs, imageInspectArgs, leftoverContainersArgs, leftoverNetworksArgs, logsTailArgs, networkCreateArgs, networkRmArgs,
   probeRunArgs, removeArgs, sandboxNames, signalArgs,
 } from '../commands/contract.mts';
-import { healthcheckExecArgs, healthcheckKind, healthcheckPath } from '../commands/healthcheck.mts';
+import { healthcheckExecArgs, healthcheckKind } from '../commands/healthcheck.mts';
 import {
-  CONTRACT_ENV, contractExitCode, judgeContract, missingKeysInLog, readinessProbePath, readyPathOf, recommendedNotices,
+  CONTRACT_ENV, contractExitCode, judgeContract, missingKeysInLog, readinessProbePath, readOnlyErrorInLog, recommendedNotices, telegramErrorInLog,
   type BootObs, type ContractObs, type DbFileObs, type HealthcheckObs, type HttpProbe, type ItemResult, type ShutdownObs, type Tier,
 } from './items.mts';
 
+export { sandboxEnv };
 export const DEFAULT_PROBE_IMAGE = 'oven/bun:1.4.5-slim';
-const LOCAL_WEBHOOK_SECRET = 'local-try-out-secret-not-for-production-0000';
 
 export interface ContractCheckOptions {
   /** IMAGE[:TAG] of the candidate app */
@@ -30,6 +32,8 @@ export interface ContractCheckOptions {
   /** values of the operator env file: the app's own keys (e.g. MINI_APP_URL) reach the sandbox;
    * READY_PATH, HEALTHCHECK_PATH and COMPOSE_FILE say what the stack will probe */
   appValues?: Record<string, string>;
+  /** READY_PATH / HEALTHCHECK_PATH an earlier pass recorded (STATE_DIR/probes.env), where appValues sets none */
+  recordedProbes?: Partial<Record<'READY_PATH' | 'HEALTHCHECK_PATH', string>>;
   /** judge only this tier ('required' for the rollout gate: skips the slower SIGTERM and corrupt-database runs) */
   tier?: Tier;
   /** image the probe container runs (default BUN_IMAGE, else oven/bun:1.4.5-slim) */
@@ -49,30 +53,10 @@ export interface ContractReport {
   notices: string[];
   /** env keys the app named as missing when it exited at start-up (not set in the env file) */
   missingKeys: string[];
-}
-
-/**
- * The sandbox env: the toolkit's contract keys in local mode, plus the app's own keys from the env
- * file, exactly as production passes them (config/app-env.mts): an app key the env file lacks is
- * absent here too, so an app that cannot start without it fails the check instead of production.
- */
-export function sandboxEnv(appValues: Record<string, string> = {}): Record<string, string> {
-  // the same rule as the production app env file (config/app-env.mts): toolkit, proxy and backup keys stay out
-  const own = appEnv(appValues).vars;
-  return {
-    ...own,
-    NODE_ENV: 'production',
-    PORT: CONTRACT_ENV.PORT,
-    APP_URL: 'https://localhost',
-    ALLOWED_ORIGINS: 'https://localhost',
-    DB_PATH: CONTRACT_ENV.DB_PATH,
-    UPLOADS_DIR: CONTRACT_ENV.UPLOADS_DIR,
-    WEBHOOK_SECRET: LOCAL_WEBHOOK_SECRET,
-    TELEGRAM_API_ROOT: 'http://127.0.0.1:9',
-    JOB_HEARTBEAT_MS: '1000',
-    LOG_LEVEL: 'info',
-    UPLOAD_MAX_BYTES: /^\d+$/.test(appValues.UPLOAD_MAX_BYTES ?? '') ? appValues.UPLOAD_MAX_BYTES : '10485760',
-  };
+  /** the app exited because a Bot API call failed (the sandbox has no route to Telegram): the log line */
+  telegramError?: string;
+  /** the paths the stack should probe: the env file's, else what the app answered (contract/probes.mts) */
+  probes: StackProbes;
 }
 
 interface Sandbox {
@@ -113,7 +97,8 @@ async function containerState(name: string): Promise<{ Running: boolean; ExitCod
 }
 
 async function logTail(name: string): Promise<string> {
-  const p = await docker(logsTailArgs(name, 20), { nothrow: true });
+  // 60 lines: an uncaught error's message comes before Bun's source excerpt and stack
+  const p = await docker(logsTailArgs(name, 60), { nothrow: true });
   return `${p.stdout}\n${p.stderr}`.trim();
 }
 
@@ -121,24 +106,29 @@ interface BootResult {
   boot: BootObs;
   health?: HttpProbe;
   ready?: HttpProbe;
+  /** status of each extra path asked (/ready, /health/write) */
+  paths?: Record<string, number>;
+  db?: DbFileObs;
 }
 
-/** Docker's healthcheck probe, run in the app container exactly as Docker runs it every 2 s. */
-async function runHealthcheck(app: string, values: Record<string, string>): Promise<HealthcheckObs> {
+/** Docker's healthcheck probe of `path`, run in the app container exactly as Docker runs it every 2 s. */
+async function runHealthcheck(app: string, values: Record<string, string>, path: string): Promise<HealthcheckObs> {
   const kind = healthcheckKind((values.COMPOSE_FILE ?? '').split(':').map((f) => f.trim()).filter(Boolean));
-  const path = healthcheckPath(values);
   const r = await docker(healthcheckExecArgs(app, kind, path), { nothrow: true });
   return { kind, path, exitCode: r.exitCode ?? 1, output: `${r.stdout}\n${r.stderr}`.trim().slice(0, 1000) };
 }
 
 /** Starts the app container and waits, with a probe, until it answers HTTP; notices an early exit. */
-async function bootApp(sb: Sandbox, id: string, opts: { image: string; probeImage: string; timeoutMs: number; readOnly?: boolean; db?: string; readyPath?: string }): Promise<BootResult & { name: string; data: string }> {
+async function bootApp(sb: Sandbox, id: string, opts: { image: string; probeImage: string; timeoutMs: number; db?: string; readyPath?: string; extraPaths?: string[]; readDb?: { waitMs: number } }): Promise<BootResult & { name: string; data: string }> {
   const names = sandboxNames(id);
   const dirs = makeStateDir(sb.root, id, opts.db);
   sb.containers.push(names.app, names.probe);
-  const run = await docker(appRunArgs({ name: names.app, network: sb.network, image: opts.image, dataDir: dirs.data, uploadsDir: dirs.uploads, envFile: sb.envFile, readOnly: opts.readOnly }), { nothrow: true });
+  const run = await docker(appRunArgs({ name: names.app, network: sb.network, image: opts.image, dataDir: dirs.data, uploadsDir: dirs.uploads, envFile: sb.envFile }), { nothrow: true });
   if (run.exitCode !== 0) throw new Error(`docker run ${opts.image} failed: ${run.stderr.trim()}`);
-  const probe = docker(probeRunArgs({ name: names.probe, network: sb.network, probeImage: opts.probeImage, mode: 'boot', appHost: names.app, port: CONTRACT_ENV.PORT, readyPath: opts.readyPath, deadlineMs: opts.timeoutMs }), { nothrow: true });
+  const probe = docker(probeRunArgs({
+    name: names.probe, network: sb.network, probeImage: opts.probeImage, mode: 'boot', appHost: names.app, port: CONTRACT_ENV.PORT, readyPath: opts.readyPath, deadlineMs: opts.timeoutMs,
+    extraPaths: opts.extraPaths, ...(opts.readDb ? { dataDir: dirs.data, dbWaitMs: opts.readDb.waitMs } : {}),
+  }), { nothrow: true });
   let exited: { exitCode: number } | undefined;
   let done = false;
   const watch = (async () => {
@@ -155,7 +145,7 @@ async function bootApp(sb: Sandbox, id: string, opts: { image: string; probeImag
   const out = await probe;
   done = true;
   await watch;
-  let parsed: { answered?: boolean; health?: HttpProbe; ready?: HttpProbe } = {};
+  let parsed: { answered?: boolean; health?: HttpProbe; ready?: HttpProbe; paths?: Record<string, number>; db?: DbFileObs } = {};
   const line = out.stdout.trim().split('\n').pop() ?? '';
   try {
     parsed = JSON.parse(line);
@@ -165,16 +155,32 @@ async function bootApp(sb: Sandbox, id: string, opts: { image: string; probeImag
   const boot: BootObs = { answered: Boolean(parsed.answered) };
   if (!boot.answered) {
     const st = exited ?? (await containerState(names.app).then((s) => (s && !s.Running ? { exitCode: s.ExitCode } : undefined)));
-    if (st) boot.exitedEarly = { exitCode: st.exitCode, logTail: await logTail(names.app) };
+    if (st) {
+      const tail = await logTail(names.app);
+      boot.exitedEarly = { exitCode: st.exitCode, logTail: tail };
+      const ro = readOnlyErrorInLog(tail);
+      const tg = telegramErrorInLog(tail);
+      if (ro) boot.readOnlyError = ro;
+      if (tg) boot.telegramError = tg;
+    }
   }
-  return { name: names.app, data: dirs.data, boot, health: parsed.health, ready: parsed.ready };
+  return { name: names.app, data: dirs.data, boot, health: parsed.health, ready: parsed.ready, paths: parsed.paths, db: parsed.db };
 }
 
-function readDb(dataDir: string): DbFileObs {
-  return readContractDb(path.join(dataDir, path.basename(CONTRACT_ENV.DB_PATH)));
+/** The database as the app left it, read by a probe container running as the app's uid with no network: root never opens a file the app controls. */
+async function readDbAsApp(sb: Sandbox, id: string, dataDir: string, probeImage: string): Promise<DbFileObs> {
+  const names = sandboxNames(`${id}-db`);
+  sb.containers.push(names.probe);
+  const out = await docker(probeRunArgs({ name: names.probe, network: sb.network, probeImage, mode: 'db', appHost: 'none', port: CONTRACT_ENV.PORT, deadlineMs: 5000, dataDir }), { nothrow: true });
+  try {
+    return (JSON.parse(out.stdout.trim().split('\n').pop() ?? '') as { db: DbFileObs }).db;
+  } catch {
+    return { exists: true, error: `the database probe gave no result: ${out.stderr.trim().slice(0, 200)}` };
+  }
 }
 
-/** What the contract asks of the database file: WAL, user_version, owner, update_id tables, heartbeat rows (read-only). */
+/** What the contract asks of the database file: WAL, user_version, owner, update_id tables, heartbeat rows (read-only).
+ * Smoke reads production's database with it; the checker reads its sandbox's as the app's uid (readDbAsApp). */
 export function readContractDb(file: string): DbFileObs {
   let st: fs.Stats;
   try {
@@ -254,28 +260,38 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   const log = opts.log;
   const probeImage = opts.probeImage || process.env.BUN_IMAGE || DEFAULT_PROBE_IMAGE;
   const timeoutMs = opts.bootTimeoutMs ?? 20_000;
-  const inspect = await docker(imageInspectArgs(opts.image), { nothrow: true });
-  if (inspect.exitCode !== 0) {
-    throw new ConfigError(`image ${opts.image} does not exist on this host`, { hint: `build it first (docker build -t ${opts.image} .), or pass the tag rollout built: --image lazyflow-app:<sha>` });
+  const id = randomBytes(4).toString('hex');
+  const network = sandboxNames(id).network;
+  // independent first steps at once (each is a docker round trip; the gate's time is the rollout's)
+  const [inspect, probeInspect, swept, net] = await Promise.all([
+    docker(imageInspectArgs(opts.image), { nothrow: true }),
+    docker(['image', 'inspect', '--format', '{{.Id}}', probeImage], { nothrow: true }),
+    removeStaleSandboxes(),
+    docker(networkCreateArgs(network), { nothrow: true }),
+  ]);
+  if (inspect.exitCode !== 0 || probeInspect.exitCode !== 0 || net.exitCode !== 0) {
+    if (net.exitCode === 0) await docker(networkRmArgs(network), { nothrow: true });
+    if (inspect.exitCode !== 0) throw new ConfigError(`image ${opts.image} does not exist on this host`, { hint: `build it first (docker build -t ${opts.image} .), or pass the tag rollout built: --image lazyflow-app:<sha>` });
+    if (probeInspect.exitCode !== 0) throw new ConfigError(`probe image ${probeImage} does not exist on this host`, { hint: `docker pull ${probeImage}, or pass --probe-image (any image with bun on PATH, e.g. your app's base image)` });
+    throw new Error(`docker network create ${network} failed: ${net.stderr.trim()}`);
   }
-  if ((await docker(['image', 'inspect', '--format', '{{.Id}}', probeImage], { nothrow: true })).exitCode !== 0) {
-    throw new ConfigError(`probe image ${probeImage} does not exist on this host`, { hint: `docker pull ${probeImage}, or pass --probe-image (any image with bun on PATH, e.g. your app's base image)` });
-  }
-  const swept = await removeStaleSandboxes();
   if (swept.length) log?.info(`removed ${swept.length} leftover(s) of an interrupted contract check: ${swept.join(', ')}`);
   const config = JSON.parse(inspect.stdout) as { User?: string };
-  const id = randomBytes(4).toString('hex');
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lzf-contract-'));
   const envFile = path.join(root, 'app.env');
   const env = sandboxEnv(opts.appValues);
-  fs.writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
-  const sb: Sandbox = { root, envFile, network: sandboxNames(id).network, containers: [] };
+  fs.writeFileSync(envFile, envFileText(env), { mode: 0o600 });
+  const sb: Sandbox = { root, envFile, network, containers: [] };
   const values = opts.appValues ?? {};
-  const readyPath = readyPathOf(values);
-  const probeReady = readinessProbePath(readyPath);
-  const obs: ContractObs = { imageUser: config.User ?? '', boot: { answered: false }, readyPath };
+  const recorded = opts.recordedProbes ?? {};
+  // the probes neither the env file nor a record sets are asked too, so the stack can follow what the app answers
+  const explicitReady = (values.READY_PATH ?? '').trim() || (recorded.READY_PATH ?? '');
+  const explicitHc = (values.HEALTHCHECK_PATH ?? '').trim() || (recorded.HEALTHCHECK_PATH ?? '');
+  const extraPaths = [...new Set([...(explicitReady ? [] : [PROBE_DEFAULTS.READY_PATH]), ...(explicitHc ? [] : [PROBE_DEFAULTS.HEALTHCHECK_PATH])])];
+  const probeReady = readinessProbePath(explicitReady || PROBE_DEFAULTS.READY_PATH);
+  let probes = chooseProbes(values, {}, recorded);
+  const obs: ContractObs = { imageUser: config.User ?? '', boot: { answered: false }, readyPath: probes.READY_PATH.value };
   try {
-    await docker(networkCreateArgs(sb.network));
     log?.info(`contract check of ${opts.image}: starting it in a sandbox`);
     const badDb = () => bootApp(sb, `${id}-baddb`, { image: opts.image, probeImage, timeoutMs: Math.min(timeoutMs, 10_000), db: 'this is not a SQLite database\n'.repeat(200) });
     // The required tier (the rollout gate) boots with the corrupt database at the same time as the
@@ -284,21 +300,25 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
     const parallel = opts.tier === 'required';
     if (parallel) log?.info('contract check: also starting it with a corrupt database at DB_PATH');
     const badEarly = parallel ? badDb().then((b) => ({ ok: b }), (err: unknown) => ({ err })) : undefined;
-    const main = await bootApp(sb, id, { image: opts.image, probeImage, timeoutMs, readyPath: probeReady });
+    // the required tier reads the database at once; the full check gives the jobs' heartbeat a tick first
+    const main = await bootApp(sb, id, { image: opts.image, probeImage, timeoutMs, readyPath: probeReady, extraPaths, readDb: { waitMs: parallel ? 0 : 1200 } });
     obs.boot = main.boot;
     obs.health = main.health;
     obs.ready = main.ready;
     if (main.boot.answered) {
-      obs.healthcheck = await runHealthcheck(main.name, values);
-      // the heartbeat's first tick may follow the first request by a moment
-      await new Promise((r) => setTimeout(r, 1200));
-      obs.db = readDb(main.data);
+      const seen = main.paths ?? {};
+      probes = chooseProbes(values, { ready: explicitReady ? undefined : (seen[PROBE_DEFAULTS.READY_PATH] ?? main.ready?.status), healthWrite: seen[PROBE_DEFAULTS.HEALTHCHECK_PATH] }, recorded);
+      obs.readyPath = probes.READY_PATH.value;
+      obs.healthcheck = await runHealthcheck(main.name, values, probes.HEALTHCHECK_PATH.value);
+      obs.db = main.db ?? { exists: false };
       if (opts.tier !== 'required') {
         log?.info('contract check: SIGTERM with a probe polling /ready');
         obs.shutdown = await observeShutdown(sb, id, main.name, probeImage, probeReady);
-        obs.db = obs.db.exists ? obs.db : readDb(main.data);
+        if (!obs.db.exists) obs.db = await readDbAsApp(sb, id, main.data, probeImage);
       }
-      await docker(removeArgs([main.name]), { nothrow: true });
+      // the full check frees the app before its corrupt-database boot; the gate's boots ran side by
+      // side, and the final cleanup removes both in one call
+      if (!parallel) await docker(removeArgs([main.name]), { nothrow: true });
       let bad: Awaited<ReturnType<typeof badDb>>;
       if (badEarly) {
         const r = await badEarly;
@@ -311,11 +331,6 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
       obs.brokenDb = { exited: Boolean(bad.boot.exitedEarly), health: bad.health };
     } else {
       await badEarly; // never judged when the app did not answer at all; settled before cleaning up
-      if (main.boot.exitedEarly) {
-        log?.info('contract check: it exited; starting it once more without --read-only to see why');
-        const rw = await bootApp(sb, `${id}-rw`, { image: opts.image, probeImage, timeoutMs, readOnly: false });
-        obs.boot.startsWritable = rw.boot.answered;
-      }
     }
   } finally {
     if (sb.containers.length) await docker(removeArgs(sb.containers), { nothrow: true });
@@ -328,6 +343,9 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   return {
     image: opts.image, results, exitCode, ms: Math.round(performance.now() - t0),
     notices: exitCode === 0 ? recommendedNotices(all) : [],
-    missingKeys: obs.boot.exitedEarly ? missingKeysInLog(obs.boot.exitedEarly.logTail, Object.keys(env)) : [],
+    // a key is missing only when the env file lacks it: the sandbox sets every key production sets
+    missingKeys: obs.boot.exitedEarly && !obs.boot.telegramError ? missingKeysInLog(obs.boot.exitedEarly.logTail, sandboxSetKeys(env)) : [],
+    ...(obs.boot.telegramError ? { telegramError: obs.boot.telegramError } : {}),
+    probes,
   };
 }

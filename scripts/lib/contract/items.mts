@@ -71,11 +71,11 @@ export const ITEMS: ContractItem[] = [
     id: 'healthcheck',
     tier: 'required',
     title: "Docker's healthcheck probe gets 200 in the image",
-    requirement: "GET HEALTHCHECK_PATH (env file; default /health/write, the reference app's write probe; an app without it sets /health) answers 200 to the probe Docker runs inside the container every 2 s: bash's /dev/tcp (docker-compose.yml), or Bun for an image without bash (COMPOSE_FILE adds docker/compose.bun-healthcheck.yml)",
+    requirement: "GET HEALTHCHECK_PATH answers 200 to the probe Docker runs inside the container every 2 s: bash's /dev/tcp (docker-compose.yml), or Bun for an image without bash (COMPOSE_FILE adds docker/compose.bun-healthcheck.yml). HEALTHCHECK_PATH is the env file's when set; unset, /health/write (the reference app's write probe) if the app answers it with 200, else /health, as the contract gate finds out and records (STATE_DIR/probes.env)",
     without: 'Docker never reports the container healthy: the first deploy never starts the proxy, and every later swap times out and is rolled back',
     degrades: 'no degradation: the rollout refuses the image',
     fix: [
-      'in .env.prod: HEALTHCHECK_PATH=/health   (any path that answers 200 without auth while the app is usable)',
+      'leave HEALTHCHECK_PATH unset (the gate then uses /health), or in .env.prod: HEALTHCHECK_PATH=/health   (any path that answers 200 without auth while the app is usable)',
       'an image without bash (alpine, distroless): COMPOSE_FILE=docker-compose.yml:docker/compose.bun-healthcheck.yml',
     ].join('\n'),
     runbook: '#the-app-contract',
@@ -128,7 +128,7 @@ export const ITEMS: ContractItem[] = [
     id: 'readiness',
     tier: 'recommended',
     title: 'readiness path with a lame-duck period after SIGTERM',
-    requirement: 'GET READY_PATH (env file, default /ready) answers 200 while serving and 503 from SIGTERM on, for about a second while every other route still answers; then the app stops accepting and drains',
+    requirement: 'GET READY_PATH answers 200 while serving and 503 from SIGTERM on, for about a second while every other route still answers; then the app stops accepting and drains. READY_PATH is the env file\'s when set; unset, /ready if the app answers it with 200, else /health, as the contract gate finds out and records',
     without: 'nothing tells Caddy that the old container is about to close its listener: the toolkit has to, which makes every swap hold requests longer',
     degrades: "with READY_PATH=/health Caddy polls /health instead, and the toolkit drains the app itself: before it stops the app it makes Caddy's health check fail (STATE_DIR/proxy/draining) and waits 0.75 s, so Caddy holds new requests rather than sending one to a listener about to close; each swap holds requests that much longer (BENCHMARKS.md, \"Without a readiness path\"). An app that ignores SIGTERM is killed after stop_grace_period (15 s) with whatever it was serving",
     fix: [
@@ -196,8 +196,10 @@ export interface BootObs {
   answered: boolean;
   /** the container exited before answering */
   exitedEarly?: { exitCode: number; logTail: string };
-  /** the same image started without --read-only (only probed when it exited early) */
-  startsWritable?: boolean;
+  /** the log line that shows a write refused by the read-only root filesystem (EROFS), when it exited early */
+  readOnlyError?: string;
+  /** the log line that shows a failed call to Telegram's Bot API (unreachable from the sandbox), when it exited early */
+  telegramError?: string;
 }
 
 export interface DbFileObs {
@@ -260,7 +262,7 @@ export interface ItemResult {
   runbook: string;
 }
 
-type Verdict = { status: ItemStatus; detail: string };
+type Verdict = { status: ItemStatus; detail: string; fix?: string };
 const pass = (detail: string): Verdict => ({ status: 'pass', detail });
 const missing = (detail: string): Verdict => ({ status: 'missing', detail });
 const wrong = (detail: string): Verdict => ({ status: 'wrong', detail });
@@ -278,6 +280,29 @@ function json(p?: HttpProbe): Record<string, unknown> | null {
 
 const NOT_ANSWERING = 'not observable: the app never answered on PORT';
 
+/** The sandbox has no route to Telegram (a candidate must never reach the live bot): an app that exits when a Bot API call fails at start-up is told so. */
+export const TELEGRAM_FIX = [
+  'do not exit when a Bot API call fails at start-up: the toolkit sets the webhook itself after the swap (rollout\'s telegram gate), and Telegram can be briefly unreachable in production too, e.g.',
+  'try { await bot.api.setWebhook(url, { secret_token: WEBHOOK_SECRET }); } catch (err) { console.error("setWebhook failed, serving anyway:", err); }',
+  '(the contract sandbox gives the app a placeholder BOT_TOKEN and no route to Telegram: the real token must not move the live webhook to a candidate)',
+].join('\n');
+
+function telegramExit(b: BootObs): string {
+  return `the app exited (code ${b.exitedEarly?.exitCode}) because a call to Telegram's Bot API failed at start-up: ${(b.telegramError ?? '').slice(0, 240)}; the sandbox has no route to Telegram (placeholder BOT_TOKEN), so catch that error at start-up`;
+}
+
+/** The log line of a failed Bot API call (grammY's HttpError / GrammyError, telegraf, a plain fetch to the API root), if any. */
+export function telegramErrorInLog(logTail: string): string | undefined {
+  const re = /Network request for '\w+' failed|Call to '\w+' failed|api\.telegram\.org|127\.0\.0\.1:9\b|TELEGRAM_API_ROOT|\b(getMe|setWebhook|deleteWebhook|getUpdates|setMyCommands)\b.*\b(fail|error|refused|ECONNREFUSED|unreachable)/i;
+  const line = logTail.split('\n').find((l) => re.test(l) && !/\b(required|missing|not set)\b/i.test(l));
+  return line?.trim();
+}
+
+/** The log line of a write refused by the read-only root filesystem, if any. */
+export function readOnlyErrorInLog(logTail: string): string | undefined {
+  return logTail.split('\n').find((l) => /EROFS|read-only file system/i.test(l))?.trim();
+}
+
 function bootFailure(b: BootObs): string {
   if (!b.exitedEarly) return 'nothing answered HTTP on app:PORT within the boot timeout';
   const tail = b.exitedEarly.logTail.trim().split('\n').slice(-3).join(' | ');
@@ -286,6 +311,7 @@ function bootFailure(b: BootObs): string {
 
 export function judgePort(o: ContractObs): Verdict {
   if (o.boot.answered) return pass(`answers HTTP on port ${CONTRACT_ENV.PORT}`);
+  if (o.boot.exitedEarly && o.boot.telegramError) return { ...wrong(telegramExit(o.boot)), fix: TELEGRAM_FIX };
   if (o.boot.exitedEarly) return unchecked(bootFailure(o.boot));
   return missing(bootFailure(o.boot));
 }
@@ -320,8 +346,8 @@ export function judgeHealthcheck(o: ContractObs): Verdict {
 
 export function judgeReadOnlyRoot(o: ContractObs): Verdict {
   if (o.boot.answered) return pass('starts and serves with --read-only, only /app/data, /app/uploads and /tmp writable');
-  if (o.boot.exitedEarly && o.boot.startsWritable === true) {
-    return wrong(`exits under --read-only but starts with a writable root filesystem: it writes outside /app/data, /app/uploads and /tmp (${bootFailure(o.boot)})`);
+  if (o.boot.exitedEarly && o.boot.readOnlyError) {
+    return wrong(`exits under --read-only: it writes outside /app/data, /app/uploads and /tmp (${o.boot.readOnlyError.slice(0, 300)})`);
   }
   return unchecked(NOT_ANSWERING);
 }
@@ -425,13 +451,13 @@ const JUDGES: Record<string, (o: ContractObs) => Verdict> = {
 /** Every item judged; tier filters ('required' for the rollout gate). */
 export function judgeContract(o: ContractObs, tier?: Tier): ItemResult[] {
   return ITEMS.filter((i) => !tier || i.tier === tier).map((i) => {
-    const v = JUDGES[i.id](o);
+    const { fix, ...v } = JUDGES[i.id](o);
     return {
       id: i.id,
       tier: i.tier,
       title: i.title,
       ...v,
-      ...(v.status === 'missing' || v.status === 'wrong' ? { fix: i.fix } : {}),
+      ...(v.status === 'missing' || v.status === 'wrong' ? { fix: fix ?? i.fix } : {}),
       runbook: `RUNBOOK.md${i.runbook}`,
     };
   });

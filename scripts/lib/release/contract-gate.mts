@@ -3,6 +3,8 @@
 // checker's sandbox. A non-conforming image is refused, naming each failed item and its fix.
 // A pass is cached per image id (and the app's env) in STATE_DIR/contract-cache.json, so a re-run,
 // or a rollout back to an image already checked, does not pay again. The decisions are pure.
+// A pass also records the paths the stack probes (READY_PATH, HEALTHCHECK_PATH) as the app answered
+// them, where the env file sets none: STATE_DIR/probes.env, which compose and loadOpsEnv read.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -12,6 +14,7 @@ import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
 import { fsyncDir } from '../host/fsutil.mts';
 import { runContractCheck, sandboxEnv } from '../contract/check.mts';
+import { probesEnvText, PROBES_ENV_FILE, withProbes, type ProbeKey, type StackProbes } from '../contract/probes.mts';
 import { readyPathOf, type ItemResult } from '../contract/items.mts';
 import { healthcheckKind, healthcheckPath } from '../commands/healthcheck.mts';
 
@@ -29,6 +32,8 @@ export interface CacheEntry {
   ms: number;
   /** the recommended items the image lacks (recommendedNotice lines), printed again on a cached pass */
   notices?: string[];
+  /** the paths the stack probes for this image and env (contract/probes.mts), recorded again on a cached pass */
+  probes?: StackProbes;
 }
 
 /** The last refusal whose app exited at start-up naming env keys: preflight names those still missing. */
@@ -122,11 +127,15 @@ export function contractRefusal(image: string, results: ItemResult[]): string {
 }
 
 function writeCache(file: string, cache: ContractCache): void {
+  writeText(file, JSON.stringify(cache, null, 1) + '\n', 0o600);
+}
+
+function writeText(file: string, text: string, mode: number): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
+  const fd = fs.openSync(tmp, 'w', mode);
   try {
-    fs.writeSync(fd, JSON.stringify(cache, null, 1) + '\n');
+    fs.writeSync(fd, text);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -142,6 +151,33 @@ export interface ContractGateResult {
   results?: ItemResult[];
   /** the recommended items the image lacks (printed as warnings by the gate) */
   notices?: string[];
+  /** the paths the stack probes from now on (recorded in STATE_DIR/probes.env and the release) */
+  probes?: StackProbes;
+}
+
+/** The env file's own values: without the probes loadOpsEnv filled in from the last record (what the check decides anew). */
+export function explicitValues(env: Pick<OpsEnv, 'values' | 'recordedProbeKeys'>): Record<string, string> {
+  const out = { ...env.values };
+  for (const k of env.recordedProbeKeys ?? []) delete out[k];
+  return out;
+}
+
+/** Record the probes: STATE_DIR/probes.env (atomic, only when it changes) and this env, so the swap that follows uses them. */
+export function recordProbes(env: OpsEnv, probes: StackProbes): void {
+  const file = path.join(path.resolve(env.stateDir), PROBES_ENV_FILE);
+  const text = probesEnvText(probes);
+  let old: string | null = null;
+  try {
+    old = fs.readFileSync(file, 'utf8');
+  } catch {
+    old = null;
+  }
+  if (old !== text) writeText(file, text, 0o644);
+  const explicit = explicitValues(env);
+  const chosen = Object.fromEntries((Object.keys(probes) as ProbeKey[]).map((k) => [k, probes[k].value]));
+  env.values = withProbes(explicit, chosen);
+  env.recordedProbeKeys = (Object.keys(probes) as ProbeKey[]).filter((k) => !(explicit[k] ?? '').trim());
+  env.probesEnvFile = file;
 }
 
 /** The gate: throws StepError (rollout exit 1, nothing live changed) when the image fails the required tier. */
@@ -155,6 +191,9 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
   if (inspect.exitCode !== 0) throw new StepError(`contract gate: image ${image} does not exist: ${inspect.stderr.trim()}`, { step: 'contract' });
   const imageId = inspect.stdout.trim();
   const probeImage = env.values.BUN_IMAGE || process.env.BUN_IMAGE || 'oven/bun:1.4.5-slim';
+  const values = explicitValues(env);
+  const recordedProbes = Object.fromEntries((env.recordedProbeKeys ?? []).map((k) => [k, env.values[k]]));
+  // the hash of what the check runs with: the env file's values and the recorded probes
   const envHash = contractEnvHash(env.values, probeImage);
   const file = contractCachePath(env.stateDir);
   const cache = readContractCache(env.stateDir);
@@ -163,10 +202,11 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
     const e = (d as { entry: CacheEntry }).entry;
     log.info(`contract: ${image} (${imageId.slice(7, 19)}) passed the required tier on ${e.checkedAt} with this env: not checked again`);
     for (const n of e.notices ?? []) log.warn(`contract: ${n}`);
-    return { decision: 'cached', imageId, ms: Math.round(performance.now() - t0), notices: e.notices ?? [] };
+    if (e.probes) recordProbes(env, e.probes);
+    return { decision: 'cached', imageId, ms: Math.round(performance.now() - t0), notices: e.notices ?? [], ...(e.probes ? { probes: e.probes } : {}) };
   }
   if (d.reason === 'env-changed') log.info('contract: this image passed before, but the app env (or the probe image) changed since: checking again');
-  const report = await runContractCheck({ image, tier: 'required', appValues: env.values, probeImage, log });
+  const report = await runContractCheck({ image, tier: 'required', appValues: values, recordedProbes, probeImage, log });
   if (report.exitCode !== 0) {
     const keys = report.missingKeys.length
       ? `\nthe app exited at start-up naming ${report.missingKeys.join(', ')}, which ${env.file} does not set: add ${report.missingKeys.length > 1 ? 'them' : 'it'} there (RUNBOOK.md#the-apps-own-settings)`
@@ -176,14 +216,20 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
     } catch {
       /* preflight then cannot name the keys; the refusal below does */
     }
+    const telegram = report.telegramError
+      ? `\nthe app exited because a call to Telegram's Bot API failed at start-up (${report.telegramError}): the sandbox has no route to Telegram, as the real BOT_TOKEN must not move the live webhook to an unchecked release; catch that error at start-up (the toolkit sets the webhook after the swap)`
+      : '';
     const next = `next: ${report.missingKeys.length ? `add ${report.missingKeys.join(', ')} to ${env.file}, or ` : ''}fix the app, commit, roll out again (check an image by hand: node scripts/check-app.mts --image ${image} --config ${env.file})`;
-    throw new StepError(`${contractRefusal(image, report.results)}${keys}\n${next}`, { hint: next.slice(6) });
+    throw new StepError(`${contractRefusal(image, report.results)}${keys}${telegram}\n${next}`, { hint: next.slice(6) });
   }
   for (const n of report.notices) log.warn(`contract: ${n}`);
+  const observed = Object.entries(report.probes).filter(([, c]) => c.source === 'observed');
+  if (observed.length) log.info(`contract: the stack probes ${observed.map(([k, c]) => `${k}=${c.value}`).join(', ')}, as the app answers (set the key in ${env.file} to choose otherwise)`);
+  recordProbes(env, report.probes);
   try {
-    writeCache(file, recordContractPass(recordMissingKeys(cache, image, [], new Date()), { imageId, envHash, image, checkedAt: new Date().toISOString(), ms: report.ms, notices: report.notices }));
+    writeCache(file, recordContractPass(recordMissingKeys(cache, image, [], new Date()), { imageId, envHash, image, checkedAt: new Date().toISOString(), ms: report.ms, notices: report.notices, probes: report.probes }));
   } catch (err) {
     log.warn(`contract: the pass could not be cached in ${file} (the next rollout checks again): ${(err as Error).message}`);
   }
-  return { decision: d.reason, imageId, ms: Math.round(performance.now() - t0), results: report.results, notices: report.notices };
+  return { decision: d.reason, imageId, ms: Math.round(performance.now() - t0), results: report.results, notices: report.notices, probes: report.probes };
 }

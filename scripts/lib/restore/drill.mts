@@ -1,8 +1,9 @@
 // Restore drill: prove that a backup really boots, without touching production.
 // The backup is verified and staged into a scratch directory (STATE_DIR/.drill-<pid>-<rand>), a
 // throwaway app container boots on it on a private network (docker network create --internal, no
-// published ports) in local mode (no bot token, APP_URL https://localhost: no webhook registration,
-// no Telegram call leaves the network), and the drill checks /health, integrity_check and row
+// published ports) with production's settings (the app's own keys from the env file, as the contract
+// sandbox passes them: contract/sandbox-env.mts) but placeholder secrets, a BOT_TOKEN that is no bot's
+// and no route to Telegram (the real token would let it move the live webhook), and the drill checks /health, integrity_check and row
 // counts. It holds the ops lock throughout, so retention cannot remove the backup under it. Uploads
 // are hard-linked from the backup, or copied when backups/ is on another filesystem. Container, network and scratch directory are removed at the end, also on failure,
 // Ctrl-C or SIGTERM; leftovers of a drill that was killed -9 are removed by the next drill.
@@ -23,6 +24,8 @@ import { openAsApp } from '../host/sqlite-read.mts';
 import { resolveBackup, stageBackup } from './stage.mts';
 import type { BackupEntry } from '../backup/manifest.mts';
 import { readJsonRecord, writeJsonAtomic, type DrillRecord } from '../host/records.mts';
+import { envFileText, sandboxEnv } from '../contract/sandbox-env.mts';
+import { writeFileSync } from 'node:fs';
 
 export interface DrillOptions {
   ctx: OpsEnv;
@@ -189,17 +192,16 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
     let r = await dockerq(['network', 'create', '--internal', '--label', `${LABEL}=${ctx.project}`, '--label', `${LABEL}.pid=${process.pid}`, network]);
     if (r.exitCode !== 0) throw new StepError(`docker network create failed: ${r.stderr.trim()}`, { step: 'drill' });
     createdNetwork = true;
-    const secret = randomBytes(32).toString('hex');
+    // production's settings with placeholder secrets, in a file (values never on argv); outside data/ and uploads/
+    const envFile = join(scratch, 'app.env');
+    writeFileSync(envFile, envFileText(sandboxEnv(ctx.values)), { mode: 0o600, flag: 'wx' });
     r = await dockerq([
       'run', '-d', '--name', name,
       '--label', `${LABEL}=${ctx.project}`, '--label', `${LABEL}.pid=${process.pid}`,
       '--network', network,
       '--read-only', '--tmpfs', '/tmp:size=64m,mode=1777', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
       '--user', `${APP_UID}:${APP_GID}`, '--memory', '512m', '--pids-limit', '256',
-      // local mode: no bot token and a localhost APP_URL: no webhook registration, no Telegram calls
-      '-e', 'NODE_ENV=production', '-e', 'PORT=3000', '-e', 'APP_URL=https://localhost', '-e', 'BOT_TOKEN=',
-      '-e', `WEBHOOK_SECRET=${secret}`, '-e', 'ALLOWED_ORIGINS=https://localhost', '-e', 'TELEGRAM_API_ROOT=http://127.0.0.1:9',
-      '-e', 'DB_PATH=/app/data/lazyflow.db', '-e', 'UPLOADS_DIR=/app/uploads', '-e', 'LOG_LEVEL=info', '-e', 'JOB_HEARTBEAT_MS=1000',
+      '--add-host', 'api.telegram.org:127.0.0.1', '--env-file', envFile,
       '-v', `${join(scratch, 'data')}:/app/data`, '-v', `${join(scratch, 'uploads')}:/app/uploads`,
       image,
     ]);
