@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { StepError, UsageError } from '../cli/errors.mts';
-import { formatBytes, formatDuration, type Logger } from '../cli/log.mts';
+import { formatBytes, formatDuration, type Logger, type StepHandle } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
 import { isProcessAlive } from '../host/lock.mts';
 import { newerUpload, readJsonRecord, writeJsonAtomic, type UploadRecord } from '../host/records.mts';
@@ -19,6 +19,7 @@ import { applyRetention, describePolicy, type RetentionDecision, type RetentionP
 import { backupArgs, catConfigArgs, checkArgs, forgetArgs, initArgs, parseBackupSummary, parseSnapshots, pruneArgs, restoreArgs, snapshotsArgs, unlockArgs, type OffsiteSnapshot } from '../commands/restic.mts';
 import type { OffsiteConfig } from './config.mts';
 import { resticFailure, resticOk, runRestic } from './runner.mts';
+import { resticProgress } from './progress.mts';
 
 const FETCH_PREFIX = '.offsite-fetch-';
 
@@ -56,10 +57,16 @@ export interface UploadResult {
   ms: number;
 }
 
+/** restic's status lines as the step's progress (RUNBOOK: an upload of a large backup is not a silent wait) */
+function progressOf(step: StepHandle, line: string, verb: 'uploaded' | 'fetched'): void {
+  const p = resticProgress(line, verb);
+  if (p) step.progress(p);
+}
+
 export async function uploadBackup(ctx: OpsEnv, cfg: OffsiteConfig, b: BackupEntry, log: Logger): Promise<UploadResult> {
   const step = log.step(`offsite: upload backup ${b.id}`);
   const m = b.manifest;
-  const r = await runRestic(cfg, backupArgs(cfg.target, { dir: b.dir, tags: { backupId: b.id, reason: m.reason, release: m.app.tag, schema: m.database.userVersion }, time: new Date(m.createdAt) }));
+  const r = await runRestic(cfg, backupArgs(cfg.target, { dir: b.dir, tags: { backupId: b.id, reason: m.reason, release: m.app.tag, schema: m.database.userVersion }, time: new Date(m.createdAt) }), { onLine: (l) => progressOf(step, l, 'uploaded') });
   const summary = parseBackupSummary(r.stdout);
   if (!resticOk(r) || !summary?.snapshotId) {
     const err = resticOk(r) ? new StepError(`upload of backup ${b.id} failed: restic reported no snapshot`, { step: 'offsite', hint: next(ctx, '--push') }) : resticFailure(cfg, r, `upload of backup ${b.id}`, next(ctx, '--push'), ctx.file);
@@ -277,7 +284,7 @@ export async function fetchSnapshot(ctx: OpsEnv, cfg: OffsiteConfig, what: strin
   const step = log.step(`offsite: fetch backup ${s.backupId} (snapshot ${s.shortId}) into ${dir}`);
   mkdirSync(dir, { mode: 0o700 });
   try {
-    const r = await runRestic(cfg, restoreArgs(cfg.target, { snapshotId: s.snapshotId, path: s.path, target: dir }));
+    const r = await runRestic(cfg, restoreArgs(cfg.target, { snapshotId: s.snapshotId, path: s.path, target: dir }), { onLine: (l) => progressOf(step, l, 'fetched') });
     if (!resticOk(r)) throw resticFailure(cfg, r, `fetching offsite snapshot ${s.shortId}`, `npx zx scripts/restore.mts --config ${ctx.file} --from offsite:${what}`, ctx.file);
     let m;
     try {
