@@ -12,7 +12,7 @@ import { docker } from '../docker/run.mts';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
-import { fsyncDir } from '../host/fsutil.mts';
+import { writeTextAtomic } from '../host/records.mts';
 import { runContractCheck, sandboxEnv } from '../contract/check.mts';
 import { probesEnvText, PROBES_ENV_FILE, withProbes, type ProbeKey, type StackProbes } from '../contract/probes.mts';
 import { readyPathOf, type ItemResult } from '../contract/items.mts';
@@ -127,22 +127,9 @@ export function contractRefusal(image: string, results: ItemResult[]): string {
 }
 
 function writeCache(file: string, cache: ContractCache): void {
-  writeText(file, JSON.stringify(cache, null, 1) + '\n', 0o600);
+  writeTextAtomic(file, JSON.stringify(cache, null, 1) + '\n', { fileMode: 0o600, dirMode: 0o755 });
 }
 
-function writeText(file: string, text: string, mode: number): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', mode);
-  try {
-    fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  fsyncDir(path.dirname(file));
-}
 
 export interface ContractGateResult {
   decision: GateDecision['reason'];
@@ -172,7 +159,7 @@ export function recordProbes(env: OpsEnv, probes: StackProbes): void {
   } catch {
     old = null;
   }
-  if (old !== text) writeText(file, text, 0o644);
+  if (old !== text) writeTextAtomic(file, text, { fileMode: 0o644, dirMode: 0o755 });
   const explicit = explicitValues(env);
   const chosen = Object.fromEntries((Object.keys(probes) as ProbeKey[]).map((k) => [k, probes[k].value]));
   env.values = withProbes(explicit, chosen);

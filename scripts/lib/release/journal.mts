@@ -10,6 +10,7 @@
 // reason?, dirty?}. While a release runs, result is "in-progress" and `phase` names where it is.
 import fs from 'node:fs';
 import { formatAge } from '../cli/log.mts';
+import { writeTextAtomic } from '../host/records.mts';
 
 export type ReleaseKind = 'rollout' | 'rollback' | 'recovery';
 export type ReleaseResult = 'in-progress' | 'ok' | 'failed' | 'rolled-back';
@@ -280,17 +281,7 @@ export function compactJournal(file: string, o: { maxLines?: number; keep?: numb
   const next = compactedJournal(text, o);
   if (next === null) return null;
   const aside = `${file}.1`;
-  const write = (to: string, data: string) => {
-    const tmp = `${to}.tmp-${process.pid}`;
-    const fd = fs.openSync(tmp, 'w', 0o640);
-    try {
-      fs.writeSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, to);
-  };
+  const write = (to: string, data: string) => writeTextAtomic(to, data, { fileMode: 0o640, dirMode: 0o755 });
   // the whole old file first (each step is a rename: a crash leaves either the old or the new journal)
   write(aside, text);
   write(file, next);
