@@ -343,7 +343,8 @@ describeDocker('watch: alerts on changes of state only', () => {
     expect(table.stdout).toMatch(/^Running\n {2}app \S+ {2}running, healthy/m);
     expect(table.stdout).toMatch(/^Backups\n {2}id/m);
     expect(table.stdout).toMatch(/^ {2}offsite: not configured$/m);
-    expect(table.stdout).toMatch(/^ {2}last drill: never: node scripts\/restore\.mts --config \.env\.prod --drill$/m);
+    // the hint names the env file status was given, not the default .env.prod
+    expect(table.stdout).toMatch(new RegExp(`^ {2}last drill: never: node scripts/restore\\.mts --config ${stack.envFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} --drill$`, 'm'));
   });
 
   it('watch.mts --test-alert reaches both channels, and names the one that is down', async () => {
