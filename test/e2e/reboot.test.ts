@@ -190,10 +190,11 @@ describeDocker('the safety net from the first rollout on: interruptions and rebo
     const cronFile = join(stack.env.LAZYFLOW_CRON_DIR, `lazyflow-schedules-${stack.project}`);
     expect(out).toContain(`wrote ${cronFile}`);
     expect(out).toMatch(new RegExp(`safety net: recovery at boot and every minute: cron file ${cronFile.replace(/[.]/g, '\\.')} .*\\(installed by this rollout\\)`));
-    // the two lines cron runs, recovery of this env file and nothing else (the other schedules stay schedules.mts --install's)
+    // the two lines cron runs, recovery of this env file and nothing else (the other schedules stay schedules.mts --install's),
+    // hardened as every schedule is (files created 0600, the trust check before node runs as root)
     expect(cron.lines.reboot).toHaveLength(1);
     expect(cron.lines.everyMinute).toHaveLength(1);
-    expect(cron.lines.reboot[0]).toMatch(new RegExp(`^sleep ${BOOT_DELAY_S}; cd \\S+ && NO_COLOR=1 flock -n \\S+ \\S+/node \\S+/scripts/recover\\.mts --config ${stack.envFile} --quiet >>`));
+    expect(cron.lines.reboot[0]).toMatch(new RegExp(`^sleep ${BOOT_DELAY_S}; umask 077; cd \\S+ && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n \\S+ \\S+/node \\S+/scripts/recover\\.mts --config ${stack.envFile} --quiet >>`));
     expect(cron.lines.everyMinute[0]).toBe(cron.lines.reboot[0].replace(/^sleep \d+; /, ''));
 
     const smoke = await runScript('smoke.mts', ['--config', stack.envFile, '--only', 'safety-net', '--json', '--ca', stack.caPem], { timeoutMs: 60_000 });
