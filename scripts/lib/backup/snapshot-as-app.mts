@@ -29,9 +29,11 @@ export async function snapshotAsApp(srcPath: string, destPath: string, o: Snapsh
   // a healthy app never links its database or sidecars: say so rather than fail on EACCES below
   for (const p of [srcPath, `${srcPath}-wal`, `${srcPath}-shm`, `${srcPath}-journal`]) assertNotLink(p);
   if (!mustDropTo(id)) return snapshotDatabase(srcPath, destPath, opts);
-  // the app's uid cannot pass through to STATE_DIR: as root, with the link checks above and every
+  // the app's uid cannot pass through to STATE_DIR, or to the worker: as root, with the link checks above and every
   // copy O_NOFOLLOW, rather than no backup at all; the caller warns with the chmod that fixes it
-  const blocked = [...new Set([srcPath, join(stagingDir, 'x')].flatMap((p) => blockedForApp(p, id)))];
+  // (the worker itself, node and this checkout's better-sqlite3 must be reachable for that uid too: a checkout
+  // under a 0700 directory, /root or a mkdtemp, is root's alone)
+  const blocked = [...new Set([srcPath, join(stagingDir, 'x'), WORKER, process.execPath].flatMap((p) => blockedForApp(p, id)))];
   if (blocked.length) {
     o.onRootFallback?.(blockedMessage(srcPath, blocked, id));
     return snapshotDatabase(srcPath, destPath, opts);

@@ -8,8 +8,22 @@ import Database from 'better-sqlite3';
 import { asAppUser, assertNotLink, blockedForApp, mustDropTo, treeOwner, type AppIdentity } from './app-files.mts';
 import { dirname } from 'node:path';
 
+/**
+ * better-sqlite3 loads its native addon at the first `new Database()`, from this checkout's
+ * node_modules. With the effective uid already the app's, a checkout only root may read (under a 0700
+ * directory: /root, a mkdtemp) fails that load with "Cannot find module ...better_sqlite3.node". So the
+ * addon is loaded once, as the toolkit's own user, before any switch: an in-memory database, nothing on disk.
+ */
+let addonLoaded = false;
+function loadAddon(): void {
+  if (addonLoaded) return;
+  new Database(':memory:').close();
+  addonLoaded = true;
+}
+
 /** Run `f` (synchronous) on the database file `dbFile` of an app tree with the app's uid; links at the database or its sidecars are refused. */
 export function openAsApp<T>(dbFile: string, f: () => T, id: AppIdentity = treeOwner(dirname(dbFile))): T {
+  loadAddon();
   for (const p of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`, `${dbFile}-journal`]) assertNotLink(p);
   // The app's uid must pass through every directory above (STATE_DIR is 0755 by the RUNBOOK's setup).
   // Where it cannot (a 0700 directory above), the read runs as root after the link checks above:
