@@ -30,7 +30,7 @@ describeDocker('smoke: checks that name what broke', () => {
     const r = await smoke('--json');
     expect(r.code, explain(r)).toBe(0);
     const rs = results(r);
-    expect(rs.map((x) => x.name)).toEqual(['containers', 'health', 'tls', 'redirect', 'headers', 'cors', 'webhook', 'uploads', 'telegram', 'database', 'jobs', 'dead-letters', 'contract', 'disk', 'backups', 'logs', 'hardening', 'miniapp', 'frontend', 'routes']);
+    expect(rs.map((x) => x.name)).toEqual(['containers', 'health', 'tls', 'redirect', 'headers', 'cors', 'webhook', 'uploads', 'telegram', 'database', 'jobs', 'dead-letters', 'contract', 'disk', 'backups', 'logs', 'hardening', 'miniapp', 'frontend', 'routes', 'safety-net']);
     for (const x of rs) expect(['pass', 'warn'], `${x.name}: ${x.detail}`).toContain(x.status);
     expect(statusOf(r, 'hardening')).toMatchObject({ status: 'pass', detail: 'app: read-only root, no capabilities, no-new-privileges, user bun; caddy: read-only root, only NET_BIND_SERVICE, no-new-privileges' });
     expect(statusOf(r, 'tls')).toMatchObject({ status: 'pass' });
