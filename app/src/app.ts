@@ -51,6 +51,21 @@ function safeEqual(a: string, b: string): boolean {
   return ab.length === bb.length && timingSafeEqual(ab, bb);
 }
 
+/**
+ * 413 for a body over the limit, sent only once the body is read and dropped: Hono's bodyLimit answers
+ * from Content-Length alone, and a proxy still streaming the body (Caddy) then answered 502 instead of
+ * this 413 now and then. Memory stays at one chunk; Caddy bounds the size (request_body max_size).
+ */
+const tooLarge = (limit: number) => async (c: Context) => {
+  try {
+    const reader = c.req.raw.body?.getReader();
+    if (reader) for (;;) if ((await reader.read()).done) break;
+  } catch {
+    /* the client went away, or the body was already taken: nothing left to read */
+  }
+  return jsonError(c, 413, "payload_too_large", `limit is ${limit} bytes`);
+};
+
 const jsonError = (c: Context, status: 400 | 401 | 404 | 413 | 500 | 503, error: string, message?: string) =>
   c.json(message ? { error, message } : { error }, status);
 
@@ -189,7 +204,7 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
       if (polling || !safeEqual(c.req.param("secret"), env.WEBHOOK_SECRET)) return jsonError(c, 404, "not_found");
       await next();
     },
-    bodyLimit({ maxSize: 1024 * 1024 }),
+    bodyLimit({ maxSize: 1024 * 1024, onError: tooLarge(1024 * 1024) }),
     async (c) => {
       try {
         handleUpdate ??= webhookCallback(bot, "hono", {
@@ -255,7 +270,7 @@ export function createApp({ env, store, bot, log, heartbeatJob = "heartbeat", po
   // Registered once on "*" and filtered by path, so no request runs them twice.
   app.use("*", (c, next) => (isApiPath(c.req.path) ? corsMw(c, next) : next()));
   app.use("*", (c, next) => (isApiPath(c.req.path) ? auth(c, next) : next()));
-  const jsonLimit = bodyLimit({ maxSize: 64 * 1024 });
+  const jsonLimit = bodyLimit({ maxSize: 64 * 1024, onError: tooLarge(64 * 1024) });
 
   app.get("/me", (c) => c.json(userJson(c.get("user"))));
 
