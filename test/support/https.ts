@@ -36,6 +36,15 @@ function toReply(res: http.IncomingMessage, body: Buffer, cert?: tls.DetailedPee
   };
 }
 
+/** Headers as a browser, grammY's client or Telegram sends them: a body of known size carries its
+ * Content-Length (node's http client would otherwise send it chunked, which no real client here does). */
+function withLength(t: Target, opts: RequestOptions): Record<string, string> {
+  const headers: Record<string, string> = { host: t.domain, ...(opts.headers ?? {}) };
+  const named = Object.keys(headers).some((k) => /^(content-length|transfer-encoding)$/i.test(k));
+  if (opts.body !== undefined && !named) headers['content-length'] = String(Buffer.byteLength(opts.body));
+  return headers;
+}
+
 export function httpsRequest(t: Target, path: string, opts: RequestOptions = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -45,7 +54,7 @@ export function httpsRequest(t: Target, path: string, opts: RequestOptions = {})
         servername: t.domain,
         path,
         method: opts.method ?? 'GET',
-        headers: { host: t.domain, ...(opts.headers ?? {}) },
+        headers: withLength(t, opts),
         ca: t.ca,
         agent: opts.agent ?? false,
         timeout: opts.timeoutMs ?? 60_000,
@@ -73,7 +82,7 @@ export function httpRequest(t: Target, path: string, opts: RequestOptions = {}):
         port: t.httpPort,
         path,
         method: opts.method ?? 'GET',
-        headers: { host: t.domain, ...(opts.headers ?? {}) },
+        headers: withLength(t, opts),
         agent: false,
         timeout: opts.timeoutMs ?? 30_000,
       },
