@@ -7,7 +7,7 @@ set -euo pipefail
 CACHE=${LAZYFLOW_CACHE:-/var/cache/lazyflow-ci}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 DEBIAN_BASE=lazyflow-standin/debian:bookworm
-SSHD_IMAGE=lazyflow-standin/sshd:bookworm
+SSHD_IMAGE=lazyflow-standin/sshd:bookworm-git
 RESTIC_VERSION=0.19.1
 TOOLS="$CACHE/offsite"
 mkdir -p "$TOOLS"

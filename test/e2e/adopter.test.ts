@@ -1,25 +1,34 @@
 // An adopter's app, deployed by following RUNBOOK "Adopting the toolkit: your own Bun bot" word for
-// word: the lazyflow-layout fixture (src/index.ts, frontend/, MINI_APP_URL required, the required
-// contract tier only) as a repository of its own, with the toolkit added in deploy/, pushed to a
-// stand-in for GitHub and checked out on the "VPS". Every block the guide marks adopter:run is run by
-// bash as written; only the four variables its adopter:vars block names are set (to this test's
-// directories), and the env file is the stack harness's (Pebble, the fake Bot API, free ports) plus
-// the guide's adopter:env lines. Then, on the same stack: a second version under HTTPS load, routes,
-// smoke's notices, rollback, backup and restore.
+// word, in two shells: the blocks marked adopter:laptop in a "laptop" shell (its own home and
+// directory, only APP_DIR and TOOLKIT_URL set), the blocks marked adopter:vps in a "VPS" shell that
+// starts with none of the laptop's variables (APP_REPO_URL and DEPLOY_DIR only), both under set -u.
+// The app is the lazyflow-layout fixture (src/index.ts, frontend/, MINI_APP_URL required, the required
+// contract tier only) in a private repository on a git server over SSH in a container, which the VPS
+// clones with a read-only deploy key whose host key it pinned, as the guide says. Step 6 runs as
+// written: the editor pastes the guide's lines, setup does the rest. What differs here: the env file
+// starts with the stack harness's lines (Pebble, the fake Bot API, free ports, the admin chat: setup's
+// answers), root's /root/.ssh is this test's directory, GitHub's host key is the stand-in's, and
+// `docker build` gets the stand-in Bun image. Then, on the same stack: a second version under HTTPS
+// load, routes, smoke's notices, rollback, backup and restore.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker, dockerMissingReason } from '../support/docker.ts';
+import { startGitServer, type GitServer } from '../support/git-server.ts';
 import { mustRun, repoRoot, run, type RunResult } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { startLoad, stats, type LoadOp } from '../support/load.mts';
 
 const FIXTURE = join(repoRoot, 'test/fixtures/lazyflow-app');
 const GUIDE = '## Adopting the toolkit: your own Bun bot';
+/** the host key RUNBOOK pins for github.com (GitHub's published ed25519 key) */
+const GITHUB_HOST_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl';
+const ADMIN_CHAT_ID = '424242';
 
+type Machine = 'laptop' | 'vps';
 interface GuideBlock { marker: string; lang: string; text: string }
 
 /** The guide's fenced blocks, each with the adopter:* marker on the line before it (or none). */
@@ -34,20 +43,27 @@ function guideBlocks(): GuideBlock[] {
 
 describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by following RUNBOOK word for word', () => {
   let stack: Stack;
+  let gitServer: GitServer;
   let work = '';
   const suffix = randomBytes(3).toString('hex');
   const appImage = `lzf-e2e-adopter-app-${suffix}`;
   const proxyImage = `lzf-e2e-adopter-caddy-${suffix}`;
-  let vars: Record<string, string> = {};
+  /** each shell's own variables: the guide's two for that machine, its home, its git over SSH */
+  const shells: Record<Machine, Record<string, string>> = { laptop: {}, vps: {} };
+  let vpsRoot = '';
   let deployDir = '';
   const releases: string[] = [];
   let blocks: GuideBlock[] = [];
 
-  /** the environment of "the operator's shell": the guide's variables, git's identity, this Node first on PATH */
-  const shellEnv = () => ({
+  /** the environment of one machine's shell: its variables, git's identity, this Node first on PATH */
+  const shellEnv = (machine: Machine): Record<string, string | undefined> => ({
     // a login shell of its own: none of the npm_* settings vitest runs under (npm ci would obey them)
     ...Object.fromEntries(Object.keys(process.env).filter((k) => k.toLowerCase().startsWith('npm_')).map((k) => [k, undefined])),
-    ...vars,
+    // npm's download cache and the Node headers native modules build against (nodejs.org cannot be
+    // reached here) stay the machine's, although HOME is the shell's own
+    npm_config_cache: join(homedir(), '.npm'),
+    ...(process.env.npm_config_nodedir ? { npm_config_nodedir: process.env.npm_config_nodedir } : {}),
+    ...shells[machine],
     PATH: `${dirname(process.execPath)}:${process.env.PATH}`,
     GIT_AUTHOR_NAME: 'Adopter', GIT_AUTHOR_EMAIL: 'adopter@lazyflow.invalid', GIT_COMMITTER_NAME: 'Adopter', GIT_COMMITTER_EMAIL: 'adopter@lazyflow.invalid',
     // Pebble's root trusted as a VPS trusts Let's Encrypt's (Node's own variable; the toolkit honours
@@ -63,27 +79,43 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     return file;
   }
 
-  /** One guide block, as an operator pastes it into a root shell (this machine has no sudo; root needs none). */
+  /** what a VPS block needs to run here instead of on a VPS (the header says which and why) */
+  function onThisMachine(text: string): string {
+    return text.replaceAll('/root/', `${vpsRoot}/`).replaceAll(GITHUB_HOST_KEY, gitServer.hostKey);
+  }
+
   /** the phase table a rollout prints, on one line (for the test log) */
   const phaseLine = (out: string) => out.split('\n').map((l) => /^(preflight|lock|build|frontend|contract|backup|frontend_switch|swap|health|telegram|smoke|record|notify)\s+(\S+ ?\S*)$/.exec(l.trim())).filter(Boolean).map((m) => `${m![1]} ${m![2]}`).join(', ');
 
+  /** One guide block, pasted into that machine's shell: a root shell here (sudo runs the command as is,
+   * with the same environment, as root's would have it), `set -u` so a variable of the other machine fails. */
   async function runBlock(b: GuideBlock, timeoutMs = 600_000): Promise<RunResult> {
-    const r = await run('bash', ['-c', `set -eo pipefail\nsudo() { "$@"; }\n${b.text}`], { env: shellEnv(), cwd: work, timeoutMs });
-    console.log(`adopter: ${(r.ms / 1000).toFixed(1)} s for the guide's block ${JSON.stringify(b.text.split('\n').filter(Boolean).slice(0, 3).join('; ').slice(0, 120))}`);
+    const machine = b.marker.replace('adopter:', '') as Machine;
+    expect(['laptop', 'vps']).toContain(machine);
+    const prologue = [
+      'set -euo pipefail',
+      'sudo() { "$@"; }',
+      // no image can be pulled here: `docker build` of the guide's Dockerfile gets the stand-in Bun image
+      'docker() { if [ "${1:-}" = build ]; then shift; command docker build ${BUN_IMAGE:+--build-arg "BUN_IMAGE=$BUN_IMAGE"} "$@"; else command docker "$@"; fi; }',
+    ].join('\n');
+    const text = machine === 'vps' ? onThisMachine(b.text) : b.text;
+    const r = await run('bash', ['-c', `${prologue}\n${text}`], { env: shellEnv(machine), cwd: shells[machine].HOME, timeoutMs });
+    console.log(`adopter: ${(r.ms / 1000).toFixed(1)} s for the guide's ${machine} block ${JSON.stringify(b.text.split('\n').filter(Boolean).slice(0, 3).join('; ').slice(0, 120))}`);
     if (r.code !== 0 && existsSync(join(stack.projectDir, 'docker-compose.yml'))) {
       const logs = await stack.compose('logs', '--no-color', '--tail', '40', 'app', 'caddy');
       console.log(`adopter: compose logs after the failed block (exit ${logs.code}):\n${(logs.stdout + logs.stderr).slice(-12000)}`);
     }
-    expect(r.code, `guide block failed:\n${b.text}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`).toBe(0);
+    expect(r.code, `guide block failed (${machine}):\n${text}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-4000)}`).toBe(0);
     return r;
   }
 
-  /** A toolkit script of the deployed checkout, run in deploy/ as the guide's commands are. */
+  /** A toolkit script of the deployed checkout, run in deploy/ on the VPS as the guide's commands are. */
   const toolkit = (script: string, args: string[], timeoutMs = 300_000) =>
-    run(process.execPath, [join(deployDir, 'scripts', script), '--config', '.env.prod', ...args], { cwd: deployDir, env: shellEnv(), timeoutMs });
+    run(process.execPath, [join(deployDir, 'scripts', script), '--config', '.env.prod', ...args], { cwd: deployDir, env: shellEnv('vps'), timeoutMs });
 
   const tagOf = (sha: string) => sha.slice(0, 12);
-  const git = (dir: string, ...args: string[]) => execFileSync('git', ['-C', dir, ...args], { env: { ...process.env, ...shellEnv() }, stdio: 'pipe' }).toString().trim();
+  const git = (machine: Machine, dir: string, ...args: string[]) =>
+    execFileSync('git', ['-C', dir, ...args], { env: { ...process.env, ...shellEnv(machine) } as NodeJS.ProcessEnv, stdio: 'pipe' }).toString().trim();
   const runningImage = async () => (await mustRun('docker', ['inspect', '--format', '{{.Config.Image}}', (await stack.containers('app'))[0]])).trim();
   const folders = async () => (JSON.parse((await stack.fetch('/folders')).text()) as { folders: { name: string }[] }).folders.map((f) => f.name);
   const addFolder = async (name: string) => {
@@ -94,68 +126,106 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
   beforeAll(async () => {
     if (dockerMissingReason) return;
     work = mkdtempSync(join(tmpdir(), 'lzf-e2e-adopter-'));
-    // "GitHub": the fixture as a repository of its own, in a bare repository the machine and the VPS clone
+    const laptopHome = join(work, 'laptop');
+    const vpsHome = join(work, 'vps');
+    vpsRoot = join(work, 'vps-root');
+    for (const d of [laptopHome, vpsHome, vpsRoot]) mkdirSync(d, { recursive: true });
+    // "GitHub": the fixture as a private repository of its own, on a git server over SSH; the laptop
+    // already has its user key there and GitHub's host key pinned
+    gitServer = await startGitServer(join(work, 'github'));
     const seed = join(work, 'seed');
     cpSync(FIXTURE, seed, { recursive: true, filter: (p) => !p.includes('node_modules') });
-    const bare = join(work, 'github', 'mybot.git');
-    mkdirSync(dirname(bare), { recursive: true });
-    vars = { APP_DIR: join(work, 'machine', 'mybot'), TOOLKIT_URL: repoRoot, APP_REPO_URL: bare, DEPLOY_DIR: join(work, 'vps', 'mybot') };
-    deployDir = join(vars.DEPLOY_DIR, 'deploy');
+    for (const args of [['init', '-q', '-b', 'main'], ['add', '-A'], ['commit', '-q', '-m', 'The bot, before the toolkit']]) {
+      execFileSync('git', ['-C', seed, ...args], { stdio: 'pipe', env: { ...process.env, GIT_AUTHOR_NAME: 'Adopter', GIT_AUTHOR_EMAIL: 'adopter@lazyflow.invalid', GIT_COMMITTER_NAME: 'Adopter', GIT_COMMITTER_EMAIL: 'adopter@lazyflow.invalid' } });
+    }
+    await gitServer.pushBare('mybot', seed);
+    mkdirSync(join(laptopHome, '.ssh'), { mode: 0o700 });
+    const laptopKey = join(laptopHome, '.ssh', 'id_ed25519');
+    await mustRun('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'adopter@laptop', '-f', laptopKey]);
+    gitServer.addUserKey(readFileSync(`${laptopKey}.pub`, 'utf8'));
+    writeFileSync(join(laptopHome, '.ssh', 'known_hosts'), `github.com ${gitServer.hostKey}\n`);
+    const appRepoUrl = gitServer.url('mybot');
+    shells.laptop = {
+      HOME: laptopHome,
+      APP_DIR: join(laptopHome, 'src', 'mybot'),
+      TOOLKIT_URL: repoRoot,
+      // the laptop's ssh as it reaches github.com: its own key, GitHub's host key pinned under that name
+      GIT_SSH_COMMAND: gitServer.sshCommand({ key: laptopKey, knownHosts: join(laptopHome, '.ssh', 'known_hosts'), alias: 'github.com' }),
+    };
+    shells.vps = {
+      HOME: vpsHome,
+      APP_REPO_URL: appRepoUrl,
+      DEPLOY_DIR: join(vpsHome, 'mybot'),
+      // root's ssh: /root/.ssh (here vpsRoot/.ssh), with whatever the guide's deploy-key block put there
+      GIT_SSH_COMMAND: gitServer.sshCommand({ key: join(vpsRoot, '.ssh', 'id_ed25519'), knownHosts: join(vpsRoot, '.ssh', 'known_hosts'), alias: 'github.com' }),
+      // the editor of step 6: pastes the guide's lines for the app (written below, once the guide is read)
+      EDITOR: join(work, 'editor.sh'),
+      ...(process.env.BUN_IMAGE ? { BUN_IMAGE: process.env.BUN_IMAGE } : {}),
+    };
+    deployDir = join(shells.vps.DEPLOY_DIR, 'deploy');
     stack = await startStack({ name: 'adopter', start: false, projectDir: deployDir, images: { appImage, proxyImage } });
-    git(seed, 'init', '-q', '-b', 'main');
-    git(seed, 'add', '-A');
-    git(seed, 'commit', '-q', '-m', 'The bot, before the toolkit');
-    execFileSync('git', ['clone', '-q', '--bare', seed, bare], { stdio: 'pipe' });
-    mkdirSync(dirname(vars.APP_DIR), { recursive: true });
-    execFileSync('git', ['clone', '-q', bare, vars.APP_DIR], { stdio: 'pipe' });
-    mkdirSync(dirname(vars.DEPLOY_DIR), { recursive: true });
+    // the laptop has the app's repository checked out, as an adopter does
+    mkdirSync(dirname(shells.laptop.APP_DIR), { recursive: true });
+    git('laptop', laptopHome, 'clone', '-q', appRepoUrl, shells.laptop.APP_DIR);
     blocks = guideBlocks();
-  }, 120_000);
+  }, 180_000);
 
   afterAll(async () => {
     await stack?.down();
-    for (const image of [appImage, proxyImage]) {
-      const refs = (await run('docker', ['images', image, '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter(Boolean);
+    await gitServer?.destroy();
+    for (const image of [appImage, proxyImage, 'lazyflow-app']) {
+      const refs = (await run('docker', ['images', image, '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter(Boolean)
+        .filter((ref) => image !== 'lazyflow-app' || ref === 'lazyflow-app:check');
       if (refs.length) await run('docker', ['image', 'rm', '-f', ...refs]);
     }
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('RUNBOOK\'s guide, word for word: the toolkit in deploy/, the app image, the checkout on the VPS, the first rollout green, smoke passes', async () => {
-    // the guide's shape: the variables it names are exactly the ones this test sets
+  it('RUNBOOK\'s guide, word for word in two shells: the toolkit in deploy/, the private checkout with a deploy key, the editor and setup, check-app; the first rollout green, smoke passes', async () => {
+    // the guide's shape: the variables it names are exactly the ones these two shells set
     const varsBlock = blocks.find((b) => b.marker === 'adopter:vars')!;
-    expect([...varsBlock.text.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1])).toEqual(Object.keys(vars));
-    const runBlocks = blocks.filter((b) => b.marker === 'adopter:run');
+    expect([...varsBlock.text.matchAll(/^([A-Z_]+)=/gm)].map((m) => m[1])).toEqual(['APP_DIR', 'TOOLKIT_URL', 'APP_REPO_URL', 'DEPLOY_DIR']);
+    const runBlocks = blocks.filter((b) => b.marker === 'adopter:laptop' || b.marker === 'adopter:vps');
     const envBlock = blocks.find((b) => b.marker === 'adopter:env')!;
-    expect(runBlocks).toHaveLength(6);
+    expect(runBlocks.map((b) => b.marker.replace('adopter:', ''))).toEqual(['laptop', 'laptop', 'laptop', 'vps', 'vps', 'vps', 'vps', 'vps']);
     expect(envBlock.lang).toBe('ini');
-    const [addToolkit, appImageFiles, commit, checkout, deploy] = runBlocks;
+    const [addToolkit, appImageFiles, commit, deployKey, checkout, setup, checkApp] = runBlocks;
+    // what onThisMachine replaces is there: a change to the guide's key block must show here
+    expect(deployKey.text).toContain('/root/.ssh/id_ed25519');
+    expect(deployKey.text).toContain(`github.com ${GITHUB_HOST_KEY}`);
 
-    // on the machine: the toolkit, the Dockerfile, commit and push
+    // on the laptop: the toolkit, the Dockerfile, commit and push
     await runBlock(addToolkit);
     await runBlock(appImageFiles);
     await runBlock(commit);
-    expect(git(vars.APP_DIR, 'status', '--porcelain')).toBe('');
-    // on the VPS: the checkout and the toolkit's dependencies
-    await runBlock(checkout);
-    expect(git(vars.DEPLOY_DIR, 'log', '-1', '--format=%s')).toBe('Deploy with the lazyflow-deploy toolkit in deploy/');
+    expect(git('laptop', shells.laptop.APP_DIR, 'status', '--porcelain')).toBe('');
 
-    // step 6: the env file, as the operator leaves it after the editor: the stack's keys, and the guide's lines for the app
-    const guideEnv = envBlock.text.split('\n').filter((l) => /^[A-Z_]+=/.test(l)).map((l) => l.replaceAll('bot.example.com', stack.domain));
-    expect(guideEnv.map((l) => l.split('=')[0])).toEqual(['READY_PATH', 'HEALTHCHECK_PATH', 'FRONTEND_DIR', 'FRONTEND_BUILD', 'FRONTEND_DIST', 'MINI_APP_URL']);
-    const harnessEnv = readFileSync(stack.envFile, 'utf8');
-    const writeEnv = (lines: string[]) => {
-      writeFileSync(join(deployDir, '.env.prod'), `${harnessEnv}${lines.join('\n')}\n`, { mode: 0o600 });
-      chmodSync(join(deployDir, '.env.prod'), 0o600);
-      writeFileSync(stack.envFile, readFileSync(join(deployDir, '.env.prod')));
-    };
+    // on the VPS: root's deploy key, added on "GitHub" read-only as the guide says; then the checkout
+    const key = await runBlock(deployKey);
+    const publicKey = key.stdout.trim().split('\n').at(-1)!;
+    expect(publicKey).toMatch(/^ssh-ed25519 \S+ deploy@\S+$/);
+    gitServer.addDeployKey(publicKey);
+    await runBlock(deployKey); // pasted again: changes nothing (no second key, no second pin)
+    expect(readFileSync(join(vpsRoot, '.ssh', 'known_hosts'), 'utf8').trim().split('\n')).toEqual([`github.com ${gitServer.hostKey}`]);
+    await runBlock(checkout);
+    expect(git('vps', shells.vps.DEPLOY_DIR, 'log', '-1', '--format=%s')).toBe('Deploy with the lazyflow-deploy toolkit in deploy/');
+    const push = await run('git', ['-C', shells.vps.DEPLOY_DIR, 'push', 'origin', 'HEAD:refs/heads/from-the-vps'], { env: shellEnv('vps') });
+    expect(`${push.code} ${push.stderr}`, 'the deploy key may not push').toMatch(/^[1-9]\d* [\s\S]*the deploy key is read-only/);
+
     // "the internet": Pebble as Let's Encrypt, the fake Bot API as Telegram
     await stack.upSupport();
+    const guideEnv = envBlock.text.split('\n').filter((l) => /^[A-Z_]+=/.test(l));
+    expect(guideEnv.map((l) => l.split('=')[0])).toEqual(['READY_PATH', 'HEALTHCHECK_PATH', 'FRONTEND_DIR', 'FRONTEND_BUILD', 'FRONTEND_DIST', 'MINI_APP_URL']);
+    const harnessEnv = `${readFileSync(stack.envFile, 'utf8')}ADMIN_CHAT_ID=${ADMIN_CHAT_ID}\n`;
+    const writeEnv = (text: string) => {
+      writeFileSync(join(deployDir, '.env.prod'), text, { mode: 0o600 });
+      chmodSync(join(deployDir, '.env.prod'), 0o600);
+    };
 
     // first, an operator who forgot the app's own key: the contract gate boots the app exactly as
     // production would (no stand-in value), refuses it naming the key, and nothing starts; preflight
     // then names the key until the env file sets it
-    writeEnv(guideEnv.filter((l) => !l.startsWith('MINI_APP_URL=')));
+    writeEnv(`${harnessEnv}${guideEnv.filter((l) => !l.startsWith('MINI_APP_URL=')).join('\n')}\n`);
     const refused = await toolkit('rollout.mts', []);
     expect(refused.code, refused.stdout + refused.stderr).toBe(1);
     expect(refused.stderr).toMatch(/FAILED in contract: .*the app exited at start-up naming MINI_APP_URL, which \S+\.env\.prod does not set/s);
@@ -164,24 +234,34 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     expect(pre.code, pre.stderr).toBe(0);
     expect((JSON.parse(pre.stdout) as { results: { name: string; level: string; message: string }[] }).results.find((x) => x.name === 'app key MINI_APP_URL'))
       .toMatchObject({ level: 'warn', message: expect.stringMatching(/^MINI_APP_URL is not set in .*: the contract check of \S+ \(.*\) saw the app exit at start-up naming it$/) });
-    writeEnv(guideEnv);
 
+    // step 6 as written: the env file holds the harness's lines (setup's answers); the editor pastes the
+    // guide's lines as they stand (bot.example.com included: setup makes MINI_APP_URL follow DOMAIN)
+    writeEnv(harnessEnv);
+    writeFileSync(join(work, 'paste.txt'), envBlock.text);
+    writeFileSync(shells.vps.EDITOR, `#!/bin/sh\ncat '${join(work, 'paste.txt')}' >> "$1"\n`, { mode: 0o755 });
     const t0 = Date.now();
-    const r = await runBlock(deploy);
+    const r = await runBlock(setup);
+    writeFileSync(stack.envFile, readFileSync(join(deployDir, '.env.prod')));
     const out = r.stdout + r.stderr;
-    console.log(`adopter: preflight, first rollout and smoke in ${((Date.now() - t0) / 1000).toFixed(1)} s; first rollout phases: ${phaseLine(out)}`);
-    const head = tagOf(git(vars.DEPLOY_DIR, 'rev-parse', 'HEAD'));
+    console.log(`adopter: setup (first rollout, backup, schedules, smoke) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    const head = tagOf(git('vps', shells.vps.DEPLOY_DIR, 'rev-parse', 'HEAD'));
     releases.push(head);
     expect(out).toMatch(new RegExp(`rollout \\S+ done: https://${stack.domain.replace(/\./g, '\\.')} runs ${head}`));
     // the gate names what the app lacks; the health gate says what it compared; the toolkit registered the webhook
     for (const id of ['health-version', 'readiness', 'user-version', 'jobs-heartbeat', 'update-dedupe']) expect(out).toContain(`${id} (recommended) missing`);
     expect(out).toMatch(/so the running app container was compared instead: its image \S+ is the release/);
     expect(out).toMatch(/webhook registered by the toolkit \(it was not set\)/);
-    expect(out).toMatch(/smoke passed/);
+    expect(out).toMatch(/setup done: \S+ is live, smoke passed/);
     expect(out).not.toMatch(/app key MINI_APP_URL/);
+    expect(readFileSync(join(deployDir, '.env.prod'), 'utf8')).toMatch(new RegExp(`^MINI_APP_URL=https://${stack.domain.replace(/\./g, '\\.')}$`, 'm'));
     expect(stack.fakeBot!.webhookInfo(stack.botToken).url).toBe(`https://${stack.domain}/webhook/${stack.webhookSecret}`);
     expect(await runningImage()).toBe(`${appImage}:${head}`);
-  }, 900_000);
+
+    // step 7: the app against the whole contract, from the image the guide builds
+    const check = await runBlock(checkApp);
+    expect(check.stdout + check.stderr).toMatch(/health-version \(recommended\) missing/);
+  }, 1_200_000);
 
   it('GET /folders and GET /google/callback through Caddy reach the app; the Mini App is the fixture\'s own build', async () => {
     await addFolder('inbox');
@@ -218,11 +298,11 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
 
   it('a second version under HTTPS load, as the guide\'s routine deploy: zero failed requests, the new app and front end served', async () => {
     // on the machine: a change to the app and to the Mini App, committed and pushed
-    const dev = vars.APP_DIR;
+    const dev = shells.laptop.APP_DIR;
     writeFileSync(join(dev, 'src/index.ts'), readFileSync(join(dev, 'src/index.ts'), 'utf8').replace('route: "google-callback"', 'route: "google-callback", v: 2'));
     writeFileSync(join(dev, 'frontend/index.html'), readFileSync(join(dev, 'frontend/index.html'), 'utf8').replace('<title>LazyFlow fixture</title>', '<title>LazyFlow fixture v2</title>'));
-    git(dev, 'commit', '-qam', 'v2: app and Mini App');
-    git(dev, 'push', '-q');
+    git('laptop', dev, 'commit', '-qam', 'v2: app and Mini App');
+    git('laptop', dev, 'push', '-q');
 
     const ops: LoadOp[] = [
       { name: 'GET /health', method: 'GET', path: '/health' },
@@ -232,12 +312,12 @@ describeDocker('adopting the toolkit: the lazyflow-layout fixture, deployed by f
     const load = startLoad({ domain: stack.domain, httpsPort: stack.httpsPort, ca: stack.ca }, ops, { concurrency: 4 });
     await new Promise((res) => setTimeout(res, 1000));
     const t0 = Date.now();
-    const routine = blocks.filter((b) => b.marker === 'adopter:run')[5];
+    const routine = blocks.filter((b) => b.marker === 'adopter:vps').at(-1)!;
     const r = await runBlock(routine);
     const ms = Date.now() - t0;
     await new Promise((res) => setTimeout(res, 1000));
     const all = stats(await load.stop());
-    const head = tagOf(git(vars.DEPLOY_DIR, 'rev-parse', 'HEAD'));
+    const head = tagOf(git('vps', shells.vps.DEPLOY_DIR, 'rev-parse', 'HEAD'));
     releases.push(head);
     console.log(`adopter: routine rollout under load in ${(ms / 1000).toFixed(1)} s (${phaseLine(r.stdout + r.stderr)}): ${all.requests} requests (${JSON.stringify(all.byOp)}), ${all.failed} failed, max ${all.maxMs.toFixed(0)} ms`);
     expect(r.stdout + r.stderr).toMatch(new RegExp(`done: https://\\S+ runs ${head}`));

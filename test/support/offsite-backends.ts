@@ -32,7 +32,7 @@ export interface OffsiteBackend {
 
 export const RESTIC_BIN = process.env.LAZYFLOW_RESTIC_BIN ?? 'restic';
 export const RCLONE_BIN = process.env.LAZYFLOW_RCLONE_BIN ?? 'rclone';
-export const SSHD_IMAGE = process.env.SSHD_IMAGE ?? 'lazyflow-standin/sshd:bookworm';
+export const SSHD_IMAGE = process.env.SSHD_IMAGE ?? 'lazyflow-standin/sshd:bookworm-git';
 export const MOTO_SERVER = process.env.LAZYFLOW_MOTO_SERVER ?? 'moto_server';
 
 async function waitPort(port: number, timeoutMs = 30_000): Promise<void> {
@@ -198,7 +198,7 @@ async function startOrClean(be: OffsiteBackend): Promise<void> {
   }
 }
 
-async function waitBanner(port: number, timeoutMs = 20_000) {
+export async function waitBanner(port: number, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((res) => {
