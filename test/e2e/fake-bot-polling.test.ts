@@ -75,13 +75,22 @@ describeDocker('fake Bot API: a grammY poller replaced stop-first while updates 
     await fake?.stop();
   });
 
+  it('refuses to start in production without BOT_TOKEN (fail-fast config, like the apps it stands for)', async () => {
+    const r = await run('docker', ['run', '--rm', '--read-only', '--cap-drop', 'ALL', image]).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('BOT_TOKEN is required in production; refusing to start');
+  });
+
   it('handles and confirms every update exactly once across a stop-first replacement', async () => {
     const sent: number[] = [];
     const whileDown: number[] = [];
     let down = false;
     let streaming = true;
     const stream = (async () => {
-      for (let i = 0; streaming && i < 400; i++) {
+      for (let i = 0; streaming && i < 2400; i++) { // 50 ms apart: two minutes at the most
         const id = fake.queueUpdate(token, makeMessageUpdate({ chat_id: 4242, text: `note ${i}` }));
         sent.push(id);
         if (down) whileDown.push(id);
