@@ -623,11 +623,10 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
     // An update is confirmed (forgotten) only by an offset above its id; a negative offset keeps the
     // last -offset updates and forgets the rest (core.telegram.org/bots/api#getupdates, "offset").
     expire(b);
-    const forget = offset > 0 ? b.queue.filter((q) => q.update.update_id < offset) : offset < 0 ? b.queue.slice(0, Math.max(0, b.queue.length + offset)) : [];
-    if (forget.length) {
-      b.confirmed.push(...forget.map((q) => q.update.update_id));
-      b.queue = b.queue.filter((q) => !forget.includes(q));
-    }
+    // (the queue is kept in update_id order)
+    const above = b.queue.findIndex((q) => q.update.update_id >= offset);
+    const forget = offset > 0 ? (above < 0 ? b.queue.length : above) : offset < 0 ? Math.max(0, b.queue.length + offset) : 0;
+    b.confirmed.push(...b.queue.splice(0, forget).map((q) => q.update.update_id));
     const take = () => {
       expire(b);
       return b.queue.slice(0, limit).map((q) => structuredClone(q.update));
