@@ -146,6 +146,12 @@ export type FakeBotApiOptions = {
   dnsTimeoutMs?: number;
   /** Extra or replacement methods, by name (case-insensitive). */
   methods?: Record<string, MethodHandler>;
+  /**
+   * How long an unconfirmed update is kept. Default 24 h, as Telegram's getUpdates documentation says
+   * ("Incoming updates are stored on the server until the bot receives them either way, but they will
+   * not be kept longer than 24 hours", core.telegram.org/bots/api#getting-updates).
+   */
+  pendingUpdateTtlMs?: number;
 };
 
 export type WaitOptions = { timeoutMs?: number; intervalMs?: number; message?: string };
@@ -167,6 +173,11 @@ export interface FakeBotApi {
   webhookInfo(token: string): WebhookInfo;
   /** Updates not yet delivered (webhook) or not yet confirmed (getUpdates), in order. */
   pendingUpdates(token: string): Update[];
+  /**
+   * update_ids a poller confirmed, in the order it confirmed them: getUpdates with an offset above them
+   * (a negative offset forgets the older ones, which counts too). Handing an update out does not confirm it.
+   */
+  confirmedUpdateIds(token: string): number[];
   /** Messages the bot sent with sendMessage (including sendMessage given as a webhook reply). */
   sentMessages(token: string): SentMessage[];
   /** Calls of one method (case-insensitive), optionally for one token. */
@@ -240,7 +251,7 @@ type Hook = {
   agent: http.Agent;
 };
 
-type Queued = { update: Update; attempts: number; notBefore: number; inflight: boolean };
+type Queued = { update: Update; attempts: number; notBefore: number; inflight: boolean; queuedAt: number };
 
 /** A pending long poll: wake() answers with what is queued now, cancel() answers with an error. */
 type Poll = { wake: () => void; cancel: (r: ApiResponse) => void };
@@ -260,6 +271,8 @@ type BotState = {
   inflight: number;
   requests: Set<http.ClientRequest>;
   poll?: Poll;
+  /** update_ids confirmed by getUpdates offsets, in order (confirmedUpdateIds). */
+  confirmed: number[];
   chats: Map<string, Chat>;
   nextMessageId: Map<number, number>;
   messages: Map<string, Message>;
@@ -428,6 +441,7 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
   const concurrency = Math.max(1, opts.deliveryConcurrency ?? 1);
   const firstUpdateId = opts.firstUpdateId ?? 100_000_001;
   const dnsTimeoutMs = opts.dnsTimeoutMs ?? 5_000;
+  const pendingUpdateTtlMs = opts.pendingUpdateTtlMs ?? 24 * 3600_000;
   const resolveMap = new Map<string, string>();
   for (const [k, v] of Object.entries(opts.resolve ?? {})) resolveMap.set(k.toLowerCase(), v);
   const extraCa: string[] = [];
@@ -458,6 +472,7 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
         generation: 0,
         inflight: 0,
         requests: new Set(),
+        confirmed: [],
         chats: new Map(),
         nextMessageId: new Map(),
         messages: new Map(),
@@ -481,6 +496,7 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
   }
 
   function info(b: BotState): WebhookInfo {
+    expire(b);
     const out: WebhookInfo = {
       url: b.hook?.url ?? '',
       has_custom_certificate: !!b.hook?.customCert,
@@ -496,6 +512,12 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
     }
     if (b.allowedUpdates) out.allowed_updates = [...b.allowedUpdates];
     return out;
+  }
+
+  /** Telegram keeps an unconfirmed update at most 24 h (pendingUpdateTtlMs). */
+  function expire(b: BotState): void {
+    const oldest = Date.now() - pendingUpdateTtlMs;
+    if (b.queue.some((q) => q.queuedAt < oldest && !q.inflight)) b.queue = b.queue.filter((q) => q.queuedAt >= oldest || q.inflight);
   }
 
   function isAllowed(b: BotState, type: string | undefined): boolean {
@@ -598,9 +620,17 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
       error_code: 409,
       description: 'Conflict: terminated by other getUpdates request; make sure that only one bot instance is running',
     });
-    if (offset > 0) b.queue = b.queue.filter((q) => q.update.update_id >= offset);
-    else if (offset < 0) b.queue.splice(0, Math.max(0, b.queue.length + offset));
-    const take = () => b.queue.slice(0, limit).map((q) => structuredClone(q.update));
+    // An update is confirmed (forgotten) only by an offset above its id; a negative offset keeps the
+    // last -offset updates and forgets the rest (core.telegram.org/bots/api#getupdates, "offset").
+    expire(b);
+    // (the queue is kept in update_id order)
+    const above = b.queue.findIndex((q) => q.update.update_id >= offset);
+    const forget = offset > 0 ? (above < 0 ? b.queue.length : above) : offset < 0 ? Math.max(0, b.queue.length + offset) : 0;
+    b.confirmed.push(...b.queue.splice(0, forget).map((q) => q.update.update_id));
+    const take = () => {
+      expire(b);
+      return b.queue.slice(0, limit).map((q) => structuredClone(q.update));
+    };
     const now = take();
     if (now.length > 0 || timeout === 0 || stopped) return now;
     return new Promise<unknown>((resolve, reject) => {
@@ -811,6 +841,7 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
     if (stopped || !b.hook) return;
     clearTimeout(b.timer);
     b.timer = undefined;
+    expire(b);
     const limit = Math.min(concurrency, b.hook.maxConnections);
     const now = Date.now();
     let wakeAt = Infinity;
@@ -1113,7 +1144,7 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
       learnChats(b, u);
       if (!isAllowed(b, updateType(u))) return id; // Telegram does not even queue updates the bot did not ask for
       const at = b.queue.findIndex((q) => q.update.update_id > id);
-      const entry: Queued = { update: u, attempts: 0, notBefore: 0, inflight: false };
+      const entry: Queued = { update: u, attempts: 0, notBefore: 0, inflight: false, queuedAt: Date.now() };
       if (at < 0) b.queue.push(entry);
       else b.queue.splice(at, 0, entry);
       b.poll?.wake();
@@ -1126,7 +1157,12 @@ export async function startFakeBotApi(opts: FakeBotApiOptions = {}): Promise<Fak
     },
     pendingUpdates(token) {
       checkToken(token);
+      expire(bot(token));
       return bot(token).queue.map((q) => structuredClone(q.update));
+    },
+    confirmedUpdateIds(token) {
+      checkToken(token);
+      return [...bot(token).confirmed];
     },
     sentMessages(token) {
       checkToken(token);
