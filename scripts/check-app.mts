@@ -8,6 +8,7 @@ import { UsageError } from './lib/cli/errors.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { runContractCheck } from './lib/contract/check.mts';
 import { ITEMS, recommendedNotice } from './lib/contract/items.mts';
+import { decideShape, shapeSummary } from './lib/config/shape.mts';
 
 export const spec: CommandSpec = {
   name: 'check-app.mts',
@@ -57,11 +58,16 @@ runMain(spec, async ({ values: v }, log) => {
     bootTimeoutMs: Number(v['boot-timeout']) * 1000,
     log: v.json ? undefined : log,
   });
+  // the bot's shape as the env file says it (no source here: a rollout also looks at the checkout, RUNBOOK "Bot shapes")
+  const sd = decideShape({ values: appValues ?? {} });
+  const shape = sd.ok ? { shape: sd.shape, why: sd.why, does: shapeSummary(sd.shape) } : { error: sd.error };
   if (v.json) {
     const probes = Object.fromEntries(Object.entries(report.probes).map(([k, c]) => [k, c.value]));
-    log.out(JSON.stringify({ ok: report.exitCode === 0, image: report.image, ms: report.ms, results: report.results, missingKeys: report.missingKeys, ...(report.telegramError ? { telegramError: report.telegramError } : {}), probes }, null, 2));
+    log.out(JSON.stringify({ ok: report.exitCode === 0, image: report.image, ms: report.ms, shape, results: report.results, missingKeys: report.missingKeys, ...(report.telegramError ? { telegramError: report.telegramError } : {}), probes }, null, 2));
     return report.exitCode;
   }
+  if ('error' in shape) log.error(`bot shape: ${shape.error}`);
+  else log.info(`bot shape ${shape.shape} (${shape.why}): ${shape.does}`);
   const rows = report.results
     .filter((r) => !v.quiet || r.status !== 'pass')
     .map((r) => ({ item: r.id, tier: r.tier, status: r.status.toUpperCase(), detail: r.detail }));

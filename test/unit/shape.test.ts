@@ -1,6 +1,7 @@
 // The bot shape rule (RUNBOOK "Bot shapes"): one row per case, first match wins.
 import { describe, expect, it } from 'vitest';
-import { decideShape, hasMiniApp, hasUploads, shapeSummary, type ShapeInput } from '../../scripts/lib/config/shape.mts';
+import { decideShape, hasMiniApp, hasUploads, shapeOfRelease, shapeSummary, type ShapeInput } from '../../scripts/lib/config/shape.mts';
+import { checkShape } from '../../scripts/lib/checks/preflight.mts';
 
 const rows: [string, ShapeInput, string][] = [
   ['BOT_SHAPE=webhook wins over a FRONTEND_DIR', { values: { BOT_SHAPE: 'webhook', FRONTEND_DIR: 'web' } }, 'webhook'],
@@ -38,5 +39,31 @@ describe('decideShape', () => {
     expect([hasMiniApp('webhook-miniapp'), hasMiniApp('webhook'), hasMiniApp('polling')]).toEqual([true, false, false]);
     expect([hasUploads('webhook-miniapp'), hasUploads('webhook'), hasUploads('polling')]).toEqual([true, false, false]);
     expect(shapeSummary('webhook')).toMatch(/no Mini App/);
+  });
+});
+
+describe('shapeOfRelease: what the release of a tag was deployed as', () => {
+  const releases = [
+    { kind: 'rollout', appTag: 'a', shape: 'webhook-miniapp' },
+    { kind: 'rollout', appTag: 'b', shape: 'webhook' },
+    { kind: 'rollback', appTag: 'a' },
+    { kind: 'rollout', appTag: 'c' },
+  ];
+  it.each<[string | null, string | null]>([['a', 'webhook-miniapp'], ['b', 'webhook'], ['c', null], ['z', null], [null, null]])('%s -> %s', (tag, shape) => {
+    expect(shapeOfRelease(releases, tag)).toBe(shape);
+  });
+});
+
+describe('preflight: the bot shape', () => {
+  it.each<[string, ShapeInput, boolean, RegExp]>([
+    ['webhook-only says what the toolkit does', { values: { BOT_SHAPE: 'webhook' } }, true, /^webhook \(BOT_SHAPE=webhook in the env file\): .*no Mini App is built or served/],
+    ['the default says so', { values: {}, defaultFrontendDir: true }, true, /^webhook-miniapp \(the source has app\/web/],
+    ['polling is refused: not deployed yet', { values: { BOT_SHAPE: 'polling' } }, false, /not deployed by this version/],
+    ['an unknown value names the key and file', { values: { BOT_SHAPE: 'hook' } }, false, /BOT_SHAPE "hook" is not a bot shape .* in \/srv\/bot\/.env.prod/],
+  ])('%s', (_n, input, ok, message) => {
+    const r = checkShape(decideShape(input), '/srv/bot/.env.prod');
+    expect(r.ok).toBe(ok);
+    expect(r.message).toMatch(message);
+    if (!ok) expect(r).toMatchObject({ key: 'BOT_SHAPE', fix: expect.stringContaining('/srv/bot/.env.prod') });
   });
 });
