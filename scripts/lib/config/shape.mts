@@ -2,7 +2,7 @@
 //   webhook-miniapp  Telegram delivers to /webhook/<secret> through Caddy; Caddy also serves the app's
 //                    Mini App (built from FRONTEND_DIR) and the app has uploads (/files, /media).
 //   webhook          the same webhook, no Mini App and no uploads: the proxy image carries no front end,
-//                    `/` is Caddy's 404, smoke skips the Mini App, front-end and uploads checks.
+//                    `/` is Caddy's 404; smoke checks that no Mini App is served and expects no /files route.
 //   polling          the app calls getUpdates, no ingress (defined here; the toolkit does not deploy it yet).
 // Pure: the env file's values and, where known, what the release's source holds, or what the live
 // release was deployed as. Rule (RUNBOOK "Bot shapes"), first match wins:
@@ -54,7 +54,7 @@ export function shapeSummary(shape: BotShape): string {
     case 'webhook-miniapp':
       return 'Telegram webhook through Caddy; the Mini App is built into the proxy image and switched with each release; smoke checks the Mini App and the uploads routes';
     case 'webhook':
-      return 'Telegram webhook through Caddy; no Mini App is built or served (/ is a 404), no front-end switch; smoke skips the Mini App, front-end and uploads checks';
+      return 'Telegram webhook through Caddy; no Mini App is built or served (/ is a 404), no front-end switch; smoke checks that / serves no Mini App, skips the front-end check and expects no /files route';
     case 'polling':
       return 'long polling (getUpdates), no ingress: not deployed by this version of the toolkit';
   }
