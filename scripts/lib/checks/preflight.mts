@@ -260,11 +260,6 @@ export function checkStackKeys(values: Record<string, string>, file: string): Ch
   return r;
 }
 
-/**
- * App keys the contract checker found missing: the last refused image exited at start-up naming them
- * (STATE_DIR/contract-cache.json), and the env file still does not set them. A warning, not a
- * failure: the app may no longer need them, and the rollout's contract gate checks again.
- */
 /** The bot's shape (RUNBOOK "Bot shapes"): which one, why, and what the toolkit does for it; an unknown BOT_SHAPE fails. */
 export function checkShape(d: ShapeDecision, file: string): CheckResult {
   if (!d.ok) return fail('bot shape', `${d.error} in ${file}`, { key: 'BOT_SHAPE', file, fix: `${d.fix} in ${file}` });
@@ -285,6 +280,11 @@ async function observeShape(env: { file: string; projectDir: string; stateDir: s
   return checkShape(decideShape({ values, defaultFrontendDir, recorded: shapeOfRelease(releases, currentRelease(releases)?.appTag) }), env.file);
 }
 
+/**
+ * App keys the contract checker found missing: the last refused image exited at start-up naming them
+ * (STATE_DIR/contract-cache.json), and the env file still does not set them. A warning, not a
+ * failure: the app may no longer need them, and the rollout's contract gate checks again.
+ */
 export function checkMissingAppKeys(missing: { image: string; at: string; keys: string[] } | null, file: string): CheckResult[] {
   if (!missing?.keys.length) return [];
   return missing.keys.map((k) => warn(`app key ${k}`, `${k} is not set in ${file}: the contract check of ${missing.image} (${missing.at}) saw the app exit at start-up naming it`, {
