@@ -4,10 +4,13 @@
 import { runMain } from './lib/cli/main.mts';
 import type { CommandSpec } from './lib/cli/args.mts';
 import { sharedOption } from './lib/cli/shared.mts';
-import { UsageError } from './lib/cli/errors.mts';
-import { loadOpsEnv } from './lib/config/env.mts';
+import { UsageError, errorMessage } from './lib/cli/errors.mts';
+import { loadOpsEnv, type OpsEnv } from './lib/config/env.mts';
 import { runContractCheck } from './lib/contract/check.mts';
 import { ITEMS, recommendedNotice } from './lib/contract/items.mts';
+import { decideShape, shapeSummary } from './lib/config/shape.mts';
+import { releaseLayout, releaseShape } from './lib/release/rollout.mts';
+import { currentRelease, readJournal } from './lib/release/journal.mts';
 
 export const spec: CommandSpec = {
   name: 'check-app.mts',
@@ -46,9 +49,25 @@ export const spec: CommandSpec = {
   exitCodes: ['Exit status:', '  0  every required item passes (recommended ones may be missing)', '  1  a required item is missing, wrong or unchecked (named in the output)', '  2  usage or config error (no --image, no such image, bad env file)'].join('\n'),
 };
 
+/** without --config: the env file's rule alone (nothing set: the default) */
+async function shapeFor(env: OpsEnv | undefined): Promise<{ shape: string; why: string; does: string } | { error: string }> {
+  if (!env) {
+    const d = decideShape({ values: {} });
+    return d.ok ? { shape: d.shape, why: d.why, does: shapeSummary(d.shape) } : { error: d.error };
+  }
+  try {
+    const releases = readJournal(env.layout.releases).releases;
+    const d = releaseShape(env, (await releaseLayout(env.projectDir)).root, releases, currentRelease(releases)?.appTag);
+    return { ...d, does: shapeSummary(d.shape) };
+  } catch (err) {
+    return { error: errorMessage(err) };
+  }
+}
+
 runMain(spec, async ({ values: v }, log) => {
   if (!v.image) throw new UsageError('check-app.mts: --image is required', { hint: 'node scripts/check-app.mts --image lazyflow-app:<tag>' });
-  const appValues = v.config ? loadOpsEnv(String(v.config)).values : undefined;
+  const opsEnv = v.config ? loadOpsEnv(String(v.config)) : undefined;
+  const appValues = opsEnv?.values;
   const report = await runContractCheck({
     image: String(v.image),
     appValues,
@@ -57,11 +76,15 @@ runMain(spec, async ({ values: v }, log) => {
     bootTimeoutMs: Number(v['boot-timeout']) * 1000,
     log: v.json ? undefined : log,
   });
+  // the bot's shape as the rollout will decide it (the env file, the checkout, the live release), RUNBOOK "Bot shapes"
+  const shape = await shapeFor(opsEnv);
   if (v.json) {
     const probes = Object.fromEntries(Object.entries(report.probes).map(([k, c]) => [k, c.value]));
-    log.out(JSON.stringify({ ok: report.exitCode === 0, image: report.image, ms: report.ms, results: report.results, missingKeys: report.missingKeys, ...(report.telegramError ? { telegramError: report.telegramError } : {}), probes }, null, 2));
+    log.out(JSON.stringify({ ok: report.exitCode === 0, image: report.image, ms: report.ms, shape, results: report.results, missingKeys: report.missingKeys, ...(report.telegramError ? { telegramError: report.telegramError } : {}), probes }, null, 2));
     return report.exitCode;
   }
+  if ('error' in shape) log.error(`bot shape: ${shape.error}`);
+  else log.info(`bot shape ${shape.shape} (${shape.why}): ${shape.does}`);
   const rows = report.results
     .filter((r) => !v.quiet || r.status !== 'pass')
     .map((r) => ({ item: r.id, tier: r.tier, status: r.status.toUpperCase(), detail: r.detail }));

@@ -45,6 +45,7 @@ function render(s: StatusReport, tty: boolean, config: string): string {
     out.push(`  app ${r.appTag ?? '?'}  ${state}${r.since ? `  since ${r.since.replace(/\.\d+Z$/, 'Z')} (${age(r.since)})` : ''}`);
     out.push(`  image ${r.image ?? '-'}  release ${r.release ?? '(not in the journal)'}`);
   }
+  out.push('error' in s.shape ? `  bot shape: ${c.red(s.shape.error)}` : `  bot shape ${s.shape.shape} (${s.shape.why}): ${s.shape.does}`);
   h('Last operations');
   if (s.operations.length) out.push(renderTable(s.operations.slice(0, 5), ['id', 'kind', 'result', 'appTag', 'age', 'duration', 'reason']).trimEnd().replace(/^/gm, '  '));
   else out.push('  none recorded (STATE_DIR/releases.jsonl)');

@@ -31,6 +31,16 @@ describe('front end commands', () => {
     expect(b.argv.join(' ')).not.toMatch(/FRONTEND_|TOOLKIT_DIR/);
   });
 
+  it('a bot without a Mini App (BOT_SHAPE=webhook): the proxy stage alone, no front-end argument even when FRONTEND_* are set', () => {
+    const values = { PROXY_IMAGE: 'acme-caddy', BUN_IMAGE: 'oven/bun:1.4.5-slim', CADDY_IMAGE: 'caddy:2.11.4-alpine', FRONTEND_DIR: 'web', FRONTEND_BUILD: 'bun run build' };
+    const b = proxyBuildArgs({ values }, 'abc123', '/srv/bot', {}, { toolkitDir: 'deploy', exists: () => true, miniApp: false });
+    expect(b.argv).toEqual([
+      'build', '--tag', 'acme-caddy:abc123', '--file', '/srv/bot/deploy/docker/caddy/Dockerfile',
+      '--build-arg', 'APP_VERSION=abc123', '--build-arg', 'BUN_IMAGE=oven/bun:1.4.5-slim', '--build-arg', 'CADDY_IMAGE=caddy:2.11.4-alpine', '--build-arg', 'TOOLKIT_DIR=deploy',
+      '--target', 'proxy', '/srv/bot',
+    ]);
+  });
+
   it('the lazyflow layout: the toolkit in deploy/, the front end in frontend/ with the root package.json, its own build command', () => {
     const values = { PROXY_IMAGE: 'lazyflow-caddy', BUN_IMAGE: 'oven/bun:1.4.5-slim', CADDY_IMAGE: 'caddy:2.11.4-alpine', FRONTEND_DIR: 'frontend/', FRONTEND_BUILD: 'bun run build:frontend' };
     const b = proxyBuildArgs({ values }, 'abc123', '/srv/myapp', {}, { toolkitDir: 'deploy', exists: (rel) => rel === 'package.json' });

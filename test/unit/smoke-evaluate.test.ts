@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import {
   certCovers, evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation,
-  evalMiniApp, configScriptProblem, evalFrontend, evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo,
+  evalMiniApp, evalNoMiniApp, configScriptProblem, evalFrontend, evalRedirect, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo,
   expectedWebhookUrl, parseComposePs, smokeExitCode, worst, DAY_MS, HOUR_MS, type HttpObs,
 } from '../../scripts/lib/checks/evaluate.mts';
 
@@ -131,6 +131,22 @@ describe('smoke evaluators', () => {
     expect(evalUploads({ unauth: res(401), probes, canary }).status).toBe('pass');
     expect(evalUploads({ unauth: res(200), probes, canary }).status).toBe('fail');
     expect(evalUploads({ unauth: res(404), probes: [...probes, { url: '/u/x', r: res(200, {}, 'canary-123') }], canary }).detail).toMatch(/\/u\/x/);
+  });
+
+  it('upload privacy of a bot without uploads (shape webhook): no /files expectation, a leaked canary still fails', () => {
+    const canary = 'canary-123';
+    const probes = [{ url: '/uploads/x', r: res(404) }, { url: '/files/x', r: res(404) }];
+    expect(evalUploads({ probes, canary })).toMatchObject({ status: 'pass', detail: expect.stringMatching(/no uploads route expected/) });
+    expect(evalUploads({ probes: [...probes, { url: '/x', r: res(200, {}, 'canary-123') }], canary })).toMatchObject({ status: 'fail', detail: expect.stringMatching(/\/x served an uploaded file/) });
+  });
+
+  it.each<[string, HttpObs, string]>([
+    ["Caddy's 404: no Mini App", res(404), 'pass'],
+    ['a plain answer', res(200, { 'content-type': 'text/plain' }, 'ok'), 'pass'],
+    ['an HTML page: some front end is served', res(200, { 'content-type': 'text/html' }, '<!doctype html><html><body>app</body></html>'), 'fail'],
+    ['no answer', { status: 0, headers: {}, body: '', error: 'ECONNREFUSED' }, 'fail'],
+  ])('no Mini App (shape webhook): %s', (_n, index, status) => {
+    expect(evalNoMiniApp({ index }).status).toBe(status);
   });
 
   it('telegram webhook info: url, error after start, pending threshold', () => {

@@ -228,13 +228,16 @@ export function evalWebhook(o: { get: HttpObs; postNoHeader: HttpObs }): Verdict
 
 // ---- upload privacy -------------------------------------------------------------------------------
 
-export function evalUploads(o: { unauth: HttpObs; probes: { url: string; r: HttpObs }[]; canary: string }): Verdict {
+/** unauth: GET /files/x, or absent for a bot without uploads (shape webhook): then only the URL guesses are judged. */
+export function evalUploads(o: { unauth?: HttpObs; probes: { url: string; r: HttpObs }[]; canary: string }): Verdict {
   const problems: string[] = [];
-  if (o.unauth.error) problems.push(`GET /files/x: ${o.unauth.error}`);
-  else if (o.unauth.status !== 401 && o.unauth.status !== 404) problems.push(`unauthenticated GET /files/x -> ${o.unauth.status}, expected 401 or 404`);
+  if (o.unauth?.error) problems.push(`GET /files/x: ${o.unauth.error}`);
+  else if (o.unauth && o.unauth.status !== 401 && o.unauth.status !== 404) problems.push(`unauthenticated GET /files/x -> ${o.unauth.status}, expected 401 or 404`);
   const leaked = o.probes.filter((p) => !p.r.error && p.r.status === 200 && p.r.body.includes(o.canary));
   for (const p of leaked) problems.push(`uploads directory reachable: ${p.url} served an uploaded file`);
-  return problems.length ? fail(problems.join('; ')) : pass(`/files/x -> ${o.unauth.status} without auth; ${o.probes.length} URL guesses for a stored upload all refused`);
+  if (problems.length) return fail(problems.join('; '));
+  const guesses = `${o.probes.length} URL guesses for a file in the uploads directory all refused`;
+  return pass(o.unauth ? `/files/x -> ${o.unauth.status} without auth; ${guesses}` : `no uploads route expected (bot shape webhook); ${guesses}`);
 }
 
 // ---- Telegram ----------------------------------------------------------------------------------------
@@ -384,6 +387,18 @@ export function evalMiniApp(o: { index: HttpObs; config: HttpObs; apiBase: strin
     if (!o.config.body.includes(o.apiBase)) problems.push(`/config.js does not carry the API base ${o.apiBase}: ${o.config.body.slice(0, 100)}`);
   }
   return problems.length ? fail(problems.join('; ')) : pass(`index with CSP, /config.js apiBase ${o.apiBase}`);
+}
+
+/**
+ * A bot without a Mini App (shape webhook): `/` must not serve one, neither another release's nor the
+ * one of some proxy image (RUNBOOK "Bot shapes"). Caddy's own 404, or any answer that is not a page.
+ */
+export function evalNoMiniApp(o: { index: HttpObs }): Verdict {
+  if (o.index.error) return fail(`GET /: ${o.index.error}`);
+  if (o.index.status === 200 && /<html/i.test(o.index.body)) {
+    return fail('GET / serves an HTML page, but the bot has no Mini App (bot shape webhook): the proxy serves a front end that is not this app\'s; roll out again (the proxy image of this shape has none), or set BOT_SHAPE=webhook-miniapp with FRONTEND_DIR if the app has one');
+  }
+  return pass(`GET / -> ${o.index.status}: no Mini App served (bot shape webhook)`);
 }
 
 /**

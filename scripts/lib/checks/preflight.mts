@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { appEnv } from '../config/app-env.mts';
+import { DEFAULT_FRONTEND_DIR, decideShape, shapeOfRelease, shapeSummary, type ShapeDecision } from '../config/shape.mts';
 
 export interface CheckResult {
   name: string;
@@ -259,6 +260,26 @@ export function checkStackKeys(values: Record<string, string>, file: string): Ch
   return r;
 }
 
+/** The bot's shape (RUNBOOK "Bot shapes"): which one, why, and what the toolkit does for it; an unknown BOT_SHAPE fails. */
+export function checkShape(d: ShapeDecision, file: string): CheckResult {
+  if (!d.ok) return fail('bot shape', `${d.error} in ${file}`, { key: 'BOT_SHAPE', file, fix: `${d.fix} in ${file}` });
+  if (d.shape === 'polling') return fail('bot shape', `polling (${d.why}): ${shapeSummary('polling')}`, { key: 'BOT_SHAPE', file, fix: `remove BOT_SHAPE=polling from ${file}, or use a toolkit version that deploys polling bots (RUNBOOK "Bot shapes")` });
+  return ok('bot shape', `${d.shape} (${d.why}): ${shapeSummary(d.shape)}`);
+}
+
+/** the shape as rollout will see it: the checkout the release builds from (not in envOnly mode) and the live release */
+async function observeShape(env: { file: string; projectDir: string; stateDir: string }, values: Record<string, string>, envOnly?: boolean): Promise<CheckResult> {
+  const { readJournal, currentRelease } = await import('../release/journal.mts');
+  const { stateLayout } = await import('../config/state.mts');
+  const releases = readJournal(stateLayout(env.stateDir).releases).releases;
+  let defaultFrontendDir: boolean | undefined;
+  if (!envOnly) {
+    const { releaseLayout } = await import('../release/rollout.mts');
+    defaultFrontendDir = fs.existsSync(path.join((await releaseLayout(env.projectDir)).root, DEFAULT_FRONTEND_DIR));
+  }
+  return checkShape(decideShape({ values, defaultFrontendDir, recorded: shapeOfRelease(releases, currentRelease(releases)?.appTag) }), env.file);
+}
+
 /**
  * App keys the contract checker found missing: the last refused image exited at start-up naming them
  * (STATE_DIR/contract-cache.json), and the env file still does not set them. A warning, not a
@@ -495,6 +516,7 @@ export async function runPreflight(
   results.push(...checkAlertChannels(envObs.values, env.file)); // issue 10: alert channels
   results.push(...checkAppEnv(envObs.values, env.file)); // issue 8: the app's own keys
   results.push(...checkStackKeys(envObs.values, env.file));
+  results.push(await observeShape(env, envObs.values, opts.envOnly)); // issue 18: the bot's shape
   const { readContractCache, stillMissingKeys } = await import('../release/contract-gate.mts');
   results.push(...checkMissingAppKeys(stillMissingKeys(readContractCache(env.stateDir), envObs.values), env.file));
   // offsite (issue 9)

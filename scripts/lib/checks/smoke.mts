@@ -14,7 +14,7 @@ import { maintenanceCausedError, maintenanceHeaders, maintenanceStatus, readMain
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import {
-  evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation, evalMiniApp, evalFrontend,
+  evalBackupAge, evalContainers, evalCors, evalDb, evalDeadLetters, type DeadLettersObs, evalDisk, evalHealth, evalJobs, evalLogRotation, evalMiniApp, evalFrontend, evalNoMiniApp,
   evalRedirect, evalRoutes, evalSecurityHeaders, evalTls, evalUploads, evalWebhook, evalWebhookInfo, expectedWebhookUrl,
   parseComposePs, type DbObs, type HttpObs, type LogConfigObs, type SmokeResult, type Verdict,
 } from './evaluate.mts';
@@ -31,6 +31,7 @@ import { readContractDb } from '../contract/check.mts';
 import { RUNBOOK_CONTRACT, judgeContract, readyPathOf, recommendedNotice, recommendedNotices } from '../contract/items.mts';
 import { evalHardening } from './hardening.mts';
 import { evalNet, netVerdict } from '../schedules/net.mts';
+import { decideShape, hasMiniApp, hasUploads, shapeOfRelease, type BotShape } from '../config/shape.mts';
 
 export const APP_UID = 1000;
 
@@ -115,6 +116,16 @@ export async function smokeTarget(env: OpsEnv, opts: SmokeOptions): Promise<Targ
 }
 
 const obs = (r: HttpResult): HttpObs => r;
+
+/**
+ * The bot's shape as smoke sees it (config/shape.mts): the env file, else what the live release was
+ * deployed as (the releases journal); an unknown BOT_SHAPE is preflight's to refuse, smoke checks the default.
+ */
+export function smokeShape(env: OpsEnv): BotShape {
+  const releases = readJournal(env.layout.releases).releases;
+  const d = decideShape({ values: env.values, recorded: shapeOfRelease(releases, currentRelease(releases)?.appTag) });
+  return d.ok ? d.shape : 'webhook-miniapp';
+}
 
 // ---------------------------------------------------------------------------------------------
 // the checks
@@ -226,11 +237,13 @@ export const CHECKS: SmokeCheck[] = [
       }
       try {
         const urls = [`/uploads/${name}`, `/${name}`, `/files/${name}`, `/media/${name}`, `/app/uploads/${name}`, `/static/${name}`, `/assets/${name}`, `/data/${name}`, `/srv/${name}`, `/u/${name}`];
+        // a bot without uploads (shape webhook) has no /files route to ask; the directory still must not leak
+        const uploads = hasUploads(await c.memo('shape', async () => smokeShape(c.env)));
         const [unauth, ...rs] = await Promise.all([
-          httpsGet(c.target, '/files/x', { timeoutMs: c.opts.timeoutMs }),
+          uploads ? httpsGet(c.target, '/files/x', { timeoutMs: c.opts.timeoutMs }) : undefined,
           ...urls.map((u) => httpsGet(c.target, u, { timeoutMs: c.opts.timeoutMs })),
         ]);
-        const v = evalUploads({ unauth, probes: urls.map((url, i) => ({ url, r: rs[i] })), canary: wrote ? canary : '\u0000never' });
+        const v = evalUploads({ unauth, probes: urls.map((url, i) => ({ url, r: rs[i]! })), canary: wrote ? canary : '\u0000never' });
         if (exposed.length) return { status: 'fail', detail: `uploads directory exposed: ${exposed.join('; ')}${v.status === 'fail' ? `; ${v.detail}` : ''}` };
         return v;
       } finally {
@@ -371,8 +384,11 @@ export const CHECKS: SmokeCheck[] = [
   },
   {
     name: 'miniapp',
-    describe: 'the Mini App index is served with its CSP and /config.js carries the API base',
+    describe: 'the Mini App index is served with its CSP and /config.js carries the API base (bot shape webhook: / serves no Mini App)',
     async run(c) {
+      if (!hasMiniApp(await c.memo('shape', async () => smokeShape(c.env)))) {
+        return evalNoMiniApp({ index: await c.memo('index', () => httpsGet(c.target, '/', { timeoutMs: c.opts.timeoutMs })) });
+      }
       const [index, config] = await Promise.all([
         c.memo('index', () => httpsGet(c.target, '/', { timeoutMs: c.opts.timeoutMs })),
         httpsGet(c.target, '/config.js', { timeoutMs: c.opts.timeoutMs }),
@@ -384,6 +400,8 @@ export const CHECKS: SmokeCheck[] = [
     name: 'frontend',
     describe: "the Mini App served is the live release's (its /lazyflow-release.json names the app tag)",
     async run(c) {
+      const shape = await c.memo('shape', async () => smokeShape(c.env));
+      if (!hasMiniApp(shape)) return { status: 'skip', detail: `bot shape ${shape}: no front end with the release` };
       const marker = await httpsGet(c.target, '/lazyflow-release.json', { timeoutMs: c.opts.timeoutMs });
       const expected = c.opts.expectVersion ?? currentRelease(readJournal(c.env.layout.releases).releases)?.appTag;
       return evalFrontend({ marker, expected, expectedStaged: Boolean(expected && observeFrontend(c.env).staged.includes(expected)) });

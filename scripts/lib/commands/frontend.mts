@@ -11,6 +11,8 @@ export const CONTAINER_FRONTEND_DIR = '/srv/frontend';
 
 /** the proxy image's Dockerfile, relative to the release's source (built like the app: release/plan.mts buildArgs) */
 export const PROXY_DOCKERFILE = 'docker/caddy/Dockerfile';
+/** its stage without a front end: the proxy of a bot with no Mini App (BOT_SHAPE=webhook) */
+export const PROXY_TARGET_NO_FRONTEND = 'proxy';
 
 /** a stopped container of the image, only to copy files out of it (never started) */
 export function createForCopyArgs(image: string, name: string): string[] {

@@ -25,6 +25,8 @@ export const TOOLKIT_KEYS: readonly string[] = [
   'COMPOSE_PROJECT_NAME', 'COMPOSE_FILE', 'STATE_DIR', 'APP_IMAGE', 'APP_TAG', 'BUN_IMAGE', 'LOG_MAX_SIZE', 'LOG_MAX_FILE', 'APP_MEMORY_LIMIT', 'ALERT_BOT_TOKEN', 'ALERT_WEBHOOK_URL', 'HEARTBEAT_URL',
   // the app container's healthcheck (docker-compose.yml), not a setting of the app
   'HEALTHCHECK_PATH',
+  // what the toolkit builds and checks for the bot (config/shape.mts), not a setting of the app
+  'BOT_SHAPE',
 ];
 export const TOOLKIT_PREFIXES: readonly string[] = ['COMPOSE_', 'DOCKER_', 'LAZYFLOW_', 'PEBBLE_', 'WATCH_', 'ALERT_'];
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { composeCtx, composeEnv } from '../commands/compose.mts';
 import {
-  IMAGE_CADDYFILE, IMAGE_SITE_DIR, PROXY_DOCKERFILE, copyOutArgs, createForCopyArgs, reloadCaddyArgs, removeContainerArgs,
+  IMAGE_CADDYFILE, IMAGE_SITE_DIR, PROXY_DOCKERFILE, PROXY_TARGET_NO_FRONTEND, copyOutArgs, createForCopyArgs, reloadCaddyArgs, removeContainerArgs,
 } from '../commands/frontend.mts';
 import { docker } from '../docker/run.mts';
 import { fsyncDir } from '../host/fsutil.mts';
@@ -57,8 +57,8 @@ export function observeFrontend(env: Pick<OpsEnv, 'layout'>): FrontendState {
 const RELEASE_FILE_ON_DISK = path.join('site', RELEASE_FILE);
 
 /** Build the release's proxy image from the release's own source (docker's layer cache makes an unchanged front end cheap). */
-export async function buildProxyImage(env: OpsEnv, tag: string, source: string, labels: Record<string, string> = {}, toolkitDir = ''): Promise<string> {
-  const build = proxyBuildArgs(env, tag, source, labels, { toolkitDir });
+export async function buildProxyImage(env: OpsEnv, tag: string, source: string, labels: Record<string, string> = {}, toolkitDir = '', miniApp = true): Promise<string> {
+  const build = proxyBuildArgs(env, tag, source, labels, { toolkitDir, miniApp });
   const r = await docker(build.argv, { nothrow: true });
   if (r.exitCode !== 0) {
     throw new StepError(`building the proxy image ${build.ref} failed:\n${(r.stderr || r.stdout).trim().split('\n').slice(-15).join('\n')}`, { step: 'build' });
@@ -101,7 +101,7 @@ export function frontendBuildArgs(values: Record<string, string | undefined>, ex
  * front end. toolkitDir: where the toolkit sits in the source ('' in its own repository, e.g. 'deploy'
  * in an app's repository that carries it); the build context is always the repository root.
  */
-export function proxyBuildArgs(env: Pick<OpsEnv, 'values'>, tag: string, source: string, labels: Record<string, string> = {}, o: { toolkitDir?: string; exists?: (rel: string) => boolean } = {}) {
+export function proxyBuildArgs(env: Pick<OpsEnv, 'values'>, tag: string, source: string, labels: Record<string, string> = {}, o: { toolkitDir?: string; exists?: (rel: string) => boolean; miniApp?: boolean } = {}) {
   const ctx = source.replace(/\/$/, '');
   const toolkitDir = (o.toolkitDir ?? '').replace(/^\.?\/*|\/+$/g, '');
   const exists = o.exists ?? ((rel: string) => fs.existsSync(path.join(ctx, rel)));
@@ -111,8 +111,10 @@ export function proxyBuildArgs(env: Pick<OpsEnv, 'values'>, tag: string, source:
       BUN_IMAGE: env.values.BUN_IMAGE || process.env.BUN_IMAGE || undefined,
       CADDY_IMAGE: env.values.CADDY_IMAGE || process.env.CADDY_IMAGE || undefined,
       TOOLKIT_DIR: toolkitDir || undefined,
-      ...frontendBuildArgs(env.values, exists),
+      // a bot without a Mini App (RUNBOOK "Bot shapes"): the proxy stage alone, nothing of a front end built
+      ...(o.miniApp === false ? {} : frontendBuildArgs(env.values, exists)),
     },
+    ...(o.miniApp === false ? { target: PROXY_TARGET_NO_FRONTEND } : {}),
   });
 }
 

@@ -51,12 +51,15 @@ export function buildArgs(o: {
   appTag: string;
   buildArgs?: Record<string, string | undefined>;
   labels?: Record<string, string>;
+  /** the Dockerfile stage to build (the proxy image of a bot without a Mini App: PROXY_TARGET_NO_FRONTEND) */
+  target?: string;
 }): BuildPlan {
   const ref = `${o.image}:${o.appTag}`;
   const argv = ['build', '--tag', ref, '--file', o.dockerfile ?? `${o.contextDir.replace(/\/$/, '')}/Dockerfile`];
   const args: Record<string, string | undefined> = { APP_VERSION: o.appTag, ...(o.buildArgs ?? {}) };
   for (const [k, v] of Object.entries(args)) if (v !== undefined && v !== '') argv.push('--build-arg', `${k}=${v}`);
   for (const [k, v] of Object.entries(o.labels ?? {})) argv.push('--label', `${k}=${v}`);
+  if (o.target) argv.push('--target', o.target);
   argv.push(o.contextDir);
   return { image: o.image, appTag: o.appTag, ref, argv };
 }

@@ -22,6 +22,7 @@ import { warnWithoutNet } from '../schedules/net.mts';
 import { restoreBackup, revert } from './revert.mts';
 import { swapApp, swapWindowOf } from './swap.mts';
 import { activateFrontend, observeFrontend } from './frontend.mts';
+import { shapeOfRelease } from '../config/shape.mts';
 import type { CommonOptions, CriticalOptions, OpResult } from './rollout.mts';
 import { runDetached } from './critical.mts';
 import { withDrain } from '../docker/drain.mts';
@@ -219,7 +220,8 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
     if (observeFrontend(env).staged.includes(appTag)) {
       proxyReloadAt = Date.now();
       await timed('frontend_switch', () => activateFrontend(env, appTag, log));
-    } else log.warn(`no front end staged for ${appTag}: the Mini App served stays as it is`);
+    } else if (shapeOfRelease(readJournal(env.layout.releases).releases, appTag) === 'webhook') log.debug(`${appTag} has no Mini App (bot shape webhook): no front end to switch`);
+    else log.warn(`no front end staged for ${appTag}: the Mini App served stays as it is`);
     const ss = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
     const swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
     ss.done(`stop ${formatDuration(swap.stopMs)}, start ${formatDuration(swap.startMs)}, healthy ${formatDuration(swap.startToHealthyMs)} after start`);

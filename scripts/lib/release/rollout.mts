@@ -31,6 +31,7 @@ import { contractGate } from './contract-gate.mts';
 import { ensureNet, netVerdict } from '../schedules/net.mts';
 import { buildProgressReader } from './build-progress.mts';
 import { holdWebhook, releaseWebhook } from './webhook-hold.mts';
+import { DEFAULT_FRONTEND_DIR, decideShape, hasMiniApp, shapeOfRelease, type BotShape } from '../config/shape.mts';
 
 /** From when a release serves until its gates must have ended: health, smoke, Telegram, and room for a slow smoke. */
 export const gateWindowS = (o: GateOptions) => Math.max(30, o.healthTimeoutS ?? 30) + (o.telegramTimeoutS ?? 60) + 120;
@@ -109,6 +110,16 @@ function buildArgValues(env: OpsEnv): Record<string, string | undefined> {
   return { BUN_IMAGE: env.values.BUN_IMAGE || process.env.BUN_IMAGE || undefined };
 }
 
+/**
+ * The release's shape (config/shape.mts): the env file, the release's source (does it hold the default
+ * front end?), and what the live release was deployed as. An unknown BOT_SHAPE is a config error.
+ */
+export function releaseShape(env: OpsEnv, source: string, releases: { appTag?: string; shape?: unknown }[], liveTag?: string | null): { shape: BotShape; why: string } {
+  const d = decideShape({ values: env.values, defaultFrontendDir: fs.existsSync(path.join(source, DEFAULT_FRONTEND_DIR)), recorded: shapeOfRelease(releases, liveTag) });
+  if (!d.ok) throw new ConfigError(`${d.error} in ${env.file}`, { file: env.file, key: 'BOT_SHAPE', hint: `${d.fix} in ${env.file}` });
+  return d;
+}
+
 // ---------------------------------------------------------------------------------------------
 // rollout
 
@@ -176,6 +187,9 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
   const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
   const journal0 = readJournal(env.layout.releases);
   const current0 = currentRelease(journal0.releases);
+  // the bot's shape (RUNBOOK "Bot shapes"): whether a Mini App is built and switched with the release
+  const shape = releaseShape(env, source, journal0.releases, current0?.appTag);
+  log.info(`bot shape: ${shape.shape} (${shape.why})`);
 
   if (o.dryRun) {
     const live0 = await liveApp(env);
@@ -208,7 +222,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     const base: ReleaseLine = {
       id, kind: 'rollout', gitSha: git.sha, image: `${image}:${appTag}`, appTag, operator, startedAt: now().toISOString(),
       result: 'in-progress', phase: 'build', previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null,
-      dirty: git.dirty, source, backupId: null, pid: process.pid, pidStart: processStartTime(process.pid),
+      dirty: git.dirty, source, backupId: null, pid: process.pid, pidStart: processStartTime(process.pid), shape: shape.shape,
     };
     appendJournal(env.layout.releases, base);
     n.release = releaseLabel(appTag, id);
@@ -243,12 +257,17 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     // the front end (Mini App and Caddyfile) is part of the release: its proxy image, copied out to
     // STATE_DIR/frontend. It builds while the contract gate boots the new image in its sandbox: neither
     // touches anything live, so together they cost the slower of the two.
-    const fs0 = log.step(`build front end ${proxyImageFor(env, appTag)}`);
+    // A bot without a Mini App (shape webhook) builds the proxy stage alone and stages no front end: the
+    // critical section then has nothing to switch, and Caddy answers `/` with 404.
+    const miniApp = hasMiniApp(shape.shape);
+    const fs0 = log.step(miniApp ? `build front end ${proxyImageFor(env, appTag)}` : `build proxy ${proxyImageFor(env, appTag)} (no Mini App)`);
     const frontendFailed = timed('frontend', async () => {
-      const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha }, layout.toolkitDir);
-      await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
-      // what Caddy serves now stays available to a revert, also when it predates per-release front ends
-      if (live) await keepServedFrontend(env, live.tag);
+      const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha }, layout.toolkitDir, miniApp);
+      if (miniApp) {
+        await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
+        // what Caddy serves now stays available to a revert, also when it predates per-release front ends
+        if (live) await keepServedFrontend(env, live.tag);
+      }
       appendJournal(env.layout.releases, { id, proxyImage });
     }).then(() => (fs0.done(), null), (err: unknown) => (fs0.fail(err), err));
 

@@ -18,6 +18,7 @@ import { scheduleContext, status as scheduleStatus } from '../schedules/install.
 import { netVerdict, schedulePaths, type NetVerdict } from '../schedules/net.mts';
 import { readJsonRecord, type DrillRecord, type UploadRecord } from '../host/records.mts';
 import type { CheckRecord } from '../offsite/offsite.mts';
+import { decideShape, shapeOfRelease, shapeSummary, type BotShape } from '../config/shape.mts';
 
 /** offsite as status shows it, from the records under STATE_DIR/offsite/ (restic is never called) */
 export interface OffsiteStatus {
@@ -87,6 +88,8 @@ export interface StatusReport {
   at: string;
   domain: string;
   running: { release: string | null; appTag: string | null; since: string | null; image: string | null; status: string; health: string | null } | { error: string };
+  /** the bot's shape (config/shape.mts: the env file, else what the live release was deployed as) and what the toolkit does for it */
+  shape: { shape: BotShape; why: string; does: string } | { error: string };
   operations: { id: string; kind: string; result: string; appTag: string; started: string; age: string; duration: string; reason: string }[];
   restore: { inProgress: boolean; backupId?: string; phase?: string; startedAt?: string };
   backups: { local: { id: string; createdAt: string; age: string; sizeBytes: number; verified: boolean; reason: string }[]; offsite: OffsiteStatus };
@@ -165,10 +168,13 @@ export async function gatherStatus(env: OpsEnv, o: { ca?: string; connect?: stri
   const certificate: StatusReport['certificate'] = tls.error || !Number.isFinite(exp)
     ? { error: tls.error ?? `unreadable expiry ${tls.validTo}` }
     : { daysLeft: Math.round(((exp - now.getTime()) / DAY_MS) * 10) / 10, validTo: new Date(exp).toISOString(), issuer: tls.issuer };
+  const sd = decideShape({ values: env.values, recorded: shapeOfRelease(releases, running && !('error' in running) ? running.appTag : cur?.appTag) });
+  const shape: StatusReport['shape'] = sd.ok ? { shape: sd.shape, why: sd.why, does: shapeSummary(sd.shape) } : { error: sd.error };
   return {
     at: now.toISOString(),
     domain: env.domain,
     running,
+    shape,
     operations: releaseRows(releases, now).slice(0, 10).map((r) => ({ id: r.id, kind: r.kind, result: r.result, appTag: r.appTag, started: r.started, age: r.age, duration: r.duration, reason: r.reason })),
     restore,
     backups: { local, offsite },
