@@ -20,7 +20,7 @@ export interface SnapshotAsAppOptions extends Omit<SnapshotOptions, 'onProgress'
   stagingDir: string;
   /** default: the owner of the database's directory (host/app-files.mts treeOwner) */
   id?: AppIdentity;
-  /** the snapshot ran as root because the app's uid cannot reach the database: what and the fix */
+  /** the snapshot ran as root because the app's uid cannot reach the database, its staging directory, the worker or node: what and the fix */
   onRootFallback?: (why: { message: string; hint: string }) => void;
 }
 
@@ -33,10 +33,20 @@ export async function snapshotAsApp(srcPath: string, destPath: string, o: Snapsh
   // copy O_NOFOLLOW, rather than no backup at all; the caller warns with the chmod that fixes it
   // (the worker itself, node and this checkout's better-sqlite3 must be reachable for that uid too: a checkout
   // under a 0700 directory, /root or a mkdtemp, is root's alone)
-  const blocked = [...new Set([srcPath, join(stagingDir, 'x'), WORKER, process.execPath].flatMap((p) => blockedForApp(p, id)))];
+  const needed = [
+    { what: `the database ${srcPath}`, path: srcPath },
+    { what: `the staging directory ${stagingDir}`, path: join(stagingDir, 'x') },
+    { what: `the toolkit's snapshot worker ${WORKER}`, path: WORKER },
+    { what: `node ${process.execPath}`, path: process.execPath },
+  ].map((n) => ({ ...n, blocked: blockedForApp(n.path, id) }));
+  const blocked = [...new Set(needed.flatMap((n) => n.blocked))];
   if (blocked.length) {
-    o.onRootFallback?.(blockedMessage(srcPath, blocked, id));
-    return snapshotDatabase(srcPath, destPath, opts);
+    // name what it cannot reach: the database, or (a checkout only root may read) the worker and node
+    o.onRootFallback?.(blockedMessage(needed.filter((n) => n.blocked.length).map((n) => n.what).join(', '), blocked, id));
+    const res = await snapshotDatabase(srcPath, destPath, opts);
+    // SQLite as root hands the file it created to the database's owner (uid 1000): the backup is root's
+    chownNoFollow(destPath, 0, 0);
+    return res;
   }
   mkdirSync(stagingDir, { mode: 0o700 });
   try {
