@@ -131,12 +131,35 @@ export function composeEnvFor(env: OpsEnv, appTag: string | null): NodeJS.Proces
   return e;
 }
 
+/**
+ * The one stop of the app (docker/app-lifecycle.mts runs it, through the drain): graceful, within
+ * the compose file's stop_grace_period unless an operator's --stop-timeout says otherwise.
+ */
+export function appStopArgs(ctx: ComposeContext, opts: { timeoutS?: number } = {}): string[] {
+  return composeArgs(ctx, 'stop', ...(opts.timeoutS !== undefined ? ['-t', String(opts.timeoutS)] : []), APP_SERVICE);
+}
+
+/**
+ * The one start of the app, with APP_TAG in compose's environment (composeEnvFor): the swap, restore,
+ * rollback and recovery all use it. Compose starts the existing container when its configuration is
+ * unchanged and recreates it on the image otherwise; never a build or a pull (the image is local), never
+ * another service (the proxy has its own start).
+ */
+export function appUpArgs(ctx: ComposeContext): string[] {
+  return composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', APP_SERVICE);
+}
+
+/** the proxy alone, when it is down (recovery) */
+export function proxyUpArgs(ctx: ComposeContext): string[] {
+  return composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'caddy');
+}
+
 /** The swap as data: stop the old app container gracefully, then start the new image (no deps, no build, no pull). */
 export function swapCommands(env: OpsEnv, opts: { stopTimeoutS?: number } = {}) {
   const ctx = composeCtx(env);
   return {
-    stop: composeArgs(ctx, 'stop', ...(opts.stopTimeoutS !== undefined ? ['-t', String(opts.stopTimeoutS)] : []), 'app'),
-    up: composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'app'),
+    stop: appStopArgs(ctx, { timeoutS: opts.stopTimeoutS }),
+    up: appUpArgs(ctx),
     upAll: composeArgs(ctx, 'up', '-d', '--no-build', '--pull', 'never', '--wait'),
   };
 }

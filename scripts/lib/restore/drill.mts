@@ -8,10 +8,11 @@
 // are hard-linked from the backup, or copied when backups/ is on another filesystem. Container, network and scratch directory are removed at the end, also on failure,
 // Ctrl-C or SIGTERM; leftovers of a drill that was killed -9 are removed by the next drill.
 import { spawnSync } from 'node:child_process';
+import { docker, dockerSync } from '../docker/run.mts';
+import { networkRmArgs, removeContainersArgs, stopContainersArgs } from '../commands/docker.mts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { $ } from 'zx';
 import { StepError, errorMessage } from '../cli/errors.mts';
 import { formatDuration, type Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
@@ -60,7 +61,7 @@ const LABEL = 'lazyflow.drill';
 const DRILL_PREFIX = '.drill-';
 
 async function dockerq(args: string[], timeoutMs = 60_000) {
-  return $({ quiet: true, nothrow: true, timeout: timeoutMs })`docker ${args}`;
+  return docker(args, { nothrow: true, timeoutMs });
 }
 
 /** the image the running app container uses (its image id), else APP_IMAGE:APP_TAG if present */
@@ -85,14 +86,14 @@ export async function removeDrillLeftovers(ctx: OpsEnv, log: Logger): Promise<nu
   for (const line of cs.stdout.split('\n').filter(Boolean)) {
     const [id, pid] = line.split('\t');
     if (!dead(pid)) continue;
-    await dockerq(['rm', '-f', '-v', id]);
+    await dockerq(removeContainersArgs([id], { volumes: true }));
     removed++;
   }
   const ns = await dockerq(['network', 'ls', '--filter', `label=${mine}`, '--format', `{{.ID}}\t{{.Label "${LABEL}.pid"}}`]);
   for (const line of ns.stdout.split('\n').filter(Boolean)) {
     const [id, pid] = line.split('\t');
     if (!dead(pid)) continue;
-    await dockerq(['network', 'rm', id]);
+    await dockerq(networkRmArgs(id));
     removed++;
   }
   if (existsSync(ctx.layout.root)) {
@@ -169,8 +170,8 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
   const teardownSync = () => {
     if (tornDown) return;
     tornDown = true;
-    if (createdContainer) spawnSync('docker', ['rm', '-f', '-v', name], { stdio: 'ignore' });
-    if (createdNetwork) spawnSync('docker', ['network', 'rm', network], { stdio: 'ignore' });
+    if (createdContainer) dockerSync(removeContainersArgs([name], { volumes: true }));
+    if (createdNetwork) dockerSync(networkRmArgs(network));
     rmSync(scratch, { recursive: true, force: true });
   };
   process.on('exit', teardownSync);
@@ -239,7 +240,7 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
     check('isolated', !/HostPort/.test(net.stdout) && net.stdout.trim().endsWith(network), `no published ports, only network ${network} (internal)`);
 
     // stop gracefully (the app checkpoints), then look at the database it ran on
-    await dockerq(['stop', '-t', '15', name]);
+    await dockerq(stopContainersArgs([name], { timeoutS: 15 }));
     // the drill's app (the backup's own image) had that directory: read it with the app's uid only
     const v = openAsApp(join(scratch, 'data', 'lazyflow.db'), () => verifyDatabase(join(scratch, 'data', 'lazyflow.db')));
     check('integrity_check after boot', v.ok, v.ok ? `ok, schema ${staged.userVersion} -> ${v.userVersion}` : v.messages.slice(0, 3).join('; '));
