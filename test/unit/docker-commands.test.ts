@@ -10,6 +10,7 @@ import {
 import { appStopArgs, appUpArgs, proxyUpArgs, swapCommands } from '../../scripts/lib/commands/compose.mts';
 import { docker, readDockerRecord, recordDocker, RECORD_ENV } from '../../scripts/lib/docker/run.mts';
 import type { OpsEnv } from '../../scripts/lib/config/env.mts';
+import { APP_GID, APP_UID } from '../../scripts/lib/host/fsutil.mts';
 
 const ctx = { projectDir: '/srv/lazyflow deploy', envFile: '/srv/lazyflow deploy/.env.prod', project: 'lazyflow' };
 const base = ['compose', '--project-directory', '/srv/lazyflow deploy', '--env-file', '/srv/lazyflow deploy/.env.prod', '-p', 'lazyflow'];
@@ -87,5 +88,23 @@ describe('the runner records what it runs', () => {
     expect(readDockerRecord(file).every((c) => c.pid === process.pid)).toBe(true);
     expect(fs.statSync(file).mode & 0o777).toBe(0o600);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe("the restore drill's commands", () => {
+  it('a hardened throwaway container on an internal network, labelled with the project and the pid', async () => {
+    const d = await import('../../scripts/lib/commands/drill.mts');
+    expect(d.drillNetworkCreateArgs('n1', 'lazyflow', 42)).toEqual(['network', 'create', '--internal', '--label', 'lazyflow.drill=lazyflow', '--label', 'lazyflow.drill.pid=42', 'n1']);
+    expect(d.drillRunArgs({ name: 'c1', project: 'lazyflow', pid: 42, network: 'n1', envFile: '/s/.drill-x/app.env', dataDir: '/s/.drill-x/data', uploadsDir: '/s/.drill-x/uploads', image: 'sha256:abc' })).toEqual([
+      'run', '-d', '--name', 'c1', '--label', 'lazyflow.drill=lazyflow', '--label', 'lazyflow.drill.pid=42', '--network', 'n1',
+      '--read-only', '--tmpfs', '/tmp:size=64m,mode=1777', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
+      '--user', `${APP_UID}:${APP_GID}`, '--memory', '512m', '--pids-limit', '256', '--add-host', 'api.telegram.org:127.0.0.1', '--env-file', '/s/.drill-x/app.env',
+      '-v', '/s/.drill-x/data:/app/data', '-v', '/s/.drill-x/uploads:/app/uploads', 'sha256:abc',
+    ]);
+    expect(d.drillContainersArgs('lazyflow')).toEqual(['ps', '-a', '--filter', 'label=lazyflow.drill=lazyflow', '--format', '{{.ID}}\t{{.Label "lazyflow.drill.pid"}}']);
+    expect(d.drillNetworksArgs('lazyflow')).toEqual(['network', 'ls', '--filter', 'label=lazyflow.drill=lazyflow', '--format', '{{.ID}}\t{{.Label "lazyflow.drill.pid"}}']);
+    expect(d.healthProbeArgs('c1').slice(0, 4)).toEqual(['exec', 'c1', 'bun', '-e']);
+    expect(d.containerByNameArgs('c1')).toEqual(['ps', '-a', '-q', '--filter', 'name=^c1$']);
+    expect(d.networkByNameArgs('n1')).toEqual(['network', 'ls', '-q', '--filter', 'name=^n1$']);
   });
 });
