@@ -36,7 +36,9 @@ export function appLifecycle(argvs: string[][]): string[][] {
   return argvs.filter((a) => {
     const c = composeSub(a);
     if (c) return LIFECYCLE.has(c.sub) && (c.rest.at(-1) === APP_SERVICE || !c.rest.some((x) => !x.startsWith('-')));
-    return ['stop', 'start', 'kill', 'restart'].includes(a[0]);
+    // by id: the toolkit names an app container by its full id (docker ps --no-trunc); the contract
+    // sandbox and the drill name their own throwaway containers
+    return ['stop', 'start', 'kill', 'restart'].includes(a[0]) && a.some((x) => /^[0-9a-f]{64}$/.test(x));
   });
 }
 
