@@ -36,33 +36,6 @@ export function psArgs(ctx: ComposeContext, opts: { all?: boolean; service?: str
   return composeArgs(ctx, 'ps', ...(opts.all ? ['--all'] : []), '--format', 'json', ...(opts.service ? [opts.service] : []));
 }
 
-/** start (or recreate) one service and wait until it is healthy (or running, without a healthcheck) */
-export function upArgs(
-  ctx: ComposeContext,
-  opts: { service?: string; wait?: boolean; waitTimeoutS?: number; noDeps?: boolean; noBuild?: boolean; forceRecreate?: boolean } = {},
-): string[] {
-  const wait = opts.wait ?? true;
-  return composeArgs(
-    ctx,
-    'up',
-    '-d',
-    ...(opts.noDeps ? ['--no-deps'] : []),
-    ...(opts.noBuild ? ['--no-build'] : []),
-    ...(opts.forceRecreate ? ['--force-recreate'] : []),
-    ...(wait ? ['--wait'] : []),
-    ...(wait && opts.waitTimeoutS !== undefined ? ['--wait-timeout', String(opts.waitTimeoutS)] : []),
-    opts.service ?? APP_SERVICE,
-  );
-}
-
-export function stopArgs(ctx: ComposeContext, opts: { service?: string; timeoutS?: number } = {}): string[] {
-  return composeArgs(ctx, 'stop', ...(opts.timeoutS !== undefined ? ['-t', String(opts.timeoutS)] : []), opts.service ?? APP_SERVICE);
-}
-
-export function startArgs(ctx: ComposeContext, opts: { service?: string } = {}): string[] {
-  return composeArgs(ctx, 'start', opts.service ?? APP_SERVICE);
-}
-
 export function logsArgs(
   ctx: ComposeContext,
   opts: { service?: string; tail?: number; since?: string; timestamps?: boolean; noLogPrefix?: boolean; follow?: boolean } = {},
