@@ -115,7 +115,7 @@ describeDocker('recovery: an interrupted swap never leaves the site down', () =>
     // recovery started the previous release with the one start, and stopped nothing any other way
     const one = oneStopOneStart(stack.envFile);
     const ran = appLifecycle(rec.argvs());
-    expect(ran, why).toContain(one.start);
+    expect(ran, why).toContainEqual(one.start);
     expect(noneOf(ran, one.stop, one.start), why).toEqual([]);
     rec.done();
     // run twice = once
