@@ -44,9 +44,9 @@ describe('docker commands', () => {
     expect(() => removeContainersArgs([])).toThrow();
   });
 
-  it('the build cache is bounded by age and size, without a prompt', () => {
-    expect(builderPruneArgs()).toEqual(['builder', 'prune', '--force', '--filter', 'until=168h', '--keep-storage', '5GB']);
-    expect(builderPruneArgs({ untilH: 24, keepStorage: '1GB' })).toEqual(['builder', 'prune', '--force', '--filter', 'until=24h', '--keep-storage', '1GB']);
+  it('the build cache is bounded by age (every unused entry, not only dangling ones), without a prompt', () => {
+    expect(builderPruneArgs()).toEqual(['builder', 'prune', '--force', '--all', '--filter', 'until=168h']);
+    expect(builderPruneArgs({ untilH: 24 })).toEqual(['builder', 'prune', '--force', '--all', '--filter', 'until=24h']);
   });
 });
 

@@ -452,8 +452,8 @@ export function pruneBackups(opts: PruneOptions): PruneResult {
 
 /**
  * The build cache's bound (the daily job, with --prune-build-cache): every rollout builds two images
- * and nothing else ever removes the cache. Entries unused for a week go, and the cache is capped
- * (commands/docker.mts builderPruneArgs). Housekeeping: a failure is reported, the next day retries.
+ * and nothing else ever removes the cache. Entries unused for a week go (commands/docker.mts
+ * builderPruneArgs). Housekeeping: a failure is reported, the next day retries.
  */
 export async function pruneBuildCache(log: Logger): Promise<{ ok: boolean; detail: string }> {
   const r = await docker(builderPruneArgs(), { nothrow: true, timeoutMs: 600_000 });

@@ -61,12 +61,12 @@ export function networkRmArgs(name: string): string[] {
 }
 
 /**
- * The build cache's bound (the daily prune, schedules/jobs.mts): cache entries unused for `untilH`
- * hours go, and the cache never keeps more than `keepStorage` (a docker size such as `5GB`) once the
- * age filter is applied. A cache entry a build uses is never pruned (docker keeps entries in use).
+ * The build cache's bound (the daily backup job, schedules/jobs.mts): every cache entry unused for
+ * `untilH` hours goes (--all: not only dangling ones), so the cache holds about a week of builds. A
+ * build a week later rebuilds those layers. An age bound only: how --keep-storage combines with a
+ * filter is not documented.
  */
 export const BUILDER_PRUNE_UNTIL_H = 168;
-export const BUILDER_PRUNE_KEEP_STORAGE = '5GB';
-export function builderPruneArgs(o: { untilH?: number; keepStorage?: string } = {}): string[] {
-  return ['builder', 'prune', '--force', '--filter', `until=${o.untilH ?? BUILDER_PRUNE_UNTIL_H}h`, '--keep-storage', o.keepStorage ?? BUILDER_PRUNE_KEEP_STORAGE];
+export function builderPruneArgs(o: { untilH?: number } = {}): string[] {
+  return ['builder', 'prune', '--force', '--all', '--filter', `until=${o.untilH ?? BUILDER_PRUNE_UNTIL_H}h`];
 }
