@@ -9,7 +9,7 @@ import { formatDuration } from '../cli/log.mts';
 import { GateError } from '../cli/errors.mts';
 import { redactToken } from '../telegram/bot-api.mts';
 import { docker } from './run.mts';
-import { APP_SERVICE, composeArgs, composeCtx, composeEnv, parseComposePs, type ComposePsEntry } from '../commands/compose.mts';
+import { APP_SERVICE, composeCtx, composeEnv, parseComposePs, psArgs, type ComposePsEntry } from '../commands/compose.mts';
 import { containerLogsArgs, imageIdArgs, inspectArgs, projectContainersArgs } from '../commands/docker.mts';
 
 export interface ContainerInspect {
@@ -158,7 +158,7 @@ export interface ProjectContainer {
 
 /** `docker compose ps --all` of the project, parsed (both output shapes of Compose v2). */
 export async function composePs(env: OpsEnv): Promise<ComposePsEntry[]> {
-  const p = await docker(composeArgs(composeCtx(env), 'ps', '--all', '--format', 'json'), { env: composeEnv(env.values) });
+  const p = await docker(psArgs(composeCtx(env), { all: true }), { env: composeEnv(env.values) });
   return parseComposePs(p.stdout);
 }
 
