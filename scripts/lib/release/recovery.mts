@@ -41,8 +41,8 @@ export async function recoverUnfinished(env: OpsEnv, log: Logger, gates: GateOpt
   if (r.exitCode !== 0) {
     throw new StepError(`recovering what an interrupted operation left failed: ${r.error ?? 'see above'}`, { step: 'recovery', hint: r.next ?? `node scripts/recover.mts --config ${env.file} --dry-run` });
   }
-  // the journal's bound holds without a successful rollout too (failed ones, rollbacks, restores):
-  // every operation compacts it here, under its lock, before it appends (journal.mts compactJournal)
+  // the journal's bound holds without a successful rollout too (failed ones, rollbacks): rollout and
+  // rollback compact it here, under their lock, before they append (journal.mts compactJournal)
   try {
     const aside = compactJournal(env.layout.releases);
     if (aside) log.info(`the releases journal was long: compacted to one line per release (the newest ${JOURNAL_KEEP_RELEASES}); the full one is kept as ${aside}`);
