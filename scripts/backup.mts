@@ -5,7 +5,7 @@ import { runMain } from './lib/cli/main.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
 import { UsageError } from './lib/cli/errors.mts';
 import { acquireLock } from './lib/host/lock.mts';
-import { runBackup, pruneBackups, backupRows } from './lib/backup/backup.mts';
+import { runBackup, pruneBackups, backupRows, pruneBuildCache } from './lib/backup/backup.mts';
 import { listBackups, BACKUP_REASONS, type BackupReason } from './lib/backup/manifest.mts';
 import { SNAPSHOT_METHODS, DEFAULT_SNAPSHOT_METHOD, type SnapshotMethod } from './lib/backup/sqlite-snapshot.mts';
 import { describePolicy, policyIsEmpty, type RetentionPolicy } from './lib/backup/retention.mts';
@@ -36,6 +36,7 @@ export const spec: CommandSpec = {
     { name: 'keep-kept', type: 'number', default: 3, describe: 'retention: keep the N newest kept-aside states (STATE_DIR/kept/, what restores replaced)' },
     { name: 'keep-kept-days', type: 'number', default: 30, describe: 'retention: and none older than N days' },
     { name: 'forget', type: 'boolean', describe: 'apply the retention policy only, take no new backup' },
+    { name: 'prune-build-cache', type: 'boolean', describe: 'also bound Docker\'s build cache: docker builder prune of every entry unused for 7 days (the daily job does)' },
     sharedOption('dryRun', 'with retention flags: which backups would be deleted'),
     { name: 'list', type: 'boolean', describe: 'list backups: id, age, reason, size, verified' },
     sharedOption('json', 'with --list, or after a backup'),
@@ -50,7 +51,9 @@ export const spec: CommandSpec = {
     'the newest (and the newest verified) backup, nor one a rollback --with-db can still use: the data backup of',
     'each release whose image rollout still keeps (--keep-images, same value as rollout\'s). Other pre-deploy',
     'backups age out like any other. Retention also removes kept-aside states (STATE_DIR/kept/) beyond',
-    '--keep-kept or older than --keep-kept-days. Days/weeks/months are UTC.',
+    '--keep-kept or older than --keep-kept-days. Days/weeks/months are UTC. Pre-deploy backups are also bounded',
+    'when rollout takes one: the newest 10 stay, plus every one a rollback or recovery can use.',
+    '--prune-build-cache (the daily job): docker builder prune --force --all --filter until=168h.',
     'Cron (daily 03:17, keeps 7 daily, 4 weekly, 6 monthly):',
     '  17 3 * * * cd /srv/lazyflow-deploy && npx zx scripts/backup.mts --config .env.prod --reason cron --quiet --wait-lock 900 --keep-daily 7 --keep-weekly 4 --keep-monthly 6 --keep-images 5',
     'With OFFSITE_REPOSITORY set, every verified local backup not offsite yet is then uploaded (restic); a failed upload',
@@ -104,6 +107,7 @@ await runMain(spec, async ({ values: v }, log) => {
 
   if (v['dry-run']) {
     if (!v.forget) log.info(`would take a ${v.gzip ? 'gzip-compressed ' : ''}backup (${v.reason}) of ${layout.db} and ${layout.uploads} into ${layout.backups}`);
+    if (v['prune-build-cache']) log.info('would prune the build cache: docker builder prune --force --all --filter until=168h');
     if (!policyIsEmpty(policy)) {
       // read-only: no lock needed
       const r = pruneBackups({ layout, policy, keepImages, keptPolicy, dryRun: true, log });
@@ -138,6 +142,7 @@ await runMain(spec, async ({ values: v }, log) => {
         log.debug(`retention: ${describePolicy(policy)}`);
         removed = pruneBackups({ layout, policy, keepImages, keptPolicy, log }).removed;
       }
+      if (v['prune-build-cache']) await pruneBuildCache(log);
       // offsite (issue 9): upload what is missing, under the lock so retention cannot race restic
       let pushed: PushResult | null = null;
       if (offsite && !v.forget) pushed = await pushMissing(ctx, offsite, log);

@@ -20,6 +20,7 @@ import { sampleContainers } from '../support/load.mts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
 import Database from 'better-sqlite3';
 import { patchFile } from '../support/release-source.mts';
+import { appLifecycle, dockerRecorder, noneOf, oneStopOneStart } from '../support/docker-record.ts';
 
 describeDocker('recovery: an interrupted swap never leaves the site down', () => {
   let stack: Stack;
@@ -78,7 +79,8 @@ describeDocker('recovery: an interrupted swap never leaves the site down', () =>
     await killMidSwap();
     expect(journal().find((r) => r.gitSha === sha)?.result).toBe('in-progress');
     // exactly what the installed unit runs
-    const r = await runScript('recover.mts', ['--config', stack.envFile], { timeoutMs: 240_000, env: { NO_COLOR: '1' } });
+    const rec = dockerRecorder();
+    const r = await runScript('recover.mts', ['--config', stack.envFile], { timeoutMs: 240_000, env: { NO_COLOR: '1', ...rec.env } });
     const seen = await apps.stop();
     const why = `${r.stdout}\n${r.stderr}`;
     expect(r.code, why).toBe(0);
@@ -87,6 +89,12 @@ describeDocker('recovery: an interrupted swap never leaves the site down', () =>
     expect(await stack.containers('app')).toHaveLength(1);
     expect(Math.max(...seen.map((x) => x.n))).toBeLessThanOrEqual(1);
     expect(journal().find((x) => x.gitSha === sha)).toMatchObject({ result: 'rolled-back' });
+    // recovery started the previous release with the one start, and stopped nothing any other way
+    const one = oneStopOneStart(stack.envFile);
+    const ran = appLifecycle(rec.argvs());
+    expect(ran, why).toContainEqual(one.start);
+    expect(noneOf(ran, one.stop, one.start), why).toEqual([]);
+    rec.done();
     // run twice = once
     const again = await runScript('recover.mts', ['--config', stack.envFile, '--json'], { timeoutMs: 120_000 });
     expect(again.code).toBe(0);
@@ -99,9 +107,15 @@ describeDocker('recovery: an interrupted swap never leaves the site down', () =>
     await killMidSwap();
     expect(journal().find((r) => r.gitSha === sha)?.result).toBe('in-progress');
     // the operator restores the pre-deploy backup (the newest) before any timer ran
-    const r = await runScript('restore.mts', ['--config', stack.envFile, '--from', 'latest', '--yes', '--ca', stack.caPem], { timeoutMs: 240_000, env: { NO_COLOR: '1' } });
+    const rec = dockerRecorder();
+    const r = await runScript('restore.mts', ['--config', stack.envFile, '--from', 'latest', '--yes', '--ca', stack.caPem], { timeoutMs: 240_000, env: { NO_COLOR: '1', ...rec.env } });
     const why = `${r.stdout}\n${r.stderr}`;
     expect(r.code, why).toBe(0);
+    // recovery's start, then the restore's stop and start: the one stop and the one start, nothing else
+    const one = oneStopOneStart(stack.envFile);
+    expect(appLifecycle(rec.argvs()).slice(-2), why).toEqual([one.stop, one.start]);
+    expect(noneOf(appLifecycle(rec.argvs()), one.stop, one.start), why).toEqual([]);
+    rec.done();
     expect(why).toMatch(/recovery: /);
     expect(journal().find((x) => x.gitSha === sha), why).toMatchObject({ result: 'rolled-back' });
     await waitFor(`the site to answer ${before} again\n${why}`, async () => (await version().catch(() => '')) === before || undefined, 20_000);

@@ -12,6 +12,7 @@ import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { BAD, ReleaseSource, patchFile, removeImages } from '../support/release-source.mts';
 import { appOps, startLoad, stats } from '../support/load.mts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
+import { appLifecycle, dockerRecorder, oneStopOneStart } from '../support/docker-record.ts';
 
 // A POST that fails with 502 within a few ms is the race reported to the lead: the old app closes its
 // listening socket on SIGTERM while Caddy may already have a connection queued to it; the reset is a
@@ -146,8 +147,13 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     expect(plain.stderr).toMatch(/--with-db/);
     expect(await version()).toBe(sha.slice(0, 12)); // nothing changed
 
-    const withDb = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--with-db', '--yes'], { timeoutMs: 180_000 });
+    const rec = dockerRecorder();
+    const withDb = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--with-db', '--yes'], { timeoutMs: 180_000, env: rec.env });
     expect(withDb.code, explain(withDb)).toBe(0);
+    // the app stopped before its data was replaced and started on the target: the one stop, the one start
+    const one = oneStopOneStart(stack.envFile);
+    expect(appLifecycle(rec.argvs())).toEqual([one.stop, one.start]);
+    rec.done();
     expect(await version()).toBe(before);
     expect(userVersion()).toBe(uvBefore);
     const rel = journal().find((x) => x.gitSha === sha)!;

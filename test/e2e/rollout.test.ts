@@ -13,6 +13,7 @@ import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { ReleaseSource, removeImages } from '../support/release-source.mts';
 import { appOps, sampleContainers, startLoad, stats } from '../support/load.mts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
+import { appLifecycle, dockerRecorder, oneStopOneStart } from '../support/docker-record.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // A POST that fails with 502 within a few ms is the race reported to the lead: the old app closes its
@@ -28,6 +29,7 @@ describeDocker('rollout: zero-drop deploys on the real stack', () => {
   const builtTags: string[] = [];
   const args = (...extra: string[]) => ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', ...extra];
   const rollout = async (...extra: string[]) => runScript('rollout.mts', args(...extra), { timeoutMs: 240_000 });
+  const recorder = dockerRecorder();
   const journal = () => readJournal(join(stack.stateDir, 'releases.jsonl')).releases;
   const version = async () => (await stack.fetch('/health')).json().version as string;
   const tagOf = (sha: string) => sha.slice(0, 12);
@@ -40,6 +42,7 @@ describeDocker('rollout: zero-drop deploys on the real stack', () => {
     removeImages(e2eImages().appImage, [...builtTags, ...(stack ? journal().map((r) => r.appTag ?? '') : [])], [e2eImages().appTag]);
     await stack?.down();
     src?.cleanup();
+    recorder.done();
   });
 
   it('v1 -> v2 under continuous load: zero failed requests, every update processed exactly once, never two app containers', async () => {
@@ -58,7 +61,7 @@ describeDocker('rollout: zero-drop deploys on the real stack', () => {
       }
     })();
     await sleep(1500);
-    const r = await rollout('--json');
+    const r = await runScript('rollout.mts', args('--json'), { timeoutMs: 240_000, env: recorder.env });
     await sleep(1500);
     sending = false;
     await sender;
@@ -102,6 +105,8 @@ describeDocker('rollout: zero-drop deploys on the real stack', () => {
     for (const p of ['preflight', 'lock', 'build', 'backup', 'swap', 'health', 'telegram', 'smoke', 'record']) expect(rel.phases?.[p], p).toBeTypeOf('number');
     expect(rel.backupId).toBeTruthy();
     expect(existsSync(join(stack.stateDir, 'backups', String(rel.backupId), 'manifest.json'))).toBe(true);
+    // the swap started the new app with the one start (its stop is compose's, inside that one up, drained)
+    expect(appLifecycle(recorder.argvs())).toEqual([oneStopOneStart(stack.envFile).start]);
   });
 
   it('a second rollout while one runs is refused, naming the holder and since when', async () => {
@@ -140,11 +145,15 @@ describeDocker('rollout: zero-drop deploys on the real stack', () => {
     expect(await stack.containers('app')).toHaveLength(1);
   });
 
-  it('rollback --to goes to a named release; --list shows it as current', async () => {
+  it('rollback --to goes to a named release (a stop-first swap: the one stop, then the one start); --list shows it as current', async () => {
     const v2 = journal().find((x) => x.kind === 'rollout' && x.result === 'ok')!;
-    const r = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--to', v2.gitSha!.slice(0, 8)], { timeoutMs: 180_000 });
+    const rec = dockerRecorder();
+    const r = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--to', v2.gitSha!.slice(0, 8)], { timeoutMs: 180_000, env: { ...rec.env, LAZYFLOW_SWAP: 'stop-first' } });
     expect(r.code, explain(r)).toBe(0);
     expect(await version()).toBe(v2.appTag);
+    const one = oneStopOneStart(stack.envFile);
+    expect(appLifecycle(rec.argvs())).toEqual([one.stop, one.start]);
+    rec.done();
     const last = journal().at(-1)!;
     expect(last).toMatchObject({ kind: 'rollback', result: 'ok', appTag: v2.appTag, target: v2.id });
     const list = await runScript('rollback.mts', ['--config', stack.envFile, '--list']);

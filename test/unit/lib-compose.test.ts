@@ -11,9 +11,6 @@ import {
   parseComposePs,
   psArgs,
   psQuietArgs,
-  startArgs,
-  stopArgs,
-  upArgs,
 } from '../../scripts/lib/commands/compose.mts';
 
 const ctx = { projectDir: '/srv/lazyflow', envFile: '/srv/lazyflow/.env.prod', project: 'lazyflow' };
@@ -73,12 +70,7 @@ describe('compose commands are data', () => {
     expect(psArgs(ctx)).toEqual([...base, 'ps', '--format', 'json']);
     expect(psArgs(ctx, { all: true, service: 'app' })).toEqual([...base, 'ps', '--all', '--format', 'json', 'app']);
     expect(psQuietArgs(ctx)).toEqual([...base, 'ps', '-q', 'app']);
-    expect(upArgs(ctx)).toEqual([...base, 'up', '-d', '--wait', 'app']);
-    expect(upArgs(ctx, { waitTimeoutS: 120, noDeps: true })).toEqual([...base, 'up', '-d', '--no-deps', '--wait', '--wait-timeout', '120', 'app']);
-    expect(upArgs(ctx, { wait: false, service: 'caddy' })).toEqual([...base, 'up', '-d', 'caddy']);
-    expect(stopArgs(ctx)).toEqual([...base, 'stop', 'app']);
-    expect(stopArgs(ctx, { timeoutS: 20 })).toEqual([...base, 'stop', '-t', '20', 'app']);
-    expect(startArgs(ctx)).toEqual([...base, 'start', 'app']);
+    // the app's one stop and one start: test/unit/docker-commands.test.ts
     expect(logsArgs(ctx, { service: 'app', tail: 100, since: '10m' })).toEqual([...base, 'logs', '--no-color', '--tail', '100', '--since', '10m', 'app']);
     expect(imagesArgs(ctx, { service: 'app' })).toEqual([...base, 'images', '--format', 'json', 'app']);
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyRetention, decideBackupRetention, describePolicy, isoYearWeek, keptRetention, policyIsEmpty, rollbackPins } from '../../scripts/lib/backup/retention.mts';
+import { applyRetention, decideBackupRetention, describePolicy, isoYearWeek, keptRetention, KEEP_PRE_DEPLOY, policyIsEmpty, preDeployOverflow, rollbackPins } from '../../scripts/lib/backup/retention.mts';
 import { makeBackupId } from '../../scripts/lib/backup/manifest.mts';
 import { backupWhileLive, type Release } from '../../scripts/lib/release/journal.mts';
 
@@ -237,4 +237,40 @@ describe('kept-aside states retention', () => {
   it('an old kept state goes even if it is the only one', () => {
     expect(keptRetention([item('x', 31)], { keepLast: 3, maxAgeDays: 30 }, now)[0].keep).toBe(false);
   });
+});
+
+describe('pre-deploy backups: bounded when one is taken', () => {
+  // one pre-deploy backup per deploy, every hour, newest first at NOW; p0 is the one just taken
+  const pre = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `p${i}`, createdAt: hoursAgo(i), reason: 'pre-deploy' }));
+  const rollout = (i: number, o: Partial<Release> = {}): Release => ({ id: `r${i}`, kind: 'rollout', appTag: `t${i}`, result: 'ok', backupId: `p${i}`, previousAppTag: `t${i + 1}`, lines: 1, ...o });
+
+  const rows: { name: string; backups: { id: string; createdAt: Date; reason: string; verified?: boolean }[]; releases: Release[]; keep?: number; protectedIds?: string[]; drop: string[] }[] = [
+    { name: `at most ${KEEP_PRE_DEPLOY}: nothing goes`, backups: pre(KEEP_PRE_DEPLOY), releases: [], drop: [] },
+    { name: 'past the bound the oldest go', backups: pre(KEEP_PRE_DEPLOY + 3), releases: [], drop: ['p10', 'p11', 'p12'] },
+    { name: 'keep 2', backups: pre(4), releases: [], keep: 2, drop: ['p2', 'p3'] },
+    { name: 'never below one, whatever the setting', backups: pre(3), releases: [], keep: 0, drop: ['p1', 'p2'] },
+    {
+      name: "the unfinished release's backup (its revert restores it) stays, however old",
+      backups: pre(4), releases: [rollout(3, { result: 'in-progress' })], keep: 2, drop: ['p2'],
+    },
+    {
+      // r3 deployed t3 over t4, taking p3: rollback --with-db to t4 restores p3 (journal order: oldest first)
+      name: 'a backup a rollback --with-db to a kept image uses stays',
+      backups: pre(4), releases: [{ id: 'r4', kind: 'rollout', appTag: 't4', result: 'ok', lines: 1 }, rollout(3)], keep: 2, drop: ['p2'],
+    },
+    { name: 'protected ids stay (a restore in progress)', backups: pre(4), releases: [], keep: 2, protectedIds: ['p3'], drop: ['p2'] },
+    {
+      name: 'other backups neither count nor go',
+      backups: [...pre(3), { id: 'c0', createdAt: hoursAgo(0.5), reason: 'cron' }, { id: 'c1', createdAt: hoursAgo(100), reason: 'cron' }], releases: [], keep: 1, drop: ['p1', 'p2'],
+    },
+    {
+      name: 'the newest verified backup of all stays even when it is an old pre-deploy one',
+      backups: [...pre(3).map((b, i) => ({ ...b, verified: i === 2 }))], releases: [], keep: 1, drop: ['p1'],
+    },
+  ];
+  for (const r of rows) {
+    it(r.name, () => {
+      expect(preDeployOverflow({ backups: r.backups, releases: r.releases, keep: r.keep, protectedIds: r.protectedIds }).sort()).toEqual([...r.drop].sort());
+    });
+  }
 });

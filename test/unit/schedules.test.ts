@@ -28,7 +28,7 @@ const KEEP = '--keep-daily 7 --keep-weekly 4 --keep-monthly 6';
 
 describe('the jobs: the exact commands RUNBOOK documents', () => {
   const table: { id: string; cmd: string; calendar: string[]; persistent: boolean; cron: string[] }[] = [
-    { id: 'backup', cmd: `/srv/lazyflow-deploy/scripts/backup.mts --config /srv/lazyflow-deploy/.env.prod --reason cron --quiet --wait-lock 900 ${KEEP} --keep-images 5`, calendar: ['*-*-* 03:17:00 UTC'], persistent: true, cron: ['17 3 * * *'] },
+    { id: 'backup', cmd: `/srv/lazyflow-deploy/scripts/backup.mts --config /srv/lazyflow-deploy/.env.prod --reason cron --quiet --wait-lock 900 ${KEEP} --keep-images 5 --prune-build-cache`, calendar: ['*-*-* 03:17:00 UTC'], persistent: true, cron: ['17 3 * * *'] },
     { id: 'offsite-forget', cmd: `/srv/lazyflow-deploy/scripts/offsite.mts --config /srv/lazyflow-deploy/.env.prod --forget ${KEEP} --quiet --wait-lock 900`, calendar: ['*-*-* 03:40:00 UTC'], persistent: true, cron: ['40 3 * * *'] },
     { id: 'offsite-check', cmd: '/srv/lazyflow-deploy/scripts/offsite.mts --config /srv/lazyflow-deploy/.env.prod --check --read-data-subset 5% --quiet', calendar: ['Sun *-*-* 05:10:00 UTC'], persistent: true, cron: ['10 5 * * 0'] },
     { id: 'drill', cmd: '/srv/lazyflow-deploy/scripts/restore.mts --config /srv/lazyflow-deploy/.env.prod --drill --quiet --wait-lock 900', calendar: ['Sun *-*-* 04:30:00 UTC'], persistent: true, cron: ['30 4 * * 0'] },
@@ -94,7 +94,7 @@ describe('systemd units', () => {
         'Environment=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
         'Environment=NO_COLOR=1',
         'Environment=LAZYFLOW_TRUST_CHECK=1',
-        `ExecStart=/usr/bin/node /srv/lazyflow-deploy/scripts/backup.mts --config /srv/lazyflow-deploy/.env.prod --reason cron --quiet --wait-lock 900 ${KEEP} --keep-images 5`,
+        `ExecStart=/usr/bin/node /srv/lazyflow-deploy/scripts/backup.mts --config /srv/lazyflow-deploy/.env.prod --reason cron --quiet --wait-lock 900 ${KEEP} --keep-images 5 --prune-build-cache`,
         'TimeoutStartSec=2h',
         'Nice=10',
         ...hardening(base, j),
@@ -170,7 +170,7 @@ describe('cron fallback', () => {
       'SHELL=/bin/sh',
       'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
       'CRON_TZ=UTC',
-      `17 3 * * * root umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.backup.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/backup.mts --config /srv/lazyflow-deploy/.env.prod --reason cron --quiet --wait-lock 900 ${KEEP} --keep-images 5 >>/srv/lazyflow/logs/backup.log 2>&1`,
+      `17 3 * * * root umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.backup.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/backup.mts --config /srv/lazyflow-deploy/.env.prod --reason cron --quiet --wait-lock 900 ${KEEP} --keep-images 5 --prune-build-cache >>/srv/lazyflow/logs/backup.log 2>&1`,
       '30 4 * * 0 root umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.drill.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/restore.mts --config /srv/lazyflow-deploy/.env.prod --drill --quiet --wait-lock 900 >>/srv/lazyflow/logs/drill.log 2>&1',
       '* * * * * root umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.watch.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/watch.mts --config /srv/lazyflow-deploy/.env.prod --once --quiet >>/srv/lazyflow/logs/watch.log 2>&1',
       '@reboot root sleep 20; umask 077; cd /srv/lazyflow-deploy && NO_COLOR=1 LAZYFLOW_TRUST_CHECK=1 flock -n /srv/lazyflow/logs/.recover.cron.lock /usr/bin/node /srv/lazyflow-deploy/scripts/recover.mts --config /srv/lazyflow-deploy/.env.prod --quiet >>/srv/lazyflow/logs/recover.log 2>&1',

@@ -8,13 +8,14 @@ import { getPriority, hostname, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { $ } from 'zx';
 import { StepError, UsageError, errorMessage } from '../cli/errors.mts';
 import { acquireLock, type LockHandle } from '../host/lock.mts';
 import { formatAge, formatBytes, formatDuration, type Logger } from '../cli/log.mts';
 import { DB_FILE_NAME, stateLayout, type StateLayout } from '../config/state.mts';
 import { REPO_ROOT, type OpsEnv } from '../config/env.mts';
 import { psArgs, parseComposePs } from '../commands/compose.mts';
+import { builderPruneArgs } from '../commands/docker.mts';
+import { docker } from '../docker/run.mts';
 import { describeFs, fsInfo, fsyncDir, fsyncPath, isDiskFull, isRoot } from '../host/fsutil.mts';
 import { verifyDatabase, readColumn, type SnapshotMethod, DEFAULT_SNAPSHOT_METHOD } from './sqlite-snapshot.mts';
 import { SNAPSHOT_STAGING_PREFIX, snapshotAsApp } from './snapshot-as-app.mts';
@@ -31,7 +32,7 @@ import {
   type BackupReason,
   type UploadEntry,
 } from './manifest.mts';
-import { DEFAULT_KEEP_IMAGES, DEFAULT_KEPT_POLICY, decideBackupRetention, describePolicy, keptRetention, policyIsEmpty, type KeptPolicy, type RetentionDecision, type RetentionPolicy } from './retention.mts';
+import { DEFAULT_KEEP_IMAGES, DEFAULT_KEPT_POLICY, KEEP_PRE_DEPLOY, decideBackupRetention, describePolicy, keptRetention, policyIsEmpty, preDeployOverflow, type KeptPolicy, type RetentionDecision, type RetentionPolicy } from './retention.mts';
 import { readJournal } from '../release/journal.mts';
 import { listKept } from '../restore/kept.mts';
 
@@ -97,7 +98,7 @@ export function toolkitVersion(): { version: string; gitSha: string | null } {
 /** image of the running app container (e.g. lazyflow-app:3f2a9c1), or null */
 export async function runningAppImage(ctx: OpsEnv): Promise<string | null> {
   try {
-    const r = await $({ quiet: true, nothrow: true, timeout: 20_000 })`docker ${psArgs(ctx, { service: 'app' })}`;
+    const r = await docker(psArgs(ctx, { service: 'app' }), { nothrow: true, timeoutMs: 20_000 });
     if (r.exitCode !== 0) return null;
     const app = parseComposePs(r.stdout).find((e) => e.Service === 'app');
     return app?.Image ?? null;
@@ -421,11 +422,7 @@ export function pruneBackups(opts: PruneOptions): PruneResult {
       log.info(`would delete ${d.id}`);
       continue;
     }
-    const dir = join(layout.backups, d.id);
-    const aside = join(layout.backups, `${DELETING_PREFIX}${d.id}`);
-    // rename first: an interrupted delete never leaves a half backup that looks like a backup
-    renameSync(dir, aside);
-    rmSync(aside, { recursive: true, force: true });
+    removeBackup(layout, d.id);
     removed.push(d.id);
     log.info(`deleted ${d.id}`);
   }
@@ -451,6 +448,52 @@ export function pruneBackups(opts: PruneOptions): PruneResult {
     log.info(`deleted kept-aside ${k.name} (${k.why})`);
   }
   return { decisions, removed, kept, removedKept };
+}
+
+/**
+ * The build cache's bound (the daily job, with --prune-build-cache): every rollout builds two images
+ * and nothing else ever removes the cache. Entries unused for a week go (commands/docker.mts
+ * builderPruneArgs). Housekeeping: a failure is reported, the next day retries.
+ */
+export async function pruneBuildCache(log: Logger): Promise<{ ok: boolean; detail: string }> {
+  const r = await docker(builderPruneArgs(), { nothrow: true, timeoutMs: 600_000 });
+  const last = (r.stdout.trim().split('\n').pop() ?? '').trim();
+  if (r.exitCode !== 0) {
+    log.warn(`docker builder prune failed (the build cache stays as it is until the next run): ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')}`);
+    return { ok: false, detail: r.stderr.trim() };
+  }
+  log.info(`build cache: ${last || 'nothing to reclaim'}`);
+  return { ok: true, detail: last };
+}
+
+function removeBackup(layout: StateLayout, id: string): void {
+  const dir = join(layout.backups, id);
+  const aside = join(layout.backups, `${DELETING_PREFIX}${id}`);
+  // rename first: an interrupted delete never leaves a half backup that looks like a backup
+  renameSync(dir, aside);
+  rmSync(aside, { recursive: true, force: true });
+}
+
+/**
+ * The bound on pre-deploy backups, applied right after one is taken (release/revert.mts): the newest
+ * KEEP_PRE_DEPLOY stay, and every one a rollback or recovery can use (retention.mts preDeployOverflow).
+ * The caller holds the lock.
+ */
+export function boundPreDeployBackups(layout: StateLayout, log: Logger, o: { keep?: number; keepImages?: number; protectedIds?: string[] } = {}): string[] {
+  const { backups } = listBackups(layout);
+  const pending = existsSync(layout.restoreJournal) ? readRestoreJournalId(layout.restoreJournal) : null;
+  const drop = preDeployOverflow({
+    backups: backups.map((b) => ({ id: b.id, createdAt: b.createdAt, verified: b.verified, reason: b.manifest.reason })),
+    releases: readJournal(layout.releases).releases,
+    keep: o.keep ?? KEEP_PRE_DEPLOY,
+    keepImages: o.keepImages,
+    protectedIds: [...(o.protectedIds ?? []), ...(pending ? [pending] : [])],
+  });
+  for (const id of drop) {
+    removeBackup(layout, id);
+    log.info(`deleted pre-deploy backup ${id}: more than the newest ${o.keep ?? KEEP_PRE_DEPLOY}, and no rollback can use it`);
+  }
+  return drop;
 }
 
 function readRestoreJournalId(file: string): string | null {

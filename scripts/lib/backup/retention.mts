@@ -136,6 +136,30 @@ export function decideBackupRetention(o: {
   return applyRetention(o.backups, o.policy, { protectedIds: pins });
 }
 
+/**
+ * Pre-deploy backups are bounded when one is taken, not only by the daily retention: a day of many
+ * deploys otherwise piles them up. The newest KEEP_PRE_DEPLOY are kept; an older one goes unless a
+ * rollback or a recovery can still use it (rollbackPins: the backup of each release whose image
+ * rollout keeps, and that of every unfinished release, so never the one the current release's revert
+ * needs), or it is the newest (verified) backup of all.
+ */
+export const KEEP_PRE_DEPLOY = 10;
+
+export function preDeployOverflow(o: {
+  backups: (RetentionItem & { reason: string })[];
+  releases: Release[];
+  keep?: number;
+  keepImages?: number;
+  protectedIds?: Iterable<string>;
+}): string[] {
+  const pins = rollbackPins(o.releases, o.keepImages ?? DEFAULT_KEEP_IMAGES);
+  for (const id of o.protectedIds ?? []) pins.set(id, 'protected');
+  const newest = [...o.backups].sort((a, b) => new Date(b.createdAt).getTime() - new Date(a.createdAt).getTime());
+  const always = new Set([newest[0]?.id, newest.find((b) => b.verified ?? true)?.id].filter(Boolean));
+  const pre = newest.filter((b) => b.reason === 'pre-deploy');
+  return pre.slice(Math.max(1, o.keep ?? KEEP_PRE_DEPLOY)).filter((b) => !pins.has(b.id) && !always.has(b.id)).map((b) => b.id);
+}
+
 // ---- kept-aside states (STATE_DIR/kept/) ------------------------------------------------------
 
 export interface KeptPolicy {

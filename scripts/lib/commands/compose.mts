@@ -36,33 +36,6 @@ export function psArgs(ctx: ComposeContext, opts: { all?: boolean; service?: str
   return composeArgs(ctx, 'ps', ...(opts.all ? ['--all'] : []), '--format', 'json', ...(opts.service ? [opts.service] : []));
 }
 
-/** start (or recreate) one service and wait until it is healthy (or running, without a healthcheck) */
-export function upArgs(
-  ctx: ComposeContext,
-  opts: { service?: string; wait?: boolean; waitTimeoutS?: number; noDeps?: boolean; noBuild?: boolean; forceRecreate?: boolean } = {},
-): string[] {
-  const wait = opts.wait ?? true;
-  return composeArgs(
-    ctx,
-    'up',
-    '-d',
-    ...(opts.noDeps ? ['--no-deps'] : []),
-    ...(opts.noBuild ? ['--no-build'] : []),
-    ...(opts.forceRecreate ? ['--force-recreate'] : []),
-    ...(wait ? ['--wait'] : []),
-    ...(wait && opts.waitTimeoutS !== undefined ? ['--wait-timeout', String(opts.waitTimeoutS)] : []),
-    opts.service ?? APP_SERVICE,
-  );
-}
-
-export function stopArgs(ctx: ComposeContext, opts: { service?: string; timeoutS?: number } = {}): string[] {
-  return composeArgs(ctx, 'stop', ...(opts.timeoutS !== undefined ? ['-t', String(opts.timeoutS)] : []), opts.service ?? APP_SERVICE);
-}
-
-export function startArgs(ctx: ComposeContext, opts: { service?: string } = {}): string[] {
-  return composeArgs(ctx, 'start', opts.service ?? APP_SERVICE);
-}
-
 export function logsArgs(
   ctx: ComposeContext,
   opts: { service?: string; tail?: number; since?: string; timestamps?: boolean; noLogPrefix?: boolean; follow?: boolean } = {},
@@ -131,12 +104,35 @@ export function composeEnvFor(env: OpsEnv, appTag: string | null): NodeJS.Proces
   return e;
 }
 
+/**
+ * The one stop of the app (docker/app-lifecycle.mts runs it, through the drain): graceful, within
+ * the compose file's stop_grace_period unless an operator's --stop-timeout says otherwise.
+ */
+export function appStopArgs(ctx: ComposeContext, opts: { timeoutS?: number } = {}): string[] {
+  return composeArgs(ctx, 'stop', ...(opts.timeoutS !== undefined ? ['-t', String(opts.timeoutS)] : []), APP_SERVICE);
+}
+
+/**
+ * The one start of the app, with APP_TAG in compose's environment (composeEnvFor): the swap, restore,
+ * rollback and recovery all use it. Compose starts the existing container when its configuration is
+ * unchanged and recreates it on the image otherwise; never a build or a pull (the image is local), never
+ * another service (the proxy has its own start).
+ */
+export function appUpArgs(ctx: ComposeContext): string[] {
+  return composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', APP_SERVICE);
+}
+
+/** the proxy alone, when it is down (recovery) */
+export function proxyUpArgs(ctx: ComposeContext): string[] {
+  return composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'caddy');
+}
+
 /** The swap as data: stop the old app container gracefully, then start the new image (no deps, no build, no pull). */
 export function swapCommands(env: OpsEnv, opts: { stopTimeoutS?: number } = {}) {
   const ctx = composeCtx(env);
   return {
-    stop: composeArgs(ctx, 'stop', ...(opts.stopTimeoutS !== undefined ? ['-t', String(opts.stopTimeoutS)] : []), 'app'),
-    up: composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'app'),
+    stop: appStopArgs(ctx, { timeoutS: opts.stopTimeoutS }),
+    up: appUpArgs(ctx),
     upAll: composeArgs(ctx, 'up', '-d', '--no-build', '--pull', 'never', '--wait'),
   };
 }

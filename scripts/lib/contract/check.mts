@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { docker, dockerProcess } from '../docker/run.mts';
+import { imageIdArgs } from '../commands/docker.mts';
 import { withDbReadOnly } from '../host/sqlite-read.mts';
 import type { Logger } from '../cli/log.mts';
 import { ConfigError } from '../cli/errors.mts';
@@ -265,7 +266,7 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   // independent first steps at once (each is a docker round trip; the gate's time is the rollout's)
   const [inspect, probeInspect, swept, net] = await Promise.all([
     docker(imageInspectArgs(opts.image), { nothrow: true }),
-    docker(['image', 'inspect', '--format', '{{.Id}}', probeImage], { nothrow: true }),
+    docker(imageIdArgs(probeImage), { nothrow: true }),
     removeStaleSandboxes(),
     docker(networkCreateArgs(network), { nothrow: true }),
   ]);

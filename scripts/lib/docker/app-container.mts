@@ -9,7 +9,8 @@ import { formatDuration } from '../cli/log.mts';
 import { GateError } from '../cli/errors.mts';
 import { redactToken } from '../telegram/bot-api.mts';
 import { docker } from './run.mts';
-import { composeArgs, composeCtx, composeEnv, parseComposePs, type ComposePsEntry } from '../commands/compose.mts';
+import { APP_SERVICE, composeCtx, composeEnv, parseComposePs, psArgs, type ComposePsEntry } from '../commands/compose.mts';
+import { containerLogsArgs, imageIdArgs, inspectArgs, projectContainersArgs } from '../commands/docker.mts';
 
 export interface ContainerInspect {
   Id: string;
@@ -47,10 +48,10 @@ export function splitRef(ref: string): { image: string; tag: string } {
 
 export async function appContainers(env: OpsEnv, all = true): Promise<ContainerInspect[]> {
   const ids = (
-    await docker(['ps', ...(all ? ['-a'] : []), '-q', '--no-trunc', '--filter', `label=com.docker.compose.project=${env.project}`, '--filter', 'label=com.docker.compose.service=app'])
+    await docker(projectContainersArgs(env.project, { service: APP_SERVICE, all, noTrunc: true }))
   ).stdout.split('\n').filter(Boolean);
   if (!ids.length) return [];
-  return JSON.parse((await docker(['inspect', ...ids])).stdout) as ContainerInspect[];
+  return JSON.parse((await docker(inspectArgs(ids))).stdout) as ContainerInspect[];
 }
 
 /** The app container as it is now (running preferred), or null when there is none. */
@@ -72,12 +73,12 @@ export async function observeApps(env: OpsEnv): Promise<ObservedApp[]> {
 }
 
 export async function runningContainerCount(env: OpsEnv, service = 'app'): Promise<number> {
-  const out = await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${env.project}`, '--filter', `label=com.docker.compose.service=${service}`]);
+  const out = await docker(projectContainersArgs(env.project, { service }));
   return out.stdout.split('\n').filter(Boolean).length;
 }
 
 export async function imageExists(ref: string): Promise<boolean> {
-  return (await docker(['image', 'inspect', '--format', '{{.Id}}', ref], { nothrow: true })).exitCode === 0;
+  return (await docker(imageIdArgs(ref), { nothrow: true })).exitCode === 0;
 }
 
 /** Health log and last log lines of the app container: printed when a gate fails. */
@@ -93,7 +94,7 @@ export async function appDiagnostics(env: OpsEnv, containerId?: string): Promise
     parts.push(`health: ${st.Health.Status} (failing streak ${st.Health.FailingStreak ?? 0})`);
     for (const h of (st.Health.Log ?? []).slice(-3)) parts.push(`  check ${h.End?.slice(11, 23) ?? ''} exit ${h.ExitCode}: ${h.Output.trim().slice(0, 300)}`);
   }
-  const logs = await docker(['logs', '--tail', '30', c.Id], { nothrow: true });
+  const logs = await docker(containerLogsArgs(c.Id, 30), { nothrow: true });
   const lines = `${logs.stdout}${logs.stderr}`.trim().split('\n').filter(Boolean).slice(-30);
   parts.push(`last ${lines.length} log lines:`);
   for (const l of lines) parts.push(`  ${redactToken(redactToken(l, env.values.BOT_TOKEN ?? ''), env.values.WEBHOOK_SECRET ?? '')}`);
@@ -157,15 +158,15 @@ export interface ProjectContainer {
 
 /** `docker compose ps --all` of the project, parsed (both output shapes of Compose v2). */
 export async function composePs(env: OpsEnv): Promise<ComposePsEntry[]> {
-  const p = await docker(composeArgs(composeCtx(env), 'ps', '--all', '--format', 'json'), { env: composeEnv(env.values) });
+  const p = await docker(psArgs(composeCtx(env), { all: true }), { env: composeEnv(env.values) });
   return parseComposePs(p.stdout);
 }
 
 /** docker inspect of every container of the project (running or not), by service. */
 export async function inspectProject(env: OpsEnv): Promise<Record<string, ProjectContainer[]>> {
-  const ids = (await docker(['ps', '-aq', '--no-trunc', '--filter', `label=com.docker.compose.project=${env.project}`])).stdout.split('\n').filter(Boolean);
+  const ids = (await docker(projectContainersArgs(env.project, { all: true, noTrunc: true }))).stdout.split('\n').filter(Boolean);
   if (!ids.length) return {};
-  const all = JSON.parse((await docker(['inspect', ...ids])).stdout) as ProjectContainer[];
+  const all = JSON.parse((await docker(inspectArgs(ids))).stdout) as ProjectContainer[];
   const by: Record<string, ProjectContainer[]> = {};
   for (const c of all) {
     const s = c.Config.Labels?.['com.docker.compose.service'] ?? '?';

@@ -4,6 +4,7 @@ import type { OpsEnv } from '../config/env.mts';
 import type { ObservedState, ObservedUserVersion } from './observed.mts';
 import { observeApps, runningContainerCount } from '../docker/app-container.mts';
 import { docker } from '../docker/run.mts';
+import { imageTagsArgs } from '../commands/docker.mts';
 import { withDbReadOnly } from '../host/sqlite-read.mts';
 import { recordedPidAlive } from '../host/lock.mts';
 import type { Release } from '../release/journal.mts';
@@ -25,7 +26,7 @@ export function observeUserVersion(dbFile: string): ObservedUserVersion {
 /** A journal pid counts as alive only if it is the same process (start time matches when recorded). */
 export async function observeState(env: OpsEnv, journals: { releases: Release[]; restoreJournal: RestoreJournal | null }, o: { selfPid?: number } = {}): Promise<ObservedState> {
   const apps = await observeApps(env);
-  const tags = (await docker(['images', env.appImage, '--format', '{{.Tag}}'], { nothrow: true })).stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
+  const tags = (await docker(imageTagsArgs(env.appImage), { nothrow: true })).stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
   const alivePids: number[] = [];
   for (const r of journals.releases) if (r.result === 'in-progress' && recordedPidAlive(r.pid, r.pidStart)) alivePids.push(r.pid as number);
   if (journals.restoreJournal && recordedPidAlive(journals.restoreJournal.pid, journals.restoreJournal.pidStart)) alivePids.push(journals.restoreJournal.pid);

@@ -3,15 +3,15 @@
 // every operation before it starts, and by the automatic revert itself (so an interrupted revert
 // and a recovered one run the same code).
 import { activateFrontend } from '../release/frontend.mts';
-import { $ } from 'zx';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { errorMessage } from '../cli/errors.mts';
-import { composeArgs, composeCtx, composeEnvFor, swapCommands } from '../commands/compose.mts';
-import { syncAppEnvFile } from '../config/app-env.mts';
+import { composeCtx, composeEnvFor, proxyUpArgs } from '../commands/compose.mts';
+import { removeContainersArgs } from '../commands/docker.mts';
 import { docker } from '../docker/run.mts';
-import { appContainers, waitHealthy } from '../docker/app-container.mts';
-import { clearDrain, withDrain } from '../docker/drain.mts';
+import { waitHealthy } from '../docker/app-container.mts';
+import { startApp, stopApp } from '../docker/app-lifecycle.mts';
+import { clearDrain } from '../docker/drain.mts';
 import { processStartTime } from '../host/lock.mts';
 import { appendJournal, readJournal } from '../release/journal.mts';
 import { readRestoreJournal, recoverRestore } from '../restore/restore.mts';
@@ -134,16 +134,9 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
     case 'mark-failed':
       appendJournal(env.layout.releases, { id: a.releaseId, result: 'failed', endedAt: now(), reason: a.reason });
       return;
-    case 'stop-app': {
-      const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
-      await withDrain(env, log, 'recovery: stop the app', async () => {
-        await $({ quiet: true, nothrow: true, env: composeEnvFor(env, null) })`docker ${cmds.stop}`;
-        // whatever compose did not see (a container renamed mid-recreate) is stopped by id
-        const still = (await appContainers(env)).filter((c) => c.State.Running).map((c) => c.Id);
-        if (still.length) await docker(['stop', ...(o.stopTimeoutS !== undefined ? ['-t', String(o.stopTimeoutS)] : []), ...still]);
-      });
+    case 'stop-app':
+      await stopApp(env, log, 'recovery: stop the app', { timeoutS: o.stopTimeoutS, step: 'recovery' });
       return;
-    }
     case 'undrain':
       clearDrain(env.layout);
       return;
@@ -151,7 +144,7 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
       releaseWebhook(env.layout);
       return;
     case 'remove-app-containers':
-      await docker(['rm', '-f', ...a.ids]);
+      await docker(removeContainersArgs(a.ids));
       return;
     case 'restore-backup': {
       const { restoreBackup } = await import('../release/revert.mts');
@@ -167,15 +160,15 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
       return;
     }
     case 'start-proxy':
-      await docker(composeArgs(composeCtx(env), 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'caddy'), { env: composeEnvFor(env, null) });
+      await docker(proxyUpArgs(composeCtx(env)), { env: composeEnvFor(env, null) });
       return;
     case 'start-app': {
       const s = log.step(`start ${env.appImage}:${a.appTag} and wait until healthy`);
-      syncAppEnvFile(env, log);
-      const r = await $({ quiet: true, nothrow: true, env: composeEnvFor(env, a.appTag) })`docker ${swapCommands(env).up}`;
-      if (r.exitCode !== 0) {
+      try {
+        await startApp(env, a.appTag, log, { step: 'recovery' });
+      } catch (err) {
         s.fail();
-        throw new Error(`docker compose up app (APP_TAG=${a.appTag}) failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`);
+        throw err;
       }
       await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, log);
       s.done();

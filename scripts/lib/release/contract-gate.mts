@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { docker } from '../docker/run.mts';
+import { imageIdArgs } from '../commands/docker.mts';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
@@ -174,7 +175,7 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
     log.warn('--skip-contract: the image was not checked against the app contract (RUNBOOK "The app contract")');
     return { decision: 'skipped', ms: 0 };
   }
-  const inspect = await docker(['image', 'inspect', '--format', '{{.Id}}', image], { nothrow: true });
+  const inspect = await docker(imageIdArgs(image), { nothrow: true });
   if (inspect.exitCode !== 0) throw new StepError(`contract gate: image ${image} does not exist: ${inspect.stderr.trim()}`, { step: 'contract' });
   const imageId = inspect.stdout.trim();
   const probeImage = env.values.BUN_IMAGE || process.env.BUN_IMAGE || 'oven/bun:1.4.5-slim';

@@ -13,6 +13,7 @@ import {
   IMAGE_CADDYFILE, IMAGE_SITE_DIR, PROXY_DOCKERFILE, PROXY_TARGET_NO_FRONTEND, copyOutArgs, createForCopyArgs, reloadCaddyArgs, removeContainerArgs,
 } from '../commands/frontend.mts';
 import { docker } from '../docker/run.mts';
+import { imageIdArgs, projectContainersArgs, tagArgs } from '../commands/docker.mts';
 import { fsyncDir } from '../host/fsutil.mts';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
@@ -65,7 +66,7 @@ export async function buildProxyImage(env: OpsEnv, tag: string, source: string, 
   }
   // the Caddy container runs PROXY_TAG (default `local`): the first deploy needs it to exist
   const runTag = proxyImageFor(env, env.values.PROXY_TAG || 'local');
-  if (runTag !== build.ref && (await docker(['image', 'inspect', runTag], { nothrow: true })).exitCode !== 0) await docker(['tag', build.ref, runTag]);
+  if (runTag !== build.ref && (await docker(imageIdArgs(runTag), { nothrow: true })).exitCode !== 0) await docker(tagArgs(build.ref, runTag));
   return build.ref;
 }
 
@@ -206,7 +207,7 @@ export async function keepServedFrontend(env: OpsEnv, runningTag: string | null 
   if (!runningTag || !TAG_RE.test(runningTag)) return;
   const state = observeFrontend(env);
   if (state.live || state.staged.includes(runningTag)) return;
-  const ps = await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${env.project}`, '--filter', 'label=com.docker.compose.service=caddy'], { nothrow: true });
+  const ps = await docker(projectContainersArgs(env.project, { service: 'caddy' }), { nothrow: true });
   const id = ps.stdout.trim().split('\n')[0];
   if (id) await stageFrontend(env, runningTag, { container: id }, { keptFrom: 'the running proxy container' });
 }

@@ -5,7 +5,8 @@
 // that reason and sends the one notification (recover.mts, on its own, notifies the failure).
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
-import { StepError } from '../cli/errors.mts';
+import { StepError, errorMessage } from '../cli/errors.mts';
+import { compactJournal, JOURNAL_KEEP_RELEASES } from './journal.mts';
 import { runRecovery, type RecoveryOptions, type RecoveryReport } from '../recovery/run.mts';
 import { currentReleaseLabel, withNotice } from '../notify/operation.mts';
 import { recoveryReport } from '../notify/reports.mts';
@@ -39,5 +40,13 @@ export async function recoverUnfinished(env: OpsEnv, log: Logger, gates: GateOpt
   const r = await recoverAndNotify(env, log, { healthTimeoutS: gates.healthTimeoutS, stopTimeoutS: gates.stopTimeoutS, notify: gates.notify, apiRoot: gates.smoke?.telegramApiRoot, notifyFailure: false, gates });
   if (r.exitCode !== 0) {
     throw new StepError(`recovering what an interrupted operation left failed: ${r.error ?? 'see above'}`, { step: 'recovery', hint: r.next ?? `node scripts/recover.mts --config ${env.file} --dry-run` });
+  }
+  // the journal's bound holds without a successful rollout too (failed ones, rollbacks): rollout and
+  // rollback compact it here, under their lock, before they append (journal.mts compactJournal)
+  try {
+    const aside = compactJournal(env.layout.releases);
+    if (aside) log.info(`the releases journal was long: compacted to one line per release (the newest ${JOURNAL_KEEP_RELEASES}); the full one is kept as ${aside}`);
+  } catch (err) {
+    log.warn(`compacting the releases journal failed (nothing else changed): ${errorMessage(err)}`);
   }
 }

@@ -11,9 +11,18 @@ import { runSmoke } from '../checks/smoke.mts';
 import { healthGate, healthGateMs, telegramGate, type GateOptions } from './gates.mts';
 
 // Imported when used: backup and restore pull in much that a plain rollout without a database never needs.
-export async function preDeployBackup(env: OpsEnv, log: Logger, appTag: string | null): Promise<string> {
+/** keepImages: rollout's --keep-images, so the bound keeps the backups a rollback to those images uses */
+export async function preDeployBackup(env: OpsEnv, log: Logger, appTag: string | null, keepImages?: number): Promise<string> {
   const { runBackup } = await import('../backup/backup.mts');
   const r = await runBackup({ ctx: env, layout: env.layout, reason: 'pre-deploy', appTag: appTag ?? undefined, lockHeld: true, log });
+  // bounded at creation: the daily retention alone lets a day of deploys pile them up
+  const { boundPreDeployBackups } = await import('../backup/backup.mts');
+  try {
+    boundPreDeployBackups(env.layout, log, { protectedIds: [r.id], keepImages });
+  } catch (err) {
+    // the new backup is published and verified: the deploy goes on, the daily retention catches up
+    log.warn(`bounding the pre-deploy backups failed (the new backup ${r.id} is fine): ${errorMessage(err)}`);
+  }
   return r.id;
 }
 

@@ -1,6 +1,5 @@
 // Manual rollback: back to the previous successful release (or --to one), optionally with its data
 // (--with-db). The same swap and gates as a rollout; recorded in the journal as kind "rollback".
-import { $ } from 'zx';
 import { createPhaseTimer, formatDuration, type Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
 import { ConfigError, StepError, UsageError, errorMessage } from '../cli/errors.mts';
@@ -12,7 +11,9 @@ import {
 import { preflightExitCode, runPreflight } from '../checks/preflight.mts';
 import { readUserVersion } from '../checks/smoke.mts';
 import { GateError } from '../cli/errors.mts';
-import { composeEnvFor, swapCommands } from '../commands/compose.mts';
+import { imageIdArgs } from '../commands/docker.mts';
+import { docker } from '../docker/run.mts';
+import { stopApp } from '../docker/app-lifecycle.mts';
 import { liveApp } from '../docker/app-container.mts';
 import { healthGate, healthGateMs, smokeGate, telegramGate } from './gates.mts';
 import { OperationNotice, releaseLabel, withNotice } from '../notify/operation.mts';
@@ -25,7 +26,6 @@ import { activateFrontend, observeFrontend } from './frontend.mts';
 import { shapeOfRelease } from '../config/shape.mts';
 import type { CommonOptions, CriticalOptions, OpResult } from './rollout.mts';
 import { runDetached } from './critical.mts';
-import { withDrain } from '../docker/drain.mts';
 import { syncAppEnvFile } from '../config/app-env.mts';
 
 export interface RollbackOptions extends CommonOptions {
@@ -199,7 +199,7 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
   appendJournal(env.layout.releases, { id, pid: process.pid, pidStart: processStartTime(process.pid) });
   let phase = 'swap';
   try {
-    const img = await $({ quiet: true, nothrow: true })`docker image inspect --format {{.Id}} ${`${env.appImage}:${appTag}`}`;
+    const img = await docker(imageIdArgs(`${env.appImage}:${appTag}`), { nothrow: true });
     if (img.exitCode !== 0) {
       throw new StepError(`image ${env.appImage}:${appTag} of ${target.id} no longer exists (pruned?)`, { step: 'swap', hint: `rebuild it: git -C <repo> checkout ${target.gitSha ?? '<sha>'} && node scripts/rollout.mts --config ${env.file}` });
     }
@@ -208,7 +208,7 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
       const s = log.step(`restore backup ${plan.backupId}`);
       // stop first so nothing writes while the data is replaced
       // (through the drain, as every stop: an app without readiness of its own gets Caddy routing around it first)
-      await withDrain(env, log, 'rollback --with-db: stop the app', () => $({ quiet: true, env: composeEnvFor(env, appTag) })`docker ${swapCommands(env).stop}`);
+      await stopApp(env, log, 'rollback --with-db: stop the app', { timeoutS: o.stopTimeoutS, step: 'restore' });
       await timed('restore', () => restoreBackup(env, log, plan.backupId!, appTag));
       // from here on an interruption is finished forward: the data is the target's
       appendJournal(env.layout.releases, { id, phase: 'swap', dbRestored: true, phases: { ...phases } });

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { composeEnv, composeEnvFor, swapCommands } from '../commands/compose.mts';
-import { docker } from '../docker/run.mts';
+import { docker, dockerProcess } from '../docker/run.mts';
+import { imageRmArgs, imageTagsArgs } from '../commands/docker.mts';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { createPhaseTimer, formatDuration } from '../cli/log.mts';
@@ -241,7 +242,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     const bs = log.step(`build ${image}:${appTag}`);
     try {
       await timed('build', async () => {
-        const p = $({ quiet: true, nothrow: true, cwd: source })`docker ${build.argv}`;
+        const p = dockerProcess(build.argv, { cwd: source });
         // progress: the Dockerfile step the build is at (classic builder on stdout, BuildKit on stderr)
         const read = buildProgressReader((d) => bs.progress(d));
         p.stdout.on('data', read);
@@ -304,7 +305,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       if (env.values.BOT_TOKEN) holdWebhook(env.layout, id);
       const s = log.step('pre-deploy backup');
       try {
-        backupId = await timed('backup', () => preDeployBackup(env, log, previous?.appTag ?? null));
+        backupId = await timed('backup', () => preDeployBackup(env, log, previous?.appTag ?? null, o.keepImages));
         s.done(backupId);
       } catch (err) {
         s.fail(err);
@@ -327,16 +328,16 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
 
 /** Remove release images beyond the newest N (only tags the journal knows; never the live one). */
 export async function pruneImages(env: OpsEnv, keep: number, protect: string[]): Promise<string[]> {
-  const out = await docker(['images', env.appImage, '--format', '{{.Tag}}']);
+  const out = await docker(imageTagsArgs(env.appImage));
   const localTags = out.stdout.split('\n').map((s) => s.trim()).filter((t) => t && t !== '<none>');
   const live = await liveApp(env);
   const tags = imagesToPrune({ localTags, releases: readJournal(env.layout.releases).releases, keep, protect: [...protect, live?.tag ?? ''].filter(Boolean) });
   const removed: string[] = [];
   for (const t of tags) {
-    const r = await docker(['image', 'rm', `${env.appImage}:${t}`], { nothrow: true });
+    const r = await docker(imageRmArgs(`${env.appImage}:${t}`), { nothrow: true });
     if (r.exitCode === 0) removed.push(t);
     // the release's front end goes with its app image: a rollback needs both or cannot use either
-    if (r.exitCode === 0) await docker(['image', 'rm', proxyImageFor(env, t)], { nothrow: true });
+    if (r.exitCode === 0) await docker(imageRmArgs(proxyImageFor(env, t)), { nothrow: true });
   }
   pruneFrontends(env, localTags.filter((t) => !removed.includes(t)));
   return removed;
@@ -413,7 +414,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       // first deploy (or the proxy is down): bring the whole stack up on the new tag
       const s = log.step(`start the stack on ${appTag}`);
       const t = performance.now();
-      const r = await $({ quiet: true, nothrow: true, env: composeEnvFor(env, appTag) })`docker ${cmds.upAll}`;
+      const r = await docker(cmds.upAll, { nothrow: true, env: composeEnvFor(env, appTag) });
       if (r.exitCode !== 0) throw new GateError(`docker compose up failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`, { step: 'swap', diagnostics: await appDiagnostics(env) });
       const { c, startToHealthyMs } = await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, log);
       swap = { stopMs: 0, startMs: performance.now() - t, startToHealthyMs, totalMs: performance.now() - t, containerId: c.Id, startedAt: c.State.StartedAt };

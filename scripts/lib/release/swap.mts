@@ -1,12 +1,10 @@
 // The swap: replace the one app container by one running another image, never two at once; Caddy
 // holds requests meanwhile.
-import { $ } from 'zx';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { GateError } from '../cli/errors.mts';
-import { composeEnvFor, swapCommands } from '../commands/compose.mts';
-import { appDiagnostics, waitHealthy } from '../docker/app-container.mts';
-import { withDrain } from '../docker/drain.mts';
+import { waitHealthy } from '../docker/app-container.mts';
+import { startApp, startAppDrained, stopApp } from '../docker/app-lifecycle.mts';
 import type { SwapWindow } from './judge.mts';
 
 // swap and gates
@@ -37,26 +35,23 @@ export function swapMode(): 'recreate' | 'stop-first' {
  * recreated on the new image starts. There is never a second app container running.
  */
 export async function swapApp(env: OpsEnv, appTag: string, o: { log: Logger; healthTimeoutS?: number; stopTimeoutS?: number }): Promise<SwapTiming> {
-  const cmds = swapCommands(env, { stopTimeoutS: o.stopTimeoutS });
-  const e = composeEnvFor(env, appTag);
   const beganAt = Date.now();
   const t0 = performance.now();
   // Default: one `compose up`. Compose creates the new container first (not started), then stops the
   // old one gracefully, removes it, and only then starts the new one: still never two app containers
   // running and never two SQLite writers, but container creation and one compose start-up are no
   // longer inside the gap, and if creating fails the old container keeps serving. Measured in
-  // bench/rollout against LAZYFLOW_SWAP=stop-first (an explicit `compose stop app` first).
-  // (an app without a readiness path: Caddy is first told to route around it, docker/drain.mts)
+  // bench/rollout against LAZYFLOW_SWAP=stop-first (the one stop first, then the one start).
+  // Either way the stop is drained (docker/app-lifecycle.mts).
   let t1 = t0;
-  const up = await withDrain(env, o.log, `swap to ${appTag}`, async () => {
-    if (swapMode() === 'stop-first') await $({ quiet: true, env: e })`docker ${cmds.stop}`;
+  if (swapMode() === 'stop-first') {
+    await stopApp(env, o.log, `swap to ${appTag}`, { timeoutS: o.stopTimeoutS, step: 'swap' });
     t1 = performance.now();
-    return $({ quiet: true, nothrow: true, env: e })`docker ${cmds.up}`;
-  });
-  const t2 = performance.now();
-  if (up.exitCode !== 0) {
-    throw new GateError(`docker compose up app (APP_TAG=${appTag}) failed: ${(up.stderr || up.stdout).trim().split('\n').slice(-3).join(' | ')}`, { step: 'swap', diagnostics: await appDiagnostics(env) });
+    await startApp(env, appTag, o.log, { step: 'swap' });
+  } else {
+    await startAppDrained(env, appTag, o.log, `swap to ${appTag}`, { step: 'swap' });
   }
+  const t2 = performance.now();
   const { c, startToHealthyMs } = await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, o.log);
   const t3 = performance.now();
   if (!c.Config.Image.endsWith(`:${appTag}`)) {

@@ -8,10 +8,15 @@
 // are hard-linked from the backup, or copied when backups/ is on another filesystem. Container, network and scratch directory are removed at the end, also on failure,
 // Ctrl-C or SIGTERM; leftovers of a drill that was killed -9 are removed by the next drill.
 import { spawnSync } from 'node:child_process';
+import { docker, dockerSync } from '../docker/run.mts';
+import { containerLogsArgs, networkRmArgs, removeContainersArgs, stopContainersArgs } from '../commands/docker.mts';
+import {
+  containerByNameArgs, drillContainersArgs, drillNetworkCreateArgs, drillNetworksArgs, drillRunArgs, healthProbeArgs, networkByNameArgs,
+  portsAndNetworksArgs, stateArgs,
+} from '../commands/drill.mts';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { $ } from 'zx';
 import { StepError, errorMessage } from '../cli/errors.mts';
 import { formatDuration, type Logger } from '../cli/log.mts';
 import type { OpsEnv } from '../config/env.mts';
@@ -56,11 +61,10 @@ export interface DrillResult {
   resources: { container: string; network: string; scratch: string };
 }
 
-const LABEL = 'lazyflow.drill';
 const DRILL_PREFIX = '.drill-';
 
 async function dockerq(args: string[], timeoutMs = 60_000) {
-  return $({ quiet: true, nothrow: true, timeout: timeoutMs })`docker ${args}`;
+  return docker(args, { nothrow: true, timeoutMs });
 }
 
 /** the image the running app container uses (its image id), else APP_IMAGE:APP_TAG if present */
@@ -79,20 +83,19 @@ export async function drillImage(ctx: OpsEnv): Promise<string> {
 /** remove containers, networks and scratch dirs of earlier drills of this project whose process is gone */
 export async function removeDrillLeftovers(ctx: OpsEnv, log: Logger): Promise<number> {
   let removed = 0;
-  const mine = `${LABEL}=${ctx.project}`;
   const dead = (pidLabel: string | undefined) => !pidLabel || !isProcessAlive(Number(pidLabel));
-  const cs = await dockerq(['ps', '-a', '--filter', `label=${mine}`, '--format', `{{.ID}}\t{{.Label "${LABEL}.pid"}}`]);
+  const cs = await dockerq(drillContainersArgs(ctx.project));
   for (const line of cs.stdout.split('\n').filter(Boolean)) {
     const [id, pid] = line.split('\t');
     if (!dead(pid)) continue;
-    await dockerq(['rm', '-f', '-v', id]);
+    await dockerq(removeContainersArgs([id], { volumes: true }));
     removed++;
   }
-  const ns = await dockerq(['network', 'ls', '--filter', `label=${mine}`, '--format', `{{.ID}}\t{{.Label "${LABEL}.pid"}}`]);
+  const ns = await dockerq(drillNetworksArgs(ctx.project));
   for (const line of ns.stdout.split('\n').filter(Boolean)) {
     const [id, pid] = line.split('\t');
     if (!dead(pid)) continue;
-    await dockerq(['network', 'rm', id]);
+    await dockerq(networkRmArgs(id));
     removed++;
   }
   if (existsSync(ctx.layout.root)) {
@@ -169,8 +172,8 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
   const teardownSync = () => {
     if (tornDown) return;
     tornDown = true;
-    if (createdContainer) spawnSync('docker', ['rm', '-f', '-v', name], { stdio: 'ignore' });
-    if (createdNetwork) spawnSync('docker', ['network', 'rm', network], { stdio: 'ignore' });
+    if (createdContainer) dockerSync(removeContainersArgs([name], { volumes: true }));
+    if (createdNetwork) dockerSync(networkRmArgs(network));
     rmSync(scratch, { recursive: true, force: true });
   };
   process.on('exit', teardownSync);
@@ -189,22 +192,13 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
     }
     check('backup verifies', true, `sha256 of every file, integrity_check ok, row counts equal the manifest`);
 
-    let r = await dockerq(['network', 'create', '--internal', '--label', `${LABEL}=${ctx.project}`, '--label', `${LABEL}.pid=${process.pid}`, network]);
+    let r = await dockerq(drillNetworkCreateArgs(network, ctx.project, process.pid));
     if (r.exitCode !== 0) throw new StepError(`docker network create failed: ${r.stderr.trim()}`, { step: 'drill' });
     createdNetwork = true;
     // production's settings with placeholder secrets, in a file (values never on argv); outside data/ and uploads/
     const envFile = join(scratch, 'app.env');
     writeFileSync(envFile, envFileText(sandboxEnv(ctx.values)), { mode: 0o600, flag: 'wx' });
-    r = await dockerq([
-      'run', '-d', '--name', name,
-      '--label', `${LABEL}=${ctx.project}`, '--label', `${LABEL}.pid=${process.pid}`,
-      '--network', network,
-      '--read-only', '--tmpfs', '/tmp:size=64m,mode=1777', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges:true',
-      '--user', `${APP_UID}:${APP_GID}`, '--memory', '512m', '--pids-limit', '256',
-      '--add-host', 'api.telegram.org:127.0.0.1', '--env-file', envFile,
-      '-v', `${join(scratch, 'data')}:/app/data`, '-v', `${join(scratch, 'uploads')}:/app/uploads`,
-      image,
-    ]);
+    r = await dockerq(drillRunArgs({ name, project: ctx.project, pid: process.pid, network, envFile, dataDir: join(scratch, 'data'), uploadsDir: join(scratch, 'uploads'), image }));
     if (r.exitCode !== 0) throw new StepError(`docker run of the drill container failed: ${r.stderr.trim()}`, { step: 'drill' });
     createdContainer = true;
 
@@ -212,21 +206,21 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
     const until = deadline(opts.healthTimeoutMs ?? 90_000);
     let state = '';
     for (;;) {
-      const s = await dockerq(['inspect', '--format', '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}', name]);
+      const s = await dockerq(stateArgs(name));
       state = s.stdout.trim();
       if (state === 'running healthy' || state === 'running') {
         if (state === 'running healthy') break;
-        const probe = await dockerq(['exec', name, 'bun', '-e', 'const r = await fetch("http://127.0.0.1:3000/health"); process.exit(r.status === 200 ? 0 : 1)']);
+        const probe = await dockerq(healthProbeArgs(name));
         if (probe.exitCode === 0) break;
       }
       if (/^(exited|dead)/.test(state) || until.passed()) {
-        const logs = await dockerq(['logs', '--tail', '30', name]);
+        const logs = await dockerq(containerLogsArgs(name, 30));
         check('app boots and is healthy', false, `${state || 'unknown'} after ${formatDuration(performance.now() - t0)}:\n${(logs.stdout + logs.stderr).trim()}`);
         throw new StepError(`the drill app did not become healthy on backup ${b.id} (${state})`, { step: 'drill', hint: 'see the container log above; the backup may need another app release (schema)' });
       }
       await new Promise((res) => setTimeout(res, 500));
     }
-    const h = await dockerq(['exec', name, 'bun', '-e', 'const r = await fetch("http://127.0.0.1:3000/health"); console.log(r.status, await r.text())']);
+    const h = await dockerq(healthProbeArgs(name, { print: true }));
     const [status, ...body] = h.stdout.trim().split(' ');
     let health: { status?: string; db?: string; version?: string } = {};
     try {
@@ -235,11 +229,11 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
       /* reported below */
     }
     check('app boots and is healthy', status === '200' && health.status === 'ok' && health.db === 'ok', `GET /health ${status} status=${health.status} db=${health.db} version=${health.version}`);
-    const net = await dockerq(['inspect', '--format', '{{json .NetworkSettings.Ports}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}', name]);
+    const net = await dockerq(portsAndNetworksArgs(name));
     check('isolated', !/HostPort/.test(net.stdout) && net.stdout.trim().endsWith(network), `no published ports, only network ${network} (internal)`);
 
     // stop gracefully (the app checkpoints), then look at the database it ran on
-    await dockerq(['stop', '-t', '15', name]);
+    await dockerq(stopContainersArgs([name], { timeoutS: 15 }));
     // the drill's app (the backup's own image) had that directory: read it with the app's uid only
     const v = openAsApp(join(scratch, 'data', 'lazyflow.db'), () => verifyDatabase(join(scratch, 'data', 'lazyflow.db')));
     check('integrity_check after boot', v.ok, v.ok ? `ok, schema ${staged.userVersion} -> ${v.userVersion}` : v.messages.slice(0, 3).join('; '));
@@ -255,8 +249,8 @@ async function drill(opts: DrillOptions): Promise<DrillResult> {
     process.off('exit', teardownSync);
   }
   // prove the teardown
-  const leftC = createdContainer ? (await dockerq(['ps', '-a', '-q', '--filter', `name=^${name}$`])).stdout.trim() : '';
-  const leftN = createdNetwork ? (await dockerq(['network', 'ls', '-q', '--filter', `name=^${network}$`])).stdout.trim() : '';
+  const leftC = createdContainer ? (await dockerq(containerByNameArgs(name))).stdout.trim() : '';
+  const leftN = createdNetwork ? (await dockerq(networkByNameArgs(network))).stdout.trim() : '';
   check('teardown', !leftC && !leftN && !existsSync(scratch), leftC || leftN || existsSync(scratch) ? `left behind: ${[leftC && `container ${name}`, leftN && `network ${network}`, existsSync(scratch) && scratch].filter(Boolean).join(', ')}` : 'container, network and scratch directory removed');
   const failed = checks.some((c) => c.status === 'fail');
   return { backupId: b.id, image, checks, failed, ms: performance.now() - t0, resources: { container: name, network, scratch } };

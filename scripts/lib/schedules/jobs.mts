@@ -98,7 +98,7 @@ export function jobs(c: ScheduleContext): Job[] {
       name: n('backup'),
       description: `lazyflow: daily verified backup of ${c.project} with retention`,
       when: 'daily 03:17 UTC',
-      argv: script('backup.mts', '--reason', 'cron', '--quiet', '--wait-lock', String(WAIT_LOCK_S), ...keep, '--keep-images', String(RETENTION.images)),
+      argv: script('backup.mts', '--reason', 'cron', '--quiet', '--wait-lock', String(WAIT_LOCK_S), ...keep, '--keep-images', String(RETENTION.images), '--prune-build-cache'),
       onCalendar: ['*-*-* 03:17:00 UTC'],
       persistent: true,
       randomizedDelaySec: '5min',
