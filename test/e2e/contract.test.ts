@@ -4,14 +4,14 @@
 // Caddy routes to the app, through a real stack.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { repoRoot, runScript } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { removeImages } from '../support/release-source.mts';
+import { fixtureRepository, removeImageRepos } from '../support/release-source.mts';
 
 const FIXTURE_DIR = join(repoRoot, 'test/fixtures/lazyflow-app');
 const GRAMMY_DIR = join(repoRoot, 'test/fixtures/grammy-bot');
@@ -252,16 +252,7 @@ describeDocker('a grammY bot deployed through the contract gate (issue 15 fixtur
   beforeAll(async () => {
     if (dockerMissingReason) return;
     // the bot's own repository, as an adopter has it: no readiness path, no write probe, no Mini App
-    src = mkdtempSync(join(tmpdir(), 'lzf-e2e-grammy-src-'));
-    cpSync(GRAMMY_DIR, src, { recursive: true, filter: (p) => !p.includes('node_modules') });
-    // the proxy image of a release builds from the toolkit's docker/caddy in the source (adopter.test.ts
-    // has the whole toolkit in deploy/, as RUNBOOK's guide does; here the toolkit runs from this checkout)
-    cpSync(join(repoRoot, 'docker/caddy'), join(src, 'docker/caddy'), { recursive: true });
-    execFileSync('git', ['init', '-q', src]);
-    git('config', 'user.email', 'bot@lazyflow.invalid');
-    git('config', 'user.name', 'bot');
-    git('add', '-A');
-    git('commit', '-q', '-m', 'fixture (a)');
+    src = fixtureRepository(GRAMMY_DIR, 'lzf-e2e-grammy-src-', 'fixture (a)');
     // a production-shaped env file (a BOT_TOKEN, a webhook secret, the fake Bot API as Telegram), and
     // nothing the toolkit can find out: no READY_PATH, no HEALTHCHECK_PATH
     // (Pebble for the certificate; the app reaches the fake Bot API through host.docker.internal)
@@ -275,10 +266,7 @@ describeDocker('a grammY bot deployed through the contract gate (issue 15 fixtur
 
   afterAll(async () => {
     await stack?.down();
-    for (const img of [appImage, proxyImage]) {
-      const tags = execFileSync('docker', ['images', img, '--format', '{{.Tag}}'], { stdio: 'pipe' }).toString().split('\n');
-      removeImages(img, tags);
-    }
+    removeImageRepos([appImage, proxyImage]);
     if (src) rmSync(src, { recursive: true, force: true });
   });
 

@@ -5,8 +5,7 @@
 // exactly once), a rollback, and a backup restored with what came after it kept aside.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -14,7 +13,7 @@ import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { makeMessageUpdate } from '../support/telegram.ts';
-import { removeImages } from '../support/release-source.mts';
+import { fixtureRepository, removeImageRepos } from '../support/release-source.mts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 const FIXTURE = join(repoRoot, 'test/fixtures/webhook-bot');
@@ -62,14 +61,7 @@ describeDocker('bot shape webhook: a webhook-only grammY bot, deployed, rolled o
     if (dockerMissingReason) return;
     // the bot's own repository: bot/, its Dockerfile, no front end of any kind; the toolkit's docker/caddy
     // beside it (the proxy image of a release builds from the release's source, as in contract.test.ts)
-    src = mkdtempSync(join(tmpdir(), 'lzf-e2e-webhook-src-'));
-    cpSync(FIXTURE, src, { recursive: true, filter: (p) => !p.includes('node_modules') });
-    cpSync(join(repoRoot, 'docker/caddy'), join(src, 'docker/caddy'), { recursive: true });
-    execFileSync('git', ['init', '-q', src]);
-    git('config', 'user.email', 'bot@lazyflow.invalid');
-    git('config', 'user.name', 'bot');
-    git('add', '-A');
-    git('commit', '-q', '-m', 'v1');
+    src = fixtureRepository(FIXTURE, 'lzf-e2e-webhook-src-', 'v1');
     tags.push(git('rev-parse', 'HEAD').slice(0, 12));
     stack = await startStack({ name: 'shape-webhook', start: false, images: { appImage, proxyImage }, env: { BOT_SHAPE: 'webhook' } });
     await stack.upSupport();
@@ -77,10 +69,7 @@ describeDocker('bot shape webhook: a webhook-only grammY bot, deployed, rolled o
 
   afterAll(async () => {
     await stack?.down();
-    for (const img of [appImage, proxyImage]) {
-      const all = execFileSync('docker', ['images', img, '--format', '{{.Tag}}'], { stdio: 'pipe' }).toString().split('\n');
-      removeImages(img, all);
-    }
+    removeImageRepos([appImage, proxyImage]);
     if (src) rmSync(src, { recursive: true, force: true });
   });
 

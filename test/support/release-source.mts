@@ -6,6 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+/** this checkout: the toolkit whose docker/caddy a fixture repository carries */
+const TOOLKIT_ROOT = path.resolve(import.meta.dirname, '..', '..');
+
 export class ReleaseSource {
   readonly dir: string;
   private constructor(dir: string) {
@@ -79,6 +82,32 @@ export const BAD = {
 };
 
 /** Remove the release images a test or benchmark built (never `keep`, e.g. the e2e run's own tag). */
+/**
+ * A fixture app as a repository of its own, as an adopter has it, with the toolkit's docker/caddy beside
+ * it (a release's proxy image builds from the release's source; adopter.test.ts has the whole toolkit in
+ * deploy/, as RUNBOOK's guide does). One commit, `message`; returns its directory.
+ */
+export function fixtureRepository(fixtureDir: string, prefix: string, message: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.cpSync(fixtureDir, dir, { recursive: true, filter: (p) => !p.includes('node_modules') });
+  fs.cpSync(path.join(TOOLKIT_ROOT, 'docker/caddy'), path.join(dir, 'docker/caddy'), { recursive: true });
+  const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { stdio: 'pipe' });
+  git('init', '-q');
+  git('config', 'user.email', 'bot@lazyflow.invalid');
+  git('config', 'user.name', 'bot');
+  git('add', '-A');
+  git('commit', '-q', '-m', message);
+  return dir;
+}
+
+/** every tag of image repositories named for one test file alone (its own release builds) */
+export function removeImageRepos(images: string[]): void {
+  for (const image of images) {
+    const tags = execFileSync('docker', ['images', image, '--format', '{{.Tag}}'], { stdio: 'pipe' }).toString().split('\n');
+    removeImages(image, tags);
+  }
+}
+
 export function removeImages(image: string, tags: Iterable<string>, keep: string[] = []): void {
   for (const t of new Set(tags)) {
     if (!t || keep.includes(t)) continue;
