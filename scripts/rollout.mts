@@ -6,9 +6,12 @@ import { runMain } from './lib/cli/main.mts';
 import { type CommandSpec } from './lib/cli/args.mts';
 import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
-import { runRollout } from './lib/release/rollout.mts';
 import { GATE_OPTIONS, ROLLOUT_PHASES } from './lib/release/plan.mts';
 import { formatDuration } from './lib/cli/log.mts';
+import { enableCompileCache } from './lib/cli/compile-cache.mts';
+
+// the rollout's modules load below, through the compile cache (lib/cli/compile-cache.mts)
+enableCompileCache();
 
 export const spec: CommandSpec = {
   name: 'rollout.mts',
@@ -69,6 +72,7 @@ runMain(spec, async ({ values: v }, log) => {
     else log.table(results.map((r) => ({ check: r.name, status: r.ok ? (r.level === 'warn' ? 'WARN' : 'ok') : 'FAIL', message: r.message, fix: r.ok ? '' : r.fix ?? '' })), ['check', 'status', 'message', 'fix']);
     return preflightExitCode(results);
   }
+  const { runRollout } = await import('./lib/release/rollout.mts');
   const res = await runRollout({
     env,
     log,
