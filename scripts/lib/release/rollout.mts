@@ -14,7 +14,8 @@ import { acquireLock, currentOperator, processStartTime, type LockHandle } from 
 import { JOURNAL_KEEP_RELEASES, appendJournal, compactJournal, currentRelease, newReleaseId, readJournal, type Release, type ReleaseLine } from './journal.mts';
 import { appTagFor, buildArgs, imagesToPrune, isDirtyPorcelain, rolloutPlan, type RollbackDecision } from './plan.mts';
 import { preflightExitCode, preflightHost, preflightStack, type CheckResult } from '../checks/preflight.mts';
-import { readHandledUpdateMax, readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
+import { readHandledUpdateMax, readUserVersion, smokeTarget, type SmokeOptions } from '../checks/smoke.mts';
+import type { Target } from '../checks/http.mts';
 import { heldNext } from '../recovery/decide.mts';
 import type { SmokeResult } from '../checks/evaluate.mts';
 import { appDiagnostics, imageExists, liveApp, runningContainerCount, waitHealthy } from '../docker/app-container.mts';
@@ -466,7 +467,10 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
 
     phase = 'health';
     const hs = log.step('health gate');
-    const hd = await timed('health', () => healthGate(env, appTag, { smoke: o.smoke, timeoutMs: healthGateMs(o.healthTimeoutS) }));
+    // the health gate and smoke reach Caddy the same way: how (in local mode with Caddy's own root, read
+    // from its container) is found out once
+    let target: Target | undefined;
+    const hd = await timed('health', async () => healthGate(env, appTag, { smoke: o.smoke, timeoutMs: healthGateMs(o.healthTimeoutS), target: (target = await smokeTarget(env, o.smoke ?? {})) }));
     hs.done(hd);
 
     const swapWindow = swapWindowOf(swap, proxyReloadAt);
@@ -477,7 +481,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       // smoke's telegram check is left to the Telegram gate right after it: that gate registers the webhook
       // when the app does not (a first deploy of an app that never calls setWebhook has none yet), and it
       // judges the queue once the webhook hold is released (as recovery's judgement does, recovery/run.mts)
-      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, swapWindow, skip: [...(o.smoke?.skip ?? []), 'telegram'] }, log }));
+      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, target, swapWindow, skip: [...(o.smoke?.skip ?? []), 'telegram'] }, log }));
       ss.done(`${smoke.filter((r) => r.status === 'pass').length} pass, ${smoke.filter((r) => r.status === 'warn').length} warn, ${smoke.filter((r) => r.status === 'skip').length} skip`);
     }
 
