@@ -6,9 +6,12 @@ import { runMain } from './lib/cli/main.mts';
 import { type CommandSpec } from './lib/cli/args.mts';
 import { sharedOption, sharedValues } from './lib/cli/shared.mts';
 import { loadOpsEnv } from './lib/config/env.mts';
-import { runRollout } from './lib/release/rollout.mts';
 import { GATE_OPTIONS, ROLLOUT_PHASES } from './lib/release/plan.mts';
 import { formatDuration } from './lib/cli/log.mts';
+import { enableCompileCache } from './lib/cli/compile-cache.mts';
+
+// the rollout's modules load below, through the compile cache (lib/cli/compile-cache.mts)
+enableCompileCache();
 
 export const spec: CommandSpec = {
   name: 'rollout.mts',
@@ -35,7 +38,9 @@ export const spec: CommandSpec = {
     `Phases: ${ROLLOUT_PHASES.join(' -> ')} (each timed, recorded in STATE_DIR/releases.jsonl).`,
     'Contract gate: after the build, the image runs in the check-app.mts sandbox against the required tier of the',
     'app contract; a non-conforming image is refused (exit 1, each failed item and its fix named, nothing live',
-    'changed). A pass is cached per image id and app env in STATE_DIR/contract-cache.json (newest 20).',
+    'changed). A pass is cached per image content and app env in STATE_DIR/contract-cache.json (newest 20).',
+    'Beside the image build: preflight\'s stack checks (compose config, caddy validate, STATE_DIR) and the',
+    'front end\'s proxy image; all are judged before the pre-deploy backup.',
     'Swap: `docker compose up -d --no-deps app` with APP_TAG=<git sha>: compose creates the new container,',
     'stops the old one gracefully (in-flight requests finish), removes it, then starts the new one. Never two',
     'app containers running; Caddy holds requests meanwhile (LAZYFLOW_SWAP=stop-first: explicit stop first).',
@@ -69,6 +74,7 @@ runMain(spec, async ({ values: v }, log) => {
     else log.table(results.map((r) => ({ check: r.name, status: r.ok ? (r.level === 'warn' ? 'WARN' : 'ok') : 'FAIL', message: r.message, fix: r.ok ? '' : r.fix ?? '' })), ['check', 'status', 'message', 'fix']);
     return preflightExitCode(results);
   }
+  const { runRollout } = await import('./lib/release/rollout.mts');
   const res = await runRollout({
     env,
     log,

@@ -7,6 +7,9 @@
 //   . /var/cache/lazyflow-ci/env.sh && node bench/rollout/run.mts [--rounds 3] [--concurrency 8] [--out /tmp/benchmarks-rollout.md]
 //       [--ready-path /health]   Caddy's health check on /health instead of the lame-duck /ready: the
 //                                contract's readiness item absent (what an app without one costs)
+//       [--change-app]           each round's commit changes the app's source (a comment), so its image
+//                                has new content and the contract gate runs; without it the rounds are
+//                                empty commits, whose images the gate has passed before (content cache)
 //
 // Targets (issue 4): 0 failed; max latency during the swap <= 1.5 x start-to-healthy;
 // rollout overhead beyond build and backup < 10 s.
@@ -22,9 +25,9 @@ import { appOps, startLoad, stats, sampleContainers, type Sample } from '../../t
 import { signInitData } from '../../test/support/telegram.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
-const argv = minimist(process.argv.slice(2), { string: ['out', 'ready-path'], default: { rounds: 3, concurrency: 8 } });
+const argv = minimist(process.argv.slice(2), { string: ['out', 'ready-path'], boolean: ['change-app', 'keep'], default: { rounds: 3, concurrency: 8 } });
 if (argv.help) {
-  console.log('usage: node bench/rollout/run.mts [--rounds 3] [--concurrency 8] [--ready-path /health] [--out FILE] [--keep]');
+  console.log('usage: node bench/rollout/run.mts [--rounds 3] [--concurrency 8] [--ready-path /health] [--change-app] [--out FILE] [--keep]');
   process.exit(0);
 }
 const rounds = Number(argv.rounds);
@@ -99,6 +102,8 @@ interface Round {
   wallOverheadMs: number;
   maxAppContainers: number;
   containerSamples: number;
+  /** the contract gate's decision (not-cached, cached, ...) */
+  contract?: string;
   failures: Sample[];
 }
 
@@ -114,7 +119,7 @@ try {
   const countApp = async () => sh('docker', ['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`, '--filter', 'label=com.docker.compose.service=app']).split('\n').filter(Boolean).length;
 
   for (let i = 1; i <= rounds; i++) {
-    const sha = src.commit(`bench round ${i}`);
+    const sha = src.commit(`bench round ${i}`, argv['change-app'] ? (d) => fs.appendFileSync(path.join(d, 'app', 'src', 'server.ts'), `// bench round ${i} ${suffix}\n`) : undefined);
     const load = startLoad({ domain: 'localhost', httpsPort, ca }, appOps(auth), { concurrency });
     const sampler = sampleContainers(countApp, 50);
     await new Promise((r) => setTimeout(r, 2000));
@@ -148,7 +153,7 @@ try {
       swapRequests: during.requests, swapMaxMs: during.maxMs, swapP99Ms: during.p99Ms, overallP50Ms: all.p50Ms, overallMaxMs: all.maxMs,
       startToHealthyMs: sw.startToHealthyMs ?? NaN, startToListenMs, stopMs: sw.stopMs ?? NaN, startMs: sw.startMs ?? NaN, swapTotalMs: sw.totalMs ?? NaN,
       phases, wallMs: r.ms, overheadMs: wall - (phases.build ?? 0) - (phases.backup ?? 0), wallOverheadMs: r.ms - (phases.build ?? 0) - (phases.backup ?? 0),
-      maxAppContainers: Math.max(0, ...seen.map((s) => s.n)), containerSamples: seen.length, failures: all.failures.slice(0, 5),
+      maxAppContainers: Math.max(0, ...seen.map((s) => s.n)), containerSamples: seen.length, failures: all.failures.slice(0, 5), contract: res.contract?.decision,
     });
     console.error(`round ${i}: ${all.requests} requests, ${all.failed} failed, swap max ${during.maxMs.toFixed(0)} ms, start-to-healthy ${sw.startToHealthyMs} ms`);
   }
@@ -176,7 +181,7 @@ const s1 = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : '-');
 const cpu = os.cpus()[0]?.model ?? '?';
 const dockerV = (() => { try { return sh('docker', ['version', '--format', '{{.Server.Version}}']).trim(); } catch { return '?'; } })();
 const composeV = (() => { try { return sh('docker', ['compose', 'version', '--short']).trim(); } catch { return '?'; } })();
-const phaseNames = ['preflight', 'lock', 'build', 'frontend', 'contract', 'backup', 'swap', 'frontend_switch', 'health', 'telegram', 'smoke', 'record', 'notify'];
+const phaseNames = ['preflight', 'lock', 'build', 'preflight_stack', 'frontend', 'contract', 'backup', 'swap', 'frontend_switch', 'health', 'telegram', 'smoke', 'record', 'notify'];
 const lines: string[] = [];
 lines.push(`### Rollout under load (bench/rollout/run.mts, ${new Date().toISOString().slice(0, 10)})`);
 lines.push('');
@@ -191,20 +196,24 @@ for (const r of results) {
   lines.push(`| ${r.round} | ${r.requests} | ${r.failed} | ${r.swapRequests} | ${f0(r.swapMaxMs)} ms | ${f0(r.swapP99Ms)} ms | ${f0(r.startToHealthyMs)} ms | ${(r.swapMaxMs / r.startToHealthyMs).toFixed(2)} | ${f0(r.startToListenMs)} ms | ${s1(r.swapTotalMs)} s (${f0(r.stopMs)} + ${f0(r.startMs)} + ${f0(r.startToHealthyMs)} ms) | ${r.maxAppContainers} (${r.containerSamples}) |`);
 }
 lines.push('');
-lines.push(`| round | ${phaseNames.join(' | ')} | total | overhead beyond build + backup (sum of phases) | (wall clock) |`);
+lines.push(`| round | ${phaseNames.join(' | ')} | total | overhead beyond build + backup (wall clock) | (sum of phases) |`);
 lines.push(`|---|${phaseNames.map(() => '---').join('|')}|---|---|---|`);
 for (const r of results) {
-  lines.push(`| ${r.round} | ${phaseNames.map((p) => (r.phases[p] !== undefined ? `${s1(r.phases[p])} s` : '-')).join(' | ')} | ${s1(r.wallMs)} s | ${s1(r.overheadMs)} s | ${s1(r.wallOverheadMs)} s |`);
+  lines.push(`| ${r.round} | ${phaseNames.map((p) => (r.phases[p] !== undefined ? `${s1(r.phases[p])} s` : '-')).join(' | ')} | ${s1(r.wallMs)} s | ${s1(r.wallOverheadMs)} s | ${s1(r.overheadMs)} s |`);
 }
 lines.push('');
 lines.push(`Load average while it ran: ${os.loadavg().map((x) => x.toFixed(1)).join(', ')} (1, 5, 15 min; ${os.cpus().length} vCPU).`);
 const worstRatio = Math.max(...results.map((r) => r.swapMaxMs / r.startToHealthyMs));
-const worstOverhead = Math.max(...results.map((r) => r.overheadMs));
+// from the wall clock: the phases that run side by side (the build with preflight's stack checks and the
+// front end; the front end with the contract gate) would count twice in a sum, and the wall clock also
+// holds what no phase times (Node's start-up, twice: the operator's process and the detached worker)
+const worstOverhead = Math.max(...results.map((r) => r.wallOverheadMs));
 const totalFailed = results.reduce((a, r) => a + r.failed, 0);
 lines.push('');
 lines.push(`Targets: 0 failed -> ${totalFailed} failed of ${results.reduce((a, r) => a + r.requests, 0)} (${totalFailed === 0 ? 'met' : 'MISSED'}); ` +
   `max latency during swap <= 1.5 x start-to-healthy -> worst ${worstRatio.toFixed(2)} x (${worstRatio <= 1.5 ? 'met' : 'MISSED'}); ` +
-  `overhead beyond build and backup < 10 s -> worst ${s1(worstOverhead)} s (${worstOverhead < 10_000 ? 'met' : 'MISSED'}).`);
+  `overhead beyond build and backup (wall clock) < 10 s -> worst ${s1(worstOverhead)} s (${worstOverhead < 10_000 ? 'met' : 'MISSED'}).`);
+lines.push(`Rounds: ${argv['change-app'] ? 'each commit changes the app source (new image content: the contract gate runs)' : 'empty commits (the image content is unchanged: the contract gate finds its earlier pass)'}; contract gate per round: ${results.map((r) => r.contract ?? '-').join(', ')}.`);
 for (const r of results) if (r.failures.length) lines.push(`Round ${r.round} failures: ${JSON.stringify(r.failures)}`);
 lines.push('');
 lines.push('Start-to-healthy is container start -> Docker reports healthy; the healthcheck runs every 2 s, so it is quantized to ~2 s. Start-to-listening (container start -> the app logs "listening") is the app\'s real boot time. A request held during the swap waits for: the old app\'s graceful stop + compose recreating the container + the new app\'s boot (+ up to one 100 ms Caddy retry interval).');

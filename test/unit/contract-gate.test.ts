@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import {
-  contractEnvHash, contractGateDecision, contractRefusal, parseContractCache, recordContractPass, recordMissingKeys, stillMissingKeys, CONTRACT_CACHE_MAX,
+  contractEnvHash, contractGateDecision, contractRefusal, imageContentHash, parseContractCache, recordContractPass, recordMissingKeys, stillMissingKeys, CONTRACT_CACHE_MAX,
   type CacheEntry, type ContractCache,
 } from '../../scripts/lib/release/contract-gate.mts';
 import { missingKeysInLog, type ItemResult } from '../../scripts/lib/contract/items.mts';
@@ -19,6 +19,35 @@ describe('contract gate: run the check, or trust a cached pass', () => {
     const d = contractGateDecision(c, o);
     expect(d.reason).toBe(reason);
     expect(d.run).toBe(reason === 'not-cached' || reason === 'env-changed');
+  });
+
+  it.each<[string, ContractCache, { imageId: string; envHash: string; contentHash?: string | null }, string]>([
+    ['another image with the same content passed with this env: cached', cache({ ...entry('sha256:b'), contentHash: 'c1' }), { imageId: 'sha256:a', envHash: 'e1', contentHash: 'c1' }, 'cached'],
+    ['the same content passed with another env: check again', cache({ ...entry('sha256:b', 'e0'), contentHash: 'c1' }), { imageId: 'sha256:a', envHash: 'e1', contentHash: 'c1' }, 'env-changed'],
+    ['other content: check', cache({ ...entry('sha256:b'), contentHash: 'c0' }), { imageId: 'sha256:a', envHash: 'e1', contentHash: 'c1' }, 'not-cached'],
+    ['no content hash known (unreadable layers): only the image id counts', cache({ ...entry('sha256:b'), contentHash: 'c1' }), { imageId: 'sha256:a', envHash: 'e1', contentHash: null }, 'not-cached'],
+    ['an entry of an older toolkit (no content hash) never matches by content', cache(entry('sha256:b')), { imageId: 'sha256:a', envHash: 'e1', contentHash: 'c1' }, 'not-cached'],
+  ])('%s', (_what, c, o, reason) => {
+    expect(contractGateDecision(c, o).reason).toBe(reason);
+  });
+
+  it("an image's content: its layers and run configuration, not its tag's APP_VERSION, labels or build history", () => {
+    const img = (o: { layers?: unknown; env?: string[]; labels?: Record<string, string>; cmd?: string[]; user?: string; image?: string }) => ({
+      Layers: o.layers ?? ['sha256:l1', 'sha256:l2'],
+      Config: { User: o.user ?? 'bun', Env: o.env ?? ['PATH=/usr/bin', 'APP_VERSION=aaa'], Cmd: o.cmd ?? ['bun', 'src/server.ts'], WorkingDir: '/app', Labels: o.labels ?? { 'org.lazyflow.git-sha': 'aaa' }, Image: o.image ?? 'sha256:parent1', Hostname: 'x' },
+    });
+    const base = imageContentHash(img({}));
+    expect(base).toMatch(/^[0-9a-f]{64}$/);
+    // another commit that changed nothing the image holds: same content
+    expect(imageContentHash(img({ env: ['PATH=/usr/bin', 'APP_VERSION=bbb'], labels: { 'org.lazyflow.git-sha': 'bbb' }, image: 'sha256:parent2' }))).toBe(base);
+    // anything the app runs with: other content
+    expect(imageContentHash(img({ layers: ['sha256:l1', 'sha256:l3'] }))).not.toBe(base);
+    expect(imageContentHash(img({ env: ['PATH=/usr/bin', 'APP_VERSION=aaa', 'FEATURE=on'] }))).not.toBe(base);
+    expect(imageContentHash(img({ cmd: ['bun', 'src/other.ts'] }))).not.toBe(base);
+    expect(imageContentHash(img({ user: 'root' }))).not.toBe(base);
+    // nothing to hash: no match by content
+    expect(imageContentHash(img({ layers: [] }))).toBeNull();
+    expect(imageContentHash({ Config: {} })).toBeNull();
   });
 
   it('a pass is recorded newest last, once per image and env, bounded to the newest entries', () => {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  builderPruneArgs, containerLogsArgs, imageIdArgs, imageRmArgs, imageTagsArgs, inspectArgs, networkRmArgs,
+  builderPruneArgs, containerLogsArgs, imageContentArgs, imageIdArgs, imageRmArgs, imageTagsArgs, inspectArgs, networkRmArgs,
   projectContainersArgs, removeContainersArgs, stopContainersArgs, tagArgs,
 } from '../../scripts/lib/commands/docker.mts';
 import { appStopArgs, appUpArgs, proxyUpArgs, swapCommands } from '../../scripts/lib/commands/compose.mts';
@@ -27,6 +27,7 @@ describe('docker commands', () => {
   it('images, containers, networks', () => {
     expect(inspectArgs(['a', 'b'])).toEqual(['inspect', 'a', 'b']);
     expect(imageIdArgs('lazyflow-app:abc')).toEqual(['image', 'inspect', '--format', '{{.Id}}', 'lazyflow-app:abc']);
+    expect(imageContentArgs('lazyflow-app:abc')).toEqual(['image', 'inspect', '--format', '{"Id":{{json .Id}},"Layers":{{json .RootFS.Layers}},"Config":{{json .Config}}}', 'lazyflow-app:abc']);
     expect(imageTagsArgs('lazyflow-app')).toEqual(['images', 'lazyflow-app', '--format', '{{.Tag}}']);
     expect(imageRmArgs('lazyflow-app:abc')).toEqual(['image', 'rm', 'lazyflow-app:abc']);
     expect(tagArgs('lazyflow-caddy:abc', 'lazyflow-caddy:local')).toEqual(['tag', 'lazyflow-caddy:abc', 'lazyflow-caddy:local']);

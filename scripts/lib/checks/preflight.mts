@@ -374,6 +374,13 @@ export function checkSystem(o: SystemObservation): CheckResult[] {
       ? ok('disk', `${fmtBytes(freeBytes)} free at ${p}`)
       : fail('disk', `only ${fmtBytes(freeBytes)} free at ${p}, need ${fmtBytes(minFreeBytes)} (image build + pre-deploy backup)`, { file: p, fix: 'free space: docker image prune; node scripts/backup.mts --keep-daily 7 ...; or pass --min-free-mb' }));
   }
+  r.push(...checkStack(o));
+  return r;
+}
+
+/** The stack's own files as the engine reads them: compose config and the Caddyfile (preflightStack). */
+export function checkStack(o: Pick<SystemObservation, 'composeConfig' | 'caddyfile'>): CheckResult[] {
+  const r: CheckResult[] = [];
   if (o.composeConfig) {
     r.push(o.composeConfig.ok
       ? ok('compose config', 'docker compose config is valid')
@@ -503,11 +510,27 @@ export interface ComposeService {
   volumes?: { type: string; source?: string; target: string; read_only?: boolean }[];
 }
 
+/** which of the engine and Compose answered in preflightHost */
+export interface EngineSeen {
+  docker: boolean;
+  compose: boolean;
+}
+
+type PreflightEnv = { file: string; values: Record<string, string>; projectDir: string; envFile: string; project: string; composeFiles: string[]; stateDir: string };
+
 /** Everything preflight needs, gathered; then judged by checkEnv + checkSystem. */
-export async function runPreflight(
-  env: { file: string; values: Record<string, string>; projectDir: string; envFile: string; project: string; composeFiles: string[]; stateDir: string },
-  opts: PreflightOptions = {},
-): Promise<CheckResult[]> {
+export async function runPreflight(env: PreflightEnv, opts: PreflightOptions = {}): Promise<CheckResult[]> {
+  const { results, values, engine } = await preflightHost(env, opts);
+  if (opts.envOnly) return results;
+  return [...results, ...(await preflightStack(env, values, engine, opts))];
+}
+
+/**
+ * Preflight's first part: the env file, the app's keys, the bot's shape, offsite, and the engine and
+ * Compose themselves (what every later step needs, so their failure is named before anything runs).
+ * `values`: the env file as read; `engine`: which of docker and compose answered (what preflightStack may ask).
+ */
+export async function preflightHost(env: PreflightEnv, opts: PreflightOptions = {}): Promise<{ results: CheckResult[]; values: Record<string, string>; engine: EngineSeen }> {
   const { parseEnvText } = await import('../config/env.mts');
   const results: CheckResult[] = [];
   const exampleFile = path.join(env.projectDir, '.env.prod.example');
@@ -525,41 +548,59 @@ export async function runPreflight(
   let restic: ResticObservation | null = null;
   if (offsiteOn && !opts.envOnly) restic = await observeRestic(envObs.values);
   results.push(...checkOffsite(offsiteOn, offsiteProblems(envObs.values, env.stateDir, env.file, observeFile, env.projectDir), restic, env.file));
-  if (opts.envOnly) return results;
+  if (opts.envOnly) return { results, values: envObs.values, engine: { docker: false, compose: false } };
 
   const { $ } = await import('zx');
-  const { composeArgs, composeEnv } = await import('../commands/compose.mts');
+  const { composeEnv } = await import('../commands/compose.mts');
   const q = $({ quiet: true, nothrow: true, env: composeEnv(env.values) });
-  const dockerV = await q`docker version --format {{.Server.Version}}`;
-  const composeV = await q`docker compose version --short`;
+  // independent round trips at once
+  const [dockerV, composeV] = await Promise.all([q`docker version --format {{.Server.Version}}`, q`docker compose version --short`]);
   const sys: SystemObservation = {
     docker: { ok: dockerV.exitCode === 0, serverVersion: dockerV.stdout.trim(), error: dockerV.stderr.trim() },
     compose: { ok: composeV.exitCode === 0, version: composeV.stdout.trim().replace(/^v/, ''), error: composeV.stderr.trim() },
     nodeVersion: process.versions.node,
-    disk: null,
+    disk: { ...freeBytesAt(env.stateDir), minFreeBytes: opts.minFreeBytes ?? 2 * 2 ** 30 },
   };
-  const free = freeBytesAt(env.stateDir);
-  sys.disk = { ...free, minFreeBytes: opts.minFreeBytes ?? 2 * 2 ** 30 };
-  if (sys.docker.ok && sys.compose.ok) {
-    const cfg = await q`docker ${composeArgs(env, 'config', '--format', 'json')}`;
-    sys.composeConfig = { ok: cfg.exitCode === 0, output: cfg.stderr.trim() || cfg.stdout.slice(0, 300) };
-    if (cfg.exitCode === 0 && opts.caddy !== false) {
-      sys.caddyfile = await validateCaddyfile(env, JSON.parse(cfg.stdout) as { services: Record<string, ComposeService> }, opts.caddyfile);
-    }
-  }
   results.push(...checkSystem(sys));
+  return { results, values: envObs.values, engine: { docker: sys.docker.ok, compose: sys.compose.ok } };
+}
+
+/**
+ * Preflight's second part: what the engine says of the stack (compose config, `caddy validate` in a
+ * throwaway container, the safety net, STATE_DIR's filesystems). It reads and changes nothing a build
+ * touches, so a rollout runs it beside the image build (release/rollout.mts) and judges it before the
+ * pre-deploy backup; `--check`, `--dry-run` and rollback run it right after preflightHost.
+ */
+export async function preflightStack(env: PreflightEnv, values: Record<string, string>, engine: EngineSeen, opts: PreflightOptions = {}): Promise<CheckResult[]> {
+  const results: CheckResult[] = [];
+  const { $ } = await import('zx');
+  const { composeArgs, composeEnv } = await import('../commands/compose.mts');
+  const q = $({ quiet: true, nothrow: true, env: composeEnv(env.values) });
+  const stack: Pick<SystemObservation, 'composeConfig' | 'caddyfile'> = {};
+  // the compose config and Caddyfile, and the engine's OS (the state layout's check), at once
+  const [, os] = await Promise.all([
+    (async () => {
+      if (!engine.docker || !engine.compose) return;
+      const cfg = await q`docker ${composeArgs(env, 'config', '--format', 'json')}`;
+      stack.composeConfig = { ok: cfg.exitCode === 0, output: cfg.stderr.trim() || cfg.stdout.slice(0, 300) };
+      if (cfg.exitCode === 0 && opts.caddy !== false) {
+        stack.caddyfile = await validateCaddyfile(env, JSON.parse(cfg.stdout) as { services: Record<string, ComposeService> }, opts.caddyfile);
+      }
+    })(),
+    (async () => (engine.docker && fs.existsSync(env.stateDir) ? (await q`docker info --format {{.OperatingSystem}}`).stdout.trim() : undefined))(),
+  ]);
+  results.push(...checkStack(stack));
   if (opts.net !== false) {
     const { netVerdict, badNetSetting } = await import('../schedules/net.mts');
     const { stateLayout } = await import('../config/state.mts');
     const v = await netVerdict({ ...env, layout: stateLayout(env.stateDir) }).catch((e: unknown) => ({ error: e instanceof Error ? e.message : String(e) }));
-    results.push(...checkNet(v, badNetSetting(envObs.values), env.file));
+    results.push(...checkNet(v, badNetSetting(values), env.file));
   } else {
     const { badNetSetting } = await import('../schedules/net.mts');
-    const bad = badNetSetting(envObs.values);
+    const bad = badNetSetting(values);
     if (bad !== null) results.push(...checkNet({ error: '' }, bad, env.file));
   }
   if (fs.existsSync(env.stateDir)) {
-    const os = sys.docker.ok ? (await q`docker info --format {{.OperatingSystem}}`).stdout.trim() : undefined;
     const root = path.resolve(env.stateDir);
     const layout = { root, data: path.join(root, 'data'), uploads: path.join(root, 'uploads'), backups: path.join(root, 'backups') };
     results.push(...checkStateLayout(await observeStateLayoutWith(layout, os)));

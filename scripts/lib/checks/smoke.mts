@@ -56,6 +56,8 @@ export interface SmokeOptions {
    * caused is reported, not failed (release/judge.mts judgeWebhookError)
    */
   swapWindow?: SwapWindow;
+  /** how to reach Caddy, as the health gate right before made it (smokeTarget): not made again */
+  target?: Target;
 }
 
 export interface SmokeReport {
@@ -578,7 +580,7 @@ export async function runSmoke(env: OpsEnv, opts: SmokeOptions = {}): Promise<Sm
   const checks = selectChecks(opts.only, opts.skip);
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const memoStore = new Map<string, Promise<unknown>>();
-  const target = await smokeTarget(env, opts);
+  const target = opts.target ?? (await smokeTarget(env, opts));
   const c: SmokeCtx = {
     env,
     opts: { ...opts, timeoutMs },

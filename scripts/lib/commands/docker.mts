@@ -26,6 +26,11 @@ export function imageIdArgs(ref: string): string[] {
   return ['image', 'inspect', '--format', '{{.Id}}', ref];
 }
 
+/** the image's id, filesystem layers and run configuration, as one JSON line (the contract gate's content hash) */
+export function imageContentArgs(ref: string): string[] {
+  return ['image', 'inspect', '--format', '{"Id":{{json .Id}},"Layers":{{json .RootFS.Layers}},"Config":{{json .Config}}}', ref];
+}
+
 /** the tags of one image repository present on this host */
 export function imageTagsArgs(image: string): string[] {
   return ['images', image, '--format', '{{.Tag}}'];

@@ -1,15 +1,17 @@
 // The contract gate of a rollout: after the build and before anything of production is touched
 // (pre-deploy backup, swap), the new image runs the required tier of the app contract in the
 // checker's sandbox. A non-conforming image is refused, naming each failed item and its fix.
-// A pass is cached per image id (and the app's env) in STATE_DIR/contract-cache.json, so a re-run,
-// or a rollout back to an image already checked, does not pay again. The decisions are pure.
+// A pass is cached per image (and the app's env) in STATE_DIR/contract-cache.json, so a re-run, a
+// rollout back to an image already checked, or a release whose image has the same content as one that
+// passed (a commit that changed nothing the image holds: only its tag and labels differ), does not pay
+// again. The decisions are pure.
 // A pass also records the paths the stack probes (READY_PATH, HEALTHCHECK_PATH) as the app answered
 // them, where the env file sets none: STATE_DIR/probes.env, which compose and loadOpsEnv read.
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { docker } from '../docker/run.mts';
-import { imageIdArgs } from '../commands/docker.mts';
+import { imageContentArgs } from '../commands/docker.mts';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
@@ -25,6 +27,10 @@ export const CONTRACT_CACHE_MAX = 20;
 export interface CacheEntry {
   /** docker image id (sha256:...) */
   imageId: string;
+  /** the image's content (imageContentHash): another build of the same content is the same app */
+  contentHash?: string;
+  /** set on an entry a cached pass added: the image actually checked, whose content this one has */
+  checkedAs?: string;
   /** hash of what the sandbox ran with (the app's env and the probe image): another env, another check */
   envHash: string;
   /** image reference it was checked as (for people reading the file) */
@@ -78,11 +84,34 @@ export function parseContractCache(text: string | null): ContractCache {
 
 export type GateDecision = { run: false; reason: 'skipped' } | { run: false; reason: 'cached'; entry: CacheEntry } | { run: true; reason: 'not-cached' | 'env-changed' };
 
-/** Run the check, or not: --skip-contract, a cached pass of this image with this env, or a check to run. */
-export function contractGateDecision(cache: ContractCache, o: { imageId: string; envHash: string; skip?: boolean }): GateDecision {
+/** What of an image's configuration its app runs with: the rest (Labels, Image, Hostname, ...) says how it was built. */
+export const RUN_CONFIG_KEYS = ['User', 'Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'ExposedPorts', 'Volumes', 'Healthcheck', 'StopSignal', 'Shell'] as const;
+
+/**
+ * The image's content: its filesystem layers (content-addressed diff ids) and the configuration its app
+ * runs with, without APP_VERSION, which the toolkit itself sets to the release's tag at every build
+ * (plan.mts buildArgs): two builds that differ only in tag, version and labels run the same app.
+ * null when the inspect output lacks the layers (nothing is then matched by content).
+ */
+export function imageContentHash(inspect: { Layers?: unknown; Config?: Record<string, unknown> | null }): string | null {
+  if (!Array.isArray(inspect.Layers) || !inspect.Layers.length || !inspect.Layers.every((l) => typeof l === 'string')) return null;
+  const cfg = inspect.Config ?? {};
+  const run: Record<string, unknown> = {};
+  for (const k of RUN_CONFIG_KEYS) {
+    const v = cfg[k];
+    run[k] = k === 'Env' && Array.isArray(v) ? v.filter((e) => !String(e).startsWith('APP_VERSION=')) : (v ?? null);
+  }
+  return createHash('sha256').update(JSON.stringify({ layers: inspect.Layers, run })).digest('hex');
+}
+
+/**
+ * Run the check, or not: --skip-contract; a cached pass of this image, or of an image with the same
+ * content (contentHash), with this env; else a check to run.
+ */
+export function contractGateDecision(cache: ContractCache, o: { imageId: string; envHash: string; contentHash?: string | null; skip?: boolean }): GateDecision {
   if (o.skip) return { run: false, reason: 'skipped' };
-  const same = cache.entries.filter((e) => e.imageId === o.imageId);
-  const hit = same.find((e) => e.envHash === o.envHash);
+  const same = cache.entries.filter((e) => e.imageId === o.imageId || (o.contentHash && e.contentHash === o.contentHash));
+  const hit = same.find((e) => e.envHash === o.envHash && e.imageId === o.imageId) ?? same.find((e) => e.envHash === o.envHash);
   if (hit) return { run: false, reason: 'cached', entry: hit };
   return { run: true, reason: same.length ? 'env-changed' : 'not-cached' };
 }
@@ -135,6 +164,8 @@ function writeCache(file: string, cache: ContractCache): void {
 export interface ContractGateResult {
   decision: GateDecision['reason'];
   imageId?: string;
+  /** the image's content hash (imageContentHash), recorded with the release */
+  contentHash?: string;
   ms: number;
   results?: ItemResult[];
   /** the recommended items the image lacks (printed as warnings by the gate) */
@@ -175,9 +206,16 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
     log.warn('--skip-contract: the image was not checked against the app contract (RUNBOOK "The app contract")');
     return { decision: 'skipped', ms: 0 };
   }
-  const inspect = await docker(imageIdArgs(image), { nothrow: true });
+  const inspect = await docker(imageContentArgs(image), { nothrow: true });
   if (inspect.exitCode !== 0) throw new StepError(`contract gate: image ${image} does not exist: ${inspect.stderr.trim()}`, { step: 'contract' });
-  const imageId = inspect.stdout.trim();
+  let seen: { Id: string; Layers?: unknown; Config?: Record<string, unknown> | null };
+  try {
+    seen = JSON.parse(inspect.stdout) as typeof seen;
+  } catch {
+    throw new StepError(`contract gate: docker image inspect ${image} gave no JSON: ${inspect.stdout.trim().slice(0, 200)}`, { step: 'contract' });
+  }
+  const imageId = seen.Id;
+  const contentHash = imageContentHash(seen) ?? undefined;
   const probeImage = env.values.BUN_IMAGE || process.env.BUN_IMAGE || 'oven/bun:1.4.5-slim';
   const values = explicitValues(env);
   const recordedProbes = Object.fromEntries((env.recordedProbeKeys ?? []).map((k) => [k, env.values[k]]));
@@ -185,13 +223,22 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
   const envHash = contractEnvHash(env.values, probeImage);
   const file = contractCachePath(env.stateDir);
   const cache = readContractCache(env.stateDir);
-  const d = contractGateDecision(cache, { imageId, envHash });
+  const d = contractGateDecision(cache, { imageId, envHash, contentHash });
   if (!d.run) {
     const e = (d as { entry: CacheEntry }).entry;
-    log.info(`contract: ${image} (${imageId.slice(7, 19)}) passed the required tier on ${e.checkedAt} with this env: not checked again`);
+    const as = e.imageId === imageId ? '' : ` as ${e.image} (${e.imageId.slice(7, 19)}), whose content (layers and run configuration) this image has,`;
+    log.info(`contract: ${image} (${imageId.slice(7, 19)}) passed the required tier${as} on ${e.checkedAt} with this env: not checked again`);
     for (const n of e.notices ?? []) log.warn(`contract: ${n}`);
     if (e.probes) recordProbes(env, e.probes);
-    return { decision: 'cached', imageId, ms: Math.round(performance.now() - t0), notices: e.notices ?? [], ...(e.probes ? { probes: e.probes } : {}) };
+    // this image's own entry: a later rollout back to it matches by id
+    if (e.imageId !== imageId) {
+      try {
+        writeCache(file, recordContractPass(cache, { ...e, imageId, image, checkedAs: e.checkedAs ?? e.image, ...(contentHash ? { contentHash } : {}) }));
+      } catch {
+        /* the content still matches next time */
+      }
+    }
+    return { decision: 'cached', imageId, ...(contentHash ? { contentHash } : {}), ms: Math.round(performance.now() - t0), notices: e.notices ?? [], ...(e.probes ? { probes: e.probes } : {}) };
   }
   if (d.reason === 'env-changed') log.info('contract: this image passed before, but the app env (or the probe image) changed since: checking again');
   const report = await runContractCheck({ image, tier: 'required', appValues: values, recordedProbes, probeImage, log });
@@ -215,9 +262,9 @@ export async function contractGate(env: OpsEnv, image: string, log: Logger, o: {
   if (observed.length) log.info(`contract: the stack probes ${observed.map(([k, c]) => `${k}=${c.value}`).join(', ')}, as the app answers (set the key in ${env.file} to choose otherwise)`);
   recordProbes(env, report.probes);
   try {
-    writeCache(file, recordContractPass(recordMissingKeys(cache, image, [], new Date()), { imageId, envHash, image, checkedAt: new Date().toISOString(), ms: report.ms, notices: report.notices, probes: report.probes }));
+    writeCache(file, recordContractPass(recordMissingKeys(cache, image, [], new Date()), { imageId, ...(contentHash ? { contentHash } : {}), envHash, image, checkedAt: new Date().toISOString(), ms: report.ms, notices: report.notices, probes: report.probes }));
   } catch (err) {
     log.warn(`contract: the pass could not be cached in ${file} (the next rollout checks again): ${(err as Error).message}`);
   }
-  return { decision: d.reason, imageId, ms: Math.round(performance.now() - t0), results: report.results, notices: report.notices, probes: report.probes };
+  return { decision: d.reason, imageId, ...(contentHash ? { contentHash } : {}), ms: Math.round(performance.now() - t0), results: report.results, notices: report.notices, probes: report.probes };
 }

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { StepError } from '../cli/errors.mts';
+import { compileCacheDir } from '../cli/compile-cache.mts';
 import { processStartTime, readLock, type LockHandle, type LockInfo } from '../host/lock.mts';
 import type { CriticalContext, OpResult } from './rollout.mts';
 import type { RollbackCriticalContext } from './rollback.mts';
@@ -103,11 +104,13 @@ export async function runDetached<J extends WorkerJob>(env: OpsEnv, log: Logger,
   fs.writeFileSync(payloadFile, JSON.stringify(payload), { mode: 0o600 });
   fs.rmSync(resultFile, { force: true });
   const out = fs.openSync(logFile, 'a', 0o640);
+  const cacheDir = compileCacheDir();
   const child = spawn(process.execPath, [WORKER_SCRIPT, payloadFile], {
     detached: true, // setsid(): own session and process group, no controlling terminal
     stdio: ['ignore', out, out],
     cwd: env.projectDir,
-    env: { ...process.env, NO_COLOR: '1' },
+    // the worker loads the toolkit again: through the compile cache when it is safe (cli/compile-cache.mts)
+    env: { ...process.env, NO_COLOR: '1', ...(cacheDir ? { NODE_COMPILE_CACHE: cacheDir } : {}) },
   });
   fs.closeSync(out);
   const pid = child.pid;

@@ -3,7 +3,7 @@ import type { OpsEnv } from '../config/env.mts';
 import type { Logger } from '../cli/log.mts';
 import { GateError, errorMessage } from '../cli/errors.mts';
 import { readDeadLetters, readHandledUpdateMax, runSmoke, smokeTarget, type SmokeOptions } from '../checks/smoke.mts';
-import { httpsGet } from '../checks/http.mts';
+import { httpsGet, type Target } from '../checks/http.mts';
 import { evalDeadLetters, evalHealth, evalWebhookInfo, expectedWebhookUrl, healthFields, redactSecret, type SmokeResult } from '../checks/evaluate.mts';
 import { getWebhookInfo, hostApiRoot, redactToken, setWebhook } from '../telegram/bot-api.mts';
 import { appDiagnostics, liveApp } from '../docker/app-container.mts';
@@ -30,8 +30,8 @@ export const healthGateMs = (healthTimeoutS?: number) => Math.max(30, healthTime
  * for an app without one (contract item health-version), the running app container's image is the
  * release's (there is never a second app container), and the result says that is what was compared.
  */
-export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: SmokeOptions; timeoutMs?: number }): Promise<string> {
-  const target = await smokeTarget(env, o.smoke ?? {});
+export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: SmokeOptions; timeoutMs?: number; target?: Target }): Promise<string> {
+  const target = o.target ?? (await smokeTarget(env, o.smoke ?? {}));
   const deadline = performance.now() + (o.timeoutMs ?? healthGateMs());
   let last = '';
   for (;;) {

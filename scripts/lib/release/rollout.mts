@@ -13,8 +13,9 @@ import { GateError, StepError, ConfigError, errorMessage } from '../cli/errors.m
 import { acquireLock, currentOperator, processStartTime, type LockHandle } from '../host/lock.mts';
 import { JOURNAL_KEEP_RELEASES, appendJournal, compactJournal, currentRelease, newReleaseId, readJournal, type Release, type ReleaseLine } from './journal.mts';
 import { appTagFor, buildArgs, imagesToPrune, isDirtyPorcelain, rolloutPlan, type RollbackDecision } from './plan.mts';
-import { preflightExitCode, runPreflight, type CheckResult } from '../checks/preflight.mts';
-import { readHandledUpdateMax, readUserVersion, type SmokeOptions } from '../checks/smoke.mts';
+import { preflightExitCode, preflightHost, preflightStack, type CheckResult } from '../checks/preflight.mts';
+import { readHandledUpdateMax, readUserVersion, smokeTarget, type SmokeOptions } from '../checks/smoke.mts';
+import type { Target } from '../checks/http.mts';
 import { heldNext } from '../recovery/decide.mts';
 import type { SmokeResult } from '../checks/evaluate.mts';
 import { appDiagnostics, imageExists, liveApp, runningContainerCount, waitHealthy } from '../docker/app-container.mts';
@@ -124,6 +125,11 @@ export function releaseShape(env: OpsEnv, source: string, releases: { appTag?: s
 // ---------------------------------------------------------------------------------------------
 // rollout
 
+/** a promise's outcome as a value: steps that run side by side are all awaited before one's failure is acted on */
+function settled<T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; err: unknown }> {
+  return p.then((value) => ({ ok: true as const, value }), (err: unknown) => ({ ok: false as const, err }));
+}
+
 function printPreflight(log: Logger, results: CheckResult[]) {
   for (const r of results) {
     if (!r.ok) {
@@ -155,20 +161,29 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
   const layout = await releaseLayout(env.projectDir);
   const source = path.resolve(o.source ?? layout.root);
 
-  // 1. preflight (read-only, also in --dry-run)
+  // 1. preflight (read-only, also in --dry-run): the env file, the engine and Compose now; what the
+  // engine says of the stack (compose config, caddy validate, STATE_DIR's filesystems) runs beside the
+  // build (3), which it does not depend on, and is judged before anything live changes
   let preflight: CheckResult[] = [];
+  let stackChecks: (() => Promise<CheckResult[]>) | null = null;
+  const preflightFailed = (results: CheckResult[]) => {
+    const bad = results.filter((r) => !r.ok);
+    return { exitCode: preflightExitCode(results), reason: `preflight failed: ${bad[0] ? `${bad[0].name}: ${bad[0].message}` : 'see above'}`, count: bad.length };
+  };
   if (!o.skipPreflight) {
     const s = log.step('preflight');
+    const host = await timed('preflight', () => preflightHost(env));
     // the safety net is this rollout's own step (ensureNet, below), not a preflight warning
-    preflight = await timed('preflight', () => runPreflight(env, { net: false }));
+    stackChecks = () => preflightStack(env, host.values, host.engine, { net: false });
+    preflight = host.results;
+    if (o.dryRun) preflight = [...preflight, ...(await stackChecks())];
     printPreflight(log, preflight);
-    const code = preflightExitCode(preflight);
-    if (code !== 0) {
-      const bad = preflight.filter((r) => !r.ok);
-      s.fail(`${bad.length} check(s) failed`);
-      return { id: '', exitCode: code, result: 'failed', phases, preflight, reason: `preflight failed: ${bad[0] ? `${bad[0].name}: ${bad[0].message}` : 'see above'}` };
+    if (preflightExitCode(preflight) !== 0) {
+      const f = preflightFailed(preflight);
+      s.fail(`${f.count} check(s) failed`);
+      return { id: '', exitCode: f.exitCode, result: 'failed', phases, preflight, reason: f.reason };
     }
-    s.done(`${preflight.length} checks`);
+    s.done(`${preflight.length} checks${o.dryRun ? '' : ', the stack\'s beside the build'}`);
   }
 
   // git state and tag (read-only)
@@ -238,7 +253,30 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       return { id, exitCode: 1, result: 'failed', appTag, phases, reason };
     };
 
-    // 3. build
+    // 3. build the app image, and beside it what does not need it: preflight's stack checks and the
+    // front end (Mini App and Caddyfile: its own proxy image, copied out to STATE_DIR/frontend). None
+    // of them touches anything live, so together they cost the slowest; the contract gate follows the
+    // app image's build, beside whatever of the rest is left. All have ended before the backup.
+    // A bot without a Mini App (shape webhook) builds the proxy stage alone and stages no front end: the
+    // critical section then has nothing to switch, and Caddy answers `/` with 404.
+    const miniApp = hasMiniApp(shape.shape);
+    const fs0 = log.step(miniApp ? `build front end ${proxyImageFor(env, appTag)}` : `build proxy ${proxyImageFor(env, appTag)} (no Mini App)`);
+    const frontendDone = settled(timed('frontend', async () => {
+      const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha }, layout.toolkitDir, miniApp);
+      if (miniApp) {
+        await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
+        // what Caddy serves now stays available to a revert, also when it predates per-release front ends
+        if (live) await keepServedFrontend(env, live.tag);
+      }
+      appendJournal(env.layout.releases, { id, proxyImage });
+    }));
+    const stackDone = settled(stackChecks ? timed('preflight_stack', stackChecks) : Promise.resolve([]));
+    const besideBuild = async () => {
+      const [f, st] = await Promise.all([frontendDone, stackDone]);
+      if (f.ok) fs0.done();
+      else fs0.fail(f.err);
+      return { frontendErr: f.ok ? null : f.err, stack: st.ok ? st.value : null, stackErr: st.ok ? null : st.err };
+    };
     const bs = log.step(`build ${image}:${appTag}`);
     try {
       await timed('build', async () => {
@@ -253,43 +291,38 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       bs.done();
     } catch (err) {
       bs.fail(err);
+      await besideBuild(); // nothing of this release is left writing when the lock goes
       return fail('build', err);
     }
-    // the front end (Mini App and Caddyfile) is part of the release: its proxy image, copied out to
-    // STATE_DIR/frontend. It builds while the contract gate boots the new image in its sandbox: neither
-    // touches anything live, so together they cost the slower of the two.
-    // A bot without a Mini App (shape webhook) builds the proxy stage alone and stages no front end: the
-    // critical section then has nothing to switch, and Caddy answers `/` with 404.
-    const miniApp = hasMiniApp(shape.shape);
-    const fs0 = log.step(miniApp ? `build front end ${proxyImageFor(env, appTag)}` : `build proxy ${proxyImageFor(env, appTag)} (no Mini App)`);
-    const frontendFailed = timed('frontend', async () => {
-      const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha }, layout.toolkitDir, miniApp);
-      if (miniApp) {
-        await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
-        // what Caddy serves now stays available to a revert, also when it predates per-release front ends
-        if (live) await keepServedFrontend(env, live.tag);
-      }
-      appendJournal(env.layout.releases, { id, proxyImage });
-    }).then(() => (fs0.done(), null), (err: unknown) => (fs0.fail(err), err));
 
     // 3b. contract gate: the new image, in the checker's sandbox, against the contract's required
-    // tier; a refusal changes nothing live (no backup, no swap). A pass is cached per image id.
+    // tier; a refusal changes nothing live (no backup, no swap). A pass is cached per image content.
     const cs = log.step(`contract gate ${image}:${appTag}`);
     let refused: unknown = null;
     try {
       const g = await timed('contract', () => contractGate(env, `${image}:${appTag}`, log, { skip: o.skipContract }));
       contract = { decision: g.decision, ms: g.ms, ...(g.imageId ? { imageId: g.imageId } : {}) };
       cs.done(g.decision === 'skipped' ? 'skipped (--skip-contract)' : g.decision === 'cached' ? `passed before (cached), ${formatDuration(g.ms)}` : `required tier passes, ${formatDuration(g.ms)}`);
+      appendJournal(env.layout.releases, { id, contract: { decision: g.decision, ...(g.imageId ? { imageId: g.imageId } : {}), ...(g.contentHash ? { contentHash: g.contentHash } : {}) } });
     } catch (err) {
       cs.fail(); // fail() says why, once
       refused = err;
     }
-    const frontendErr = await frontendFailed;
+    const beside = await besideBuild();
+    if (beside.stack) {
+      preflight = [...preflight, ...beside.stack];
+      printPreflight(log, beside.stack);
+    }
+    if (beside.stackErr || (beside.stack && preflightExitCode(beside.stack) !== 0)) {
+      const f = beside.stack ? preflightFailed(beside.stack) : { exitCode: 1, reason: `preflight failed: ${errorMessage(beside.stackErr)}` };
+      const r = fail('preflight', new Error(f.reason.replace(/^preflight failed: /, '')));
+      return { ...r, exitCode: f.exitCode, preflight };
+    }
     if (refused) {
       const r = fail('contract', refused);
       return { ...r, contract: { decision: 'refused', ms: phases.contract ?? 0 } };
     }
-    if (frontendErr) return fail('build', frontendErr);
+    if (beside.frontendErr) return fail('build', beside.frontendErr);
 
     // 4. pre-deploy backup (only when there is a database to protect)
     let backupId: string | null = null;
@@ -434,7 +467,10 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
 
     phase = 'health';
     const hs = log.step('health gate');
-    const hd = await timed('health', () => healthGate(env, appTag, { smoke: o.smoke, timeoutMs: healthGateMs(o.healthTimeoutS) }));
+    // the health gate and smoke reach Caddy the same way: how (in local mode with Caddy's own root, read
+    // from its container) is found out once
+    let target: Target | undefined;
+    const hd = await timed('health', async () => healthGate(env, appTag, { smoke: o.smoke, timeoutMs: healthGateMs(o.healthTimeoutS), target: (target = await smokeTarget(env, o.smoke ?? {})) }));
     hs.done(hd);
 
     const swapWindow = swapWindowOf(swap, proxyReloadAt);
@@ -445,7 +481,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       // smoke's telegram check is left to the Telegram gate right after it: that gate registers the webhook
       // when the app does not (a first deploy of an app that never calls setWebhook has none yet), and it
       // judges the queue once the webhook hold is released (as recovery's judgement does, recovery/run.mts)
-      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, swapWindow, skip: [...(o.smoke?.skip ?? []), 'telegram'] }, log }));
+      smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, target, swapWindow, skip: [...(o.smoke?.skip ?? []), 'telegram'] }, log }));
       ss.done(`${smoke.filter((r) => r.status === 'pass').length} pass, ${smoke.filter((r) => r.status === 'warn').length} warn, ${smoke.filter((r) => r.status === 'skip').length} skip`);
     }
 
