@@ -3,6 +3,7 @@
 // pre-deploy backup is restored, because old code cannot run on the new schema). A schema release that
 // serves and fails smoke while Telegram sends updates: none of them is lost with its data (issue 16).
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describeDocker } from '../support/docker.ts';
@@ -196,4 +197,52 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     // the hold showed up as what it is: Telegram was told to retry while the release was judged
     expect(stack.fakeBot!.deliveries.some((d) => ids.includes(d.update_id) && d.status === 503)).toBe(true);
   }, 420_000);
+
+  it('rollback --with-db whose gate fails: back to the release and the data live before it, the failure dumped, what it did kept aside and named', async () => {
+    // the target: a release that passed its own rollout without smoke, and fails smoke (CORS) when the rollback judges it
+    src.checkout(good);
+    const target = src.commit('cors, deployed without smoke', BAD.corsAnyOrigin);
+    builtTags.push(target.slice(0, 12));
+    const a = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', '--skip-smoke'], { timeoutMs: 240_000 });
+    expect(a.code, explain(a)).toBe(0);
+    // then a schema release over it: its pre-deploy backup holds the target's data
+    src.checkout(good);
+    const live = src.commit('additive migration over the cors release', (dir) => patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
+      '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN withdb_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;'));
+    builtTags.push(live.slice(0, 12));
+    const b = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 240_000 });
+    expect(b.code, explain(b)).toBe(0);
+    const uvLive = userVersion();
+    // a write the live release acknowledged after that backup: it must be live again when the rollback is undone
+    const auth = `tma ${signInitData(stack.botToken, { user: { id: 6660003, first_name: 'WithDb' } })}`;
+    const created = await stack.fetch('/tasks', { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'written before the failed rollback --with-db' }) });
+    expect(created.status).toBe(201);
+
+    const rec = dockerRecorder();
+    const r = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--with-db', '--yes'], { timeoutMs: 240_000, env: rec.env });
+    expect(r.code, explain(r)).toBe(1);
+    expect(r.stderr).toMatch(/smoke failed: cors|smoke cors: FAIL/);
+    // the failure dumped as docker-rollout does: the failed app's health and logs
+    expect(r.stderr).toMatch(new RegExp(`image \\S+:${target.slice(0, 12)}: status running`));
+    expect(r.stderr).toMatch(/last \d+ log lines:/);
+    // undone: the release and the data that were live before it, nothing else
+    expect(await version()).toBe(live.slice(0, 12));
+    expect(userVersion()).toBe(uvLive);
+    const db = new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM tasks WHERE title = ?').get('written before the failed rollback --with-db')).toEqual({ n: 1 });
+    } finally {
+      db.close();
+    }
+    const last = journal().at(-1)!;
+    expect(last).toMatchObject({ kind: 'rollback', withDb: true, result: 'rolled-back', appTag: target.slice(0, 12), dbRestored: false });
+    // what the failed attempt served on (the backup, and anything written during its gates) is kept aside, named in the output
+    expect(typeof last.keptFailed).toBe('string');
+    expect(existsSync(join(String(last.keptFailed), 'data', 'lazyflow.db'))).toBe(true);
+    expect(r.stderr).toContain(String(last.keptFailed));
+    // the one stop and the one start, twice: into the rollback, and back out of it
+    const one = oneStopOneStart(stack.envFile);
+    expect(appLifecycle(rec.argvs())).toEqual([one.stop, one.start, one.stop, one.start]);
+    rec.done();
+  }, 600_000);
 });

@@ -44,6 +44,11 @@ function apply(w: World, a: RecoveryAction): World {
       o.userVersion = { kind: 'read', value: w.backupSchemas[a.backupId] };
       lines.push({ id: a.releaseId, dbRestored: true });
       break;
+    case 'revert-data':
+      // the pre-rollback state (v2's, schema 4) is renamed live again
+      o.userVersion = { kind: 'read', value: 4 };
+      lines.push({ id: a.releaseId, phase: 'revert-start', dbRestored: false, keptFailed: a.to });
+      break;
     case 'start-proxy':
       o.proxyRunning = true;
       break;
@@ -127,6 +132,8 @@ const R2ok: ReleaseLine = { id: 'r2', kind: 'rollout', appTag: 'v2', result: 'ok
 const manual = (phase: string, extra: Partial<ReleaseLine> = {}): ReleaseLine => ({
   id: 'm1', kind: 'rollback', appTag: 'v1', result: 'in-progress', phase, previousRelease: 'r2', previousAppTag: 'v2', target: 'r1', backupId: null, pid: 901, ...extra,
 });
+// where a failed rollback --with-db moves the data: the pre-rollback state back live, the failed attempt's aside
+const withDbBack = { from: '/state/kept/op1-pre-rollback', to: '/state/kept/m1-failed-rollback' };
 const restoreJ = (phase: RestoreJournal['phase'], extra: Partial<RestoreJournal> = {}): RestoreJournal => ({
   op: 'op1', backupId: 'b-r2', staging: '/state/.restore-op1', phase, startedAt: '', updatedAt: '', pid: 902, appWasRunning: true, appImage: 'lazyflow-app:v1',
   startApp: false, safetyBackupId: 'b-safety', keepOld: false, ...extra,
@@ -193,6 +200,10 @@ const rows: Row[] = [
   { name: 'rollback --with-db killed before its stop: stop, restore b-r2, start v1', world: world([R1, R2ok, manual('restore', { withDb: true, backupId: 'b-r2' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
   { name: 'rollback --with-db killed mid restore (journal: swapped): restore half completes, then v1', world: world([R1, R2ok, manual('restore', { withDb: true, backupId: 'b-r2' })], { apps: [app('v2', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapped')), kinds: ['restore-recover', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
   { name: 'rollback --with-db killed after its restore, in the swap', world: world([R1, R2ok, manual('swap', { withDb: true, backupId: 'b-r2', dbRestored: true })], { apps: [app('v1', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
+  // rollback --with-db whose gate failed, going back (release/revert-with-db.mts): finished back to v2 on v2's data, never forward onto b-r2 again
+  { name: 'rollback --with-db failed its gate, killed going back before its stop: stop, data renamed back, v2 again', world: world([R1, R2ok, manual('revert-data', { withDb: true, backupId: 'b-r2', dbRestored: true, revertData: withDbBack })], { apps: [app('v1')], userVersion: { kind: 'read', value: 3 } }), kinds: ['stop-app', 'revert-data', 'remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'rolled-back' }, userVersion: 4 },
+  { name: 'rollback --with-db failed its gate, killed going back after its stop (a reboot): data renamed back, v2 again', world: world([R1, R2ok, manual('revert-data', { withDb: true, backupId: 'b-r2', dbRestored: true, revertData: withDbBack })], { apps: [app('v1', 'exited', undefined)], proxyRunning: false, userVersion: { kind: 'read', value: 3 } }), kinds: ['revert-data', 'remove-app-containers', 'start-proxy', 'start-app', 'finish'], runs: 'v2', results: { m1: 'rolled-back' }, userVersion: 4 },
+  { name: 'rollback --with-db failed its gate, killed going back after the renames: v2 started, the renames not repeated', world: world([R1, R2ok, manual('revert-start', { withDb: true, backupId: 'b-r2', dbRestored: false, revertData: withDbBack })], { apps: [app('v1', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'rolled-back' }, userVersion: 4 },
   // restore on its own
   { name: 'restore killed in its safety backup: rolled back, live untouched', world: world([R1], { apps: [app('v1')] }, restoreJ('safety-backup')), kinds: ['restore-recover'], runs: 'v1', results: { r1: 'ok' } },
   { name: 'restore killed mid swap: rolled forward', world: world([R1], { apps: [app('v1', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapping')), kinds: ['restore-recover'], runs: null, results: { r1: 'ok' }, userVersion: 3 },

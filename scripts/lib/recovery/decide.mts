@@ -63,6 +63,8 @@ export type ReleaseRecoveryAction =
   | { kind: 'stop-app'; reason: string }
   /** remove app containers that do not run (a `Created` new one, the stopped old one) */
   | { kind: 'remove-app-containers'; ids: string[]; reason: string }
+  /** a rollback --with-db going back: the live state into `to`, the pre-rollback state (`from`) live again, by rename (release/revert-with-db.mts) */
+  | { kind: 'revert-data'; releaseId: string; from: string; to: string; reason: string }
   /** restore a backup with the app stopped (the restore half journals and recovers it) */
   | { kind: 'restore-backup'; releaseId: string; backupId: string; reason: string }
   /** the proxy is down: start it */
@@ -129,6 +131,8 @@ export interface RecoveryGoal {
   distrustStartedBefore?: string | null;
   /** a held release: reach the goal (it serving) but write no final line, the operator decides */
   open?: boolean;
+  /** a rollback --with-db whose gate failed, going back: the renames of its data, unless done */
+  revertData?: { from: string; to: string; done: boolean } | null;
 }
 
 const unfinished = (r: Release) => r.result === 'in-progress';
@@ -151,6 +155,16 @@ function goalOf(r: Release, releases: Release[]): RecoveryGoal {
       schema: { userVersionBefore: failed?.userVersionBefore ?? null, backupId: failed?.backupId ?? null, restored: r.dbRestored === true, servingSince: (failed?.servingSince as string | undefined) ?? null },
       data: null, result: 'ok',
       why: `automatic revert ${r.id} of ${revertOf} (phase ${r.phase ?? '?'}): back to ${r.appTag ?? 'nothing'}, never the failed image ${String(r.failedAppTag ?? failed?.appTag ?? '?')}`,
+    };
+  }
+  const rd = r.revertData as { from?: unknown; to?: unknown } | undefined;
+  if (r.kind === 'rollback' && r.withDb && rd && typeof rd.from === 'string' && typeof rd.to === 'string') {
+    // rollback --with-db that failed its gate and was going back: finish going back (the operator's
+    // choice was judged and failed), never forward onto the backup again
+    return {
+      releaseId: r.id, appTag: prevTag, appRelease: prevRelease, schema: null, data: null, result: 'rolled-back',
+      revertData: { from: rd.from, to: rd.to, done: r.phase !== 'revert-data' },
+      why: `rollback --with-db ${r.id} failed its gate and was interrupted going back (phase ${r.phase ?? '?'}): back to ${prevTag ?? 'nothing'} with the data live before it`,
     };
   }
   if (r.kind === 'rollback' && r.withDb && r.backupId) {
@@ -185,7 +199,11 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
   const since = g.distrustStartedBefore;
   const suspect = since ? goalRunning.filter((a) => a.startedAt !== undefined && a.startedAt < since) : [];
   if (suspect.length) return [{ kind: 'stop-app', reason: `${suspect.map((a) => a.id.slice(0, 12)).join(', ')} (${g.appTag}) ran before the swap that died: compose may have asked Docker to stop it; restarting it instead of trusting it` }];
-  // 2. the data: the chosen backup (rollback --with-db), or the schema rule
+  // 2. the data: the state live before a failed rollback --with-db, the chosen backup, or the schema rule
+  if (g.revertData && !g.revertData.done) {
+    if (running.length) return [{ kind: 'stop-app', reason: `the data live before ${g.releaseId} goes back by rename with the app stopped` }];
+    return [{ kind: 'revert-data', releaseId: g.releaseId, from: g.revertData.from, to: g.revertData.to, reason: `${g.why}: ${g.revertData.from} goes live again, the state the failed attempt served on is kept in ${g.revertData.to}` }];
+  }
   let restored = false;
   if (g.data && !g.data.restored) {
     if (goalRunning.length) return [{ kind: 'stop-app', reason: `backup ${g.data.backupId} must be restored with the app stopped` }];
@@ -360,6 +378,7 @@ export function describeAction(a: RecoveryAction): string {
     case 'undrain': return `let Caddy route to the app again: ${a.reason}`;
     case 'release-webhook': return `let Telegram's updates through again: ${a.reason}`;
     case 'remove-app-containers': return `remove app container(s) ${a.ids.map((x) => x.slice(0, 12)).join(', ')}: ${a.reason}`;
+    case 'revert-data': return `put the data live before ${a.releaseId} back: ${a.reason}`;
     case 'restore-backup': return `restore backup ${a.backupId}: ${a.reason}`;
     case 'start-proxy': return `start the proxy: ${a.reason}`;
     case 'start-app': return `start the app on ${a.appTag}: ${a.reason}`;

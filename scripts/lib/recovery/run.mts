@@ -146,12 +146,20 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
     case 'remove-app-containers':
       await docker(removeContainersArgs(a.ids));
       return;
+    case 'revert-data': {
+      const { swapKeptBack } = await import('../release/revert-with-db.mts');
+      swapKeptBack(env, { from: a.from, to: a.to }, a.releaseId);
+      appendJournal(env.layout.releases, { id: a.releaseId, phase: 'revert-start', dbRestored: false, keptFailed: a.to });
+      log.warn(`the state the failed ${a.releaseId} served on is kept in ${a.to}`);
+      return;
+    }
     case 'restore-backup': {
       const { restoreBackup } = await import('../release/revert.mts');
       const s = log.step(`restore backup ${a.backupId}`);
       try {
-        await restoreBackup(env, log, a.backupId, null);
+        const keptPre = await restoreBackup(env, log, a.backupId, null);
         s.done();
+        appendJournal(env.layout.releases, { id: a.releaseId, keptPre });
       } catch (err) {
         s.fail(err);
         throw err;
