@@ -3,7 +3,7 @@
 // pre-deploy backup is restored, because old code cannot run on the new schema). A schema release that
 // serves and fails smoke while Telegram sends updates: none of them is lost with its data (issue 16).
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describeDocker } from '../support/docker.ts';
@@ -51,6 +51,45 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     const failed = journal().find((x) => x.gitSha === sha)!;
     const rb = journal().find((x) => x.kind === 'rollback' && x.previousRelease === failed?.id);
     return { r, s, before, sha, failed, rb };
+  }
+
+  /**
+   * Watch a restore's staging from outside: when STATE_DIR/.stage-<backup> appears, and /health through
+   * Caddy every few ms: how many requests sent after staging began the live release (liveTag) still
+   * answered, and which requests failed at all.
+   */
+  function watchStaging(liveTag: string) {
+    let stagedSeenAt: number | null = null;
+    let servedAfterStaging = 0;
+    const failed: string[] = [];
+    let on = true;
+    const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+    const seer = (async () => {
+      while (on && stagedSeenAt === null) {
+        if (readdirSync(stack.stateDir).some((n) => n.startsWith('.stage-'))) stagedSeenAt = Date.now();
+        else await sleep(5);
+      }
+    })();
+    const poller = (async () => {
+      while (on) {
+        const t0 = Date.now();
+        try {
+          const res = await stack.fetch('/health', { timeoutMs: 40_000 });
+          if (res.status !== 200) failed.push(`status ${res.status}`);
+          else if (stagedSeenAt !== null && t0 >= stagedSeenAt && res.json().version === liveTag) servedAfterStaging++;
+        } catch (e) {
+          failed.push((e as Error).message);
+        }
+        await sleep(10);
+      }
+    })();
+    return {
+      async stop() {
+        on = false;
+        await Promise.all([seer, poller]);
+        return { stagedSeenAt, servedAfterStaging, failed };
+      },
+    };
   }
 
   beforeAll(async () => {
@@ -181,6 +220,8 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     await stack.fakeBot!.waitForDrained(stack.botToken, 120_000);
     expect(r.code, explain(r)).toBe(1);
     expect(r.stderr).toMatch(/smoke failed: cors/);
+    // the schema revert staged the backup while the failed release still served, then stopped it (the stop waits for renames, not a copy)
+    expect(r.stderr).toMatch(/staged backup \S+ in \S+ while the app serves[\s\S]*recovery: stop the app/);
     expect(failed).toMatchObject({ result: 'rolled-back', dbRestored: true });
     expect(await version()).toBe(before);
     expect(userVersion()).toBe(uvBefore);
@@ -219,8 +260,15 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     expect(created.status).toBe(201);
 
     const rec = dockerRecorder();
+    const watch = watchStaging(live.slice(0, 12));
     const r = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--with-db', '--yes'], { timeoutMs: 240_000, env: rec.env });
+    const w = await watch.stop();
     expect(r.code, explain(r)).toBe(1);
+    // the backup was staged beside the live data while the live app still served: the site waited for renames, not a copy
+    expect(w.stagedSeenAt, 'no STATE_DIR/.stage-<backup> seen').not.toBeNull();
+    expect(w.servedAfterStaging, 'requests answered by the live app after staging began').toBeGreaterThan(0);
+    expect(w.failed, 'requests failed during the rollback and its undoing').toEqual([]);
+    expect(r.stderr).toMatch(/staged backup \S+ in \S+ while the app serves/);
     expect(r.stderr).toMatch(/smoke failed: cors|smoke cors: FAIL/);
     // the failure dumped as docker-rollout does: the failed app's health and logs
     expect(r.stderr).toMatch(new RegExp(`image \\S+:${target.slice(0, 12)}: status running`));

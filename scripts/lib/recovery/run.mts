@@ -15,7 +15,7 @@ import { clearDrain } from '../docker/drain.mts';
 import { processStartTime } from '../host/lock.mts';
 import { appendJournal, readJournal } from '../release/journal.mts';
 import { readRestoreJournal, recoverRestore } from '../restore/restore.mts';
-import { closeAfterFailure, decideRecovery, describeAction, type RecoveryAction } from './decide.mts';
+import { closeAfterFailure, closesOnFailure, decideRecovery, describeAction, type RecoveryAction } from './decide.mts';
 import { observeState } from './observe.mts';
 import type { ObservedUserVersion } from './observed.mts';
 import { healthGate, healthGateMs, smokeGate, telegramGate, type GateOptions } from '../release/gates.mts';
@@ -86,6 +86,12 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
       report.exitCode = 1;
       report.error = `${a.kind} failed: ${errorMessage(err)}`;
       log.error(`recovery: ${report.error}`);
+      if (!closesOnFailure(a)) {
+        // not a verdict on the release: it stays open and the next run tries again (a stage resumes)
+        report.next = `the next recovery run tries again (the timer, every minute); to see it now: node scripts/recover.mts --config ${env.file} --dry-run`;
+        log.error(`recovery: ${report.next}`);
+        return report;
+      }
       // the goal cannot be reached automatically: close the open releases, naming the failure
       for (const line of closeAfterFailure(readJournal(env.layout.releases).releases, report.error, new Date().toISOString())) appendJournal(env.layout.releases, line);
       report.next = `node scripts/smoke.mts --config ${env.file}   # then: node scripts/rollback.mts --config ${env.file} --list`;
@@ -146,6 +152,16 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
     case 'remove-app-containers':
       await docker(removeContainersArgs(a.ids));
       return;
+    case 'stage-backup': {
+      const { prestageBackup } = await import('../restore/prestage.mts');
+      await prestageBackup(env, log, a.backupId);
+      return;
+    }
+    case 'discard-staged': {
+      const { discardStaged } = await import('../restore/prestage.mts');
+      discardStaged(env.layout, a.backupIds);
+      return;
+    }
     case 'revert-data': {
       const { swapKeptBack } = await import('../release/revert-with-db.mts');
       swapKeptBack(env, { from: a.from, to: a.to }, a.releaseId);

@@ -33,9 +33,12 @@ export async function preDeployBackup(env: OpsEnv, log: Logger, appTag: string |
  */
 export async function restoreBackup(env: OpsEnv, log: Logger, backupId: string, appTag: string | null): Promise<string | null> {
   const { runRestore } = await import('../restore/restore.mts');
+  const { completeStage } = await import('../restore/prestage.mts');
+  // staged beforehand while the app served (recovery's stage-backup, rollback --with-db): no copy now
+  const prestaged = completeStage(env.layout, backupId) ?? undefined;
   const r = await runRestore({
     ctx: env, from: backupId, lockHeld: true, yes: true, log,
-    appTag: appTag ?? undefined, startApp: false, smoke: false, keptLabel: 'pre-rollback',
+    appTag: appTag ?? undefined, startApp: false, smoke: false, keptLabel: 'pre-rollback', prestaged,
   });
   // where the replaced live state went: rollback --with-db puts it back when its gate fails
   return r.keptDir;

@@ -22,6 +22,7 @@ import { recoverUnfinished } from './recovery.mts';
 import { warnWithoutNet } from '../schedules/net.mts';
 import { restoreBackup, revert } from './revert.mts';
 import { revertWithDb } from './revert-with-db.mts';
+import { prestageBackup } from '../restore/prestage.mts';
 import { swapApp, swapWindowOf } from './swap.mts';
 import { activateFrontend, observeFrontend } from './frontend.mts';
 import { shapeOfRelease } from '../config/shape.mts';
@@ -208,6 +209,8 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
     }
     if (plan.backupId) {
       phase = 'restore';
+      // copied and verified beside the live data while the app still serves: the stop below lasts the renames
+      await timed('stage', () => prestageBackup(env, log, plan.backupId!));
       const s = log.step(`restore backup ${plan.backupId}`);
       // stop first so nothing writes while the data is replaced
       // (through the drain, as every stop: an app without readiness of its own gets Caddy routing around it first)
