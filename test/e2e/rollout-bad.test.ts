@@ -53,6 +53,17 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     return { r, s, before, sha, failed, rb };
   }
 
+  /** Commit a good release adding a column (user_version + 1) on top of the good commit and roll it out; its sha. */
+  async function rollOutMigration(column: string, label: string) {
+    src.checkout(good);
+    const sha = src.commit(label, (dir) => patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
+      `(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN ${column} INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;`));
+    builtTags.push(sha.slice(0, 12));
+    const r = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 240_000 });
+    expect(r.code, explain(r)).toBe(0);
+    return sha;
+  }
+
   /**
    * Watch a restore's staging from outside: when STATE_DIR/.stage-<backup> appears, and /health through
    * Caddy every few ms: how many requests sent after staging began the live release (liveTag) still
@@ -173,12 +184,7 @@ describeDocker('rollout: bad releases roll back automatically', () => {
   it('a good release that changed the schema: plain rollback is refused, rollback --with-db restores its data', async () => {
     const uvBefore = userVersion();
     const before = await version();
-    src.checkout(good);
-    const sha = src.commit('additive migration', (dir) => patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
-      '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN good_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;'));
-    builtTags.push(sha.slice(0, 12));
-    const r = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 240_000 });
-    expect(r.code, explain(r)).toBe(0);
+    const sha = await rollOutMigration('good_release', 'additive migration');
     expect(userVersion()).toBe(uvBefore + 1);
 
     const plain = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 180_000 });
@@ -247,12 +253,7 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     const a = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', '--skip-smoke'], { timeoutMs: 240_000 });
     expect(a.code, explain(a)).toBe(0);
     // then a schema release over it: its pre-deploy backup holds the target's data
-    src.checkout(good);
-    const live = src.commit('additive migration over the cors release', (dir) => patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
-      '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN withdb_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;'));
-    builtTags.push(live.slice(0, 12));
-    const b = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 240_000 });
-    expect(b.code, explain(b)).toBe(0);
+    const live = await rollOutMigration('withdb_release', 'additive migration over the cors release');
     const uvLive = userVersion();
     // a write the live release acknowledged after that backup: it must be live again when the rollback is undone
     const auth = `tma ${signInitData(stack.botToken, { user: { id: 6660003, first_name: 'WithDb' } })}`;
