@@ -77,7 +77,8 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
       }
     }
     // the decision stops every foreign app first, so the first later step sees the schema as judged
-    if (!report.judgedUserVersion && a.kind !== 'stop-app' && a.kind !== 'mark-failed' && a.kind !== 'restore-recover') report.judgedUserVersion = current.observed.userVersion;
+    // (staging runs before that stop, while the failing app may still migrate: not a judgement either)
+    if (!report.judgedUserVersion && !['stop-app', 'mark-failed', 'restore-recover', 'stage-backup', 'discard-staged'].includes(a.kind)) report.judgedUserVersion = current.observed.userVersion;
     log.warn(`recovery: ${describeAction(a)}`);
     report.actions.push(a);
     try {
