@@ -66,10 +66,10 @@ describeDocker('rollout: bad releases roll back automatically', () => {
 
   /**
    * Watch a restore's staging from outside: when STATE_DIR/.stage-<backup> appears, and /health through
-   * Caddy every few ms: how many requests sent after staging began the live release (liveTag) still
-   * answered, and which requests failed at all.
+   * Caddy every few ms: how many requests sent after staging began the release serving before the stop
+   * (servedBy its version) still answered, and which requests failed at all.
    */
-  function watchStaging(liveTag: string) {
+  function watchStaging(servedBy: (version: string) => boolean) {
     let stagedSeenAt: number | null = null;
     let servedAfterStaging = 0;
     const failed: string[] = [];
@@ -87,7 +87,7 @@ describeDocker('rollout: bad releases roll back automatically', () => {
         try {
           const res = await stack.fetch('/health', { timeoutMs: 40_000 });
           if (res.status !== 200) failed.push(`status ${res.status}`);
-          else if (stagedSeenAt !== null && t0 >= stagedSeenAt && res.json().version === liveTag) servedAfterStaging++;
+          else if (stagedSeenAt !== null && t0 >= stagedSeenAt && servedBy(res.json().version)) servedAfterStaging++;
         } catch (e) {
           failed.push((e as Error).message);
         }
@@ -216,11 +216,15 @@ describeDocker('rollout: bad releases roll back automatically', () => {
         await new Promise((res) => setTimeout(res, 150));
       }
     })();
+    const liveBefore = await version();
+    // the failed release is any version but the one before it: it serves until the revert's stop
+    const watch = watchStaging((v) => v !== liveBefore);
     const { r, before, failed } = await badRollout('schema then CORS', (dir) => {
       patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
         '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN tg_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;');
       BAD.corsAnyOrigin(dir);
     });
+    const w = await watch.stop();
     sending = false;
     await sender;
     await stack.fakeBot!.waitForDrained(stack.botToken, 120_000);
@@ -228,6 +232,9 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     expect(r.stderr).toMatch(/smoke failed: cors/);
     // the schema revert staged the backup while the failed release still served, then stopped it (the stop waits for renames, not a copy)
     expect(r.stderr).toMatch(/staged backup \S+ in \S+ while the app serves[\s\S]*recovery: stop the app/);
+    expect(w.stagedSeenAt, 'no STATE_DIR/.stage-<backup> seen').not.toBeNull();
+    expect(w.servedAfterStaging, 'requests answered by the failed release after staging began, before its stop').toBeGreaterThan(0);
+    expect(w.failed, 'requests failed during the revert').toEqual([]);
     expect(failed).toMatchObject({ result: 'rolled-back', dbRestored: true });
     expect(await version()).toBe(before);
     expect(userVersion()).toBe(uvBefore);
@@ -261,7 +268,7 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     expect(created.status).toBe(201);
 
     const rec = dockerRecorder();
-    const watch = watchStaging(live.slice(0, 12));
+    const watch = watchStaging((v) => v === live.slice(0, 12));
     const r = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--with-db', '--yes'], { timeoutMs: 240_000, env: rec.env });
     const w = await watch.stop();
     expect(r.code, explain(r)).toBe(1);
