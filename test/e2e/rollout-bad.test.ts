@@ -3,6 +3,7 @@
 // pre-deploy backup is restored, because old code cannot run on the new schema). A schema release that
 // serves and fails smoke while Telegram sends updates: none of them is lost with its data (issue 16).
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describeDocker } from '../support/docker.ts';
@@ -50,6 +51,56 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     const failed = journal().find((x) => x.gitSha === sha)!;
     const rb = journal().find((x) => x.kind === 'rollback' && x.previousRelease === failed?.id);
     return { r, s, before, sha, failed, rb };
+  }
+
+  /** Commit a good release adding a column (user_version + 1) on top of the good commit and roll it out; its sha. */
+  async function rollOutMigration(column: string, label: string) {
+    src.checkout(good);
+    const sha = src.commit(label, (dir) => patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
+      `(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN ${column} INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;`));
+    builtTags.push(sha.slice(0, 12));
+    const r = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 240_000 });
+    expect(r.code, explain(r)).toBe(0);
+    return sha;
+  }
+
+  /**
+   * Watch a restore's staging from outside: when STATE_DIR/.stage-<backup> appears, and /health through
+   * Caddy every few ms: how many requests sent after staging began the release serving before the stop
+   * (servedBy its version) still answered, and which requests failed at all.
+   */
+  function watchStaging(servedBy: (version: string) => boolean) {
+    let stagedSeenAt: number | null = null;
+    let servedAfterStaging = 0;
+    const failed: string[] = [];
+    let on = true;
+    const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
+    const seer = (async () => {
+      while (on && stagedSeenAt === null) {
+        if (readdirSync(stack.stateDir).some((n) => n.startsWith('.stage-'))) stagedSeenAt = Date.now();
+        else await sleep(5);
+      }
+    })();
+    const poller = (async () => {
+      while (on) {
+        const t0 = Date.now();
+        try {
+          const res = await stack.fetch('/health', { timeoutMs: 40_000 });
+          if (res.status !== 200) failed.push(`status ${res.status}`);
+          else if (stagedSeenAt !== null && t0 >= stagedSeenAt && servedBy(res.json().version)) servedAfterStaging++;
+        } catch (e) {
+          failed.push((e as Error).message);
+        }
+        await sleep(10);
+      }
+    })();
+    return {
+      async stop() {
+        on = false;
+        await Promise.all([seer, poller]);
+        return { stagedSeenAt, servedAfterStaging, failed };
+      },
+    };
   }
 
   beforeAll(async () => {
@@ -133,12 +184,7 @@ describeDocker('rollout: bad releases roll back automatically', () => {
   it('a good release that changed the schema: plain rollback is refused, rollback --with-db restores its data', async () => {
     const uvBefore = userVersion();
     const before = await version();
-    src.checkout(good);
-    const sha = src.commit('additive migration', (dir) => patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
-      '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN good_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;'));
-    builtTags.push(sha.slice(0, 12));
-    const r = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 240_000 });
-    expect(r.code, explain(r)).toBe(0);
+    const sha = await rollOutMigration('good_release', 'additive migration');
     expect(userVersion()).toBe(uvBefore + 1);
 
     const plain = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify'], { timeoutMs: 180_000 });
@@ -170,16 +216,25 @@ describeDocker('rollout: bad releases roll back automatically', () => {
         await new Promise((res) => setTimeout(res, 150));
       }
     })();
+    const liveBefore = await version();
+    // the failed release is any version but the one before it: it serves until the revert's stop
+    const watch = watchStaging((v) => v !== liveBefore);
     const { r, before, failed } = await badRollout('schema then CORS', (dir) => {
       patchFile(dir, 'app/src/db.ts', 'export const SCHEMA_VERSION = MIGRATIONS.length;',
         '(MIGRATIONS as string[]).push("ALTER TABLE tasks ADD COLUMN tg_release INTEGER");\nexport const SCHEMA_VERSION = MIGRATIONS.length;');
       BAD.corsAnyOrigin(dir);
     });
+    const w = await watch.stop();
     sending = false;
     await sender;
     await stack.fakeBot!.waitForDrained(stack.botToken, 120_000);
     expect(r.code, explain(r)).toBe(1);
     expect(r.stderr).toMatch(/smoke failed: cors/);
+    // the schema revert staged the backup while the failed release still served, then stopped it (the stop waits for renames, not a copy)
+    expect(r.stderr).toMatch(/staged backup \S+ in \S+ while the app serves[\s\S]*recovery: stop the app/);
+    expect(w.stagedSeenAt, 'no STATE_DIR/.stage-<backup> seen').not.toBeNull();
+    expect(w.servedAfterStaging, 'requests answered by the failed release after staging began, before its stop').toBeGreaterThan(0);
+    expect(w.failed, 'requests failed during the revert').toEqual([]);
     expect(failed).toMatchObject({ result: 'rolled-back', dbRestored: true });
     expect(await version()).toBe(before);
     expect(userVersion()).toBe(uvBefore);
@@ -196,4 +251,54 @@ describeDocker('rollout: bad releases roll back automatically', () => {
     // the hold showed up as what it is: Telegram was told to retry while the release was judged
     expect(stack.fakeBot!.deliveries.some((d) => ids.includes(d.update_id) && d.status === 503)).toBe(true);
   }, 420_000);
+
+  it('rollback --with-db whose gate fails: back to the release and the data live before it, the failure dumped, what it did kept aside and named', async () => {
+    // the target: a release that passed its own rollout without smoke, and fails smoke (CORS) when the rollback judges it
+    src.checkout(good);
+    const target = src.commit('cors, deployed without smoke', BAD.corsAnyOrigin);
+    builtTags.push(target.slice(0, 12));
+    const a = await runScript('rollout.mts', ['--config', stack.envFile, '--source', src.dir, '--ca', stack.caPem, '--no-notify', '--skip-smoke'], { timeoutMs: 240_000 });
+    expect(a.code, explain(a)).toBe(0);
+    // then a schema release over it: its pre-deploy backup holds the target's data
+    const live = await rollOutMigration('withdb_release', 'additive migration over the cors release');
+    const uvLive = userVersion();
+    // a write the live release acknowledged after that backup: it must be live again when the rollback is undone
+    const auth = `tma ${signInitData(stack.botToken, { user: { id: 6660003, first_name: 'WithDb' } })}`;
+    const created = await stack.fetch('/tasks', { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'written before the failed rollback --with-db' }) });
+    expect(created.status).toBe(201);
+
+    const rec = dockerRecorder();
+    const watch = watchStaging((v) => v === live.slice(0, 12));
+    const r = await runScript('rollback.mts', ['--config', stack.envFile, '--ca', stack.caPem, '--no-notify', '--with-db', '--yes'], { timeoutMs: 240_000, env: rec.env });
+    const w = await watch.stop();
+    expect(r.code, explain(r)).toBe(1);
+    // the backup was staged beside the live data while the live app still served: the site waited for renames, not a copy
+    expect(w.stagedSeenAt, 'no STATE_DIR/.stage-<backup> seen').not.toBeNull();
+    expect(w.servedAfterStaging, 'requests answered by the live app after staging began').toBeGreaterThan(0);
+    expect(w.failed, 'requests failed during the rollback and its undoing').toEqual([]);
+    expect(r.stderr).toMatch(/staged backup \S+ in \S+ while the app serves/);
+    expect(r.stderr).toMatch(/smoke failed: cors|smoke cors: FAIL/);
+    // the failure dumped as docker-rollout does: the failed app's health and logs
+    expect(r.stderr).toMatch(new RegExp(`image \\S+:${target.slice(0, 12)}: status running`));
+    expect(r.stderr).toMatch(/last \d+ log lines:/);
+    // undone: the release and the data that were live before it, nothing else
+    expect(await version()).toBe(live.slice(0, 12));
+    expect(userVersion()).toBe(uvLive);
+    const db = new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
+    try {
+      expect(db.prepare('SELECT count(*) AS n FROM tasks WHERE title = ?').get('written before the failed rollback --with-db')).toEqual({ n: 1 });
+    } finally {
+      db.close();
+    }
+    const last = journal().at(-1)!;
+    expect(last).toMatchObject({ kind: 'rollback', withDb: true, result: 'rolled-back', appTag: target.slice(0, 12), dbRestored: false });
+    // what the failed attempt served on (the backup, and anything written during its gates) is kept aside, named in the output
+    expect(typeof last.keptFailed).toBe('string');
+    expect(existsSync(join(String(last.keptFailed), 'data', 'lazyflow.db'))).toBe(true);
+    expect(r.stderr).toContain(String(last.keptFailed));
+    // the one stop and the one start, twice: into the rollback, and back out of it
+    const one = oneStopOneStart(stack.envFile);
+    expect(appLifecycle(rec.argvs())).toEqual([one.stop, one.start, one.stop, one.start]);
+    rec.done();
+  }, 600_000);
 });

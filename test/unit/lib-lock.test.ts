@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { acquireLock, isStale, LockBusyError, readLock } from '../../scripts/lib/host/lock.mts';
+import { acquireLock, isStale, LockBusyError, processStartTime, readLock, recordedPidAlive } from '../../scripts/lib/host/lock.mts';
 
 let dir: string;
 let layout: { lockFile: string };
@@ -265,5 +265,19 @@ describe('a zombie holds nothing', () => {
     } finally {
       sh.kill('SIGKILL');
     }
+  });
+});
+
+// issue 16: the restore journal (and a release's line) record the pid with its /proc start time, so a pid
+// reused after a reboot is not taken for the restore still running (which froze recovery and the backups)
+describe('recordedPidAlive: the process a journal names, not whatever has its pid now', () => {
+  it.each<{ name: string; pid: () => unknown; start: () => unknown; alive: boolean }>([
+    { name: 'this process, its start time recorded', pid: () => process.pid, start: () => processStartTime(process.pid), alive: true },
+    { name: 'the same pid, another start time (reused after a reboot)', pid: () => process.pid, start: () => '1', alive: false },
+    { name: 'the same pid, no start time recorded (a journal of an older toolkit): alive', pid: () => process.pid, start: () => undefined, alive: true },
+    { name: 'no such process', pid: () => 2 ** 22 + 1, start: () => undefined, alive: false },
+    { name: 'no pid at all', pid: () => undefined, start: () => undefined, alive: false },
+  ])('$name', ({ pid, start, alive }) => {
+    expect(recordedPidAlive(pid(), start())).toBe(alive);
   });
 });

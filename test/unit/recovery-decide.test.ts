@@ -7,7 +7,7 @@
 // after any number of its actions ends in the same place.
 import { describe, expect, it } from 'vitest';
 import { parseJournal, type Release, type ReleaseLine } from '../../scripts/lib/release/journal.mts';
-import { closeAfterFailure, decideRecovery, type RecoveryAction } from '../../scripts/lib/recovery/decide.mts';
+import { closeAfterFailure, closesOnFailure, decideRecovery, type RecoveryAction } from '../../scripts/lib/recovery/decide.mts';
 import type { ObservedApp, ObservedState } from '../../scripts/lib/recovery/observed.mts';
 import type { RestoreJournal } from '../../scripts/lib/restore/restore.mts';
 
@@ -40,9 +40,22 @@ function apply(w: World, a: RecoveryAction): World {
     case 'remove-app-containers':
       o.apps = o.apps.filter((x) => !a.ids.includes(x.id));
       break;
+    case 'stage-backup':
+      o.staged = [...(o.staged ?? []).filter((x) => x.backupId !== a.backupId), { backupId: a.backupId, complete: true }];
+      break;
+    case 'discard-staged':
+      o.staged = (o.staged ?? []).filter((x) => !a.backupIds.includes(x.backupId));
+      break;
     case 'restore-backup':
+      // a staged copy of it is renamed in (restoreBackup: prestaged)
+      o.staged = (o.staged ?? []).filter((x) => x.backupId !== a.backupId);
       o.userVersion = { kind: 'read', value: w.backupSchemas[a.backupId] };
       lines.push({ id: a.releaseId, dbRestored: true });
+      break;
+    case 'revert-data':
+      // the pre-rollback state (v2's, schema 4) is renamed live again
+      o.userVersion = { kind: 'read', value: 4 };
+      lines.push({ id: a.releaseId, phase: 'revert-start', dbRestored: false, keptFailed: a.to });
       break;
     case 'start-proxy':
       o.proxyRunning = true;
@@ -127,6 +140,8 @@ const R2ok: ReleaseLine = { id: 'r2', kind: 'rollout', appTag: 'v2', result: 'ok
 const manual = (phase: string, extra: Partial<ReleaseLine> = {}): ReleaseLine => ({
   id: 'm1', kind: 'rollback', appTag: 'v1', result: 'in-progress', phase, previousRelease: 'r2', previousAppTag: 'v2', target: 'r1', backupId: null, pid: 901, ...extra,
 });
+// where a failed rollback --with-db moves the data: the pre-rollback state back live, the failed attempt's aside
+const withDbBack = { from: '/state/kept/op1-pre-rollback', to: '/state/kept/m1-failed-rollback' };
 const restoreJ = (phase: RestoreJournal['phase'], extra: Partial<RestoreJournal> = {}): RestoreJournal => ({
   op: 'op1', backupId: 'b-r2', staging: '/state/.restore-op1', phase, startedAt: '', updatedAt: '', pid: 902, appWasRunning: true, appImage: 'lazyflow-app:v1',
   startApp: false, safetyBackupId: 'b-safety', keepOld: false, ...extra,
@@ -163,7 +178,7 @@ const rows: Row[] = [
   { name: 'rollout killed mid compose up: new Created, old stopped (the site was down)', world: world([R1, r2('swap')], { apps: [app('v1', 'exited', undefined), app('v2', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'rollout killed with the old one removed and the new one Created', world: world([R1, r2('swap')], { apps: [app('v2', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'rollout killed while the new one starts (not yet healthy), schema unchanged', world: world([R1, r2('swap')], { apps: [app('v2', 'running', 'starting')] }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
-  { name: 'rollout killed in the health gate, new release migrated (user_version 3 -> 4): judged after the stop, backup restored (healthy, judged by its gates: they fail, within its gate window)', world: world([R1, r2('health')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['judge-release', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
+  { name: 'rollout killed in the health gate, new release migrated (user_version 3 -> 4): judged after the stop, backup restored (healthy, judged by its gates: they fail, within its gate window)', world: world([R1, r2('health')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['judge-release', 'stage-backup', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
   { name: 'rollout killed in the smoke gate, user_version unreadable: stops and asks, never restores (healthy, judged by its gates: they fail, within its gate window)', world: world([R1, r2('smoke')], { apps: [app('v2')], userVersion: { kind: 'unreadable', error: 'SQLITE_BUSY' } }), kinds: ['judge-release', 'stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollback\.mts --config \.env\.prod --to r1 --force/ },
   { name: 'rollout killed in the telegram gate, no container at all and the proxy down (reboot)', world: world([R1, r2('telegram')], { apps: [], proxyRunning: false }), kinds: ['start-proxy', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' } },
   { name: 'first deploy killed in the health gate: nothing to go back to, the app stops (healthy, judged by its gates: they fail, within its gate window)', world: world([r2('health', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')] }), kinds: ['judge-release', 'stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollout\.mts --config \.env\.prod/ },
@@ -179,7 +194,7 @@ const rows: Row[] = [
   { name: 'first deploy killed after its front end went live: the app stops, the front end stays (nothing to go back to) (healthy, judged by its gates: they fail, within its gate window)', world: world([r2('smoke', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')], ...fe('v2', ['v2']) }), kinds: ['judge-release', 'stop-app', 'finish'], runs: null, results: { r2: 'failed' }, asks: /rollout\.mts --config \.env\.prod/, frontend: 'v2' },
   // the automatic revert (r2 failed its health gate; the revert rb goes back to v1)
   { name: 'revert killed after it stopped the failed app: finishes to v1, never the failed v2', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2', 'exited', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
-  { name: 'revert killed before its stop, the failed release migrated: stop, restore, start v1', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: 'revert killed before its stop, the failed release migrated: stop, restore, start v1', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stage-backup', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
   { name: 'revert killed after its restore, v1 Created', world: world([R1, r2('health'), revert('start', { dbRestored: true })], { apps: [app('v1', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
   { name: 'revert killed during its health gate on v1 (healthy): only the final lines', world: world([R1, r2('health'), revert('health')], { apps: [app('v1')] }), kinds: ['finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' } },
   { name: 'revert killed during its restore (restore journal mid swap): restore half first, then v1', world: world([R1, r2('health'), revert('restore')], { apps: [], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapping')), kinds: ['restore-recover', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
@@ -190,9 +205,22 @@ const rows: Row[] = [
   { name: 'rollback killed mid compose up: back to v2', world: world([R1, R2ok, manual('swap')], { apps: [app('v2', 'exited', undefined), app('v1', 'created', undefined)], userVersion: { kind: 'read', value: 4 } }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'failed' } },
   { name: 'rollback killed in its health gate on v1: back to v2', world: world([R1, R2ok, manual('health')], { apps: [app('v1')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'failed' } },
   // rollback --with-db (v2 -> v1 with b-r2): from its restore on, it is finished as chosen
-  { name: 'rollback --with-db killed before its stop: stop, restore b-r2, start v1', world: world([R1, R2ok, manual('restore', { withDb: true, backupId: 'b-r2' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
+  { name: 'rollback --with-db killed before its stop: stop, restore b-r2, start v1', world: world([R1, R2ok, manual('restore', { withDb: true, backupId: 'b-r2' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stage-backup', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
   { name: 'rollback --with-db killed mid restore (journal: swapped): restore half completes, then v1', world: world([R1, R2ok, manual('restore', { withDb: true, backupId: 'b-r2' })], { apps: [app('v2', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapped')), kinds: ['restore-recover', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
   { name: 'rollback --with-db killed after its restore, in the swap', world: world([R1, R2ok, manual('swap', { withDb: true, backupId: 'b-r2', dbRestored: true })], { apps: [app('v1', 'created', undefined)] }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
+  // rollback --with-db whose gate failed, going back (release/revert-with-db.mts): finished back to v2 on v2's data, never forward onto b-r2 again
+  { name: 'rollback --with-db failed its gate, killed going back before its stop: stop, data renamed back, v2 again', world: world([R1, R2ok, manual('revert-data', { withDb: true, backupId: 'b-r2', dbRestored: true, revertData: withDbBack })], { apps: [app('v1')], userVersion: { kind: 'read', value: 3 } }), kinds: ['stop-app', 'revert-data', 'remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'rolled-back' }, userVersion: 4 },
+  { name: 'rollback --with-db failed its gate, killed going back after its stop (a reboot): data renamed back, v2 again', world: world([R1, R2ok, manual('revert-data', { withDb: true, backupId: 'b-r2', dbRestored: true, revertData: withDbBack })], { apps: [app('v1', 'exited', undefined)], proxyRunning: false, userVersion: { kind: 'read', value: 3 } }), kinds: ['revert-data', 'remove-app-containers', 'start-proxy', 'start-app', 'finish'], runs: 'v2', results: { m1: 'rolled-back' }, userVersion: 4 },
+  { name: 'rollback --with-db failed its gate, killed going back after the renames: v2 started, the renames not repeated', world: world([R1, R2ok, manual('revert-start', { withDb: true, backupId: 'b-r2', dbRestored: false, revertData: withDbBack })], { apps: [app('v1', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }), kinds: ['remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'rolled-back' }, userVersion: 4 },
+  // a schema revert stages the backup while the failing app still serves (restore/prestage.mts): the site is down for the renames, not the copy
+  { name: 'schema revert, the backup already staged (an earlier run): no copy again, stop, restore by rename, v1', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 }, staged: [{ backupId: 'b-r2', complete: true }] }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: 'schema revert, a stage left half done (the timer stopped that run at 15 min): staged again (it resumes), then the stop', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 }, staged: [{ backupId: 'b-r2', complete: false }] }), kinds: ['stage-backup', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: 'revert, schema unchanged while the failed app serves: nothing staged, data kept', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')] }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: 'revert, the failed app already down and the schema moved: no staging first (nothing serves), the restore stages', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }), kinds: ['restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: 'staged, then judged again after the stop: the schema had not moved (re-checked): no restore, the staged copy removed at the end', world: world([R1, r2('health'), revert('swap')], { apps: [app('v2', 'exited', undefined)], staged: [{ backupId: 'b-r2', complete: true }] }), kinds: ['remove-app-containers', 'start-app', 'finish', 'discard-staged'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: "a staged copy of another backup (an earlier release's): this release's backup is staged, the other removed at the end", world: world([R1, r2('health'), revert('swap')], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 }, staged: [{ backupId: 'b-old', complete: true }] }), kinds: ['stage-backup', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish', 'discard-staged'], runs: 'v1', results: { r2: 'rolled-back', rb: 'ok' }, userVersion: 3 },
+  { name: 'rollback --with-db killed before its stop: b-r2 staged while v2 serves, then stop, restore, v1', world: world([R1, R2ok, manual('restore', { withDb: true, backupId: 'b-r2' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 }, staged: [{ backupId: 'b-r2', complete: false }] }), kinds: ['stage-backup', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { m1: 'ok' }, userVersion: 3 },
+  { name: 'nothing open, a staged copy left: removed (bounded)', world: world([R1], { apps: [app('v1')], staged: [{ backupId: 'b-r2', complete: false }] }), kinds: ['discard-staged'], runs: 'v1', results: { r1: 'ok' } },
   // restore on its own
   { name: 'restore killed in its safety backup: rolled back, live untouched', world: world([R1], { apps: [app('v1')] }, restoreJ('safety-backup')), kinds: ['restore-recover'], runs: 'v1', results: { r1: 'ok' } },
   { name: 'restore killed mid swap: rolled forward', world: world([R1], { apps: [app('v1', 'exited', undefined)], userVersion: { kind: 'read', value: 4 } }, restoreJ('swapping')), kinds: ['restore-recover'], runs: null, results: { r1: 'ok' }, userVersion: 3 },
@@ -223,11 +251,11 @@ const rows: Row[] = [
   { name: 'served an hour, its container unhealthy, schema moved: held, restarted, never restored', served: 3600, world: world([R1, r2('health')], { apps: [app('v2', 'running', 'unhealthy')], userVersion: { kind: 'read', value: 4 } }), kinds: ['hold', 'stop-app', 'remove-app-containers', 'start-app'], runs: 'v2', results: { r2: 'in-progress' }, userVersion: 4, asks: /--roll-back r2/ },
   { name: 'a held release the operator has not answered, serving: nothing (every run says it waits)', served: WEEKS3, world: world([R1, r2('health'), held()], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: [], runs: 'v2', results: { r2: 'in-progress' }, userVersion: 4 },
   { name: 'a held release after a reboot: started again on its own data, no restore, no judgement', served: WEEKS3, world: world([R1, r2('health'), held()], { apps: [], proxyRunning: false, userVersion: { kind: 'read', value: 4 } }), kinds: ['start-proxy', 'start-app'], runs: 'v2', results: { r2: 'in-progress' }, userVersion: 4 },
-  { name: 'the operator chose --roll-back for a held release: stop, restore its pre-deploy backup (by choice), v1', served: WEEKS3, world: world([R1, r2('health'), held({ operatorChoice: 'roll-back' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
+  { name: 'the operator chose --roll-back for a held release: stop, restore its pre-deploy backup (by choice), v1', served: WEEKS3, world: world([R1, r2('health'), held({ operatorChoice: 'roll-back' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stage-backup', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
   { name: 'the operator chose --keep: closed as ok, nothing else', served: WEEKS3, world: world([R1, r2('health'), held({ result: 'ok', operatorChoice: 'keep' })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: [], runs: 'v2', results: { r2: 'ok' }, userVersion: 4 },
   { name: 'an interrupted first deploy, healthy: judged and kept, never torn down by the first recovery run', served: 120, world: passing(world([r2('health', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')] })), kinds: ['judge-release'], runs: 'v2', results: { r2: 'ok' } },
   { name: 'an interrupted first deploy that served a day, gates fail: held serving (going back would only stop the site)', served: 86400, world: world([r2('health', { previousRelease: null, previousAppTag: null, backupId: null, userVersionBefore: null })], { apps: [app('v2')] }), kinds: ['judge-release', 'hold'], runs: 'v2', results: { r2: 'in-progress' }, asks: /--roll-back r2 .*first deploy/ },
-  { name: "its journal's own gate window (600 s) counts: served 400 s, gates fail, schema moved: still reverted with the restore", served: 400, world: world([R1, r2('health', { gateWindowS: 600 })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['judge-release', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
+  { name: "its journal's own gate window (600 s) counts: served 400 s, gates fail, schema moved: still reverted with the restore", served: 400, world: world([R1, r2('health', { gateWindowS: 600 })], { apps: [app('v2')], userVersion: { kind: 'read', value: 4 } }), kinds: ['judge-release', 'stage-backup', 'stop-app', 'restore-backup', 'remove-app-containers', 'start-app', 'finish'], runs: 'v1', results: { r2: 'rolled-back' }, userVersion: 3 },
   { name: 'a manual rollback is not judged forward (it restores nothing): back to v2 as before', served: WEEKS3, world: world([R1, R2ok, manual('health')], { apps: [app('v1')], userVersion: { kind: 'read', value: 4 } }), kinds: ['stop-app', 'remove-app-containers', 'start-app', 'finish'], runs: 'v2', results: { m1: 'failed' } },
 ];
 
@@ -293,6 +321,20 @@ describe('recovery decision: idempotent', () => {
 
 // recovery/run.mts: when an action throws (a restore that fails, an app that never becomes healthy),
 // the goal cannot be reached; these are the lines it appends to the journal then.
+describe('recovery runner: which failures close the open releases', () => {
+  // staging and the restore fail for reasons that are no verdict on the release (a full disk, the
+  // timer's 15-minute limit): the release stays open and the next run tries again (a stage resumes)
+  it.each<{ a: RecoveryAction; closes: boolean }>([
+    { a: { kind: 'stage-backup', releaseId: 'rb', backupId: 'b-r2', reason: '' }, closes: false },
+    { a: { kind: 'restore-backup', releaseId: 'rb', backupId: 'b-r2', reason: '' }, closes: false },
+    { a: { kind: 'start-app', appTag: 'v1', reason: '' }, closes: true },
+    { a: { kind: 'stop-app', reason: '' }, closes: true },
+    { a: { kind: 'revert-data', releaseId: 'm1', from: '/a', to: '/b', reason: '' }, closes: true },
+  ])('$a.kind: closes = $closes', ({ a, closes }) => {
+    expect(closesOnFailure(a)).toBe(closes);
+  });
+});
+
 describe('recovery runner: an action that throws closes every open release as failed, never rolled-back', () => {
   const at = '2026-12-06T12:00:00.000Z';
   const err = 'start-app failed: the new app container is unhealthy';

@@ -3,7 +3,7 @@
 // mounted on backups/, as root), instead of failing with EXDEV.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,11 @@ import { stateLayout, type StateLayout } from '../../scripts/lib/config/state.mt
 import { createLogger } from '../../scripts/lib/cli/log.mts';
 import { runBackup } from '../../scripts/lib/backup/backup.mts';
 import { listBackups } from '../../scripts/lib/backup/manifest.mts';
-import { stageBackup } from '../../scripts/lib/restore/stage.mts';
+import { PARTS_DIR, stageBackup } from '../../scripts/lib/restore/stage.mts';
+import { completeStage, discardStaged, observeStaged, prestageBackup, prestageSpace, stageDirFor } from '../../scripts/lib/restore/prestage.mts';
+import type { OpsEnv } from '../../scripts/lib/config/env.mts';
+
+const MB = 2 ** 20;
 
 const log = createLogger({ quiet: true });
 let root: string;
@@ -69,5 +73,53 @@ describe('stageBackup', () => {
       expect(readFileSync(join(target, 'uploads', p)).equals(c)).toBe(true);
       expect(statSync(join(target, 'uploads', p)).dev).not.toBe(statSync(join(b.dir, 'uploads', p)).dev);
     }
+  });
+});
+
+describe('staging beside the serving app (restore/prestage.mts): resumable, bounded by free space', () => {
+  it('a stage stopped half way (the recovery timer stops a run at 15 min) goes on from what it verified, not from zero', async () => {
+    await runBackup({ layout, reason: 'manual', log, skipAppInfo: true, lockHeld: true });
+    const b = listBackups(layout).backups[0];
+    const target = join(root, '.stage-test');
+    mkdirSync(target);
+    const opts = { log, resume: true, uid: process.getuid?.(), gid: process.getgid?.() };
+    await stageBackup(b, target, opts);
+    // as a run killed mid-copy leaves it: one upload not in place yet, a half-written part beside it
+    rmSync(join(target, 'uploads', 'sub/b.bin'));
+    mkdirSync(join(target, PARTS_DIR), { recursive: true });
+    writeFileSync(join(target, PARTS_DIR, 'upload'), randomBytes(100));
+    const inoA = statSync(join(target, 'uploads', 'a.bin')).ino;
+    const inoDb = statSync(join(target, 'data', 'lazyflow.db')).ino;
+    const r = await stageBackup(b, target, opts);
+    expect(r.rowCounts.tasks).toBe(1);
+    // verified in place by the first run: kept, not copied again
+    expect(statSync(join(target, 'uploads', 'a.bin')).ino).toBe(inoA);
+    expect(statSync(join(target, 'data', 'lazyflow.db')).ino).toBe(inoDb);
+    for (const [p, c] of Object.entries(files)) expect(readFileSync(join(target, 'uploads', p)).equals(c)).toBe(true);
+    expect(existsSync(join(target, PARTS_DIR))).toBe(false);
+  });
+
+  it('prestageBackup: complete only once verified whole; a second run does nothing; discarded as a copy', async () => {
+    await runBackup({ layout, reason: 'manual', log, skipAppInfo: true, lockHeld: true });
+    const b = listBackups(layout).backups[0];
+    const env = { layout } as unknown as OpsEnv;
+    expect(observeStaged(layout)).toEqual([]);
+    const dir = await prestageBackup(env, log, b.id);
+    expect(dir).toBe(stageDirFor(layout, b.id));
+    expect(completeStage(layout, b.id)).toBe(dir);
+    expect(observeStaged(layout)).toEqual([{ backupId: b.id, complete: true }]);
+    for (const [p, c] of Object.entries(files)) expect(readFileSync(join(dir, 'uploads', p)).equals(c)).toBe(true);
+    expect(await prestageBackup(env, log, b.id)).toBe(dir);
+    discardStaged(layout, [b.id]);
+    expect(observeStaged(layout)).toEqual([]);
+  });
+
+  it.each([
+    { name: 'nothing staged, room for it', total: 100 * MB, done: 0, free: 200 * MB, fits: true, need: 164 * MB },
+    { name: 'nothing staged, no room: refused before anything is written', total: 100 * MB, done: 0, free: 150 * MB, fits: false, need: 164 * MB },
+    { name: 'half staged by an earlier run: only the rest is asked for', total: 100 * MB, done: 50 * MB, free: 120 * MB, fits: true, need: 114 * MB },
+    { name: 'free space unknown: assumed to fit', total: 100 * MB, done: 0, free: Number.NaN, fits: true, need: 164 * MB },
+  ])('prestageSpace: $name', ({ total, done, free, fits, need }) => {
+    expect(prestageSpace(total, done, free)).toEqual({ fits, needBytes: need });
   });
 });

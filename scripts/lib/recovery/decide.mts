@@ -63,6 +63,12 @@ export type ReleaseRecoveryAction =
   | { kind: 'stop-app'; reason: string }
   /** remove app containers that do not run (a `Created` new one, the stopped old one) */
   | { kind: 'remove-app-containers'; ids: string[]; reason: string }
+  /** a rollback --with-db going back: the live state into `to`, the pre-rollback state (`from`) live again, by rename (release/revert-with-db.mts) */
+  | { kind: 'revert-data'; releaseId: string; from: string; to: string; reason: string }
+  /** copy and verify a backup beside the live data while the app still serves (restore/prestage.mts), so the restore after the stop is renames */
+  | { kind: 'stage-backup'; releaseId: string; backupId: string; reason: string }
+  /** remove staged copies of backups nothing open needs any more */
+  | { kind: 'discard-staged'; backupIds: string[]; reason: string }
   /** restore a backup with the app stopped (the restore half journals and recovers it) */
   | { kind: 'restore-backup'; releaseId: string; backupId: string; reason: string }
   /** the proxy is down: start it */
@@ -129,6 +135,8 @@ export interface RecoveryGoal {
   distrustStartedBefore?: string | null;
   /** a held release: reach the goal (it serving) but write no final line, the operator decides */
   open?: boolean;
+  /** a rollback --with-db whose gate failed, going back: the renames of its data, unless done */
+  revertData?: { from: string; to: string; done: boolean } | null;
 }
 
 const unfinished = (r: Release) => r.result === 'in-progress';
@@ -153,6 +161,16 @@ function goalOf(r: Release, releases: Release[]): RecoveryGoal {
       why: `automatic revert ${r.id} of ${revertOf} (phase ${r.phase ?? '?'}): back to ${r.appTag ?? 'nothing'}, never the failed image ${String(r.failedAppTag ?? failed?.appTag ?? '?')}`,
     };
   }
+  const rd = r.revertData as { from?: unknown; to?: unknown } | undefined;
+  if (r.kind === 'rollback' && r.withDb && rd && typeof rd.from === 'string' && typeof rd.to === 'string') {
+    // rollback --with-db that failed its gate and was going back: finish going back (the operator's
+    // choice was judged and failed), never forward onto the backup again
+    return {
+      releaseId: r.id, appTag: prevTag, appRelease: prevRelease, schema: null, data: null, result: 'rolled-back',
+      revertData: { from: rd.from, to: rd.to, done: r.phase !== 'revert-data' },
+      why: `rollback --with-db ${r.id} failed its gate and was interrupted going back (phase ${r.phase ?? '?'}): back to ${prevTag ?? 'nothing'} with the data live before it`,
+    };
+  }
   if (r.kind === 'rollback' && r.withDb && r.backupId) {
     // rollback --with-db from its restore on: the operator chose that release with that data
     return {
@@ -171,6 +189,27 @@ function goalOf(r: Release, releases: Release[]): RecoveryGoal {
 
 const isRunning = (a: ObservedApp) => a.state === 'running' || a.state === 'restarting' || a.state === 'paused';
 
+/**
+ * A restore of `backupId` will follow a stop that is about to happen: stage it first, while the app
+ * still serves, so the site is down for the renames only, not for a copy that grows with the data.
+ * Null when it is staged already (complete), or nothing runs (the site is down anyway: the restore stages).
+ */
+function stageFirst(g: RecoveryGoal, backupId: string, o: ObservedState, why: string): ReleaseRecoveryAction | null {
+  if (!o.apps.some(isRunning)) return null;
+  if (o.staged?.some((s) => s.backupId === backupId && s.complete)) return null;
+  return { kind: 'stage-backup', releaseId: g.releaseId, backupId, reason: `${why}: staging backup ${backupId} beside the live data while the app still serves, so the stop lasts the renames, not the copy` };
+}
+
+/** the backup the goal will restore if the schema, as observed now, stays as it is (null: none) */
+function restoreAhead(g: RecoveryGoal, o: ObservedState): string | null {
+  if (g.revertData && !g.revertData.done) return null;
+  if (g.data && !g.data.restored) return g.data.backupId;
+  const s = g.schema;
+  if (!s || s.restored || !s.backupId || !g.appTag || s.userVersionBefore === null) return null;
+  // the failing release may still migrate; it is judged again after the stop (and staged then if need be)
+  return o.userVersion.kind === 'read' && o.userVersion.value !== s.userVersionBefore ? s.backupId : null;
+}
+
 /** Steps from the observed state to the goal; [] never happens for an unfinished goal (it ends in finish). */
 export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<env file>'): ReleaseRecoveryAction[] {
   const running = o.apps.filter(isRunning);
@@ -179,13 +218,21 @@ export function stepsToGoal(g: RecoveryGoal, o: ObservedState, configFile = '<en
     kind: 'finish', releaseId: g.releaseId, failedReleaseId: g.failedReleaseId, result: g.result, appTag: g.appTag,
     dbRestored: Boolean(g.data) || Boolean(extra.dbRestored), reason: g.why, ...extra,
   });
+  // 0. a restore will follow the stop: stage it first, while the app serves (re-checked after the stop)
+  const ahead = restoreAhead(g, o);
+  const stage = ahead ? stageFirst(g, ahead, o, g.why) : null;
+  if (stage && (foreign.length || running.length)) return [stage];
   // 1. nothing but the goal image may run; anything else (the failed release, a half-swapped one) stops
   if (foreign.length) return [{ kind: 'stop-app', reason: `app container(s) ${foreign.map((a) => `${a.id.slice(0, 12)} (${a.tag}, ${a.state})`).join(', ')} must stop before the data is judged` }];
   const goalRunning = running.filter((a) => a.tag === g.appTag);
   const since = g.distrustStartedBefore;
   const suspect = since ? goalRunning.filter((a) => a.startedAt !== undefined && a.startedAt < since) : [];
   if (suspect.length) return [{ kind: 'stop-app', reason: `${suspect.map((a) => a.id.slice(0, 12)).join(', ')} (${g.appTag}) ran before the swap that died: compose may have asked Docker to stop it; restarting it instead of trusting it` }];
-  // 2. the data: the chosen backup (rollback --with-db), or the schema rule
+  // 2. the data: the state live before a failed rollback --with-db, the chosen backup, or the schema rule
+  if (g.revertData && !g.revertData.done) {
+    if (running.length) return [{ kind: 'stop-app', reason: `the data live before ${g.releaseId} goes back by rename with the app stopped` }];
+    return [{ kind: 'revert-data', releaseId: g.releaseId, from: g.revertData.from, to: g.revertData.to, reason: `${g.why}: ${g.revertData.from} goes live again, the state the failed attempt served on is kept in ${g.revertData.to}` }];
+  }
   let restored = false;
   if (g.data && !g.data.restored) {
     if (goalRunning.length) return [{ kind: 'stop-app', reason: `backup ${g.data.backupId} must be restored with the app stopped` }];
@@ -307,7 +354,20 @@ export function decideRecovery(i: DecideInput): RecoveryAction[] {
   // a webhook hold outlives what it was for only when nothing is open: no release left to judge
   const stray = i.observed.webhookHeld && !journals.length && !i.releases.some((r) => r.result === 'in-progress' && !r.held) && !i.restoreJournal;
   const unhold: RecoveryAction[] = stray ? [{ kind: 'release-webhook', reason: 'STATE_DIR/proxy/webhook-hold outlived the release it held Telegram for: Caddy answers every update 503 while it exists' }] : [];
-  return [...undrain, ...journals, ...unhold];
+  // staged copies of backups outlive what they were for only when nothing is open
+  const done = !journals.length && !i.releases.some((r) => r.result === 'in-progress') && !i.restoreJournal;
+  const stale = done ? (i.observed.staged ?? []).map((s) => s.backupId) : [];
+  const discard: RecoveryAction[] = stale.length ? [{ kind: 'discard-staged', backupIds: stale, reason: 'copies of backups staged for a restore that is over (or never came): removed, they are only copies' }] : [];
+  return [...undrain, ...journals, ...unhold, ...discard];
+}
+
+/**
+ * Whether an action that threw closes the open releases as failed (closeAfterFailure). Staging and the
+ * restore do not: a full disk or a timer's time limit is not a verdict on the release; it stays open
+ * and the next recovery run tries again (resuming a stage), saying why every time.
+ */
+export function closesOnFailure(a: RecoveryAction): boolean {
+  return a.kind !== 'stage-backup' && a.kind !== 'restore-backup';
 }
 
 function decideJournals(i: DecideInput): RecoveryAction[] {
@@ -360,6 +420,9 @@ export function describeAction(a: RecoveryAction): string {
     case 'undrain': return `let Caddy route to the app again: ${a.reason}`;
     case 'release-webhook': return `let Telegram's updates through again: ${a.reason}`;
     case 'remove-app-containers': return `remove app container(s) ${a.ids.map((x) => x.slice(0, 12)).join(', ')}: ${a.reason}`;
+    case 'revert-data': return `put the data live before ${a.releaseId} back: ${a.reason}`;
+    case 'stage-backup': return `stage backup ${a.backupId}: ${a.reason}`;
+    case 'discard-staged': return `remove staged ${a.backupIds.join(', ')}: ${a.reason}`;
     case 'restore-backup': return `restore backup ${a.backupId}: ${a.reason}`;
     case 'start-proxy': return `start the proxy: ${a.reason}`;
     case 'start-app': return `start the app on ${a.appTag}: ${a.reason}`;

@@ -12,6 +12,7 @@ import type { RestoreJournal } from '../restore/restore.mts';
 import { observeFrontend } from '../release/frontend.mts';
 import { drainStatus } from '../docker/drain.mts';
 import { webhookHeld } from '../release/webhook-hold.mts';
+import { observeStaged } from '../restore/prestage.mts';
 
 /** user_version, with a read error kept as such: it never counts as "schema moved". */
 export function observeUserVersion(dbFile: string): ObservedUserVersion {
@@ -54,6 +55,7 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
     drain: drainStatus(env.layout),
     webhookHeld: webhookHeld(env.layout),
     now: new Date().toISOString(),
+    staged: observeStaged(env.layout),
   };
 }
 

@@ -43,4 +43,6 @@ export interface ObservedState {
   webhookHeld?: boolean;
   /** the clock when observed (ISO): how long an unfinished release has served; absent: it counts as 0 */
   now?: string;
+  /** backups staged beside the live data (STATE_DIR/.stage-<id>, restore/prestage.mts); complete once verified whole; absent: none */
+  staged?: { backupId: string; complete: boolean }[];
 }

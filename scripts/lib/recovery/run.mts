@@ -15,7 +15,7 @@ import { clearDrain } from '../docker/drain.mts';
 import { processStartTime } from '../host/lock.mts';
 import { appendJournal, readJournal } from '../release/journal.mts';
 import { readRestoreJournal, recoverRestore } from '../restore/restore.mts';
-import { closeAfterFailure, decideRecovery, describeAction, type RecoveryAction } from './decide.mts';
+import { closeAfterFailure, closesOnFailure, decideRecovery, describeAction, type RecoveryAction } from './decide.mts';
 import { observeState } from './observe.mts';
 import type { ObservedUserVersion } from './observed.mts';
 import { healthGate, healthGateMs, smokeGate, telegramGate, type GateOptions } from '../release/gates.mts';
@@ -77,7 +77,8 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
       }
     }
     // the decision stops every foreign app first, so the first later step sees the schema as judged
-    if (!report.judgedUserVersion && a.kind !== 'stop-app' && a.kind !== 'mark-failed' && a.kind !== 'restore-recover') report.judgedUserVersion = current.observed.userVersion;
+    // (staging runs before that stop, while the failing app may still migrate: not a judgement either)
+    if (!report.judgedUserVersion && !['stop-app', 'mark-failed', 'restore-recover', 'stage-backup', 'discard-staged'].includes(a.kind)) report.judgedUserVersion = current.observed.userVersion;
     log.warn(`recovery: ${describeAction(a)}`);
     report.actions.push(a);
     try {
@@ -86,6 +87,12 @@ export async function runRecovery(env: OpsEnv, log: Logger, o: RecoveryOptions =
       report.exitCode = 1;
       report.error = `${a.kind} failed: ${errorMessage(err)}`;
       log.error(`recovery: ${report.error}`);
+      if (!closesOnFailure(a)) {
+        // not a verdict on the release: it stays open and the next run tries again (a stage resumes)
+        report.next = `the next recovery run tries again (the timer, every minute); to see it now: node scripts/recover.mts --config ${env.file} --dry-run`;
+        log.error(`recovery: ${report.next}`);
+        return report;
+      }
       // the goal cannot be reached automatically: close the open releases, naming the failure
       for (const line of closeAfterFailure(readJournal(env.layout.releases).releases, report.error, new Date().toISOString())) appendJournal(env.layout.releases, line);
       report.next = `node scripts/smoke.mts --config ${env.file}   # then: node scripts/rollback.mts --config ${env.file} --list`;
@@ -146,12 +153,30 @@ async function execute(env: OpsEnv, log: Logger, a: RecoveryAction, o: RecoveryO
     case 'remove-app-containers':
       await docker(removeContainersArgs(a.ids));
       return;
+    case 'stage-backup': {
+      const { prestageBackup } = await import('../restore/prestage.mts');
+      await prestageBackup(env, log, a.backupId);
+      return;
+    }
+    case 'discard-staged': {
+      const { discardStaged } = await import('../restore/prestage.mts');
+      discardStaged(env.layout, a.backupIds);
+      return;
+    }
+    case 'revert-data': {
+      const { swapKeptBack } = await import('../release/revert-with-db.mts');
+      swapKeptBack(env, { from: a.from, to: a.to }, a.releaseId);
+      appendJournal(env.layout.releases, { id: a.releaseId, phase: 'revert-start', dbRestored: false, keptFailed: a.to });
+      log.warn(`the state the failed ${a.releaseId} served on is kept in ${a.to}`);
+      return;
+    }
     case 'restore-backup': {
       const { restoreBackup } = await import('../release/revert.mts');
       const s = log.step(`restore backup ${a.backupId}`);
       try {
-        await restoreBackup(env, log, a.backupId, null);
+        const keptPre = await restoreBackup(env, log, a.backupId, null);
         s.done();
+        appendJournal(env.layout.releases, { id: a.releaseId, keptPre });
       } catch (err) {
         s.fail(err);
         throw err;

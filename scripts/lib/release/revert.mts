@@ -29,14 +29,19 @@ export async function preDeployBackup(env: OpsEnv, log: Logger, appTag: string |
 /**
  * Restore a backup with the app stopped, for a schema rollback; the caller starts the app with the
  * image it wants and runs its own gates. The data it replaces is moved aside whole (a rename, after
- * the stop: no write the app accepted is lost) into STATE_DIR/kept/<op>-pre-rollback.
+ * the stop: no write the app accepted is lost) into STATE_DIR/kept/<op>-pre-rollback, returned.
  */
-export async function restoreBackup(env: OpsEnv, log: Logger, backupId: string, appTag: string | null): Promise<void> {
+export async function restoreBackup(env: OpsEnv, log: Logger, backupId: string, appTag: string | null): Promise<string | null> {
   const { runRestore } = await import('../restore/restore.mts');
-  await runRestore({
+  const { completeStage } = await import('../restore/prestage.mts');
+  // staged beforehand while the app served (recovery's stage-backup, rollback --with-db): no copy now
+  const prestaged = completeStage(env.layout, backupId) ?? undefined;
+  const r = await runRestore({
     ctx: env, from: backupId, lockHeld: true, yes: true, log,
-    appTag: appTag ?? undefined, startApp: false, smoke: false, keptLabel: 'pre-rollback',
+    appTag: appTag ?? undefined, startApp: false, smoke: false, keptLabel: 'pre-rollback', prestaged,
   });
+  // where the replaced live state went: rollback --with-db puts it back when its gate fails
+  return r.keptDir;
 }
 
 // ---------------------------------------------------------------------------------------------

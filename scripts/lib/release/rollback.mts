@@ -21,6 +21,8 @@ import { releaseReport } from '../notify/reports.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { warnWithoutNet } from '../schedules/net.mts';
 import { restoreBackup, revert } from './revert.mts';
+import { revertWithDb } from './revert-with-db.mts';
+import { prestageBackup } from '../restore/prestage.mts';
 import { swapApp, swapWindowOf } from './swap.mts';
 import { activateFrontend, observeFrontend } from './frontend.mts';
 import { shapeOfRelease } from '../config/shape.mts';
@@ -195,6 +197,8 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
   const { id, appTag, target, previous, userVersionBefore, operator, phases } = c;
   const o = c.options;
   const plan = { backupId: c.backupId };
+  /** where the restore moved the live state: put back if a gate fails */
+  let keptPre: string | null = null;
   const { timed } = createPhaseTimer(phases);
   appendJournal(env.layout.releases, { id, pid: process.pid, pidStart: processStartTime(process.pid) });
   let phase = 'swap';
@@ -205,13 +209,15 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
     }
     if (plan.backupId) {
       phase = 'restore';
+      // copied and verified beside the live data while the app still serves: the stop below lasts the renames
+      await timed('stage', () => prestageBackup(env, log, plan.backupId!));
       const s = log.step(`restore backup ${plan.backupId}`);
       // stop first so nothing writes while the data is replaced
       // (through the drain, as every stop: an app without readiness of its own gets Caddy routing around it first)
       await stopApp(env, log, 'rollback --with-db: stop the app', { timeoutS: o.stopTimeoutS, step: 'restore' });
-      await timed('restore', () => restoreBackup(env, log, plan.backupId!, appTag));
+      keptPre = await timed('restore', () => restoreBackup(env, log, plan.backupId!, appTag));
       // from here on an interruption is finished forward: the data is the target's
-      appendJournal(env.layout.releases, { id, phase: 'swap', dbRestored: true, phases: { ...phases } });
+      appendJournal(env.layout.releases, { id, phase: 'swap', dbRestored: true, keptPre, phases: { ...phases } });
       s.done();
     }
     phase = 'swap';
@@ -243,12 +249,33 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
     log.error(`rollback ${phase} FAILED: ${errorMessage(err)}`);
     if (err instanceof GateError && err.diagnostics) log.error(`diagnostics:\n${err.diagnostics}`);
     appendJournal(env.layout.releases, { id, phase, phases: { ...phases }, reason: `${phase} failed: ${errorMessage(err)}` });
+    if (plan.backupId && keptPre) {
+      // undo only what it did: the release and the data live before it (renamed back from kept/), never a mix
+      const rb = await revertWithDb({ env, log, id, appTag, previous, keptPre, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS });
+      const endedAt = new Date().toISOString();
+      const decision = {
+        toAppTag: previous?.appTag ?? null, toRelease: previous?.id ?? null, restoreDb: false, backupId: null,
+        why: [`the data live before the rollback is renamed back from ${keptPre}`, `the state the failed attempt served on is kept in ${rb.keptFailed}`],
+      };
+      if (rb.ok) {
+        appendJournal(env.layout.releases, { id, result: 'rolled-back', endedAt, dbRestored: false, keptFailed: rb.keptFailed, rolledBackTo: previous?.appTag ?? null, userVersionAfter: readUserVersion(env.layout.db) });
+        log.warn(`rollback to ${appTag} failed in ${phase}; back on ${previous ? `${previous.appTag} (release ${previous.id})` : 'no app, as before the rollback'} with the data live before it; the state the failed attempt served on is kept in ${rb.keptFailed}`);
+        return { id, exitCode: 1, result: 'rolled-back', appTag, phases, rollback: { decision, ok: true }, reason: `${phase} failed: ${errorMessage(err)}` };
+      }
+      log.error(`rollback to ${appTag} failed in ${phase}, and going back FAILED: ${rb.error}`);
+      if (rb.journaled) {
+        // left open: the next recovery run finishes going back (recovery/decide.mts, revertData)
+        log.error(`next: the recovery timer finishes going back; to see or do it now: node scripts/recover.mts --config ${env.file} --dry-run. Nothing was deleted: the data live before the rollback is in ${keptPre} or live, the failed attempt's in ${rb.keptFailed}`);
+      } else {
+        // nothing was moved: the target still runs on the backup; the operator decides
+        appendJournal(env.layout.releases, { id, result: 'failed', endedAt, reason: `${phase} failed: ${errorMessage(err).split('\n')[0]}; going back failed before it changed anything: ${rb.error}` });
+        log.error(`next: node scripts/smoke.mts --config ${env.file}; the data live before the rollback is kept in ${keptPre} (node scripts/restore.mts --config ${env.file} --list; RUNBOOK, "Go back to the kept-aside state")`);
+      }
+      return { id, exitCode: 1, result: 'failed', appTag, phases, rollback: { decision, ok: false }, revertError: rb.error, reason: errorMessage(err) };
+    }
     if (plan.backupId) {
-      // the data was (possibly) replaced: going back automatically could mix schemas; stop here
-      appendJournal(env.layout.releases, { id, result: 'failed', endedAt: new Date().toISOString() });
-      log.error(`the database may already be restored from ${plan.backupId}; not reverting automatically.`);
-      log.error(`next: inspect with node scripts/smoke.mts --config ${env.file}; the data this rollback replaced is kept aside: node scripts/restore.mts --config ${env.file} --list (RUNBOOK, "Go back to the kept-aside state")`);
-      return { id, exitCode: 1, result: 'failed', appTag, phases, reason: errorMessage(err) };
+      // failed before its restore moved anything: the live data is untouched; the previous app goes back below
+      log.warn(`the restore of ${plan.backupId} did not replace the live data: going back to ${previous?.appTag ?? 'nothing'} with the data as it is`);
     }
     const rb = await revert({
       env, log, operator, gates: o, kind: 'rollback',

@@ -10,7 +10,7 @@
 // A journal (STATE_DIR/restore-journal.json, written atomically before every phase) makes a killed
 // restore recoverable (recovery-plan.mts): the next restore (any --from) or --recover continues
 // that same restore. The kept-aside state is never deleted here: retention removes it (backup.mts).
-import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline/promises';
@@ -71,6 +71,11 @@ export interface RestoreOptions {
   detach?: boolean;
   /** the caller's notification: handed to the worker when the critical section runs detached */
   notice?: OperationNotice;
+  /**
+   * a complete staged copy of this backup (prestage.mts, staged while the app served): renamed into
+   * the restore's staging dir instead of copying now, so the app's stop does not wait for a copy
+   */
+  prestaged?: string;
 }
 
 export interface RestoreResult {
@@ -227,7 +232,7 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     refuseBadLayout(ctx);
 
     // the verified copy is staged in STATE_DIR before anything live is touched: refuse now, not half way
-    const space = stagingSpace(m.database.rawBytes + m.uploads.bytes, fsInfo(layout.root).freeBytes);
+    const space = opts.prestaged ? { fits: true, needBytes: 0 } : stagingSpace(m.database.rawBytes + m.uploads.bytes, fsInfo(layout.root).freeBytes);
     if (!space.fits) {
       throw new StepError(`not enough free space on ${describeFs(fsInfo(layout.root), formatBytes)} to stage backup ${b.id}: it needs ${formatBytes(space.needBytes)} (database and uploads, plus ${formatBytes(STAGING_MARGIN_BYTES)} to spare); nothing was changed`, {
         step: 'restore', hint: 'free space in STATE_DIR (old kept/ states: node scripts/restore.mts --list; old backups: node scripts/backup.mts --forget ...) and run it again',
@@ -258,13 +263,20 @@ export async function runRestore(opts: RestoreOptions): Promise<RestoreResult> {
     const liveDataSt = existsSync(layout.data) ? statSync(layout.data) : null;
     const liveUpSt = existsSync(layout.uploads) ? statSync(layout.uploads) : null;
     try {
-      mkdirSync(staging, { mode: 0o700 });
-      await stageBackup(b, staging, {
-        log,
-        uid: isRoot() ? APP_UID : liveDataSt?.uid,
-        gid: isRoot() ? APP_GID : liveDataSt?.gid,
-        dirMode: liveDataSt ? liveDataSt.mode & 0o777 : 0o750,
-      });
+      if (opts.prestaged) {
+        // verified when it was staged, beside the serving app: a rename, instant at any size
+        renameSync(opts.prestaged, staging);
+        fsyncDir(layout.root);
+        log.ok(`using backup ${b.id} as staged beforehand (${opts.prestaged})`);
+      } else {
+        mkdirSync(staging, { mode: 0o700 });
+        await stageBackup(b, staging, {
+          log,
+          uid: isRoot() ? APP_UID : liveDataSt?.uid,
+          gid: isRoot() ? APP_GID : liveDataSt?.gid,
+          dirMode: liveDataSt ? liveDataSt.mode & 0o777 : 0o750,
+        });
+      }
       if (liveUpSt) chmodSync(join(staging, 'uploads'), liveUpSt.mode & 0o777);
       mkdirSync(keptRoot(layout), { recursive: true, mode: 0o700 });
       mkdirSync(j.kept!, { mode: 0o700 });

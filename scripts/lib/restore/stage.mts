@@ -1,7 +1,7 @@
 // Staging: copy a backup somewhere and prove it is what the manifest says (sha256 of every stored
 // file, integrity_check, row counts), before anything live is touched.
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, createReadStream, createWriteStream, existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -35,7 +35,16 @@ export interface StageOptions {
   gid?: number;
   dirMode?: number;
   log: Logger;
+  /**
+   * Resumable (recovery stages beside the serving app, under a timer that stops a run after 15 min):
+   * every file is written under target/.parts and renamed to its place only once verified, so a file
+   * in its place is a verified one, and a later run skips it instead of starting from zero.
+   */
+  resume?: boolean;
 }
+
+/** where a resumable stage writes a file before it is verified (removed when staging completes) */
+export const PARTS_DIR = '.parts';
 
 /**
  * Copy backup `b` into target/data/lazyflow.db and target/uploads/, verifying on the way: sha256 of
@@ -58,16 +67,25 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
   mkdirSync(upDir, { recursive: true, mode: dirMode });
   const db = join(dataDir, DB_FILE_NAME);
 
-  let step = opts.log.step(`verify and stage the database of ${b.id}`);
+  const parts = join(target, PARTS_DIR);
+  if (opts.resume) mkdirSync(parts, { recursive: true, mode: 0o700 });
+  const dbDone = Boolean(opts.resume) && existsSync(db);
+  const dbOut = opts.resume ? join(parts, DB_FILE_NAME) : db;
+
+  let step = opts.log.step(`verify and stage the database of ${b.id}${dbDone ? ' (staged by an earlier run: checked again)' : ''}`);
   const stored = join(b.dir, m.database.file);
   if (!existsSync(stored)) throw bad(`${m.database.file} is missing`);
   const storedHash = createHash('sha256');
   const rawHash = createHash('sha256');
   try {
-    if (m.database.compression === 'gzip') {
-      await pipeline(createReadStream(stored), hashingCopyTransform(storedHash), createGunzip(), hashingCopyTransform(rawHash), createWriteStream(db, { mode: 0o644 }));
+    if (dbDone) {
+      // verified and renamed into place by an earlier run: the checks below (integrity, rows) run again
+      await pipeline(createReadStream(stored), storedHash);
+      if (m.database.compression === 'gzip') await pipeline(createReadStream(db), rawHash);
+    } else if (m.database.compression === 'gzip') {
+      await pipeline(createReadStream(stored), hashingCopyTransform(storedHash), createGunzip(), hashingCopyTransform(rawHash), createWriteStream(dbOut, { mode: 0o644 }));
     } else {
-      await pipeline(createReadStream(stored), hashingCopyTransform(storedHash), createWriteStream(db, { mode: 0o644 }));
+      await pipeline(createReadStream(stored), hashingCopyTransform(storedHash), createWriteStream(dbOut, { mode: 0o644 }));
       rawHash.update('');
     }
   } catch (err) {
@@ -84,7 +102,7 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
     const rawSha = rawHash.digest('hex');
     if (rawSha !== m.database.rawSha256) throw bad(`decompressed database sha256 does not match the manifest`);
   }
-  const v = verifyDatabase(db);
+  const v = verifyDatabase(dbOut === db || dbDone ? db : dbOut);
   if (!v.ok) {
     step.fail(v.messages[0]);
     throw bad(`integrity_check: ${v.messages.slice(0, 3).join('; ')}`);
@@ -92,12 +110,17 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
   for (const [t, n] of Object.entries(m.database.rowCounts)) {
     if (v.rowCounts[t] !== n) throw bad(`table ${t} has ${v.rowCounts[t]} rows, the manifest says ${n}`);
   }
+  if (dbOut !== db && !dbDone) {
+    fsyncPath(dbOut);
+    renameSync(dbOut, db);
+  }
   fsyncPath(db);
   setOwner(db, uid, gid);
   step.done(`sha256 ok, integrity ok, ${Object.entries(v.rowCounts).map(([t, n]) => `${t} ${n}`).join(', ')}`);
 
   step = opts.log.step(`verify and stage ${m.uploads.files} uploads`);
   let bytes = 0;
+  let resumed = 0;
   const dirs = new Set<string>([upDir]);
   for (const e of m.uploads.entries) {
     const src = join(b.dir, m.uploads.dir, e.path);
@@ -106,6 +129,13 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
     for (let d = dirname(dst); d.length > upDir.length; d = dirname(d)) dirs.add(d);
     mkdirSync(dirname(dst), { recursive: true, mode: dirMode });
     if (!existsSync(src)) throw bad(`upload ${e.path} is missing`);
+    if (opts.resume && existsSync(dst) && statSync(dst).size === e.size) {
+      // renamed into place only after its sha256 matched (below): staged by an earlier run
+      bytes += e.size;
+      resumed++;
+      continue;
+    }
+    const out = opts.resume ? join(parts, 'upload') : dst;
     const h = createHash('sha256');
     let linked = false;
     if (opts.linkUploads) {
@@ -122,21 +152,22 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
       }
     } else {
       try {
-        await pipeline(createReadStream(src), hashingCopyTransform(h), createWriteStream(dst, { mode: 0o644 }));
+        await pipeline(createReadStream(src), hashingCopyTransform(h), createWriteStream(out, { mode: 0o644 }));
       } catch (err) {
         if (isDiskFull(err)) throw err;
         throw bad(`upload ${e.path} cannot be read: ${errorMessage(err)}`);
       }
-      chmodSync(dst, e.mode & 0o7777 ? e.mode & 0o666 : 0o644);
-      setOwner(dst, uid, gid);
+      chmodSync(out, e.mode & 0o7777 ? e.mode & 0o666 : 0o644);
+      setOwner(out, uid, gid);
     }
     // the staged uploads become the live ones by rename: they must be on disk before the swap
-    if (!linked) fsyncPath(dst);
+    if (!linked) fsyncPath(out);
     const sha = h.digest('hex');
     if (sha !== e.sha256) {
       step.fail('checksum mismatch');
       throw bad(`upload ${e.path} sha256 does not match the manifest`);
     }
+    if (out !== dst) renameSync(out, dst);
     bytes += e.size;
   }
   for (const d of [...dirs].sort((a, b) => b.length - a.length)) {
@@ -148,8 +179,9 @@ export async function stageBackup(b: BackupEntry, target: string, opts: StageOpt
     chmodSync(d, dirMode);
     fsyncDir(d);
   }
+  if (opts.resume) rmSync(parts, { recursive: true, force: true });
   fsyncDir(target);
-  step.done(`${m.uploads.files} files, ${formatBytes(bytes)}, sha256 ok`);
+  step.done(`${m.uploads.files} files, ${formatBytes(bytes)}, sha256 ok${resumed ? ` (${resumed} staged by an earlier run)` : ''}`);
   // nothing but the database may sit in the staged data dir: no -wal/-shm to apply to it
   for (const f of readdirSync(dataDir)) if (f !== DB_FILE_NAME) rmSync(join(dataDir, f), { force: true });
   return { rowCounts: v.rowCounts, userVersion: v.userVersion };
