@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { appEnv } from '../config/app-env.mts';
-import { DEFAULT_FRONTEND_DIR, decideShape, shapeOfRelease, shapeSummary, type ShapeDecision } from '../config/shape.mts';
+import { DEFAULT_FRONTEND_DIR, decideShape, pollingBot, shapeOfRelease, shapeSummary, type ShapeDecision } from '../config/shape.mts';
 
 export interface CheckResult {
   name: string;
@@ -543,7 +543,8 @@ export async function runPreflight(
   if (sys.docker.ok && sys.compose.ok) {
     const cfg = await q`docker ${composeArgs(env, 'config', '--format', 'json')}`;
     sys.composeConfig = { ok: cfg.exitCode === 0, output: cfg.stderr.trim() || cfg.stdout.slice(0, 300) };
-    if (cfg.exitCode === 0 && opts.caddy !== false) {
+    // a polling bot runs no Caddy (bot shape polling): no Caddyfile to validate
+    if (cfg.exitCode === 0 && opts.caddy !== false && !pollingBot(envObs.values)) {
       sys.caddyfile = await validateCaddyfile(env, JSON.parse(cfg.stdout) as { services: Record<string, ComposeService> }, opts.caddyfile);
     }
   }
