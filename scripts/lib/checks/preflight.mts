@@ -61,9 +61,13 @@ export const COMPOSE_DEFAULTS: Record<string, string> = {
   BOT_TOKEN: '',
 };
 
-/** Keys that must be set explicitly: none for the local try-out (compose defaults), all of these in production. */
-export function requiredKeys(local: boolean): string[] {
-  return local ? [] : ['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS', 'BOT_TOKEN', 'ACME_EMAIL'];
+/**
+ * Keys that must be set explicitly: none for the local try-out (compose defaults), all of these in
+ * production; a polling bot (BOT_SHAPE=polling) has no domain, certificate, webhook or Mini App: only its token.
+ */
+export function requiredKeys(local: boolean, polling = false): string[] {
+  if (local) return [];
+  return polling ? ['BOT_TOKEN'] : ['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS', 'BOT_TOKEN', 'ACME_EMAIL'];
 }
 
 /** Keys whose value equal to the example file's value means "not filled in" (outside local mode). */
@@ -100,7 +104,7 @@ export function checkEnv(o: EnvObservation): CheckResult[] {
   const v: Record<string, string> = local ? { ...COMPOSE_DEFAULTS, ...set } : o.values;
   if (local) r.push(warn('mode', 'local mode: BOT_TOKEN is empty and APP_URL is localhost (no webhook, Caddy internal CA); not a production setup', { file }));
 
-  const missing = requiredKeys(local).filter((k) => (v[k] ?? '').trim() === '');
+  const missing = requiredKeys(local, pollingBot(v)).filter((k) => (v[k] ?? '').trim() === '');
   for (const k of missing) {
     r.push(fail(`key ${k}`, `${k} is missing or empty in ${file}`, { key: k, file, fix: fixFor(k, file) }));
   }

@@ -529,6 +529,6 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     phases.notify = Math.round(performance.now() - t);
   }
   appendJournal(env.layout.releases, { id, phases: { ...phases } });
-  log.ok(`rollout ${id} done: ${env.appUrl} runs ${appTag}`);
+  log.ok(`rollout ${id} done: ${pollingBot(env.values) ? 'the polling bot' : env.appUrl} runs ${appTag}`);
   return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
 }
