@@ -199,7 +199,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       appTag, image, dirty: git.dirty, previous: previous0, build, composeUp: cmds.up,
       keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: o.notify !== false && selectChannels(env.values).length > 0,
       skipBackup: o.skipBackup, skipSmoke: o.skipSmoke, skipContract: o.skipContract,
-      safetyNet: await netVerdict(env).catch(() => null),
+      safetyNet: await netVerdict(env).catch(() => null), polling: !hasProxy(shape.shape),
     });
     return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag, phases, preflight, plan };
   }
