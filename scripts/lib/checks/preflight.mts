@@ -267,7 +267,6 @@ export function checkStackKeys(values: Record<string, string>, file: string): Ch
 /** The bot's shape (RUNBOOK "Bot shapes"): which one, why, and what the toolkit does for it; an unknown BOT_SHAPE fails. */
 export function checkShape(d: ShapeDecision, file: string): CheckResult {
   if (!d.ok) return fail('bot shape', `${d.error} in ${file}`, { key: 'BOT_SHAPE', file, fix: `${d.fix} in ${file}` });
-  if (d.shape === 'polling') return fail('bot shape', `polling (${d.why}): ${shapeSummary('polling')}`, { key: 'BOT_SHAPE', file, fix: `remove BOT_SHAPE=polling from ${file}, or use a toolkit version that deploys polling bots (RUNBOOK "Bot shapes")` });
   return ok('bot shape', `${d.shape} (${d.why}): ${shapeSummary(d.shape)}`);
 }
 

@@ -57,7 +57,7 @@ export function shapeSummary(shape: BotShape): string {
     case 'webhook':
       return 'Telegram webhook through Caddy; no Mini App is built or served (/ is a 404), no front-end switch; smoke checks that / serves no Mini App, skips the front-end check and expects no /files route';
     case 'polling':
-      return 'long polling (getUpdates), no ingress: not deployed by this version of the toolkit';
+      return 'long polling (getUpdates), no ingress: only the app container runs (no Caddy, no proxy image, no domain or certificate used, no published port), replaced stop-first (two pollers conflict); health is the container\'s own healthcheck, the Telegram gate checks that no webhook is set and the queue moves; smoke skips the checks that need Caddy';
   }
 }
 
