@@ -5,7 +5,6 @@
 // updates arrive (stop-first; every update handled and confirmed exactly once), and a rollback.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -13,7 +12,7 @@ import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { makeMessageUpdate } from '../support/telegram.ts';
-import { fixtureRepository, removeImageRepos } from '../support/release-source.mts';
+import { fixtureRepository, removeFixtureStack } from '../support/release-source.mts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 const FIXTURE = join(repoRoot, 'test/fixtures/grammy-poller');
@@ -77,11 +76,7 @@ describeDocker('bot shape polling: a grammY poller deployed with no ingress, rol
     await stack.upSupport(); // the fake Bot API only: no Pebble
   }, 300_000);
 
-  afterAll(async () => {
-    await stack?.down();
-    removeImageRepos([appImage, proxyImage]);
-    if (src) rmSync(src, { recursive: true, force: true });
-  });
+  afterAll(() => removeFixtureStack(stack, [appImage, proxyImage], src));
 
   it('first rollout: the app alone (no proxy image, no Caddy, no published port), polling; preflight and smoke say so', async () => {
     const pre = await script('rollout.mts', ['--source', src, '--dry-run', '--no-notify']);
