@@ -5,7 +5,7 @@
 // exactly once), a rollback, and a backup restored with what came after it kept aside.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 import { makeMessageUpdate } from '../support/telegram.ts';
-import { fixtureRepository, removeImageRepos } from '../support/release-source.mts';
+import { fixtureRepository, removeFixtureStack } from '../support/release-source.mts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 const FIXTURE = join(repoRoot, 'test/fixtures/webhook-bot');
@@ -67,11 +67,7 @@ describeDocker('bot shape webhook: a webhook-only grammY bot, deployed, rolled o
     await stack.upSupport();
   }, 300_000);
 
-  afterAll(async () => {
-    await stack?.down();
-    removeImageRepos([appImage, proxyImage]);
-    if (src) rmSync(src, { recursive: true, force: true });
-  });
+  afterAll(() => removeFixtureStack(stack, [appImage, proxyImage], src));
 
   it('first rollout: the proxy builds with no front end, / is no Mini App, smoke adapts, updates are answered; preflight and status name the shape', async () => {
     const pre = await script('rollout.mts', ['--source', src, '--dry-run', '--no-notify']);

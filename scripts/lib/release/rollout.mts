@@ -32,7 +32,7 @@ import { contractGate } from './contract-gate.mts';
 import { ensureNet, netVerdict } from '../schedules/net.mts';
 import { buildProgressReader } from './build-progress.mts';
 import { holdWebhook, releaseWebhook } from './webhook-hold.mts';
-import { DEFAULT_FRONTEND_DIR, decideShape, hasMiniApp, shapeOfRelease, type BotShape } from '../config/shape.mts';
+import { DEFAULT_FRONTEND_DIR, decideShape, hasMiniApp, hasProxy, pollingBot, shapeOfRelease, type BotShape } from '../config/shape.mts';
 
 /** From when a release serves until its gates must have ended: health, smoke, Telegram, and room for a slow smoke. */
 export const gateWindowS = (o: GateOptions) => Math.max(30, o.healthTimeoutS ?? 30) + (o.telegramTimeoutS ?? 60) + 120;
@@ -199,7 +199,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       appTag, image, dirty: git.dirty, previous: previous0, build, composeUp: cmds.up,
       keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: o.notify !== false && selectChannels(env.values).length > 0,
       skipBackup: o.skipBackup, skipSmoke: o.skipSmoke, skipContract: o.skipContract,
-      safetyNet: await netVerdict(env).catch(() => null),
+      safetyNet: await netVerdict(env).catch(() => null), polling: !hasProxy(shape.shape),
     });
     return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag, phases, preflight, plan };
   }
@@ -260,17 +260,23 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     // touches anything live, so together they cost the slower of the two.
     // A bot without a Mini App (shape webhook) builds the proxy stage alone and stages no front end: the
     // critical section then has nothing to switch, and Caddy answers `/` with 404.
+    // A polling bot (shape polling) has no Caddy at all: no proxy image is built.
     const miniApp = hasMiniApp(shape.shape);
-    const fs0 = log.step(miniApp ? `build front end ${proxyImageFor(env, appTag)}` : `build proxy ${proxyImageFor(env, appTag)} (no Mini App)`);
-    const frontendFailed = timed('frontend', async () => {
-      const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha }, layout.toolkitDir, miniApp);
-      if (miniApp) {
-        await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
-        // what Caddy serves now stays available to a revert, also when it predates per-release front ends
-        if (live) await keepServedFrontend(env, live.tag);
-      }
-      appendJournal(env.layout.releases, { id, proxyImage });
-    }).then(() => (fs0.done(), null), (err: unknown) => (fs0.fail(err), err));
+    const proxied = hasProxy(shape.shape);
+    if (!proxied) log.info('bot shape polling: no proxy image (no Caddy, no ingress)');
+    const buildProxy = () => {
+      const fs0 = log.step(miniApp ? `build front end ${proxyImageFor(env, appTag)}` : `build proxy ${proxyImageFor(env, appTag)} (no Mini App)`);
+      return timed('frontend', async () => {
+        const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha }, layout.toolkitDir, miniApp);
+        if (miniApp) {
+          await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
+          // what Caddy serves now stays available to a revert, also when it predates per-release front ends
+          if (live) await keepServedFrontend(env, live.tag);
+        }
+        appendJournal(env.layout.releases, { id, proxyImage });
+      }).then(() => (fs0.done(), null), (err: unknown) => (fs0.fail(err), err));
+    };
+    const frontendFailed: Promise<unknown> = proxied ? buildProxy() : Promise.resolve(null);
 
     // 3b. contract gate: the new image, in the checker's sandbox, against the contract's required
     // tier; a refusal changes nothing live (no backup, no swap). A pass is cached per image id.
@@ -302,7 +308,8 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       // From the backup on, an update the running release acknowledges would not be in it: if this
       // release is reverted with that backup, the update would be gone. So Telegram waits (503, it
       // redelivers) from before the backup until the new release is judged (webhook-hold.mts).
-      if (env.values.BOT_TOKEN) holdWebhook(env.layout, id);
+      // (a polling bot has no webhook to hold: no hold, see the report's "not done")
+      if (env.values.BOT_TOKEN && proxied) holdWebhook(env.layout, id);
       const s = log.step('pre-deploy backup');
       try {
         backupId = await timed('backup', () => preDeployBackup(env, log, previous?.appTag ?? null, o.keepImages));
@@ -394,7 +401,9 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   let phase = 'swap';
   let proxyReloadAt: number | undefined;
   // a release that could be reverted with a restore acknowledges no Telegram update until judged
-  const held = Boolean(backupId && env.values.BOT_TOKEN);
+  // (a polling bot has no webhook and no Caddy to answer 503: nothing is held)
+  const proxied = !pollingBot(env.values);
+  const held = Boolean(backupId && env.values.BOT_TOKEN && proxied);
   let handledAtRelease: number | null = null;
   // the window in which an automatic revert may restore the pre-deploy backup (recovery: decide.mts)
   appendJournal(env.layout.releases, { id, gateWindowS: gateWindowS(o) });
@@ -410,7 +419,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       await activateFrontend(env, appTag, log);
       phases.frontend_switch = Math.round(performance.now() - t);
     }
-    if (!live || (await runningContainerCount(env, 'caddy')) === 0) {
+    if (!live || (proxied && (await runningContainerCount(env, 'caddy')) === 0)) {
       // first deploy (or the proxy is down): bring the whole stack up on the new tag
       const s = log.step(`start the stack on ${appTag}`);
       const t = performance.now();
@@ -441,7 +450,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     phase = 'smoke';
     if (o.skipSmoke) log.warn('--skip-smoke: smoke checks skipped');
     else {
-      const ss = log.step('smoke');
+      const ss = log.step(proxied ? 'smoke' : 'smoke (bot shape polling: the checks that need Caddy are skipped)');
       // smoke's telegram check is left to the Telegram gate right after it: that gate registers the webhook
       // when the app does not (a first deploy of an app that never calls setWebhook has none yet), and it
       // judges the queue once the webhook hold is released (as recovery's judgement does, recovery/run.mts)
@@ -520,6 +529,6 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     phases.notify = Math.round(performance.now() - t);
   }
   appendJournal(env.layout.releases, { id, phases: { ...phases } });
-  log.ok(`rollout ${id} done: ${env.appUrl} runs ${appTag}`);
+  log.ok(`rollout ${id} done: ${pollingBot(env.values) ? 'the polling bot' : env.appUrl} runs ${appTag}`);
   return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
 }

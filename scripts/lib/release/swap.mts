@@ -6,6 +6,7 @@ import { GateError } from '../cli/errors.mts';
 import { waitHealthy } from '../docker/app-container.mts';
 import { startApp, startAppDrained, stopApp } from '../docker/app-lifecycle.mts';
 import type { SwapWindow } from './judge.mts';
+import { pollingBot } from '../config/shape.mts';
 
 // swap and gates
 
@@ -25,7 +26,9 @@ export interface SwapTiming {
   endedAt?: number;
 }
 
-export function swapMode(): 'recreate' | 'stop-first' {
+export function swapMode(values: Record<string, string | undefined> = {}): 'recreate' | 'stop-first' {
+  // a polling bot is always replaced stop-first: while two pollers run, Telegram answers one of them 409
+  if (pollingBot(values)) return 'stop-first';
   return process.env.LAZYFLOW_SWAP === 'stop-first' ? 'stop-first' : 'recreate';
 }
 
@@ -44,7 +47,7 @@ export async function swapApp(env: OpsEnv, appTag: string, o: { log: Logger; hea
   // bench/rollout against LAZYFLOW_SWAP=stop-first (the one stop first, then the one start).
   // Either way the stop is drained (docker/app-lifecycle.mts).
   let t1 = t0;
-  if (swapMode() === 'stop-first') {
+  if (swapMode(env.values) === 'stop-first') {
     await stopApp(env, o.log, `swap to ${appTag}`, { timeoutS: o.stopTimeoutS, step: 'swap' });
     t1 = performance.now();
     await startApp(env, appTag, o.log, { step: 'swap' });
