@@ -21,6 +21,7 @@ import { appDiagnostics, imageExists, liveApp, runningContainerCount, waitHealth
 import { roundSwap, swapWindowOf, swapApp, type SwapTiming } from './swap.mts';
 import { healthGate, healthGateMs, smokeGate, telegramGate, type GateOptions } from './gates.mts';
 import { preDeployBackup, revert } from './revert.mts';
+import { restartPoller, stopPoller } from './swap.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { OperationNotice, releaseLabel, withNotice } from '../notify/operation.mts';
 import { releaseReport } from '../notify/reports.mts';
@@ -308,8 +309,19 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       // From the backup on, an update the running release acknowledges would not be in it: if this
       // release is reverted with that backup, the update would be gone. So Telegram waits (503, it
       // redelivers) from before the backup until the new release is judged (webhook-hold.mts).
-      // (a polling bot has no webhook to hold: no hold, see the report's "not done")
+      // A polling bot has no webhook to hold: its old poller stops instead (swap.mts stopPoller).
       if (env.values.BOT_TOKEN && proxied) holdWebhook(env.layout, id);
+      const pollerStopped = !proxied && live?.status === 'running';
+      if (pollerStopped) {
+        const ps = log.step('stop the old poller (updates wait in Telegram\'s queue until the release is judged)');
+        try {
+          await timed('stop_poller', () => stopPoller(env, log, id, { stopTimeoutS: o.stopTimeoutS }));
+          ps.done();
+        } catch (err) {
+          ps.fail(err);
+          return fail('stop-poller', err);
+        }
+      }
       const s = log.step('pre-deploy backup');
       try {
         backupId = await timed('backup', () => preDeployBackup(env, log, previous?.appTag ?? null, o.keepImages));
@@ -317,6 +329,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       } catch (err) {
         s.fail(err);
         releaseWebhook(env.layout);
+        if (pollerStopped && previous) await restartPoller(env, log, previous.appTag, { healthTimeoutS: o.healthTimeoutS });
         return fail('backup', err);
       }
     }
@@ -408,6 +421,8 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   // the window in which an automatic revert may restore the pre-deploy backup (recovery: decide.mts)
   appendJournal(env.layout.releases, { id, gateWindowS: gateWindowS(o) });
   if (held) holdWebhook(env.layout, id);
+  // a poller confirms updates from its start on, judged or not: what it handled counts from the swap
+  if (!proxied) handledAtRelease = readHandledUpdateMax(env.layout.db) ?? -1;
   try {
     // The release's front end goes live first (atomic switch, graceful Caddy reload): API calls of the
     // new Mini App are held by Caddy through the swap and answered by the new app. Reloading before the
@@ -462,7 +477,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     // the 503s Telegram got meanwhile belong to the swap window, not to the release
     phase = 'telegram';
     if (held && releaseWebhook(env.layout)) log.info('webhook released: Telegram delivers what it queued during the gates');
-    handledAtRelease = readHandledUpdateMax(env.layout.db) ?? -1;
+    handledAtRelease ??= readHandledUpdateMax(env.layout.db) ?? -1;
     const tgWindow = held ? { ...swapWindow, endedAt: Date.now() } : swapWindow;
     const ts = log.step('telegram gate');
     const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: tgWindow }));
@@ -470,15 +485,15 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   } catch (err) {
     // a failed release acknowledges nothing more while it is reverted
     if (held) holdWebhook(env.layout, id);
-    // It failed the Telegram gate after it had answered updates, and going back would restore the
+    // It failed the Telegram gate (a poller: any gate) after it had answered updates, and going back would restore the
     // pre-deploy backup (its schema moved): those updates would leave the live database, and Telegram
     // never resends them. Not automatic: it keeps serving, held for the operator (recovery/decide.mts).
     const answered = handledAtRelease !== null && (readHandledUpdateMax(env.layout.db) ?? -1) > handledAtRelease;
     const uvNow = readUserVersion(env.layout.db);
-    if (phase === 'telegram' && answered && backupId && userVersionBefore !== null && uvNow !== userVersionBefore) {
+    if ((phase === 'telegram' || !proxied) && answered && backupId && userVersionBefore !== null && uvNow !== userVersionBefore) {
       releaseWebhook(env.layout);
       const next = heldNext({ id, kind: 'rollout', appTag, previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null, backupId, lines: 0 }, env.file);
-      const reason = `telegram gate failed after the release had answered Telegram updates, and its schema moved (user_version ${userVersionBefore} -> ${uvNow}): reverting would restore backup ${backupId} and drop those updates; held for your choice, it keeps serving`;
+      const reason = `${phase} gate failed after the release had answered Telegram updates, and its schema moved (user_version ${userVersionBefore} -> ${uvNow}): reverting would restore backup ${backupId} and drop those updates; held for your choice, it keeps serving`;
       appendJournal(env.layout.releases, { id, held: { since: now().toISOString(), reason }, next, phases: { ...phases } });
       log.error(`rollout ${id}: ${reason}`);
       log.error(`choose one:\n${next}`);

@@ -6,6 +6,7 @@ import { GateError } from '../cli/errors.mts';
 import { waitHealthy } from '../docker/app-container.mts';
 import { startApp, startAppDrained, stopApp } from '../docker/app-lifecycle.mts';
 import type { SwapWindow } from './judge.mts';
+import { appendJournal } from './journal.mts';
 import { pollingBot } from '../config/shape.mts';
 
 // swap and gates
@@ -71,4 +72,23 @@ export function roundSwap(s: SwapTiming) {
 /** The swap as the Telegram gate and smoke judge delivery errors by: wall-clock bounds, as Telegram dates its errors. */
 export function swapWindowOf(s: SwapTiming, proxyReloadAt?: number): SwapWindow {
   return { beganAt: s.beganAt ?? Date.parse(s.startedAt), endedAt: s.endedAt ?? Date.parse(s.startedAt), proxyReloadAt };
+}
+
+/**
+ * Bot shape polling: the old poller stops before the pre-deploy backup (the webhook shapes hold the
+ * webhook instead, webhook-hold.mts). From then on nothing confirms an update: each waits in Telegram's
+ * queue (24 h) until the new release is judged, or the old poller is started again (a failed backup, a
+ * revert after the backup is restored), so no update confirmed after the backup can be lost by a
+ * restore of it. The journal says so first (phase stop-poller): a rollout that dies from here on is
+ * taken back to what ran before by recovery, never just marked failed with the bot stopped.
+ */
+export async function stopPoller(env: OpsEnv, log: Logger, releaseId: string, o: { stopTimeoutS?: number } = {}): Promise<void> {
+  appendJournal(env.layout.releases, { id: releaseId, phase: 'stop-poller' });
+  await stopApp(env, log, `pre-deploy backup of ${releaseId}`, { timeoutS: o.stopTimeoutS, step: 'stop-poller' });
+}
+
+/** The old poller started again (the release went no further than its backup); throws when it does not come up healthy. */
+export async function restartPoller(env: OpsEnv, log: Logger, appTag: string, o: { healthTimeoutS?: number } = {}): Promise<void> {
+  await startApp(env, appTag, log, { step: 'backup' });
+  await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, log, { what: `the poller on ${appTag}`, step: 'backup' });
 }
