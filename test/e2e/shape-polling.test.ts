@@ -1,9 +1,13 @@
 // Issue 18, the long-polling shape: the grammY polling fixture (test/fixtures/grammy-poller: bot.start(),
 // no webhook, no public port, /health for the container healthcheck only) deployed through the toolkit
 // with BOT_SHAPE=polling against the fake Bot API, on one stack that has no Caddy and no Pebble: the
-// first rollout (the app alone: no proxy image, no Caddy container, no published port), a rollout while
-// updates arrive (stop-first; every update handled and confirmed exactly once), and a rollback.
+// first rollout (the app alone: no proxy image, no Caddy container, no published port; the contract gate
+// boots it against the sandbox's stub Bot API), a rollout while updates arrive (the old poller stopped
+// before the pre-deploy backup; every update handled and confirmed exactly once), a schema-changing
+// release that crashes on the live data and is reverted with the backup while updates arrive (none lost,
+// none handled twice), and a rollback.
 import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -29,10 +33,8 @@ describeDocker('bot shape polling: a grammY poller deployed with no ingress, rol
   const tags: string[] = [];
   const git = (...args: string[]) => execFileSync('git', ['-C', src, ...args], { stdio: 'pipe' }).toString().trim();
   const script = (name: string, args: string[], timeoutMs = 300_000) => runScript(name, ['--config', stack.envFile, ...args], { timeoutMs, env: { NO_COLOR: '1' } });
-  // --skip-contract: the contract gate boots the image with Telegram out of reach, and the fixture, as a
-  // grammY poller does, ends (exit 1) when its first getMe is refused: /health never answers there.
-  // Not adapted to polling yet (RUNBOOK "Long polling": not done).
-  const rollout = () => script('rollout.mts', ['--source', src, '--no-notify', '--json', '--skip-contract']);
+  // with the contract gate: the sandbox gives the poller a stub Bot API (contract/telegram-stub.mts)
+  const rollout = () => script('rollout.mts', ['--source', src, '--no-notify', '--json']);
   const journal = () => readJournal(join(stack.stateDir, 'releases.jsonl')).releases;
   const inspect = async (format: string) => execFileSync('docker', ['inspect', '--format', format, (await stack.containers('app'))[0]], { stdio: 'pipe' }).toString().trim();
   /** the fixture's own record: one row per update_id, `handled` counts how often it handled it */
@@ -46,6 +48,34 @@ describeDocker('bot shape polling: a grammY poller deployed with no ingress, rol
   };
   let chat = 9_100_000;
   const send = () => stack.fakeBot!.queueUpdate(stack.botToken, makeMessageUpdate({ chat_id: chat++, text: `note ${chat}` }));
+  /** a rollout while one update arrives every 100 ms, from 1 s before it until 1 s after, then drained */
+  const rolloutWhileSending = async () => {
+    const sent: number[] = [];
+    let sending = true;
+    const sender = (async () => {
+      while (sending) {
+        sent.push(send());
+        await sleep(100);
+      }
+    })();
+    await sleep(1000);
+    const r = await rollout();
+    await sleep(1000);
+    sending = false;
+    await sender;
+    await stack.fakeBot!.waitForDrained(stack.botToken, 60_000);
+    return { r, sent };
+  };
+  /** every sent update handled exactly once (the fixture's own count) and confirmed exactly once, in order */
+  const expectEachOnce = (sent: number[]) => {
+    expect(sent.length).toBeGreaterThan(20);
+    const rows = handled();
+    const wrong = sent.filter((id) => rows.get(id) !== 1).map((id) => `${id}: ${rows.get(id) ?? 'lost'}`);
+    expect(wrong, 'updates not handled exactly once').toEqual([]);
+    const confirmed = stack.fakeBot!.confirmedUpdateIds(stack.botToken);
+    expect(confirmed.filter((id) => sent.includes(id))).toEqual(sent);
+    expect(stack.fakeBot!.webhookInfo(stack.botToken)).toMatchObject({ url: '', pending_update_count: 0 });
+  };
   const commit = (what: string) => {
     git('commit', '-q', '--allow-empty', '-m', what);
     const tag = git('rev-parse', 'HEAD').slice(0, 12);
@@ -85,7 +115,11 @@ describeDocker('bot shape polling: a grammY poller deployed with no ingress, rol
 
     const r = await rollout();
     expect(r.code, explain(r)).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ result: 'ok', appTag: tags[0] });
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ result: 'ok', appTag: tags[0] });
+    // the contract gate booted the poller in its sandbox (stub Bot API) and it passed: not skipped, not cached
+    expect(out.contract, explain(r)).toMatchObject({ decision: 'not-cached' });
+    expect(r.stderr).toMatch(/stub Bot API on the sandbox network/);
     expect(r.stderr).not.toMatch(/build (proxy|front end)/);
     expect(r.stderr).toMatch(/no Caddy, health inside the container/);
     expect(journal().at(-1)).toMatchObject({ result: 'ok', shape: 'polling' });
@@ -106,40 +140,56 @@ describeDocker('bot shape polling: a grammY poller deployed with no ingress, rol
     expect(byName.health).toMatchObject({ status: 'skip', detail: expect.stringMatching(/bot shape polling, no Caddy/) });
     expect(byName.tls).toMatchObject({ status: 'skip' });
     expect(byName.hardening.status).not.toBe('fail');
+    // the fixture's database is not world-readable (it sets umask 027): no warning
+    expect(byName.database, JSON.stringify(byName.database)).toMatchObject({ status: 'pass' });
   });
 
   it('a rollout while updates arrive: stop-first, every update handled once and confirmed once, none lost', async () => {
     const v2 = commit('v2');
-    const sent: number[] = [];
-    let sending = true;
-    const sender = (async () => {
-      while (sending) {
-        sent.push(send());
-        await sleep(100);
-      }
-    })();
-    await sleep(1000);
-    const r = await rollout();
-    await sleep(1000);
-    sending = false;
-    await sender;
-    await stack.fakeBot!.waitForDrained(stack.botToken, 60_000);
+    const { r, sent } = await rolloutWhileSending();
     expect(r.code, explain(r)).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({ result: 'ok', appTag: v2 });
     expect(await inspect('{{.Config.Image}}')).toBe(`${appImage}:${v2}`);
-    // stop-first: the old poller was stopped on its own before the new one started
-    expect(out.swap.stopMs).toBeGreaterThan(0);
+    // the old poller was stopped before the pre-deploy backup (nothing confirmed after the backup), then
+    // the new one started (stop-first)
+    expect(r.stderr).toMatch(/stop the old poller[\s\S]*pre-deploy backup[\s\S]*swap app/);
+    expect(out.phases.stop_poller).toBeGreaterThan(0);
     expect(r.stderr).toMatch(/telegram gate[\s\S]*no webhook set/);
 
-    expect(sent.length).toBeGreaterThan(20);
-    const rows = handled();
-    const wrong = sent.filter((id) => rows.get(id) !== 1).map((id) => `${id}: ${rows.get(id) ?? 'lost'}`);
-    expect(wrong, 'updates not handled exactly once').toEqual([]);
-    const confirmed = stack.fakeBot!.confirmedUpdateIds(stack.botToken);
-    expect(confirmed.filter((id) => sent.includes(id))).toEqual(sent);
-    expect(stack.fakeBot!.webhookInfo(stack.botToken)).toMatchObject({ url: '', pending_update_count: 0 });
+    expectEachOnce(sent);
     console.log(`shape polling: ${sent.length} updates during the rollout, swap ${JSON.stringify(out.swap)}`);
+  });
+
+  it('a schema-changing release that crashes on the live data: reverted with its pre-deploy backup while updates arrive, none lost, none handled twice', async () => {
+    // v3's migration adds a column and sets user_version 1, then a data step fails on existing rows: an
+    // empty sandbox database passes it (the contract gate lets it through), production's data does not
+    const file = join(src, 'src/index.ts');
+    const migration = 'db.exec("ALTER TABLE updates ADD COLUMN note TEXT; PRAGMA user_version = 1;");\n'
+      + 'if ((db.query("SELECT count(*) AS n FROM updates").get() as { n: number }).n > 0) throw new Error("migration 1 failed on existing rows");\n';
+    writeFileSync(file, readFileSync(file, 'utf8').replace('const record = db.prepare(', `${migration}const record = db.prepare(`));
+    git('add', '-A');
+    const v3 = commit('v3: a migration that fails on real rows');
+    const v2 = tags[1];
+    const before = handled();
+    const { r, sent } = await rolloutWhileSending();
+    expect(r.code, explain(r)).toBe(1);
+    const out = JSON.parse(r.stdout);
+    expect(out, explain(r)).toMatchObject({ result: 'rolled-back', appTag: v3, rollback: { ok: true, decision: { toAppTag: v2, restoreDb: true } } });
+    expect(r.stderr).toMatch(/stop the old poller[\s\S]*pre-deploy backup/);
+    expect(await inspect('{{.Config.Image}}')).toBe(`${appImage}:${v2}`);
+    const db = new Database(join(stack.stateDir, 'data', 'lazyflow.db'), { readonly: true, fileMustExist: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(0);
+    } finally {
+      db.close();
+    }
+    // what was handled before the release is still there, as often as before (the backup had it all)
+    const rows = handled();
+    expect([...before].filter(([id, n]) => rows.get(id) !== n)).toEqual([]);
+    expectEachOnce(sent);
+    expect(journal().filter((x) => x.appTag === v3).at(-1)).toMatchObject({ result: 'rolled-back' });
+    console.log(`shape polling: ${sent.length} updates during the failed rollout and its revert`);
   });
 
   it('rollback: back to v1, stop-first, polling again', async () => {
