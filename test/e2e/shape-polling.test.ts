@@ -15,12 +15,12 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { makeMessageUpdate } from '../support/telegram.ts';
+import { makeMessageUpdate, whileSending } from '../support/telegram.ts';
 import { fixtureRepository, removeFixtureStack } from '../support/release-source.mts';
+import { appContainerStates, deliver, describeApps, inProgress, startOperation, waitForPoint } from '../support/faults.ts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 const FIXTURE = join(repoRoot, 'test/fixtures/grammy-poller');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-6000)}`;
 
 describeDocker('bot shape polling: a grammY poller deployed with no ingress, rolled out stop-first under updates, rolled back', () => {
@@ -50,19 +50,7 @@ describeDocker('bot shape polling: a grammY poller deployed with no ingress, rol
   const send = () => stack.fakeBot!.queueUpdate(stack.botToken, makeMessageUpdate({ chat_id: chat++, text: `note ${chat}` }));
   /** a rollout while one update arrives every 100 ms, from 1 s before it until 1 s after, then drained */
   const rolloutWhileSending = async () => {
-    const sent: number[] = [];
-    let sending = true;
-    const sender = (async () => {
-      while (sending) {
-        sent.push(send());
-        await sleep(100);
-      }
-    })();
-    await sleep(1000);
-    const r = await rollout();
-    await sleep(1000);
-    sending = false;
-    await sender;
+    const { result: r, sent } = await whileSending(send, rollout);
     await stack.fakeBot!.waitForDrained(stack.botToken, 60_000);
     return { r, sent };
   };
@@ -201,5 +189,63 @@ describeDocker('bot shape polling: a grammY poller deployed with no ingress, rol
     const id = send();
     await stack.fakeBot!.waitForDrained(stack.botToken, 30_000);
     expect(handled().get(id)).toBe(1);
+  });
+
+  it('backup, restore drill and restore of a polling bot, as for any shape (the drill boots it against the stub Bot API)', async () => {
+    const b = await script('backup.mts', ['--json']);
+    expect(b.code, explain(b)).toBe(0);
+    const id = JSON.parse(b.stdout).backup.id as string;
+    const atBackup = handled();
+    const drill = await script('restore.mts', ['--drill', '--from', id, '--json', '--quiet']);
+    expect(drill.code, explain(drill)).toBe(0);
+    const checks = Object.fromEntries((JSON.parse(drill.stdout).checks as { name: string; status: string }[]).map((c) => [c.name, c.status]));
+    expect(checks).toMatchObject({ 'app boots and is healthy': 'pass', 'row counts': 'pass', teardown: 'pass' });
+    // an update handled after the backup: restoring the backup is the operator's choice of that data
+    const later = send();
+    await stack.fakeBot!.waitForDrained(stack.botToken, 30_000);
+    expect(handled().get(later)).toBe(1);
+    const r = await script('restore.mts', ['--from', id, '--yes'], 240_000);
+    expect(r.code, explain(r)).toBe(0);
+    expect(handled()).toEqual(atBackup);
+    expect(await inspect('{{.State.Health.Status}}')).toBe('healthy');
+    const next = send();
+    await stack.fakeBot!.waitForDrained(stack.botToken, 30_000);
+    expect(handled().get(next)).toBe(1);
+  });
+
+  it('interrupted: SIGHUP while the old poller is stopped for the backup, then kill -9 of everything mid-swap; recover.mts heals each, no update lost or handled twice', async () => {
+    const file = join(src, 'src/index.ts');
+    writeFileSync(file, readFileSync(join(FIXTURE, 'src/index.ts'), 'utf8'));
+    git('add', '-A');
+    const v4 = commit('v4: the migration taken out again');
+    const liveTag = await inspect('{{.Config.Image}}');
+    const phaseIs = (phase: string) => () => inProgress(stack.stateDir).some((x) => x.appTag === v4 && x.phase === phase);
+    const { sent } = await whileSending(send, async () => {
+      // 1. the SSH session drops in the window the poller is stopped (before the backup, before the detached worker)
+      const op1 = startOperation(stack, 'rollout.mts', ['--source', src, '--no-notify']);
+      await waitForPoint(op1, 'the old poller stopped', phaseIs('stop-poller'), 240_000, 5);
+      deliver(op1, 'sighup');
+      await op1.exited;
+      const rec1 = await script('recover.mts', ['--json']);
+      expect(rec1.code, explain(rec1)).toBe(0);
+      expect(await inspect('{{.Config.Image}}')).toBe(liveTag);
+      expect(await inspect('{{.State.Health.Status}}')).toBe('healthy');
+      expect(inProgress(stack.stateDir)).toEqual([]);
+
+      // 2. again, and everything of it is killed (kill -9 of the group and of the detached worker) once the new container exists
+      const op2 = startOperation(stack, 'rollout.mts', ['--source', src, '--no-notify']);
+      await waitForPoint(op2, 'the new container created', async () => phaseIs('swap')() && (await appContainerStates(stack)).some((c) => c.image.endsWith(`:${v4}`)), 240_000, 20);
+      deliver(op2, 'reboot');
+      await op2.exited;
+      const rec2 = await script('recover.mts', ['--json']);
+      expect(rec2.code, explain(rec2)).toBe(0);
+      expect(inProgress(stack.stateDir)).toEqual([]);
+      const running = (await appContainerStates(stack)).filter((c) => c.status === 'running');
+      expect(running, describeApps(running)).toHaveLength(1);
+      expect(await inspect('{{.State.Health.Status}}')).toBe('healthy');
+    });
+    await stack.fakeBot!.waitForDrained(stack.botToken, 60_000);
+    expectEachOnce(sent);
+    console.log(`shape polling: ${sent.length} updates across the two interruptions; after recovery the bot runs ${await inspect('{{.Config.Image}}')}`);
   });
 });

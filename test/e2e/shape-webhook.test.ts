@@ -12,12 +12,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { makeMessageUpdate } from '../support/telegram.ts';
+import { makeMessageUpdate, whileSending } from '../support/telegram.ts';
 import { fixtureRepository, removeFixtureStack } from '../support/release-source.mts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 const FIXTURE = join(repoRoot, 'test/fixtures/webhook-bot');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-6000)}`;
 
 describeDocker('bot shape webhook: a webhook-only grammY bot, deployed, rolled out under updates, rolled back, restored', () => {
@@ -109,19 +108,7 @@ describeDocker('bot shape webhook: a webhook-only grammY bot, deployed, rolled o
 
   it('a rollout while updates arrive: every update stored once and answered once, none lost', async () => {
     const v2 = commit('v2');
-    const updates: { id: number; chat: number }[] = [];
-    let sending = true;
-    const sender = (async () => {
-      while (sending) {
-        updates.push(send());
-        await sleep(100);
-      }
-    })();
-    await sleep(1000);
-    const r = await rollout();
-    await sleep(1000);
-    sending = false;
-    await sender;
+    const { result: r, sent: updates } = await whileSending(send, rollout);
     await stack.fakeBot!.waitForDrained(stack.botToken, 60_000);
     expect(r.code, explain(r)).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ result: 'ok', appTag: v2 });

@@ -216,13 +216,15 @@ export const TELEGRAM_STUB_PORT = 8081;
 /**
  * The stub Bot API a polling bot's sandbox gets (bot shape polling): a probe-image container on the
  * sandbox's internal network, reachable as TELEGRAM_STUB_ALIAS, answering the calls a poller makes at
- * start-up. Hardened like the probes; it runs as nobody and sees nothing but the network.
+ * start-up. Hardened like the probes; it runs as nobody and sees nothing but the network. Any image
+ * with `bun` on PATH runs it (the contract check's probe image; the restore drill's app image).
  */
-export function telegramStubRunArgs(s: { name: string; network: string; probeImage: string; label?: string }): string[] {
+export function telegramStubRunArgs(s: { name: string; network: string; probeImage: string; labels?: string[] }): string[] {
   return [
     'run', '-d',
     '--name', s.name,
-    '--label', `${s.label ?? CHECK_LABEL}=1`,
+    // the contract check's label by default; the restore drill passes its own (project, pid)
+    ...(s.labels ?? ['--label', `${CHECK_LABEL}=1`]),
     '--network', s.network,
     '--network-alias', TELEGRAM_STUB_ALIAS,
     '--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',

@@ -16,7 +16,7 @@ import { envFileText, sandboxEnv, sandboxSetKeys } from './sandbox-env.mts';
 import { chooseProbes, PROBE_DEFAULTS, type StackProbes } from './probes.mts';
 import {
   appRunArgs, containerInspectArgs, imageInspectArgs, leftoverContainersArgs, leftoverNetworksArgs, logsTailArgs, networkCreateArgs, networkRmArgs,
-  probeRunArgs, removeArgs, sandboxNames, signalArgs,
+  probeRunArgs, removeArgs, sandboxNames, signalArgs, telegramStubRunArgs,
 } from '../commands/contract.mts';
 import { healthcheckExecArgs, healthcheckKind } from '../commands/healthcheck.mts';
 import { pollingBot } from '../config/shape.mts';
@@ -301,7 +301,7 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
       const stub = sandboxNames(id).telegram;
       sb.containers.push(stub);
       log?.info('contract check: bot shape polling, a stub Bot API on the sandbox network answers its getMe and getUpdates');
-      await startTelegramStub({ name: stub, network, probeImage });
+      await startTelegramStub(telegramStubRunArgs({ name: stub, network, probeImage }), stub);
     }
     const badDb = () => bootApp(sb, `${id}-baddb`, { image: opts.image, probeImage, timeoutMs: Math.min(timeoutMs, 10_000), db: 'this is not a SQLite database\n'.repeat(200) });
     // The required tier (the rollout gate) boots with the corrupt database at the same time as the
