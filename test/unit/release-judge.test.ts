@@ -1,7 +1,7 @@
 // Gates judge the release: pre-existing host conditions are warnings; a Telegram delivery error
 // counts only when the new release caused it.
 import { describe, expect, it } from 'vitest';
-import { DELIVERY_TIMEOUT_GRACE_MS, judgePollingQueue, judgeQueue, judgeSmoke, judgeWebhookError, SWAP_WINDOW_GRACE_MS, type PollingObs, type QueueObs } from '../../scripts/lib/release/judge.mts';
+import { DELIVERY_TIMEOUT_GRACE_MS, holdAfterFailedGate, judgePollingQueue, judgeQueue, judgeSmoke, judgeWebhookError, SWAP_WINDOW_GRACE_MS, type PollingObs, type QueueObs } from '../../scripts/lib/release/judge.mts';
 import type { SmokeResult } from '../../scripts/lib/checks/evaluate.mts';
 
 const r = (name: string, status: SmokeResult['status'], detail = name): SmokeResult => ({ name, status, detail });
@@ -90,4 +90,22 @@ describe('the Telegram gate of a polling bot: no webhook set, the queue moving',
       expect(v.detail).toMatch(detail);
     });
   }
+});
+
+describe('a failed gate: held for the operator instead of reverted with the restore', () => {
+  const base = { phase: 'telegram', polling: false, answered: true, backupId: 'b1', userVersionBefore: 3, userVersionNow: 4 };
+  it.each<[string, Partial<typeof base>, boolean]>([
+    ['webhook, Telegram gate, answered, schema moved: held (the restore would drop what it answered)', {}, true],
+    ['webhook, smoke gate: the webhook hold kept updates out, nothing answered to drop: reverted', { phase: 'smoke' }, false],
+    ['webhook, health gate, answered (cannot happen under the hold): reverted', { phase: 'health', answered: true }, false],
+    ['polling, swap (crashed after it answered): held, a poller answers from its start', { phase: 'swap', polling: true }, true],
+    ['polling, health gate, answered, schema moved: held', { phase: 'health', polling: true }, true],
+    ['polling, smoke gate, answered nothing: reverted with the restore (nothing to drop)', { phase: 'smoke', polling: true, answered: false }, false],
+    ['polling, answered, schema unchanged: reverted, no restore, nothing dropped', { phase: 'health', polling: true, userVersionNow: 3 }, false],
+    ['polling, answered, no pre-deploy backup: reverted (nothing restored)', { phase: 'health', polling: true, backupId: null as unknown as string }, false],
+    ['polling, answered, no database before: reverted', { phase: 'health', polling: true, userVersionBefore: null as unknown as number }, false],
+    ['polling, answered, user_version unreadable now (null): held (never counted as unchanged)', { phase: 'health', polling: true, userVersionNow: null as unknown as number }, true],
+  ])('%s', (_what, o, held) => {
+    expect(holdAfterFailedGate({ ...base, ...o })).toBe(held);
+  });
 });

@@ -115,3 +115,28 @@ export function judgePollingQueue(first: PollingObs, prev: PollingObs | undefine
   const v = judgeQueue(q(first), prev && q(prev), q(now), pendingMax);
   return { ...v, detail: v.detail.replace(/^url ok/, 'no webhook set') };
 }
+
+/** What the rollout knows when a gate has failed, for holdAfterFailedGate. */
+export interface FailedGateObs {
+  phase: string;
+  /** bot shape polling */
+  polling: boolean;
+  /** the app's update_id record grew since the release could first answer updates */
+  answered: boolean;
+  backupId: string | null;
+  userVersionBefore: number | null;
+  userVersionNow: number | null;
+}
+
+/**
+ * After a failed gate, keep the release running, held for the operator, instead of the automatic revert?
+ * Only when going back would restore the pre-deploy backup (its schema moved) and the release has
+ * already answered Telegram updates that the restore would drop (Telegram never resends them): a webhook
+ * release can answer only from its Telegram gate on (the webhook hold keeps updates out before), a
+ * poller from its start (nothing holds a poller's getUpdates).
+ */
+export function holdAfterFailedGate(o: FailedGateObs): boolean {
+  const couldAnswer = o.phase === 'telegram' || o.polling;
+  const restores = Boolean(o.backupId) && o.userVersionBefore !== null && o.userVersionNow !== o.userVersionBefore;
+  return couldAnswer && o.answered && restores;
+}

@@ -22,6 +22,7 @@ import { roundSwap, swapWindowOf, swapApp, type SwapTiming } from './swap.mts';
 import { healthGate, healthGateMs, smokeGate, telegramGate, type GateOptions } from './gates.mts';
 import { preDeployBackup, revert } from './revert.mts';
 import { restartPoller, stopPoller } from './swap.mts';
+import { holdAfterFailedGate } from './judge.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { OperationNotice, releaseLabel, withNotice } from '../notify/operation.mts';
 import { releaseReport } from '../notify/reports.mts';
@@ -490,7 +491,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     // never resends them. Not automatic: it keeps serving, held for the operator (recovery/decide.mts).
     const answered = handledAtRelease !== null && (readHandledUpdateMax(env.layout.db) ?? -1) > handledAtRelease;
     const uvNow = readUserVersion(env.layout.db);
-    if ((phase === 'telegram' || !proxied) && answered && backupId && userVersionBefore !== null && uvNow !== userVersionBefore) {
+    if (holdAfterFailedGate({ phase, polling: !proxied, answered, backupId, userVersionBefore, userVersionNow: uvNow })) {
       releaseWebhook(env.layout);
       const next = heldNext({ id, kind: 'rollout', appTag, previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null, backupId, lines: 0 }, env.file);
       const reason = `${phase} gate failed after the release had answered Telegram updates, and its schema moved (user_version ${userVersionBefore} -> ${uvNow}): reverting would restore backup ${backupId} and drop those updates; held for your choice, it keeps serving`;
