@@ -73,7 +73,8 @@ describe('release plan', () => {
       composeUp: ['compose', 'up', 'app'], keepImages: 5, telegram: true, notify: false, polling: true,
     });
     const what = Object.fromEntries(steps.map((s) => [s.phase, s.what]));
-    expect(what.swap).toMatch(/stop the old poller gracefully first, then start bot:abc/);
+    expect(what.swap).toMatch(/stop the old poller gracefully first \(already stopped for the backup\), then start bot:abc/);
+    expect(what.backup).toMatch(/^stop the old poller first .*then the pre-deploy backup/);
     expect(what.health).toMatch(/own healthcheck/);
     expect(what.telegram).toMatch(/no webhook set/);
     expect(steps.map((s) => s.what).join('\n')).not.toMatch(/Caddy(file| holds)|through Caddy/);

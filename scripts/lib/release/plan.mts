@@ -167,12 +167,14 @@ export function rolloutPlan(o: {
     },
     {
       phase: 'backup',
-      what: o.skipBackup ? 'SKIPPED (--skip-backup): no pre-deploy backup, a schema-changing failure could not be undone' : 'pre-deploy backup of the database and uploads (reason pre-deploy)',
+      what: o.skipBackup
+        ? 'SKIPPED (--skip-backup): no pre-deploy backup, a schema-changing failure could not be undone'
+        : `${o.polling ? 'stop the old poller first (no update is confirmed after the backup; they wait in Telegram\'s queue until the release is judged), then the ' : ''}pre-deploy backup of the database and uploads (reason pre-deploy)`,
     },
     {
       phase: 'swap',
       what: o.polling
-        ? `APP_TAG=${o.appTag}, bot shape polling (no Caddy): stop the old poller gracefully first, then start ${o.image}:${o.appTag} (two pollers conflict); updates wait in Telegram's queue meanwhile. Then wait for its healthcheck`
+        ? `APP_TAG=${o.appTag}, bot shape polling (no Caddy): stop the old poller gracefully first${o.skipBackup ? '' : ' (already stopped for the backup)'}, then start ${o.image}:${o.appTag} (two pollers conflict); updates wait in Telegram's queue meanwhile. Then wait for its healthcheck`
         : `APP_TAG=${o.appTag}: compose creates the new container, stops the old one gracefully (in-flight requests finish, Caddy holds new ones), removes it, then starts ${o.image}:${o.appTag}; never two app containers running. Then wait for its healthcheck`,
       argv: ['docker', ...o.composeUp],
     },
