@@ -61,6 +61,7 @@ export const spec: CommandSpec = {
     '  1  a step or gate failed (the release was rolled back, or nothing live changed), or the lock is held',
     '  2  usage or config error (bad flag, env file problem found by preflight, dirty tree without --allow-dirty)',
     '  129/130/143  SIGHUP/SIGINT/SIGTERM: before the swap nothing live changed; during it the swap continues in the printed pid',
+    '               (a polling bot\'s old poller is stopped from before the pre-deploy backup: recover.mts starts it again)',
   ].join('\n'),
 };
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { repoRoot, runScript } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { fixtureRepository, removeImageRepos } from '../support/release-source.mts';
+import { fixtureRepository, removeFixtureStack } from '../support/release-source.mts';
 
 const FIXTURE_DIR = join(repoRoot, 'test/fixtures/lazyflow-app');
 const GRAMMY_DIR = join(repoRoot, 'test/fixtures/grammy-bot');
@@ -264,11 +264,7 @@ describeDocker('a grammY bot deployed through the contract gate (issue 15 fixtur
     await stack.upSupport();
   }, 300_000);
 
-  afterAll(async () => {
-    await stack?.down();
-    removeImageRepos([appImage, proxyImage]);
-    if (src) rmSync(src, { recursive: true, force: true });
-  });
+  afterAll(() => removeFixtureStack(stack, [appImage, proxyImage], src));
 
   it('(a) deploys: the gate passes it and records the probes it answers, which the stack then uses', async () => {
     const r = await rollout();

@@ -5,19 +5,18 @@
 // exactly once), a rollback, and a backup restored with what came after it kept aside.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeDocker, dockerMissingReason } from '../support/docker.ts';
 import { repoRoot, runScript, type RunResult } from '../support/run.ts';
 import { startStack, type Stack } from '../support/stack.ts';
-import { makeMessageUpdate } from '../support/telegram.ts';
-import { fixtureRepository, removeImageRepos } from '../support/release-source.mts';
+import { makeMessageUpdate, whileSending } from '../support/telegram.ts';
+import { fixtureRepository, removeFixtureStack } from '../support/release-source.mts';
 import { readJournal } from '../../scripts/lib/release/journal.mts';
 
 const FIXTURE = join(repoRoot, 'test/fixtures/webhook-bot');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const explain = (r: RunResult) => `exit ${r.code}\n--- stdout ---\n${r.stdout.slice(-4000)}\n--- stderr ---\n${r.stderr.slice(-6000)}`;
 
 describeDocker('bot shape webhook: a webhook-only grammY bot, deployed, rolled out under updates, rolled back, restored', () => {
@@ -67,11 +66,7 @@ describeDocker('bot shape webhook: a webhook-only grammY bot, deployed, rolled o
     await stack.upSupport();
   }, 300_000);
 
-  afterAll(async () => {
-    await stack?.down();
-    removeImageRepos([appImage, proxyImage]);
-    if (src) rmSync(src, { recursive: true, force: true });
-  });
+  afterAll(() => removeFixtureStack(stack, [appImage, proxyImage], src));
 
   it('first rollout: the proxy builds with no front end, / is no Mini App, smoke adapts, updates are answered; preflight and status name the shape', async () => {
     const pre = await script('rollout.mts', ['--source', src, '--dry-run', '--no-notify']);
@@ -113,19 +108,7 @@ describeDocker('bot shape webhook: a webhook-only grammY bot, deployed, rolled o
 
   it('a rollout while updates arrive: every update stored once and answered once, none lost', async () => {
     const v2 = commit('v2');
-    const updates: { id: number; chat: number }[] = [];
-    let sending = true;
-    const sender = (async () => {
-      while (sending) {
-        updates.push(send());
-        await sleep(100);
-      }
-    })();
-    await sleep(1000);
-    const r = await rollout();
-    await sleep(1000);
-    sending = false;
-    await sender;
+    const { result: r, sent: updates } = await whileSending(send, rollout);
     await stack.fakeBot!.waitForDrained(stack.botToken, 60_000);
     expect(r.code, explain(r)).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ result: 'ok', appTag: v2 });

@@ -100,6 +100,16 @@ export function fixtureRepository(fixtureDir: string, prefix: string, message: s
   return dir;
 }
 
+/**
+ * afterAll of a test on a fixture repository (fixtureRepository) deployed to a stack of its own: the
+ * stack, the image repositories named for the test alone, and the repository.
+ */
+export async function removeFixtureStack(stack: { down(): Promise<void> } | undefined, images: string[], src: string): Promise<void> {
+  await stack?.down();
+  removeImageRepos(images);
+  if (src) fs.rmSync(src, { recursive: true, force: true });
+}
+
 /** every tag of image repositories named for one test file alone (its own release builds) */
 export function removeImageRepos(images: string[]): void {
   for (const image of images) {

@@ -145,3 +145,29 @@ export function makeMessageUpdate(input: MessageUpdateInput): { update_id?: numb
   if (command) message.entities = [{ offset: 0, length: command[0].length, type: 'bot_command' }];
   return input.update_id !== undefined ? { update_id: input.update_id, message } : { message };
 }
+
+/**
+ * A steady stream of updates around an operation: `send` queues one every `everyMs` (default 100 ms),
+ * from `leadMs` (default 1 s) before `during` starts until `leadMs` after it ends (also when it throws).
+ * Returns what `during` returned and what `send` returned for each update, in order.
+ */
+export async function whileSending<S, R>(send: () => S, during: () => Promise<R>, o: { everyMs?: number; leadMs?: number } = {}): Promise<{ result: R; sent: S[] }> {
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const sent: S[] = [];
+  let sending = true;
+  const sender = (async () => {
+    while (sending) {
+      sent.push(send());
+      await pause(o.everyMs ?? 100);
+    }
+  })();
+  try {
+    await pause(o.leadMs ?? 1000);
+    const result = await during();
+    await pause(o.leadMs ?? 1000);
+    return { result, sent };
+  } finally {
+    sending = false;
+    await sender;
+  }
+}

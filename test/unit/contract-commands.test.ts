@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { appRunArgs, networkCreateArgs, probeRunArgs, sandboxNames } from '../../scripts/lib/commands/contract.mts';
+import { appRunArgs, networkCreateArgs, probeRunArgs, sandboxNames, telegramStubRunArgs, TELEGRAM_STUB_ALIAS } from '../../scripts/lib/commands/contract.mts';
 import { sandboxEnv } from '../../scripts/lib/contract/check.mts';
 
 describe('contract checker commands', () => {
@@ -27,6 +27,15 @@ describe('contract checker commands', () => {
     expect(db.join(' ')).toContain('--network none');
     expect(db.join(' ')).toContain('type=bind,source=/s/data,target=/app/data');
     expect(db).toEqual(expect.arrayContaining(['--read-only', '--cap-drop', 'ALL']));
+  });
+  it('a polling bot\'s stub Bot API: on the sandbox network as telegram-stub, hardened, as nobody, from the probe image, labelled for the sweep', () => {
+    const t = telegramStubRunArgs({ name: n.telegram, network: n.network, probeImage: 'oven/bun:1.4.5-slim' });
+    expect(n.telegram).toBe('lzf-check-ab12-telegram');
+    expect(t.slice(0, 4)).toEqual(['run', '-d', '--name', n.telegram]);
+    expect(t).toEqual(expect.arrayContaining(['--network', n.network, '--network-alias', TELEGRAM_STUB_ALIAS, '--label', 'lazyflow.contract-check=1', '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges', '--user', '65534:65534', '--entrypoint', 'bun', 'oven/bun:1.4.5-slim']));
+    expect(t).not.toContain('-p');
+    expect(t.at(-2)).toBe('-e');
+    expect(t.at(-1)).toMatch(/getupdates/);
   });
   it('sandbox env: the contract paths, the app keys from the env file (secrets as placeholders), toolkit keys left out', () => {
     const e = sandboxEnv({ MINI_APP_URL: 'https://m.example', GOOGLE_OAUTH_STATE_SECRET: 's', BOT_TOKEN: '1:x', STATE_DIR: '/srv', RESTIC_REPOSITORY: 'r', DB_PATH: '/elsewhere.db' });

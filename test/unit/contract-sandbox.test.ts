@@ -3,7 +3,7 @@
 // and an app's exit told apart: a key the env file lacks, a Bot API call that failed, a read-only write.
 import { describe, it, expect } from 'vitest';
 import {
-  isSecretKey, LOCAL_WEBHOOK_SECRET, placeholderLike, SANDBOX_BOT_TOKEN, SANDBOX_TELEGRAM_API_ROOT, sandboxEnv, sandboxSetKeys,
+  isSecretKey, LOCAL_WEBHOOK_SECRET, placeholderLike, SANDBOX_BOT_TOKEN, SANDBOX_TELEGRAM_API_ROOT, SANDBOX_TELEGRAM_STUB_ROOT, sandboxEnv, sandboxSetKeys,
 } from '../../scripts/lib/contract/sandbox-env.mts';
 import { missingKeysInLog, readOnlyErrorInLog, telegramErrorInLog } from '../../scripts/lib/contract/items.mts';
 
@@ -48,6 +48,16 @@ describe('sandbox env: production\'s settings, placeholder secrets', () => {
     expect(e.GOOGLE_OAUTH_STATE_SECRET).not.toBe(full.GOOGLE_OAUTH_STATE_SECRET);
     expect(sandboxEnv(full)).toEqual(e);
     expect(placeholderLike('K', 'aaaa')).toBe(placeholderLike('K', 'zzzz'));
+  });
+
+  it('a polling bot (BOT_SHAPE=polling) gets the sandbox\'s stub Bot API, still with the placeholder token', () => {
+    const p = sandboxEnv({ ...full, BOT_SHAPE: 'polling' });
+    expect(p.TELEGRAM_API_ROOT).toBe(SANDBOX_TELEGRAM_STUB_ROOT);
+    expect(p.TELEGRAM_API_ROOT).toBe('http://telegram-stub:8081');
+    expect(p.BOT_TOKEN).toBe(SANDBOX_BOT_TOKEN);
+    expect(Object.values(p).join('\n')).not.toContain(TOKEN);
+    // the webhook shapes keep a root nothing answers (a webhook app calls Telegram only to set its webhook)
+    for (const shape of ['webhook', 'webhook-miniapp']) expect(sandboxEnv({ ...full, BOT_SHAPE: shape }).TELEGRAM_API_ROOT).toBe(SANDBOX_TELEGRAM_API_ROOT);
   });
 
   it('toolkit, proxy and backup keys stay out', () => {

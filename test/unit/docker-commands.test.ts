@@ -64,6 +64,13 @@ describe("the app's one stop and one start", () => {
     const s = swapCommands(env, { stopTimeoutS: 5 });
     expect(s.stop).toEqual(appStopArgs(ctx, { timeoutS: 5 }));
     expect(s.up).toEqual(appUpArgs(ctx));
+    expect(s.upAll).toEqual([...base, 'up', '-d', '--no-build', '--pull', 'never', '--wait']);
+  });
+
+  it('a polling bot: the first deploy starts the app alone (no Caddy, no published port)', () => {
+    const env = { ...ctx, composeFiles: [], values: { BOT_SHAPE: 'polling' } } as unknown as OpsEnv;
+    expect(swapCommands(env).upAll).toEqual([...base, 'up', '-d', '--no-build', '--pull', 'never', '--wait', 'app']);
+    expect(swapCommands(env).up).toEqual(appUpArgs(ctx));
   });
 });
 

@@ -23,6 +23,8 @@ describe('toolkitDrains', () => {
     [{ READY_PATH: '' }, false],
     [{ READY_PATH: '/healthz/ready' }, false],
     [{ READY_PATH: '/health' }, true],
+    // no Caddy to route around a polling bot
+    [{ READY_PATH: '/health', BOT_SHAPE: 'polling' }, false],
   ])('%j -> %s', (values, want) => expect(toolkitDrains(values)).toBe(want));
 });
 

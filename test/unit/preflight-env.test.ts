@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { checkEnv, checkSystem, isLocalMode, placeholderReason, preflightPassed, versionAtLeast, parseVersion, LOCAL_DEFAULT_SECRET } from '../../scripts/lib/checks/preflight.mts';
+import { checkEnv, checkSystem, requiredKeys, isLocalMode, placeholderReason, preflightPassed, versionAtLeast, parseVersion, LOCAL_DEFAULT_SECRET } from '../../scripts/lib/checks/preflight.mts';
 
 const good = {
   COMPOSE_PROJECT_NAME: 'lazyflow',
@@ -41,6 +41,15 @@ describe('preflight: env file', () => {
     delete v[k];
     const f = failures(v);
     expect(f.some((x) => x.key === k && x.message.includes(k))).toBe(true);
+  });
+
+  it('a polling bot (BOT_SHAPE=polling) needs only its token: no domain, certificate, webhook or Mini App keys', () => {
+    const polling = { COMPOSE_PROJECT_NAME: 'bot', STATE_DIR: '/srv/bot', BOT_SHAPE: 'polling', BOT_TOKEN: good.BOT_TOKEN };
+    expect(failures(polling)).toEqual([]);
+    expect(requiredKeys(false, true)).toEqual(['BOT_TOKEN']);
+    expect(failures({ ...polling, BOT_TOKEN: 'CHANGE_ME' }).map((x) => x.key)).toEqual(['BOT_TOKEN']);
+    // what it does set is still checked
+    expect(failures({ ...polling, APP_URL: 'http://bot.acme.dev' }).map((x) => x.key)).toEqual(['APP_URL']);
   });
 
   it.each([

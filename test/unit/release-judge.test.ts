@@ -1,7 +1,7 @@
 // Gates judge the release: pre-existing host conditions are warnings; a Telegram delivery error
 // counts only when the new release caused it.
 import { describe, expect, it } from 'vitest';
-import { DELIVERY_TIMEOUT_GRACE_MS, judgeQueue, judgeSmoke, judgeWebhookError, SWAP_WINDOW_GRACE_MS, type QueueObs } from '../../scripts/lib/release/judge.mts';
+import { DELIVERY_TIMEOUT_GRACE_MS, holdAfterFailedGate, judgePollingQueue, judgeQueue, judgeSmoke, judgeWebhookError, SWAP_WINDOW_GRACE_MS, type PollingObs, type QueueObs } from '../../scripts/lib/release/judge.mts';
 import type { SmokeResult } from '../../scripts/lib/checks/evaluate.mts';
 
 const r = (name: string, status: SmokeResult['status'], detail = name): SmokeResult => ({ name, status, detail });
@@ -70,4 +70,42 @@ describe('is the queue moving (Telegram gate)', () => {
       expect(v.detail).toMatch(detail);
     });
   }
+});
+
+describe('the Telegram gate of a polling bot: no webhook set, the queue moving', () => {
+  const o = (url: string, pending: number, handledMax: number | null): PollingObs => ({ url, pending, handledMax });
+  const rows: [string, PollingObs, PollingObs | undefined, PollingObs, 'pass' | 'wait', RegExp][] = [
+    ['no webhook, queue drained', o('', 0, 5), undefined, o('', 0, 5), 'pass', /no webhook set, pending 0/],
+    ['no webhook, a busy queue the app works through (its record grows)', o('', 40, 10), o('', 40, 10), o('', 45, 12), 'pass', /queue moving: the app handled updates up to 12/],
+    ['no webhook, no record of its own, the queue shrinks', o('', 40, null), o('', 40, null), o('', 30, null), 'pass', /pending fell from 40 to 30/],
+    ['no webhook, the queue stuck (nothing handled, nothing taken)', o('', 40, 10), o('', 40, 10), o('', 41, 10), 'wait', /pending_update_count 41 >= 10 and no update handled/],
+    ['no record, the queue grows', o('', 40, null), o('', 40, null), o('', 44, null), 'wait', /no update handled/],
+    ['a webhook is set: getUpdates gets 409, whatever the queue', o('', 0, 5), undefined, o('https://x.example/webhook/s', 0, 5), 'wait', /webhook is set .*409 Conflict/],
+    ['a webhook is set even with the record growing', o('', 40, 1), o('', 40, 1), o('https://x.example/webhook/s', 40, 9), 'wait', /409/],
+  ];
+  for (const [name, first, prev, now, status, detail] of rows) {
+    it(name, () => {
+      const v = judgePollingQueue(first, prev, now, 10);
+      expect(v.status).toBe(status);
+      expect(v.detail).toMatch(detail);
+    });
+  }
+});
+
+describe('a failed gate: held for the operator instead of reverted with the restore', () => {
+  const base = { phase: 'telegram', polling: false, answered: true, backupId: 'b1', userVersionBefore: 3, userVersionNow: 4 };
+  it.each<[string, Partial<typeof base>, boolean]>([
+    ['webhook, Telegram gate, answered, schema moved: held (the restore would drop what it answered)', {}, true],
+    ['webhook, smoke gate: the webhook hold kept updates out, nothing answered to drop: reverted', { phase: 'smoke' }, false],
+    ['webhook, health gate, answered (cannot happen under the hold): reverted', { phase: 'health', answered: true }, false],
+    ['polling, swap (crashed after it answered): held, a poller answers from its start', { phase: 'swap', polling: true }, true],
+    ['polling, health gate, answered, schema moved: held', { phase: 'health', polling: true }, true],
+    ['polling, smoke gate, answered nothing: reverted with the restore (nothing to drop)', { phase: 'smoke', polling: true, answered: false }, false],
+    ['polling, answered, schema unchanged: reverted, no restore, nothing dropped', { phase: 'health', polling: true, userVersionNow: 3 }, false],
+    ['polling, answered, no pre-deploy backup: reverted (nothing restored)', { phase: 'health', polling: true, backupId: null as unknown as string }, false],
+    ['polling, answered, no database before: reverted', { phase: 'health', polling: true, userVersionBefore: null as unknown as number }, false],
+    ['polling, answered, user_version unreadable now (null): held (never counted as unchanged)', { phase: 'health', polling: true, userVersionNow: null as unknown as number }, true],
+  ])('%s', (_what, o, held) => {
+    expect(holdAfterFailedGate({ ...base, ...o })).toBe(held);
+  });
 });

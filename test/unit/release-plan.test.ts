@@ -65,4 +65,18 @@ describe('release plan', () => {
     for (const p of ROLLOUT_PHASES) expect(steps.some((s) => s.phase === p)).toBe(true);
     expect(steps.at(-1)!.what).toMatch(/roll back to r1/);
   });
+
+  it('dry-run plan of a polling bot: stop-first, health in the container, no webhook expected, no Caddy', () => {
+    const steps = rolloutPlan({
+      appTag: 'abc', image: 'bot', dirty: false, previous: { id: 'r1', appTag: 'v1' },
+      build: buildArgs({ contextDir: '/src', image: 'bot', appTag: 'abc' }),
+      composeUp: ['compose', 'up', 'app'], keepImages: 5, telegram: true, notify: false, polling: true,
+    });
+    const what = Object.fromEntries(steps.map((s) => [s.phase, s.what]));
+    expect(what.swap).toMatch(/stop the old poller gracefully first \(already stopped for the backup\), then start bot:abc/);
+    expect(what.backup).toMatch(/^stop the old poller first .*then the pre-deploy backup/);
+    expect(what.health).toMatch(/own healthcheck/);
+    expect(what.telegram).toMatch(/no webhook set/);
+    expect(steps.map((s) => s.what).join('\n')).not.toMatch(/Caddy(file| holds)|through Caddy/);
+  });
 });

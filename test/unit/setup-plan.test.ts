@@ -28,6 +28,24 @@ describe('setup: the env file', () => {
     expect(env.filter((r) => !r.ok)).toEqual([]);
   });
 
+  it('a polling bot (BOT_SHAPE=polling in --settings or the file): no domain or e-mail asked, what follows DOMAIN left empty; preflight accepts it; a re-run changes nothing', () => {
+    const input: OperatorInput = { botToken: TOKEN, adminChatId: '424242', settings: { BOT_SHAPE: 'polling' } };
+    const p = plan(null, input);
+    expect(p.ask).toEqual([]);
+    const v = values(p.text!);
+    expect(v).toMatchObject({ BOT_SHAPE: 'polling', BOT_TOKEN: TOKEN, DOMAIN: '', ACME_EMAIL: '', APP_URL: '', ALLOWED_ORIGINS: '', MINI_APP_URL: '' });
+    expect(p.actions.find((a) => a.key === 'DOMAIN')).toMatchObject({ action: 'set', source: 'shape', value: '' });
+    expect(describeAction(p.actions.find((a) => a.key === 'APP_URL')!)).toMatch(/not used by a polling bot/);
+    const env = checkEnv({ file: '.env.prod', exists: true, mode: 0o600, values: parseEnvText(p.text!, '.env.prod'), example: parseEnvText(EXAMPLE, 'x'), exampleFile: '.env.prod.example' });
+    expect(env.filter((r) => !r.ok)).toEqual([]);
+    // the file now says polling: run again without --settings, nothing is asked or changed
+    const again = plan(p.text!, {});
+    expect(again.ask).toEqual([]);
+    expect(again.text).toBeNull();
+    // a webhook bot's setup still asks for them
+    expect(plan(null, { botToken: TOKEN, adminChatId: '' }).ask).toEqual(['DOMAIN', 'ACME_EMAIL']);
+  });
+
   it('run again with the same answers, or none: nothing changes', () => {
     const first = plan(null, ANSWERS).text!;
     for (const input of [ANSWERS, {}]) {

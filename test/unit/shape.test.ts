@@ -6,7 +6,7 @@ import { checkShape } from '../../scripts/lib/checks/preflight.mts';
 const rows: [string, ShapeInput, string][] = [
   ['BOT_SHAPE=webhook wins over a FRONTEND_DIR', { values: { BOT_SHAPE: 'webhook', FRONTEND_DIR: 'web' } }, 'webhook'],
   ['BOT_SHAPE=webhook-miniapp wins over an absent default front end', { values: { BOT_SHAPE: 'webhook-miniapp' }, defaultFrontendDir: false }, 'webhook-miniapp'],
-  ['BOT_SHAPE=polling is a shape (deployed later)', { values: { BOT_SHAPE: 'polling' } }, 'polling'],
+  ['BOT_SHAPE=polling is a shape', { values: { BOT_SHAPE: 'polling' } }, 'polling'],
   ['BOT_SHAPE with spaces around it', { values: { BOT_SHAPE: ' webhook ' } }, 'webhook'],
   ['BOT_SHAPE empty is unset', { values: { BOT_SHAPE: '' }, defaultFrontendDir: false }, 'webhook'],
   ['FRONTEND_DIR set: Mini App', { values: { FRONTEND_DIR: 'frontend' }, defaultFrontendDir: false }, 'webhook-miniapp'],
@@ -58,7 +58,7 @@ describe('preflight: the bot shape', () => {
   it.each<[string, ShapeInput, boolean, RegExp]>([
     ['webhook-only says what the toolkit does', { values: { BOT_SHAPE: 'webhook' } }, true, /^webhook \(BOT_SHAPE=webhook in the env file\): .*no Mini App is built or served/],
     ['the default says so', { values: {}, defaultFrontendDir: true }, true, /^webhook-miniapp \(the source has app\/web/],
-    ['polling is refused: not deployed yet', { values: { BOT_SHAPE: 'polling' } }, false, /not deployed by this version/],
+    ['polling is accepted and says what the toolkit does', { values: { BOT_SHAPE: 'polling' } }, true, /^polling \(BOT_SHAPE=polling in the env file\): .*only the app container runs \(no Caddy.*stop-first.*no webhook is set and the queue moves/],
     ['an unknown value names the key and file', { values: { BOT_SHAPE: 'hook' } }, false, /BOT_SHAPE "hook" is not a bot shape .* in \/srv\/bot\/.env.prod/],
   ])('%s', (_n, input, ok, message) => {
     const r = checkShape(decideShape(input), '/srv/bot/.env.prod');

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { appEnv } from '../config/app-env.mts';
-import { DEFAULT_FRONTEND_DIR, decideShape, shapeOfRelease, shapeSummary, type ShapeDecision } from '../config/shape.mts';
+import { DEFAULT_FRONTEND_DIR, decideShape, pollingBot, shapeOfRelease, shapeSummary, type ShapeDecision } from '../config/shape.mts';
 
 export interface CheckResult {
   name: string;
@@ -61,9 +61,13 @@ export const COMPOSE_DEFAULTS: Record<string, string> = {
   BOT_TOKEN: '',
 };
 
-/** Keys that must be set explicitly: none for the local try-out (compose defaults), all of these in production. */
-export function requiredKeys(local: boolean): string[] {
-  return local ? [] : ['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS', 'BOT_TOKEN', 'ACME_EMAIL'];
+/**
+ * Keys that must be set explicitly: none for the local try-out (compose defaults), all of these in
+ * production; a polling bot (BOT_SHAPE=polling) has no domain, certificate, webhook or Mini App: only its token.
+ */
+export function requiredKeys(local: boolean, polling = false): string[] {
+  if (local) return [];
+  return polling ? ['BOT_TOKEN'] : ['DOMAIN', 'APP_URL', 'WEBHOOK_SECRET', 'ALLOWED_ORIGINS', 'BOT_TOKEN', 'ACME_EMAIL'];
 }
 
 /** Keys whose value equal to the example file's value means "not filled in" (outside local mode). */
@@ -100,7 +104,7 @@ export function checkEnv(o: EnvObservation): CheckResult[] {
   const v: Record<string, string> = local ? { ...COMPOSE_DEFAULTS, ...set } : o.values;
   if (local) r.push(warn('mode', 'local mode: BOT_TOKEN is empty and APP_URL is localhost (no webhook, Caddy internal CA); not a production setup', { file }));
 
-  const missing = requiredKeys(local).filter((k) => (v[k] ?? '').trim() === '');
+  const missing = requiredKeys(local, pollingBot(v)).filter((k) => (v[k] ?? '').trim() === '');
   for (const k of missing) {
     r.push(fail(`key ${k}`, `${k} is missing or empty in ${file}`, { key: k, file, fix: fixFor(k, file) }));
   }
@@ -263,7 +267,6 @@ export function checkStackKeys(values: Record<string, string>, file: string): Ch
 /** The bot's shape (RUNBOOK "Bot shapes"): which one, why, and what the toolkit does for it; an unknown BOT_SHAPE fails. */
 export function checkShape(d: ShapeDecision, file: string): CheckResult {
   if (!d.ok) return fail('bot shape', `${d.error} in ${file}`, { key: 'BOT_SHAPE', file, fix: `${d.fix} in ${file}` });
-  if (d.shape === 'polling') return fail('bot shape', `polling (${d.why}): ${shapeSummary('polling')}`, { key: 'BOT_SHAPE', file, fix: `remove BOT_SHAPE=polling from ${file}, or use a toolkit version that deploys polling bots (RUNBOOK "Bot shapes")` });
   return ok('bot shape', `${d.shape} (${d.why}): ${shapeSummary(d.shape)}`);
 }
 
@@ -583,7 +586,8 @@ export async function preflightStack(env: PreflightEnv, values: Record<string, s
       if (!engine.docker || !engine.compose) return;
       const cfg = await q`docker ${composeArgs(env, 'config', '--format', 'json')}`;
       stack.composeConfig = { ok: cfg.exitCode === 0, output: cfg.stderr.trim() || cfg.stdout.slice(0, 300) };
-      if (cfg.exitCode === 0 && opts.caddy !== false) {
+      // a polling bot runs no Caddy (bot shape polling): no Caddyfile to validate
+      if (cfg.exitCode === 0 && opts.caddy !== false && !pollingBot(values)) {
         stack.caddyfile = await validateCaddyfile(env, JSON.parse(cfg.stdout) as { services: Record<string, ComposeService> }, opts.caddyfile);
       }
     })(),

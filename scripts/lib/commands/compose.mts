@@ -3,6 +3,7 @@
 //   await $`docker ${composeArgs(ctx, 'ps', '--format', 'json')}`
 // Nothing here runs anything: docker/ does.
 import type { OpsEnv } from '../config/env.mts';
+import { pollingBot } from '../config/shape.mts';
 
 export interface ComposeContext {
   projectDir: string;
@@ -127,13 +128,17 @@ export function proxyUpArgs(ctx: ComposeContext): string[] {
   return composeArgs(ctx, 'up', '-d', '--no-deps', '--no-build', '--pull', 'never', 'caddy');
 }
 
-/** The swap as data: stop the old app container gracefully, then start the new image (no deps, no build, no pull). */
+/**
+ * The swap as data: stop the old app container gracefully, then start the new image (no deps, no build,
+ * no pull). upAll, the first deploy: the whole stack; for a polling bot (bot shape polling, no ingress)
+ * the app alone: no Caddy, no proxy image, no published port.
+ */
 export function swapCommands(env: OpsEnv, opts: { stopTimeoutS?: number } = {}) {
   const ctx = composeCtx(env);
   return {
     stop: appStopArgs(ctx, { timeoutS: opts.stopTimeoutS }),
     up: appUpArgs(ctx),
-    upAll: composeArgs(ctx, 'up', '-d', '--no-build', '--pull', 'never', '--wait'),
+    upAll: composeArgs(ctx, 'up', '-d', '--no-build', '--pull', 'never', '--wait', ...(pollingBot(env.values) ? [APP_SERVICE] : [])),
   };
 }
 

@@ -9,10 +9,12 @@ export interface SandboxNames {
   network: string;
   app: string;
   probe: string;
+  /** a polling bot's Bot API stub (telegramStubRunArgs) */
+  telegram: string;
 }
 
 export function sandboxNames(id: string): SandboxNames {
-  return { network: `lzf-check-${id}`, app: `lzf-check-${id}-app`, probe: `lzf-check-${id}-probe` };
+  return { network: `lzf-check-${id}`, app: `lzf-check-${id}-app`, probe: `lzf-check-${id}-probe`, telegram: `lzf-check-${id}-telegram` };
 }
 
 export function imageInspectArgs(ref: string): string[] {
@@ -206,3 +208,71 @@ export function leftoverContainersArgs(): string[] {
 export function leftoverNetworksArgs(): string[] {
   return ['network', 'ls', '--filter', `label=${CHECK_LABEL}=1`, '--format', '{{.Name}}\t{{.CreatedAt}}'];
 }
+
+/** The sandbox's Bot API stub (a polling bot's, contract/telegram-stub.mts): its network alias and port. */
+export const TELEGRAM_STUB_ALIAS = 'telegram-stub';
+export const TELEGRAM_STUB_PORT = 8081;
+
+/**
+ * The stub Bot API a polling bot's sandbox gets (bot shape polling): a probe-image container on the
+ * sandbox's internal network, reachable as TELEGRAM_STUB_ALIAS, answering the calls a poller makes at
+ * start-up. Hardened like the probes; it runs as nobody and sees nothing but the network. Any image
+ * with `bun` on PATH runs it (the contract check's probe image; the restore drill's app image).
+ */
+export function telegramStubRunArgs(s: { name: string; network: string; probeImage: string; labels?: string[] }): string[] {
+  return [
+    'run', '-d',
+    '--name', s.name,
+    // the contract check's label by default; the restore drill passes its own (project, pid)
+    ...(s.labels ?? ['--label', `${CHECK_LABEL}=1`]),
+    '--network', s.network,
+    '--network-alias', TELEGRAM_STUB_ALIAS,
+    '--read-only', '--tmpfs', '/tmp', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+    '--user', '65534:65534',
+    '--memory', '128m', '--pids-limit', '64',
+    '-e', 'BUN_RUNTIME_TRANSPILER_CACHE_PATH=0',
+    '-e', `STUB_PORT=${TELEGRAM_STUB_PORT}`,
+    '--entrypoint', 'bun',
+    s.probeImage,
+    '-e', TELEGRAM_STUB_SCRIPT,
+  ];
+}
+
+/**
+ * Runs inside the stub container: the Bot API as a poller sees it with nothing to deliver. getMe
+ * answers a bot, deleteWebhook / setMyCommands and other calls true, getWebhookInfo no webhook, and
+ * getUpdates an empty list after holding the long poll for at most 2 s (its `timeout` honoured briefly:
+ * an idle poller neither spins nor waits long when the check stops it). Any token is accepted: the
+ * sandbox's is a placeholder. Prints "listening" once it accepts connections.
+ */
+export const TELEGRAM_STUB_SCRIPT = String.raw`
+const ok = (result) => Response.json({ ok: true, result });
+const me = { id: 1000000001, is_bot: true, first_name: 'lazyflow sandbox', username: 'lazyflow_sandbox_bot', can_join_groups: false, can_read_all_group_messages: false, supports_inline_queries: false };
+Bun.serve({
+  hostname: '0.0.0.0',
+  port: Number(process.env.STUB_PORT || 8081),
+  async fetch(req) {
+    const url = new URL(req.url);
+    const m = /^\/bot[^/]+\/([A-Za-z]+)$/.exec(url.pathname);
+    if (!m) return Response.json({ ok: false, error_code: 404, description: 'Not Found' }, { status: 404 });
+    const params = Object.fromEntries(url.searchParams);
+    try {
+      const text = await req.text();
+      const type = req.headers.get('content-type') || '';
+      if (text && type.includes('json')) Object.assign(params, JSON.parse(text));
+      else if (text && type.includes('urlencoded')) Object.assign(params, Object.fromEntries(new URLSearchParams(text)));
+    } catch {}
+    switch (m[1].toLowerCase()) {
+      case 'getme': return ok(me);
+      case 'getupdates': {
+        const s = Math.min(Math.max(Number(params.timeout) || 0, 0), 2);
+        if (s > 0) await Bun.sleep(s * 1000);
+        return ok([]);
+      }
+      case 'getwebhookinfo': return ok({ url: '', has_custom_certificate: false, pending_update_count: 0 });
+      default: return ok(true);
+    }
+  },
+});
+console.log('listening');
+`;

@@ -13,7 +13,9 @@ export function drillNetworksArgs(project: string): string[] {
   return ['network', 'ls', '--filter', `label=${DRILL_LABEL}=${project}`, '--format', `{{.ID}}\t{{.Label "${DRILL_LABEL}.pid"}}`];
 }
 
-const labels = (project: string, pid: number) => ['--label', `${DRILL_LABEL}=${project}`, '--label', `${DRILL_LABEL}.pid=${pid}`];
+/** the labels a drill's containers and network carry (a later drill removes what a killed one left by them) */
+export const drillLabels = (project: string, pid: number) => ['--label', `${DRILL_LABEL}=${project}`, '--label', `${DRILL_LABEL}.pid=${pid}`];
+const labels = drillLabels;
 
 export function drillNetworkCreateArgs(network: string, project: string, pid: number): string[] {
   return ['network', 'create', '--internal', ...labels(project, pid), network];

@@ -3,7 +3,8 @@
 //                    Mini App (built from FRONTEND_DIR) and the app has uploads (/files, /media).
 //   webhook          the same webhook, no Mini App and no uploads: the proxy image carries no front end,
 //                    `/` is Caddy's 404; smoke checks that no Mini App is served and expects no /files route.
-//   polling          the app calls getUpdates, no ingress (defined here; the toolkit does not deploy it yet).
+//   polling          the app calls getUpdates, no ingress: only the app container runs (no Caddy, no
+//                    domain, no certificate, no published port), replaced stop-first; set by BOT_SHAPE only.
 // Pure: the env file's values and, where known, what the release's source holds, or what the live
 // release was deployed as. Rule (RUNBOOK "Bot shapes"), first match wins:
 //   1. BOT_SHAPE in the env file (one of the three; anything else is a config error);
@@ -56,13 +57,23 @@ export function shapeSummary(shape: BotShape): string {
     case 'webhook':
       return 'Telegram webhook through Caddy; no Mini App is built or served (/ is a 404), no front-end switch; smoke checks that / serves no Mini App, skips the front-end check and expects no /files route';
     case 'polling':
-      return 'long polling (getUpdates), no ingress: not deployed by this version of the toolkit';
+      return 'long polling (getUpdates), no ingress: only the app container runs (no Caddy, no proxy image, no domain or certificate used, no published port), replaced stop-first (two pollers conflict); health is the container\'s own healthcheck, the Telegram gate checks that no webhook is set and the queue moves; smoke skips the checks that need Caddy';
   }
 }
 
 /** shape features the checks ask about */
 export const hasMiniApp = (shape: BotShape) => shape === 'webhook-miniapp';
 export const hasUploads = (shape: BotShape) => shape === 'webhook-miniapp';
+/** a shape served through Caddy (every shape but polling, which has no ingress) */
+export const hasProxy = (shape: BotShape) => shape !== 'polling';
+
+/**
+ * A polling bot, as the env file says: polling is only ever chosen by BOT_SHAPE (rule 1), so the
+ * steps that have only the env at hand (the gates, the swap, the drain, recovery) ask this.
+ */
+export function pollingBot(values: Record<string, string | undefined> | undefined): boolean {
+  return (values?.BOT_SHAPE ?? '').trim() === 'polling';
+}
 
 /** the shape the release that built appTag was deployed as (its rollout's journal line), or null */
 export function shapeOfRelease(releases: { kind?: string; appTag?: string; shape?: unknown }[], appTag: string | null | undefined): BotShape | null {

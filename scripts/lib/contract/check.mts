@@ -16,9 +16,11 @@ import { envFileText, sandboxEnv, sandboxSetKeys } from './sandbox-env.mts';
 import { chooseProbes, PROBE_DEFAULTS, type StackProbes } from './probes.mts';
 import {
   appRunArgs, containerInspectArgs, imageInspectArgs, leftoverContainersArgs, leftoverNetworksArgs, logsTailArgs, networkCreateArgs, networkRmArgs,
-  probeRunArgs, removeArgs, sandboxNames, signalArgs,
+  probeRunArgs, removeArgs, sandboxNames, signalArgs, telegramStubRunArgs,
 } from '../commands/contract.mts';
 import { healthcheckExecArgs, healthcheckKind } from '../commands/healthcheck.mts';
+import { pollingBot } from '../config/shape.mts';
+import { startTelegramStub } from './telegram-stub.mts';
 import {
   CONTRACT_ENV, contractExitCode, judgeContract, missingKeysInLog, readinessProbePath, readOnlyErrorInLog, recommendedNotices, telegramErrorInLog,
   type BootObs, type ContractObs, type DbFileObs, type HealthcheckObs, type HttpProbe, type ItemResult, type ShutdownObs, type Tier,
@@ -294,6 +296,13 @@ export async function runContractCheck(opts: ContractCheckOptions): Promise<Cont
   const obs: ContractObs = { imageUser: config.User ?? '', boot: { answered: false }, readyPath: probes.READY_PATH.value };
   try {
     log?.info(`contract check of ${opts.image}: starting it in a sandbox`);
+    if (pollingBot(values)) {
+      // a poller calls getMe / getUpdates before it is up: the sandbox's own stub answers (telegram-stub.mts)
+      const stub = sandboxNames(id).telegram;
+      sb.containers.push(stub);
+      log?.info('contract check: bot shape polling, a stub Bot API on the sandbox network answers its getMe and getUpdates');
+      await startTelegramStub(telegramStubRunArgs({ name: stub, network, probeImage }), stub);
+    }
     const badDb = () => bootApp(sb, `${id}-baddb`, { image: opts.image, probeImage, timeoutMs: Math.min(timeoutMs, 10_000), db: 'this is not a SQLite database\n'.repeat(200) });
     // The required tier (the rollout gate) boots with the corrupt database at the same time as the
     // main boot: the two sandboxes share nothing but the network, and the gate costs one boot instead

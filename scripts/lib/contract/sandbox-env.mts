@@ -5,6 +5,8 @@
 // would move the live webhook to itself. Pure; deterministic, so the gate's cache key stays stable.
 import { createHash } from 'node:crypto';
 import { appEnv } from '../config/app-env.mts';
+import { pollingBot } from '../config/shape.mts';
+import { TELEGRAM_STUB_ALIAS, TELEGRAM_STUB_PORT } from '../commands/contract.mts';
 
 /** Production's fixed values (docker-compose.yml) that the sandbox keeps as they are. */
 export const SANDBOX_FIXED = {
@@ -22,6 +24,17 @@ export const SANDBOX_BOT_TOKEN = '1000000001:AAsandbox-placeholder-never-a-bot00
 
 /** Where the sandbox's Bot API root points: a closed port on the container's own loopback (refused at once). */
 export const SANDBOX_TELEGRAM_API_ROOT = 'http://127.0.0.1:9';
+
+/**
+ * A polling bot's Bot API root in the sandbox (bot shape polling): the stub on the sandbox's network
+ * (contract/telegram-stub.mts). A poller calls getMe and getUpdates before it is up at all (grammY's
+ * bot.start() ends, and the app with it, when getMe is refused), so "refused at once" would fail every
+ * polling app; the stub answers with a placeholder bot and no updates, and the real token never goes there.
+ */
+export const SANDBOX_TELEGRAM_STUB_ROOT = `http://${TELEGRAM_STUB_ALIAS}:${TELEGRAM_STUB_PORT}`;
+
+/** the Bot API root a sandboxed app gets for these env values */
+export const sandboxTelegramApiRoot = (values: Record<string, string | undefined>) => (pollingBot(values) ? SANDBOX_TELEGRAM_STUB_ROOT : SANDBOX_TELEGRAM_API_ROOT);
 
 /** An app key whose name says it holds a secret (GOOGLE_OAUTH_STATE_SECRET, STRIPE_API_KEY, SESSION_PASSWORD, ...). */
 export function isSecretKey(key: string): boolean {
@@ -59,7 +72,8 @@ function withoutUrlPassword(key: string, value: string): string {
  * The sandbox env for an env file's values: the app's own keys (secrets as placeholders), production's
  * fixed keys, APP_URL / ALLOWED_ORIGINS / ADMIN_CHAT_ID as production passes them, a placeholder
  * BOT_TOKEN and WEBHOOK_SECRET where the env file sets them (absent or empty ones stay as production
- * has them: empty token, the public local secret), and a Bot API root nothing answers.
+ * has them: empty token, the public local secret), and a Bot API root nothing answers (a polling bot's:
+ * the sandbox's stub, sandboxTelegramApiRoot).
  */
 export function sandboxEnv(values: Record<string, string> = {}): Record<string, string> {
   const own: Record<string, string> = {};
@@ -72,7 +86,7 @@ export function sandboxEnv(values: Record<string, string> = {}): Record<string, 
     ALLOWED_ORIGINS: set('ALLOWED_ORIGINS') ? values.ALLOWED_ORIGINS : 'https://localhost',
     BOT_TOKEN: set('BOT_TOKEN') ? SANDBOX_BOT_TOKEN : '',
     WEBHOOK_SECRET: set('WEBHOOK_SECRET') ? placeholderLike('WEBHOOK_SECRET', values.WEBHOOK_SECRET) : LOCAL_WEBHOOK_SECRET,
-    TELEGRAM_API_ROOT: SANDBOX_TELEGRAM_API_ROOT,
+    TELEGRAM_API_ROOT: sandboxTelegramApiRoot(values),
     ...(set('ADMIN_CHAT_ID') ? { ADMIN_CHAT_ID: values.ADMIN_CHAT_ID } : {}),
     LOG_LEVEL: 'info',
     JOB_HEARTBEAT_MS: '1000',

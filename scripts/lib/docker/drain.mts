@@ -14,6 +14,7 @@ import type { StateLayout } from '../config/state.mts';
 import type { Logger } from '../cli/log.mts';
 import { processStartTime, recordedPidAlive } from '../host/lock.mts';
 import { writeJsonAtomic } from '../host/records.mts';
+import { pollingBot } from '../config/shape.mts';
 
 /**
  * How long after writing the flag the old container may be stopped: Caddy checks every 250 ms
@@ -34,6 +35,8 @@ export interface DrainFlag {
 
 /** Without a readiness path of its own (READY_PATH=/health) the app is drained by the toolkit. */
 export function toolkitDrains(values: Record<string, string | undefined>): boolean {
+  // a polling bot has no Caddy to route around it (bot shape polling): nothing to drain
+  if (pollingBot(values)) return false;
   return (values.READY_PATH || '/ready') === '/health';
 }
 

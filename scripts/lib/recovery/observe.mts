@@ -13,6 +13,7 @@ import { observeFrontend } from '../release/frontend.mts';
 import { drainStatus } from '../docker/drain.mts';
 import { webhookHeld } from '../release/webhook-hold.mts';
 import { observeStaged } from '../restore/prestage.mts';
+import { pollingBot } from '../config/shape.mts';
 
 /** user_version, with a read error kept as such: it never counts as "schema moved". */
 export function observeUserVersion(dbFile: string): ObservedUserVersion {
@@ -45,7 +46,8 @@ export async function observeState(env: OpsEnv, journals: { releases: Release[];
   }
   return {
     apps,
-    proxyRunning: (await runningContainerCount(env, 'caddy')) > 0,
+    // a polling bot has no proxy (bot shape polling): none to start
+    proxyRunning: pollingBot(env.values) || (await runningContainerCount(env, 'caddy')) > 0,
     userVersion: observeUserVersion(env.layout.db),
     backupIds,
     imageTags: tags,

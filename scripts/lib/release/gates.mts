@@ -7,7 +7,8 @@ import { httpsGet, type Target } from '../checks/http.mts';
 import { evalDeadLetters, evalHealth, evalWebhookInfo, expectedWebhookUrl, healthFields, redactSecret, type SmokeResult } from '../checks/evaluate.mts';
 import { getWebhookInfo, hostApiRoot, redactToken, setWebhook } from '../telegram/bot-api.mts';
 import { appDiagnostics, liveApp } from '../docker/app-container.mts';
-import { judgeQueue, judgeSmoke, judgeWebhookError, type QueueObs, type SwapWindow } from './judge.mts';
+import { judgePollingQueue, judgeQueue, judgeSmoke, judgeWebhookError, type PollingObs, type QueueObs, type SwapWindow } from './judge.mts';
+import { pollingBot } from '../config/shape.mts';
 import { maintenanceStatus, readMaintenance } from '../maintenance/maintenance.mts';
 
 export interface GateOptions {
@@ -31,6 +32,7 @@ export const healthGateMs = (healthTimeoutS?: number) => Math.max(30, healthTime
  * release's (there is never a second app container), and the result says that is what was compared.
  */
 export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: SmokeOptions; timeoutMs?: number; target?: Target }): Promise<string> {
+  if (pollingBot(env.values)) return containerHealthGate(env, appTag, o.timeoutMs ?? healthGateMs());
   const target = o.target ?? (await smokeTarget(env, o.smoke ?? {}));
   const deadline = performance.now() + (o.timeoutMs ?? healthGateMs());
   let last = '';
@@ -50,6 +52,24 @@ export async function healthGate(env: OpsEnv, appTag: string, o: { smoke?: Smoke
 }
 
 /**
+ * A polling bot has no Caddy to ask (bot shape polling): the one app container runs the release's image
+ * and Docker reports its own healthcheck (HEALTHCHECK_PATH inside the container) healthy.
+ */
+async function containerHealthGate(env: OpsEnv, appTag: string, timeoutMs: number): Promise<string> {
+  const deadline = performance.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const live = await liveApp(env);
+    if (live && live.status === 'running' && live.tag === appTag && live.health === 'healthy') {
+      return `app container ${live.id.slice(0, 12)} runs ${live.imageRef}, its healthcheck reports healthy (bot shape polling: no Caddy, health inside the container)`;
+    }
+    last = live ? `${live.imageRef} ${live.status}/${live.health ?? 'no healthcheck'}` : 'no app container';
+    if (performance.now() > deadline) throw new GateError(`the app container did not become healthy on ${appTag} (last: ${last})`, { step: 'health', diagnostics: await appDiagnostics(env) });
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+/**
  * Telegram gate: webhook registered at APP_URL/webhook/SECRET, no delivery error the release caused,
  * and the queue drains or moves (judgeQueue). Registering the webhook is not part of the app contract:
  * an app may do it at start-up (the reference app does), and when the webhook points elsewhere or
@@ -63,6 +83,7 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
   const token = v.BOT_TOKEN ?? '';
   if (!token) return 'skipped: local mode (no BOT_TOKEN), Telegram is not used';
   const root = hostApiRoot(v, o.apiRoot);
+  if (pollingBot(v)) return pollingGate(env, root, token, o);
   const expectedUrl = expectedWebhookUrl(env.appUrl, v.WEBHOOK_SECRET ?? '');
   const pendingMax = o.pendingMax ?? 10;
   const deadline = performance.now() + (o.timeoutMs ?? 60_000);
@@ -106,6 +127,37 @@ export async function telegramGate(env: OpsEnv, startedAt: string, o: { timeoutM
       last = redactToken(errorMessage(e), token);
     }
     if (performance.now() > deadline) throw new GateError(`Telegram gate: ${last}`, { step: 'telegram', diagnostics: await appDiagnostics(env) });
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
+
+/**
+ * The Telegram gate of a polling bot: no webhook set (the toolkit never registers one for it: the app's
+ * getUpdates would get 409) and the queue moves (judgePollingQueue). Delivery errors do not exist here:
+ * nothing delivers to a poller.
+ */
+async function pollingGate(env: OpsEnv, root: string, token: string, o: { timeoutMs?: number; pendingMax?: number }): Promise<string> {
+  const pendingMax = o.pendingMax ?? 10;
+  const deadline = performance.now() + (o.timeoutMs ?? 60_000);
+  let first: PollingObs | undefined;
+  let prev: PollingObs | undefined;
+  let last = '';
+  for (;;) {
+    try {
+      const info = await getWebhookInfo(root, token);
+      const now: PollingObs = { url: redactToken(info.url ?? '', token), pending: info.pending_update_count, handledMax: readHandledUpdateMax(env.layout.db) };
+      first ??= now;
+      const verdict = judgePollingQueue(first, prev, now, pendingMax);
+      prev = now;
+      if (verdict.status === 'pass') {
+        const dl = evalDeadLetters(readDeadLetters(env.layout.db));
+        return dl.status === 'warn' ? `${verdict.detail}; ${dl.detail}` : verdict.detail;
+      }
+      last = verdict.detail;
+    } catch (e) {
+      last = redactToken(errorMessage(e), token);
+    }
+    if (performance.now() > deadline) throw new GateError(`Telegram gate (polling): ${last}`, { step: 'telegram', diagnostics: await appDiagnostics(env) });
     await new Promise((res) => setTimeout(res, 500));
   }
 }

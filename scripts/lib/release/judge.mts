@@ -95,3 +95,48 @@ export function judgeQueue(first: QueueObs, prev: QueueObs | undefined, now: Que
   }
   return { status: 'wait', detail: `pending_update_count ${now.pending} >= ${pendingMax} and no update handled since the gate began` };
 }
+
+/** One look at Telegram's queue for a polling bot (bot shape polling): getWebhookInfo and the app's own record. */
+export interface PollingObs {
+  /** getWebhookInfo's url: '' when no webhook is set (a set webhook makes every getUpdates answer 409) */
+  url: string;
+  pending: number;
+  handledMax: number | null;
+}
+
+/**
+ * Does the polling release take updates off Telegram's queue? No webhook may be set (Telegram refuses
+ * getUpdates while one is: the bot cannot poll), and then the same rule as for a webhook (judgeQueue):
+ * drained, or moving since the gate began. Otherwise wait, until the gate's deadline fails the release.
+ */
+export function judgePollingQueue(first: PollingObs, prev: PollingObs | undefined, now: PollingObs, pendingMax: number): QueueVerdict {
+  if (now.url) return { status: 'wait', detail: `a webhook is set (${now.url}): Telegram answers getUpdates with 409 Conflict while it is, so the bot cannot poll` };
+  const q = (o: PollingObs): QueueObs => ({ urlOk: true, pending: o.pending, handledMax: o.handledMax });
+  const v = judgeQueue(q(first), prev && q(prev), q(now), pendingMax);
+  return { ...v, detail: v.detail.replace(/^url ok/, 'no webhook set') };
+}
+
+/** What the rollout knows when a gate has failed, for holdAfterFailedGate. */
+export interface FailedGateObs {
+  phase: string;
+  /** bot shape polling */
+  polling: boolean;
+  /** the app's update_id record grew since the release could first answer updates */
+  answered: boolean;
+  backupId: string | null;
+  userVersionBefore: number | null;
+  userVersionNow: number | null;
+}
+
+/**
+ * After a failed gate, keep the release running, held for the operator, instead of the automatic revert?
+ * Only when going back would restore the pre-deploy backup (its schema moved) and the release has
+ * already answered Telegram updates that the restore would drop (Telegram never resends them): a webhook
+ * release can answer only from its Telegram gate on (the webhook hold keeps updates out before), a
+ * poller from its start (nothing holds a poller's getUpdates).
+ */
+export function holdAfterFailedGate(o: FailedGateObs): boolean {
+  const couldAnswer = o.phase === 'telegram' || o.polling;
+  const restores = Boolean(o.backupId) && o.userVersionBefore !== null && o.userVersionNow !== o.userVersionBefore;
+  return couldAnswer && o.answered && restores;
+}

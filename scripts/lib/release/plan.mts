@@ -149,9 +149,11 @@ export function rolloutPlan(o: {
   skipContract?: boolean;
   /** the safety net as it is now (schedules/net.mts): the rollout installs it when it is not in place */
   safetyNet?: { inPlace: boolean; state: string; detail: string } | null;
+  /** bot shape polling: the app alone, no Caddy (config/shape.mts) */
+  polling?: boolean;
 }): PlanStep[] {
   const steps: PlanStep[] = [
-    { phase: 'preflight', what: 'check engine, Compose v2, Node, disk, env file (mode, keys, secrets), compose config, Caddyfile' },
+    { phase: 'preflight', what: `check engine, Compose v2, Node, disk, env file (mode, keys, secrets), compose config${o.polling ? '' : ', Caddyfile'}` },
     { phase: 'lock', what: 'take STATE_DIR/ops.lock (a stale lock of a dead process is taken over)' },
     ...(o.safetyNet
       ? [{ phase: 'safety net', what: o.safetyNet.inPlace || o.safetyNet.state === 'off' ? o.safetyNet.detail : `install recovery (scripts/recover.mts at boot and every minute; systemd timer, else the cron file) next to the installed schedules; now: ${o.safetyNet.detail}` }]
@@ -165,15 +167,19 @@ export function rolloutPlan(o: {
     },
     {
       phase: 'backup',
-      what: o.skipBackup ? 'SKIPPED (--skip-backup): no pre-deploy backup, a schema-changing failure could not be undone' : 'pre-deploy backup of the database and uploads (reason pre-deploy)',
+      what: o.skipBackup
+        ? 'SKIPPED (--skip-backup): no pre-deploy backup, a schema-changing failure could not be undone'
+        : `${o.polling ? 'stop the old poller first (no update is confirmed after the backup; they wait in Telegram\'s queue until the release is judged), then the ' : ''}pre-deploy backup of the database and uploads (reason pre-deploy)`,
     },
     {
       phase: 'swap',
-      what: `APP_TAG=${o.appTag}: compose creates the new container, stops the old one gracefully (in-flight requests finish, Caddy holds new ones), removes it, then starts ${o.image}:${o.appTag}; never two app containers running. Then wait for its healthcheck`,
+      what: o.polling
+        ? `APP_TAG=${o.appTag}, bot shape polling (no Caddy): stop the old poller gracefully first${o.skipBackup ? '' : ' (already stopped for the backup)'}, then start ${o.image}:${o.appTag} (two pollers conflict); updates wait in Telegram's queue meanwhile. Then wait for its healthcheck`
+        : `APP_TAG=${o.appTag}: compose creates the new container, stops the old one gracefully (in-flight requests finish, Caddy holds new ones), removes it, then starts ${o.image}:${o.appTag}; never two app containers running. Then wait for its healthcheck`,
       argv: ['docker', ...o.composeUp],
     },
-    { phase: 'health', what: `/health through Caddy reports version ${o.appTag}` },
-    { phase: 'telegram', what: o.telegram ? 'getWebhookInfo: url, no new error, pending_update_count drains' : 'skipped: local mode (no BOT_TOKEN)' },
+    { phase: 'health', what: o.polling ? `the app container runs ${o.appTag} and its own healthcheck reports healthy` : `/health through Caddy reports version ${o.appTag}` },
+    { phase: 'telegram', what: !o.telegram ? 'skipped: local mode (no BOT_TOKEN)' : o.polling ? 'getWebhookInfo: no webhook set, pending_update_count drains or moves' : 'getWebhookInfo: url, no new error, pending_update_count drains' },
     { phase: 'smoke', what: o.skipSmoke ? 'SKIPPED (--skip-smoke)' : 'run every smoke check; any fail -> automatic rollback' },
     { phase: 'record', what: `append the release to STATE_DIR/releases.jsonl; prune release images beyond the newest ${o.keepImages}` },
     { phase: 'notify', what: o.notify ? 'notify the alert channels (ADMIN_CHAT_ID, ALERT_WEBHOOK_URL): one message, ok or failed' : 'skipped: --no-notify, or no alert channel (ADMIN_CHAT_ID with a bot token, ALERT_WEBHOOK_URL)' },

@@ -25,7 +25,7 @@ import { revertWithDb } from './revert-with-db.mts';
 import { prestageBackup } from '../restore/prestage.mts';
 import { swapApp, swapWindowOf } from './swap.mts';
 import { activateFrontend, observeFrontend } from './frontend.mts';
-import { shapeOfRelease } from '../config/shape.mts';
+import { shapeOfRelease, pollingBot } from '../config/shape.mts';
 import type { CommonOptions, CriticalOptions, OpResult } from './rollout.mts';
 import { runDetached } from './critical.mts';
 import { syncAppEnvFile } from '../config/app-env.mts';
@@ -226,7 +226,7 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
     if (observeFrontend(env).staged.includes(appTag)) {
       proxyReloadAt = Date.now();
       await timed('frontend_switch', () => activateFrontend(env, appTag, log));
-    } else if (shapeOfRelease(readJournal(env.layout.releases).releases, appTag) === 'webhook') log.debug(`${appTag} has no Mini App (bot shape webhook): no front end to switch`);
+    } else if (['webhook', 'polling'].includes(shapeOfRelease(readJournal(env.layout.releases).releases, appTag) ?? '')) log.debug(`${appTag} has no Mini App (bot shape ${shapeOfRelease(readJournal(env.layout.releases).releases, appTag)}): no front end to switch`);
     else log.warn(`no front end staged for ${appTag}: the Mini App served stays as it is`);
     const ss = log.step(`swap app ${previous?.appTag ?? '?'} -> ${appTag}`);
     const swap = await timed('swap', () => swapApp(env, appTag, { log, healthTimeoutS: o.healthTimeoutS, stopTimeoutS: o.stopTimeoutS }));
@@ -243,7 +243,7 @@ async function rollbackCriticalSteps(env: OpsEnv, log: Logger, c: RollbackCritic
     if (!o.skipSmoke) smoke = await timed('smoke', () => smokeGate(env, appTag, { smoke: { ...o.smoke, swapWindow }, log }));
     appendJournal(env.layout.releases, { id, result: 'ok', endedAt: new Date().toISOString(), phases: { ...phases }, dbRestored: Boolean(plan.backupId), userVersionAfter: readUserVersion(env.layout.db) });
     await n.report({ outcome: 'ok' });
-    log.ok(`rollback ${id} done: ${env.appUrl} runs ${appTag}`);
+    log.ok(`rollback ${id} done: ${pollingBot(env.values) ? 'the polling bot' : env.appUrl} runs ${appTag}`);
     return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
   } catch (err) {
     log.error(`rollback ${phase} FAILED: ${errorMessage(err)}`);

@@ -22,6 +22,8 @@ import { appDiagnostics, imageExists, liveApp, runningContainerCount, waitHealth
 import { roundSwap, swapWindowOf, swapApp, type SwapTiming } from './swap.mts';
 import { healthGate, healthGateMs, smokeGate, telegramGate, type GateOptions } from './gates.mts';
 import { preDeployBackup, revert } from './revert.mts';
+import { restartPoller, stopPoller } from './swap.mts';
+import { holdAfterFailedGate } from './judge.mts';
 import { recoverUnfinished } from './recovery.mts';
 import { OperationNotice, releaseLabel, withNotice } from '../notify/operation.mts';
 import { releaseReport } from '../notify/reports.mts';
@@ -33,7 +35,7 @@ import { contractGate } from './contract-gate.mts';
 import { ensureNet, netVerdict } from '../schedules/net.mts';
 import { buildProgressReader } from './build-progress.mts';
 import { holdWebhook, releaseWebhook } from './webhook-hold.mts';
-import { DEFAULT_FRONTEND_DIR, decideShape, hasMiniApp, shapeOfRelease, type BotShape } from '../config/shape.mts';
+import { DEFAULT_FRONTEND_DIR, decideShape, hasMiniApp, hasProxy, pollingBot, shapeOfRelease, type BotShape } from '../config/shape.mts';
 
 /** From when a release serves until its gates must have ended: health, smoke, Telegram, and room for a slow smoke. */
 export const gateWindowS = (o: GateOptions) => Math.max(30, o.healthTimeoutS ?? 30) + (o.telegramTimeoutS ?? 60) + 120;
@@ -214,7 +216,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       appTag, image, dirty: git.dirty, previous: previous0, build, composeUp: cmds.up,
       keepImages: o.keepImages ?? 5, telegram: Boolean(env.values.BOT_TOKEN), notify: o.notify !== false && selectChannels(env.values).length > 0,
       skipBackup: o.skipBackup, skipSmoke: o.skipSmoke, skipContract: o.skipContract,
-      safetyNet: await netVerdict(env).catch(() => null),
+      safetyNet: await netVerdict(env).catch(() => null), polling: !hasProxy(shape.shape),
     });
     return { id: '(dry run)', exitCode: 0, result: 'dry-run', appTag, phases, preflight, plan };
   }
@@ -259,9 +261,12 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
     // app image's build, beside whatever of the rest is left. All have ended before the backup.
     // A bot without a Mini App (shape webhook) builds the proxy stage alone and stages no front end: the
     // critical section then has nothing to switch, and Caddy answers `/` with 404.
+    // A polling bot (shape polling) has no Caddy at all: no proxy image is built.
     const miniApp = hasMiniApp(shape.shape);
-    const fs0 = log.step(miniApp ? `build front end ${proxyImageFor(env, appTag)}` : `build proxy ${proxyImageFor(env, appTag)} (no Mini App)`);
-    const frontendDone = settled(timed('frontend', async () => {
+    const proxied = hasProxy(shape.shape);
+    if (!proxied) log.info('bot shape polling: no proxy image (no Caddy, no ingress)');
+    const fs0 = proxied ? log.step(miniApp ? `build front end ${proxyImageFor(env, appTag)}` : `build proxy ${proxyImageFor(env, appTag)} (no Mini App)`) : null;
+    const frontendDone = settled(proxied ? timed('frontend', async () => {
       const proxyImage = await buildProxyImage(env, appTag, source, { 'org.lazyflow.git-sha': git.sha }, layout.toolkitDir, miniApp);
       if (miniApp) {
         await stageFrontend(env, appTag, { image: proxyImage }, { gitSha: git.sha, release: id });
@@ -269,12 +274,12 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
         if (live) await keepServedFrontend(env, live.tag);
       }
       appendJournal(env.layout.releases, { id, proxyImage });
-    }));
+    }) : Promise.resolve());
     const stackDone = settled(stackChecks ? timed('preflight_stack', stackChecks) : Promise.resolve([]));
     const besideBuild = async () => {
       const [f, st] = await Promise.all([frontendDone, stackDone]);
-      if (f.ok) fs0.done();
-      else fs0.fail(f.err);
+      if (f.ok) fs0?.done();
+      else fs0?.fail(f.err);
       return { frontendErr: f.ok ? null : f.err, stack: st.ok ? st.value : null, stackErr: st.ok ? null : st.err };
     };
     const bs = log.step(`build ${image}:${appTag}`);
@@ -335,7 +340,19 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       // From the backup on, an update the running release acknowledges would not be in it: if this
       // release is reverted with that backup, the update would be gone. So Telegram waits (503, it
       // redelivers) from before the backup until the new release is judged (webhook-hold.mts).
-      if (env.values.BOT_TOKEN) holdWebhook(env.layout, id);
+      // A polling bot has no webhook to hold: its old poller stops instead (swap.mts stopPoller).
+      if (env.values.BOT_TOKEN && proxied) holdWebhook(env.layout, id);
+      const pollerStopped = !proxied && live?.status === 'running';
+      if (pollerStopped) {
+        const ps = log.step('stop the old poller (updates wait in Telegram\'s queue until the release is judged)');
+        try {
+          await timed('stop_poller', () => stopPoller(env, log, id, { stopTimeoutS: o.stopTimeoutS }));
+          ps.done();
+        } catch (err) {
+          ps.fail(err);
+          return fail('stop-poller', err);
+        }
+      }
       const s = log.step('pre-deploy backup');
       try {
         backupId = await timed('backup', () => preDeployBackup(env, log, previous?.appTag ?? null, o.keepImages));
@@ -343,6 +360,7 @@ async function rolloutSteps(o: RolloutOptions, n: OperationNotice): Promise<OpRe
       } catch (err) {
         s.fail(err);
         releaseWebhook(env.layout);
+        if (pollerStopped && previous) await restartPoller(env, log, previous.appTag, { healthTimeoutS: o.healthTimeoutS });
         return fail('backup', err);
       }
     }
@@ -427,11 +445,15 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   let phase = 'swap';
   let proxyReloadAt: number | undefined;
   // a release that could be reverted with a restore acknowledges no Telegram update until judged
-  const held = Boolean(backupId && env.values.BOT_TOKEN);
+  // (a polling bot has no webhook and no Caddy to answer 503: nothing is held)
+  const proxied = !pollingBot(env.values);
+  const held = Boolean(backupId && env.values.BOT_TOKEN && proxied);
   let handledAtRelease: number | null = null;
   // the window in which an automatic revert may restore the pre-deploy backup (recovery: decide.mts)
   appendJournal(env.layout.releases, { id, gateWindowS: gateWindowS(o) });
   if (held) holdWebhook(env.layout, id);
+  // a poller confirms updates from its start on, judged or not: what it handled counts from the swap
+  if (!proxied) handledAtRelease = readHandledUpdateMax(env.layout.db) ?? -1;
   try {
     // The release's front end goes live first (atomic switch, graceful Caddy reload): API calls of the
     // new Mini App are held by Caddy through the swap and answered by the new app. Reloading before the
@@ -443,7 +465,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
       await activateFrontend(env, appTag, log);
       phases.frontend_switch = Math.round(performance.now() - t);
     }
-    if (!live || (await runningContainerCount(env, 'caddy')) === 0) {
+    if (!live || (proxied && (await runningContainerCount(env, 'caddy')) === 0)) {
       // first deploy (or the proxy is down): bring the whole stack up on the new tag
       const s = log.step(`start the stack on ${appTag}`);
       const t = performance.now();
@@ -477,7 +499,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     phase = 'smoke';
     if (o.skipSmoke) log.warn('--skip-smoke: smoke checks skipped');
     else {
-      const ss = log.step('smoke');
+      const ss = log.step(proxied ? 'smoke' : 'smoke (bot shape polling: the checks that need Caddy are skipped)');
       // smoke's telegram check is left to the Telegram gate right after it: that gate registers the webhook
       // when the app does not (a first deploy of an app that never calls setWebhook has none yet), and it
       // judges the queue once the webhook hold is released (as recovery's judgement does, recovery/run.mts)
@@ -489,7 +511,7 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     // the 503s Telegram got meanwhile belong to the swap window, not to the release
     phase = 'telegram';
     if (held && releaseWebhook(env.layout)) log.info('webhook released: Telegram delivers what it queued during the gates');
-    handledAtRelease = readHandledUpdateMax(env.layout.db) ?? -1;
+    handledAtRelease ??= readHandledUpdateMax(env.layout.db) ?? -1;
     const tgWindow = held ? { ...swapWindow, endedAt: Date.now() } : swapWindow;
     const ts = log.step('telegram gate');
     const td = await timed('telegram', () => telegramGate(env, swap!.startedAt, { timeoutMs: (o.telegramTimeoutS ?? 60) * 1000, pendingMax: o.pendingMax, apiRoot: o.smoke?.telegramApiRoot, swapWindow: tgWindow }));
@@ -497,15 +519,15 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
   } catch (err) {
     // a failed release acknowledges nothing more while it is reverted
     if (held) holdWebhook(env.layout, id);
-    // It failed the Telegram gate after it had answered updates, and going back would restore the
+    // It failed the Telegram gate (a poller: any gate) after it had answered updates, and going back would restore the
     // pre-deploy backup (its schema moved): those updates would leave the live database, and Telegram
     // never resends them. Not automatic: it keeps serving, held for the operator (recovery/decide.mts).
     const answered = handledAtRelease !== null && (readHandledUpdateMax(env.layout.db) ?? -1) > handledAtRelease;
     const uvNow = readUserVersion(env.layout.db);
-    if (phase === 'telegram' && answered && backupId && userVersionBefore !== null && uvNow !== userVersionBefore) {
+    if (holdAfterFailedGate({ phase, polling: !proxied, answered, backupId, userVersionBefore, userVersionNow: uvNow })) {
       releaseWebhook(env.layout);
       const next = heldNext({ id, kind: 'rollout', appTag, previousRelease: previous?.id ?? null, previousAppTag: previous?.appTag ?? null, backupId, lines: 0 }, env.file);
-      const reason = `telegram gate failed after the release had answered Telegram updates, and its schema moved (user_version ${userVersionBefore} -> ${uvNow}): reverting would restore backup ${backupId} and drop those updates; held for your choice, it keeps serving`;
+      const reason = `${phase} gate failed after the release had answered Telegram updates, and its schema moved (user_version ${userVersionBefore} -> ${uvNow}): reverting would restore backup ${backupId} and drop those updates; held for your choice, it keeps serving`;
       appendJournal(env.layout.releases, { id, held: { since: now().toISOString(), reason }, next, phases: { ...phases } });
       log.error(`rollout ${id}: ${reason}`);
       log.error(`choose one:\n${next}`);
@@ -556,6 +578,6 @@ async function criticalSteps(env: OpsEnv, log: Logger, c: CriticalContext, n: Op
     phases.notify = Math.round(performance.now() - t);
   }
   appendJournal(env.layout.releases, { id, phases: { ...phases } });
-  log.ok(`rollout ${id} done: ${env.appUrl} runs ${appTag}`);
+  log.ok(`rollout ${id} done: ${pollingBot(env.values) ? 'the polling bot' : env.appUrl} runs ${appTag}`);
   return { id, exitCode: 0, result: 'ok', appTag, phases, swap, smoke };
 }

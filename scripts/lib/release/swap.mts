@@ -6,6 +6,8 @@ import { GateError } from '../cli/errors.mts';
 import { waitHealthy } from '../docker/app-container.mts';
 import { startApp, startAppDrained, stopApp } from '../docker/app-lifecycle.mts';
 import type { SwapWindow } from './judge.mts';
+import { appendJournal } from './journal.mts';
+import { pollingBot } from '../config/shape.mts';
 
 // swap and gates
 
@@ -25,7 +27,9 @@ export interface SwapTiming {
   endedAt?: number;
 }
 
-export function swapMode(): 'recreate' | 'stop-first' {
+export function swapMode(values: Record<string, string | undefined> = {}): 'recreate' | 'stop-first' {
+  // a polling bot is always replaced stop-first: while two pollers run, Telegram answers one of them 409
+  if (pollingBot(values)) return 'stop-first';
   return process.env.LAZYFLOW_SWAP === 'stop-first' ? 'stop-first' : 'recreate';
 }
 
@@ -44,7 +48,7 @@ export async function swapApp(env: OpsEnv, appTag: string, o: { log: Logger; hea
   // bench/rollout against LAZYFLOW_SWAP=stop-first (the one stop first, then the one start).
   // Either way the stop is drained (docker/app-lifecycle.mts).
   let t1 = t0;
-  if (swapMode() === 'stop-first') {
+  if (swapMode(env.values) === 'stop-first') {
     await stopApp(env, o.log, `swap to ${appTag}`, { timeoutS: o.stopTimeoutS, step: 'swap' });
     t1 = performance.now();
     await startApp(env, appTag, o.log, { step: 'swap' });
@@ -68,4 +72,23 @@ export function roundSwap(s: SwapTiming) {
 /** The swap as the Telegram gate and smoke judge delivery errors by: wall-clock bounds, as Telegram dates its errors. */
 export function swapWindowOf(s: SwapTiming, proxyReloadAt?: number): SwapWindow {
   return { beganAt: s.beganAt ?? Date.parse(s.startedAt), endedAt: s.endedAt ?? Date.parse(s.startedAt), proxyReloadAt };
+}
+
+/**
+ * Bot shape polling: the old poller stops before the pre-deploy backup (the webhook shapes hold the
+ * webhook instead, webhook-hold.mts). From then on nothing confirms an update: each waits in Telegram's
+ * queue (24 h) until the new release is judged, or the old poller is started again (a failed backup, a
+ * revert after the backup is restored), so no update confirmed after the backup can be lost by a
+ * restore of it. The journal says so first (phase stop-poller): a rollout that dies from here on is
+ * taken back to what ran before by recovery, never just marked failed with the bot stopped.
+ */
+export async function stopPoller(env: OpsEnv, log: Logger, releaseId: string, o: { stopTimeoutS?: number } = {}): Promise<void> {
+  appendJournal(env.layout.releases, { id: releaseId, phase: 'stop-poller' });
+  await stopApp(env, log, `pre-deploy backup of ${releaseId}`, { timeoutS: o.stopTimeoutS, step: 'stop-poller' });
+}
+
+/** The old poller started again (the release went no further than its backup); throws when it does not come up healthy. */
+export async function restartPoller(env: OpsEnv, log: Logger, appTag: string, o: { healthTimeoutS?: number } = {}): Promise<void> {
+  await startApp(env, appTag, log, { step: 'backup' });
+  await waitHealthy(env, (o.healthTimeoutS ?? 90) * 1000, log, { what: `the poller on ${appTag}`, step: 'backup' });
 }

@@ -4,6 +4,7 @@
 // value the operator already set stays, and one that disagrees with what the operator now gives is
 // a conflict, reported and left alone.
 import { placeholderReason, BOT_TOKEN_RE } from '../checks/preflight.mts';
+import { pollingBot } from '../config/shape.mts';
 
 /** What only the operator knows, asked on a terminal or given by flags. */
 export interface OperatorInput {
@@ -77,7 +78,7 @@ export function formatValue(value: string): string {
 
 export type KeyAction =
   /** written now: from the operator, derived from DOMAIN, generated, or from --settings */
-  | { key: string; action: 'set'; source: 'operator' | 'derived' | 'generated' | 'settings' | 'example'; value: string }
+  | { key: string; action: 'set'; source: 'operator' | 'derived' | 'generated' | 'settings' | 'example' | 'shape'; value: string }
   /** already right (or the operator's own choice that nothing given now contradicts) */
   | { key: string; action: 'kept'; value: string }
   /** the file says one thing, the operator now says another: reported, not changed */
@@ -128,6 +129,15 @@ export function planEnvFile(i: EnvFileInputs): EnvFilePlan {
     if (typeof v === 'string') given[k] = { value: v.trim(), source: 'operator' };
   }
   const domain = given.DOMAIN?.value ?? (unset(current.get('DOMAIN')?.value) ? undefined : current.get('DOMAIN')!.value);
+  // a polling bot (BOT_SHAPE=polling, from --settings or the file) has no domain, certificate or Mini
+  // App: DOMAIN and ACME_EMAIL are not asked, and what follows DOMAIN is left empty (preflight needs
+  // only its BOT_TOKEN); a placeholder there is emptied, never left for preflight to refuse
+  const polling = pollingBot({ BOT_SHAPE: given.BOT_SHAPE?.value ?? current.get('BOT_SHAPE')?.value });
+  const notUsed = (key: string, have: string | undefined) => {
+    if (have === undefined || have.trim() === '') return actions.push({ key, action: 'kept', value: have ?? '' });
+    put(key, '');
+    actions.push({ key, action: 'set', source: 'shape', value: '' });
+  };
 
   const put = (key: string, value: string) => {
     const line = `${key}=${formatValue(value)}`;
@@ -151,6 +161,7 @@ export function planEnvFile(i: EnvFileInputs): EnvFilePlan {
       // an existing file's empty ADMIN_CHAT_ID is the operator's choice (no notifications)
       const chosenEmpty = key === 'ADMIN_CHAT_ID' && i.existing !== null && have !== undefined && have.trim() === '';
       if (!unset(have) || chosenEmpty) actions.push({ key, action: 'kept', value: have! });
+      else if (polling && (key === 'DOMAIN' || key === 'ACME_EMAIL')) notUsed(key, have);
       else {
         ask.push(key as AskedKey);
         actions.push({ key, action: 'missing', value: have ?? '' });
@@ -164,8 +175,12 @@ export function planEnvFile(i: EnvFileInputs): EnvFilePlan {
     // a placeholder (bot.example.com, CHANGE_ME) of a key whose example follows DOMAIN follows it too
     const template = have?.includes(EXAMPLE_DOMAIN) ? have : ex.includes(EXAMPLE_DOMAIN) ? ex : have || ex;
     if (template.includes(EXAMPLE_DOMAIN)) {
-      // follows DOMAIN; without one yet, DOMAIN is asked for and this follows on the next plan
-      if (!domain) continue;
+      // follows DOMAIN; without one yet, DOMAIN is asked for and this follows on the next plan (a
+      // polling bot has none: left empty)
+      if (!domain) {
+        if (polling) notUsed(key, have);
+        continue;
+      }
       const value = template.replaceAll(EXAMPLE_DOMAIN, domain);
       put(key, value);
       actions.push({ key, action: 'set', source: 'derived', value });
@@ -191,7 +206,7 @@ export function describeAction(a: KeyAction): string {
   const shown = (k: string, v: string) => (isSecretKey(k) ? (v ? `(secret, ${v.length} characters)` : '(empty)') : JSON.stringify(v));
   switch (a.action) {
     case 'set':
-      return `${a.key} = ${shown(a.key, a.value)} (${({ operator: 'your answer', settings: 'from --settings', derived: 'from DOMAIN', generated: 'generated', example: 'the example\'s default' } as const)[a.source]})`;
+      return `${a.key} = ${shown(a.key, a.value)} (${({ operator: 'your answer', settings: 'from --settings', derived: 'from DOMAIN', generated: 'generated', example: 'the example\'s default', shape: 'not used by a polling bot' } as const)[a.source]})`;
     case 'kept':
       return `${a.key} kept`;
     case 'conflict':
